@@ -1,0 +1,89 @@
+namespace AgentHost.Llama.Models;
+
+/// <summary>Flash attention mode of a context.</summary>
+public enum FlashAttentionMode
+{
+    /// <summary>Let llama.cpp decide (on for CPU in this build).</summary>
+    Auto,
+    /// <summary>Always on.</summary>
+    On,
+    /// <summary>Always off.</summary>
+    Off,
+}
+
+/// <summary>What to do with input characters the model's vocabulary cannot encode.</summary>
+public enum UnsupportedCharacterPolicy
+{
+    /// <summary>Replace them (accents stripped where the base letter exists, else a space) and log a warning.</summary>
+    Replace,
+    /// <summary>Refuse the input with a clear error naming the first such character.</summary>
+    Reject,
+}
+
+/// <summary>One named model of the catalog (the <c>AgentHost:Models:NAME</c> section of appsettings.json).</summary>
+public sealed class ModelSettings
+{
+    /// <summary>File name looked up in the models folder and the user cache, e.g. <c>stories260K.gguf</c>.</summary>
+    public string? File { get; set; }
+
+    /// <summary>Public download URL used when the file is found nowhere locally.</summary>
+    public string? Url { get; set; }
+
+    /// <summary>Expected SHA-256 of the file (hex); a download that does not match is discarded.</summary>
+    public string? Sha256 { get; set; }
+
+    /// <summary>Context size in tokens; 0 takes the size the model was trained with.</summary>
+    public int ContextSize { get; set; }
+
+    /// <summary>Threads for single-token decodes; 0 uses every core.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Threads for multi-token batches (prefill, speculative trees); 0 uses <see cref="Threads"/>.</summary>
+    public int BatchThreads { get; set; }
+
+    /// <summary>Largest number of tokens one decode call may hold.</summary>
+    public int BatchSize { get; set; } = 512;
+
+    /// <summary>How many parallel sequences a context supports (1 to 256).</summary>
+    public int Sequences { get; set; } = 16;
+
+    /// <summary>Layers offloaded to the GPU (CUDA backend only; 0 keeps everything on the CPU).</summary>
+    public int GpuLayers { get; set; }
+
+    /// <summary>Flash attention mode.</summary>
+    public FlashAttentionMode FlashAttention { get; set; } = FlashAttentionMode.Auto;
+
+    /// <summary>Whether contexts also return hidden states (needed by tool tokens).</summary>
+    public bool HiddenStates { get; set; }
+
+    /// <summary>Policy for characters a vocabulary without byte fallback cannot encode.</summary>
+    public UnsupportedCharacterPolicy UnsupportedCharacters { get; set; } = UnsupportedCharacterPolicy.Replace;
+
+    /// <summary>A copy, so that per-request overrides never change the catalog.</summary>
+    public ModelSettings Clone() => (ModelSettings)MemberwiseClone();
+}
+
+/// <summary>The <c>AgentHost</c> configuration section: the model catalog and where models live.</summary>
+public sealed class AgentHostOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "AgentHost";
+
+    /// <summary>Environment variable naming the models folder; it wins over <see cref="ModelsDir"/>.</summary>
+    public const string ModelsDirVariable = "AGENTHOST_MODELS_DIR";
+
+    /// <summary>Catalog name used when a command names no model.</summary>
+    public string DefaultModel { get; set; } = "stories260k";
+
+    /// <summary>Folder searched for model files (after an explicit path).</summary>
+    public string? ModelsDir { get; set; }
+
+    /// <summary>User cache for downloaded models; empty means <c>$XDG_CACHE_HOME/agenthost/models</c> or <c>~/.cache/agenthost/models</c>.</summary>
+    public string? CacheDir { get; set; }
+
+    /// <summary>Whether a model found nowhere locally may be downloaded from its URL.</summary>
+    public bool AllowDownload { get; set; } = true;
+
+    /// <summary>The named models.</summary>
+    public Dictionary<string, ModelSettings> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+}
