@@ -1,0 +1,34 @@
+namespace AgentHost.Llama.Tests;
+
+/// <summary>Finds the shared test models; a missing model fails the test loudly, never skips it.</summary>
+internal static class TestModels
+{
+    public static string Directory { get; } = FindDirectory();
+
+    public static string Stories260K => Require("stories260K.gguf");
+
+    public static string TinyStories656K => Require("TinyStories-656K-Q8_0.gguf");
+
+    private static string Require(string file)
+    {
+        var path = Path.Combine(Directory, file);
+        if (!File.Exists(path))
+            throw new InvalidOperationException($"Test model '{path}' is missing; set AGENTHOST_MODELS_DIR to the shared models folder.");
+        return path;
+    }
+
+    private static string FindDirectory()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
+        if (!string.IsNullOrEmpty(fromEnvironment))
+            return Path.GetFullPath(fromEnvironment);
+
+        // Developer convenience: <repo>/../shared/models, found by walking up to the solution file.
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "AgentHost.sln")))
+                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models"));
+        }
+        throw new InvalidOperationException("AGENTHOST_MODELS_DIR is not set and no ../shared/models was found.");
+    }
+}
