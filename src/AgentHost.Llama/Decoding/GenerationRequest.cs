@@ -1,0 +1,80 @@
+namespace AgentHost.Llama.Decoding;
+
+/// <summary>Sampling knobs of the plain sampler (llama.cpp's names and defaults).</summary>
+public sealed record SamplingOptions
+{
+    /// <summary>Softmax temperature; 0 means greedy.</summary>
+    public float Temperature { get; init; } = 0.8f;
+
+    /// <summary>Keep only the K most likely tokens; 0 disables.</summary>
+    public int TopK { get; init; } = 40;
+
+    /// <summary>Keep the smallest set of tokens whose probability sums to P; 1 disables.</summary>
+    public float TopP { get; init; } = 0.95f;
+
+    /// <summary>Drop tokens less likely than MinP times the most likely one; 0 disables.</summary>
+    public float MinP { get; init; } = 0.05f;
+
+    /// <summary>Repetition penalty over the last <see cref="PenaltyLastN"/> tokens; 1 disables.</summary>
+    public float RepeatPenalty { get; init; } = 1.0f;
+
+    /// <summary>Subtracted from a logit once per earlier occurrence of its token; 0 disables.</summary>
+    public float FrequencyPenalty { get; init; }
+
+    /// <summary>Subtracted from a logit once if its token occurred; 0 disables.</summary>
+    public float PresencePenalty { get; init; }
+
+    /// <summary>How many recent tokens the penalties look at.</summary>
+    public int PenaltyLastN { get; init; } = 64;
+
+    /// <summary>Random seed; null picks one (reported in the statistics so the run can be repeated).</summary>
+    public ulong? Seed { get; init; }
+
+    /// <summary>Whether any penalty is active.</summary>
+    public bool HasPenalties => PenaltyLastN > 0 && (RepeatPenalty != 1.0f || FrequencyPenalty != 0 || PresencePenalty != 0);
+
+    /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        Require(float.IsFinite(Temperature) && Temperature >= 0, $"temperature must be 0 or more, not {Temperature}.");
+        Require(TopK >= 0, $"top-k must be 0 (off) or more, not {TopK}.");
+        Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.");
+        Require(MinP is >= 0 and < 1, $"min-p must be in [0, 1), not {MinP}.");
+        Require(float.IsFinite(RepeatPenalty) && RepeatPenalty > 0, $"repeat penalty must be positive, not {RepeatPenalty}.");
+        Require(float.IsFinite(FrequencyPenalty), "frequency penalty must be a finite number.");
+        Require(float.IsFinite(PresencePenalty), "presence penalty must be a finite number.");
+        Require(PenaltyLastN >= 0, $"penalty window must be 0 or more, not {PenaltyLastN}.");
+    }
+
+    internal static void Require(bool ok, string message)
+    {
+        if (!ok)
+            throw new AgentHostException(ErrorKind.InvalidArgument, message);
+    }
+}
+
+/// <summary>One generation: the prompt and when to stop.</summary>
+public sealed record GenerationRequest
+{
+    /// <summary>The prompt text.</summary>
+    public required string Prompt { get; init; }
+
+    /// <summary>Most tokens to generate.</summary>
+    public int MaxTokens { get; init; } = 256;
+
+    /// <summary>Strings that end generation; the text ends before the first one found (it may span tokens).</summary>
+    public IReadOnlyList<string> Stop { get; init; } = [];
+
+    /// <summary>Sampler settings (ignored by greedy).</summary>
+    public SamplingOptions Sampling { get; init; } = new();
+
+    /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        SamplingOptions.Require(!string.IsNullOrEmpty(Prompt), "The prompt is empty; pass some text to continue.");
+        SamplingOptions.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
+        foreach (var stop in Stop)
+            SamplingOptions.Require(!string.IsNullOrEmpty(stop), "A stop string is empty.");
+        Sampling.Validate();
+    }
+}

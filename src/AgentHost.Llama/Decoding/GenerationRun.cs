@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using AgentHost.Llama.Engine;
+
+namespace AgentHost.Llama.Decoding;
+
+/// <summary>
+/// The part of a generation every strategy shares: validate the request, tokenize the prompt (through
+/// the input guard), check it fits the context, reset the session to sequence 0 and prefill it; then
+/// collect output and assemble the result with common statistics.
+/// </summary>
+public sealed class GenerationRun
+{
+    private readonly Stopwatch _clock;
+    private readonly int _decodeCallsAtStart;
+
+    private GenerationRun(InferenceSession session, int[] promptTokens, GenerationOutput output, int logitsIndex, Stopwatch clock, int decodeCallsAtStart, TimeSpan prefillTime)
+    {
+        Session = session;
+        PromptTokens = promptTokens;
+        Output = output;
+        LogitsIndex = logitsIndex;
+        _clock = clock;
+        _decodeCallsAtStart = decodeCallsAtStart;
+        PrefillTime = prefillTime;
+    }
+
+    /// <summary>The session (sequence 0 holds the prompt).</summary>
+    public InferenceSession Session { get; }
+
+    /// <summary>The prompt's tokens.</summary>
+    public int[] PromptTokens { get; }
+
+    /// <summary>Accepted tokens and stop conditions.</summary>
+    public GenerationOutput Output { get; }
+
+    /// <summary>Batch index of the prompt's last token, whose logits predict the first new token.</summary>
+    public int LogitsIndex { get; }
+
+    /// <summary>Time the prefill took.</summary>
+    public TimeSpan PrefillTime { get; }
+
+    /// <summary>Whether sequence 0 has no room for another token.</summary>
+    public bool ContextIsFull => Session.GetPast(0) >= Session.ContextSize;
+
+    /// <summary>Validates, tokenizes and prefills. Throws <see cref="AgentHostException"/> for bad input.</summary>
+    public static GenerationRun Start(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+
+        var clock = Stopwatch.StartNew();
+        var model = session.Model;
+        var tokens = model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
+        if (tokens.Length >= session.ContextSize)
+        {
+            throw new AgentHostException(ErrorKind.ContextOverflow,
+                $"The prompt is {tokens.Length} tokens but the context holds {session.ContextSize}; shorten it or raise ContextSize.");
+        }
+
+        session.Reset();
+        var decodeCalls = session.DecodeCalls;
+        var index = session.Prefill(tokens, 0, cancellationToken);
+        var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText);
+        return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed);
+    }
+
+    /// <summary>Completes the text and assembles the result.</summary>
+    public GenerationResult Finish(string strategy, ulong? seed = null, IReadOnlyDictionary<string, double>? extra = null)
+    {
+        var text = Output.Complete();
+        _clock.Stop();
+        return new GenerationResult
+        {
+            Strategy = strategy,
+            Tokens = Output.Tokens,
+            Text = text,
+            StopReason = Output.StopReason ?? StopReason.MaxTokens,
+            Stats = new GenerationStats
+            {
+                PromptTokens = PromptTokens.Length,
+                GeneratedTokens = Output.Tokens.Count,
+                DecodeCalls = Session.DecodeCalls - _decodeCallsAtStart,
+                PrefillTime = PrefillTime,
+                Elapsed = _clock.Elapsed,
+                Seed = seed,
+                Extra = extra ?? new Dictionary<string, double>(),
+            },
+        };
+    }
+}

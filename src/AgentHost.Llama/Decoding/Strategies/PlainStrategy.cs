@@ -1,0 +1,68 @@
+using AgentHost.Llama.Engine;
+
+namespace AgentHost.Llama.Decoding.Strategies;
+
+/// <summary>
+/// One token per decode: pick a token from the last logits, stop or decode it, repeat. Greedy and
+/// sampling differ only in how they pick. The loop is the hot path: no allocation, no LINQ, logits
+/// read in place from native memory.
+/// </summary>
+public abstract class PlainStrategy : IDecodingStrategy
+{
+    /// <inheritdoc />
+    public abstract string Name { get; }
+
+    /// <inheritdoc />
+    public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    {
+        var run = GenerationRun.Start(session, request, onText, cancellationToken);
+        var sampler = CreateSampler(request, session.Model.Vocabulary.Count, run.PromptTokens);
+        var index = run.LogitsIndex;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var logits = session.GetLogits(index);
+            var token = sampler is null ? TokenSampler.ArgMax(logits) : sampler.Sample(logits);
+            if (run.Output.Accept(token))
+                break;
+            if (run.ContextIsFull)
+            {
+                run.Output.StopFor(StopReason.ContextFull);
+                break;
+            }
+            session.ClearBatch();
+            index = session.AddToBatch(token, session.GetPast(0), 0, logits: true);
+            session.Decode(cancellationToken);
+        }
+        return run.Finish(Name, sampler?.Seed);
+    }
+
+    /// <summary>The sampler for this request, or null to take the argmax.</summary>
+    protected abstract TokenSampler? CreateSampler(GenerationRequest request, int vocabularySize, ReadOnlySpan<int> promptTokens);
+}
+
+/// <summary>Always the most likely token: deterministic, the reference for lossless strategies.</summary>
+public sealed class GreedyStrategy : PlainStrategy
+{
+    /// <inheritdoc />
+    public override string Name => "greedy";
+
+    /// <inheritdoc />
+    protected override TokenSampler? CreateSampler(GenerationRequest request, int vocabularySize, ReadOnlySpan<int> promptTokens) => null;
+}
+
+/// <summary>Temperature / top-k / top-p / min-p / penalties sampling with a seed.</summary>
+public sealed class SamplingStrategy : PlainStrategy
+{
+    /// <inheritdoc />
+    public override string Name => "sample";
+
+    /// <inheritdoc />
+    protected override TokenSampler? CreateSampler(GenerationRequest request, int vocabularySize, ReadOnlySpan<int> promptTokens)
+    {
+        var sampler = new TokenSampler(request.Sampling, vocabularySize);
+        foreach (var token in promptTokens)
+            sampler.Accept(token);
+        return sampler;
+    }
+}

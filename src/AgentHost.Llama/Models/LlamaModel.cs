@@ -1,0 +1,203 @@
+using System.Text;
+using AgentHost.Llama.Engine;
+using LLama;
+using LLama.Common;
+using LLama.Exceptions;
+using LLama.Native;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AgentHost.Llama.Models;
+
+/// <summary>
+/// A loaded GGUF model: its weights, vocabulary tables, input guard and the scheduler thread on which
+/// all of its contexts run. Create sessions (contexts) from it with <see cref="CreateSessionAsync"/>.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    /// <summary>Largest number of parallel sequences a context may have (larger values crash this llama.cpp build).</summary>
+    public const int MaxSequences = 256;
+
+    private readonly ILogger _logger;
+
+    private LlamaModel(string name, string path, ModelSettings settings, GgufFile file, LLamaWeights weights,
+        ModelParams parameters, ILogger logger)
+    {
+        Name = name;
+        Path = path;
+        Settings = settings;
+        File = file;
+        Weights = weights;
+        Parameters = parameters;
+        _logger = logger;
+        var guard = InputGuard.ForVocabulary(file.GetString("tokenizer.ggml.model"), file.GetStringArray("tokenizer.ggml.tokens"),
+            file.GetInt32Array("tokenizer.ggml.token_type"), settings.UnsupportedCharacters);
+        if (guard.IsActive)
+        {
+            logger.LogInformation("Model {Name} has no byte-fallback tokens: characters outside its vocabulary are {Policy}ed before tokenizing.",
+                name, settings.UnsupportedCharacters.ToString().ToLowerInvariant());
+        }
+        Vocabulary = new TokenVocabulary(weights.NativeHandle, guard);
+        Scheduler = new ModelScheduler(name);
+    }
+
+    /// <summary>Catalog name (or file name for an explicit path).</summary>
+    public string Name { get; }
+
+    /// <summary>Full path of the GGUF file.</summary>
+    public string Path { get; }
+
+    /// <summary>The settings the model was loaded with (threads resolved).</summary>
+    public ModelSettings Settings { get; }
+
+    /// <summary>The GGUF header read before loading (metadata, tensors).</summary>
+    public GgufFile File { get; }
+
+    /// <summary>Token tables for decoding.</summary>
+    public TokenVocabulary Vocabulary { get; }
+
+    /// <summary>The thread every context of this model runs on.</summary>
+    public ModelScheduler Scheduler { get; }
+
+    /// <summary>The LLamaSharp weights (for code that wants LLamaSharp's own executors).</summary>
+    public LLamaWeights Weights { get; }
+
+    /// <summary>The LLamaSharp parameters every context of this model is created with.</summary>
+    public ModelParams Parameters { get; }
+
+    /// <summary>Context size of new sessions, in tokens.</summary>
+    public int ContextSize => (int)Parameters.ContextSize!.Value;
+
+    /// <summary>
+    /// Validates the file (exists, readable, GGUF, not truncated), then loads it. Every user-caused
+    /// failure is an <see cref="AgentHostException"/> with one clear message.
+    /// </summary>
+    public static LlamaModel Load(string name, string path, ModelSettings settings, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var logger = loggerFactory.CreateLogger<LlamaModel>();
+        settings = settings.Clone();
+        Validate(settings);
+
+        var file = GgufFile.Read(path);
+        NativeRuntime.Configure(loggerFactory);
+
+        var cores = Environment.ProcessorCount;
+        settings.Threads = ClampThreads(settings.Threads, cores, "Threads", logger);
+        settings.BatchThreads = settings.BatchThreads == 0 ? settings.Threads : ClampThreads(settings.BatchThreads, cores, "BatchThreads", logger);
+
+        var parameters = new ModelParams(path)
+        {
+            GpuLayerCount = settings.GpuLayers,
+            Threads = settings.Threads,
+            BatchThreads = settings.BatchThreads,
+            BatchSize = (uint)settings.BatchSize,
+            UBatchSize = (uint)settings.BatchSize,
+            SeqMax = (uint)settings.Sequences,
+            KVUnified = true, // shared prefixes across sequences need one unified cache
+            Embeddings = settings.HiddenStates,
+            PoolingType = settings.HiddenStates ? LLamaPoolingType.None : LLamaPoolingType.Unspecified,
+            FlashAttention = settings.FlashAttention switch
+            {
+                FlashAttentionMode.On => true,
+                FlashAttentionMode.Off => false,
+                _ => null,
+            },
+        };
+
+        LLamaWeights weights;
+        try
+        {
+            weights = LLamaWeights.LoadFromFile(parameters);
+        }
+        catch (LoadWeightsFailedException ex)
+        {
+            throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load model file '{path}' (unsupported architecture or corrupt data; the native log has details).", ex);
+        }
+
+        var trained = weights.NativeHandle.ContextSize;
+        var contextSize = settings.ContextSize == 0 ? trained : settings.ContextSize;
+        if (settings.ContextSize > trained)
+            logger.LogWarning("Model {Name}: context size {Requested} exceeds the {Trained} tokens it was trained with.", name, settings.ContextSize, trained);
+        parameters.ContextSize = (uint)contextSize;
+        settings.ContextSize = contextSize;
+
+        logger.LogDebug("Loaded {Name} from {Path}: {Vocab} tokens, context {Context}, threads {Threads}/{BatchThreads}.",
+            name, path, weights.Vocab.Count, contextSize, settings.Threads, settings.BatchThreads);
+        try
+        {
+            return new LlamaModel(name, System.IO.Path.GetFullPath(path), settings, file, weights, parameters, logger);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Tokenizes user text. Text the vocabulary cannot encode is replaced or rejected first (see
+    /// <see cref="InputGuard"/>), so this never hands llama.cpp a character that would abort the process.
+    /// </summary>
+    public int[] Tokenize(string text, bool addBos)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var safe = Vocabulary.Guard.Sanitize(text, out var replaced);
+        if (replaced > 0)
+            _logger.LogWarning("Replaced {Count} character(s) that model {Name} cannot encode.", replaced, Name);
+
+        var tokens = Weights.NativeHandle.Tokenize(safe, addBos, special: false, Encoding.UTF8);
+        var ids = new int[tokens.Length];
+        for (var i = 0; i < tokens.Length; i++)
+            ids[i] = (int)tokens[i];
+        return ids;
+    }
+
+    /// <summary>Renders tokens as text (UTF-8, control tokens omitted).</summary>
+    public string Detokenize(ReadOnlySpan<int> tokens)
+    {
+        var bytes = new List<byte>();
+        foreach (var token in tokens)
+            bytes.AddRange(Vocabulary.GetBytes(token));
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
+    /// <summary>Creates a new session (a context with its own KV cache) on the model's scheduler thread.</summary>
+    public Task<InferenceSession> CreateSessionAsync(CancellationToken cancellationToken = default)
+        => Scheduler.RunAsync(() => new InferenceSession(this), cancellationToken);
+
+    /// <summary>Stops the scheduler and frees the weights.</summary>
+    public void Dispose()
+    {
+        Scheduler.Dispose();
+        Weights.Dispose();
+    }
+
+    private static void Validate(ModelSettings settings)
+    {
+        static void Require(bool ok, string message)
+        {
+            if (!ok)
+                throw new AgentHostException(ErrorKind.InvalidArgument, message);
+        }
+
+        Require(settings.ContextSize >= 0, $"ContextSize must be 0 (the model's own) or positive, not {settings.ContextSize}.");
+        Require(settings.Threads >= 0, $"Threads must be 0 (all cores) or positive, not {settings.Threads}.");
+        Require(settings.BatchThreads >= 0, $"BatchThreads must be 0 (same as Threads) or positive, not {settings.BatchThreads}.");
+        Require(settings.BatchSize >= 1, $"BatchSize must be at least 1, not {settings.BatchSize}.");
+        Require(settings.Sequences is >= 1 and <= MaxSequences, $"Sequences must be between 1 and {MaxSequences}, not {settings.Sequences}.");
+        Require(settings.GpuLayers >= -1, $"GpuLayers must be -1 (all), 0 or positive, not {settings.GpuLayers}.");
+    }
+
+    private static int ClampThreads(int requested, int cores, string name, ILogger logger)
+    {
+        if (requested == 0)
+            return cores;
+        if (requested <= cores)
+            return requested;
+        // More compute threads than cores only makes llama.cpp's thread teams fight each other.
+        logger.LogWarning("{Setting} = {Requested} exceeds the {Cores} cores of this machine; using {Cores}.", name, requested, cores, cores);
+        return cores;
+    }
+}

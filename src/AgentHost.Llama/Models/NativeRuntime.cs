@@ -1,0 +1,59 @@
+using LLama.Native;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AgentHost.Llama.Models;
+
+/// <summary>
+/// Process-wide llama.cpp setup. The native log callback must be installed before the native library
+/// loads; llama.cpp is very chatty, and routing its log through <see cref="ILogger"/> with a level
+/// filter (category <see cref="LogCategory"/>) also keeps decoding fast.
+/// </summary>
+public static class NativeRuntime
+{
+    /// <summary>Logger category of llama.cpp's own messages (filter it in <c>Logging:LogLevel</c>).</summary>
+    public const string LogCategory = "LlamaCpp";
+
+    private static readonly Lock _gate = new();
+    private static ILogger _logger = NullLogger.Instance;
+    private static LLamaLogLevel _lastLevel = LLamaLogLevel.Info;
+    private static bool _configured;
+
+    /// <summary>
+    /// Routes native log messages to <paramref name="loggerFactory"/>. Safe to call more than once:
+    /// the callback is installed once and later calls only change where messages go.
+    /// </summary>
+    public static void Configure(ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        lock (_gate)
+        {
+            _logger = loggerFactory.CreateLogger(LogCategory);
+            if (_configured)
+                return;
+            NativeLibraryConfig.All.WithLogCallback(OnNativeLog);
+            _configured = true;
+        }
+    }
+
+    private static void OnNativeLog(LLamaLogLevel level, string message)
+    {
+        // A Continue fragment belongs to the message before it: filter it by that message's level.
+        if (level == LLamaLogLevel.Continue)
+            level = _lastLevel;
+        else
+            _lastLevel = level;
+
+        var logLevel = level switch
+        {
+            LLamaLogLevel.Error => LogLevel.Error,
+            LLamaLogLevel.Warning => LogLevel.Warning,
+            LLamaLogLevel.Info => LogLevel.Information,
+            LLamaLogLevel.Debug => LogLevel.Debug,
+            _ => LogLevel.Trace,
+        };
+        var logger = _logger;
+        if (logger.IsEnabled(logLevel))
+            logger.Log(logLevel, "{NativeMessage}", message.TrimEnd('\n'));
+    }
+}

@@ -1,0 +1,140 @@
+using AgentHost.Llama;
+using AgentHost.Llama.Models;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace AgentHost.Cli;
+
+/// <summary>
+/// Entry point: builds the generic host (appsettings.json next to the executable, environment
+/// variables, logging to stderr, DI) and runs one verb. A user mistake prints one line on stderr and
+/// exits non-zero; it never shows a stack trace.
+/// </summary>
+internal static class CliApp
+{
+    public const int ExitOk = 0;
+    public const int ExitError = 1;
+    public const int ExitUsage = 2;
+    public const int ExitInternal = 70;
+    public const int ExitCancelled = 130;
+
+    private static readonly OptionSpec[] _globalOptions =
+    [
+        new("verbose", "Log debug detail (native llama.cpp log included) to stderr.", IsFlag: true),
+        new("help", "Show help for the verb.", IsFlag: true),
+    ];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        using var cancellation = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancellation.Cancel();
+        };
+
+        var verbose = args.Contains("--verbose");
+        using var host = BuildHost(verbose);
+        var commands = host.Services.GetServices<ICommand>().ToList();
+        var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("AgentHost");
+
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        {
+            PrintUsage(commands);
+            return args.Length == 0 ? ExitUsage : ExitOk;
+        }
+
+        var command = commands.FirstOrDefault(c => c.Name == args[0]);
+        if (command is null)
+        {
+            Console.Error.WriteLine($"error: unknown verb '{args[0]}'. Verbs: {string.Join(", ", commands.Select(c => c.Name))}.");
+            return ExitUsage;
+        }
+
+        try
+        {
+            var specs = command.Options.Concat(_globalOptions).ToList();
+            var line = CommandLine.Parse(command.Name, args[1..], specs);
+            if (line.Has("help"))
+            {
+                PrintHelp(command, specs);
+                return ExitOk;
+            }
+            return await command.RunAsync(line, cancellation.Token);
+        }
+        catch (AgentHostException ex)
+        {
+            logger.LogDebug(ex, "User error");
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ex.Kind == ErrorKind.InvalidArgument ? ExitUsage : ExitError;
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("cancelled.");
+            return ExitCancelled;
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Unexpected failure");
+            Console.Error.WriteLine($"error: internal failure: {ex.Message} (run with --verbose for details).");
+            return ExitInternal;
+        }
+    }
+
+    private static IHost BuildHost(bool verbose)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            // The CLI parses its own arguments; configuration comes from files and the environment.
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+            EnvironmentName = Environments.Production,
+        });
+        builder.Configuration.AddEnvironmentVariables("AGENTHOST_");
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = null;
+        });
+        // Logs never mix with the generated text on stdout.
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        if (verbose)
+            builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
+
+        var options = new AgentHostOptions();
+        builder.Configuration.GetSection(AgentHostOptions.SectionName).Bind(options);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<ModelLoader>();
+        builder.Services.AddSingleton<ICommand, GenerateCommand>();
+        builder.Services.AddSingleton<ICommand, ModelsCommand>();
+        builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
+        return builder.Build();
+    }
+
+    private static void PrintUsage(IEnumerable<ICommand> commands)
+    {
+        Console.WriteLine("AgentHost: local GGUF models with token-level decoding strategies.");
+        Console.WriteLine();
+        Console.WriteLine("usage: agenthost <verb> [options]    (dotnet run --project src/AgentHost -- <verb> ...)");
+        Console.WriteLine();
+        foreach (var command in commands)
+            Console.WriteLine($"  {command.Name,-10} {command.Summary}");
+        Console.WriteLine();
+        Console.WriteLine("'<verb> --help' lists a verb's options.");
+    }
+
+    private static void PrintHelp(ICommand command, IEnumerable<OptionSpec> specs)
+    {
+        Console.WriteLine($"{command.Name}: {command.Summary}");
+        Console.WriteLine();
+        foreach (var spec in specs)
+        {
+            var left = spec.IsFlag ? $"--{spec.Name}" : $"--{spec.Name} {spec.ValueName}";
+            Console.WriteLine($"  {left,-26} {spec.Help}{(spec.Repeatable ? " (repeatable)" : "")}");
+        }
+    }
+}

@@ -1,0 +1,47 @@
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Cli;
+
+/// <summary>
+/// Download progress on stderr: a redrawn bar on a terminal, a line per quarter when stderr is redirected.
+/// </summary>
+internal sealed class ConsoleProgressBar(string label) : IProgress<DownloadProgress>
+{
+    private const int Width = 30;
+    private readonly Lock _gate = new();
+    private int _lastQuarter = -1;
+    private bool _drawn;
+
+    public void Report(DownloadProgress value)
+    {
+        lock (_gate)
+        {
+            var fraction = value.TotalBytes is > 0 ? Math.Clamp((double)value.BytesReceived / value.TotalBytes.Value, 0, 1) : (double?)null;
+            var size = value.TotalBytes is { } total ? $"{Megabytes(value.BytesReceived)}/{Megabytes(total)} MB" : $"{Megabytes(value.BytesReceived)} MB";
+            if (Console.IsErrorRedirected)
+            {
+                var quarter = fraction is { } f ? (int)(f * 4) : _lastQuarter + 1;
+                if (quarter == _lastQuarter)
+                    return;
+                _lastQuarter = quarter;
+                Console.Error.WriteLine(fraction is { } p ? $"{label}: {p:P0} ({size})" : $"{label}: {size}");
+                return;
+            }
+            var bar = fraction is { } g ? new string('#', (int)(g * Width)).PadRight(Width) : new string('?', Width);
+            Console.Error.Write($"\r{label} [{bar}] {(fraction is { } h ? $"{h,4:P0}" : "")} {size}   ");
+            _drawn = true;
+        }
+    }
+
+    public void Finish()
+    {
+        lock (_gate)
+        {
+            if (_drawn)
+                Console.Error.WriteLine();
+            _drawn = false;
+        }
+    }
+
+    private static string Megabytes(long bytes) => (bytes / 1_000_000.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,87 @@
+using AgentHost.Llama.Decoding;
+
+namespace AgentHost.Cli;
+
+/// <summary><c>generate</c>: continue a prompt with a decoding strategy, streaming text to stdout.</summary>
+internal sealed class GenerateCommand(ModelLoader loader) : ICommand
+{
+    public string Name => "generate";
+
+    public string Summary => "Continue a prompt, streaming the text (or one JSON object with --json).";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
+        new("prompt", "The text to continue (required).", ValueName: "TEXT"),
+        new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)} (default greedy).", ValueName: "NAME"),
+        new("max-tokens", "Most tokens to generate (default 256).", ValueName: "N"),
+        new("temperature", "Sampling temperature (default 0.8).", ValueName: "T"),
+        new("top-k", "Top-k, 0 = off (default 40).", ValueName: "K"),
+        new("top-p", "Top-p in (0, 1] (default 0.95).", ValueName: "P"),
+        new("min-p", "Min-p in [0, 1) (default 0.05).", ValueName: "P"),
+        new("repeat-penalty", "Repetition penalty, 1 = off (default 1).", ValueName: "X"),
+        new("frequency-penalty", "Frequency penalty (default 0).", ValueName: "X"),
+        new("presence-penalty", "Presence penalty (default 0).", ValueName: "X"),
+        new("seed", "Random seed for sampling (default: random, reported).", ValueName: "S"),
+        new("stop", "Stop string; the text ends before it.", Repeatable: true, ValueName: "STR"),
+        new("json", "Print one JSON object (text, token_ids, strategy, model, stats) instead of streaming.", IsFlag: true),
+    ];
+
+    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var request = BuildRequest(line);
+        var strategy = DecodingStrategies.Create(line.GetString("strategy") ?? "greedy");
+        var json = line.Has("json");
+
+        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        using var session = await model.CreateSessionAsync(cancellationToken);
+
+        Action<string>? onText = json ? null : piece => Console.Out.Write(piece);
+        var result = await session.GenerateAsync(strategy, request, onText, cancellationToken);
+
+        if (json)
+        {
+            Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
+            {
+                ["model"] = model.Name,
+                ["model_path"] = model.Path,
+                ["strategy"] = result.Strategy,
+                ["prompt"] = request.Prompt,
+                ["text"] = result.Text,
+                ["token_ids"] = result.Tokens,
+                ["stop_reason"] = result.StopReason,
+                ["stats"] = JsonOutput.Stats(result.Stats),
+            }));
+        }
+        else
+        {
+            Console.Out.WriteLine();
+            Console.Out.Flush();
+            var stats = result.Stats;
+            Console.Error.WriteLine($"[{result.Strategy}: {stats.GeneratedTokens} tokens, {stats.TokensPerSecond:F0} tok/s, stop: {result.StopReason}{(stats.Seed is { } seed ? $", seed {seed}" : "")}]");
+        }
+        return CliApp.ExitOk;
+    }
+
+    private static GenerationRequest BuildRequest(CommandLine line)
+    {
+        var defaults = new SamplingOptions();
+        return new GenerationRequest
+        {
+            Prompt = line.RequireString("prompt"),
+            MaxTokens = line.GetInt("max-tokens", min: 1) ?? 256,
+            Stop = line.GetAll("stop"),
+            Sampling = new SamplingOptions
+            {
+                Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
+                TopK = line.GetInt("top-k", min: 0) ?? defaults.TopK,
+                TopP = line.GetFloat("top-p") ?? defaults.TopP,
+                MinP = line.GetFloat("min-p") ?? defaults.MinP,
+                RepeatPenalty = line.GetFloat("repeat-penalty") ?? defaults.RepeatPenalty,
+                FrequencyPenalty = line.GetFloat("frequency-penalty") ?? defaults.FrequencyPenalty,
+                PresencePenalty = line.GetFloat("presence-penalty") ?? defaults.PresencePenalty,
+                Seed = line.GetULong("seed"),
+            },
+        };
+    }
+}

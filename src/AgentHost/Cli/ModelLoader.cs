@@ -1,0 +1,27 @@
+using AgentHost.Llama.Models;
+using Microsoft.Extensions.Logging;
+
+namespace AgentHost.Cli;
+
+/// <summary>Resolves a model name or path (downloading with a progress bar when needed) and loads it.</summary>
+internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory loggerFactory)
+{
+    private static readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
+
+    public ModelResolver Resolver { get; } = new(options, loggerFactory.CreateLogger<ModelResolver>(), new ModelDownloader(_http, loggerFactory.CreateLogger<ModelDownloader>()));
+
+    public async Task<LlamaModel> LoadAsync(string? nameOrPath, CancellationToken cancellationToken)
+    {
+        var progress = new ConsoleProgressBar("downloading");
+        ResolvedModel resolved;
+        try
+        {
+            resolved = await Resolver.ResolveAsync(nameOrPath, progress, cancellationToken);
+        }
+        finally
+        {
+            progress.Finish();
+        }
+        return LlamaModel.Load(resolved.Name, resolved.Path, resolved.Settings, loggerFactory);
+    }
+}

@@ -1,0 +1,3 @@
+using AgentHost.Cli;
+
+return await CliApp.RunAsync(args);
