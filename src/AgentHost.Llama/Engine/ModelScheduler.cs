@@ -12,6 +12,7 @@ public sealed class ModelScheduler : IDisposable
 {
     private readonly BlockingCollection<Action> _queue = new();
     private readonly Thread _thread;
+    private int _disposed;
 
     /// <summary>Starts the scheduler thread.</summary>
     public ModelScheduler(string name)
@@ -30,44 +31,28 @@ public sealed class ModelScheduler : IDisposable
             throw new InvalidOperationException("A llama context was used off its model's scheduler thread; run the work through ModelScheduler.RunAsync.");
     }
 
-    /// <summary>Runs <paramref name="work"/> on the scheduler thread (inline when already on it).</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> on the scheduler thread (inline when already on it). Cancelling
+    /// before the work starts cancels the task at once; once started, the work itself observes the
+    /// token, so the task never completes while the context is still in use.
+    /// </summary>
     public Task<T> RunAsync<T>(Func<T> work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
         if (IsCurrentThread)
             return Task.FromResult(work());
 
-        var completion = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var registration = cancellationToken.Register(() => completion.TrySetCanceled(cancellationToken));
+        var item = new WorkItem<T>(work, cancellationToken);
         try
         {
-            _queue.Add(() =>
-            {
-                using (registration)
-                {
-                    if (completion.Task.IsCompleted)
-                        return;
-                    try
-                    {
-                        completion.TrySetResult(work());
-                    }
-                    catch (OperationCanceledException ex)
-                    {
-                        completion.TrySetCanceled(ex.CancellationToken);
-                    }
-                    catch (Exception ex)
-                    {
-                        completion.TrySetException(ex);
-                    }
-                }
-            }, CancellationToken.None);
+            _queue.Add(item.Run, CancellationToken.None);
         }
         catch (InvalidOperationException)
         {
-            registration.Dispose();
+            item.Abandon();
             throw new ObjectDisposedException(nameof(ModelScheduler));
         }
-        return completion.Task;
+        return item.Task;
     }
 
     /// <summary>Runs <paramref name="work"/> on the scheduler thread.</summary>
@@ -83,14 +68,57 @@ public sealed class ModelScheduler : IDisposable
             work();
     }
 
+    private sealed class WorkItem<T>
+    {
+        private const int Queued = 0, Started = 1, Cancelled = 2;
+        private readonly Func<T> _work;
+        private readonly CancellationToken _cancellationToken;
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly CancellationTokenRegistration _registration;
+        private int _state;
+
+        public WorkItem(Func<T> work, CancellationToken cancellationToken)
+        {
+            _work = work;
+            _cancellationToken = cancellationToken;
+            _registration = cancellationToken.Register(() =>
+            {
+                if (Interlocked.CompareExchange(ref _state, Cancelled, Queued) == Queued)
+                    _completion.TrySetCanceled(cancellationToken);
+            });
+        }
+
+        public Task<T> Task => _completion.Task;
+
+        public void Run()
+        {
+            if (Interlocked.CompareExchange(ref _state, Started, Queued) != Queued)
+                return;
+            _registration.Dispose();
+            try
+            {
+                _completion.TrySetResult(_work());
+            }
+            catch (OperationCanceledException) when (_cancellationToken.IsCancellationRequested)
+            {
+                _completion.TrySetCanceled(_cancellationToken);
+            }
+            catch (Exception ex)
+            {
+                _completion.TrySetException(ex);
+            }
+        }
+
+        public void Abandon() => _registration.Dispose();
+    }
+
     /// <summary>Lets queued work finish, then stops the thread.</summary>
     public void Dispose()
     {
-        if (_queue.IsAddingCompleted)
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
             return;
         _queue.CompleteAdding();
         if (!IsCurrentThread)
             _thread.Join();
-        _queue.Dispose();
     }
 }

@@ -1,0 +1,61 @@
+using System.Diagnostics;
+
+namespace AgentHost.Tests;
+
+/// <summary>Runs the real AgentHost executable (built next to the tests) and captures what it prints.</summary>
+internal static class AgentHostProcess
+{
+    public sealed record Result(int ExitCode, string StdOut, string StdErr);
+
+    public static string ModelsDirectory { get; } = FindModelsDirectory();
+
+    public static async Task<Result> RunAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "AgentHost.dll"));
+        foreach (var arg in args)
+            start.ArgumentList.Add(arg);
+        start.Environment["AGENTHOST_MODELS_DIR"] = ModelsDirectory;
+        // Never touch the real user cache or the network from tests.
+        start.Environment["AGENTHOST_AgentHost__CacheDir"] = Path.Combine(Path.GetTempPath(), "agenthost-cli-tests-cache");
+        start.Environment["AGENTHOST_AgentHost__AllowDownload"] = "false";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[key] = value;
+
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"agenthost {string.Join(' ', args)} did not finish in time.");
+        }
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static string FindModelsDirectory()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
+        if (!string.IsNullOrEmpty(fromEnvironment))
+            return Path.GetFullPath(fromEnvironment);
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "AgentHost.sln")))
+                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models"));
+        }
+        throw new InvalidOperationException("AGENTHOST_MODELS_DIR is not set and no ../shared/models was found.");
+    }
+}

@@ -1,0 +1,164 @@
+using System.Text.Json;
+
+namespace AgentHost.Tests;
+
+/// <summary>The command line, run as a real process on the real models.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _temp = Directory.CreateTempSubdirectory("agenthost-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    private static Task<AgentHostProcess.Result> Run(params string[] args) => AgentHostProcess.RunAsync(args);
+
+    private static void AssertOneClearError(AgentHostProcess.Result result, int exitCode, string expected)
+    {
+        Assert.Equal(exitCode, result.ExitCode);
+        var lines = result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+        Assert.DoesNotContain("   at ", result.StdErr);
+        Assert.Equal("", result.StdOut);
+    }
+
+    [Fact]
+    public async Task Generate_streams_the_greedy_story_to_stdout()
+    {
+        var result = await Run("generate", "--prompt", "Once upon a time", "--max-tokens", "20");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.StartsWith(", there was a little girl named Lily.", result.StdOut);
+        Assert.Contains("greedy: 20 tokens", result.StdErr);
+    }
+
+    [Fact]
+    public async Task Generate_json_has_text_token_ids_strategy_model_and_stats()
+    {
+        var result = await Run("generate", "--model", "stories260k", "--prompt", "Once upon a time", "--max-tokens", "12",
+            "--strategy", "sample", "--seed", "5", "--json");
+
+        Assert.Equal(0, result.ExitCode);
+        using var json = JsonDocument.Parse(result.StdOut);
+        var root = json.RootElement;
+        Assert.Equal("sample", root.GetProperty("strategy").GetString());
+        Assert.Equal("stories260k", root.GetProperty("model").GetString());
+        Assert.Equal(12, root.GetProperty("token_ids").GetArrayLength());
+        Assert.False(string.IsNullOrEmpty(root.GetProperty("text").GetString()));
+        Assert.Equal("max_tokens", root.GetProperty("stop_reason").GetString());
+        var stats = root.GetProperty("stats");
+        Assert.Equal(12, stats.GetProperty("generated_tokens").GetInt32());
+        Assert.Equal(5, stats.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(5UL, stats.GetProperty("seed").GetUInt64());
+        Assert.True(stats.GetProperty("tokens_per_second").GetDouble() > 0);
+
+        var again = await Run("generate", "--prompt", "Once upon a time", "--max-tokens", "12", "--strategy", "sample", "--seed", "5", "--json");
+        Assert.Equal(root.GetProperty("token_ids").ToString(), JsonDocument.Parse(again.StdOut).RootElement.GetProperty("token_ids").ToString());
+    }
+
+    [Fact]
+    public async Task Generate_accepts_an_explicit_model_path_and_stop_strings()
+    {
+        var path = Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf");
+        var result = await Run("generate", "--model", path, "--prompt", "Once upon a time", "--stop", "Lily", "--stop", "zzz", "--json");
+
+        Assert.Equal(0, result.ExitCode);
+        var root = JsonDocument.Parse(result.StdOut).RootElement;
+        Assert.Equal(", there was a little girl named ", root.GetProperty("text").GetString());
+        Assert.Equal("stop_string", root.GetProperty("stop_reason").GetString());
+    }
+
+    [Fact]
+    public async Task The_hazard_prompt_on_the_656k_model_survives()
+    {
+        var result = await Run("generate", "--model", "tinystories656k", "--prompt", "Tom (the cat) said: café ☕", "--max-tokens", "30");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.False(string.IsNullOrWhiteSpace(result.StdOut));
+    }
+
+    [Fact]
+    public async Task A_missing_model_file_is_one_clear_error()
+        => AssertOneClearError(await Run("generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"), 1, "does not exist");
+
+    [Fact]
+    public async Task A_file_that_is_not_gguf_is_one_clear_error()
+    {
+        var path = Path.Combine(_temp, "notes.gguf");
+        await File.WriteAllTextAsync(path, "these are not the weights you are looking for");
+        AssertOneClearError(await Run("generate", "--model", path, "--prompt", "hi"), 1, "not a GGUF file");
+    }
+
+    [Fact]
+    public async Task A_truncated_model_file_is_one_clear_error()
+    {
+        var bytes = await File.ReadAllBytesAsync(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"));
+        var path = Path.Combine(_temp, "half.gguf");
+        await File.WriteAllBytesAsync(path, bytes[..(bytes.Length / 2)]);
+        AssertOneClearError(await Run("generate", "--model", path, "--prompt", "hi"), 1, "truncated");
+    }
+
+    [Fact]
+    public async Task An_unreadable_model_path_is_one_clear_error()
+        => AssertOneClearError(await Run("generate", "--model", _temp, "--prompt", "hi"), 1, _temp);
+
+    [Fact]
+    public async Task An_unknown_model_name_lists_the_catalog()
+        => AssertOneClearError(await Run("generate", "--model", "gpt-17", "--prompt", "hi"), 1, "stories260k");
+
+    [Fact]
+    public async Task An_empty_prompt_is_one_clear_error()
+        => AssertOneClearError(await Run("generate", "--prompt", ""), 2, "prompt is empty");
+
+    [Fact]
+    public async Task A_prompt_longer_than_the_context_is_one_clear_error()
+    {
+        var result = await AgentHostProcess.RunAsync(
+            ["generate", "--prompt", string.Join(' ', Enumerable.Repeat("Once upon a time there was a dog.", 20))],
+            new Dictionary<string, string> { ["AGENTHOST_AgentHost__Models__stories260k__ContextSize"] = "32" });
+        AssertOneClearError(result, 1, "context holds 32");
+    }
+
+    [Theory]
+    [InlineData("--max-tokens", "abc", "--max-tokens expects a whole number")]
+    [InlineData("--max-tokens", "0", "--max-tokens must be at least 1")]
+    [InlineData("--temperature", "-1", "temperature must be 0 or more")]
+    [InlineData("--top-p", "2", "top-p must be in (0, 1]")]
+    [InlineData("--strategy", "beam", "Unknown decoding strategy 'beam'")]
+    [InlineData("--frobnicate", "1", "unknown option '--frobnicate'")]
+    public async Task Invalid_option_values_are_one_clear_error_with_exit_code_2(string option, string value, string expected)
+        => AssertOneClearError(await Run("generate", "--prompt", "Once", option, value), 2, expected);
+
+    [Fact]
+    public async Task An_unknown_verb_is_a_usage_error()
+        => AssertOneClearError(await Run("frobnicate"), 2, "unknown verb 'frobnicate'");
+
+    [Fact]
+    public async Task Models_lists_the_catalog_and_where_each_model_resolves()
+    {
+        var result = await Run("models");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("stories260k", result.StdOut);
+        Assert.Contains("tinystories656k", result.StdOut);
+        Assert.Contains(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"), result.StdOut);
+    }
+
+    [Fact]
+    public async Task Bench_reports_every_row_with_a_ratio_against_the_baseline()
+    {
+        var jsonPath = Path.Combine(_temp, "bench.json");
+        var result = await Run("bench", "--runs", "2", "--warmup", "0", "--max-tokens", "8", "--json", jsonPath);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("llamasharp-stateless", result.StdOut);
+        var root = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement;
+        Assert.Equal("greedy", root.GetProperty("baseline").GetString());
+        var rows = root.GetProperty("rows").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+        Assert.Equal(["greedy", "sample", "llamasharp-stateless"], rows.Keys);
+        Assert.Equal(1.0, rows["greedy"].GetProperty("ratio_vs_baseline").GetDouble());
+        Assert.Equal(2, rows["llamasharp-stateless"].GetProperty("runs").GetArrayLength());
+        Assert.True(rows["llamasharp-stateless"].GetProperty("ratio_vs_baseline").GetDouble() > 0);
+        Assert.Equal(2, root.GetProperty("settings").GetProperty("threads").GetInt32());
+    }
+}
