@@ -1,0 +1,55 @@
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Cli;
+
+/// <summary><c>models</c>: the catalog and where each model resolves now, or why it does not.</summary>
+internal sealed class ModelsCommand(ModelLoader loader, AgentHostOptions options) : ICommand
+{
+    public string Name => "models";
+
+    public string Summary => "List the model catalog and where each model resolves (or why not).";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("json", "Print the list as JSON.", IsFlag: true),
+    ];
+
+    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var locations = options.Models.Keys.Order(StringComparer.OrdinalIgnoreCase).Select(loader.Resolver.Describe).ToList();
+        if (line.Has("json"))
+        {
+            Console.Out.WriteLine(JsonOutput.Serialize(locations.Select(l => new Dictionary<string, object?>
+            {
+                ["name"] = l.Name,
+                ["default"] = IsDefault(l.Name),
+                ["file"] = l.Settings.File,
+                ["available"] = l.IsAvailable,
+                ["path"] = l.Path,
+                ["source"] = l.Source,
+                ["status"] = l.Status,
+                ["url"] = l.Settings.Url,
+                ["context_size"] = l.Settings.ContextSize,
+            })));
+            return Task.FromResult(CliApp.ExitOk);
+        }
+
+        if (locations.Count == 0)
+        {
+            Console.Out.WriteLine("The catalog (AgentHost:Models in appsettings.json) is empty.");
+            return Task.FromResult(CliApp.ExitOk);
+        }
+        var width = Math.Max(4, locations.Max(l => l.Name.Length + (IsDefault(l.Name) ? 2 : 0)));
+        Console.Out.WriteLine($"{"name".PadRight(width)}  {"file",-28}  where");
+        foreach (var location in locations)
+        {
+            var name = IsDefault(location.Name) ? location.Name + " *" : location.Name;
+            Console.Out.WriteLine($"{name.PadRight(width)}  {location.Settings.File,-28}  {location.Status}");
+        }
+        Console.Out.WriteLine();
+        Console.Out.WriteLine("* default model");
+        return Task.FromResult(CliApp.ExitOk);
+    }
+
+    private bool IsDefault(string name) => string.Equals(name, options.DefaultModel, StringComparison.OrdinalIgnoreCase);
+}
