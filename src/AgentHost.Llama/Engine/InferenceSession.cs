@@ -28,6 +28,7 @@ public sealed class InferenceSession : IDisposable
         Model = model;
         _context = model.Weights.CreateContext(model.Parameters);
         _handle = _context.NativeHandle;
+        ContextSize = Math.Min((int)_handle.ContextSize, model.ContextSize);
         _past = new int[model.Settings.Sequences];
         _pendingPast = new int[_past.Length];
     }
@@ -35,8 +36,11 @@ public sealed class InferenceSession : IDisposable
     /// <summary>The model this session decodes with.</summary>
     public LlamaModel Model { get; }
 
-    /// <summary>Context size in tokens (shared by all sequences).</summary>
-    public int ContextSize => (int)_handle.ContextSize;
+    /// <summary>
+    /// Context size in tokens (shared by all sequences): the configured size, even where llama.cpp
+    /// rounds its allocation up (it pads to a multiple of 256).
+    /// </summary>
+    public int ContextSize { get; }
 
     /// <summary>Number of sequences (ids 0 .. SequenceCount-1).</summary>
     public int SequenceCount => _past.Length;
