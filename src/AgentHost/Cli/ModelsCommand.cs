@@ -44,7 +44,8 @@ internal sealed class ModelsCommand(ModelLoader loader, AgentHostOptions options
         foreach (var location in locations)
         {
             var name = IsDefault(location.Name) ? location.Name + " *" : location.Name;
-            Console.Out.WriteLine($"{name.PadRight(width)}  {location.Settings.File,-28}  {location.Status}");
+            var where = location.Path is null ? location.Status : $"{location.Status}: {location.Path}";
+            Console.Out.WriteLine($"{name.PadRight(width)}  {location.Settings.File,-28}  {where}");
         }
         Console.Out.WriteLine();
         Console.Out.WriteLine("* default model");
