@@ -1,0 +1,350 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace AgentHost.Llama.Models;
+
+/// <summary>
+/// Turns a user's <c>--model</c> value into a model file. Order: an explicit path; the models folder
+/// (<c>AGENTHOST_MODELS_DIR</c>, else <see cref="AgentHostOptions.ModelsDir"/>); the user cache
+/// (<see cref="AgentHostOptions.CacheDir"/>, else <c>$XDG_CACHE_HOME/agenthost/models</c>, else
+/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache.
+/// </summary>
+public sealed partial class ModelResolver
+{
+    private static readonly Lazy<HttpClient> _sharedHttpClient = new(CreateHttpClient);
+
+    private readonly AgentHostOptions _options;
+    private readonly ILogger _logger;
+    private readonly Func<string, string?> _getEnvironmentVariable;
+    private ModelDownloader? _downloader;
+
+    /// <summary>Creates a resolver.</summary>
+    /// <param name="options">The model catalog and folders.</param>
+    /// <param name="logger">Receives where models were found and downloads.</param>
+    /// <param name="downloader">Downloads missing models; by default one over a shared <see cref="HttpClient"/>.</param>
+    /// <param name="getEnvironmentVariable">
+    /// Reads environment variables (<c>AGENTHOST_MODELS_DIR</c>, <c>XDG_CACHE_HOME</c>, <c>HOME</c>);
+    /// by default <see cref="Environment.GetEnvironmentVariable(string)"/>. Tests pass their own.
+    /// </param>
+    public ModelResolver(
+        AgentHostOptions options,
+        ILogger? logger = null,
+        ModelDownloader? downloader = null,
+        Func<string, string?>? getEnvironmentVariable = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _logger = logger ?? NullLogger.Instance;
+        _downloader = downloader;
+        _getEnvironmentVariable = getEnvironmentVariable ?? Environment.GetEnvironmentVariable;
+    }
+
+    /// <summary>The models folder searched now (full path), or <see langword="null"/> when none is configured.</summary>
+    public string? ModelsDirectory => FindModelsDirectory().Path;
+
+    /// <summary>The user cache folder (full path) searched and downloaded into.</summary>
+    public string CacheDirectory
+    {
+        get
+        {
+            if (!string.IsNullOrWhiteSpace(_options.CacheDir))
+                return Path.GetFullPath(ExpandHome(_options.CacheDir.Trim()));
+
+            var xdg = _getEnvironmentVariable("XDG_CACHE_HOME");
+            if (!string.IsNullOrWhiteSpace(xdg) && Path.IsPathRooted(xdg))
+                return Path.GetFullPath(Path.Combine(xdg, "agenthost", "models"));
+
+            return Path.GetFullPath(Path.Combine(HomeDirectory(), ".cache", "agenthost", "models"));
+        }
+    }
+
+    /// <summary>Resolves a model, downloading it into the user cache if it is found nowhere locally.</summary>
+    /// <param name="nameOrPath">A catalog name (any case) or a path to a model file; <see langword="null"/> or empty takes <see cref="AgentHostOptions.DefaultModel"/>.</param>
+    /// <param name="progress">Receives download progress, if a download happens.</param>
+    /// <param name="cancellationToken">Cancels a download.</param>
+    /// <returns>The file and its settings.</returns>
+    /// <exception cref="AgentHostException">
+    /// <see cref="ErrorKind.ModelNotFound"/> for a missing file or an unknown name,
+    /// <see cref="ErrorKind.DownloadFailed"/> when the download fails,
+    /// <see cref="ErrorKind.InvalidArgument"/> for a malformed catalog entry.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled during a download.</exception>
+    public async Task<ResolvedModel> ResolveAsync(
+        string? nameOrPath,
+        IProgress<DownloadProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        var value = ValueOrDefault(nameOrPath);
+        if (IsExplicitPath(value))
+            return ResolveExplicitPath(value);
+
+        var (name, settings) = FindCatalogEntry(value);
+        var search = Search(name, settings);
+        if (search.Found is not null)
+        {
+            LogResolved(_logger, name, search.Found.Path, search.Found.Source);
+            return search.Found;
+        }
+
+        var url = DownloadUrl(name, settings);
+        if (search.IsCatalogPath || !_options.AllowDownload || url is null)
+            throw NotFound(search, url);
+
+        var destination = Path.Combine(search.CacheDirectory, search.FileName);
+        LogDownloading(_logger, name, url, destination);
+        _downloader ??= new ModelDownloader(_sharedHttpClient.Value, _logger);
+        await _downloader.DownloadAsync(url, destination, settings.Sha256, progress, cancellationToken).ConfigureAwait(false);
+        return new ResolvedModel(name, destination, settings.Clone(), ModelSource.Downloaded);
+    }
+
+    /// <summary>Says where a model resolves right now, without downloading anything.</summary>
+    /// <param name="name">A catalog name (any case) or a path to a model file.</param>
+    /// <returns>The location, or why there is none.</returns>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.ModelNotFound"/> for a name the catalog does not know.</exception>
+    public ModelLocation Describe(string name)
+    {
+        var value = ValueOrDefault(name);
+        if (IsExplicitPath(value))
+        {
+            var full = FullPath(value);
+            var (entryName, entrySettings) = FindCatalogEntryByFile(Path.GetFileName(full));
+            return File.Exists(full)
+                ? new ModelLocation(entryName, entrySettings, full, ModelSource.ExplicitPath, "explicit path")
+                : new ModelLocation(entryName, entrySettings, null, null, "not found");
+        }
+
+        var (catalogName, settings) = FindCatalogEntry(value);
+        var search = Search(catalogName, settings);
+        if (search.Found is not null)
+        {
+            var status = search.Found.Source switch
+            {
+                ModelSource.ModelsDir => "models folder",
+                ModelSource.Cache => "user cache",
+                _ => "catalog path",
+            };
+            return new ModelLocation(catalogName, settings.Clone(), search.Found.Path, search.Found.Source, status);
+        }
+
+        var url = DownloadUrl(catalogName, settings);
+        var missing = search.IsCatalogPath ? "not found at the catalog path"
+            : url is null ? "not found; no download URL"
+            : !_options.AllowDownload ? "not found; downloads are disabled"
+            : $"not found; would download from {url}";
+        return new ModelLocation(catalogName, settings.Clone(), null, null, missing);
+    }
+
+    /// <summary>Describes every catalog entry, ordered by name; a malformed entry gets its error as <see cref="ModelLocation.Status"/>.</summary>
+    /// <returns>One location per catalog entry.</returns>
+    public IReadOnlyList<ModelLocation> DescribeAll()
+    {
+        var names = _options.Models.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList();
+        var locations = new List<ModelLocation>(names.Count);
+        foreach (var name in names)
+        {
+            try
+            {
+                locations.Add(Describe(name));
+            }
+            catch (AgentHostException ex)
+            {
+                var settings = _options.Models[name]?.Clone() ?? new ModelSettings();
+                locations.Add(new ModelLocation(name, settings, null, null, "invalid: " + ex.Message));
+            }
+        }
+        return locations;
+    }
+
+    private string ValueOrDefault(string? nameOrPath)
+    {
+        var value = string.IsNullOrWhiteSpace(nameOrPath) ? _options.DefaultModel : nameOrPath.Trim();
+        if (string.IsNullOrWhiteSpace(value))
+            throw new AgentHostException(ErrorKind.ModelNotFound, "No model was given and no default model is configured (AgentHost:DefaultModel).");
+        return value.Trim();
+    }
+
+    private static bool IsExplicitPath(string value) =>
+        File.Exists(value)
+        || value.Contains(Path.DirectorySeparatorChar)
+        || value.Contains(Path.AltDirectorySeparatorChar)
+        || value.StartsWith('~')
+        || value.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase);
+
+    private ResolvedModel ResolveExplicitPath(string value)
+    {
+        var full = FullPath(value);
+        if (Directory.Exists(full))
+            throw new AgentHostException(ErrorKind.ModelNotFound, $"Model file '{full}' is a folder, not a model file.");
+        if (!File.Exists(full))
+            throw new AgentHostException(ErrorKind.ModelNotFound, $"Model file '{full}' does not exist.");
+
+        var (name, settings) = FindCatalogEntryByFile(Path.GetFileName(full));
+        LogResolved(_logger, name, full, ModelSource.ExplicitPath);
+        return new ResolvedModel(name, full, settings, ModelSource.ExplicitPath);
+    }
+
+    /// <summary>The catalog entry whose <see cref="ModelSettings.File"/> has this file name, else the file name and default settings.</summary>
+    private (string Name, ModelSettings Settings) FindCatalogEntryByFile(string fileName)
+    {
+        foreach (var (name, settings) in _options.Models)
+        {
+            if (!string.IsNullOrWhiteSpace(settings?.File)
+                && string.Equals(Path.GetFileName(settings.File.Trim()), fileName, StringComparison.OrdinalIgnoreCase))
+            {
+                return (name, settings.Clone());
+            }
+        }
+        return (fileName, new ModelSettings());
+    }
+
+    private (string Name, ModelSettings Settings) FindCatalogEntry(string value)
+    {
+        // Scan rather than index: the result carries the catalog's spelling of the name, and a caller may have
+        // replaced the case-insensitive dictionary with one that is not. An exact match wins over another case.
+        (string Name, ModelSettings Settings)? match = null;
+        foreach (var (name, settings) in _options.Models)
+        {
+            if (settings is null || !string.Equals(name, value, StringComparison.OrdinalIgnoreCase))
+                continue;
+            if (string.Equals(name, value, StringComparison.Ordinal))
+                return (name, settings);
+            match ??= (name, settings);
+        }
+        if (match is not null)
+            return match.Value;
+
+        var known = _options.Models.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList();
+        var list = known.Count == 0 ? "none (the catalog is empty)" : string.Join(", ", known);
+        throw new AgentHostException(ErrorKind.ModelNotFound,
+            $"Unknown model '{value}'. Known models: {list}. Pass a catalog name or a path to a .gguf file.");
+    }
+
+    private SearchResult Search(string name, ModelSettings settings)
+    {
+        var file = settings.File?.Trim();
+        if (string.IsNullOrEmpty(file))
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The catalog entry '{name}' sets no File; set AgentHost:Models:{name}:File to the model's file name.");
+        }
+
+        var (modelsDir, modelsDirOrigin) = FindModelsDirectory();
+        var cacheDir = CacheDirectory;
+
+        if (Path.IsPathRooted(file))
+        {
+            // A catalog entry may name a file anywhere; it is used as is and never downloaded.
+            var full = Path.GetFullPath(file);
+            var found = File.Exists(full) ? new ResolvedModel(name, full, settings.Clone(), ModelSource.ExplicitPath) : null;
+            return new SearchResult(name, full, modelsDir, modelsDirOrigin, cacheDir, found, IsCatalogPath: true);
+        }
+        if (Path.GetFileName(file) != file || file is "." or "..")
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The catalog entry '{name}' has File '{file}'; it must be a plain file name (looked up in the models folder and the user cache) or an absolute path.");
+        }
+
+        if (modelsDir is not null)
+        {
+            var inModelsDir = Path.Combine(modelsDir, file);
+            if (File.Exists(inModelsDir))
+                return new SearchResult(name, file, modelsDir, modelsDirOrigin, cacheDir, new ResolvedModel(name, inModelsDir, settings.Clone(), ModelSource.ModelsDir), false);
+        }
+
+        var inCache = Path.Combine(cacheDir, file);
+        if (File.Exists(inCache))
+            return new SearchResult(name, file, modelsDir, modelsDirOrigin, cacheDir, new ResolvedModel(name, inCache, settings.Clone(), ModelSource.Cache), false);
+
+        return new SearchResult(name, file, modelsDir, modelsDirOrigin, cacheDir, null, false);
+    }
+
+    private (string? Path, string Origin) FindModelsDirectory()
+    {
+        var fromEnvironment = _getEnvironmentVariable(AgentHostOptions.ModelsDirVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+            return (Path.GetFullPath(ExpandHome(fromEnvironment.Trim())), AgentHostOptions.ModelsDirVariable);
+        if (!string.IsNullOrWhiteSpace(_options.ModelsDir))
+            return (Path.GetFullPath(ExpandHome(_options.ModelsDir.Trim())), "AgentHost:ModelsDir");
+        return (null, "");
+    }
+
+    private Uri? DownloadUrl(string name, ModelSettings settings)
+    {
+        if (string.IsNullOrWhiteSpace(settings.Url))
+            return null;
+        if (!Uri.TryCreate(settings.Url.Trim(), UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The catalog entry '{name}' has Url '{settings.Url}', which is not an absolute http or https URL.");
+        }
+        return url;
+    }
+
+    private AgentHostException NotFound(SearchResult search, Uri? url)
+    {
+        if (search.IsCatalogPath)
+        {
+            return new AgentHostException(ErrorKind.ModelNotFound,
+                $"Model file '{search.FileName}' (catalog entry '{search.Name}') does not exist.");
+        }
+
+        var places = search.ModelsDirectory is null
+            ? $"in the user cache '{search.CacheDirectory}' (no models folder is set: set {AgentHostOptions.ModelsDirVariable} or AgentHost:ModelsDir)"
+            : $"in the models folder '{search.ModelsDirectory}' (from {search.ModelsDirectoryOrigin}) or the user cache '{search.CacheDirectory}'";
+        var why = url is null
+            ? "the catalog gives no download URL for it"
+            : $"downloads are disabled (AgentHost:AllowDownload is false), so it was not downloaded from {url}";
+        return new AgentHostException(ErrorKind.ModelNotFound,
+            $"Model '{search.Name}' (file '{search.FileName}') was not found {places}, and {why}.");
+    }
+
+    private string FullPath(string value) => Path.GetFullPath(ExpandHome(value));
+
+    private string ExpandHome(string path)
+    {
+        if (path == "~")
+            return HomeDirectory();
+        if (path.StartsWith("~/", StringComparison.Ordinal) || path.StartsWith("~" + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            return Path.Combine(HomeDirectory(), path[2..]);
+        return path;
+    }
+
+    private string HomeDirectory()
+    {
+        var home = _getEnvironmentVariable("HOME");
+        if (string.IsNullOrWhiteSpace(home))
+            home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (string.IsNullOrWhiteSpace(home))
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                "Cannot find the home folder for the user cache; set AgentHost:CacheDir or XDG_CACHE_HOME.");
+        }
+        return home;
+    }
+
+    private static HttpClient CreateHttpClient()
+    {
+        var client = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(30) })
+        {
+            Timeout = TimeSpan.FromSeconds(100),
+        };
+        client.DefaultRequestHeaders.UserAgent.ParseAdd("AgentHost");
+        return client;
+    }
+
+    /// <summary>What a local search found, and where it looked.</summary>
+    private sealed record SearchResult(
+        string Name,
+        string FileName,
+        string? ModelsDirectory,
+        string ModelsDirectoryOrigin,
+        string CacheDirectory,
+        ResolvedModel? Found,
+        bool IsCatalogPath);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Model {Name} resolved to {Path} ({Source})")]
+    private static partial void LogResolved(ILogger logger, string name, string path, ModelSource source);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Name} was not found locally; downloading it from {Url} to {Path}")]
+    private static partial void LogDownloading(ILogger logger, string name, Uri url, string path);
+}

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace AgentHost.Llama.Tests.Support;
+
+/// <summary>An <see cref="IProgress{T}"/> that records reports synchronously (unlike <see cref="Progress{T}"/>, which posts them).</summary>
+internal sealed class RecordingProgress<T> : IProgress<T>
+{
+    private readonly List<T> _reports = [];
+
+    public Action<T>? OnReport { get; init; }
+
+    public IReadOnlyList<T> Reports
+    {
+        get
+        {
+            lock (_reports)
+                return _reports.ToList();
+        }
+    }
+
+    public void Report(T value)
+    {
+        lock (_reports)
+            _reports.Add(value);
+        OnReport?.Invoke(value);
+    }
+}
+
+/// <summary>A logger that keeps every entry, for asserting on warnings.</summary>
+internal sealed class RecordingLogger : ILogger
+{
+    private readonly List<(LogLevel Level, string Message)> _entries = [];
+
+    public IReadOnlyList<(LogLevel Level, string Message)> Entries
+    {
+        get
+        {
+            lock (_entries)
+                return _entries.ToList();
+        }
+    }
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        lock (_entries)
+            _entries.Add((logLevel, formatter(state, exception)));
+    }
+}
