@@ -16,7 +16,7 @@ internal sealed class ModelsCommand(ModelLoader loader, AgentHostOptions options
 
     public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        var locations = options.Models.Keys.Order(StringComparer.OrdinalIgnoreCase).Select(loader.Resolver.Describe).ToList();
+        var locations = loader.Resolver.DescribeAll();
         if (line.Has("json"))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(locations.Select(l => new Dictionary<string, object?>
