@@ -12,7 +12,7 @@ using LLama.Sampling;
 namespace AgentHost.Bench;
 
 /// <summary>
-/// <c>bench</c>: a fixed prompt set, warm-up, several interleaved runs, medians, and each row's
+/// <c>bench</c>: a fixed prompt set, warm-up, several runs, medians, and each row's
 /// tokens/s as a ratio against the baseline measured in the same run. The peer row is LLamaSharp's
 /// own <see cref="StatelessExecutor"/> with greedy sampling on the same weights and parameters.
 /// </summary>
@@ -58,19 +58,27 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         Console.Error.WriteLine($"bench: {model.Name}, {prompts.Count} prompts x {maxTokens} max tokens, {runs} runs + {warmup} warm-up, " +
             $"threads {settings.Threads}/{settings.BatchThreads}, flash attention {settings.FlashAttention.ToString().ToLowerInvariant()}, context {settings.ContextSize}");
 
+        // AgentHost's rows first, interleaved within each run so slow drifts of a shared machine hit
+        // them alike; the peer afterwards. Order matters: once code decodes from several threads
+        // (StatelessExecutor's async continuations hop between pool threads), libgomp counts more
+        // OpenMP threads than cores and throttles its spin-waits for the whole process, which
+        // would slow every row measured after it.
         for (var run = 0; run < warmup + runs; run++)
         {
-            var measured = run >= warmup;
-            // Rows are interleaved within each run so slow drifts of a shared machine hit all of them alike.
-            for (var r = 0; r < rows.Count; r++)
+            for (var r = 0; r < strategies.Count; r++)
             {
-                var sample = r < strategies.Count
-                    ? await RunStrategyAsync(session, strategies[r], prompts, maxTokens, cancellationToken)
-                    : await RunPeerAsync(model, prompts, maxTokens, cancellationToken);
-                if (measured)
+                var sample = await RunStrategyAsync(session, strategies[r], prompts, maxTokens, cancellationToken);
+                if (run >= warmup)
                     rows[r].Samples.Add(sample);
             }
-            Console.Error.WriteLine(measured ? $"  run {run - warmup + 1}/{runs} done" : $"  warm-up {run + 1}/{warmup} done");
+            Report(run, warmup, runs, "AgentHost rows");
+        }
+        for (var run = 0; run < warmup + runs; run++)
+        {
+            var sample = await RunPeerAsync(model, prompts, maxTokens, cancellationToken);
+            if (run >= warmup)
+                rows[^1].Samples.Add(sample);
+            Report(run, warmup, runs, PeerRow);
         }
 
         var baselineRow = rows.First(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase));
@@ -117,6 +125,9 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         }
         return new RunSample(tokens, DecodeCalls: null, clock.Elapsed);
     }
+
+    private static void Report(int run, int warmup, int runs, string what)
+        => Console.Error.WriteLine(run >= warmup ? $"  {what}: run {run - warmup + 1}/{runs} done" : $"  {what}: warm-up {run + 1}/{warmup} done");
 
     private static List<string> ReadPrompts(string path)
     {
