@@ -93,3 +93,28 @@ public sealed class SessionPrimitivesTests(Stories260KFixture fixture)
         await Run(s => { s.ClearBatch(); return true; });
     }
 }
+
+public sealed class HiddenStateTests
+{
+    [Fact]
+    public async Task With_hidden_states_on_a_decode_returns_both_logits_and_the_final_hidden_state()
+    {
+        var settings = Stories260KFixture.Settings;
+        settings.HiddenStates = true;
+        using var model = Models.LlamaModel.Load("stories260k", TestModels.Stories260K, settings);
+        using var session = await model.CreateSessionAsync();
+
+        var (logits, hidden, greedy) = await session.RunAsync(s =>
+        {
+            var prompt = s.Model.Tokenize("Once upon a time", addBos: true);
+            s.Reset();
+            var index = s.Prefill(prompt, 0);
+            return (s.GetLogits(index).ToArray(), s.GetHiddenState(index).ToArray(), Decoding.TokenSampler.ArgMax(s.GetLogits(index)));
+        });
+
+        Assert.Equal(model.Vocabulary.Count, logits.Length);
+        Assert.Equal(64, hidden.Length); // stories260K: d = 64
+        Assert.Contains(hidden, h => h != 0);
+        Assert.Equal(",", model.Detokenize([greedy]));
+    }
+}

@@ -24,11 +24,11 @@ internal sealed class ConsoleProgressBar(string label) : IProgress<DownloadProgr
                 if (quarter == _lastQuarter)
                     return;
                 _lastQuarter = quarter;
-                Console.Error.WriteLine(fraction is { } p ? $"{label}: {p:P0} ({size})" : $"{label}: {size}");
+                Console.Error.WriteLine(fraction is { } p ? $"{label}: {Percent(p)} ({size})" : $"{label}: {size}");
                 return;
             }
             var bar = fraction is { } g ? new string('#', (int)(g * Width)).PadRight(Width) : new string('?', Width);
-            Console.Error.Write($"\r{label} [{bar}] {(fraction is { } h ? $"{h,4:P0}" : "")} {size}   ");
+            Console.Error.Write($"\r{label} [{bar}] {(fraction is { } h ? Percent(h).PadLeft(4) : "")} {size}   ");
             _drawn = true;
         }
     }
@@ -42,6 +42,8 @@ internal sealed class ConsoleProgressBar(string label) : IProgress<DownloadProgr
             _drawn = false;
         }
     }
+
+    private static string Percent(double fraction) => ((int)(fraction * 100)).ToString(System.Globalization.CultureInfo.InvariantCulture) + "%";
 
     private static string Megabytes(long bytes) => (bytes / 1_000_000.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
 }
