@@ -16,11 +16,10 @@ public sealed class InferenceSession : IDisposable
 {
     private readonly LLamaContext _context;
     private readonly SafeLLamaContextHandle _handle;
-    private readonly LLamaBatch _batch = new();
+    private readonly NativeBatch _batch;
     private readonly int[] _past;
     private readonly int[] _pendingPast;   // per sequence: highest position in the pending batch + 1
-    private readonly LLamaSeqId[] _oneSequence = new LLamaSeqId[1];
-    private LLamaSeqId[] _sequenceSet = new LLamaSeqId[4];
+    private readonly int[] _oneSequence = new int[1];
 
     internal InferenceSession(LlamaModel model)
     {
@@ -30,6 +29,7 @@ public sealed class InferenceSession : IDisposable
         _handle = _context.NativeHandle;
         ContextSize = Math.Min((int)_handle.ContextSize, model.ContextSize);
         _past = new int[model.Settings.Sequences];
+        _batch = new NativeBatch((int)_handle.BatchSize, _past.Length);
         _pendingPast = new int[_past.Length];
     }
 
@@ -49,7 +49,7 @@ public sealed class InferenceSession : IDisposable
     public int BatchCapacity => (int)_handle.BatchSize;
 
     /// <summary>Tokens currently in the pending batch.</summary>
-    public int BatchCount => _batch.TokenCount;
+    public int BatchCount => _batch.Count;
 
     /// <summary>Decode calls made by this session so far.</summary>
     public int DecodeCalls { get; private set; }
@@ -67,9 +67,9 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Adds a token of one sequence to the pending batch; returns its batch index.</summary>
     public int AddToBatch(int token, int position, int sequence, bool logits)
     {
-        _oneSequence[0] = (LLamaSeqId)CheckSequence(sequence);
+        _oneSequence[0] = CheckSequence(sequence);
         NotePending(sequence, position);
-        return _batch.Add((LLamaToken)token, position, _oneSequence, logits);
+        return _batch.Add(token, position, _oneSequence, logits);
     }
 
     /// <summary>Adds a token shared by several sequences (tree attention, shared prefixes); returns its batch index.</summary>
@@ -77,14 +77,12 @@ public sealed class InferenceSession : IDisposable
     {
         if (sequences.IsEmpty)
             throw new ArgumentException("A token needs at least one sequence.", nameof(sequences));
-        if (_sequenceSet.Length < sequences.Length)
-            _sequenceSet = new LLamaSeqId[Math.Max(sequences.Length, _sequenceSet.Length * 2)];
-        for (var i = 0; i < sequences.Length; i++)
+        foreach (var sequence in sequences)
         {
-            _sequenceSet[i] = (LLamaSeqId)CheckSequence(sequences[i]);
-            NotePending(sequences[i], position);
+            CheckSequence(sequence);
+            NotePending(sequence, position);
         }
-        return _batch.Add((LLamaToken)token, position, _sequenceSet.AsSpan(0, sequences.Length), logits);
+        return _batch.Add(token, position, sequences, logits);
     }
 
     /// <summary>
@@ -96,12 +94,10 @@ public sealed class InferenceSession : IDisposable
     {
         Model.Scheduler.VerifyAccess();
         cancellationToken.ThrowIfCancellationRequested();
-        if (_batch.TokenCount == 0)
+        if (_batch.Count == 0)
             return;
-        if (_batch.TokenCount > BatchCapacity)
-            throw new InvalidOperationException($"A batch of {_batch.TokenCount} tokens exceeds the batch size {BatchCapacity}.");
 
-        var result = _handle.Decode(_batch);
+        var result = _batch.Decode(_handle);
         DecodeCalls++;
         switch (result)
         {
@@ -253,5 +249,9 @@ public sealed class InferenceSession : IDisposable
     }
 
     /// <summary>Frees the context.</summary>
-    public void Dispose() => _context.Dispose();
+    public void Dispose()
+    {
+        _context.Dispose();
+        _batch.Dispose();
+    }
 }
