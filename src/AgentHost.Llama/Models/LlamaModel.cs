@@ -19,6 +19,7 @@ public sealed class LlamaModel : IDisposable
     public const int MaxSequences = 256;
 
     private readonly ILogger _logger;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _state = new();
 
     private LlamaModel(string name, string path, ModelSettings settings, GgufFile file, LLamaWeights weights,
         ModelParams parameters, ILogger logger)
@@ -161,6 +162,16 @@ public sealed class LlamaModel : IDisposable
         foreach (var token in tokens)
             bytes.AddRange(Vocabulary.GetBytes(token));
         return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
+    /// <summary>
+    /// State a strategy keeps per loaded model across requests (e.g. token recycling's adjacency
+    /// matrix): one instance per type, created on first use.
+    /// </summary>
+    public T GetState<T>(Func<LlamaModel, T> create) where T : class
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        return (T)_state.GetOrAdd(typeof(T), _ => create(this));
     }
 
     /// <summary>Creates a new session (a context with its own KV cache) on the model's scheduler thread.</summary>

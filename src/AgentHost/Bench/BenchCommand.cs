@@ -34,13 +34,14 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         new("max-tokens", "Most tokens per prompt (default 128).", ValueName: "N"),
         new("prompts", "Prompt file, one per line (default: the bench/prompts.txt shipped with AgentHost).", ValueName: "FILE"),
         new("json", "Also write every measurement to this JSON file.", ValueName: "FILE"),
+        .. StrategyArguments.Specs,
     ];
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var strategyNames = (line.GetString("strategies") ?? "greedy,sample")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var strategies = strategyNames.Select(DecodingStrategies.Create).ToList();
+        var strategies = StrategyArguments.Create(line, strategyNames);
         var baseline = line.GetString("baseline") ?? "greedy";
         if (!strategyNames.Contains(baseline, StringComparer.OrdinalIgnoreCase) && baseline != PeerRow)
             throw CommandLine.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", strategyNames.Append(PeerRow))}).");

@@ -25,12 +25,13 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
         new("seed", "Random seed for sampling (default: random, reported).", ValueName: "S"),
         new("stop", "Stop string; the text ends before it.", Repeatable: true, ValueName: "STR"),
         new("json", "Print one JSON object (text, token_ids, strategy, model, stats) instead of streaming.", IsFlag: true),
+        .. StrategyArguments.Specs,
     ];
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var request = BuildRequest(line);
-        var strategy = DecodingStrategies.Create(line.GetString("strategy") ?? "greedy");
+        var strategy = StrategyArguments.Create(line, [line.GetString("strategy") ?? "greedy"])[0];
         var json = line.Has("json");
 
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
