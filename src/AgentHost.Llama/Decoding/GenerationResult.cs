@@ -58,4 +58,10 @@ public sealed class GenerationResult
 
     /// <summary>Statistics.</summary>
     public required GenerationStats Stats { get; init; }
+
+    /// <summary>
+    /// Strategy-specific detail beyond flat statistics (e.g. one record per branching step), or null.
+    /// Serialised as is into the CLI's <c>--json</c> output under <c>details</c>.
+    /// </summary>
+    public object? Details { get; init; }
 }

@@ -67,7 +67,7 @@ public sealed class GenerationRun
     }
 
     /// <summary>Completes the text and assembles the result.</summary>
-    public GenerationResult Finish(string strategy, ulong? seed = null, IReadOnlyDictionary<string, double>? extra = null)
+    public GenerationResult Finish(string strategy, ulong? seed = null, IReadOnlyDictionary<string, double>? extra = null, object? details = null)
     {
         var text = Output.Complete();
         _clock.Stop();
@@ -77,6 +77,7 @@ public sealed class GenerationRun
             Tokens = Output.Tokens,
             Text = text,
             StopReason = Output.StopReason ?? StopReason.MaxTokens,
+            Details = details,
             Stats = new GenerationStats
             {
                 PromptTokens = PromptTokens.Length,

@@ -95,6 +95,7 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         {
             var tokens = 0;
             var decodeCalls = 0;
+            var extra = new Dictionary<string, double>();
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < prompts.Count; i++)
             {
@@ -107,8 +108,10 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
                 var result = strategy.Generate(s, request, null, cancellationToken);
                 tokens += result.Stats.GeneratedTokens;
                 decodeCalls += result.Stats.DecodeCalls;
+                foreach (var (key, value) in result.Stats.Extra)
+                    extra[key] = extra.GetValueOrDefault(key) + value;
             }
-            return new RunSample(tokens, decodeCalls, clock.Elapsed);
+            return new RunSample(tokens, decodeCalls, clock.Elapsed, extra);
         }, cancellationToken);
     }
 
@@ -124,7 +127,7 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
             await foreach (var _ in executor.InferAsync(prompt, inference, cancellationToken))
                 tokens++;
         }
-        return new RunSample(tokens, DecodeCalls: null, clock.Elapsed);
+        return new RunSample(tokens, DecodeCalls: null, clock.Elapsed, Extra: []);
     }
 
     private static void Report(int run, int warmup, int runs, string what)
@@ -180,12 +183,14 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
                 ["ratio_vs_baseline"] = Math.Round(r.MedianTokensPerSecond / baseline.MedianTokensPerSecond, 3),
                 ["median_tokens"] = r.MedianTokens,
                 ["median_decode_calls"] = r.MedianDecodeCalls,
+                ["median_extra"] = r.MedianExtra(),
                 ["runs"] = r.Samples.Select(s => new Dictionary<string, object?>
                 {
                     ["tokens"] = s.Tokens,
                     ["decode_calls"] = s.DecodeCalls,
                     ["elapsed_ms"] = Math.Round(s.Elapsed.TotalMilliseconds, 3),
                     ["tokens_per_second"] = Math.Round(s.TokensPerSecond, 1),
+                    ["extra"] = s.Extra,
                 }).ToList(),
             }).ToList(),
         };
@@ -196,7 +201,8 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         Console.Error.WriteLine($"wrote {path}");
     }
 
-    private sealed record RunSample(int Tokens, int? DecodeCalls, TimeSpan Elapsed)
+    // Extra: the strategies' own statistics, summed over the prompts of the run.
+    private sealed record RunSample(int Tokens, int? DecodeCalls, TimeSpan Elapsed, Dictionary<string, double> Extra)
     {
         public double TokensPerSecond => Tokens / Elapsed.TotalSeconds;
     }
@@ -212,6 +218,9 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         public double MedianTokens => Median(Samples.Select(s => (double)s.Tokens));
 
         public double? MedianDecodeCalls => Samples.Any(s => s.DecodeCalls is null) ? null : Median(Samples.Select(s => (double)s.DecodeCalls!.Value));
+
+        public Dictionary<string, double> MedianExtra()
+            => Samples.SelectMany(s => s.Extra.Keys).Distinct().ToDictionary(k => k, k => Median(Samples.Select(s => s.Extra.GetValueOrDefault(k))));
 
         private static double Median(IEnumerable<double> values)
         {

@@ -52,6 +52,7 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
                 ["token_ids"] = result.Tokens,
                 ["stop_reason"] = result.StopReason,
                 ["stats"] = JsonOutput.Stats(result.Stats),
+                ["details"] = result.Details,
             }));
         }
         else
