@@ -7,15 +7,37 @@ namespace AgentHost.Llama.Decoding;
 /// <param name="Summary">One line for help texts.</param>
 /// <param name="Options">The strategy-specific options it reads.</param>
 /// <param name="Create">Builds the strategy from its options (plain sampling options live on the request).</param>
-public sealed record StrategyDescriptor(string Name, string Summary, IReadOnlyList<StrategyOption> Options, Func<StrategyOptions, IDecodingStrategy> Create);
+/// <param name="Sampling">Whether it samples: never, only with sampling settings, or always.</param>
+public sealed record StrategyDescriptor(string Name, string Summary, SamplingUse Sampling, IReadOnlyList<StrategyOption> Options, Func<StrategyOptions, IDecodingStrategy> Create);
+
+/// <summary>How a strategy uses <see cref="GenerationRequest.Sampling"/>.</summary>
+public enum SamplingUse
+{
+    /// <summary>Ignores it (greedy).</summary>
+    Never,
+    /// <summary>Greedy without sampling settings, sampling with them.</summary>
+    Optional,
+    /// <summary>Always samples (defaults when none are given).</summary>
+    Always,
+}
 
 /// <summary>The strategies a request can name. Add a strategy here and the CLI, bench and chat layers offer it.</summary>
 public static class DecodingStrategies
 {
     private static readonly StrategyDescriptor[] _all =
     [
-        new("greedy", "Always the most likely token.", [], _ => new GreedyStrategy()),
-        new("sample", "Temperature, top-k, top-p, min-p and penalties with a seed.", [], _ => new SamplingStrategy()),
+        new("greedy", "Always the most likely token.", SamplingUse.Never, [], _ => new GreedyStrategy()),
+        new("sample", "Temperature, top-k, top-p, min-p and penalties with a seed.", SamplingUse.Always, [], _ => new SamplingStrategy()),
+        new("recycling", "Token Recycling: lossless speculative decoding from recycled candidate tokens (greedy, or sampling with sampling options).", SamplingUse.Optional,
+        [
+            new(RecyclingStrategy.TreeOption, "tree", "Draft tree template: auto (default), chain-N, tree-N, 2.2.2, 2.2.2:N or JSON paths."),
+            new(RecyclingStrategy.MatrixOption, "recycling-matrix", "File to warm-start the adjacency matrix from and save it to."),
+        ], o => new RecyclingStrategy(o)),
+        new("lookup", "Prompt lookup decoding: lossless speculative decoding from n-gram matches in prompt + output.", SamplingUse.Optional,
+        [
+            new(LookupStrategy.NgramOption, "lookup-ngram", "Longest n-gram to match (default 3)."),
+            new(LookupStrategy.DraftOption, "lookup-draft", "Most tokens drafted per step (default 3)."),
+        ], o => new LookupStrategy(o)),
     ];
 
     /// <summary>Every strategy.</summary>

@@ -65,8 +65,11 @@ public sealed record GenerationRequest
     /// <summary>Strings that end generation; the text ends before the first one found (it may span tokens).</summary>
     public IReadOnlyList<string> Stop { get; init; } = [];
 
-    /// <summary>Sampler settings (ignored by greedy).</summary>
-    public SamplingOptions Sampling { get; init; } = new();
+    /// <summary>
+    /// Sampler settings, or null for none. Strategies that can do both (token recycling, lookup)
+    /// decode greedily without them; <c>sample</c> then uses the defaults; <c>greedy</c> ignores them.
+    /// </summary>
+    public SamplingOptions? Sampling { get; init; }
 
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
@@ -75,6 +78,6 @@ public sealed record GenerationRequest
         SamplingOptions.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
         foreach (var stop in Stop)
             SamplingOptions.Require(!string.IsNullOrEmpty(stop), "A stop string is empty.");
-        Sampling.Validate();
+        Sampling?.Validate();
     }
 }

@@ -172,6 +172,15 @@ public sealed class InferenceSession : IDisposable
             _past[sequence] = Math.Min(_past[sequence], Math.Max(p0, 0));
     }
 
+    /// <summary>Removes positions <paramref name="p0"/> and later from every sequence.</summary>
+    public void TruncateAll(int p0)
+    {
+        Model.Scheduler.VerifyAccess();
+        _handle.MemorySequenceRemove((LLamaSeqId)(-1), p0, -1);
+        for (var s = 0; s < _past.Length; s++)
+            _past[s] = Math.Min(_past[s], Math.Max(p0, 0));
+    }
+
     /// <summary>Keeps only <paramref name="sequence"/>; every other sequence is removed.</summary>
     public void KeepSequence(int sequence)
     {

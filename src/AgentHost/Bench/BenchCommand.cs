@@ -91,6 +91,7 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
 
     private static async Task<RunSample> RunStrategyAsync(InferenceSession session, IDecodingStrategy strategy, IReadOnlyList<string> prompts, int maxTokens, CancellationToken cancellationToken)
     {
+        var samples = DecodingStrategies.Find(strategy.Name).Sampling == SamplingUse.Always;
         return await session.RunAsync(s =>
         {
             var tokens = 0;
@@ -103,7 +104,8 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
                 {
                     Prompt = prompts[i],
                     MaxTokens = maxTokens,
-                    Sampling = new SamplingOptions { Seed = (ulong)(i + 1) },
+                    // Strategies that always sample get the same seed per prompt; the others decode greedily.
+                    Sampling = samples ? new SamplingOptions { Seed = (ulong)(i + 1) } : null,
                 };
                 var result = strategy.Generate(s, request, null, cancellationToken);
                 tokens += result.Stats.GeneratedTokens;

@@ -31,7 +31,10 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var request = BuildRequest(line);
-        var strategy = StrategyArguments.Create(line, [line.GetString("strategy") ?? "greedy"])[0];
+        var strategyName = line.GetString("strategy") ?? "greedy";
+        var strategy = StrategyArguments.Create(line, [strategyName])[0];
+        if (request.Sampling is not null && DecodingStrategies.Find(strategyName).Sampling == SamplingUse.Never)
+            throw CommandLine.Usage($"sampling options have no effect with strategy {strategy.Name}; use --strategy sample (or recycling, lookup).");
         var json = line.Has("json");
 
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
@@ -65,25 +68,34 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
         return CliApp.ExitOk;
     }
 
+    private static readonly string[] _samplingOptions = ["temperature", "top-k", "top-p", "min-p", "repeat-penalty", "frequency-penalty", "presence-penalty", "seed"];
+
     private static GenerationRequest BuildRequest(CommandLine line)
     {
-        var defaults = new SamplingOptions();
-        return new GenerationRequest
+        var request = new GenerationRequest
         {
             Prompt = line.RequireString("prompt"),
             MaxTokens = line.GetInt("max-tokens", min: 1) ?? 256,
             Stop = line.GetAll("stop"),
-            Sampling = new SamplingOptions
-            {
-                Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
-                TopK = line.GetInt("top-k", min: 0) ?? defaults.TopK,
-                TopP = line.GetFloat("top-p") ?? defaults.TopP,
-                MinP = line.GetFloat("min-p") ?? defaults.MinP,
-                RepeatPenalty = line.GetFloat("repeat-penalty") ?? defaults.RepeatPenalty,
-                FrequencyPenalty = line.GetFloat("frequency-penalty") ?? defaults.FrequencyPenalty,
-                PresencePenalty = line.GetFloat("presence-penalty") ?? defaults.PresencePenalty,
-                Seed = line.GetULong("seed"),
-            },
+            Sampling = _samplingOptions.Any(line.Has) ? BuildSampling(line) : null,
+        };
+        request.Validate();
+        return request;
+    }
+
+    private static SamplingOptions BuildSampling(CommandLine line)
+    {
+        var defaults = new SamplingOptions();
+        return new SamplingOptions
+        {
+            Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
+            TopK = line.GetInt("top-k", min: 0) ?? defaults.TopK,
+            TopP = line.GetFloat("top-p") ?? defaults.TopP,
+            MinP = line.GetFloat("min-p") ?? defaults.MinP,
+            RepeatPenalty = line.GetFloat("repeat-penalty") ?? defaults.RepeatPenalty,
+            FrequencyPenalty = line.GetFloat("frequency-penalty") ?? defaults.FrequencyPenalty,
+            PresencePenalty = line.GetFloat("presence-penalty") ?? defaults.PresencePenalty,
+            Seed = line.GetULong("seed"),
         };
     }
 }

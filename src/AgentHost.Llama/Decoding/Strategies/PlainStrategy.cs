@@ -60,7 +60,7 @@ public sealed class SamplingStrategy : PlainStrategy
     /// <inheritdoc />
     protected override TokenSampler? CreateSampler(GenerationRequest request, int vocabularySize, ReadOnlySpan<int> promptTokens)
     {
-        var sampler = new TokenSampler(request.Sampling, vocabularySize);
+        var sampler = new TokenSampler(request.Sampling ?? new SamplingOptions(), vocabularySize);
         foreach (var token in promptTokens)
             sampler.Accept(token);
         return sampler;
