@@ -3,6 +3,7 @@ using System.Globalization;
 using AgentHost.Cli;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using LLama;
@@ -34,6 +35,7 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         new("max-tokens", "Most tokens per prompt (default 128).", ValueName: "N"),
         new("prompts", "Prompt file, one per line (default: the bench/prompts.txt shipped with AgentHost).", ValueName: "FILE"),
         new("json", "Also write every measurement to this JSON file.", ValueName: "FILE"),
+        new("trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", ValueName: "A,B"),
         .. StrategyArguments.Specs,
     ];
 
@@ -41,10 +43,10 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
     {
         var strategyNames = (line.GetString("strategies") ?? "greedy,sample")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var strategies = StrategyArguments.Create(line, strategyNames);
+        var rows = ExpandTrees(line, StrategyArguments.Create(line, strategyNames)).Append(new Row(PeerRow, null)).ToList();
         var baseline = line.GetString("baseline") ?? "greedy";
-        if (!strategyNames.Contains(baseline, StringComparer.OrdinalIgnoreCase) && baseline != PeerRow)
-            throw CommandLine.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", strategyNames.Append(PeerRow))}).");
+        var baselineRow = rows.FirstOrDefault(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase))
+            ?? throw CommandLine.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", rows.Select(r => r.Name))}).");
         var runs = line.GetInt("runs", min: 1, max: 1000) ?? 5;
         var warmup = line.GetInt("warmup", min: 0, max: 100) ?? 1;
         var maxTokens = line.GetInt("max-tokens", min: 1) ?? 128;
@@ -54,7 +56,6 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
         using var session = await model.CreateSessionAsync(cancellationToken);
 
-        var rows = strategies.Select(s => new Row(s.Name)).Append(new Row(PeerRow)).ToList();
         var settings = model.Settings;
         Console.Error.WriteLine($"bench: {model.Name}, {prompts.Count} prompts x {maxTokens} max tokens, {runs} runs + {warmup} warm-up, " +
             $"threads {settings.Threads}/{settings.BatchThreads}, flash attention {settings.FlashAttention.ToString().ToLowerInvariant()}, context {settings.ContextSize}");
@@ -66,11 +67,11 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         // would slow every row measured after it.
         for (var run = 0; run < warmup + runs; run++)
         {
-            for (var r = 0; r < strategies.Count; r++)
+            foreach (var row in rows.Where(r => r.Strategy is not null))
             {
-                var sample = await RunStrategyAsync(session, strategies[r], prompts, maxTokens, cancellationToken);
+                var sample = await RunStrategyAsync(session, row.Strategy!, prompts, maxTokens, cancellationToken);
                 if (run >= warmup)
-                    rows[r].Samples.Add(sample);
+                    row.Samples.Add(sample);
             }
             Report(run, warmup, runs, "AgentHost rows");
         }
@@ -82,8 +83,8 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
             Report(run, warmup, runs, PeerRow);
         }
 
-        var baselineRow = rows.First(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase));
         PrintTable(rows, baselineRow);
+        PrintSpeculativeTable(rows, baselineRow);
         if (jsonPath is not null)
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
         return CliApp.ExitOk;
@@ -97,6 +98,8 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
             var tokens = 0;
             var decodeCalls = 0;
             var extra = new Dictionary<string, double>();
+            var outputs = new List<IReadOnlyList<int>>();
+            object? details = null;
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < prompts.Count; i++)
             {
@@ -110,10 +113,12 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
                 var result = strategy.Generate(s, request, null, cancellationToken);
                 tokens += result.Stats.GeneratedTokens;
                 decodeCalls += result.Stats.DecodeCalls;
+                outputs.Add(result.Tokens);
+                details = result.Details;
                 foreach (var (key, value) in result.Stats.Extra)
                     extra[key] = extra.GetValueOrDefault(key) + value;
             }
-            return new RunSample(tokens, decodeCalls, clock.Elapsed, extra);
+            return new RunSample(tokens, decodeCalls, clock.Elapsed, extra) { Outputs = outputs, Details = details };
         }, cancellationToken);
     }
 
@@ -130,6 +135,54 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
                 tokens++;
         }
         return new RunSample(tokens, DecodeCalls: null, clock.Elapsed, Extra: []);
+    }
+
+    // --trees: each recycling row becomes one row per template.
+    private static IEnumerable<Row> ExpandTrees(CommandLine line, IReadOnlyList<IDecodingStrategy> strategies)
+    {
+        var trees = line.GetString("trees")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (trees is not null && line.Has("tree"))
+            throw CommandLine.Usage("give either --tree or --trees, not both.");
+        if (trees is not null && !strategies.Any(s => s is RecyclingStrategy))
+            throw CommandLine.Usage("--trees needs recycling among --strategies.");
+        foreach (var strategy in strategies)
+        {
+            if (trees is null || strategy is not RecyclingStrategy)
+            {
+                yield return new Row(strategy.Name, strategy);
+                continue;
+            }
+            foreach (var tree in trees)
+            {
+                var options = new List<KeyValuePair<string, string>> { new(RecyclingStrategy.TreeOption, tree) };
+                if (line.GetString("recycling-matrix") is { } matrix)
+                    options.Add(new(RecyclingStrategy.MatrixOption, matrix));
+                yield return new Row($"recycling[{tree}]", DecodingStrategies.Create("recycling", new StrategyOptions(options)));
+            }
+        }
+    }
+
+    private static void PrintSpeculativeTable(IReadOnlyList<Row> rows, Row baseline)
+    {
+        var speculative = rows.Where(r => r.MedianMat is not null).ToList();
+        if (speculative.Count == 0)
+            return;
+        var greedy = rows.FirstOrDefault(r => r.Name == "greedy");
+        var ci = CultureInfo.InvariantCulture;
+        Console.WriteLine();
+        Console.WriteLine($"{"speculative",-22} {"template",-10} {"nodes",5} {"MAT",6} {"C(tree)",8} {"MAT/C",6} {"measured",9} {"= greedy",9}");
+        foreach (var row in speculative)
+        {
+            var details = row.Samples[^1].Details as IReadOnlyDictionary<string, object?>;
+            var template = details?.GetValueOrDefault("template") as string ?? "chain";
+            var nodes = details?.GetValueOrDefault("tree_nodes");
+            var cost = details?.GetValueOrDefault("c_tree") as double?;
+            var mat = row.MedianMat!.Value;
+            Console.WriteLine(string.Format(ci, "{0,-22} {1,-10} {2,5} {3,6:F2} {4,8} {5,6} {6,8:F2}x {7,9}",
+                row.Name, template, nodes ?? "-", mat, cost is { } c ? c.ToString("F2", ci) : "-", cost is { } c2 ? (mat / c2).ToString("F2", ci) : "-",
+                row.MedianTokensPerSecond / baseline.MedianTokensPerSecond,
+                greedy is null ? "-" : $"{row.SameOutputs(greedy)}/{greedy.Samples[0].Outputs.Count}"));
+        }
     }
 
     private static void Report(int run, int warmup, int runs, string what)
@@ -186,6 +239,9 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
                 ["median_tokens"] = r.MedianTokens,
                 ["median_decode_calls"] = r.MedianDecodeCalls,
                 ["median_extra"] = r.MedianExtra(),
+                ["median_mat"] = r.MedianMat is { } mat ? Math.Round(mat, 4) : null,
+                ["details"] = r.Samples.Count > 0 ? r.Samples[^1].Details : null,
+                ["outputs_equal_to_greedy"] = r.Strategy is not null && rows.FirstOrDefault(g => g.Name == "greedy") is { } greedy ? r.SameOutputs(greedy) : null,
                 ["runs"] = r.Samples.Select(s => new Dictionary<string, object?>
                 {
                     ["tokens"] = s.Tokens,
@@ -206,12 +262,28 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
     // Extra: the strategies' own statistics, summed over the prompts of the run.
     private sealed record RunSample(int Tokens, int? DecodeCalls, TimeSpan Elapsed, Dictionary<string, double> Extra)
     {
+        public IReadOnlyList<IReadOnlyList<int>> Outputs { get; init; } = [];
+
+        public object? Details { get; init; }
+
         public double TokensPerSecond => Tokens / Elapsed.TotalSeconds;
     }
 
-    private sealed class Row(string name)
+    private sealed class Row(string name, IDecodingStrategy? strategy)
     {
         public string Name { get; } = name;
+
+        /// <summary>The strategy measured, or null for the peer row.</summary>
+        public IDecodingStrategy? Strategy { get; } = strategy;
+
+        /// <summary>Tokens per forward of a speculative row: emitted by trees over forwards, medians over runs.</summary>
+        public double? MedianMat => Samples.Count > 0 && Samples[0].Extra.ContainsKey("forwards")
+            ? Median(Samples.Select(s => s.Extra["tree_emitted_tokens"] / Math.Max(1, s.Extra["forwards"])))
+            : null;
+
+        /// <summary>How many prompts' outputs equal the reference row's, in the first measured run.</summary>
+        public int SameOutputs(Row reference)
+            => Samples[0].Outputs.Zip(reference.Samples[0].Outputs).Count(p => p.First.SequenceEqual(p.Second));
 
         public List<RunSample> Samples { get; } = [];
 

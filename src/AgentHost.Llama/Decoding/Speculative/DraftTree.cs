@@ -2,9 +2,10 @@ namespace AgentHost.Llama.Decoding.Speculative;
 
 /// <summary>
 /// One step's draft: a root (the last accepted token, not yet decoded) and candidate continuations,
-/// in BFS order so parents precede children. For verification each leaf gets a sequence id 1..L and
+/// in BFS order so parents precede children. For verification each leaf gets a sequence id 0..L-1 and
 /// each node carries the ids of the leaves below it: a node then attends to the prefix, its
 /// ancestors and itself only, which is tree attention expressed with llama.cpp's sequence sets.
+/// The first leaf is sequence 0, which already holds the prefix, so a chain needs no copies at all.
 /// Buffers are sized once and reused every step.
 /// </summary>
 public sealed class DraftTree
@@ -22,7 +23,7 @@ public sealed class DraftTree
     /// <summary>Nodes, the root included.</summary>
     public int Count { get; private set; }
 
-    /// <summary>Leaves (sequence ids 1..LeafCount).</summary>
+    /// <summary>Leaves (sequence ids 0..LeafCount-1).</summary>
     public int LeafCount { get; private set; }
 
     /// <summary>Deepest node's depth.</summary>
@@ -85,7 +86,7 @@ public sealed class DraftTree
             _sets = new int[Math.Max(Count * _setStride, _sets.Length * 2)];
         Array.Clear(_setCounts, 0, Count);
 
-        var leaf = 0;
+        var leaf = -1;
         for (var n = 0; n < Count; n++)
         {
             if (_firstChild[n] >= 0)

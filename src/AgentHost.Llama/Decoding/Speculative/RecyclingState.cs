@@ -12,7 +12,7 @@ public sealed class RecyclingState
 {
     private const int Misses = TreeTemplate.Width;
     private readonly double[] _rankCounts = new double[TreeTemplate.Width + 1];
-    private Dictionary<int, double>? _cost;
+    private Dictionary<string, double>? _cost;
 
     /// <summary>Creates the state for <paramref name="model"/>.</summary>
     public RecyclingState(LlamaModel model)
@@ -66,43 +66,73 @@ public sealed class RecyclingState
         return expected;
     }
 
-    /// <summary>C(b): decode time of a b-token batch over a 1-token one, as measured on this machine.</summary>
-    public double Cost(int size) => _cost is not null && _cost.TryGetValue(size, out var c) ? c : double.NaN;
+    /// <summary>
+    /// C(tree): the time of one verification step with <paramref name="template"/> (sequence copies,
+    /// the tree decode and the clean-up) over a plain one-token decode, as measured here; NaN if not measured.
+    /// </summary>
+    public double Cost(TreeTemplate template) => _cost is not null && _cost.TryGetValue(template.Name, out var c) ? c : double.NaN;
 
     /// <summary>
-    /// Measures C(b) for <paramref name="sizes"/> once per model and process: median decode times of
-    /// chains of b tokens (logits for every token, as verification needs) over single tokens, after a
-    /// short prefix. Leaves the session empty.
+    /// Measures C(tree) for <paramref name="templates"/> once per model and process: median times of
+    /// real verification steps of each shape after a short prefix, over the median of plain one-token
+    /// decodes. Leaves the session empty.
     /// </summary>
-    public void MeasureCosts(InferenceSession session, IEnumerable<int> sizes)
+    public void MeasureCosts(InferenceSession session, IEnumerable<TreeTemplate> templates)
     {
-        var wanted = sizes.Append(1).Where(b => b <= session.BatchCapacity).Distinct().Order().ToArray();
-        var prefix = Enumerable.Range(0, Math.Min(64, session.ContextSize / 4)).Select(i => 1 + i % (session.Model.Vocabulary.Count - 1)).ToArray();
+        var vocabulary = session.Model.Vocabulary.Count;
+        var prefix = Enumerable.Range(0, Math.Min(64, session.ContextSize / 4)).Select(i => 1 + i % (vocabulary - 1)).ToArray();
         session.Reset();
         session.Prefill(prefix, 0);
-        var medians = new Dictionary<int, double>();
-        var times = new List<double>();
-        foreach (var size in wanted)
+        var tree = new DraftTree();
+        var plain = Median(session, () =>
         {
-            if (prefix.Length + size > session.ContextSize)
-                continue;
-            times.Clear();
-            for (var rep = 0; rep < 15; rep++)
+            session.ClearBatch();
+            session.AddToBatch(1, prefix.Length, 0, logits: true);
+            session.Decode();
+            session.TruncateAll(prefix.Length);
+        });
+        var costs = new Dictionary<string, double>();
+        foreach (var template in templates)
+        {
+            if (template.Size == 1)
             {
-                session.ClearBatch();
-                for (var i = 0; i < size; i++)
-                    session.AddToBatch(1 + (rep + i) % (session.Model.Vocabulary.Count - 1), prefix.Length + i, 0, logits: true);
-                var start = Stopwatch.GetTimestamp();
-                session.Decode();
-                var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                session.TruncateAll(prefix.Length);
-                if (rep >= 3)
-                    times.Add(elapsed);
+                costs[template.Name] = 1; // the root alone is a plain step by definition
+                continue;
             }
-            times.Sort();
-            medians[size] = times[times.Count / 2];
+            if (prefix.Length + template.MaxDepth >= session.ContextSize)
+                continue;
+            tree.Reset(1);
+            for (var n = 1; n < template.Size; n++)
+                tree.Add(template.Parent[n], 1 + n % (vocabulary - 1));
+            tree.Complete();
+            costs[template.Name] = Median(session, () =>
+            {
+                for (var leaf = 1; leaf < tree.LeafCount; leaf++)
+                    session.CopySequence(0, leaf);
+                session.ClearBatch();
+                for (var n = 0; n < tree.Count; n++)
+                    session.AddToBatch(tree.Token(n), prefix.Length + tree.Depth(n), tree.Sequences(n), logits: true);
+                session.Decode();
+                session.TruncateAll(prefix.Length);
+                for (var leaf = 1; leaf < tree.LeafCount; leaf++)
+                    session.RemoveSequence(leaf);
+            }) / plain;
         }
         session.Reset();
-        _cost = medians.ToDictionary(kv => kv.Key, kv => kv.Value / medians[1]);
+        _cost = costs;
+    }
+
+    private static double Median(InferenceSession session, Action step)
+    {
+        var times = new double[12];
+        for (var rep = -3; rep < times.Length; rep++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            step();
+            if (rep >= 0)
+                times[rep] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[times.Length / 2];
     }
 }

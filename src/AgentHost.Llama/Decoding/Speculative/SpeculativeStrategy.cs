@@ -65,12 +65,12 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             _tree.Reset(root);
             Draft(_tree, history, maxDepth: session.ContextSize - past - 1);
             _tree.Complete();
-            if (_tree.LeafCount + 1 > session.SequenceCount || _tree.Count > session.BatchCapacity)
+            if (_tree.LeafCount > session.SequenceCount || _tree.Count > session.BatchCapacity)
                 throw new AgentHostException(ErrorKind.InvalidArgument,
-                    $"A draft of {_tree.Count} tokens and {_tree.LeafCount} leaves needs Sequences >= {_tree.LeafCount + 1} and BatchSize >= {_tree.Count}; the model has {session.SequenceCount} and {session.BatchCapacity}.");
+                    $"A draft of {_tree.Count} tokens and {_tree.LeafCount} leaves needs Sequences >= {_tree.LeafCount} and BatchSize >= {_tree.Count}; the model has {session.SequenceCount} and {session.BatchCapacity}.");
 
             // 2. Verify the whole tree in one decode.
-            for (var leaf = 1; leaf <= _tree.LeafCount; leaf++)
+            for (var leaf = 1; leaf < _tree.LeafCount; leaf++)
                 session.CopySequence(0, leaf);
             if (_batchIndex.Length < _tree.Count)
                 _batchIndex = new int[Math.Max(_tree.Count, _batchIndex.Length * 2)];
@@ -110,19 +110,25 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             if (StepObserver is not null)
                 StepObserver(session, Trace(session, history, emittedAtStart, node));
 
-            // 4. Keep what was accepted: the walked nodes join sequence 0, everything else goes.
+            // 4. Keep what was accepted: the walked nodes end up in sequence 0, everything else goes.
             var newPast = past + _tree.Depth(node) + 1;
-            session.CopySequence(_tree.LeafBelow(node), 0, past, newPast);
+            var leafSequence = _tree.LeafBelow(node);
+            if (leafSequence != 0)
+            {
+                session.RemoveSequence(0, past);
+                session.CopySequence(leafSequence, 0, past, newPast);
+            }
             session.TruncateAll(newPast);
-            for (var leaf = 1; leaf <= _tree.LeafCount; leaf++)
+            for (var leaf = 1; leaf < _tree.LeafCount; leaf++)
                 session.RemoveSequence(leaf);
             if (StepObserver is not null)
                 session.VerifyKvCache();
         }
 
         var extra = stats.ToDictionary();
-        AddStats(extra);
-        return run.Finish(Name, sampler?.Seed, extra, Details());
+        var details = new Dictionary<string, object?> { ["mat"] = stats.Mat };
+        AddResults(extra, details);
+        return run.Finish(Name, sampler?.Seed, extra, details);
     }
 
     /// <summary>Fills <paramref name="tree"/> (already holding the root) with drafts no deeper than <paramref name="maxDepth"/>.</summary>
@@ -145,13 +151,13 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     {
     }
 
-    /// <summary>Adds strategy-specific statistics.</summary>
-    protected virtual void AddStats(Dictionary<string, double> extra)
+    /// <summary>
+    /// Adds strategy-specific counters (additive over requests, as <c>bench</c> sums them) and
+    /// details (derived values such as the template used) to the result.
+    /// </summary>
+    protected virtual void AddResults(Dictionary<string, double> extra, Dictionary<string, object?> details)
     {
     }
-
-    /// <summary>Strategy-specific detail for the result (e.g. the template used), or null.</summary>
-    protected virtual object? Details() => null;
 
     private SpeculativeStep Trace(InferenceSession session, List<int> history, int firstEmitted, int lastNode)
     {
@@ -194,13 +200,14 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             }
         }
 
+        public double Mat => Forwards == 0 ? 0 : Math.Round((double)EmittedTokens / Forwards, 4);
+
         public Dictionary<string, double> ToDictionary()
         {
             var extra = new Dictionary<string, double>
             {
                 ["forwards"] = Forwards,
                 ["tree_emitted_tokens"] = EmittedTokens,
-                ["mat"] = Forwards == 0 ? 0 : Math.Round((double)EmittedTokens / Forwards, 4),
                 ["drafted_tokens"] = DraftedTokens,
                 ["accepted_drafts"] = AcceptedDrafts,
             };

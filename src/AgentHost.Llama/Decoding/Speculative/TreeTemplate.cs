@@ -80,10 +80,11 @@ public sealed class TreeTemplate
 
     /// <summary>Names of the built-in templates.</summary>
     public static IReadOnlyList<string> BuiltInNames { get; } =
-        ["chain-1", "chain-2", "chain-3", "chain-4", "chain-6", "chain-8", "tree-4", "tree-6", "tree-10", "tree-16", "2.2.2:16", "2.2.2:32", "2.2.2"];
+        ["none", "chain-1", "chain-2", "chain-3", "chain-4", "chain-6", "chain-8", "tree-4", "tree-6", "tree-10", "tree-16", "2.2.2:16", "2.2.2:32", "2.2.2"];
 
     /// <summary>
-    /// A built-in template: <c>2.2.2</c> (the paper's 80 nodes), <c>2.2.2:N</c> (its first N nodes),
+    /// A built-in template: <c>none</c> (the root alone: a plain step, which <c>auto</c> falls back to
+    /// where no tree pays for itself), <c>2.2.2</c> (the paper's 80 nodes), <c>2.2.2:N</c> (its first N nodes),
     /// <c>chain-N</c> (N top-1 drafts in a row), <c>tree-N</c> (narrow deep trees for CPUs); or a JSON
     /// list of paths such as <c>[[0],[1],[0,0]]</c>.
     /// </summary>
@@ -104,6 +105,8 @@ public sealed class TreeTemplate
             }
             return paths is { Length: > 0 } ? new TreeTemplate("custom", paths) : throw Invalid("custom", "it has no nodes");
         }
+        if (spec == "none")
+            return new TreeTemplate(spec, []);
         if (spec == "2.2.2")
             return new TreeTemplate(spec, _paper);
         if (spec.StartsWith("2.2.2:", StringComparison.Ordinal) && int.TryParse(spec[6..], out var prefix) && prefix is >= 1 and <= 80)
@@ -121,6 +124,23 @@ public sealed class TreeTemplate
             _ => throw new AgentHostException(ErrorKind.InvalidArgument,
                 $"Unknown tree template '{spec}'. Use auto, one of {string.Join(", ", BuiltInNames)}, 2.2.2:N (N from 1 to 80), chain-N, or a JSON list of paths such as [[0],[1],[0,0]]."),
         };
+    }
+
+    /// <summary>
+    /// Drafts below the root of <paramref name="tree"/> by BFS: node <c>[..., c]</c> takes candidate c of its
+    /// parent's row. Nodes deeper than <paramref name="maxDepth"/> are left out (with their subtrees).
+    /// </summary>
+    public void Draft(DraftTree tree, AdjacencyMatrix matrix, int maxDepth)
+    {
+        ArgumentNullException.ThrowIfNull(tree);
+        ArgumentNullException.ThrowIfNull(matrix);
+        Span<int> nodeOf = Size <= 128 ? stackalloc int[Size] : new int[Size]; // template node -> draft node, -1 when cut
+        nodeOf[0] = 0;
+        for (var n = 1; n < Size; n++)
+        {
+            var parent = nodeOf[Parent[n]];
+            nodeOf[n] = parent < 0 || Depth[n] > maxDepth ? -1 : tree.Add(parent, matrix.Row(tree.Token(parent))[Rank[n]]);
+        }
     }
 
     private static AgentHostException Invalid(string name, string why) => new(ErrorKind.InvalidArgument, $"Tree template '{name}' is invalid: {why}.");

@@ -24,7 +24,6 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     private readonly string? _matrixFile;
     private RecyclingState _state = null!;
     private TreeTemplate _template = null!;
-    private int[] _nodeOf = new int[16];   // template node -> draft node (-1 when cut by the context)
     private int _forwards;
     private int _templateSwitches;
 
@@ -62,16 +61,16 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
         if (_fixed is not null)
         {
             _template = _fixed;
-            if (_template.LeafCount + 1 > session.SequenceCount || _template.Size > session.BatchCapacity)
+            if (_template.LeafCount > session.SequenceCount || _template.Size > session.BatchCapacity)
             {
                 throw new AgentHostException(ErrorKind.InvalidArgument,
-                    $"Tree template '{_template.Name}' has {_template.Size} nodes and {_template.LeafCount} leaves: it needs Sequences >= {_template.LeafCount + 1} and BatchSize >= {_template.Size} (the model has {session.SequenceCount} and {session.BatchCapacity}).");
+                    $"Tree template '{_template.Name}' has {_template.Size} nodes and {_template.LeafCount} leaves: it needs Sequences >= {_template.LeafCount} and BatchSize >= {_template.Size} (the model has {session.SequenceCount} and {session.BatchCapacity}).");
             }
             return;
         }
 
         if (!_state.HasCosts)
-            _state.MeasureCosts(session, Candidates(session).Select(t => t.Size));
+            _state.MeasureCosts(session, Candidates(session));
         _template = _state.AutoChoice ?? Choose(session);
     }
 
@@ -86,21 +85,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
             _template = choice;
         }
 
-        var template = _template;
-        if (_nodeOf.Length < template.Size)
-            _nodeOf = new int[template.Size];
-        _nodeOf[0] = 0;
-        var matrix = _state.Matrix;
-        for (var n = 1; n < template.Size; n++)
-        {
-            var parent = _nodeOf[template.Parent[n]];
-            if (parent < 0 || template.Depth[n] > maxDepth)
-            {
-                _nodeOf[n] = -1;
-                continue;
-            }
-            _nodeOf[n] = tree.Add(parent, matrix.Row(tree.Token(parent))[template.Rank[n]]);
-        }
+        _template.Draft(tree, _state.Matrix, maxDepth);
     }
 
     /// <inheritdoc />
@@ -125,24 +110,17 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     }
 
     /// <inheritdoc />
-    protected override void AddStats(Dictionary<string, double> extra)
+    protected override void AddResults(Dictionary<string, double> extra, Dictionary<string, object?> details)
     {
-        extra["tree_nodes"] = _template.Size;
         extra["template_switches"] = _templateSwitches;
-        if (_state.HasCosts)
-            extra["c_tree"] = Math.Round(_state.Cost(_template.Size), 3);
+        details["template"] = _template.Name;
+        details["chosen_by"] = _fixed is null ? "auto" : "configuration";
+        details["tree_nodes"] = _template.Size;
+        details["expected_mat"] = Math.Round(_state.ExpectedMat(_template), 3);
+        details["c_tree"] = _state.HasCosts ? Math.Round(_state.Cost(_template), 3) : null;
         if (_matrixFile is not null)
             _state.Matrix.Save(_matrixFile, AdjacencyMatrix.KeyOf(Session.Model));
     }
-
-    /// <inheritdoc />
-    protected override object? Details() => new Dictionary<string, object?>
-    {
-        ["template"] = _template.Name,
-        ["chosen_by"] = _fixed is null ? "auto" : "configuration",
-        ["expected_mat"] = Math.Round(_state.ExpectedMat(_template), 3),
-        ["c_tree"] = _state.HasCosts ? Math.Round(_state.Cost(_template.Size), 3) : null,
-    };
 
     private TreeTemplate Choose(InferenceSession session)
     {
@@ -150,7 +128,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
         var bestScore = double.MinValue;
         foreach (var template in Candidates(session))
         {
-            var cost = _state.Cost(template.Size);
+            var cost = _state.Cost(template);
             if (double.IsNaN(cost))
                 continue;
             var score = _state.ExpectedMat(template) / Math.Max(cost, 1.0);
@@ -165,7 +143,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     }
 
     private static IEnumerable<TreeTemplate> Candidates(InferenceSession session)
-        => _builtIns.Where(t => t.LeafCount + 1 <= session.SequenceCount && t.Size <= session.BatchCapacity);
+        => _builtIns.Where(t => t.LeafCount <= session.SequenceCount && t.Size <= session.BatchCapacity);
 
     private static readonly TreeTemplate[] _builtIns = TreeTemplate.BuiltInNames.Select(TreeTemplate.Parse).ToArray();
 }
