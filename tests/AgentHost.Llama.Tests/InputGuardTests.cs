@@ -12,7 +12,7 @@ public sealed class InputGuardTests
     private static ModelSettings Settings(UnsupportedCharacterPolicy policy) => new()
     {
         ContextSize = 256,
-        Threads = 2,
+        Threads = TestModels.Threads,
         Sequences = 1,
         UnsupportedCharacters = policy,
     };

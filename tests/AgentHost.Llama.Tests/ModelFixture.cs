@@ -10,7 +10,7 @@ public sealed class Stories260KFixture : IAsyncLifetime
 
     public InferenceSession Session { get; private set; } = null!;
 
-    public static ModelSettings Settings => new() { ContextSize = 512, Threads = 2, BatchThreads = 2, Sequences = 4 };
+    public static ModelSettings Settings => new() { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 4 };
 
     public async Task InitializeAsync()
     {

@@ -5,6 +5,13 @@ internal static class TestModels
 {
     public static string Directory { get; } = FindDirectory();
 
+    /// <summary>
+    /// Compute threads per test context. xunit runs test collections in parallel on a 2-core machine:
+    /// one thread each keeps llama.cpp's OpenMP teams from oversubscribing the cores, where their
+    /// spin-waits can slow a run by orders of magnitude.
+    /// </summary>
+    public const int Threads = 1;
+
     public static string Stories260K => Require("stories260K.gguf");
 
     public static string TinyStories656K => Require("TinyStories-656K-Q8_0.gguf");

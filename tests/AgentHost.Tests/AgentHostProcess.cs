@@ -26,6 +26,12 @@ internal static class AgentHostProcess
         // Never touch the real user cache or the network from tests.
         start.Environment["AGENTHOST_AgentHost__CacheDir"] = Path.Combine(Path.GetTempPath(), "agenthost-cli-tests-cache");
         start.Environment["AGENTHOST_AgentHost__AllowDownload"] = "false";
+        // One compute thread: test processes run beside other tests on a 2-core machine (see TestModels.Threads).
+        foreach (var model in new[] { "stories260k", "tinystories656k" })
+        {
+            start.Environment[$"AGENTHOST_AgentHost__Models__{model}__Threads"] = "1";
+            start.Environment[$"AGENTHOST_AgentHost__Models__{model}__BatchThreads"] = "1";
+        }
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
             start.Environment[key] = value;
 

@@ -159,6 +159,6 @@ public sealed class CliTests : IDisposable
         Assert.Equal(1.0, rows["greedy"].GetProperty("ratio_vs_baseline").GetDouble());
         Assert.Equal(2, rows["llamasharp-stateless"].GetProperty("runs").GetArrayLength());
         Assert.True(rows["llamasharp-stateless"].GetProperty("ratio_vs_baseline").GetDouble() > 0);
-        Assert.Equal(2, root.GetProperty("settings").GetProperty("threads").GetInt32());
+        Assert.Equal(1, root.GetProperty("settings").GetProperty("threads").GetInt32()); // as AgentHostProcess configures
     }
 }
