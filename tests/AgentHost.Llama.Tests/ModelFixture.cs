@@ -3,18 +3,16 @@ using AgentHost.Llama.Models;
 
 namespace AgentHost.Llama.Tests;
 
-/// <summary>stories260K loaded once for every test in the "stories260K" collection, with one shared session.</summary>
-public sealed class Stories260KFixture : IAsyncLifetime
+/// <summary>A model loaded once per fixture, with one shared session.</summary>
+public abstract class ModelFixture(string path, ModelSettings settings) : IAsyncLifetime
 {
     public LlamaModel Model { get; private set; } = null!;
 
     public InferenceSession Session { get; private set; } = null!;
 
-    public static ModelSettings Settings => new() { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 4 };
-
     public async Task InitializeAsync()
     {
-        Model = LlamaModel.Load("stories260k", TestModels.Stories260K, Settings);
+        Model = LlamaModel.Load(Path.GetFileNameWithoutExtension(path), path, settings);
         Session = await Model.CreateSessionAsync();
     }
 
@@ -24,6 +22,12 @@ public sealed class Stories260KFixture : IAsyncLifetime
         Model.Dispose();
         return Task.CompletedTask;
     }
+}
+
+/// <summary>stories260K for every test in the "stories260K" collection.</summary>
+public sealed class Stories260KFixture() : ModelFixture(TestModels.Stories260K, Settings)
+{
+    public static ModelSettings Settings => new() { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 4 };
 }
 
 [CollectionDefinition(Name)]

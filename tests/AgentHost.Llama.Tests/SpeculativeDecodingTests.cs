@@ -7,25 +7,8 @@ using AgentHost.Llama.Models;
 namespace AgentHost.Llama.Tests;
 
 /// <summary>stories260K with room for trees (16 sequences), shared by the speculative tests.</summary>
-public sealed class SpeculativeFixture : IAsyncLifetime
-{
-    public LlamaModel Model { get; private set; } = null!;
-
-    public InferenceSession Session { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        Model = LlamaModel.Load("stories260k", TestModels.Stories260K, new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16 });
-        Session = await Model.CreateSessionAsync();
-    }
-
-    public Task DisposeAsync()
-    {
-        Session.Dispose();
-        Model.Dispose();
-        return Task.CompletedTask;
-    }
-}
+public sealed class SpeculativeFixture() : ModelFixture(TestModels.Stories260K,
+    new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16 });
 
 /// <summary>Token recycling and prompt lookup on the real model: the "done" list of the spec.</summary>
 public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SpeculativeFixture>

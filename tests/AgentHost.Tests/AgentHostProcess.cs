@@ -7,7 +7,7 @@ internal static class AgentHostProcess
 {
     public sealed record Result(int ExitCode, string StdOut, string StdErr);
 
-    public static string ModelsDirectory { get; } = FindModelsDirectory();
+    public static string ModelsDirectory => Llama.Tests.TestModels.Directory;
 
     public static async Task<Result> RunAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
@@ -50,18 +50,5 @@ internal static class AgentHostProcess
             throw new TimeoutException($"agenthost {string.Join(' ', args)} did not finish in time.");
         }
         return new Result(process.ExitCode, await stdout, await stderr);
-    }
-
-    private static string FindModelsDirectory()
-    {
-        var fromEnvironment = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
-        if (!string.IsNullOrEmpty(fromEnvironment))
-            return Path.GetFullPath(fromEnvironment);
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "AgentHost.sln")))
-                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models"));
-        }
-        throw new InvalidOperationException("AGENTHOST_MODELS_DIR is not set and no ../shared/models was found.");
     }
 }
