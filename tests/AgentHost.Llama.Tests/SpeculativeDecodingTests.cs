@@ -309,8 +309,7 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
         Assert.True(state.HasCosts);
         Assert.Equal(1.0, state.Cost(TreeTemplate.Parse("none")));
         Assert.True(state.Cost(TreeTemplate.Parse("chain-4")) > 1.0, "a 5-token verification should cost more than a 1-token decode");
-        Assert.Same(state.AutoChoice, (await Task.FromResult(state.AutoChoice)));
-        Assert.Equal(template.Name, state.AutoChoice!.Name);
+        Assert.Equal(template.Name, state.AutoChoice!.Name); // kept for the next request
     }
 
     [Theory]

@@ -18,6 +18,7 @@ public sealed record SpeculativeStep(int[] Tokens, int[] Parents, int[] ArgMax, 
 /// chosen token; the first unmatched choice is the bonus token that roots the next tree. Every
 /// emitted token is the verifier's own choice, so greedy output equals plain greedy and sampled
 /// output has the plain sampling distribution. Subclasses only draft (and may learn from the logits).
+/// An instance reuses its buffers between requests: use it for one request at a time.
 /// </summary>
 public abstract class SpeculativeStrategy : IDecodingStrategy
 {
