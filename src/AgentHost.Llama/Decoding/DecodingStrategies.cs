@@ -16,6 +16,7 @@ public static class DecodingStrategies
     [
         new("greedy", "Always the most likely token.", [], _ => new GreedyStrategy()),
         new("sample", "Temperature, top-k, top-p, min-p and penalties with a seed.", [], _ => new SamplingStrategy()),
+        CautiousStrategy.Descriptor,
     ];
 
     /// <summary>Every strategy.</summary>
