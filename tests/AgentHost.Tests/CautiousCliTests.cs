@@ -59,6 +59,18 @@ public sealed class CautiousCliTests
         Assert.Equal(trials, trialSum);
     }
 
+    [Fact]
+    public async Task Verbose_logs_the_punctuation_stop_ids_once_at_debug_level()
+    {
+        var result = await Run("generate", "--prompt", "Once upon a time", "--strategy", "cautious", "--seed", "1", "--max-tokens", "20", "--verbose");
+
+        Assert.Equal(0, result.ExitCode);
+        var lines = result.StdErr.Split('\n').Where(l => l.Contains("punctuation stop ids", StringComparison.Ordinal)).ToList();
+        var line = Assert.Single(lines);
+        Assert.StartsWith("dbug: AgentHost.Llama.Decoding.Strategies.CautiousStrategy", line);
+        Assert.Contains("'.'=410 ','=410 '\\n'=410", line);
+    }
+
     [Theory]
     [InlineData("cautious", "--max-trials", "0", "Option 'cautious_max_trials' must be a whole number from 1 to 255, not '0'.")]
     [InlineData("cautious", "--trial-formula", "beam", "Option 'cautious_formula' must be 'code' or 'paper', not 'beam'.")]
