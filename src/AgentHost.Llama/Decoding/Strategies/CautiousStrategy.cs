@@ -80,6 +80,11 @@ public delegate void BranchingStepObserver(InferenceSession session, IReadOnlyLi
 /// <item>The winner's tokens go through <see cref="GenerationOutput.Accept"/> in order, so stop strings, EOG
 /// and max tokens behave as in plain decoding; if one hits inside the winner, the KV cache is cut back to
 /// what was accepted.</item>
+/// <item>Stop ids are exactly the first id of each punctuation character's tokenization (no BOS, no special
+/// parsing), never "token text contains punctuation"; with SentencePiece vocabularies that first id can be
+/// the bare-space piece (it is for every character on stories260K and TinyStories-656K).</item>
+/// <item>Needs <see cref="MaxTrials"/> + 1 sequences; a round's batch of at most <see cref="MaxTrials"/> tokens
+/// always fits, since <see cref="LlamaModel.Load"/> refuses a batch smaller than the sequence count.</item>
 /// <item>Hot path: every buffer is sized once per generation (trial samplers lazily); the only allocation
 /// per branching step is its <see cref="CautiousStep"/> record.</item>
 /// </list>
