@@ -80,4 +80,15 @@ public sealed class BadInputTests(Stories260KFixture fixture)
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
         Assert.Contains("Sequences", error.Message);
     }
+
+    [Fact]
+    public void A_batch_smaller_than_the_sequence_count_is_refused_before_llama_cpp_aborts_on_it()
+    {
+        var settings = Stories260KFixture.Settings;
+        settings.Sequences = 16;
+        settings.BatchSize = 15;
+        var error = Assert.Throws<AgentHostException>(() => LlamaModel.Load("bad", TestModels.Stories260K, settings));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Equal("BatchSize (15) must be at least Sequences (16).", error.Message);
+    }
 }

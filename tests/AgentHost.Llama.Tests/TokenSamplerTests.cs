@@ -95,4 +95,41 @@ public sealed class TokenSamplerTests
         Assert.Equal(drawsA, drawsB);
         Assert.True(drawsA.Distinct().Count() > 2);
     }
+
+    [Fact]
+    public void Choose_with_next_random_selects_what_draw_selects()
+    {
+        var options = new SamplingOptions { Temperature = 1.5f, TopK = 0, TopP = 1, MinP = 0, Seed = 7 };
+        var a = Sampler(options);
+        var b = Sampler(options);
+        for (var i = 0; i < 50; i++)
+        {
+            var drawn = a.Sample(_logits);
+            var candidates = b.Process(_logits);
+            Assert.Equal(drawn, candidates[b.Choose(b.NextRandom())].Id);
+        }
+        var c = Sampler(options);
+        c.Process(_logits);
+        Assert.Equal(0, c.Choose(0.0));                     // the most likely candidate first
+        Assert.Equal(_logits.Length - 1, c.Choose(0.999999999)); // the last one at the top of [0, 1)
+    }
+
+    [Fact]
+    public void A_copied_penalty_history_processes_like_its_source_and_stays_independent()
+    {
+        var options = new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0, RepeatPenalty = 1.5f, FrequencyPenalty = 0.3f, PenaltyLastN = 3 };
+        var source = Sampler(options);
+        foreach (var token in new[] { 1, 1, 4, 2 })   // window of 3: 1, 4, 2
+            source.Accept(token);
+        var copy = Sampler(options);
+        copy.Accept(3);                                // replaced by the copy
+        copy.CopyHistoryFrom(source);
+
+        var expected = source.Process(_logits).ToArray();
+        Assert.Equal(expected, copy.Process(_logits).ToArray());
+
+        copy.Accept(3);                                // the copy moves on (3 in, 1 out); the source does not see it
+        Assert.Equal(expected, source.Process(_logits).ToArray());
+        Assert.NotEqual(expected, copy.Process(_logits).ToArray());
+    }
 }

@@ -38,6 +38,7 @@ public static class DecodingStrategies
             new(LookupStrategy.NgramOption, "lookup-ngram", "Longest n-gram to match (default 3)."),
             new(LookupStrategy.DraftOption, "lookup-draft", "Most tokens drafted per step (default 3)."),
         ], o => new LookupStrategy(o)),
+        CautiousStrategy.Descriptor,
     ];
 
     /// <summary>Every strategy.</summary>

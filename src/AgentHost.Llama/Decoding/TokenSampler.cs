@@ -94,22 +94,55 @@ public sealed class TokenSampler
     /// <summary>Draws a token from the last processed distribution and records it for the penalties.</summary>
     public int Draw()
     {
+        var chosen = _candidates[Choose(NextRandom())].Id;
+        Accept(chosen);
+        return chosen;
+    }
+
+    /// <summary>
+    /// Advances the seeded generator and returns a number in [0, 1): the number <see cref="Draw"/> uses.
+    /// With <see cref="Choose"/> it lets several samplers (e.g. parallel trials, each with its own penalty
+    /// history) draw from this one generator in a fixed order.
+    /// </summary>
+    public double NextRandom() => NextDouble();
+
+    /// <summary>
+    /// Index in <see cref="Candidates"/> of the candidate that <paramref name="target"/> (in [0, 1)) selects
+    /// by cumulative probability, exactly as <see cref="Draw"/> selects; records nothing.
+    /// </summary>
+    public int Choose(double target)
+    {
         if (_candidateCount == 0)
             throw new InvalidOperationException("Process logits before drawing.");
-        var target = NextDouble();
         var cumulative = 0.0;
-        var chosen = _candidates[_candidateCount - 1].Id;
         for (var i = 0; i < _candidateCount; i++)
         {
             cumulative += _candidates[i].Probability;
             if (target < cumulative)
-            {
-                chosen = _candidates[i].Id;
-                break;
-            }
+                return i;
         }
-        Accept(chosen);
-        return chosen;
+        return _candidateCount - 1;
+    }
+
+    /// <summary>
+    /// Replaces this sampler's penalty history (the last <see cref="SamplingOptions.PenaltyLastN"/> tokens)
+    /// with a copy of <paramref name="source"/>'s, so that a branch continues from the same state without
+    /// sharing it. Costs O(PenaltyLastN), no allocation. Both samplers must have the same options.
+    /// </summary>
+    public void CopyHistoryFrom(TokenSampler source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (source._window.Length != _window.Length || source._counts.Length != _counts.Length)
+            throw new ArgumentException("The samplers differ in vocabulary size or penalty window.", nameof(source));
+        if (!_options.HasPenalties)
+            return;
+        for (var i = 0; i < _windowCount; i++)
+            _counts[_window[i]] = 0;
+        Array.Copy(source._window, _window, source._windowCount);
+        for (var i = 0; i < source._windowCount; i++)
+            _counts[_window[i]] = source._counts[_window[i]];
+        _windowCount = source._windowCount;
+        _windowNext = source._windowNext;
     }
 
     /// <summary>Records a token chosen elsewhere (e.g. the prompt, or a verified draft) for the penalties.</summary>

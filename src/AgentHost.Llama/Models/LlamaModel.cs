@@ -22,8 +22,9 @@ public sealed class LlamaModel : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _state = new();
 
     private LlamaModel(string name, string path, ModelSettings settings, GgufFile file, LLamaWeights weights,
-        ModelParams parameters, ILogger logger)
+        ModelParams parameters, ILoggerFactory loggerFactory, ILogger logger)
     {
+        LoggerFactory = loggerFactory;
         Name = name;
         Path = path;
         Settings = settings;
@@ -65,6 +66,9 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>The LLamaSharp parameters every context of this model is created with.</summary>
     public ModelParams Parameters { get; }
+
+    /// <summary>The logger factory the model was loaded with (strategies log per-model facts through it).</summary>
+    internal ILoggerFactory LoggerFactory { get; }
 
     /// <summary>Context size of new sessions, in tokens.</summary>
     public int ContextSize => (int)Parameters.ContextSize!.Value;
@@ -128,7 +132,7 @@ public sealed class LlamaModel : IDisposable
             name, path, weights.Vocab.Count, contextSize, settings.Threads, settings.BatchThreads);
         try
         {
-            return new LlamaModel(name, System.IO.Path.GetFullPath(path), settings, file, weights, parameters, logger);
+            return new LlamaModel(name, System.IO.Path.GetFullPath(path), settings, file, weights, parameters, loggerFactory, logger);
         }
         catch
         {
@@ -198,6 +202,8 @@ public sealed class LlamaModel : IDisposable
         Require(settings.BatchThreads >= 0, $"BatchThreads must be 0 (same as Threads) or positive, not {settings.BatchThreads}.");
         Require(settings.BatchSize >= 1, $"BatchSize must be at least 1, not {settings.BatchSize}.");
         Require(settings.Sequences is >= 1 and <= MaxSequences, $"Sequences must be between 1 and {MaxSequences}, not {settings.Sequences}.");
+        // llama.cpp reserves one output row per sequence in a batch and aborts the process (GGML_ASSERT) when that exceeds the batch.
+        Require(settings.BatchSize >= settings.Sequences, $"BatchSize ({settings.BatchSize}) must be at least Sequences ({settings.Sequences}).");
         Require(settings.GpuLayers >= -1, $"GpuLayers must be -1 (all), 0 or positive, not {settings.GpuLayers}.");
     }
 

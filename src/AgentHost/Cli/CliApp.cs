@@ -102,8 +102,10 @@ internal static class CliApp
         });
         // Logs never mix with the generated text on stdout.
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        // The category-less rule overrides appsettings.json's Logging:LogLevel:Default, which would otherwise
+        // keep AgentHost's own debug messages out (a minimum level alone does not beat a configured rule).
         if (verbose)
-            builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
+            builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(category: null, level: LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
 
         var options = new AgentHostOptions();
         builder.Configuration.GetSection(AgentHostOptions.SectionName).Bind(options);
