@@ -24,7 +24,7 @@ public sealed class CautiousFixture : IAsyncLifetime
 
     public InferenceSession Reference { get; private set; } = null!;
 
-    public static ModelSettings Settings => new() { ContextSize = 512, Threads = 1, BatchThreads = 1, Sequences = 16 };
+    public static ModelSettings Settings => new() { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16 };
 
     public async Task InitializeAsync()
     {
