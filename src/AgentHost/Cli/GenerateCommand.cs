@@ -63,7 +63,7 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
             Console.Out.WriteLine();
             Console.Out.Flush();
             var stats = result.Stats;
-            Console.Error.WriteLine($"[{result.Strategy}: {stats.GeneratedTokens} tokens, {stats.TokensPerSecond:F0} tok/s, stop: {result.StopReason}{(stats.Seed is { } seed ? $", seed {seed}" : "")}]");
+            Console.Error.WriteLine($"[{result.Strategy}: {stats.GeneratedTokens} tokens, {stats.TokensPerSecond:F0} tok/s, stop: {System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(result.StopReason.ToString())}{(stats.Seed is { } seed ? $", seed {seed}" : "")}]");
         }
         return CliApp.ExitOk;
     }
