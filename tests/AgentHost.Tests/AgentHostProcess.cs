@@ -11,6 +11,26 @@ internal static class AgentHostProcess
 
     public static async Task<Result> RunAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
     {
+        using var process = Process.Start(StartInfo(args, environment))!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"agenthost {string.Join(' ', args)} did not finish in time.");
+        }
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>How the tests start the executable: isolated from the user's cache and the network, one compute thread.</summary>
+    public static ProcessStartInfo StartInfo(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -34,21 +54,6 @@ internal static class AgentHostProcess
         }
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
             start.Environment[key] = value;
-
-        using var process = Process.Start(start)!;
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"agenthost {string.Join(' ', args)} did not finish in time.");
-        }
-        return new Result(process.ExitCode, await stdout, await stderr);
+        return start;
     }
 }

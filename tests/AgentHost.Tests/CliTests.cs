@@ -162,3 +162,38 @@ public sealed class CliTests : IDisposable
         Assert.Equal(1, root.GetProperty("settings").GetProperty("threads").GetInt32()); // as AgentHostProcess configures
     }
 }
+
+public sealed class CancellationCliTests
+{
+    [Fact]
+    public async Task Ctrl_C_during_long_work_stops_cleanly_with_exit_code_130()
+    {
+        using var process = System.Diagnostics.Process.Start(AgentHostProcess.StartInfo(["bench", "--runs", "1000", "--max-tokens", "128"]))!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            // Wait until the model is loaded and the bench runs, then interrupt it as a terminal would.
+            string? line;
+            while ((line = await process.StandardError.ReadLineAsync(deadline.Token)) is not null && !line.StartsWith("bench:", StringComparison.Ordinal))
+            {
+            }
+            Assert.NotNull(line);
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                await kill.WaitForExitAsync(deadline.Token);
+            var rest = await process.StandardError.ReadToEndAsync(deadline.Token);
+            await process.WaitForExitAsync(deadline.Token);
+
+            Assert.Equal(130, process.ExitCode);
+            Assert.Contains("cancelled.", rest);
+            Assert.DoesNotContain("   at ", rest);
+            await stdout;
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+        }
+    }
+}
