@@ -33,6 +33,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task The_native_log_reaches_stderr_through_the_logger_only_when_asked()
+    {
+        var quiet = await Run("generate", "--prompt", "Once", "--max-tokens", "3");
+        var verbose = await Run("generate", "--prompt", "Once", "--max-tokens", "3", "--verbose");
+
+        Assert.DoesNotContain("LlamaCpp", quiet.StdErr);
+        Assert.Contains("LlamaCpp", verbose.StdErr);
+        Assert.Contains("llama_model_loader", verbose.StdErr);
+        Assert.Equal(quiet.StdOut, verbose.StdOut); // logs never reach stdout
+    }
+
+    [Fact]
     public async Task Generate_json_has_text_token_ids_strategy_model_and_stats()
     {
         var result = await Run("generate", "--model", "stories260k", "--prompt", "Once upon a time", "--max-tokens", "12",
