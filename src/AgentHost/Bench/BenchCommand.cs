@@ -27,7 +27,7 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
-        new("model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
+        ModelLoader.ModelOption,
         new("strategies", $"Comma-separated strategies to measure (default greedy,sample); the peer row '{PeerRow}' is always added.", ValueName: "A,B"),
         new("baseline", "Row the ratios are relative to (default greedy).", ValueName: "NAME"),
         new("runs", "Measured runs (default 5).", ValueName: "N"),

@@ -11,7 +11,7 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
-        new("model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
+        ModelLoader.ModelOption,
         new("prompt", "The text to continue (required).", ValueName: "TEXT"),
         new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)} (default greedy).", ValueName: "NAME"),
         new("max-tokens", "Most tokens to generate (default 256).", ValueName: "N"),

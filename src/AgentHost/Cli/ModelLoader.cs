@@ -8,6 +8,9 @@ internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory logge
 {
     private static readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
 
+    /// <summary>The <c>--model</c> option every verb that loads a model takes.</summary>
+    public static OptionSpec ModelOption { get; } = new("model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH");
+
     public ModelResolver Resolver { get; } = new(options, loggerFactory.CreateLogger<ModelResolver>(), new ModelDownloader(_http, loggerFactory.CreateLogger<ModelDownloader>()));
 
     public async Task<LlamaModel> LoadAsync(string? nameOrPath, CancellationToken cancellationToken)
