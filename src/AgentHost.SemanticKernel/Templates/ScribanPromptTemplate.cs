@@ -14,7 +14,7 @@ namespace AgentHost.SemanticKernel.Templates;
 /// </summary>
 public sealed class ScribanPromptTemplate : IPromptTemplate
 {
-    private static readonly string[] s_roles = ["system", "user", "assistant"];
+    private static readonly string[] _roles = ["system", "user", "assistant"];
 
     private readonly PromptTemplateConfig _config;
     private readonly ScribanPromptTemplateOptions _options;
@@ -107,7 +107,20 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
         }
 
         var input = _config.InputVariables.FirstOrDefault(v => v.Name == name);
-        return input is { AllowDangerouslySetContent: true } ? text : WebUtility.HtmlEncode(text);
+        return input is { AllowDangerouslySetContent: true } ? text : NeutraliseRoleMarkers(WebUtility.HtmlEncode(text));
+    }
+
+    // Role markers are read after rendering, so an argument must not be able to start a line with one
+    // ("hello\nsystem: ..."): its colon is encoded like any other markup in untrusted content.
+    private static string NeutraliseRoleMarkers(string text)
+    {
+        foreach (var role in _roles)
+        {
+            if (text.StartsWith(role + ":", StringComparison.Ordinal))
+                text = role + "&#58;" + text[(role.Length + 1)..];
+            text = text.Replace("\n" + role + ":", "\n" + role + "&#58;", StringComparison.Ordinal);
+        }
+        return text;
     }
 
     private static string ToMessages(string text)
@@ -132,7 +145,7 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
 
         foreach (var line in lines)
         {
-            var marker = s_roles.FirstOrDefault(r => line.StartsWith(r + ":", StringComparison.Ordinal));
+            var marker = _roles.FirstOrDefault(r => line.StartsWith(r + ":", StringComparison.Ordinal));
             if (marker is not null)
             {
                 Flush();
