@@ -68,6 +68,15 @@ public class ScribanPromptTemplateTests
     }
 
     [Fact]
+    public async Task EndlessRecursionStopsAtTheRecursionLimit()
+    {
+        var template = new ScribanPromptTemplate(Config("{{ func f }}{{ f }}{{ end }}{{ f }}"), new ScribanPromptTemplateOptions { RecursiveLimit = 20 });
+        var error = await Assert.ThrowsAsync<KernelException>(() => template.RenderAsync(_kernel));
+        Assert.Contains("test", error.Message);
+        Assert.Contains("recursi", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task RoleMarkersBecomeMessageBlocks()
     {
         var template = new ScribanPromptTemplate(Config("system: Be brief.\nuser: Hello {{ name }}\nassistant: Hi"));
