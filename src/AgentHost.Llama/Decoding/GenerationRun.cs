@@ -66,6 +66,34 @@ public sealed class GenerationRun
         return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed);
     }
 
+    /// <summary>
+    /// Accepts one token into the output; true when generation must stop (a stop condition, or no room
+    /// left in the context for another token).
+    /// </summary>
+    public bool Accept(int token)
+    {
+        if (Output.Accept(token))
+            return true;
+        if (!ContextIsFull)
+            return false;
+        Output.StopFor(StopReason.ContextFull);
+        return true;
+    }
+
+    /// <summary>
+    /// The plain step: accepts <paramref name="token"/> and, unless generation stops, decodes it into
+    /// sequence 0. Returns the batch index of its logits, or -1 when generation stopped.
+    /// </summary>
+    public int AcceptAndDecode(int token, CancellationToken cancellationToken)
+    {
+        if (Accept(token))
+            return -1;
+        Session.ClearBatch();
+        var index = Session.AddToBatch(token, Session.GetPast(0), 0, logits: true);
+        Session.Decode(cancellationToken);
+        return index;
+    }
+
     /// <summary>Completes the text and assembles the result.</summary>
     public GenerationResult Finish(string strategy, ulong? seed = null, IReadOnlyDictionary<string, double>? extra = null, object? details = null)
     {

@@ -50,12 +50,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
         var first = sampler is null ? TokenSampler.ArgMax(session.GetLogits(run.LogitsIndex)) : sampler.Sample(session.GetLogits(run.LogitsIndex));
         history.Add(first);
         var root = first;
-        var stopped = run.Output.Accept(first);
-        if (!stopped && run.ContextIsFull)
-        {
-            run.Output.StopFor(StopReason.ContextFull);
-            stopped = true;
-        }
+        var stopped = run.Accept(first);
 
         while (!stopped)
         {

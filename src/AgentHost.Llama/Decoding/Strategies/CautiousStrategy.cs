@@ -345,16 +345,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
                     var token = _main.Draw();
                     _tokensSampled++;
                     _tokensKept++;
-                    if (_run.Output.Accept(token))
+                    index = _run.AcceptAndDecode(token, _cancellationToken);
+                    if (index < 0)
                         break;
-                    if (_run.ContextIsFull)
-                    {
-                        _run.Output.StopFor(StopReason.ContextFull);
-                        break;
-                    }
-                    _session.ClearBatch();
-                    index = _session.AddToBatch(token, _session.GetPast(0), 0, logits: true);
-                    _session.Decode(_cancellationToken);
                     savedLogits = -1;
                     continue;
                 }

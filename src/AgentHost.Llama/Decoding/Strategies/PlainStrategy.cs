@@ -17,22 +17,12 @@ public abstract class PlainStrategy : IDecodingStrategy
     {
         var run = GenerationRun.Start(session, request, onText, cancellationToken);
         var sampler = CreateSampler(request, session.Model.Vocabulary.Count, run.PromptTokens);
-        var index = run.LogitsIndex;
-        while (true)
+        for (var index = run.LogitsIndex; index >= 0;)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var logits = session.GetLogits(index);
             var token = sampler is null ? TokenSampler.ArgMax(logits) : sampler.Sample(logits);
-            if (run.Output.Accept(token))
-                break;
-            if (run.ContextIsFull)
-            {
-                run.Output.StopFor(StopReason.ContextFull);
-                break;
-            }
-            session.ClearBatch();
-            index = session.AddToBatch(token, session.GetPast(0), 0, logits: true);
-            session.Decode(cancellationToken);
+            index = run.AcceptAndDecode(token, cancellationToken);
         }
         return run.Finish(Name, sampler?.Seed);
     }
