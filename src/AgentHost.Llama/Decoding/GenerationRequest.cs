@@ -59,6 +59,19 @@ public sealed record GenerationRequest
     /// <summary>The prompt text.</summary>
     public required string Prompt { get; init; }
 
+    /// <summary>
+    /// The prompt already tokenized (e.g. a chat format with control tokens), used instead of
+    /// tokenizing <see cref="Prompt"/>, which then only describes it.
+    /// </summary>
+    public IReadOnlyList<int>? PromptTokens { get; init; }
+
+    /// <summary>
+    /// Keep the longest prefix the session's sequence 0 shares with this prompt instead of decoding it
+    /// again (the prompt cache of multi-turn chats); the count is in <see cref="GenerationStats.CachedPromptTokens"/>.
+    /// Off by default: a fresh prefill makes results independent of what the session decoded before.
+    /// </summary>
+    public bool ReusePrefix { get; init; }
+
     /// <summary>Most tokens to generate.</summary>
     public int MaxTokens { get; init; } = 256;
 
@@ -74,7 +87,7 @@ public sealed record GenerationRequest
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        SamplingOptions.Require(!string.IsNullOrEmpty(Prompt), "The prompt is empty; pass some text to continue.");
+        SamplingOptions.Require(PromptTokens is null ? !string.IsNullOrEmpty(Prompt) : PromptTokens.Count > 0, "The prompt is empty; pass some text to continue.");
         SamplingOptions.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
         foreach (var stop in Stop)
             SamplingOptions.Require(!string.IsNullOrEmpty(stop), "A stop string is empty.");

@@ -25,6 +25,9 @@ public sealed class GenerationStats
     /// <summary>llama_decode calls, prefill included.</summary>
     public int DecodeCalls { get; init; }
 
+    /// <summary>Prompt tokens kept from the session's cache instead of being decoded (see <see cref="GenerationRequest.ReusePrefix"/>).</summary>
+    public int CachedPromptTokens { get; init; }
+
     /// <summary>Time to decode the prompt.</summary>
     public TimeSpan PrefillTime { get; init; }
 

@@ -13,8 +13,9 @@ public sealed class GenerationRun
     private readonly Stopwatch _clock;
     private readonly int _decodeCallsAtStart;
 
-    private GenerationRun(InferenceSession session, int[] promptTokens, GenerationOutput output, int logitsIndex, Stopwatch clock, int decodeCallsAtStart, TimeSpan prefillTime)
+    private GenerationRun(InferenceSession session, int[] promptTokens, GenerationOutput output, int logitsIndex, Stopwatch clock, int decodeCallsAtStart, TimeSpan prefillTime, int cachedPromptTokens)
     {
+        CachedPromptTokens = cachedPromptTokens;
         Session = session;
         PromptTokens = promptTokens;
         Output = output;
@@ -36,6 +37,9 @@ public sealed class GenerationRun
     /// <summary>Batch index of the prompt's last token, whose logits predict the first new token.</summary>
     public int LogitsIndex { get; }
 
+    /// <summary>Prompt tokens kept from the session's cache (not decoded again).</summary>
+    public int CachedPromptTokens { get; }
+
     /// <summary>Time the prefill took.</summary>
     public TimeSpan PrefillTime { get; }
 
@@ -52,18 +56,37 @@ public sealed class GenerationRun
 
         var clock = Stopwatch.StartNew();
         var model = session.Model;
-        var tokens = model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
+        var tokens = request.PromptTokens is { } given ? [.. given] : model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
         if (tokens.Length >= session.ContextSize)
         {
             throw new AgentHostException(ErrorKind.ContextOverflow,
                 $"The prompt is {tokens.Length} tokens but the context holds {session.ContextSize}; shorten it or raise ContextSize.");
         }
 
-        session.Reset();
+        var cached = request.ReusePrefix ? KeepCommonPrefix(session, tokens) : 0;
+        if (cached == 0)
+            session.Reset();
         var decodeCalls = session.DecodeCalls;
-        var index = session.Prefill(tokens, 0, cancellationToken);
+        var index = session.Prefill(tokens.AsSpan(cached), 0, cancellationToken);
         var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText);
-        return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed);
+        return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed, cached);
+    }
+
+    /// <summary>
+    /// Keeps the longest prefix sequence 0 shares with <paramref name="tokens"/>, at most all but the
+    /// last token (its logits are needed), and drops everything else; returns the kept length.
+    /// </summary>
+    private static int KeepCommonPrefix(InferenceSession session, int[] tokens)
+    {
+        var held = session.GetTokens(0);
+        var common = held.CommonPrefixLength(tokens);
+        common = Math.Min(common, tokens.Length - 1);
+        if (common == 0)
+            return 0;
+        session.KeepSequence(0);
+        session.RemoveSequence(0, common);
+        session.ClearBatch();
+        return common;
     }
 
     /// <summary>
@@ -109,6 +132,7 @@ public sealed class GenerationRun
             Stats = new GenerationStats
             {
                 PromptTokens = PromptTokens.Length,
+                CachedPromptTokens = CachedPromptTokens,
                 GeneratedTokens = Output.Tokens.Count,
                 DecodeCalls = Session.DecodeCalls - _decodeCallsAtStart,
                 PrefillTime = PrefillTime,

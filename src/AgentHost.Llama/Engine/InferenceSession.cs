@@ -18,6 +18,7 @@ public sealed class InferenceSession : IDisposable
     private readonly SafeLLamaContextHandle _handle;
     private readonly NativeBatch _batch;
     private readonly int[] _past;
+    private readonly int[][] _tokens;      // per sequence: the token held at each position (valid below _past)
     private readonly int[] _pendingPast;   // per sequence: highest position in the pending batch + 1
     private readonly int[] _oneSequence = new int[1];
 
@@ -29,6 +30,9 @@ public sealed class InferenceSession : IDisposable
         _handle = _context.NativeHandle;
         ContextSize = Math.Min((int)_handle.ContextSize, model.ContextSize);
         _past = new int[model.Settings.Sequences];
+        _tokens = new int[_past.Length][];
+        for (var s = 0; s < _tokens.Length; s++)
+            _tokens[s] = new int[ContextSize];
         _batch = new NativeBatch((int)_handle.BatchSize, _past.Length);
         _pendingPast = new int[_past.Length];
     }
@@ -57,6 +61,9 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Number of positions held for <paramref name="sequence"/> (its next position).</summary>
     public int GetPast(int sequence) => _past[sequence];
 
+    /// <summary>The tokens <paramref name="sequence"/> holds, by position (what its KV cache was computed from).</summary>
+    public ReadOnlySpan<int> GetTokens(int sequence) => _tokens[CheckSequence(sequence)].AsSpan(0, _past[sequence]);
+
     /// <summary>Empties the pending batch.</summary>
     public void ClearBatch()
     {
@@ -68,7 +75,7 @@ public sealed class InferenceSession : IDisposable
     public int AddToBatch(int token, int position, int sequence, bool logits)
     {
         _oneSequence[0] = CheckSequence(sequence);
-        NotePending(sequence, position);
+        NotePending(sequence, position, token);
         return _batch.Add(token, position, _oneSequence, logits);
     }
 
@@ -80,7 +87,7 @@ public sealed class InferenceSession : IDisposable
         foreach (var sequence in sequences)
         {
             CheckSequence(sequence);
-            NotePending(sequence, position);
+            NotePending(sequence, position, token);
         }
         return _batch.Add(token, position, sequences, logits);
     }
@@ -160,7 +167,10 @@ public sealed class InferenceSession : IDisposable
         _handle.MemorySequenceCopy((LLamaSeqId)CheckSequence(source), (LLamaSeqId)CheckSequence(target), p0, p1);
         var copiedEnd = p1 < 0 ? _past[source] : Math.Min(p1, _past[source]);
         if (copiedEnd > p0)
+        {
+            Array.Copy(_tokens[source], p0, _tokens[target], p0, copiedEnd - p0);
             _past[target] = Math.Max(_past[target], copiedEnd);
+        }
     }
 
     /// <summary>Removes positions [p0, p1) of <paramref name="sequence"/> (p1 = -1: to the end).</summary>
@@ -221,8 +231,11 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
-    private void NotePending(int sequence, int position)
+    private void NotePending(int sequence, int position, int token)
     {
+        // Recorded now, counted once the decode succeeds and n_past covers the position.
+        if ((uint)position < (uint)ContextSize)
+            _tokens[sequence][position] = token;
         if (position + 1 > _pendingPast[sequence])
             _pendingPast[sequence] = position + 1;
     }
