@@ -1,0 +1,126 @@
+using System.Globalization;
+using System.Text.Json;
+using AgentHost.Llama;
+using AgentHost.Llama.Decoding;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.SemanticKernel.ChatClient;
+
+/// <summary>
+/// Turns <see cref="ChatOptions"/> into the engine's request and strategy. MEAI's own properties map onto
+/// the request (max tokens, stop sequences, temperature, top-p, top-k, penalties, seed); AgentHost's
+/// decoding options travel in <see cref="ChatOptions.AdditionalProperties"/> under their own keys:
+/// <c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c> and every strategy's knobs
+/// (<c>recycling_tree</c>, <c>cautious_max_trials</c>, ...). Keys no strategy knows are left alone (they
+/// may belong to another layer); a knob of a different strategy than the chosen one is an error.
+/// </summary>
+public static class ChatRequestMapper
+{
+    /// <summary>Key naming the decoding strategy (greedy, sample, recycling, lookup, cautious).</summary>
+    public const string StrategyKey = "decoding_strategy";
+
+    /// <summary>Key of the min-p sampling cut-off.</summary>
+    public const string MinPKey = "min_p";
+
+    /// <summary>Key of the repetition penalty.</summary>
+    public const string RepeatPenaltyKey = "repeat_penalty";
+
+    private static readonly HashSet<string> _strategyOptionKeys =
+        DecodingStrategies.All.SelectMany(d => d.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>The strategy a request asks for, with its options (unknown names and misplaced knobs refused).</summary>
+    public static IDecodingStrategy CreateStrategy(ChatOptions? options, string defaultStrategy)
+    {
+        var name = ChooseStrategy(options, defaultStrategy);
+        var knobs = options?.AdditionalProperties?
+            .Where(p => _strategyOptionKeys.Contains(p.Key))
+            .Select(p => KeyValuePair.Create(p.Key, ToInvariantString(p.Key, p.Value)));
+        return DecodingStrategies.Create(name, new StrategyOptions(knobs));
+    }
+
+    /// <summary>
+    /// The strategy name: <c>decoding_strategy</c> when given; otherwise temperature 0 means greedy and any
+    /// other sampling setting means <c>sample</c>; with none, <paramref name="defaultStrategy"/>.
+    /// </summary>
+    public static string ChooseStrategy(ChatOptions? options, string defaultStrategy)
+    {
+        if (GetString(options, StrategyKey) is { } named)
+            return DecodingStrategies.Find(named).Name;
+        if (options?.Temperature is { } temperature)
+            return temperature == 0 ? "greedy" : "sample";
+        if (options is not null && (options.TopP is not null || options.TopK is not null || options.Seed is not null))
+            return "sample";
+        return defaultStrategy;
+    }
+
+    /// <summary>The engine request for a rendered prompt.</summary>
+    public static GenerationRequest CreateRequest(string promptText, IReadOnlyList<int> promptTokens, ChatOptions? options, LlamaChatClientOptions clientOptions, IReadOnlyList<string> formatStops, string strategy)
+    {
+        var stops = new List<string>(formatStops);
+        if (options?.StopSequences is { } requested)
+            stops.AddRange(requested);
+
+        var sampling = DecodingStrategies.Find(strategy).Sampling == SamplingUse.Never ? null : CreateSampling(options);
+        var request = new GenerationRequest
+        {
+            Prompt = promptText,
+            PromptTokens = promptTokens,
+            MaxTokens = options?.MaxOutputTokens ?? clientOptions.MaxTokens,
+            Stop = stops,
+            Sampling = sampling,
+            ReusePrefix = clientOptions.PromptCache,
+        };
+        request.Validate();
+        return request;
+    }
+
+    private static SamplingOptions? CreateSampling(ChatOptions? options)
+    {
+        if (options is null)
+            return null;
+        var minP = GetFloat(options, MinPKey);
+        var repeatPenalty = GetFloat(options, RepeatPenaltyKey);
+        if (options.Temperature is null && options.TopP is null && options.TopK is null && options.Seed is null
+            && options.FrequencyPenalty is null && options.PresencePenalty is null && minP is null && repeatPenalty is null)
+        {
+            return null;
+        }
+
+        var defaults = new SamplingOptions();
+        return new SamplingOptions
+        {
+            Temperature = options.Temperature ?? defaults.Temperature,
+            TopP = options.TopP ?? defaults.TopP,
+            TopK = options.TopK ?? defaults.TopK,
+            MinP = minP ?? defaults.MinP,
+            RepeatPenalty = repeatPenalty ?? defaults.RepeatPenalty,
+            FrequencyPenalty = options.FrequencyPenalty ?? defaults.FrequencyPenalty,
+            PresencePenalty = options.PresencePenalty ?? defaults.PresencePenalty,
+            Seed = options.Seed is { } seed ? unchecked((ulong)seed) : null,
+        };
+    }
+
+    private static string? GetString(ChatOptions? options, string key)
+        => options?.AdditionalProperties?.TryGetValue(key, out var value) == true && value is not null ? ToInvariantString(key, value) : null;
+
+    private static float? GetFloat(ChatOptions options, string key)
+    {
+        if (GetString(options, key) is not { } text)
+            return null;
+        if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a number, not '{text}'.");
+        return value;
+    }
+
+    /// <summary>Option values arrive as strings, numbers, booleans or JSON elements (SK's settings round trip).</summary>
+    private static string ToInvariantString(string key, object? value) => value switch
+    {
+        null => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' has no value."),
+        string text => text,
+        bool flag => flag ? "true" : "false",
+        IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
+        JsonElement { ValueKind: JsonValueKind.String } element => element.GetString()!,
+        JsonElement { ValueKind: JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False } element => element.GetRawText(),
+        _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a string, number or boolean."),
+    };
+}

@@ -1,0 +1,178 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Engine;
+using AgentHost.Llama.Models;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.SemanticKernel.ChatClient;
+
+/// <summary>
+/// An <see cref="IChatClient"/> on a local model: renders the conversation in the model's chat format,
+/// decodes with any AgentHost strategy (chosen per request through <see cref="ChatOptions"/>, see
+/// <see cref="ChatRequestMapper"/>) and reuses the KV cache of earlier turns. Safe for concurrent use:
+/// requests rent a session slot each and the model's scheduler serialises their decodes.
+/// </summary>
+public sealed class LlamaChatClient : IChatClient
+{
+    /// <summary>Provider name in <see cref="ChatClientMetadata"/>.</summary>
+    public const string ProviderName = "agenthost";
+
+    /// <summary>Key of the strategy's statistics in a response's <c>AdditionalProperties</c>.</summary>
+    public const string StatsKey = "decoding_stats";
+
+    private readonly LlamaChatClientOptions _options;
+    private readonly SessionPool _pool;
+    private readonly ChatClientMetadata _metadata;
+
+    /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
+    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        _options = options ?? new LlamaChatClientOptions();
+        DecodingStrategies.Find(_options.DefaultStrategy);
+        Format = ChatFormat.Resolve(model, _options.ChatFormat, _options.FormatsDirectory);
+        _pool = new SessionPool(model, _options.Slots);
+        _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
+    }
+
+    /// <summary>The model this client decodes with.</summary>
+    public LlamaModel Model { get; }
+
+    /// <summary>The chat format conversations are rendered in.</summary>
+    public ChatFormat Format { get; }
+
+    /// <summary>Requests waiting for or holding a session slot (the queue depth).</summary>
+    public int PendingRequests => _pool.Pending;
+
+    /// <inheritdoc />
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var call = Prepare(messages, options);
+        using var lease = await _pool.RentAsync(call.Request.PromptTokens!.ToArray(), cancellationToken).ConfigureAwait(false);
+        var result = await lease.Session.GenerateAsync(call.Strategy, call.Request, null, cancellationToken).ConfigureAwait(false);
+
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text) { MessageId = call.Id })
+        {
+            ResponseId = call.Id,
+            ModelId = Model.Name,
+            CreatedAt = call.Created,
+            FinishReason = ToFinishReason(result.StopReason),
+            Usage = ToUsage(result.Stats),
+            AdditionalProperties = ToProperties(result),
+        };
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var call = Prepare(messages, options);
+        using var lease = await _pool.RentAsync(call.Request.PromptTokens!.ToArray(), cancellationToken).ConfigureAwait(false);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var generation = lease.Session.GenerateAsync(call.Strategy, call.Request, piece => pieces.Writer.TryWrite(piece), stop.Token);
+        // Errors surface from awaiting the generation below, with their own type.
+        _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+        GenerationResult result;
+        try
+        {
+            await foreach (var piece in pieces.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return Update(call, [new TextContent(piece)]);
+            result = await generation.ConfigureAwait(false);
+        }
+        finally
+        {
+            // A consumer that stops early (or cancels) must not leave the slot decoding for nobody.
+            if (!generation.IsCompleted)
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                await generation.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            }
+        }
+
+        var last = Update(call, [new UsageContent(ToUsage(result.Stats))]);
+        last.FinishReason = ToFinishReason(result.StopReason);
+        last.AdditionalProperties = ToProperties(result);
+        yield return last;
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null)
+            return null;
+        if (serviceType == typeof(ChatClientMetadata))
+            return _metadata;
+        if (serviceType == typeof(LlamaModel))
+            return Model;
+        if (serviceType == typeof(ChatFormat))
+            return Format;
+        return serviceType.IsInstanceOfType(this) ? this : null;
+    }
+
+    /// <summary>Frees the session slots (not the model).</summary>
+    public void Dispose() => _pool.Dispose();
+
+    private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var conversation = messages.ToList();
+        if (options?.Instructions is { Length: > 0 } instructions)
+            conversation.Insert(0, new ChatMessage(ChatRole.System, instructions));
+
+        var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
+        var strategy = ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
+        var prompt = Format.Render(conversation, addGenerationPrompt: true);
+        var tokens = prompt.Tokenize(Model);
+        var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName);
+        return new PreparedCall(strategy, request, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+    }
+
+    private ChatResponseUpdate Update(PreparedCall call, IList<AIContent> contents) => new(ChatRole.Assistant, contents)
+    {
+        ResponseId = call.Id,
+        MessageId = call.Id,
+        ModelId = Model.Name,
+        CreatedAt = call.Created,
+    };
+
+    private static ChatFinishReason ToFinishReason(StopReason reason) => reason switch
+    {
+        StopReason.MaxTokens or StopReason.ContextFull => ChatFinishReason.Length,
+        _ => ChatFinishReason.Stop,
+    };
+
+    private static UsageDetails ToUsage(GenerationStats stats) => new()
+    {
+        InputTokenCount = stats.PromptTokens,
+        OutputTokenCount = stats.GeneratedTokens,
+        TotalTokenCount = stats.PromptTokens + stats.GeneratedTokens,
+        CachedInputTokenCount = stats.CachedPromptTokens,
+    };
+
+    private static AdditionalPropertiesDictionary ToProperties(GenerationResult result)
+    {
+        var stats = new Dictionary<string, double>(result.Stats.Extra)
+        {
+            ["decode_calls"] = result.Stats.DecodeCalls,
+            ["cached_prompt_tokens"] = result.Stats.CachedPromptTokens,
+            ["prefill_ms"] = result.Stats.PrefillTime.TotalMilliseconds,
+            ["elapsed_ms"] = result.Stats.Elapsed.TotalMilliseconds,
+            ["tokens_per_second"] = result.Stats.TokensPerSecond,
+        };
+        var properties = new AdditionalPropertiesDictionary
+        {
+            [ChatRequestMapper.StrategyKey] = result.Strategy,
+            ["stop_reason"] = result.StopReason.ToString(),
+            [StatsKey] = stats,
+        };
+        if (result.Stats.Seed is { } seed)
+            properties["seed"] = seed;
+        return properties;
+    }
+
+    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, string Id, DateTimeOffset Created);
+}

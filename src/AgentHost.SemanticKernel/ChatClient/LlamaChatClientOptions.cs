@@ -1,0 +1,26 @@
+namespace AgentHost.SemanticKernel.ChatClient;
+
+/// <summary>How a <see cref="LlamaChatClient"/> serves its model.</summary>
+public sealed class LlamaChatClientOptions
+{
+    /// <summary>Strategy when a request names none and sets no sampling option (default greedy).</summary>
+    public string DefaultStrategy { get; set; } = "greedy";
+
+    /// <summary>Most tokens per reply when the request sets no <c>MaxOutputTokens</c> (default 256).</summary>
+    public int MaxTokens { get; set; } = 256;
+
+    /// <summary>
+    /// Keep each slot's KV cache between requests and decode only what a new prompt does not share with
+    /// it (default on): a multi-turn conversation then prefills just its newest turn.
+    /// </summary>
+    public bool PromptCache { get; set; } = true;
+
+    /// <summary>Sessions (each a context with its own cache) requests are spread over (default 1).</summary>
+    public int Slots { get; set; } = 1;
+
+    /// <summary>Chat format name (see the format catalog); null: detected from the model.</summary>
+    public string? ChatFormat { get; set; }
+
+    /// <summary>Folder whose templates override the built-in chat formats; null: built-in only.</summary>
+    public string? FormatsDirectory { get; set; }
+}

@@ -1,0 +1,296 @@
+using System.Text;
+using AgentHost.Llama;
+using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.ChatClient;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.SemanticKernel.Tests;
+
+/// <summary>IChatClient conformance on a real model (stories260K): what any MEAI client must do, and AgentHost's extras.</summary>
+[Collection(ChatModelCollection.Name)]
+public sealed class LlamaChatClientTests(ChatModelFixture fixture)
+{
+    private static readonly ChatMessage[] _story = [new(ChatRole.User, "Tell me a story about a cat.")];
+
+    private LlamaChatClient NewClient(LlamaChatClientOptions? options = null) => new(fixture.Model, options);
+
+    [Fact]
+    public async Task ReturnsAssistantTextWithUsageAndFinishReason()
+    {
+        using var client = NewClient();
+        var response = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 40 });
+
+        Assert.Equal(ChatRole.Assistant, Assert.Single(response.Messages).Role);
+        Assert.False(string.IsNullOrWhiteSpace(response.Text));
+        Assert.Equal("stories260K", response.ModelId);
+        Assert.NotNull(response.ResponseId);
+        Assert.NotNull(response.FinishReason);
+
+        var usage = Assert.IsType<UsageDetails>(response.Usage);
+        var promptTokens = client.Format.Render(_story, addGenerationPrompt: true).Tokenize(fixture.Model).Length;
+        Assert.Equal(promptTokens, usage.InputTokenCount);
+        Assert.InRange(usage.OutputTokenCount!.Value, 1, 40);
+        Assert.Equal(usage.InputTokenCount + usage.OutputTokenCount, usage.TotalTokenCount);
+        Assert.Equal("greedy", response.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+    }
+
+    [Fact]
+    public async Task StreamingTextEqualsNonStreamingTextUnderGreedy()
+    {
+        using var client = NewClient(new LlamaChatClientOptions { PromptCache = false });
+        var options = new ChatOptions { MaxOutputTokens = 60 };
+        var whole = await client.GetResponseAsync(_story, options);
+
+        var text = new StringBuilder();
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync(_story, options))
+        {
+            updates.Add(update);
+            text.Append(update.Text);
+        }
+
+        Assert.Equal(whole.Text, text.ToString());
+        Assert.True(updates.Count > 2, "the reply should arrive in several pieces");
+        Assert.All(updates, u => Assert.Equal(ChatRole.Assistant, u.Role));
+        var last = updates[^1];
+        Assert.Equal(whole.FinishReason, last.FinishReason);
+        var usage = Assert.Single(last.Contents.OfType<UsageContent>()).Details;
+        Assert.Equal(whole.Usage!.OutputTokenCount, usage.OutputTokenCount);
+        Assert.Equal(whole.Usage.InputTokenCount, usage.InputTokenCount);
+
+        // The MEAI helper that folds updates gives the same response text.
+        Assert.Equal(whole.Text, updates.ToChatResponse().Text);
+    }
+
+    [Fact]
+    public async Task MaxOutputTokensEndsTheReplyWithFinishReasonLength()
+    {
+        using var client = NewClient();
+        var response = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 5 });
+
+        Assert.Equal(5, response.Usage!.OutputTokenCount);
+        Assert.Equal(ChatFinishReason.Length, response.FinishReason);
+    }
+
+    [Fact]
+    public async Task StopSequenceEndsTheReplyBeforeIt()
+    {
+        using var client = NewClient();
+        var free = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 60 });
+        var words = free.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(words.Length > 4, $"need a longer reply to pick a stop word from: '{free.Text}'");
+        var stop = words[3];
+        var cut = free.Text.IndexOf(stop, StringComparison.Ordinal);
+
+        var stopped = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 60, StopSequences = [stop] });
+
+        Assert.Equal(free.Text[..cut], stopped.Text);
+        Assert.Equal(ChatFinishReason.Stop, stopped.FinishReason);
+    }
+
+    [Fact]
+    public async Task MultiTurnConversationReusesThePromptCache()
+    {
+        using var client = NewClient();
+        var history = new List<ChatMessage> { new(ChatRole.User, "Once upon a time there was a dog.") };
+        var first = await client.GetResponseAsync(history, new ChatOptions { MaxOutputTokens = 30 });
+        history.AddRange(first.Messages);
+        history.Add(new ChatMessage(ChatRole.User, "What did the dog do next?"));
+
+        var second = await client.GetResponseAsync(history, new ChatOptions { MaxOutputTokens = 30 });
+
+        var cached = second.Usage!.CachedInputTokenCount!.Value;
+        // The whole first prompt is shared; most of the reply too (a re-tokenised reply may differ at its edge).
+        Assert.True(cached >= first.Usage!.InputTokenCount, $"cached {cached} of {second.Usage.InputTokenCount}; first prompt was {first.Usage.InputTokenCount}");
+        Assert.True(cached < second.Usage.InputTokenCount);
+        var stats = (Dictionary<string, double>)second.AdditionalProperties![LlamaChatClient.StatsKey]!;
+        Assert.Equal(cached, stats["cached_prompt_tokens"]);
+        Assert.False(string.IsNullOrWhiteSpace(second.Text));
+    }
+
+    [Fact]
+    public async Task PromptCacheOffDecodesEveryPromptToken()
+    {
+        using var client = NewClient(new LlamaChatClientOptions { PromptCache = false });
+        await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 10 });
+        var again = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 10 });
+
+        Assert.Equal(0, again.Usage!.CachedInputTokenCount);
+    }
+
+    [Fact]
+    public async Task CachedTurnGivesTheSameGreedyReplyAsAFreshPrefill()
+    {
+        var history = new List<ChatMessage> { new(ChatRole.User, "Lily had a red ball.") };
+        using var cached = NewClient();
+        var first = await cached.GetResponseAsync(history, new ChatOptions { MaxOutputTokens = 20 });
+        history.AddRange(first.Messages);
+        history.Add(new ChatMessage(ChatRole.User, "Where did the ball go?"));
+        var withCache = await cached.GetResponseAsync(history, new ChatOptions { MaxOutputTokens = 40 });
+
+        using var fresh = NewClient(new LlamaChatClientOptions { PromptCache = false });
+        var withoutCache = await fresh.GetResponseAsync(history, new ChatOptions { MaxOutputTokens = 40 });
+
+        Assert.True(withCache.Usage!.CachedInputTokenCount > 0);
+        Assert.Equal(withoutCache.Text, withCache.Text);
+    }
+
+    [Theory]
+    [MemberData(nameof(StrategyNames))]
+    public async Task EveryDecodingStrategyIsSelectableThroughChatOptions(string strategy)
+    {
+        using var client = NewClient();
+        var options = new ChatOptions { MaxOutputTokens = 20, AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = strategy } };
+        if (DecodingStrategies.Find(strategy).Sampling == SamplingUse.Always)
+            options.Seed = 7;
+
+        var response = await client.GetResponseAsync(_story, options);
+
+        Assert.Equal(strategy, response.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+        Assert.False(string.IsNullOrWhiteSpace(response.Text));
+        Assert.True(response.Usage!.OutputTokenCount > 0);
+    }
+
+    public static TheoryData<string> StrategyNames() => new(DecodingStrategies.Names);
+
+    [Fact]
+    public async Task StrategyKnobsTravelInAdditionalProperties()
+    {
+        using var client = NewClient();
+        var options = new ChatOptions
+        {
+            MaxOutputTokens = 30,
+            AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "recycling", ["recycling_tree"] = "chain-2" },
+        };
+
+        var response = await client.GetResponseAsync(_story, options);
+
+        var stats = (Dictionary<string, double>)response.AdditionalProperties![LlamaChatClient.StatsKey]!;
+        Assert.Equal("recycling", response.AdditionalProperties[ChatRequestMapper.StrategyKey]);
+        Assert.True(stats["forwards"] > 0);
+        Assert.True(stats["forwards"] <= response.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task AKnobOfAnotherStrategyIsRefused()
+    {
+        using var client = NewClient();
+        var options = new ChatOptions { AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "greedy", ["recycling_tree"] = "chain-2" } };
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync(_story, options));
+        Assert.Contains("recycling_tree", error.Message);
+    }
+
+    [Fact]
+    public async Task AnUnknownStrategyIsRefusedNamingTheKnownOnes()
+    {
+        using var client = NewClient();
+        var options = new ChatOptions { AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "beam" } };
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync(_story, options));
+        Assert.Contains("greedy", error.Message);
+    }
+
+    [Fact]
+    public async Task TemperatureZeroIsGreedyAndSeededSamplingRepeats()
+    {
+        using var client = NewClient();
+        var greedy = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 30 });
+        var zero = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 30, Temperature = 0 });
+        Assert.Equal(greedy.Text, zero.Text);
+        Assert.Equal("greedy", zero.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+
+        var sampled = new ChatOptions { MaxOutputTokens = 30, Temperature = 1.2f, Seed = 42 };
+        var a = await client.GetResponseAsync(_story, sampled);
+        var b = await client.GetResponseAsync(_story, sampled);
+        Assert.Equal("sample", a.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+        Assert.Equal(a.Text, b.Text);
+        Assert.Equal(42UL, a.AdditionalProperties["seed"]);
+    }
+
+    [Fact]
+    public async Task CancelledBeforeStartThrowsAndDoesNotBlockTheSlot()
+    {
+        using var client = NewClient();
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetResponseAsync(_story, null, cancelled.Token));
+        var after = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 5 });
+        Assert.Equal(5, after.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task CancellingAStreamMidwayStopsDecodingAndFreesTheSlot()
+    {
+        using var client = NewClient();
+        using var cancel = new CancellationTokenSource();
+        var received = 0;
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var update in client.GetStreamingResponseAsync(_story, new ChatOptions { MaxOutputTokens = 500 }, cancel.Token))
+            {
+                if (++received == 3)
+                    await cancel.CancelAsync();
+            }
+        });
+
+        Assert.Equal(0, client.PendingRequests);
+        var after = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 5 });
+        Assert.Equal(5, after.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task AConsumerThatStopsReadingFreesTheSlot()
+    {
+        using var client = NewClient();
+        await foreach (var update in client.GetStreamingResponseAsync(_story, new ChatOptions { MaxOutputTokens = 500 }))
+            break;
+
+        Assert.Equal(0, client.PendingRequests);
+        var after = await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 5 });
+        Assert.Equal(5, after.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsEachEqualTheirSerialGreedyResult()
+    {
+        string[] openings = ["a frog", "a big tree", "a little boy named Tim", "a red car", "the sun", "a bird", "a toy box", "the sea"];
+        var conversations = openings.Select(o => new[] { new ChatMessage(ChatRole.User, $"Tell me about {o}.") }).ToArray();
+        var options = new ChatOptions { MaxOutputTokens = 40 };
+
+        using var serialClient = NewClient(new LlamaChatClientOptions { PromptCache = false });
+        var serial = new List<string>();
+        foreach (var conversation in conversations)
+            serial.Add((await serialClient.GetResponseAsync(conversation, options)).Text);
+
+        using var client = NewClient(new LlamaChatClientOptions { Slots = 3, PromptCache = false });
+        var concurrent = await Task.WhenAll(conversations.Select((c, i) => Task.Run(async () =>
+        {
+            if (i % 2 == 0)
+                return (await client.GetResponseAsync(c, options)).Text;
+            var text = new StringBuilder();
+            await foreach (var update in client.GetStreamingResponseAsync(c, options))
+                text.Append(update.Text);
+            return text.ToString();
+        })));
+
+        Assert.Equal(serial, concurrent);
+        Assert.True(serial.Distinct().Count() > 1, "different prompts should give different replies");
+    }
+
+    [Fact]
+    public void GetServiceReturnsModelMetadata()
+    {
+        using var client = NewClient();
+
+        var metadata = Assert.IsType<ChatClientMetadata>(client.GetService(typeof(ChatClientMetadata)));
+        Assert.Equal("stories260K", metadata.DefaultModelId);
+        Assert.Equal(LlamaChatClient.ProviderName, metadata.ProviderName);
+        Assert.Same(fixture.Model, client.GetService<LlamaModel>());
+        Assert.Same(client, client.GetService<LlamaChatClient>());
+        Assert.Null(client.GetService(typeof(ChatClientMetadata), "some-key"));
+    }
+}
