@@ -1,0 +1,144 @@
+using System.Text.Json;
+using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.SemanticKernel.Settings;
+using AgentHost.SemanticKernel.Templates;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
+
+namespace AgentHost.SemanticKernel.Tests;
+
+/// <summary>Semantic Kernel end to end on the real model: registration, prompt functions, IChatCompletionService, settings.</summary>
+[Collection(ChatModelCollection.Name)]
+public sealed class KernelIntegrationTests(ChatModelFixture fixture)
+{
+    private Kernel NewKernel(string? serviceId = null)
+    {
+        var builder = Kernel.CreateBuilder();
+        builder.AddLlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false }, serviceId);
+        return builder.Build();
+    }
+
+    [Fact]
+    public async Task KernelPromptFunctionRunsOnTheModel()
+    {
+        var kernel = NewKernel();
+        var settings = new LlamaPromptExecutionSettings { MaxTokens = 20 };
+
+        var result = await kernel.InvokePromptAsync("Tell me a story about a dog.", new KernelArguments(settings));
+
+        var response = result.GetValue<ChatResponse>();
+        Assert.NotNull(response);
+        Assert.False(string.IsNullOrWhiteSpace(result.ToString()));
+        Assert.Equal(20, response.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task ScribanPromptFunctionRendersArgumentsIntoTheConversation()
+    {
+        var kernel = NewKernel();
+        var function = kernel.CreateFunctionFromPrompt(
+            new PromptTemplateConfig("system: You tell short stories.\nuser: Tell me about {{ animal }}.")
+            {
+                TemplateFormat = ScribanPromptTemplateFactory.ScribanTemplateFormat,
+                ExecutionSettings = { ["default"] = new LlamaPromptExecutionSettings { MaxTokens = 15 } },
+            },
+            new ScribanPromptTemplateFactory());
+
+        var result = await function.InvokeAsync(kernel, new KernelArguments { ["animal"] = "a cat" });
+
+        var response = result.GetValue<ChatResponse>()!;
+        var client = new LlamaChatClient(fixture.Model);
+        var expectedPrompt = client.Format.Render([new(ChatRole.System, "You tell short stories."), new(ChatRole.User, "Tell me about a cat.")], addGenerationPrompt: true);
+        Assert.Equal(expectedPrompt.Tokenize(fixture.Model).Length, response.Usage!.InputTokenCount);
+        Assert.Equal(15, response.Usage.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task ChatCompletionServiceThroughTheBridgeMatchesTheClient()
+    {
+        var kernel = NewKernel("stories");
+        var chat = kernel.GetRequiredService<IChatClient>("stories").AsChatCompletionService();
+        var history = new ChatHistory();
+        history.AddUserMessage("Tell me a story about a frog.");
+
+        var message = await chat.GetChatMessageContentAsync(history, new LlamaPromptExecutionSettings { MaxTokens = 25 }, kernel);
+
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var direct = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Tell me a story about a frog.")], new ChatOptions { MaxOutputTokens = 25 });
+        Assert.Equal(AuthorRole.Assistant, message.Role);
+        Assert.Equal(direct.Text, message.Content);
+
+        var streamed = string.Concat(await chat.GetStreamingChatMessageContentsAsync(history, new LlamaPromptExecutionSettings { MaxTokens = 25 }, kernel).Select(m => m.Content).ToListAsync());
+        Assert.Equal(direct.Text, streamed);
+    }
+
+    [Fact]
+    public async Task DecodingStrategyAndKnobsFromSettingsReachTheClient()
+    {
+        var kernel = NewKernel();
+        var settings = new LlamaPromptExecutionSettings
+        {
+            MaxTokens = 20,
+            DecodingStrategy = "lookup",
+            ExtensionData = new Dictionary<string, object> { ["lookup_ngram"] = 2 },
+        };
+
+        var result = await kernel.InvokePromptAsync("Tell me a story about a dog.", new KernelArguments(settings));
+
+        var response = result.GetValue<ChatResponse>()!;
+        Assert.Equal("lookup", response.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+    }
+
+    [Fact]
+    public void SettingsRoundTripFreezeAndClone()
+    {
+        var generic = new PromptExecutionSettings
+        {
+            ExtensionData = new Dictionary<string, object>
+            {
+                ["temperature"] = 0.5, ["top_k"] = 20, ["max_tokens"] = 64, ["decoding_strategy"] = "cautious",
+                ["stop_sequences"] = new[] { "The end" }, ["cautious_max_trials"] = 4,
+            },
+            FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(),
+        };
+
+        var settings = LlamaPromptExecutionSettings.FromExecutionSettings(generic);
+
+        Assert.Equal(0.5f, settings.Temperature);
+        Assert.Equal(20, settings.TopK);
+        Assert.Equal(64, settings.MaxTokens);
+        Assert.Equal("cautious", settings.DecodingStrategy);
+        Assert.Equal(["The end"], settings.StopSequences!);
+        Assert.Equal(4, ((JsonElement)settings.ExtensionData!["cautious_max_trials"]).GetInt32());
+        Assert.Same(generic.FunctionChoiceBehavior, settings.FunctionChoiceBehavior);
+
+        var clone = (LlamaPromptExecutionSettings)settings.Clone();
+        settings.Freeze();
+        Assert.Throws<InvalidOperationException>(() => settings.TopP = 0.9f);
+        clone.TopP = 0.9f;
+        Assert.Equal(0.9f, clone.TopP);
+        Assert.Equal("cautious", clone.DecodingStrategy);
+
+        var options = settings.ToChatOptions(new Kernel());
+        Assert.Equal(0.5f, options.Temperature);
+        Assert.Equal(64, options.MaxOutputTokens);
+        Assert.Equal("cautious", options.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+        Assert.Equal(4.0, options.AdditionalProperties["cautious_max_trials"]);
+    }
+
+    [Fact]
+    public void ClientIsRegisteredUnderItsServiceIdWithLoggingAndFunctionInvocation()
+    {
+        var services = new ServiceCollection();
+        services.AddLlamaChatClient(fixture.Model, serviceId: "local");
+        using var provider = services.BuildServiceProvider();
+
+        var client = provider.GetRequiredKeyedService<IChatClient>("local");
+
+        Assert.IsType<LlamaChatClient>(client.GetService<LlamaChatClient>());
+        Assert.NotNull(client.GetService<FunctionInvokingChatClient>());
+        Assert.Null(provider.GetKeyedService<IChatClient>("other"));
+    }
+}
