@@ -9,9 +9,11 @@ internal static class AgentHostProcess
 
     public static string ModelsDirectory => Llama.Tests.TestModels.Directory;
 
-    public static async Task<Result> RunAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
+    public static async Task<Result> RunAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null, string? input = null)
     {
         using var process = Process.Start(StartInfo(args, environment))!;
+        if (input is not null)
+            await process.StandardInput.WriteAsync(input);
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

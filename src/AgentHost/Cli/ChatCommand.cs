@@ -1,0 +1,180 @@
+using System.Globalization;
+using AgentHost.Llama.Decoding;
+using AgentHost.SemanticKernel.ChatClient;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.Cli;
+
+/// <summary>
+/// <c>chat</c>: an interactive conversation with a model. Reads one user turn per line from stdin (a
+/// terminal or a pipe), streams each reply to stdout and keeps the history, whose shared prefix the
+/// prompt cache does not decode again. Slash commands steer the session.
+/// </summary>
+internal sealed class ChatCommand(ModelLoader loader) : ICommand
+{
+    private const string CommandHelp = "commands: /reset (forget the conversation), /strategy NAME, /stats (last reply), /help, /exit";
+
+    public string Name => "chat";
+
+    public string Summary => "Chat with a model: one turn per input line, replies streamed; /reset, /strategy NAME, /stats, /exit.";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        ModelLoader.ModelOption,
+        new("system", "System message that starts the conversation.", ValueName: "TEXT"),
+        new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)} (default greedy).", ValueName: "NAME"),
+        new("max-tokens", "Most tokens per reply (default 256).", ValueName: "N"),
+        new("temperature", "Sampling temperature (sampling strategies).", ValueName: "T"),
+        new("top-k", "Top-k, 0 = off.", ValueName: "K"),
+        new("top-p", "Top-p in (0, 1].", ValueName: "P"),
+        new("seed", "Random seed for sampling.", ValueName: "S"),
+        new("format", "Chat format name (default: detected from the model).", ValueName: "NAME"),
+        .. StrategyArguments.Specs,
+    ];
+
+    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var strategy = line.GetString("strategy") ?? "greedy";
+        StrategyArguments.Create(line, [strategy]);   // validates the strategy and that every knob applies to it
+        var knobs = DecodingStrategies.All.SelectMany(d => d.Options)
+            .Where(o => line.Has(o.CliName))
+            .DistinctBy(o => o.Key)
+            .ToDictionary(o => o.Key, o => line.GetString(o.CliName)!);
+        var baseOptions = new ChatOptions
+        {
+            MaxOutputTokens = line.GetInt("max-tokens", min: 1) ?? 256,
+            Temperature = line.GetFloat("temperature"),
+            TopK = line.GetInt("top-k", min: 0),
+            TopP = line.GetFloat("top-p"),
+            Seed = line.GetULong("seed") is { } seed ? unchecked((long)seed) : null,
+        };
+
+        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        using var client = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format") });
+        var system = line.GetString("system");
+        var history = NewHistory(system);
+        var interactive = !Console.IsInputRedirected;
+        if (interactive)
+            Console.Error.WriteLine($"chatting with {model.Name} ({client.Format.Name} format, {strategy}); {CommandHelp}");
+
+        ChatResponse? last = null;
+        var failures = 0;
+        while (true)
+        {
+            if (interactive)
+                Console.Out.Write("> ");
+            var input = await Console.In.ReadLineAsync(cancellationToken);
+            if (input is null)
+                break;
+            input = input.Trim();
+            if (input.Length == 0)
+                continue;
+
+            if (input.StartsWith('/'))
+            {
+                var parts = input.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                switch (parts[0])
+                {
+                    case "/exit" or "/quit":
+                        return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
+                    case "/reset":
+                        history = NewHistory(system);
+                        Console.Error.WriteLine("[conversation reset]");
+                        break;
+                    case "/strategy" when parts.Length == 2:
+                        try
+                        {
+                            strategy = DecodingStrategies.Find(parts[1]).Name;
+                            Console.Error.WriteLine($"[strategy: {strategy}]");
+                        }
+                        catch (AgentHost.Llama.AgentHostException ex)
+                        {
+                            Console.Error.WriteLine($"error: {ex.Message}");
+                        }
+                        break;
+                    case "/stats":
+                        Console.Error.WriteLine(last is null ? "[no reply yet]" : FormatStats(last));
+                        break;
+                    case "/help":
+                        Console.Error.WriteLine(CommandHelp);
+                        break;
+                    default:
+                        Console.Error.WriteLine($"error: unknown command '{input}'; {CommandHelp}");
+                        break;
+                }
+                continue;
+            }
+
+            history.Add(new ChatMessage(ChatRole.User, input));
+            try
+            {
+                last = await StreamReplyAsync(client, history, WithStrategy(baseOptions, strategy, knobs), cancellationToken);
+                history.AddRange(last.Messages);
+            }
+            catch (AgentHost.Llama.AgentHostException ex)
+            {
+                // The session goes on: the failed turn is dropped (e.g. a full context: /reset helps).
+                history.RemoveAt(history.Count - 1);
+                failures++;
+                Console.Error.WriteLine($"error: {ex.Message}");
+            }
+        }
+        return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
+    }
+
+    private static List<ChatMessage> NewHistory(string? system)
+        => system is null ? [] : [new ChatMessage(ChatRole.System, system)];
+
+    /// <summary>The options of one turn: the current strategy, with only the knobs it declares.</summary>
+    private static ChatOptions WithStrategy(ChatOptions baseOptions, string strategy, Dictionary<string, string> knobs)
+    {
+        var options = baseOptions.Clone();
+        var descriptor = DecodingStrategies.Find(strategy);
+        options.AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = strategy };
+        foreach (var option in descriptor.Options)
+        {
+            if (knobs.TryGetValue(option.Key, out var value))
+                options.AdditionalProperties[option.Key] = value;
+        }
+        if (descriptor.Sampling == SamplingUse.Never)
+        {
+            options.Temperature = null;
+            options.TopK = null;
+            options.TopP = null;
+            options.Seed = null;
+        }
+        return options;
+    }
+
+    private static async Task<ChatResponse> StreamReplyAsync(IChatClient client, List<ChatMessage> history, ChatOptions options, CancellationToken cancellationToken)
+    {
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync(history, options, cancellationToken))
+        {
+            updates.Add(update);
+            Console.Out.Write(update.Text);
+        }
+        Console.Out.WriteLine();
+        Console.Out.Flush();
+        var response = updates.ToChatResponse();
+        // Folding updates keeps usage but not the strategy and its statistics, which ride on the last update.
+        response.AdditionalProperties = updates[^1].AdditionalProperties;
+        return response;
+    }
+
+    private static string FormatStats(ChatResponse response)
+    {
+        var usage = response.Usage;
+        var properties = response.AdditionalProperties;
+        var parts = new List<string>
+        {
+            $"strategy {properties?[ChatRequestMapper.StrategyKey]}",
+            $"prompt {usage?.InputTokenCount} tokens ({usage?.CachedInputTokenCount} from cache)",
+            $"reply {usage?.OutputTokenCount} tokens",
+            $"finish {response.FinishReason}",
+        };
+        if (properties?[LlamaChatClient.StatsKey] is Dictionary<string, double> stats)
+            parts.AddRange(stats.Select(s => $"{s.Key} {s.Value.ToString("0.##", CultureInfo.InvariantCulture)}"));
+        return $"[{string.Join(", ", parts)}]";
+    }
+}
