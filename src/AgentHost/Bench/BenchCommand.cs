@@ -32,15 +32,19 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         new("baseline", "Row the ratios are relative to (default greedy).", ValueName: "NAME"),
         new("runs", "Measured runs (default 5).", ValueName: "N"),
         new("warmup", "Warm-up runs, not counted (default 1).", ValueName: "N"),
-        new("max-tokens", "Most tokens per prompt (default 128).", ValueName: "N"),
+        new("max-tokens", "Most tokens per prompt (default 128; per reply with --chat: 32).", ValueName: "N"),
         new("prompts", "Prompt file, one per line (default: the bench/prompts.txt shipped with AgentHost).", ValueName: "FILE"),
         new("json", "Also write every measurement to this JSON file.", ValueName: "FILE"),
+        new("chat", "Chat scenario instead: a multi-turn conversation with the prompt cache on and off (prefill tokens, turn latency).", IsFlag: true),
+        new("turns", "Turns of the chat scenario (default 5).", ValueName: "N"),
         new("trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", ValueName: "A,B"),
         .. StrategyArguments.Specs,
     ];
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
+        if (line.Has("chat"))
+            return await RunChatAsync(line, cancellationToken);
         var strategyNames = (line.GetString("strategies") ?? "greedy,sample")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         var rows = ExpandTrees(line, StrategyArguments.Create(line, strategyNames)).Append(new Row(PeerRow, null)).ToList();
@@ -87,6 +91,22 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         PrintSpeculativeTable(rows, baselineRow);
         if (jsonPath is not null)
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
+        return CliApp.ExitOk;
+    }
+
+    private async Task<int> RunChatAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        foreach (var other in new[] { "strategies", "baseline", "prompts", "trees" })
+        {
+            if (line.Has(other))
+                throw CommandLine.Usage($"--{other} does not apply to the chat scenario.");
+        }
+        var turns = line.GetInt("turns", min: 1, max: ChatBench.MaxTurns) ?? 5;
+        var runs = line.GetInt("runs", min: 1, max: 1000) ?? 5;
+        var warmup = line.GetInt("warmup", min: 0, max: 100) ?? 1;
+        var maxTokens = line.GetInt("max-tokens", min: 1) ?? 32;
+        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        await ChatBench.RunAsync(model, turns, runs, warmup, maxTokens, line.GetString("json"), cancellationToken);
         return CliApp.ExitOk;
     }
 
