@@ -50,7 +50,7 @@ public sealed class LlamaChatClient : IChatClient
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var call = Prepare(messages, options);
-        using var lease = await _pool.RentAsync(call.Request.PromptTokens!.ToArray(), cancellationToken).ConfigureAwait(false);
+        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
         var result = await lease.Session.GenerateAsync(call.Strategy, call.Request, null, cancellationToken).ConfigureAwait(false);
 
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text) { MessageId = call.Id })
@@ -68,7 +68,7 @@ public sealed class LlamaChatClient : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var call = Prepare(messages, options);
-        using var lease = await _pool.RentAsync(call.Request.PromptTokens!.ToArray(), cancellationToken).ConfigureAwait(false);
+        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var generation = lease.Session.GenerateAsync(call.Strategy, call.Request, piece => pieces.Writer.TryWrite(piece), stop.Token);
@@ -96,6 +96,21 @@ public sealed class LlamaChatClient : IChatClient
         last.FinishReason = ToFinishReason(result.StopReason);
         last.AdditionalProperties = ToProperties(result);
         yield return last;
+    }
+
+    /// <summary>
+    /// Continues <paramref name="prompt"/> as plain text (no chat format), with the same options, slots and
+    /// prompt cache as chats; <paramref name="onText"/> receives the streamed text.
+    /// </summary>
+    public async Task<GenerationResult> CompleteAsync(string prompt, ChatOptions? options = null, Action<string>? onText = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
+        var strategy = ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
+        var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
+        var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], strategyName);
+        using var lease = await _pool.RentAsync(tokens, cancellationToken).ConfigureAwait(false);
+        return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -128,7 +143,7 @@ public sealed class LlamaChatClient : IChatClient
         var prompt = Format.Render(conversation, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
         var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName);
-        return new PreparedCall(strategy, request, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+        return new PreparedCall(strategy, request, tokens, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
     }
 
     private ChatResponseUpdate Update(PreparedCall call, IList<AIContent> contents) => new(ChatRole.Assistant, contents)
@@ -153,7 +168,11 @@ public sealed class LlamaChatClient : IChatClient
         CachedInputTokenCount = stats.CachedPromptTokens,
     };
 
-    private static AdditionalPropertiesDictionary ToProperties(GenerationResult result)
+    /// <summary>
+    /// What a response carries besides text and usage: the strategy, the stop reason, the seed and the
+    /// statistics (<see cref="StatsKey"/>: decode calls, cached prompt tokens, timings and the strategy's own).
+    /// </summary>
+    public static AdditionalPropertiesDictionary ToProperties(GenerationResult result)
     {
         var stats = new Dictionary<string, double>(result.Stats.Extra)
         {
@@ -174,5 +193,5 @@ public sealed class LlamaChatClient : IChatClient
         return properties;
     }
 
-    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, string Id, DateTimeOffset Created);
+    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, string Id, DateTimeOffset Created);
 }

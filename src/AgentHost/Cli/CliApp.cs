@@ -113,6 +113,7 @@ internal static class CliApp
         builder.Services.AddSingleton<ModelLoader>();
         builder.Services.AddSingleton<ICommand, GenerateCommand>();
         builder.Services.AddSingleton<ICommand, ChatCommand>();
+        builder.Services.AddSingleton<ICommand, ServeCommand>();
         builder.Services.AddSingleton<ICommand, ModelsCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
         return builder.Build();

@@ -1,0 +1,53 @@
+using AgentHost.Llama.Models;
+using AgentHost.Server;
+using Microsoft.Extensions.Configuration;
+
+namespace AgentHost.Cli;
+
+/// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C.</summary>
+internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration) : ICommand
+{
+    public string Name => "serve";
+
+    public string Summary => "Serve the catalog's models over an OpenAI-compatible HTTP API (chat, completions, models, metrics).";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("urls", "Listen address(es), ';'-separated (default Server:Urls, http://127.0.0.1:8080).", ValueName: "URLS"),
+        new("api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", ValueName: "KEY"),
+        new("slots", "Session slots per model (default Server:Slots, 4).", ValueName: "N"),
+        new("max-queue", "Requests per model that may queue before 429 (default Server:MaxQueue, 32).", ValueName: "N"),
+    ];
+
+    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var serverOptions = new ServerOptions();
+        configuration.GetSection(ServerOptions.SectionName).Bind(serverOptions);
+        serverOptions.Urls = line.GetString("urls") ?? serverOptions.Urls;
+        serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;
+        serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
+        serverOptions.MaxQueue = line.GetInt("max-queue", min: 1) ?? serverOptions.MaxQueue;
+
+        await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (IOException ex)
+        {
+            throw new Llama.AgentHostException(Llama.ErrorKind.InvalidArgument, $"Cannot listen on {serverOptions.Urls}: {ex.Message}");
+        }
+        Console.Error.WriteLine($"serving {string.Join(", ", app.Services.GetRequiredService<ModelHost>().Names)} on {string.Join(", ", AgentHostServer.Addresses(app))}{(serverOptions.ApiKey is { Length: > 0 } ? " (API key required)" : "")}; Ctrl+C stops");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        await app.StopAsync(CancellationToken.None);
+        Console.Error.WriteLine("stopped.");
+        return CliApp.ExitOk;
+    }
+}

@@ -1,0 +1,32 @@
+using AgentHost.Cli;
+using AgentHost.Llama.Models;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace AgentHost.Server;
+
+/// <summary>Builds the OpenAI-compatible server (Kestrel on the generic host) over a model catalog.</summary>
+internal static class AgentHostServer
+{
+    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
+        builder.WebHost.UseUrls(serverOptions.Urls);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = serverOptions.MaxBodyBytes);
+        builder.Logging.ClearProviders();
+        configureLogging?.Invoke(builder.Logging);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(serverOptions);
+        builder.Services.AddSingleton<ModelLoader>();
+        builder.Services.AddSingleton<ModelHost>();
+        builder.Services.AddSingleton<ServerMetrics>();
+
+        var app = builder.Build();
+        OpenAiApi.Map(app, serverOptions);
+        return app;
+    }
+
+    /// <summary>The addresses Kestrel bound (port 0 resolved).</summary>
+    public static IReadOnlyList<string> Addresses(WebApplication app)
+        => app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+}

@@ -1,0 +1,38 @@
+using System.Text.Json;
+using AgentHost.Llama;
+
+namespace AgentHost.Server;
+
+/// <summary>An error answered in OpenAI's shape: <c>{"error": {"message", "type", "param", "code"}}</c> with its HTTP status.</summary>
+internal sealed class ApiError(int status, string message, string type = "invalid_request_error", string? code = null, string? param = null) : Exception(message)
+{
+    public int Status { get; } = status;
+
+    public string Type { get; } = type;
+
+    public string? Code { get; } = code;
+
+    public string? Param { get; } = param;
+
+    public static ApiError BadRequest(string message, string? param = null) => new(StatusCodes.Status400BadRequest, message, param: param);
+
+    /// <summary>The status and shape of an engine error: user mistakes are 400s, the rest 500.</summary>
+    public static ApiError From(AgentHostException error) => error.Kind switch
+    {
+        ErrorKind.ContextOverflow => new(StatusCodes.Status400BadRequest, error.Message, code: "context_length_exceeded"),
+        ErrorKind.InvalidArgument => new(StatusCodes.Status400BadRequest, error.Message),
+        _ => new(StatusCodes.Status500InternalServerError, error.Message, "server_error"),
+    };
+
+    public object Body => new Dictionary<string, object?>
+    {
+        ["error"] = new Dictionary<string, object?> { ["message"] = Message, ["type"] = Type, ["param"] = Param, ["code"] = Code },
+    };
+
+    public async Task WriteAsync(HttpResponse response)
+    {
+        response.StatusCode = Status;
+        response.ContentType = "application/json";
+        await response.WriteAsync(JsonSerializer.Serialize(Body));
+    }
+}

@@ -1,0 +1,285 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using AgentHost.Llama;
+using AgentHost.Llama.Decoding;
+using AgentHost.SemanticKernel.ChatClient;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.Server;
+
+/// <summary>
+/// The OpenAI-compatible endpoints: <c>/v1/chat/completions</c>, <c>/v1/completions</c>, <c>/v1/models</c>,
+/// <c>/health</c> and <c>/metrics</c>. Every failure is answered in OpenAI's error shape with its status;
+/// a client that disconnects cancels its generation, which frees its slot at once.
+/// </summary>
+internal static class OpenAiApi
+{
+    private static readonly JsonSerializerOptions _json = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never };
+
+    public static void Map(WebApplication app, ServerOptions options)
+    {
+        app.Use(async (context, next) =>
+        {
+            if (options.ApiKey is { Length: > 0 } key && context.Request.Path != "/health" && !HasKey(context.Request, key))
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer";
+                await new ApiError(StatusCodes.Status401Unauthorized, "A valid API key is required (Authorization: Bearer KEY).", code: "invalid_api_key").WriteAsync(context.Response);
+                return;
+            }
+            await next(context);
+        });
+
+        app.MapGet("/health", () => Results.Json(new Dictionary<string, string> { ["status"] = "ok" }));
+        app.MapGet("/metrics", (ServerMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapGet("/v1/models", (ModelHost models) => Results.Json(new Dictionary<string, object>
+        {
+            ["object"] = "list",
+            ["data"] = models.Names.Select(n => new Dictionary<string, object> { ["id"] = n, ["object"] = "model", ["created"] = 0, ["owned_by"] = LlamaChatClient.ProviderName }).ToList(),
+        }));
+        app.MapPost("/v1/chat/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
+            Guard(context, metrics, logs, "chat", () => ChatAsync(context, models, metrics, options)));
+        app.MapPost("/v1/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
+            Guard(context, metrics, logs, "completions", () => CompletionAsync(context, models, metrics, options)));
+        app.MapFallback((HttpContext context) => new ApiError(StatusCodes.Status404NotFound, $"No endpoint {context.Request.Method} {context.Request.Path}.", code: "not_found").WriteAsync(context.Response));
+    }
+
+    private static bool HasKey(HttpRequest request, string key)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string prefix = "Bearer ";
+        return header.StartsWith(prefix, StringComparison.Ordinal)
+            && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[prefix.Length..].Trim()), Encoding.UTF8.GetBytes(key));
+    }
+
+    /// <summary>Runs a handler and turns every failure into one error response (or an error event once streaming began).</summary>
+    private static async Task Guard(HttpContext context, ServerMetrics metrics, ILoggerFactory logs, string endpoint, Func<Task> handler)
+    {
+        ApiError? error = null;
+        try
+        {
+            await handler();
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            metrics.CountRequest(endpoint, 499);   // the client went away; nobody is left to answer
+            return;
+        }
+        catch (ApiError e) { error = e; }
+        catch (AgentHostException e) { error = ApiError.From(e); }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            error = new ApiError(StatusCodes.Status413PayloadTooLarge, "The request body is too large.", code: "request_too_large");
+        }
+        catch (JsonException e) { error = ApiError.BadRequest($"The request body is not valid JSON: {e.Message}"); }
+        catch (Exception e)
+        {
+            logs.CreateLogger("AgentHost.Server").LogError(e, "Request failed");
+            error = new ApiError(StatusCodes.Status500InternalServerError, "Internal server error.", "server_error");
+        }
+
+        if (error is not null)
+        {
+            metrics.CountError(error.Type);
+            if (context.Response.HasStarted)
+                await WriteEventAsync(context.Response, error.Body, CancellationToken.None);
+            else
+                await error.WriteAsync(context.Response);
+        }
+        metrics.CountRequest(endpoint, error?.Status ?? context.Response.StatusCode);
+    }
+
+    private static async Task<JsonElement> ReadBodyAsync(HttpContext context, ServerOptions options)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = options.MaxBodyBytes;
+        if (context.Request.ContentLength > options.MaxBodyBytes)
+            throw new ApiError(StatusCodes.Status413PayloadTooLarge, $"The request body is larger than {options.MaxBodyBytes} bytes.", code: "request_too_large");
+        using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+        return document.RootElement.Clone();
+    }
+
+    private static async Task<HostedModel> AdmitAsync(ModelHost models, ServerOptions options, string model, HttpContext context)
+    {
+        var hosted = await models.GetAsync(model, context.RequestAborted);
+        if (hosted.Client.PendingRequests >= options.MaxQueue)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            throw new ApiError(StatusCodes.Status429TooManyRequests, $"The queue of model '{hosted.Name}' is full ({options.MaxQueue} requests); retry shortly.", "rate_limit_error", "queue_full");
+        }
+        return hosted;
+    }
+
+    private static async Task ChatAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
+    {
+        var call = OpenAiRequests.ParseChat(await ReadBodyAsync(context, options));
+        var hosted = await AdmitAsync(models, options, call.Model, context);
+        var id = $"chatcmpl-{Guid.NewGuid():N}";
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var ct = context.RequestAborted;
+
+        if (!call.Stream)
+        {
+            var response = await hosted.Client.GetResponseAsync(call.Messages, call.Options, ct);
+            metrics.Record(hosted.Name, response.Usage, response.AdditionalProperties);
+            var contents = response.Messages.SelectMany(m => m.Contents).ToList();
+            var calls = contents.OfType<FunctionCallContent>().ToList();
+            var message = new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = calls.Count > 0 && response.Text.Length == 0 ? null : response.Text };
+            if (calls.Count > 0)
+                message["tool_calls"] = calls.Select((c, i) => ToolCall(c, null)).ToList();
+            await context.Response.WriteAsJsonAsync(new Dictionary<string, object?>
+            {
+                ["id"] = id,
+                ["object"] = "chat.completion",
+                ["created"] = created,
+                ["model"] = hosted.Name,
+                ["choices"] = new[] { new Dictionary<string, object?> { ["index"] = 0, ["message"] = message, ["finish_reason"] = FinishReason(response.FinishReason), ["logprobs"] = null } },
+                ["usage"] = Usage(response.Usage),
+                ["decoding"] = Decoding(response.AdditionalProperties),
+            }, _json, ct);
+            return;
+        }
+
+        StartEvents(context.Response);
+        var chunk = Chunk(id, created, hosted.Name);
+        await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = "" }, null), ct);
+        var toolIndex = 0;
+        await foreach (var update in hosted.Client.GetStreamingResponseAsync(call.Messages, call.Options, ct))
+        {
+            foreach (var content in update.Contents)
+            {
+                switch (content)
+                {
+                    case TextContent { Text.Length: > 0 } text:
+                        await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?> { ["content"] = text.Text }, null), ct);
+                        break;
+                    case FunctionCallContent functionCall:
+                        await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?> { ["tool_calls"] = new[] { ToolCall(functionCall, toolIndex++) } }, null), ct);
+                        break;
+                    case UsageContent usage:
+                        metrics.Record(hosted.Name, usage.Details, update.AdditionalProperties);
+                        if (call.IncludeUsage)
+                            await WriteEventAsync(context.Response, UsageChunk(id, created, hosted.Name, usage.Details, update.AdditionalProperties), ct);
+                        break;
+                }
+            }
+            if (update.FinishReason is { } finish)
+                await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?>(), FinishReason(finish)), ct);
+        }
+        await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    private static async Task CompletionAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
+    {
+        var call = OpenAiRequests.ParseCompletion(await ReadBodyAsync(context, options));
+        var hosted = await AdmitAsync(models, options, call.Model, context);
+        var id = $"cmpl-{Guid.NewGuid():N}";
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var ct = context.RequestAborted;
+
+        object Body(string text, string? finish, UsageDetails? usage, GenerationResult? result) => new Dictionary<string, object?>
+        {
+            ["id"] = id,
+            ["object"] = "text_completion",
+            ["created"] = created,
+            ["model"] = hosted.Name,
+            ["choices"] = new[] { new Dictionary<string, object?> { ["index"] = 0, ["text"] = text, ["finish_reason"] = finish, ["logprobs"] = null } },
+            ["usage"] = usage is null ? null : Usage(usage),
+            ["decoding"] = result is null ? null : Decoding(LlamaChatClient.ToProperties(result)),
+        };
+
+        if (!call.Stream)
+        {
+            var result = await hosted.Client.CompleteAsync(call.Prompt, call.Options, null, ct);
+            var usage = ToUsage(result);
+            metrics.Record(hosted.Name, usage, LlamaChatClient.ToProperties(result));
+            await context.Response.WriteAsJsonAsync(Body(result.Text, FinishReason(result.StopReason), usage, result), _json, ct);
+            return;
+        }
+
+        StartEvents(context.Response);
+        // Text pieces come from the model's thread; the writer sends them in order without blocking it.
+        var pieces = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var generation = hosted.Client.CompleteAsync(call.Prompt, call.Options, piece => pieces.Writer.TryWrite(piece), ct);
+        _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        await foreach (var piece in pieces.Reader.ReadAllAsync(ct))
+            await WriteEventAsync(context.Response, Body(piece, null, null, null), ct);
+        var finished = await generation;
+        var finalUsage = ToUsage(finished);
+        metrics.Record(hosted.Name, finalUsage, LlamaChatClient.ToProperties(finished));
+        await WriteEventAsync(context.Response, Body("", FinishReason(finished.StopReason), call.IncludeUsage ? finalUsage : null, finished), ct);
+        await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    private static Func<Dictionary<string, object?>, string?, object> Chunk(string id, long created, string model) => (delta, finish) => new Dictionary<string, object?>
+    {
+        ["id"] = id,
+        ["object"] = "chat.completion.chunk",
+        ["created"] = created,
+        ["model"] = model,
+        ["choices"] = new[] { new Dictionary<string, object?> { ["index"] = 0, ["delta"] = delta, ["finish_reason"] = finish, ["logprobs"] = null } },
+    };
+
+    private static object UsageChunk(string id, long created, string model, UsageDetails usage, AdditionalPropertiesDictionary? properties) => new Dictionary<string, object?>
+    {
+        ["id"] = id,
+        ["object"] = "chat.completion.chunk",
+        ["created"] = created,
+        ["model"] = model,
+        ["choices"] = Array.Empty<object>(),
+        ["usage"] = Usage(usage),
+        ["decoding"] = Decoding(properties),
+    };
+
+    private static Dictionary<string, object?> ToolCall(FunctionCallContent call, int? index)
+    {
+        var entry = new Dictionary<string, object?>
+        {
+            ["id"] = call.CallId,
+            ["type"] = "function",
+            ["function"] = new Dictionary<string, object?> { ["name"] = call.Name, ["arguments"] = JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>()) },
+        };
+        if (index is { } i)
+            entry["index"] = i;
+        return entry;
+    }
+
+    private static UsageDetails ToUsage(GenerationResult result) => new()
+    {
+        InputTokenCount = result.Stats.PromptTokens,
+        OutputTokenCount = result.Stats.GeneratedTokens,
+        TotalTokenCount = result.Stats.PromptTokens + result.Stats.GeneratedTokens,
+        CachedInputTokenCount = result.Stats.CachedPromptTokens,
+    };
+
+    private static Dictionary<string, object?> Usage(UsageDetails? usage) => new()
+    {
+        ["prompt_tokens"] = usage?.InputTokenCount ?? 0,
+        ["completion_tokens"] = usage?.OutputTokenCount ?? 0,
+        ["total_tokens"] = usage?.TotalTokenCount ?? 0,
+        ["prompt_tokens_details"] = new Dictionary<string, object?> { ["cached_tokens"] = usage?.CachedInputTokenCount ?? 0 },
+    };
+
+    private static Dictionary<string, object?>? Decoding(AdditionalPropertiesDictionary? properties) => properties is null ? null : new()
+    {
+        ["strategy"] = properties.GetValueOrDefault(ChatRequestMapper.StrategyKey),
+        ["stats"] = properties.GetValueOrDefault(LlamaChatClient.StatsKey),
+    };
+
+    private static string? FinishReason(ChatFinishReason? reason) => reason?.Value;
+
+    private static string FinishReason(StopReason reason) => reason is StopReason.MaxTokens or StopReason.ContextFull ? "length" : "stop";
+
+    private static void StartEvents(HttpResponse response)
+    {
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+    }
+
+    private static async Task WriteEventAsync(HttpResponse response, object payload, CancellationToken cancellationToken)
+    {
+        await response.WriteAsync($"data: {JsonSerializer.Serialize(payload, _json)}\n\n", cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,312 @@
+using System.Globalization;
+using System.Text.Json;
+using AgentHost.Llama.Decoding;
+using AgentHost.SemanticKernel.ChatClient;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.Server;
+
+/// <summary>A parsed <c>/v1/chat/completions</c> body.</summary>
+internal sealed record ChatCompletionCall(string Model, List<ChatMessage> Messages, ChatOptions Options, bool Stream, bool IncludeUsage);
+
+/// <summary>A parsed <c>/v1/completions</c> body.</summary>
+internal sealed record CompletionCall(string Model, string Prompt, ChatOptions Options, bool Stream, bool IncludeUsage);
+
+/// <summary>
+/// Reads OpenAI request bodies into MEAI messages and options, checking every field it uses: a wrong type or
+/// value is one 400 naming the field. Fields it does not know are ignored (clients send many), except that
+/// AgentHost's decoding options (<c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c>, <c>top_k</c> and
+/// every strategy knob) travel on to the client as <see cref="ChatOptions.AdditionalProperties"/>.
+/// </summary>
+internal static class OpenAiRequests
+{
+    private static readonly HashSet<string> _decodingKeys =
+    [
+        ChatRequestMapper.StrategyKey, ChatRequestMapper.MinPKey, ChatRequestMapper.RepeatPenaltyKey,
+        .. DecodingStrategies.All.SelectMany(d => d.Options).Select(o => o.Key),
+    ];
+
+    public static ChatCompletionCall ParseChat(JsonElement body)
+    {
+        RequireObject(body);
+        var messages = new List<ChatMessage>();
+        var list = Required(body, "messages", JsonValueKind.Array);
+        foreach (var item in list.EnumerateArray())
+            messages.Add(ParseMessage(item, messages.Count));
+        if (messages.Count == 0)
+            throw ApiError.BadRequest("'messages' must hold at least one message.", "messages");
+
+        var options = ParseOptions(body);
+        if (body.TryGetProperty("max_completion_tokens", out _))
+            options.MaxOutputTokens = PositiveInt(body, "max_completion_tokens");
+        ParseTools(body, options);
+        ParseResponseFormat(body, options);
+        var (stream, includeUsage) = ParseStream(body);
+        return new ChatCompletionCall(ModelName(body), messages, options, stream, includeUsage);
+    }
+
+    public static CompletionCall ParseCompletion(JsonElement body)
+    {
+        RequireObject(body);
+        var prompt = Required(body, "prompt", JsonValueKind.Undefined);
+        var text = prompt.ValueKind switch
+        {
+            JsonValueKind.String => prompt.GetString()!,
+            JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String => prompt[0].GetString()!,
+            _ => throw ApiError.BadRequest("'prompt' must be a string (or an array of one string).", "prompt"),
+        };
+        var (stream, includeUsage) = ParseStream(body);
+        return new CompletionCall(ModelName(body), text, ParseOptions(body), stream, includeUsage);
+    }
+
+    private static string ModelName(JsonElement body)
+    {
+        var model = Required(body, "model", JsonValueKind.String).GetString()!;
+        return model.Length > 0 ? model : throw ApiError.BadRequest("'model' must not be empty.", "model");
+    }
+
+    private static ChatOptions ParseOptions(JsonElement body)
+    {
+        var options = new ChatOptions();
+        if (body.TryGetProperty("n", out var n) && (n.ValueKind != JsonValueKind.Number || !n.TryGetInt32(out var count) || count != 1))
+            throw ApiError.BadRequest("Only 'n': 1 is supported.", "n");
+        if (Has(body, "max_tokens"))
+            options.MaxOutputTokens = PositiveInt(body, "max_tokens");
+        if (Has(body, "temperature"))
+            options.Temperature = Number(body, "temperature", 0, 2);
+        if (Has(body, "top_p"))
+            options.TopP = Number(body, "top_p", 0, 1);
+        if (Has(body, "frequency_penalty"))
+            options.FrequencyPenalty = Number(body, "frequency_penalty", -2, 2);
+        if (Has(body, "presence_penalty"))
+            options.PresencePenalty = Number(body, "presence_penalty", -2, 2);
+        if (Has(body, "top_k"))
+            options.TopK = (int)Number(body, "top_k", 0, int.MaxValue);
+        if (Has(body, "seed"))
+        {
+            var seed = body.GetProperty("seed");
+            options.Seed = seed.ValueKind == JsonValueKind.Number && seed.TryGetInt64(out var value)
+                ? value : throw ApiError.BadRequest("'seed' must be an integer.", "seed");
+        }
+        if (Has(body, "stop"))
+            options.StopSequences = ParseStop(body.GetProperty("stop"));
+
+        foreach (var property in body.EnumerateObject())
+        {
+            if (!_decodingKeys.Contains(property.Name) || property.Value.ValueKind == JsonValueKind.Null)
+                continue;
+            (options.AdditionalProperties ??= [])[property.Name] = property.Value.ValueKind switch
+            {
+                JsonValueKind.String => property.Value.GetString(),
+                JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
+                _ => throw ApiError.BadRequest($"'{property.Name}' must be a string or a number.", property.Name),
+            };
+        }
+        return options;
+    }
+
+    private static List<string> ParseStop(JsonElement stop) => stop.ValueKind switch
+    {
+        JsonValueKind.String => [stop.GetString()!],
+        JsonValueKind.Array when stop.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) && stop.GetArrayLength() <= 4
+            => stop.EnumerateArray().Select(e => e.GetString()!).ToList(),
+        _ => throw ApiError.BadRequest("'stop' must be a string or an array of up to 4 strings.", "stop"),
+    } is var stops && stops.Any(string.IsNullOrEmpty) ? throw ApiError.BadRequest("'stop' strings must not be empty.", "stop") : stops;
+
+    private static (bool Stream, bool IncludeUsage) ParseStream(JsonElement body)
+    {
+        var stream = Has(body, "stream") && Bool(body, "stream");
+        var includeUsage = body.TryGetProperty("stream_options", out var streamOptions) && streamOptions.ValueKind == JsonValueKind.Object
+            && Has(streamOptions, "include_usage") && Bool(streamOptions, "include_usage");
+        return (stream, includeUsage);
+    }
+
+    private static ChatMessage ParseMessage(JsonElement item, int index)
+    {
+        var where = $"messages[{index}]";
+        if (item.ValueKind != JsonValueKind.Object)
+            throw ApiError.BadRequest($"'{where}' must be an object.", where);
+        var role = Required(item, "role", JsonValueKind.String, where).GetString();
+        var text = ParseContent(item, where);
+        switch (role)
+        {
+            case "system" or "developer":
+                return new ChatMessage(ChatRole.System, text ?? "");
+            case "user":
+                return new ChatMessage(ChatRole.User, text ?? throw ApiError.BadRequest($"'{where}.content' is required.", $"{where}.content"));
+            case "assistant":
+                var contents = new List<AIContent>();
+                if (!string.IsNullOrEmpty(text))
+                    contents.Add(new TextContent(text));
+                if (item.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
+                {
+                    foreach (var call in calls.EnumerateArray())
+                        contents.Add(ParseToolCall(call, $"{where}.tool_calls"));
+                }
+                return new ChatMessage(ChatRole.Assistant, contents);
+            case "tool":
+                var callId = Required(item, "tool_call_id", JsonValueKind.String, where).GetString()!;
+                return new ChatMessage(ChatRole.Tool, [new FunctionResultContent(callId, text ?? "")]);
+            default:
+                throw ApiError.BadRequest($"'{where}.role' must be system, developer, user, assistant or tool, not '{role}'.", $"{where}.role");
+        }
+    }
+
+    private static string? ParseContent(JsonElement item, string where)
+    {
+        if (!item.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null)
+            return null;
+        if (content.ValueKind == JsonValueKind.String)
+            return content.GetString();
+        if (content.ValueKind != JsonValueKind.Array)
+            throw ApiError.BadRequest($"'{where}.content' must be a string or an array of text parts.", $"{where}.content");
+        var parts = new List<string>();
+        foreach (var part in content.EnumerateArray())
+        {
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.GetString() != "text"
+                || !part.TryGetProperty("text", out var partText) || partText.ValueKind != JsonValueKind.String)
+            {
+                throw ApiError.BadRequest($"'{where}.content' parts must be text parts ({{\"type\": \"text\", \"text\": ...}}); this model reads text only.", $"{where}.content");
+            }
+            parts.Add(partText.GetString()!);
+        }
+        return string.Concat(parts);
+    }
+
+    private static FunctionCallContent ParseToolCall(JsonElement call, string where)
+    {
+        var id = Required(call, "id", JsonValueKind.String, where).GetString()!;
+        var function = Required(call, "function", JsonValueKind.Object, where);
+        var name = Required(function, "name", JsonValueKind.String, where).GetString()!;
+        var argumentsText = function.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : "{}";
+        Dictionary<string, object?>? arguments;
+        try
+        {
+            arguments = JsonSerializer.Deserialize<Dictionary<string, object?>>(argumentsText);
+        }
+        catch (JsonException)
+        {
+            throw ApiError.BadRequest($"'{where}' has arguments that are not a JSON object.", where);
+        }
+        return new FunctionCallContent(id, name, arguments);
+    }
+
+    private static void ParseTools(JsonElement body, ChatOptions options)
+    {
+        if (Has(body, "tools"))
+        {
+            var tools = Required(body, "tools", JsonValueKind.Array);
+            options.Tools = [];
+            var index = 0;
+            foreach (var tool in tools.EnumerateArray())
+            {
+                var where = $"tools[{index++}]";
+                if (tool.ValueKind != JsonValueKind.Object || !tool.TryGetProperty("type", out var type) || type.GetString() != "function")
+                    throw ApiError.BadRequest($"'{where}' must be a function tool ({{\"type\": \"function\", \"function\": ...}}).", where);
+                var function = Required(tool, "function", JsonValueKind.Object, where);
+                var name = Required(function, "name", JsonValueKind.String, where).GetString()!;
+                var description = function.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+                var parameters = function.TryGetProperty("parameters", out var p) && p.ValueKind == JsonValueKind.Object
+                    ? p.Clone() : JsonDocument.Parse("""{"type":"object","properties":{}}""").RootElement;
+                options.Tools.Add(AIFunctionFactory.CreateDeclaration(name, description, parameters));
+            }
+        }
+
+        if (!Has(body, "tool_choice"))
+            return;
+        var choice = body.GetProperty("tool_choice");
+        options.ToolMode = choice.ValueKind switch
+        {
+            JsonValueKind.String => choice.GetString() switch
+            {
+                "none" => ChatToolMode.None,
+                "auto" => ChatToolMode.Auto,
+                "required" => ChatToolMode.RequireAny,
+                var other => throw ApiError.BadRequest($"'tool_choice' must be none, auto, required or a named function, not '{other}'.", "tool_choice"),
+            },
+            JsonValueKind.Object when choice.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object
+                && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String => ChatToolMode.RequireSpecific(n.GetString()!),
+            _ => throw ApiError.BadRequest("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice"),
+        };
+        if (options.ToolMode is RequiredChatToolMode { RequiredFunctionName: { } required } && options.Tools?.Any(t => t.Name == required) != true)
+            throw ApiError.BadRequest($"'tool_choice' names the function '{required}', which is not in 'tools'.", "tool_choice");
+        if (options.ToolMode is RequiredChatToolMode && options.Tools is not { Count: > 0 })
+            throw ApiError.BadRequest("'tool_choice' requires a tool call but 'tools' is empty.", "tool_choice");
+    }
+
+    private static void ParseResponseFormat(JsonElement body, ChatOptions options)
+    {
+        if (!Has(body, "response_format"))
+            return;
+        var format = Required(body, "response_format", JsonValueKind.Object);
+        var type = Required(format, "type", JsonValueKind.String, "response_format").GetString();
+        options.ResponseFormat = type switch
+        {
+            "text" => ChatResponseFormat.Text,
+            "json_object" => ChatResponseFormat.Json,
+            "json_schema" => ParseJsonSchema(format),
+            _ => throw ApiError.BadRequest($"'response_format.type' must be text, json_object or json_schema, not '{type}'.", "response_format.type"),
+        };
+    }
+
+    private static ChatResponseFormatJson ParseJsonSchema(JsonElement format)
+    {
+        var spec = Required(format, "json_schema", JsonValueKind.Object, "response_format");
+        var schema = Required(spec, "schema", JsonValueKind.Object, "response_format.json_schema");
+        var name = spec.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+        var description = spec.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+        return ChatResponseFormat.ForJsonSchema(schema.Clone(), name, description);
+    }
+
+    private static void RequireObject(JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object)
+            throw ApiError.BadRequest("The request body must be a JSON object.");
+    }
+
+    private static bool Has(JsonElement body, string name) => body.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null;
+
+    private static JsonElement Required(JsonElement body, string name, JsonValueKind kind, string? parent = null)
+    {
+        var path = parent is null ? name : $"{parent}.{name}";
+        if (!body.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            throw ApiError.BadRequest($"'{path}' is required.", path);
+        if (kind != JsonValueKind.Undefined && value.ValueKind != kind)
+            throw ApiError.BadRequest($"'{path}' must be {Describe(kind)}.", path);
+        return value;
+    }
+
+    private static string Describe(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        _ => kind.ToString().ToLowerInvariant(),
+    };
+
+    private static float Number(JsonElement body, string name, float min, float max)
+    {
+        var value = body.GetProperty(name);
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || number < min || number > max)
+            throw ApiError.BadRequest($"'{name}' must be a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.", name);
+        return (float)number;
+    }
+
+    private static int PositiveInt(JsonElement body, string name)
+    {
+        var value = body.GetProperty(name);
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) && number >= 1
+            ? number : throw ApiError.BadRequest($"'{name}' must be a whole number of at least 1.", name);
+    }
+
+    private static bool Bool(JsonElement body, string name)
+    {
+        var value = body.GetProperty(name);
+        return value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw ApiError.BadRequest($"'{name}' must be true or false.", name),
+        };
+    }
+}

@@ -1,0 +1,293 @@
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using AgentHost.Llama.Models;
+using AgentHost.Llama.Tests;
+using AgentHost.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.SemanticKernel;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace AgentHost.Tests;
+
+/// <summary>A real Kestrel on loopback serving stories260K, driven by real clients.</summary>
+internal sealed class TestServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private TestServer(WebApplication app, string address)
+    {
+        _app = app;
+        Address = address;
+        Http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(2) };
+    }
+
+    public string Address { get; }
+
+    public HttpClient Http { get; }
+
+    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null)
+    {
+        var options = new AgentHostOptions { ModelsDir = TestModels.Directory, AllowDownload = false, CacheDir = Path.Combine(Path.GetTempPath(), "agenthost-server-tests-cache") };
+        options.Models["stories260k"] = new ModelSettings
+        {
+            File = "stories260K.gguf", ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16,
+        };
+        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", DefaultMaxTokens = 64 };
+        configure?.Invoke(serverOptions);
+        var app = AgentHostServer.Build(options, serverOptions);
+        await app.StartAsync();
+        return new TestServer(app, AgentHostServer.Addresses(app)[0]);
+    }
+
+    public OpenAIClient OpenAi(string key = "unused") => new(new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(Address + "/v1") });
+
+    public async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> PostAsync(string path, string json)
+    {
+        var response = await Http.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone(), response);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+public sealed class ServerTests : IAsyncLifetime
+{
+    private TestServer _server = null!;
+
+    public async Task InitializeAsync() => _server = await TestServer.StartAsync();
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private const string Story = """{"model": "stories260k", "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 24}""";
+
+    [Fact]
+    public async Task OpenAiSdkChatAndStreamingAgree()
+    {
+        var chat = _server.OpenAi().GetChatClient("stories260k");
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 30 };
+
+        ChatCompletion completion = await chat.CompleteChatAsync([new UserChatMessage("Tell me a story about a dog.")], options);
+        var streamed = new StringBuilder();
+        ChatFinishReason? streamedFinish = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("Tell me a story about a dog.")], options))
+        {
+            foreach (var part in update.ContentUpdate)
+                streamed.Append(part.Text);
+            streamedFinish ??= update.FinishReason;
+        }
+
+        Assert.False(string.IsNullOrWhiteSpace(completion.Content[0].Text));
+        Assert.Equal(ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(30, completion.Usage.OutputTokenCount);
+        Assert.Equal(completion.Usage.InputTokenCount + 30, completion.Usage.TotalTokenCount);
+        Assert.Equal("stories260k", completion.Model);
+        Assert.Equal(completion.Content[0].Text, streamed.ToString());
+        Assert.Equal(ChatFinishReason.Length, streamedFinish);
+    }
+
+    [Fact]
+    public async Task SemanticKernelOpenAiConnectorRunsAgainstTheServer()
+    {
+        var kernel = Kernel.CreateBuilder()
+            .AddOpenAIChatCompletion("stories260k", new Uri(_server.Address + "/v1"), apiKey: "unused")
+            .Build();
+        var settings = new Microsoft.SemanticKernel.Connectors.OpenAI.OpenAIPromptExecutionSettings { MaxTokens = 20 };
+
+        var result = await kernel.InvokePromptAsync("Tell me a story about a cat.", new KernelArguments(settings));
+
+        ChatCompletion direct = await _server.OpenAi().GetChatClient("stories260k").CompleteChatAsync(
+            [new UserChatMessage("Tell me a story about a cat.")], new ChatCompletionOptions { MaxOutputTokenCount = 20 });
+        Assert.Equal(direct.Content[0].Text, result.ToString());
+    }
+
+    [Fact]
+    public async Task CompletionsModelsHealthAndMetrics()
+    {
+        var (status, body, _) = await _server.PostAsync("/v1/completions", """{"model": "stories260k", "prompt": "Once upon a time", "max_tokens": 10}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("text_completion", body.GetProperty("object").GetString());
+        Assert.StartsWith(", there was a little girl", body.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal(10, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        var models = JsonDocument.Parse(await _server.Http.GetStringAsync("/v1/models")).RootElement;
+        Assert.Equal("stories260k", models.GetProperty("data")[0].GetProperty("id").GetString());
+        Assert.Contains("ok", await _server.Http.GetStringAsync("/health"));
+
+        var metrics = await _server.Http.GetStringAsync("/metrics");
+        Assert.Contains("agenthost_requests_total{endpoint=\"completions\",status=\"200\"} 1", metrics);
+        Assert.Contains("agenthost_completion_tokens_total{model=\"stories260k\"} 10", metrics);
+        Assert.Contains("agenthost_queue_depth{model=\"stories260k\"} 0", metrics);
+        Assert.Contains("# TYPE agenthost_tokens_per_second gauge", metrics);
+    }
+
+    [Fact]
+    public async Task DecodingOptionsAndTheirStatisticsTravelAsExtraFields()
+    {
+        var (status, body, _) = await _server.PostAsync("/v1/chat/completions",
+            """{"model": "stories260k", "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 24, "decoding_strategy": "recycling", "recycling_tree": "chain-2"}""");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        var decoding = body.GetProperty("decoding");
+        Assert.Equal("recycling", decoding.GetProperty("strategy").GetString());
+        Assert.True(decoding.GetProperty("stats").GetProperty("forwards").GetDouble() > 0);
+        var metrics = await _server.Http.GetStringAsync("/metrics");
+        Assert.Contains("agenthost_speculative_mat{model=\"stories260k\"}", metrics);
+    }
+
+    [Theory]
+    [InlineData("{not json", 400, null, "not valid JSON")]
+    [InlineData("""{"model": "stories260k"}""", 400, "messages", "'messages' is required")]
+    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}""", 400, "temperature", "'temperature' must be a number")]
+    [InlineData("""{"model": "stories260k", "messages": [{"role": "wizard", "content": "hi"}]}""", 400, "messages[0].role", "must be system")]
+    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "n": 2}""", 400, "n", "Only 'n': 1")]
+    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "decoding_strategy": "beam"}""", 400, null, "Unknown decoding strategy")]
+    [InlineData("""{"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}""", 404, "model", "does not exist")]
+    public async Task BadRequestsGetOpenAiErrorsWithTheRightStatus(string json, int expectedStatus, string? param, string message)
+    {
+        var (status, body, _) = await _server.PostAsync("/v1/chat/completions", json);
+
+        Assert.Equal(expectedStatus, (int)status);
+        var error = body.GetProperty("error");
+        Assert.Contains(message, error.GetProperty("message").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Equal(expectedStatus == 404 ? "model_not_found" : null, error.GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task ContextOverflowIsA400WithAClearMessage()
+    {
+        var longText = string.Join(' ', Enumerable.Repeat("the little dog ran to the park", 200));
+        var (status, body, _) = await _server.PostAsync("/v1/chat/completions", JsonSerializer.Serialize(new
+        {
+            model = "stories260k",
+            messages = new[] { new { role = "user", content = longText } },
+        }));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("context_length_exceeded", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("context", body.GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task UnknownRoutesAre404InOpenAiShape()
+    {
+        var response = await _server.Http.GetAsync("/v1/nothing");
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Contains("\"error\"", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task SixteenConcurrentStreamingClientsEachGetTheirSerialGreedyResult()
+    {
+        var prompts = Enumerable.Range(0, 16).Select(i => $"Tell me a story about child number {i} and a {(i % 2 == 0 ? "dog" : "cat")}.").ToArray();
+        var chat = _server.OpenAi().GetChatClient("stories260k");
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 16 };
+        var serial = new Dictionary<string, string>();
+        foreach (var prompt in prompts)
+            serial[prompt] = (await chat.CompleteChatAsync([new UserChatMessage(prompt)], options)).Value.Content[0].Text;
+
+        var results = await Task.WhenAll(prompts.Select(prompt => Task.Run(async () =>
+        {
+            var texts = new List<string>();
+            for (var request = 0; request < 5; request++)
+            {
+                var text = new StringBuilder();
+                await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage(prompt)], options))
+                {
+                    foreach (var part in update.ContentUpdate)
+                        text.Append(part.Text);
+                }
+                texts.Add(text.ToString());
+            }
+            return (prompt, texts);
+        })));
+
+        foreach (var (prompt, texts) in results)
+            Assert.All(texts, t => Assert.Equal(serial[prompt], t));
+        var metrics = await _server.Http.GetStringAsync("/metrics");
+        Assert.Contains("agenthost_requests_total{endpoint=\"chat\",status=\"200\"} 96", metrics);
+    }
+}
+
+public sealed class ServerLimitsTests
+{
+    private const string LongStory = """{"model": "stories260k", "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 400, "stream": true}""";
+
+    [Fact]
+    public async Task ApiKeyIsRequiredEverywhereButHealth()
+    {
+        await using var server = await TestServer.StartAsync(o => o.ApiKey = "s3cret");
+
+        Assert.Equal(HttpStatusCode.OK, (await server.Http.GetAsync("/health")).StatusCode);
+        var denied = await server.Http.GetAsync("/v1/models");
+        Assert.Equal(HttpStatusCode.Unauthorized, denied.StatusCode);
+        Assert.Contains("invalid_api_key", await denied.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await server.Http.GetAsync("/metrics")).StatusCode);
+
+        var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+        Assert.Equal(HttpStatusCode.OK, (await server.Http.SendAsync(request)).StatusCode);
+        ChatCompletion completion = await server.OpenAi("s3cret").GetChatClient("stories260k").CompleteChatAsync([new UserChatMessage("Hi.")], new ChatCompletionOptions { MaxOutputTokenCount = 3 });
+        Assert.Equal(3, completion.Usage.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task ABodyOverTheLimitIs413()
+    {
+        await using var server = await TestServer.StartAsync(o => o.MaxBodyBytes = 1000);
+        var big = JsonSerializer.Serialize(new { model = "stories260k", messages = new[] { new { role = "user", content = new string('a', 5000) } } });
+
+        var (status, body, _) = await server.PostAsync("/v1/chat/completions", big);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+        Assert.Equal("request_too_large", body.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task AFullQueueIs429WithRetryAfterAndADisconnectFreesTheSlot()
+    {
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.Slots = 1;
+            o.MaxQueue = 1;
+        });
+
+        // Hold the only slot with a long stream, reading just its first event.
+        var hold = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(LongStory, Encoding.UTF8, "application/json") };
+        var holding = await server.Http.SendAsync(hold, HttpCompletionOption.ResponseHeadersRead);
+        var stream = await holding.Content.ReadAsStreamAsync();
+        var reader = new StreamReader(stream);
+        Assert.StartsWith("data: ", await reader.ReadLineAsync());
+
+        var (status, body, response) = await server.PostAsync("/v1/chat/completions", """{"model": "stories260k", "messages": [{"role": "user", "content": "Hi."}], "max_tokens": 3}""");
+        Assert.Equal(HttpStatusCode.TooManyRequests, status);
+        Assert.Equal("queue_full", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+
+        // Disconnect mid-stream: the server cancels that generation and the slot is free again.
+        holding.Dispose();
+        var freed = false;
+        for (var i = 0; i < 100 && !freed; i++)
+        {
+            freed = (await server.Http.GetStringAsync("/metrics")).Contains("agenthost_queue_depth{model=\"stories260k\"} 0");
+            if (!freed)
+                await Task.Delay(100);
+        }
+        Assert.True(freed, "the slot was not freed after the client disconnected");
+        var (after, afterBody, _) = await server.PostAsync("/v1/chat/completions", """{"model": "stories260k", "messages": [{"role": "user", "content": "Hi."}], "max_tokens": 3}""");
+        Assert.Equal(HttpStatusCode.OK, after);
+        Assert.Equal(3, afterBody.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        var metrics = await server.Http.GetStringAsync("/metrics");
+        Assert.Contains("agenthost_requests_total{endpoint=\"chat\",status=\"499\"} 1", metrics);
+    }
+}
