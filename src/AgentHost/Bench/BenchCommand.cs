@@ -17,7 +17,7 @@ namespace AgentHost.Bench;
 /// tokens/s as a ratio against the baseline measured in the same run. The peer row is LLamaSharp's
 /// own <see cref="StatelessExecutor"/> with greedy sampling on the same weights and parameters.
 /// </summary>
-internal sealed class BenchCommand(ModelLoader loader) : ICommand
+internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options) : ICommand
 {
     public const string PeerRow = "llamasharp-stateless";
 
@@ -37,14 +37,20 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         new("json", "Also write every measurement to this JSON file.", ValueName: "FILE"),
         new("chat", "Chat scenario instead: a multi-turn conversation with the prompt cache on and off (prefill tokens, turn latency).", IsFlag: true),
         new("turns", "Turns of the chat scenario (default 5).", ValueName: "N"),
+        new("server", "Server scenario instead: tokens/s over HTTP at 1, 4 and 16 clients, and the HTTP overhead against in-process at 1 client.", IsFlag: true),
+        new("slots", "Session slots of the server scenario (default 4).", ValueName: "N"),
         new("trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", ValueName: "A,B"),
         .. StrategyArguments.Specs,
     ];
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
+        if (line.Has("chat") && line.Has("server"))
+            throw CommandLine.Usage("--chat and --server are separate scenarios; pick one.");
         if (line.Has("chat"))
             return await RunChatAsync(line, cancellationToken);
+        if (line.Has("server"))
+            return await RunServerAsync(line, cancellationToken);
         var strategyNames = (line.GetString("strategies") ?? "greedy,sample")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         var rows = ExpandTrees(line, StrategyArguments.Create(line, strategyNames)).Append(new Row(PeerRow, null)).ToList();
@@ -107,6 +113,25 @@ internal sealed class BenchCommand(ModelLoader loader) : ICommand
         var maxTokens = line.GetInt("max-tokens", min: 1) ?? 32;
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
         await ChatBench.RunAsync(model, turns, runs, warmup, maxTokens, line.GetString("json"), cancellationToken);
+        return CliApp.ExitOk;
+    }
+
+    private async Task<int> RunServerAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        foreach (var other in new[] { "strategies", "baseline", "trees", "turns" })
+        {
+            if (line.Has(other))
+                throw CommandLine.Usage($"--{other} does not apply to the server scenario.");
+        }
+        var runs = line.GetInt("runs", min: 1, max: 1000) ?? 3;
+        var warmup = line.GetInt("warmup", min: 0, max: 100) ?? 1;
+        var maxTokens = line.GetInt("max-tokens", min: 1) ?? 64;
+        var slots = line.GetInt("slots", min: 1, max: 64) ?? 4;
+        var prompts = ReadPrompts(line.GetString("prompts") ?? Path.Combine(AppContext.BaseDirectory, "Bench", "prompts.txt"));
+        var model = line.GetString("model") ?? options.DefaultModel;
+        if (!options.Models.ContainsKey(model))
+            throw CommandLine.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
+        await ServerBench.RunAsync(options, model, prompts, runs, warmup, maxTokens, slots, line.GetString("json"), cancellationToken);
         return CliApp.ExitOk;
     }
 
