@@ -135,6 +135,7 @@ public sealed class PluginLoaderTests : IDisposable
         var directory = WriteFunction("Greetings", "Hello", config: """{ "template_format": "scriban", """);
         var error = ImportFails(Prompts("prompts"));
         Assert.StartsWith($"Prompt plugin 'Greetings', function 'Hello': '{Path.Combine(directory, "config.json")}' is not a valid prompt config: ", error.Message);
+        Assert.Contains("LineNumber: 0", error.Message); // the JSON error's position, not just "cannot deserialize"
 
         File.WriteAllText(Path.Combine(directory, "config.json"), """{ "input_variables": "name" }""");
         Assert.Contains("config.json' is not a valid prompt config", ImportFails(Prompts("prompts")).Message);
@@ -150,6 +151,7 @@ public sealed class PluginLoaderTests : IDisposable
         var error = ImportFails(Prompts("prompts"));
         Assert.StartsWith($"Prompt plugin 'Greetings', function 'Hello': '{Path.Combine(directory, "skprompt.txt")}' is not a valid 'scriban' template: ", error.Message);
         Assert.Matches(@"\(\d+,\d+\)", error.Message);
+        Assert.DoesNotContain("(Parameter", error.Message);
     }
 
     [Fact]

@@ -155,7 +155,9 @@ public static partial class PluginLoader
         }
         catch (Exception ex) when (ex is JsonException or ArgumentException or NotSupportedException)
         {
-            throw new AgentHostException(ErrorKind.InvalidPlugin, $"{where}: '{configPath}' is not a valid prompt config: {ex.Message}", ex);
+            // SK wraps the JSON error, whose message holds the line and position, in a bare ArgumentException.
+            var detail = ex.InnerException is JsonException json ? json.Message : Describe(ex);
+            throw new AgentHostException(ErrorKind.InvalidPlugin, $"{where}: '{configPath}' is not a valid prompt config: {detail}", ex);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -181,10 +183,14 @@ public static partial class PluginLoader
         }
         catch (Exception ex) when (ex is ArgumentException or KernelException)
         {
-            throw new AgentHostException(ErrorKind.InvalidPlugin, $"{where}: '{promptPath}' is not a valid '{config.TemplateFormat}' template: {ex.Message}", ex);
+            throw new AgentHostException(ErrorKind.InvalidPlugin, $"{where}: '{promptPath}' is not a valid '{config.TemplateFormat}' template: {Describe(ex)}", ex);
         }
         return KernelFunctionFactory.CreateFromPrompt(template, config, loggerFactory);
     }
+
+    // The message alone: an ArgumentException's " (Parameter 'x')" suffix means nothing to the plugin's author.
+    private static string Describe(Exception ex) =>
+        ex is ArgumentException { ParamName: { } name } ? ex.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : ex.Message;
 
     private static List<string> SubFolders(string directory) =>
         Directory.EnumerateDirectories(directory)
