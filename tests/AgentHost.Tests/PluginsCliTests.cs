@@ -60,4 +60,23 @@ public sealed class PluginsCliTests : IDisposable
         Assert.Equal(1, result.ExitCode);
         Assert.Equal("error: Unknown native plugin 'Weather' in Plugins:Native; available: Math, Time, Text.", result.StdErr.Trim());
     }
+
+    [Fact]
+    public async Task The_files_plugin_needs_an_existing_root()
+    {
+        var files = new Dictionary<string, string> { ["AGENTHOST_Plugins__Native__3"] = "Files" };
+        var noRoot = await AgentHostProcess.RunAsync(["plugins"], files);
+        Assert.Equal(1, noRoot.ExitCode);
+        Assert.Equal("error: Plugins:Native lists Files but Plugins:FilesRoot is empty; set it to the folder the Files plugin may read.", noRoot.StdErr.Trim());
+
+        files["AGENTHOST_Plugins__FilesRoot"] = Path.Combine(_temp, "missing");
+        var missing = await AgentHostProcess.RunAsync(["plugins"], files);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Equal($"error: Plugins:FilesRoot '{Path.Combine(_temp, "missing")}' does not exist.", missing.StdErr.Trim());
+
+        files["AGENTHOST_Plugins__FilesRoot"] = _temp;
+        var ok = await AgentHostProcess.RunAsync(["plugins"], files);
+        Assert.Equal(0, ok.ExitCode);
+        Assert.Contains("\nFiles\n  ListFiles(path)", ok.StdOut.ReplaceLineEndings("\n"));
+    }
 }

@@ -7,7 +7,8 @@ namespace AgentHost.SemanticKernel.Plugins;
 /// <code>
 /// "Plugins": {
 ///   "Native": [ "Math", "Time", "Text" ],
-///   "PromptDirectories": [ "plugins/prompts" ]
+///   "PromptDirectories": [ "plugins/prompts" ],
+///   "FilesRoot": ""
 /// }
 /// </code>
 /// </example>
@@ -29,4 +30,10 @@ public sealed class PluginOptions
     /// app's content root, which is the folder holding appsettings.json.
     /// </summary>
     public List<string> PromptDirectories { get; set; } = [];
+
+    /// <summary>
+    /// The folder the native <c>Files</c> plugin may read (relative to the same base directory); the plugin
+    /// refuses paths that leave it or pass through symbolic links. Empty (the default): no <c>Files</c> plugin.
+    /// </summary>
+    public string? FilesRoot { get; set; }
 }

@@ -119,6 +119,7 @@ internal static class CliApp
         var plugins = new PluginOptions();
         builder.Configuration.GetSection(PluginOptions.SectionName).Bind(plugins);
         builder.Services.AddSingleton(plugins);
+        builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
         return builder.Build();
     }

@@ -1,6 +1,3 @@
-using AgentHost.Plugins;
-using AgentHost.SemanticKernel.Plugins;
-using Microsoft.Extensions.Hosting;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;
@@ -9,7 +6,7 @@ namespace AgentHost.Cli;
 /// <c>plugins</c>: loads the plugins configured under <c>Plugins</c> exactly as a kernel would and lists their
 /// functions, so a broken plugin folder shows up as one clear error.
 /// </summary>
-internal sealed class PluginsCommand(PluginOptions options, IHostEnvironment environment) : ICommand
+internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
 {
     public string Name => "plugins";
 
@@ -22,8 +19,7 @@ internal sealed class PluginsCommand(PluginOptions options, IHostEnvironment env
 
     public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        // Relative prompt folders resolve against the content root: the folder of appsettings.json.
-        var plugins = new Kernel().ImportPlugins(options, environment.ContentRootPath, NativePlugins.Create());
+        var plugins = appPlugins.ImportInto(new Kernel());
         if (line.Has("json"))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(plugins.Select(p => new Dictionary<string, object?>
