@@ -45,10 +45,7 @@ public sealed class TextPlugin
     [Description("Counts the lines of a text.")]
     public int LineCount([Description("The text whose lines to count.")] string text)
     {
-        if (string.IsNullOrEmpty(text))
-            return 0;
-        var lines = text.AsSpan().TrimEnd("\r\n").Count('\n') + 1;
-        return lines;
+        return string.IsNullOrEmpty(text) ? 0 : text.AsSpan().TrimEnd("\r\n").Count('\n') + 1;
     }
 
     /// <summary>The text in upper case (culture-invariant).</summary>

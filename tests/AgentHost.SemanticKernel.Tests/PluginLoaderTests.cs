@@ -199,8 +199,10 @@ public sealed class PluginLoaderTests : IDisposable
         Assert.Contains("'Text' is used twice: by the kernel and by the native plugins", ImportFails(new PluginOptions { Native = ["text"] }, kernel).Message);
     }
 
-    [Fact]
-    public async Task AFailingSkillYieldsAnErrorResultInTheToolLoop()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AFailingSkillYieldsAnErrorResultInTheToolLoop(bool detailedErrors)
     {
         // The model (a double) asks for Math.Evaluate("1 / 0"), then answers once it sees the tool result.
         var model = new RecordingChatClient((messages, options) =>
@@ -210,8 +212,11 @@ public sealed class PluginLoaderTests : IDisposable
             var tool = Assert.Single(options!.Tools!, t => t.Name.EndsWith("Evaluate", StringComparison.Ordinal));
             return new ChatResponse(new ChatMessage(ChatRole.Assistant, [new Microsoft.Extensions.AI.FunctionCallContent("call-1", tool.Name, new Dictionary<string, object?> { ["expression"] = "1 / 0" })]));
         });
+        var client = model.AsBuilder().UseKernelFunctionInvocation().Build();
+        // Off by default: the model then only learns that the function failed, not why.
+        client.GetService<FunctionInvokingChatClient>()!.IncludeDetailedErrors = detailedErrors;
         var builder = Kernel.CreateBuilder();
-        builder.Services.AddSingleton<IChatClient>(model.AsBuilder().UseKernelFunctionInvocation().Build());
+        builder.Services.AddSingleton(client);
         var kernel = builder.Build();
         kernel.ImportPlugins(new PluginOptions { Native = ["Math"] }, _folder.Path, NativePlugins.Create());
 
@@ -222,7 +227,9 @@ public sealed class PluginLoaderTests : IDisposable
         var result = Assert.Single(model.Requests[1].Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionResultContent>());
         Assert.Equal("call-1", result.CallId);
         Assert.IsType<DivideByZeroException>(result.Exception);
-        Assert.Contains("Division by zero", result.Exception.Message);
+        var text = result.Result?.ToString() ?? "";
+        Assert.StartsWith("Error: Function failed.", text);
+        Assert.Equal(detailedErrors, text.Contains("Division by zero: the right side of the '/' at position 3 is 0.", StringComparison.Ordinal));
     }
 
     private sealed class FixedClock(DateTimeOffset utcNow) : TimeProvider
