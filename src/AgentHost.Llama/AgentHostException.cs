@@ -15,6 +15,8 @@ public enum ErrorKind
     ContextOverflow,
     /// <summary>The input holds text the model's vocabulary cannot encode.</summary>
     UnsupportedInput,
+    /// <summary>A configured plugin is unknown, or a prompt plugin folder is missing or malformed.</summary>
+    InvalidPlugin,
 }
 
 /// <summary>

@@ -1,5 +1,6 @@
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Plugins;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -116,6 +117,12 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, ServeCommand>();
         builder.Services.AddSingleton<ICommand, ModelsCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
+
+        var plugins = new PluginOptions();
+        builder.Configuration.GetSection(PluginOptions.SectionName).Bind(plugins);
+        builder.Services.AddSingleton(plugins);
+        builder.Services.AddSingleton<AppPlugins>();
+        builder.Services.AddSingleton<ICommand, PluginsCommand>();
         return builder.Build();
     }
 

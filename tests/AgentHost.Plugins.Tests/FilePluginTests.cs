@@ -1,0 +1,107 @@
+namespace AgentHost.Plugins.Tests;
+
+public sealed class FilePluginTests : IDisposable
+{
+    private readonly string _temp = Directory.CreateTempSubdirectory("agenthost-files-").FullName;
+    private readonly string _root;
+    private readonly FilePlugin _files;
+
+    public FilePluginTests()
+    {
+        // <temp>/root is the workspace; <temp>/secret.txt lies outside it.
+        _root = Path.Combine(_temp, "root");
+        Directory.CreateDirectory(Path.Combine(_root, "notes", "old"));
+        File.WriteAllText(Path.Combine(_root, "readme.txt"), "hello");
+        File.WriteAllText(Path.Combine(_root, "notes", "todo.txt"), "\uFEFFbuy milk\nwalk the dog");
+        File.WriteAllText(Path.Combine(_temp, "secret.txt"), "top secret");
+        Directory.CreateDirectory(Path.Combine(_temp, "outside"));
+        File.WriteAllText(Path.Combine(_temp, "outside", "data.txt"), "outside data");
+        _files = new FilePlugin(_root);
+    }
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    [Fact]
+    public void ReadsAndListsInsideTheRoot()
+    {
+        Assert.Equal("hello", _files.ReadFile("readme.txt"));
+        Assert.Equal("buy milk\nwalk the dog", _files.ReadFile("notes/todo.txt"));
+        Assert.Equal("buy milk\nwalk the dog", _files.ReadFile("./notes/../notes/todo.txt")); // stays inside: allowed
+        Assert.Equal("notes/\nreadme.txt", _files.ListFiles());
+        Assert.Equal("notes/\nreadme.txt", _files.ListFiles(""));
+        Assert.Equal("old/\ntodo.txt", _files.ListFiles("notes"));
+    }
+
+    [Theory]
+    [InlineData("../secret.txt")]
+    [InlineData("notes/../../secret.txt")]
+    [InlineData("..")]
+    [InlineData("../outside/data.txt")]
+    [InlineData("../root-evil/x.txt")]     // a sibling whose name starts with the root's name
+    public void DotDotCannotLeaveTheRoot(string path)
+    {
+        var error = Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile(path));
+        Assert.Equal($"The path '{path}' is outside the workspace.", error.Message);
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ListFiles(path));
+    }
+
+    [Fact]
+    public void AbsolutePathsOutsideTheRootAreRefused()
+    {
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile(Path.Combine(_temp, "secret.txt")));
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("/etc/passwd"));
+        // An absolute path that is inside the root is just a path inside the root.
+        Assert.Equal("hello", _files.ReadFile(Path.Combine(_root, "readme.txt")));
+    }
+
+    [Fact]
+    public void SymbolicLinksAreNotFollowed()
+    {
+        File.CreateSymbolicLink(Path.Combine(_root, "secret-link.txt"), Path.Combine(_temp, "secret.txt"));
+        Directory.CreateSymbolicLink(Path.Combine(_root, "notes", "escape"), Path.Combine(_temp, "outside"));
+        File.CreateSymbolicLink(Path.Combine(_root, "inside-link.txt"), Path.Combine(_root, "readme.txt"));
+
+        Assert.Contains("symbolic link", Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("secret-link.txt")).Message);
+        Assert.Contains("symbolic link", Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("notes/escape/data.txt")).Message);
+        Assert.Contains("symbolic link", Assert.Throws<UnauthorizedAccessException>(() => _files.ListFiles("notes/escape")).Message);
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("inside-link.txt"));
+        // Links are left out of listings.
+        Assert.Equal("notes/\nreadme.txt", _files.ListFiles());
+        Assert.Equal("old/\ntodo.txt", _files.ListFiles("notes"));
+    }
+
+    [Fact]
+    public void ARootThatIsALinkIsResolvedOnce()
+    {
+        var link = Path.Combine(_temp, "root-link");
+        Directory.CreateSymbolicLink(link, _root);
+        var files = new FilePlugin(link);
+        Assert.Equal(_root, files.Root);
+        Assert.Equal("hello", files.ReadFile("readme.txt"));
+    }
+
+    [Fact]
+    public void MissingLargeAndBinaryFilesAreClearErrors()
+    {
+        Assert.Equal("There is no file 'nope.txt'.", Assert.Throws<FileNotFoundException>(() => _files.ReadFile("nope.txt")).Message);
+        Assert.Equal("There is no folder 'nope'.", Assert.Throws<DirectoryNotFoundException>(() => _files.ListFiles("nope")).Message);
+        Assert.Throws<FileNotFoundException>(() => _files.ReadFile("notes")); // a folder is not a file
+
+        File.WriteAllBytes(Path.Combine(_root, "big.txt"), new byte[FilePlugin.MaxReadBytes + 1]);
+        Assert.Contains("at most 262144 are read", Assert.Throws<InvalidOperationException>(() => _files.ReadFile("big.txt")).Message);
+        File.WriteAllBytes(Path.Combine(_root, "image.bin"), [0x89, 0x50, 0x00, 0x47]);
+        Assert.Equal("The file 'image.bin' is not a text file.", Assert.Throws<InvalidOperationException>(() => _files.ReadFile("image.bin")).Message);
+        Assert.Throws<ArgumentException>(() => _files.ReadFile("readme.txt\0../secret.txt"));
+    }
+
+    [Fact]
+    public void TheRootMustExist() =>
+        Assert.Throws<DirectoryNotFoundException>(() => new FilePlugin(Path.Combine(_temp, "missing")));
+
+    [Fact]
+    public void TheCatalogOffersFilesOnlyWithARoot()
+    {
+        Assert.False(NativePlugins.Create().ContainsKey("Files"));
+        Assert.IsType<FilePlugin>(NativePlugins.Create(filesRoot: _root)["files"]);
+    }
+}
