@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.SemanticKernel.Plugins;
 using AgentHost.SemanticKernel.Settings;
 using AgentHost.SemanticKernel.Templates;
 using Microsoft.Extensions.AI;
@@ -53,6 +54,33 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
         var expectedPrompt = client.Format.Render([new(ChatRole.System, "You tell short stories."), new(ChatRole.User, "Tell me about a cat.")], addGenerationPrompt: true);
         Assert.Equal(expectedPrompt.Tokenize(fixture.Model).Length, response.Usage!.InputTokenCount);
         Assert.Equal(15, response.Usage.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task ShippedScribanPromptPluginRunsOnTheModelThroughKernelInvokeAsync()
+    {
+        var kernel = NewKernel();
+        kernel.ImportPlugins(new PluginOptions { PromptDirectories = [PromptPluginRenderingTests.ShippedPromptsDirectory] }, AppContext.BaseDirectory);
+        var function = kernel.Plugins["Writing"]["ContinueStory"];
+
+        // Settings in the arguments replace the plugin's own; a seed alone selects seeded sampling, so the reply repeats.
+        var arguments = new KernelArguments(new LlamaPromptExecutionSettings { MaxTokens = 24, Seed = 11 }) { ["input"] = "Tom had a red kite.", ["words"] = 20 };
+        var first = await kernel.InvokeAsync(function, arguments);
+        var second = await kernel.InvokeAsync(function, arguments);
+
+        var response = first.GetValue<ChatResponse>()!;
+        Assert.Equal("sample", response.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+        Assert.Equal(24, response.Usage!.OutputTokenCount);
+        Assert.False(string.IsNullOrWhiteSpace(first.ToString()));
+        Assert.Equal(first.ToString(), second.ToString());
+        // The rendered prompt (system + user with the story) is what the model read.
+        var client = new LlamaChatClient(fixture.Model);
+        var rendered = client.Format.Render(
+        [
+            new(ChatRole.System, "You are a storyteller for young children. Write simple, warm sentences with small words, and keep the characters, names and tone of the story you are given."),
+            new(ChatRole.User, "Continue this story with about 20 more words. Reply with the continuation only.\n\nTom had a red kite."),
+        ], addGenerationPrompt: true);
+        Assert.Equal(rendered.Tokenize(fixture.Model).Length, response.Usage.InputTokenCount);
     }
 
     [Fact]
