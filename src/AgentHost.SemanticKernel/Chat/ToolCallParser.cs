@@ -104,12 +104,6 @@ public sealed class ToolCallParser
                 return false;
             }
 
-            if (_format.BareJsonOpeners.Contains(text[ws], StringComparison.Ordinal))
-            {
-                OpenCall(consumed: ws, opener: text[..ws]);
-                return true;
-            }
-
             foreach (var start in _starts)
             {
                 var rest = text.AsSpan(ws);
@@ -122,6 +116,12 @@ public sealed class ToolCallParser
                 }
                 if (!final && start.AsSpan().StartsWith(rest, StringComparison.Ordinal))
                     return false; // may still become a marker
+            }
+
+            if (_format.BareJsonOpeners.Contains(text[ws], StringComparison.Ordinal))
+            {
+                OpenCall(consumed: ws, opener: text[..ws]);
+                return true;
             }
             _atCallPosition = false; // plain text follows: its leading whitespace stays
         }
