@@ -100,7 +100,9 @@ public sealed class ChatFormat
         }
         catch (ScriptRuntimeException ex)
         {
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{Name}' failed to render: {ex.Message}", ex);
+            // A refused include arrives wrapped: its own message says what is wrong.
+            var cause = ex.InnerException is AgentHostException inner ? inner.Message : ex.Message;
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{Name}' failed to render: {cause}", ex);
         }
         return new ChatPrompt(Split(text));
     }
