@@ -8,7 +8,7 @@ namespace AgentHost.SemanticKernel.Chat;
 public sealed class ToolCallFormat
 {
     private ToolCallFormat(string name, string callStart, string? callEnd, string callPrefix, string callSuffix,
-        string argumentsProperty, string bareJsonOpeners, string[] markers)
+        string argumentsProperty, string bareJsonOpeners, string[] markers, string? namedArgumentsMarker = null)
     {
         Name = name;
         CallStart = callStart;
@@ -18,6 +18,7 @@ public sealed class ToolCallFormat
         ArgumentsProperty = argumentsProperty;
         BareJsonOpeners = bareJsonOpeners;
         Markers = markers;
+        NamedArgumentsMarker = namedArgumentsMarker;
     }
 
     /// <summary>
@@ -32,10 +33,11 @@ public sealed class ToolCallFormat
     public static ToolCallFormat Llama3Json { get; } = new("llama3-json", "{\"name\"", null, "", "", "parameters", "{", ["<|python_tag|>"]);
 
     /// <summary>
-    /// Mistral: <c>[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]</c>. <c>[TOOL_CALLS]</c> is a control token:
-    /// the text fed to the parser must show it (a reply that starts with a JSON array or object is also read as calls).
+    /// Mistral: <c>[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]</c>; newer Mistral models write
+    /// <c>[TOOL_CALLS]name[ARGS]{...}</c> per call, which is read too. <c>[TOOL_CALLS]</c> is a control token: the text
+    /// fed to the parser should show it (a reply that starts with a JSON array or object is also read as calls).
     /// </summary>
-    public static ToolCallFormat Mistral { get; } = new("mistral", "[TOOL_CALLS]", null, "[TOOL_CALLS][", "]", "arguments", "[{", ["[TOOL_CALLS]"]);
+    public static ToolCallFormat Mistral { get; } = new("mistral", "[TOOL_CALLS]", null, "[TOOL_CALLS][", "]", "arguments", "[{", ["[TOOL_CALLS]"], "[ARGS]");
 
     /// <summary>
     /// The generic format for models without native tools: <c>&lt;tool_call&gt;{"name": ..., "arguments": {...}}&lt;/tool_call&gt;</c>.
@@ -63,6 +65,9 @@ public sealed class ToolCallFormat
 
     // Characters that open a call when a reply starts with them (no marker), e.g. "{" for Llama 3.
     internal string BareJsonOpeners { get; }
+
+    // Separates a tool name from its JSON arguments in Mistral's newer NAME[ARGS]{...} calls.
+    internal string? NamedArgumentsMarker { get; }
 
     // Texts that open a call wherever they appear (Llama 3 has no marker of its own, only <|python_tag|>).
     internal string[] Markers { get; }

@@ -33,6 +33,8 @@ public sealed class ToolCallParser
     private string _opener = string.Empty; // text consumed when the call opened, given back if it is malformed
     private JsonValueScanner _scanner;
     private int _scanned;
+    private string? _namedCall; // the tool name of a NAME[ARGS]{...} call being read
+    private int _jsonStart;
 
     internal ToolCallParser(ToolCallFormat format)
     {
@@ -172,6 +174,16 @@ public sealed class ToolCallParser
             return false;
         }
 
+        if (_namedCall is null && _format.NamedArgumentsMarker is { } argsMarker && !TryReadCallName(text, argsMarker, final, out var wait))
+        {
+            if (wait)
+                return false;
+            _problems.Add($"'{_opener.Trim()}' is not followed by a JSON call or NAME{argsMarker}{{...}}.");
+            EndCall(asCall: false);
+            EmitText(_opener);
+            return true;
+        }
+
         var last = _scanner.Feed(text, _scanned);
         _scanned = text.Length;
         if (_scanner.NotJson)
@@ -183,7 +195,7 @@ public sealed class ToolCallParser
         }
         if (last >= 0)
         {
-            FinishCall(text[..(last + 1)], _opener + text[..(last + 1)], last + 1);
+            FinishCall(text[_jsonStart..(last + 1)], _opener + text[..(last + 1)], last + 1);
             return true;
         }
         if (final)
@@ -197,6 +209,42 @@ public sealed class ToolCallParser
         return false;
     }
 
+    // Mistral's NAME[ARGS]{...}: reads the name and points the JSON scan after the separator. False when the text is
+    // not (or not yet, then `wait`) such a call; true when it is JSON right away or the name was read.
+    private bool TryReadCallName(string text, string argsMarker, bool final, out bool wait)
+    {
+        wait = false;
+        var first = 0;
+        while (first < text.Length && char.IsWhiteSpace(text[first]))
+            first++;
+        if (first == text.Length)
+        {
+            wait = !final;
+            return final; // nothing yet; at the end the JSON scan reports the unterminated call
+        }
+        if (text[first] is '[' or '{')
+            return true;
+
+        var end = first;
+        while (end < text.Length && (char.IsLetterOrDigit(text[end]) || text[end] is '_' or '-' or '.'))
+            end++;
+        var name = text.AsSpan(first, end - first);
+        var rest = text.AsSpan(end).TrimStart();
+        if (!rest.StartsWith(argsMarker, StringComparison.Ordinal))
+        {
+            // Still a name, or a name and the start of the separator: wait for more.
+            wait = !final && argsMarker.AsSpan().StartsWith(rest, StringComparison.Ordinal);
+            return false;
+        }
+        if (name.IsEmpty)
+            return false;
+        var separator = text.Length - rest.Length;
+        _namedCall = name.ToString();
+        _jsonStart = separator + argsMarker.Length;
+        _scanned = _jsonStart;
+        return true;
+    }
+
     private void OpenCall(int consumed, string opener)
     {
         _buffer.Remove(0, consumed);
@@ -205,13 +253,15 @@ public sealed class ToolCallParser
         _atCallPosition = false;
         _scanner = default;
         _scanned = 0;
+        _namedCall = null;
+        _jsonStart = 0;
     }
 
     private void FinishCall(string payload, string raw, int consumed)
     {
         _buffer.Remove(0, consumed);
         var calls = new List<FunctionCallContent>();
-        if (TryReadCalls(payload, calls, out var problem))
+        if (_namedCall is null ? TryReadCalls(payload, calls, out var problem) : TryReadNamedCall(_namedCall, payload, calls, out problem))
         {
             EndCall(asCall: true);
             _output.AddRange(calls);
@@ -311,39 +361,66 @@ public sealed class ToolCallParser
         }
 
         var arguments = new Dictionary<string, object?>(StringComparer.Ordinal);
-        if (element.TryGetProperty("arguments", out var args) || element.TryGetProperty("parameters", out args))
+        if ((element.TryGetProperty("arguments", out var args) || element.TryGetProperty("parameters", out args))
+            && !TryReadArguments(name, args, arguments, out problem))
         {
-            if (args.ValueKind == JsonValueKind.String)
-            {
-                // Some models write the arguments as a JSON string holding the object.
-                try
-                {
-                    using var inner = JsonDocument.Parse(args.GetString()!);
-                    args = inner.RootElement.Clone();
-                }
-                catch (JsonException)
-                {
-                    problem = $"The arguments of tool call '{name}' are not a JSON object.";
-                    return false;
-                }
-            }
-            if (args.ValueKind != JsonValueKind.Object)
-            {
-                if (args.ValueKind != JsonValueKind.Null)
-                {
-                    problem = $"The arguments of tool call '{name}' are not a JSON object.";
-                    return false;
-                }
-            }
-            else
-            {
-                foreach (var property in args.EnumerateObject())
-                    arguments[property.Name] = property.Value.Clone();
-            }
+            return false;
         }
 
         calls.Add(new FunctionCallContent(id, name, arguments) { RawRepresentation = raw });
         problem = string.Empty;
+        return true;
+    }
+
+    private static bool TryReadNamedCall(string name, string payload, List<FunctionCallContent> calls, out string problem)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(payload);
+        }
+        catch (JsonException ex)
+        {
+            problem = $"The arguments of tool call '{name}' are not valid JSON ({ex.Message}).";
+            return false;
+        }
+        using (document)
+        {
+            var arguments = new Dictionary<string, object?>(StringComparer.Ordinal);
+            if (!TryReadArguments(name, document.RootElement, arguments, out problem))
+                return false;
+            calls.Add(new FunctionCallContent(NewId(), name, arguments) { RawRepresentation = payload });
+            return true;
+        }
+    }
+
+    private static bool TryReadArguments(string name, JsonElement args, Dictionary<string, object?> arguments, out string problem)
+    {
+        if (args.ValueKind == JsonValueKind.String)
+        {
+            // Some models write the arguments as a JSON string holding the object.
+            try
+            {
+                using var inner = JsonDocument.Parse(args.GetString()!);
+                args = inner.RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                problem = $"The arguments of tool call '{name}' are not a JSON object.";
+                return false;
+            }
+        }
+
+        problem = string.Empty;
+        if (args.ValueKind == JsonValueKind.Null)
+            return true; // "arguments": null means none
+        if (args.ValueKind != JsonValueKind.Object)
+        {
+            problem = $"The arguments of tool call '{name}' are not a JSON object.";
+            return false;
+        }
+        foreach (var property in args.EnumerateObject())
+            arguments[property.Name] = property.Value.Clone();
         return true;
     }
 

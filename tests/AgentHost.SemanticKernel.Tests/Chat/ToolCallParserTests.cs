@@ -242,6 +242,23 @@ public sealed class ToolCallParserTests
     }
 
     [Fact]
+    public void Mistral_reads_the_newer_name_args_form()
+    {
+        // Mistral Small 3.2 / Magistral / Devstral: one [TOOL_CALLS] per call, the name, then [ARGS] and the arguments.
+        const string reply = "[TOOL_CALLS]get_current_weather[ARGS]{\"location\": \"Paris, France\"}[TOOL_CALLS]get_time[ARGS]{}";
+        var (text, calls) = Parse(ToolCallFormat.Mistral, reply);
+        Assert.Equal("", text);
+        Assert.Equal(["get_current_weather", "get_time"], calls.Select(c => c.Name));
+        Assert.Equal("Paris, France", Arg(calls[0], "location"));
+
+        var bad = ToolCallFormat.Mistral.CreateParser();
+        Assert.Equal("[TOOL_CALLS]get weather[ARGS]{}", Collect(bad.ParseAll("[TOOL_CALLS]get weather[ARGS]{}")).Text);
+        var badArgs = ToolCallFormat.Mistral.CreateParser();
+        Assert.Equal("[TOOL_CALLS]f[ARGS][1]", Collect(badArgs.ParseAll("[TOOL_CALLS]f[ARGS][1]")).Text);
+        Assert.Contains("not a JSON object", Assert.Single(badArgs.Problems));
+    }
+
+    [Fact]
     public void Generic_reads_compact_calls_mixed_with_text()
     {
         const string reply = "First I add.<tool_call>{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}</tool_call>" +
@@ -265,6 +282,7 @@ public sealed class ToolCallParserTests
         { "mistral", MistralTwo },
         { "mistral", "Text first. " + MistralTwo + " and after." },
         { "mistral", "[TOOL_CALLS] [{\"name\": \"f\", \"arguments\": {\"s\": \"a \\\"quoted\\\" ] } value\"}}]" },
+        { "mistral", "Checking.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}" },
         { "generic", "<tool_call>{\"name\": \"add\", \"arguments\": {\"a\": 1}}</tool_call> then text <tool_call>broken</tool_call>" },
     };
 
@@ -293,7 +311,7 @@ public sealed class ToolCallParserTests
     [Fact]
     public void Random_marker_soup_never_throws_and_without_calls_every_character_comes_back()
     {
-        string[] pieces = ["<tool_call>", "</tool_call>", "<tool_", "[TOOL_CALLS]", "<|python_tag|>", "{", "}", "[", "]", "\"name\"", ": ", "\"f\"", ",", "\"arguments\"", "\\", "\"", " ", "\n", "text"];
+        string[] pieces = ["<tool_call>", "</tool_call>", "<tool_", "[TOOL_CALLS]", "[ARGS]", "get_x", "<|python_tag|>", "{", "}", "[", "]", "\"name\"", ": ", "\"f\"", ",", "\"arguments\"", "\\", "\"", " ", "\n", "text"];
         var random = new Random(1234);
         foreach (var format in new[] { ToolCallFormat.Hermes, ToolCallFormat.Llama3Json, ToolCallFormat.Mistral, ToolCallFormat.Generic })
         {
