@@ -85,6 +85,18 @@ public sealed class ToolCallFormat
         return $"{CallPrefix}{{\"name\": {JsonText.Quote(name)}, \"{ArgumentsProperty}\": {argumentsJson}}}{CallSuffix}";
     }
 
+    /// <summary>
+    /// The token of <paramref name="model"/> whose text is <see cref="CallStart"/> (Mistral's <c>[TOOL_CALLS]</c>,
+    /// Qwen's <c>&lt;tool_call&gt;</c>), or null when the marker is ordinary text for this model. Use it as a lazy
+    /// grammar's trigger token, and write <see cref="CallStart"/> into the text fed to the parser when the model
+    /// samples it (a detokenizer hides control tokens).
+    /// </summary>
+    public int? GetCallStartToken(AgentHost.Llama.Models.LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.GetState(SpecialTokens.ForModel).Find(CallStart);
+    }
+
     /// <summary>A new parser for one assistant reply.</summary>
     public ToolCallParser CreateParser() => new(this);
 }

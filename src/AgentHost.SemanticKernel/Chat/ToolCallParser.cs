@@ -23,6 +23,7 @@ public sealed class ToolCallParser
 
     private readonly ToolCallFormat _format;
     private readonly string[] _starts;
+    private readonly System.Buffers.SearchValues<char> _markerStarts;
     private readonly StringBuilder _buffer = new();
     private readonly List<string> _problems = [];
     private readonly List<AIContent> _output = [];
@@ -40,6 +41,7 @@ public sealed class ToolCallParser
     {
         _format = format;
         _starts = format.Markers;
+        _markerStarts = System.Buffers.SearchValues.Create(string.Concat(Array.ConvertAll(_starts, start => start[..1])));
     }
 
     /// <summary>Why calls were returned as text (one line each), for logging.</summary>
@@ -52,6 +54,11 @@ public sealed class ToolCallParser
         ArgumentNullException.ThrowIfNull(delta);
         if (_completed)
             throw new InvalidOperationException("The reply was already completed.");
+        if (!_inCall && !_atCallPosition && _buffer.Length == 0 && delta.AsSpan().IndexOfAny(_markerStarts) < 0)
+        {
+            // The common case mid-text: nothing here can start a call, so the delta passes straight through.
+            return delta.Length == 0 ? [] : [new TextContent(delta)];
+        }
         _buffer.Append(delta);
         return Process(final: false);
     }

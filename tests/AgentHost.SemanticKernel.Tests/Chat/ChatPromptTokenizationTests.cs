@@ -98,6 +98,13 @@ public sealed class ChatPromptTokenizationTests(ChatFormatStoriesFixture fixture
     }
 
     [Fact]
+    public void The_call_start_token_is_found_only_where_the_marker_is_a_special_token()
+    {
+        Assert.Null(ToolCallFormat.Mistral.GetCallStartToken(fixture.Model)); // stories260K has no [TOOL_CALLS] token
+        Assert.Null(ToolCallFormat.Generic.GetCallStartToken(fixture.Model));
+    }
+
+    [Fact]
     public async Task The_story_model_continues_a_plain_prompt_as_the_story_it_was_trained_on()
     {
         var model = fixture.Model;
