@@ -28,6 +28,7 @@ public sealed class ChatFormatCatalog
         new("mistral", ["</s>"], ToolCallFormat.Mistral),
         new("gemma", ["<end_of_turn>"], ToolCallFormat.Generic),
         new("phi3", ["<|end|>", "<|endoftext|>"], ToolCallFormat.Generic),
+        new("phi4", ["<|im_end|>"], ToolCallFormat.Generic),
         new(Plain, [], ToolCallFormat.Generic),
     ];
 
@@ -99,6 +100,8 @@ public sealed class ChatFormatCatalog
             if (template.StartsWith("mistral", StringComparison.OrdinalIgnoreCase))
                 return "mistral";
             // The markers each family's Jinja template writes (llama.cpp detects them the same way).
+            if (template.Contains("<|im_sep|>", StringComparison.Ordinal))
+                return "phi4";
             if (template.Contains("<|im_start|>", StringComparison.Ordinal))
                 return "chatml";
             if (template.Contains("<|start_header_id|>", StringComparison.Ordinal))

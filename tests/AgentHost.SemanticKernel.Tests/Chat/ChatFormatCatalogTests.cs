@@ -23,6 +23,7 @@ public sealed class ChatFormatCatalogTests : IDisposable
     [InlineData("{{ bos_token }}{% for message in messages %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% endfor %}", "mistral")]
     [InlineData("{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}", "gemma")]
     [InlineData("{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{{ '<|assistant|>\\n' }}", "phi3")]
+    [InlineData("{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endfor %}", "phi4")]
     [InlineData("chatml", "chatml")]
     [InlineData("mistral-v7", "mistral")]
     [InlineData("{% for m in messages %}{{ m.content }}{% endfor %}", "plain")]
@@ -57,7 +58,7 @@ public sealed class ChatFormatCatalogTests : IDisposable
     {
         var error = Assert.Throws<AgentHostException>(() => ChatFormatCatalog.Default.Get("vicuna"));
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
-        Assert.Equal("Unknown chat format 'vicuna'; the known formats are chatml, llama3, mistral, gemma, phi3, plain.", error.Message);
+        Assert.Equal("Unknown chat format 'vicuna'; the known formats are chatml, llama3, mistral, gemma, phi3, phi4, plain.", error.Message);
     }
 
     [Fact]

@@ -26,6 +26,7 @@ public sealed class ChatFormatRenderingTests
         { "mistral", "mistral-v7" },
         { "gemma", "gemma" },
         { "phi3", "phi3" },
+        { "phi4", "phi4" },
     };
 
     // Conversations llama_chat_apply_template can write: text only, system/user/assistant.
@@ -160,6 +161,7 @@ public sealed class ChatFormatRenderingTests
     [Theory]
     [InlineData("gemma")]
     [InlineData("phi3")]
+    [InlineData("phi4")]
     [InlineData("plain")]
     public void Formats_without_native_tools_use_the_generic_tool_call_tags(string format)
     {
@@ -183,6 +185,7 @@ public sealed class ChatFormatRenderingTests
     [InlineData("llama3")]
     [InlineData("gemma")]
     [InlineData("phi3")]
+    [InlineData("phi4")]
     [InlineData("plain")]
     public void A_call_the_template_writes_is_the_call_the_format_describes_and_parses_back(string format)
     {

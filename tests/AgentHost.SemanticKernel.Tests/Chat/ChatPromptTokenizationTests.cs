@@ -62,6 +62,7 @@ public sealed class ChatPromptTokenizationTests(ChatFormatStoriesFixture fixture
     [InlineData("mistral")]
     [InlineData("gemma")]
     [InlineData("phi3")]
+    [InlineData("phi4")]
     [InlineData("plain")]
     public void Prompt_tokens_equal_llama_cpp_special_parsing_of_the_whole_text_when_content_is_clean(string format)
     {
