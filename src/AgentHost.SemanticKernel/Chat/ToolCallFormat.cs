@@ -98,5 +98,8 @@ public sealed class ToolCallFormat
     }
 
     /// <summary>A new parser for one assistant reply.</summary>
-    public ToolCallParser CreateParser() => new(this);
+    /// <param name="toolNames">The names of the tools offered: a call to any other name stays text (and is listed in
+    /// <see cref="ToolCallParser.Problems"/>). Null reads every well-formed call as a call, which matters for Llama 3,
+    /// where any JSON reply with a "name" looks like a call.</param>
+    public ToolCallParser CreateParser(IEnumerable<string>? toolNames = null) => new(this, toolNames);
 }

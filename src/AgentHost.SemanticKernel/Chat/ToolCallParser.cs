@@ -14,14 +14,16 @@ namespace AgentHost.SemanticKernel.Chat;
 /// Text is held back only while it may still be the start of a call (a partial marker, or a call being read);
 /// everything that turns out not to be a call is returned as text, in order. A call that is malformed (invalid or
 /// unterminated JSON, no name, arguments that are not an object) comes back as the plain text it was, and the
-/// reason is added to <see cref="Problems"/>; the parser never throws on model output. Whitespace between calls
-/// and after the last one is dropped.
+/// reason is added to <see cref="Problems"/>; the parser never throws on model output. So does a call to a tool
+/// that was not offered, when the parser was given the tool names. Whitespace between calls and after the last
+/// one is dropped.
 /// </remarks>
 public sealed class ToolCallParser
 {
     private const string IdAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
     private readonly ToolCallFormat _format;
+    private readonly HashSet<string>? _toolNames; // null: any name is a call
     private readonly string[] _starts;
     private readonly System.Buffers.SearchValues<char> _markerStarts;
     private readonly StringBuilder _buffer = new();
@@ -37,9 +39,10 @@ public sealed class ToolCallParser
     private string? _namedCall; // the tool name of a NAME[ARGS]{...} call being read
     private int _jsonStart;
 
-    internal ToolCallParser(ToolCallFormat format)
+    internal ToolCallParser(ToolCallFormat format, IEnumerable<string>? toolNames)
     {
         _format = format;
+        _toolNames = toolNames is null ? null : new HashSet<string>(toolNames, StringComparer.Ordinal);
         _starts = format.Markers;
         _markerStarts = System.Buffers.SearchValues.Create(string.Concat(Array.ConvertAll(_starts, start => start[..1])));
     }
@@ -268,7 +271,8 @@ public sealed class ToolCallParser
     {
         _buffer.Remove(0, consumed);
         var calls = new List<FunctionCallContent>();
-        if (_namedCall is null ? TryReadCalls(payload, calls, out var problem) : TryReadNamedCall(_namedCall, payload, calls, out problem))
+        if ((_namedCall is null ? TryReadCalls(payload, calls, out var problem) : TryReadNamedCall(_namedCall, payload, calls, out problem))
+            && KnowsAll(calls, out problem))
         {
             EndCall(asCall: true);
             _output.AddRange(calls);
@@ -279,6 +283,22 @@ public sealed class ToolCallParser
             EndCall(asCall: false);
             EmitText(raw);
         }
+    }
+
+    private bool KnowsAll(List<FunctionCallContent> calls, out string problem)
+    {
+        problem = string.Empty;
+        if (_toolNames is null)
+            return true;
+        foreach (var call in calls)
+        {
+            if (!_toolNames.Contains(call.Name))
+            {
+                problem = $"The model called '{call.Name}', which is not one of the tools offered.";
+                return false;
+            }
+        }
+        return true;
     }
 
     private void EndCall(bool asCall)

@@ -192,6 +192,20 @@ public sealed class ToolCallParserTests
     }
 
     [Fact]
+    public void Given_the_tool_names_a_call_to_another_name_stays_text()
+    {
+        const string reply = "{\"name\": \"Bob\", \"parameters\": {\"age\": 3}}";
+        var parser = ToolCallFormat.Llama3Json.CreateParser(["get_current_conditions"]);
+        var (text, calls) = Collect(parser.ParseAll(reply));
+        Assert.Empty(calls);
+        Assert.Equal(reply, text);
+        Assert.Contains("'Bob'", Assert.Single(parser.Problems));
+
+        Assert.Single(Collect(ToolCallFormat.Llama3Json.CreateParser(["get_current_conditions"]).ParseAll(Llama3One)).Calls);
+        Assert.Single(Parse(ToolCallFormat.Llama3Json, reply).Calls); // without names, any well-formed call counts
+    }
+
+    [Fact]
     public void Llama3_text_after_a_call_is_kept()
     {
         var (text, calls) = Parse(ToolCallFormat.Llama3Json, Llama3One + " I called it.");
