@@ -205,6 +205,19 @@ public sealed class ToolCallParserTests
         Assert.Single(Parse(ToolCallFormat.Llama3Json, reply).Calls); // without names, any well-formed call counts
     }
 
+    [Theory]
+    [InlineData("{\"name\": \"get_current_conditions\", \"parameters\": {\"location\": \"Paris\"", "ended inside")]
+    [InlineData("{\"name\": get_current_conditions, \"parameters\": {}}", "not valid JSON")]
+    [InlineData("<|python_tag|>{\"name\": \"f\", \"parameters\": \"Paris\"}", "not a JSON object")]
+    public void Llama3_malformed_calls_come_back_as_text(string reply, string reason)
+    {
+        var parser = ToolCallFormat.Llama3Json.CreateParser();
+        var (text, calls) = Collect(parser.ParseAll(reply));
+        Assert.Empty(calls);
+        Assert.Equal(reply, text);
+        Assert.Contains(reason, Assert.Single(parser.Problems));
+    }
+
     [Fact]
     public void Llama3_text_after_a_call_is_kept()
     {
