@@ -145,14 +145,20 @@ public sealed class LlamaModel : IDisposable
     /// Tokenizes user text. Text the vocabulary cannot encode is replaced or rejected first (see
     /// <see cref="InputGuard"/>), so this never hands llama.cpp a character that would abort the process.
     /// </summary>
-    public int[] Tokenize(string text, bool addBos)
+    /// <param name="text">The text.</param>
+    /// <param name="addBos">Whether to start with the BOS token.</param>
+    /// <param name="parseSpecial">
+    /// Whether the text of control tokens (e.g. <c>&lt;|im_end|&gt;</c>) becomes those tokens. Leave it false
+    /// for anything a user wrote, or the user can end turns and forge roles.
+    /// </param>
+    public int[] Tokenize(string text, bool addBos, bool parseSpecial = false)
     {
         ArgumentNullException.ThrowIfNull(text);
         var safe = Vocabulary.Guard.Sanitize(text, out var replaced);
         if (replaced > 0)
             _logger.LogWarning("Replaced {Count} character(s) that model {Name} cannot encode.", replaced, Name);
 
-        var tokens = Weights.NativeHandle.Tokenize(safe, addBos, special: false, Encoding.UTF8);
+        var tokens = Weights.NativeHandle.Tokenize(safe, addBos, parseSpecial, Encoding.UTF8);
         var ids = new int[tokens.Length];
         for (var i = 0; i < tokens.Length; i++)
             ids[i] = (int)tokens[i];

@@ -59,6 +59,12 @@ public sealed class ModelSettings
     /// <summary>Policy for characters a vocabulary without byte fallback cannot encode.</summary>
     public UnsupportedCharacterPolicy UnsupportedCharacters { get; set; } = UnsupportedCharacterPolicy.Replace;
 
+    /// <summary>
+    /// Chat format name (e.g. <c>chatml</c>, <c>llama3</c>, <c>plain</c>) that overrides the one detected from the
+    /// model's chat template; null or empty detects it.
+    /// </summary>
+    public string? ChatFormat { get; set; }
+
     /// <summary>A copy, so that per-request overrides never change the catalog.</summary>
     public ModelSettings Clone() => (ModelSettings)MemberwiseClone();
 }
@@ -80,6 +86,9 @@ public sealed class AgentHostOptions
 
     /// <summary>User cache for downloaded models; empty means <c>$XDG_CACHE_HOME/agenthost/models</c> or <c>~/.cache/agenthost/models</c>.</summary>
     public string? CacheDir { get; set; }
+
+    /// <summary>Folder whose <c>NAME.scriban</c> files replace the built-in chat format templates; empty uses the built-in ones.</summary>
+    public string? ChatFormatsDir { get; set; }
 
     /// <summary>Whether a model found nowhere locally may be downloaded from its URL.</summary>
     public bool AllowDownload { get; set; } = true;

@@ -1,0 +1,367 @@
+using System.Text;
+using System.Text.Json;
+using AgentHost.Llama;
+using AgentHost.Llama.Models;
+using Microsoft.Extensions.AI;
+using Scriban;
+using Scriban.Runtime;
+using Scriban.Syntax;
+
+namespace AgentHost.SemanticKernel.Chat;
+
+/// <summary>
+/// How one model family wants a conversation written: a Scriban template (from <c>prompts/formats/</c>), the
+/// stop strings that end an assistant turn, and the family's tool-call format. Get one from a
+/// <see cref="ChatFormatCatalog"/>.
+/// </summary>
+/// <remarks>
+/// Templates receive <c>system</c> (the leading system message or null), <c>messages</c> (the rest, consecutive
+/// tool messages merged; each with <c>role</c>, <c>content</c>, <c>has_content</c>, <c>is_last_user</c>,
+/// <c>tool_calls</c> [<c>id</c>, <c>id_json</c>, <c>name</c>, <c>name_json</c>, <c>arguments</c>] and
+/// <c>tool_results</c> [<c>id</c>, <c>id_json</c>, <c>name</c>, <c>content</c>, <c>content_json</c>]),
+/// <c>tools</c> (<c>name</c>, <c>description</c>, <c>parameters</c>, <c>json</c>), <c>add_generation_prompt</c>
+/// and the function <c>text_strip</c>. Every value that comes from the conversation or the tools arrives marked
+/// as content, so what the template writes itself is the only markup.
+/// </remarks>
+public sealed class ChatFormat
+{
+    // Private-use characters that bracket content inside the rendered text; stripped from all inputs.
+    private const char ContentStart = '\uE000';
+    private const char ContentEnd = '\uE001';
+
+    private readonly Template _template;
+    private readonly ITemplateLoader _loader;
+
+    internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader)
+    {
+        Name = name;
+        StopSequences = stopSequences;
+        ToolCalls = toolCalls;
+        _template = template;
+        _loader = loader;
+    }
+
+    /// <summary>The format's name, e.g. <c>chatml</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>
+    /// Texts that end an assistant turn (e.g. <c>&lt;|im_end|&gt;</c>). Most are control tokens, which a
+    /// detokenizer hides: match them as tokens with <see cref="GetStopTokens"/>. Empty for <c>plain</c>
+    /// (the model's end-of-generation token ends the reply).
+    /// </summary>
+    public IReadOnlyList<string> StopSequences { get; }
+
+    /// <summary>How this family writes tool calls, and the parser that reads them back.</summary>
+    public ToolCallFormat ToolCalls { get; }
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+
+    /// <summary>The tokens of <paramref name="model"/> whose text is one of <see cref="StopSequences"/>.</summary>
+    public IReadOnlyList<int> GetStopTokens(LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var specials = model.GetState(SpecialTokens.ForModel);
+        var tokens = new List<int>();
+        foreach (var stop in StopSequences)
+        {
+            if (specials.Find(stop) is { } token)
+                tokens.Add(token);
+        }
+        return tokens;
+    }
+
+    /// <summary>Renders a conversation (and the tools on offer) into a prompt.</summary>
+    /// <param name="messages">System, user, assistant and tool messages. Text parts of a message are concatenated;
+    /// assistant messages may carry <see cref="FunctionCallContent"/>, tool messages <see cref="FunctionResultContent"/>.</param>
+    /// <param name="tools">Tools the model may call, or null.</param>
+    /// <param name="addGenerationPrompt">Whether to end with the header of a new assistant turn.</param>
+    /// <exception cref="AgentHostException">A message has an unknown role or content this format cannot write
+    /// (images, audio ...), or an overriding template fails (<see cref="ErrorKind.InvalidArgument"/>).</exception>
+    public ChatPrompt Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools = null, bool addGenerationPrompt = true)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var globals = new ScriptObject();
+        BuildModel(messages, tools, globals);
+        globals["add_generation_prompt"] = addGenerationPrompt;
+        globals.Import("text_strip", new Func<string?, string>(TextStrip));
+
+        var context = new TemplateContext
+        {
+            TemplateLoader = _loader,
+            LoopLimit = int.MaxValue,
+            MemberRenamer = member => member.Name,
+        };
+        context.PushGlobal(globals);
+        string text;
+        try
+        {
+            text = _template.Render(context);
+        }
+        catch (ScriptRuntimeException ex)
+        {
+            // A refused include arrives wrapped: its own message says what is wrong.
+            var cause = ex.InnerException is AgentHostException inner ? inner.Message : ex.Message;
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{Name}' failed to render: {cause}", ex);
+        }
+        return new ChatPrompt(Split(text));
+    }
+
+    private void BuildModel(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, ScriptObject globals)
+    {
+        var start = 0;
+        string? system = null;
+        if (messages.Count > 0 && messages[0].Role == ChatRole.System)
+        {
+            system = Content(TextOf(messages[0], _ => false));
+            start = 1;
+        }
+
+        var lastUser = -1;
+        for (var i = start; i < messages.Count; i++)
+        {
+            if (messages[i].Role == ChatRole.User)
+                lastUser = i;
+        }
+
+        var callNames = new Dictionary<string, string>(StringComparer.Ordinal);
+        var list = new ScriptArray();
+        ScriptArray? previousToolResults = null; // the tool turn being extended, if the last message was one
+        for (var i = start; i < messages.Count; i++)
+        {
+            var message = messages[i];
+            var role = RoleOf(message);
+            var calls = new ScriptArray();
+            var results = new ScriptArray();
+            var text = TextOf(message, content =>
+            {
+                switch (content)
+                {
+                    case FunctionCallContent call when role == "assistant":
+                        callNames[call.CallId] = call.Name;
+                        calls.Add(new ScriptObject
+                        {
+                            ["id"] = Content(call.CallId),
+                            ["id_json"] = Content(JsonText.Quote(call.CallId)),
+                            ["name"] = Content(call.Name),
+                            ["name_json"] = Content(JsonText.Quote(call.Name)),
+                            ["arguments"] = Content(ArgumentsJson(call.Arguments)),
+                        });
+                        return true;
+                    case FunctionResultContent result when role == "tool":
+                        var resultText = ResultText(result);
+                        results.Add(new ScriptObject
+                        {
+                            ["id"] = Content(result.CallId),
+                            ["id_json"] = Content(JsonText.Quote(result.CallId)),
+                            ["name"] = Content(callNames.GetValueOrDefault(result.CallId, string.Empty)),
+                            ["content"] = Content(resultText),
+                            ["content_json"] = Content(JsonText.Quote(resultText)),
+                        });
+                        return true;
+                    default:
+                        return false;
+                }
+            });
+
+            if (role == "tool")
+            {
+                // A tool message's text (if any) is its result; consecutive tool messages form one turn.
+                if (results.Count == 0 && text.Length > 0)
+                {
+                    results.Add(new ScriptObject
+                    {
+                        ["id"] = string.Empty, ["id_json"] = "\"\"", ["name"] = string.Empty,
+                        ["content"] = Content(text), ["content_json"] = Content(JsonText.Quote(text)),
+                    });
+                }
+                if (previousToolResults is not null)
+                {
+                    foreach (var result in results)
+                        previousToolResults.Add(result);
+                    continue;
+                }
+                text = string.Empty;
+            }
+
+            previousToolResults = role == "tool" ? results : null;
+            list.Add(new ScriptObject
+            {
+                ["role"] = role,
+                ["content"] = Content(text),
+                ["has_content"] = text.Length > 0,
+                ["is_last_user"] = i == lastUser,
+                ["tool_calls"] = calls,
+                ["tool_results"] = results,
+            });
+        }
+
+        var toolList = new ScriptArray();
+        if (tools is not null)
+        {
+            foreach (var tool in tools)
+            {
+                var parameters = JsonText.Write(tool.JsonSchema);
+                var json = $"{{\"type\": \"function\", \"function\": {{\"name\": {JsonText.Quote(tool.Name)}, \"description\": {JsonText.Quote(tool.Description ?? string.Empty)}, \"parameters\": {parameters}}}}}";
+                toolList.Add(new ScriptObject
+                {
+                    ["name"] = Content(tool.Name),
+                    ["description"] = Content(tool.Description ?? string.Empty),
+                    ["parameters"] = Content(parameters),
+                    ["json"] = Content(json),
+                });
+            }
+        }
+
+        globals["system"] = system;
+        globals["messages"] = list;
+        globals["tools"] = toolList;
+    }
+
+    private string RoleOf(ChatMessage message)
+    {
+        if (message.Role == ChatRole.System)
+            return "system";
+        if (message.Role == ChatRole.User)
+            return "user";
+        if (message.Role == ChatRole.Assistant)
+            return "assistant";
+        if (message.Role == ChatRole.Tool)
+            return "tool";
+        throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{Name}' cannot render a message with role '{message.Role}'; the roles are system, user, assistant and tool.");
+    }
+
+    // Concatenates a message's text parts (as ChatMessage.Text does); other parts go to `other`, which
+    // returns false for content this format cannot write.
+    private string TextOf(ChatMessage message, Func<AIContent, bool> other)
+    {
+        var text = new StringBuilder();
+        foreach (var content in message.Contents)
+        {
+            switch (content)
+            {
+                case TextContent part:
+                    text.Append(part.Text);
+                    break;
+                case TextReasoningContent or UsageContent:
+                    break; // earlier reasoning and usage reports are not part of the conversation the model sees
+                default:
+                    if (!other(content))
+                    {
+                        throw new AgentHostException(ErrorKind.InvalidArgument,
+                            $"Chat format '{Name}' cannot render {content.GetType().Name} in a {message.Role} message; it writes text, function calls (assistant) and function results (tool).");
+                    }
+                    break;
+            }
+        }
+        return text.ToString();
+    }
+
+    private static string ArgumentsJson(IDictionary<string, object?>? arguments)
+    {
+        if (arguments is null || arguments.Count == 0)
+            return "{}";
+        var builder = new StringBuilder("{");
+        var first = true;
+        foreach (var (key, value) in arguments)
+        {
+            if (!first)
+                builder.Append(", ");
+            first = false;
+            builder.Append(JsonText.Quote(key)).Append(": ").Append(JsonText.Write(value));
+        }
+        return builder.Append('}').ToString();
+    }
+
+    private static string ResultText(FunctionResultContent result) => result.Result switch
+    {
+        null when result.Exception is not null => $"Error: {result.Exception.Message}",
+        null => string.Empty,
+        string text => text,
+        JsonElement { ValueKind: JsonValueKind.String } element => element.GetString()!,
+        var value => JsonText.Write(value),
+    };
+
+    private static string Content(string text)
+    {
+        if (text.Length == 0)
+            return text;
+        if (text.Contains(ContentStart) || text.Contains(ContentEnd))
+            text = text.Replace(ContentStart, '\uFFFD').Replace(ContentEnd, '\uFFFD');
+        return ContentStart + text + ContentEnd;
+    }
+
+    // Scriban's string.strip would only see the content marks; this trims the text inside them.
+    private static string TextStrip(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+            return string.Empty;
+        var first = 0;
+        while (first < value.Length && (char.IsWhiteSpace(value[first]) || IsMark(value[first])))
+            first++;
+        var last = value.Length - 1;
+        while (last >= first && (char.IsWhiteSpace(value[last]) || IsMark(value[last])))
+            last--;
+        var result = new StringBuilder();
+        AppendMarks(value, 0, first, result);
+        result.Append(value, first, last - first + 1);
+        AppendMarks(value, last + 1, value.Length, result);
+        return result.ToString();
+    }
+
+    private static bool IsMark(char c) => c is ContentStart or ContentEnd;
+
+    private static void AppendMarks(string value, int from, int to, StringBuilder result)
+    {
+        for (var i = from; i < to; i++)
+        {
+            if (IsMark(value[i]))
+                result.Append(value[i]);
+        }
+    }
+
+    private static List<PromptSegment> Split(string text)
+    {
+        var segments = new List<PromptSegment>();
+        var current = new StringBuilder();
+        var inContent = false;
+
+        void Flush(bool markup)
+        {
+            if (current.Length == 0)
+                return;
+            if (segments.Count > 0 && segments[^1].IsMarkup == markup)
+                segments[^1] = new PromptSegment(segments[^1].Text + current, markup);
+            else
+                segments.Add(new PromptSegment(current.ToString(), markup));
+            current.Clear();
+        }
+
+        foreach (var c in text)
+        {
+            if (c == ContentStart)
+            {
+                if (!inContent)
+                {
+                    Flush(markup: true);
+                    inContent = true;
+                }
+            }
+            else if (c == ContentEnd)
+            {
+                if (inContent)
+                {
+                    Flush(markup: false);
+                    inContent = false;
+                }
+            }
+            else
+            {
+                current.Append(c);
+            }
+        }
+        // A template that cut a content value in half leaves it open: the rest stays content, never markup.
+        Flush(markup: !inContent);
+        return segments;
+    }
+}

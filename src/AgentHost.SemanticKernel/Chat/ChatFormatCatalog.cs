@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using AgentHost.Llama;
+using AgentHost.Llama.Models;
+using Scriban;
+using Scriban.Parsing;
+using Scriban.Runtime;
+
+namespace AgentHost.SemanticKernel.Chat;
+
+/// <summary>
+/// The known chat formats and how a model gets one: a configured name wins, else the family is detected from the
+/// GGUF chat template (<c>tokenizer.chat_template</c>) or architecture, else <c>plain</c>. Templates are the
+/// <c>prompts/formats/NAME.scriban</c> files built into the assembly; a template directory can replace any of them
+/// (and the <c>tools-generic</c> part they include) with a file of the same name.
+/// </summary>
+public sealed class ChatFormatCatalog
+{
+    /// <summary>The format for models without a chat template (base and story models).</summary>
+    public const string Plain = "plain";
+
+    private const string ResourcePrefix = "AgentHost.SemanticKernel.Formats.";
+    private const string Extension = ".scriban";
+
+    private static readonly Definition[] _definitions =
+    [
+        new("chatml", ["<|im_end|>"], ToolCallFormat.Hermes),
+        new("llama3", ["<|eot_id|>", "<|eom_id|>"], ToolCallFormat.Llama3Json),
+        new("mistral", ["</s>"], ToolCallFormat.Mistral),
+        new("gemma", ["<end_of_turn>"], ToolCallFormat.Generic),
+        new("phi3", ["<|end|>", "<|endoftext|>"], ToolCallFormat.Generic),
+        new("phi4", ["<|im_end|>"], ToolCallFormat.Generic),
+        new(Plain, [], ToolCallFormat.Generic),
+    ];
+
+    private readonly ConcurrentDictionary<string, ChatFormat> _formats = new(StringComparer.Ordinal);
+    private readonly Loader _loader;
+
+    /// <summary>Creates a catalog.</summary>
+    /// <param name="templateDirectory">A folder whose <c>NAME.scriban</c> files replace the built-in templates, or null.</param>
+    /// <exception cref="AgentHostException">The folder does not exist.</exception>
+    public ChatFormatCatalog(string? templateDirectory = null)
+    {
+        if (!string.IsNullOrEmpty(templateDirectory))
+        {
+            templateDirectory = Path.GetFullPath(templateDirectory);
+            if (!Directory.Exists(templateDirectory))
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format folder '{templateDirectory}' does not exist.");
+        }
+        TemplateDirectory = string.IsNullOrEmpty(templateDirectory) ? null : templateDirectory;
+        _loader = new Loader(TemplateDirectory);
+    }
+
+    /// <summary>The catalog with the built-in templates only.</summary>
+    public static ChatFormatCatalog Default { get; } = new();
+
+    /// <summary>The names of the known formats.</summary>
+    public static IReadOnlyList<string> KnownNames { get; } = Array.ConvertAll(_definitions, d => d.Name);
+
+    /// <summary>The folder overriding built-in templates, or null.</summary>
+    public string? TemplateDirectory { get; }
+
+    /// <summary>Gets a format by name (case-insensitive).</summary>
+    /// <exception cref="AgentHostException">The name is unknown (the message lists the known names), or an
+    /// overriding template has syntax errors.</exception>
+    public ChatFormat Get(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var definition = Array.Find(_definitions, d => string.Equals(d.Name, name.Trim(), StringComparison.OrdinalIgnoreCase))
+            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown chat format '{name}'; the known formats are {string.Join(", ", KnownNames)}.");
+        return _formats.GetOrAdd(definition.Name, _ => Create(definition));
+    }
+
+    /// <summary>
+    /// The format for <paramref name="model"/>: <paramref name="configuredName"/> if given, else the model's
+    /// <see cref="ModelSettings.ChatFormat"/>, else the one detected from its GGUF metadata.
+    /// </summary>
+    public ChatFormat Resolve(LlamaModel model, string? configuredName = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var name = !string.IsNullOrWhiteSpace(configuredName) ? configuredName
+            : !string.IsNullOrWhiteSpace(model.Settings.ChatFormat) ? model.Settings.ChatFormat
+            : Detect(model.File.GetString("tokenizer.chat_template"), model.File.Architecture);
+        return Get(name);
+    }
+
+    /// <summary>
+    /// Detects the format name from a chat template (Jinja text, or a llama.cpp template name such as
+    /// <c>chatml</c>) and the architecture; <c>plain</c> when neither says anything.
+    /// </summary>
+    public static string Detect(string? chatTemplate, string? architecture)
+    {
+        if (!string.IsNullOrWhiteSpace(chatTemplate))
+        {
+            var template = chatTemplate.Trim();
+            foreach (var definition in _definitions)
+            {
+                if (string.Equals(template, definition.Name, StringComparison.OrdinalIgnoreCase))
+                    return definition.Name;
+            }
+            if (template.StartsWith("mistral", StringComparison.OrdinalIgnoreCase))
+                return "mistral";
+            // The markers each family's Jinja template writes (llama.cpp detects them the same way).
+            if (template.Contains("<|im_sep|>", StringComparison.Ordinal))
+                return "phi4";
+            if (template.Contains("<|im_start|>", StringComparison.Ordinal))
+                return "chatml";
+            if (template.Contains("<|start_header_id|>", StringComparison.Ordinal))
+                return "llama3";
+            if (template.Contains("<start_of_turn>", StringComparison.Ordinal))
+                return "gemma";
+            if (template.Contains("<|assistant|>", StringComparison.Ordinal) && template.Contains("<|end|>", StringComparison.Ordinal))
+                return "phi3";
+            if (template.Contains("[INST]", StringComparison.Ordinal))
+                return "mistral";
+        }
+
+        return architecture?.ToLowerInvariant() switch
+        {
+            "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" => "chatml",
+            "gemma" or "gemma2" or "gemma3" => "gemma",
+            "phi3" => "phi3",
+            _ => Plain,
+        };
+    }
+
+    private ChatFormat Create(Definition definition)
+    {
+        var source = _loader.Read(definition.Name);
+        var template = Template.Parse(source.Text, source.Path);
+        if (template.HasErrors)
+        {
+            var errors = string.Join("; ", template.Messages.Select(m => m.ToString()));
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format template '{source.Path}' has syntax errors: {errors}");
+        }
+        return new ChatFormat(definition.Name, definition.StopSequences, definition.ToolCalls, template, _loader);
+    }
+
+    private sealed record Definition(string Name, IReadOnlyList<string> StopSequences, ToolCallFormat ToolCalls);
+
+    /// <summary>Reads templates (and the parts they include) from the override folder, else from the assembly.</summary>
+    private sealed class Loader(string? directory) : ITemplateLoader
+    {
+        public (string Path, string Text) Read(string name)
+        {
+            if (directory is not null)
+            {
+                var path = Path.Combine(directory, name + Extension);
+                if (File.Exists(path))
+                    return (path, File.ReadAllText(path));
+            }
+
+            var resource = ResourcePrefix + name + Extension;
+            using var stream = typeof(ChatFormatCatalog).Assembly.GetManifestResourceStream(resource)
+                ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"No chat format template named '{name}'.");
+            using var reader = new StreamReader(stream);
+            return ("prompts/formats/" + name + Extension, reader.ReadToEnd());
+        }
+
+        public string GetPath(TemplateContext context, SourceSpan callerSpan, string templateName)
+        {
+            // Only plain names: an include can never reach outside the template folder.
+            if (templateName.Length == 0 || templateName.IndexOfAny(['/', '\\', '.']) >= 0)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format templates can only include parts by plain name, not '{templateName}'.");
+            return templateName;
+        }
+
+        public string Load(TemplateContext context, SourceSpan callerSpan, string templatePath) => Read(templatePath).Text;
+
+        public ValueTask<string?> LoadAsync(TemplateContext context, SourceSpan callerSpan, string templatePath) => ValueTask.FromResult<string?>(Load(context, callerSpan, templatePath));
+    }
+}
