@@ -123,10 +123,12 @@ public sealed class GrammarDecodingTests(Stories260KFixture fixture)
     [Fact]
     public void The_parse_error_says_why()
     {
-        var syntax = Assert.Throws<AgentHostException>(() => GrammarSampler.Create(fixture.Model, Gbnf("root ::= \"a\" ]")));
+        var syntax = Assert.Throws<AgentHostException>(() => GrammarSampler.Create(fixture.Model, Gbnf("root ::= (\"a\"")));
+        var undefined = Assert.Throws<AgentHostException>(() => GrammarSampler.Create(fixture.Model, Gbnf("root ::= \"a\" | foo")));
         var noRoot = Assert.Throws<AgentHostException>(() => GrammarSampler.Create(fixture.Model, Gbnf("start ::= \"a\"")));
 
-        Assert.Contains("failed to parse grammar", syntax.Message);
+        Assert.Contains("expecting ')'", syntax.Message);
+        Assert.Contains("Undefined rule identifier 'foo'", undefined.Message);
         Assert.Contains("grammar does not contain a 'root' symbol", noRoot.Message);
     }
 

@@ -72,6 +72,56 @@ internal static partial class GrammarNative
         throw new InvalidOperationException("Cannot find the llama library LLamaSharp loaded (LLamaSharp version mismatch?).");
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> with the process's stderr (fd 2) redirected to a temporary file and
+    /// returns what was written: llama.cpp's grammar parser prints its reason there, not to its log.
+    /// Only on Unix; elsewhere the action runs as is and nothing is captured.
+    /// </summary>
+    internal static T CaptureStderr<T>(Func<T> action, out string written)
+    {
+        written = "";
+        if (OperatingSystem.IsWindows())
+            return action();
+        var path = Path.GetTempFileName();
+        try
+        {
+            int saved;
+            using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+            {
+                saved = Dup(2);
+                if (saved < 0 || Dup2((int)file.SafeFileHandle.DangerousGetHandle(), 2) < 0)
+                {
+                    if (saved >= 0)
+                        Close(saved);
+                    return action();
+                }
+            }
+            try
+            {
+                return action();
+            }
+            finally
+            {
+                Dup2(saved, 2);
+                Close(saved);
+                written = File.ReadAllText(path);
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "dup")]
+    private static partial int Dup(int fd);
+
+    [LibraryImport("libc", EntryPoint = "dup2")]
+    private static partial int Dup2(int fd, int target);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
     [LibraryImport(Library, EntryPoint = "llama_model_get_vocab")]
     internal static partial IntPtr GetVocab(SafeLlamaModelHandle model);
 

@@ -67,11 +67,15 @@ public sealed class GrammarSampler : IDisposable
         constraint.Validate();
         GrammarNative.EnsureResolver();
         var vocab = GrammarNative.GetVocab(model.Weights.NativeHandle);
-        var handle = NativeRuntime.CaptureErrors(() => GrammarNative.InitGrammar(vocab, constraint.Gbnf, constraint.Root), out var errors);
+        var printed = "";
+        var handle = NativeRuntime.CaptureErrors(
+            () => GrammarNative.CaptureStderr(() => GrammarNative.InitGrammar(vocab, constraint.Gbnf, constraint.Root), out printed),
+            out var logged);
         if (handle.IsInvalid)
         {
             handle.Dispose();
-            var reason = errors.Length == 0 ? "" : $": {Shorten(errors)}";
+            var reasons = $"{ParseError(printed)} {logged}".Trim();
+            var reason = reasons.Length == 0 ? "" : $": {reasons}";
             throw new AgentHostException(ErrorKind.InvalidArgument, $"llama.cpp cannot use the grammar (root rule '{constraint.Root}'){reason}");
         }
         return new GrammarSampler(handle, model, constraint);
@@ -228,9 +232,19 @@ public sealed class GrammarSampler : IDisposable
         return length;
     }
 
-    private static string Shorten(string text)
+    // The parser prints "parse: error parsing grammar: REASON at TEXT-LEFT\n\nGRAMMAR": keep the reason
+    // and a short excerpt of the text where it stopped.
+    private static string ParseError(string printed)
     {
-        var line = text.ReplaceLineEndings(" ");
-        return line.Length <= 300 ? line : line[..300] + "...";
+        const string Marker = "error parsing grammar: ";
+        var start = printed.IndexOf(Marker, StringComparison.Ordinal);
+        if (start < 0)
+            return "";
+        var text = printed[(start + Marker.Length)..].ReplaceLineEndings("\n");
+        var end = text.IndexOf("\n\n", StringComparison.Ordinal);
+        text = (end < 0 ? text : text[..end]).Trim().Replace('\n', ' ');
+        while (text.Contains("  ", StringComparison.Ordinal))
+            text = text.Replace("  ", " ", StringComparison.Ordinal);
+        return (text.Length <= 120 ? text : text[..120] + "...") + ";";
     }
 }

@@ -64,8 +64,11 @@ public static class NativeRuntime
             level = _lastLevel;
         else
             _lastLevel = level;
-        if (level == LLamaLogLevel.Error)
-            _capturedErrors?.Add(message);
+        if (_capturedErrors is { } captured && level == LLamaLogLevel.Error)
+        {
+            captured.Add(message);   // reported in the caller's exception instead of logged
+            return;
+        }
 
         var logLevel = level switch
         {
