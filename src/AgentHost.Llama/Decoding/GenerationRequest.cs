@@ -1,3 +1,5 @@
+using AgentHost.Llama.Grammar;
+
 namespace AgentHost.Llama.Decoding;
 
 /// <summary>Sampling knobs of the plain sampler (llama.cpp's names and defaults).</summary>
@@ -84,6 +86,12 @@ public sealed record GenerationRequest
     /// </summary>
     public SamplingOptions? Sampling { get; init; }
 
+    /// <summary>
+    /// A grammar the output must follow, or null. Honoured by the plain strategies (greedy, sample);
+    /// the others refuse a request with one.
+    /// </summary>
+    public GrammarConstraint? Grammar { get; init; }
+
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
@@ -92,5 +100,6 @@ public sealed record GenerationRequest
         foreach (var stop in Stop)
             SamplingOptions.Require(!string.IsNullOrEmpty(stop), "A stop string is empty.");
         Sampling?.Validate();
+        Grammar?.Validate();
     }
 }

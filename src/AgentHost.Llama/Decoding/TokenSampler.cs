@@ -121,7 +121,12 @@ public sealed class TokenSampler
             if (target < cumulative)
                 return i;
         }
-        return _candidateCount - 1;
+        // Rounding left the sum just below target: take the last candidate that can be drawn at all
+        // (one masked to -infinity, e.g. by a grammar, has probability 0 and must never be chosen).
+        var last = _candidateCount - 1;
+        while (last > 0 && _candidates[last].Probability <= 0)
+            last--;
+        return last;
     }
 
     /// <summary>

@@ -18,6 +18,7 @@ public static class NativeRuntime
     private static ILogger _logger = NullLogger.Instance;
     private static LLamaLogLevel _lastLevel = LLamaLogLevel.Info;
     private static bool _configured;
+    [ThreadStatic] private static List<string>? _capturedErrors;
 
     /// <summary>
     /// Routes native log messages to <paramref name="loggerFactory"/>. Safe to call more than once:
@@ -36,6 +37,26 @@ public static class NativeRuntime
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> and returns the error messages llama.cpp logged on this thread
+    /// meanwhile (e.g. why a grammar did not parse), so that a failure can be reported with its cause.
+    /// </summary>
+    internal static T CaptureErrors<T>(Func<T> action, out string errors)
+    {
+        var previous = _capturedErrors;
+        var captured = new List<string>();
+        _capturedErrors = captured;
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            _capturedErrors = previous;
+            errors = string.Concat(captured).Trim();
+        }
+    }
+
     private static void OnNativeLog(LLamaLogLevel level, string message)
     {
         // A Continue fragment belongs to the message before it: filter it by that message's level.
@@ -43,6 +64,11 @@ public static class NativeRuntime
             level = _lastLevel;
         else
             _lastLevel = level;
+        if (_capturedErrors is { } captured && level == LLamaLogLevel.Error)
+        {
+            captured.Add(message);   // reported in the caller's exception instead of logged
+            return;
+        }
 
         var logLevel = level switch
         {

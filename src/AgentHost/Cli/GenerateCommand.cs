@@ -1,4 +1,6 @@
+using System.Text.Json;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Grammar;
 
 namespace AgentHost.Cli;
 
@@ -24,6 +26,9 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
         new("presence-penalty", "Presence penalty (default 0).", ValueName: "X"),
         new("seed", "Random seed for sampling (default: random, reported).", ValueName: "S"),
         new("stop", "Stop string; the text ends before it.", Repeatable: true, ValueName: "STR"),
+        new("grammar", "GBNF grammar file (llama.cpp format, root rule 'root') the output must follow (greedy, sample).", ValueName: "FILE"),
+        new("json-schema", "JSON schema file; the output is one JSON value valid against it (greedy, sample).", ValueName: "FILE"),
+        new("grammar-trigger", "Make the grammar lazy: free text until this word, then the grammar.", Repeatable: true, ValueName: "WORD"),
         new("json", "Print one JSON object (text, token_ids, strategy, model, stats) instead of streaming.", IsFlag: true),
         .. StrategyArguments.Specs,
     ];
@@ -78,9 +83,52 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
             MaxTokens = line.GetInt("max-tokens", min: 1) ?? 256,
             Stop = line.GetAll("stop"),
             Sampling = _samplingOptions.Any(line.Has) ? BuildSampling(line) : null,
+            Grammar = BuildGrammar(line),
         };
         request.Validate();
         return request;
+    }
+
+    private static GrammarConstraint? BuildGrammar(CommandLine line)
+    {
+        var gbnfFile = line.GetString("grammar");
+        var schemaFile = line.GetString("json-schema");
+        var triggers = line.GetAll("grammar-trigger");
+        if (gbnfFile is not null && schemaFile is not null)
+            throw CommandLine.Usage("--grammar and --json-schema exclude each other; pass one.");
+        if (gbnfFile is null && schemaFile is null)
+            return triggers.Count == 0 ? null : throw CommandLine.Usage("--grammar-trigger needs --grammar or --json-schema.");
+
+        var grammar = gbnfFile is not null
+            ? new GrammarConstraint { Gbnf = ReadFile(gbnfFile, "grammar") }
+            : JsonSchemaGrammar.FromSchema(ParseSchema(schemaFile!));
+        return grammar with { TriggerWords = triggers };
+    }
+
+    private static JsonElement ParseSchema(string path)
+    {
+        var text = ReadFile(path, "JSON schema");
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return document.RootElement.Clone();
+        }
+        catch (JsonException ex)
+        {
+            throw CommandLine.Usage($"The JSON schema file '{path}' is not valid JSON: {ex.Message}");
+        }
+    }
+
+    private static string ReadFile(string path, string what)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw CommandLine.Usage($"Cannot read the {what} file '{path}': {ex.Message}");
+        }
     }
 
     private static SamplingOptions BuildSampling(CommandLine line)

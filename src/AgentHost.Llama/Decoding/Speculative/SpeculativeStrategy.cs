@@ -37,6 +37,8 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     /// <inheritdoc />
     public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        Grammar.GrammarConstraint.Refuse(request.Grammar, Name);
         Session = session;
         Prepare(session, request);
         var run = GenerationRun.Start(session, request, onText, cancellationToken);

@@ -1,10 +1,11 @@
 using AgentHost.Llama.Engine;
+using AgentHost.Llama.Grammar;
 
 namespace AgentHost.Llama.Decoding.Strategies;
 
 /// <summary>
 /// One token per decode: pick a token from the last logits, stop or decode it, repeat. Greedy and
-/// sampling differ only in how they pick. The loop is the hot path: no allocation, no LINQ, logits
+/// sampling differ only in how they pick; a request's grammar restricts the pick to the tokens it allows. The loop is the hot path: no allocation, no LINQ, logits
 /// read in place from native memory.
 /// </summary>
 public abstract class PlainStrategy : IDecodingStrategy
@@ -15,17 +16,37 @@ public abstract class PlainStrategy : IDecodingStrategy
     /// <inheritdoc />
     public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(request);
+        // Loaded before the prefill so that a grammar llama.cpp cannot parse fails fast.
+        using var grammar = request.Grammar is { } constraint ? GrammarSampler.Create(session.Model, constraint) : null;
         var run = GenerationRun.Start(session, request, onText, cancellationToken);
         var sampler = CreateSampler(request, session.Model.Vocabulary.Count, run.PromptTokens);
         for (var index = run.LogitsIndex; index >= 0;)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var logits = session.GetLogits(index);
-            var token = sampler is null ? TokenSampler.ArgMax(logits) : sampler.Sample(logits);
+            int token;
+            if (grammar is null)
+            {
+                token = sampler is null ? TokenSampler.ArgMax(logits) : sampler.Sample(logits);
+            }
+            else
+            {
+                token = grammar.Choose(logits, sampler);
+                grammar.Accept(token);
+            }
             index = run.AcceptAndDecode(token, cancellationToken);
         }
-        return run.Finish(Name, sampler?.Seed);
+        return run.Finish(Name, sampler?.Seed, grammar is null ? null : GrammarStats(grammar));
     }
+
+    // Whether the grammar was switched on and completed: generation can also end on max tokens or a stop string.
+    private static Dictionary<string, double> GrammarStats(GrammarSampler grammar) => new()
+    {
+        ["grammar_triggered"] = grammar.IsTriggered ? 1 : 0,
+        ["grammar_complete"] = grammar.IsComplete ? 1 : 0,
+    };
 
     /// <summary>The sampler for this request, or null to take the argmax.</summary>
     protected abstract TokenSampler? CreateSampler(GenerationRequest request, int vocabularySize, ReadOnlySpan<int> promptTokens);

@@ -1,0 +1,252 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace AgentHost.Llama.Grammar;
+
+/// <summary>
+/// Builds a GBNF grammar from named rules: JSON-schema values (<see cref="AddJsonSchema"/>), tool calls
+/// (<see cref="AddToolCall"/>) and rules of your own, then a root that combines them (<see cref="Build"/>).
+/// Rule names are made unique, so several schemas can share one grammar (e.g. an alternation of tool
+/// calls). Shared JSON rules (<c>ws</c>, <c>string</c>, <c>number</c> ...) are emitted once, when used.
+/// </summary>
+public sealed class GbnfBuilder
+{
+    private static readonly JsonSerializerOptions _compactJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly string[] _primitives = ["ws", "char", "string", "integer", "number", "boolean", "null", "value", "object", "array"];
+
+    private readonly List<string> _order = [];                  // rule names in definition order
+    private readonly Dictionary<string, string?> _rules = [];   // name -> body (null: reserved, not yet defined)
+    private readonly List<string> _ignored = [];
+
+    /// <summary>Creates a builder; <paramref name="options"/> bound the JSON values it generates.</summary>
+    public GbnfBuilder(JsonGrammarOptions? options = null)
+    {
+        Options = options ?? new JsonGrammarOptions();
+        Options.Validate();
+    }
+
+    /// <summary>The bounds of generated JSON values.</summary>
+    public JsonGrammarOptions Options { get; }
+
+    /// <summary>Schema keywords left out because <see cref="JsonGrammarOptions.IgnoreUnsupported"/> is set ("keyword at #/path").</summary>
+    public IReadOnlyList<string> IgnoredKeywords => _ignored;
+
+    /// <summary>Adds a rule; returns its name (<paramref name="name"/>, made a valid, unused rule name).</summary>
+    public string AddRule(string name, string body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var unique = Reserve(name);
+        Define(unique, body);
+        return unique;
+    }
+
+    /// <summary>
+    /// Adds rules for JSON values valid against <paramref name="schema"/>; returns the rule's name.
+    /// <c>$ref</c>s resolve within <paramref name="schema"/>. Keywords that cannot be expressed are an
+    /// <see cref="AgentHostException"/> listing them all, unless <see cref="JsonGrammarOptions.IgnoreUnsupported"/>.
+    /// </summary>
+    public string AddJsonSchema(JsonElement schema, string name = "schema")
+        => new JsonSchemaConverter(this, schema).Convert(name);
+
+    /// <summary>
+    /// Adds a rule for one tool call as a JSON object
+    /// <c>{"name": "NAME", "arguments": {...}}</c> whose arguments follow <paramref name="parameters"/>.
+    /// </summary>
+    public string AddToolCall(string functionName, JsonElement parameters, string nameKey = "name", string argumentsKey = "arguments")
+    {
+        ArgumentException.ThrowIfNullOrEmpty(functionName);
+        var arguments = AddJsonSchema(parameters, functionName + "-arguments");
+        var ws = Primitive("ws");
+        var body = $"\"{{\" {ws} {JsonLiteral(nameKey)} {ws} \":\" {ws} {JsonLiteral(functionName)} {ws} \",\" {ws} {JsonLiteral(argumentsKey)} {ws} \":\" {ws} {arguments} {ws} \"}}\"";
+        return AddRule(functionName + "-call", body);
+    }
+
+    /// <summary>The grammar text: <paramref name="rootName"/> ::= <paramref name="rootBody"/>, then every rule added.</summary>
+    public string Build(string rootBody, string rootName = "root")
+    {
+        ArgumentException.ThrowIfNullOrEmpty(rootBody);
+        var root = Reserve(rootName);
+        if (root != rootName)
+            throw new ArgumentException($"The root name '{rootName}' is already used by a rule or is not a rule name.", nameof(rootName));
+        Define(root, rootBody);
+        var text = new StringBuilder();
+        text.Append(root).Append(" ::= ").Append(rootBody).Append('\n');
+        foreach (var name in _order)
+        {
+            if (name == root)
+                continue;
+            var body = _rules[name] ?? throw new InvalidOperationException($"Rule '{name}' was reserved but never defined.");
+            text.Append(name).Append(" ::= ").Append(body).Append('\n');
+        }
+        _order.Remove(root);
+        _rules.Remove(root);
+        return text.ToString();
+    }
+
+    /// <summary>A constraint with the grammar of <see cref="Build"/>; lazy when <paramref name="triggerWords"/> are given.</summary>
+    public GrammarConstraint ToConstraint(string rootBody, IReadOnlyList<string>? triggerWords = null)
+        => new() { Gbnf = Build(rootBody), TriggerWords = triggerWords ?? [] };
+
+    /// <summary>A GBNF string literal matching exactly <paramref name="text"/>.</summary>
+    public static string Literal(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var literal = new StringBuilder(text.Length + 2).Append('"');
+        foreach (var c in text)
+        {
+            switch (c)
+            {
+                case '"': literal.Append("\\\""); break;
+                case '\\': literal.Append("\\\\"); break;
+                case '\n': literal.Append("\\n"); break;
+                case '\r': literal.Append("\\r"); break;
+                case '\t': literal.Append("\\t"); break;
+                case < ' ': literal.Append("\\x").Append(((int)c).ToString("X2", CultureInfo.InvariantCulture)); break;
+                default: literal.Append(c); break;
+            }
+        }
+        return literal.Append('"').ToString();
+    }
+
+    /// <summary>A GBNF literal matching <paramref name="value"/> written as compact JSON.</summary>
+    public static string JsonLiteral(string value) => Literal(JsonSerializer.Serialize(value, _compactJson));
+
+    /// <summary>Whether <paramref name="name"/> is a GBNF rule name (letters, digits and '-').</summary>
+    public static bool IsRuleName(string name)
+    {
+        if (string.IsNullOrEmpty(name))
+            return false;
+        foreach (var c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '-'))
+                return false;
+        }
+        return true;
+    }
+
+    internal static string CompactJson(JsonElement value) => JsonSerializer.Serialize(value, _compactJson);
+
+    internal void Ignore(IEnumerable<string> keywords) => _ignored.AddRange(keywords);
+
+    /// <summary>Reserves a unique rule name derived from <paramref name="hint"/> (defined later with <see cref="Define"/>).</summary>
+    internal string Reserve(string hint)
+    {
+        var name = Sanitize(hint);
+        var unique = name;
+        for (var n = 2; _rules.ContainsKey(unique) || Array.IndexOf(_primitives, unique) >= 0; n++)
+            unique = $"{name}-{n}";
+        _rules[unique] = null;
+        _order.Add(unique);
+        return unique;
+    }
+
+    internal void Define(string name, string body) => _rules[name] = body;
+
+    /// <summary>The name of a shared JSON rule, emitted on first use.</summary>
+    internal string Primitive(string name)
+    {
+        if (_rules.ContainsKey(name))
+            return name;
+        _rules[name] = null;
+        _order.Add(name);
+        _rules[name] = PrimitiveBody(name);
+        return name;
+    }
+
+    /// <summary>A string rule of <paramref name="min"/> to <paramref name="max"/> characters (null: the default bound).</summary>
+    internal string StringRule(int min, int? max)
+    {
+        max = Cap(max, Options.MaxStringLength, min);
+        if (min == 0 && max == Options.MaxStringLength)
+            return Primitive("string");
+        var name = $"string-{min}-{(max is { } m ? m.ToString(CultureInfo.InvariantCulture) : "n")}";
+        if (_rules.ContainsKey(name))
+            return name;
+        return AddRule(name, $"\"\\\"\" {Repeat(Primitive("char"), min, max)} \"\\\"\"");
+    }
+
+    /// <summary>An array rule of <paramref name="min"/> to <paramref name="max"/> items matching <paramref name="item"/>.</summary>
+    internal string ArrayBody(string item, int min, int? max)
+    {
+        max = Cap(max, Options.MaxArrayItems, min);
+        var ws = Primitive("ws");
+        if (max == 0)
+            return $"\"[\" {ws} \"]\"";
+        var more = Repeat($"(\",\" {ws} {item} {ws})", Math.Max(min - 1, 0), max - 1);
+        var items = $"{item} {ws}{(more.Length == 0 ? "" : " " + more)}";
+        return min == 0 ? $"\"[\" {ws} ({items})? \"]\"" : $"\"[\" {ws} {items} \"]\"";
+    }
+
+    /// <summary><paramref name="item"/> repeated <paramref name="min"/> to <paramref name="max"/> times (null: unbounded).</summary>
+    internal static string Repeat(string item, int min, int? max) => (min, max) switch
+    {
+        (0, null) => item + "*",
+        (1, null) => item + "+",
+        (_, null) => $"{item}{{{min},}}",
+        (0, 0) => "",
+        (0, 1) => item + "?",
+        var (lo, hi) when lo == hi => $"{item}{{{lo}}}",
+        var (lo, hi) => $"{item}{{{lo},{hi}}}",
+    };
+
+    // The schema's bound, lowered to the option's, but never below the minimum the schema requires.
+    private static int? Cap(int? schemaMax, int? optionMax, int min)
+    {
+        var max = schemaMax is { } s ? (optionMax is { } o ? Math.Min(s, o) : s) : optionMax;
+        return max is { } m ? Math.Max(m, min) : null;
+    }
+
+    private string PrimitiveBody(string name)
+    {
+        var digits = Options.MaxDigits;
+        switch (name)
+        {
+            case "ws":
+                return Options.MaxWhitespace == 0 ? "\"\"" : Repeat("[ \\t\\n]", 0, Options.MaxWhitespace);
+            case "char":
+                return "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})";
+            case "string":
+                return $"\"\\\"\" {Repeat(Primitive("char"), 0, Options.MaxStringLength)} \"\\\"\"";
+            case "integer":
+                return $"\"-\"? (\"0\" | [1-9] {Repeat("[0-9]", 0, digits - 1)})";
+            case "number":
+                return $"{Primitive("integer")} (\".\" {Repeat("[0-9]", 1, digits)})? ([eE] [-+]? {Repeat("[0-9]", 1, Math.Min(digits, 2))})?";
+            case "boolean":
+                return "\"true\" | \"false\"";
+            case "null":
+                return "\"null\"";
+            case "value":
+                return $"{Primitive("object")} | {Primitive("array")} | {Primitive("string")} | {Primitive("number")} | {Primitive("boolean")} | {Primitive("null")}";
+            case "object":
+                {
+                    var ws = Primitive("ws");
+                    var member = $"{Primitive("string")} {ws} \":\" {ws} {Primitive("value")} {ws}";
+                    var more = Repeat($"(\",\" {ws} {member})", 0, Options.MaxArrayItems is { } max ? Math.Max(max - 1, 0) : null);
+                    return Options.MaxArrayItems == 0
+                        ? $"\"{{\" {ws} \"}}\""
+                        : $"\"{{\" {ws} ({member}{(more.Length == 0 ? "" : " " + more)})? \"}}\"";
+                }
+            case "array":
+                return ArrayBody(Primitive("value"), 0, null);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(name), name, "Not a primitive rule.");
+        }
+    }
+
+    private static string Sanitize(string hint)
+    {
+        var name = new StringBuilder(hint.Length);
+        foreach (var c in hint)
+        {
+            var keep = char.IsAsciiLetterOrDigit(c) ? c : '-';
+            if (keep == '-' && (name.Length == 0 || name[^1] == '-'))
+                continue;
+            name.Append(keep);
+        }
+        while (name.Length > 0 && name[^1] == '-')
+            name.Length--;
+        return name.Length == 0 ? "rule" : name.ToString();
+    }
+}

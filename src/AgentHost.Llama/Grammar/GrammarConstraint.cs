@@ -1,0 +1,51 @@
+namespace AgentHost.Llama.Grammar;
+
+/// <summary>
+/// A GBNF grammar (llama.cpp's format) that the generated text must follow. With
+/// <see cref="TriggerWords"/> the grammar is lazy: text is free until one of the words has been
+/// generated, and from the token after it the rest of the output follows the grammar (so the grammar
+/// describes what comes after the trigger word, e.g. the JSON of a tool call after <c>&lt;tool_call&gt;</c>).
+/// Once the grammar is complete only an end-of-generation token may follow, so generation ends.
+/// </summary>
+public sealed record GrammarConstraint
+{
+    /// <summary>The grammar in GBNF.</summary>
+    public required string Gbnf { get; init; }
+
+    /// <summary>The rule the output must match.</summary>
+    public string Root { get; init; } = "root";
+
+    /// <summary>Words that switch the grammar on (empty: it constrains from the first token).</summary>
+    public IReadOnlyList<string> TriggerWords { get; init; } = [];
+
+    /// <summary>Whether the grammar waits for a trigger word.</summary>
+    public bool IsLazy => TriggerWords.Count > 0;
+
+    /// <summary>
+    /// Throws an <see cref="AgentHostException"/> naming the first invalid value. Whether llama.cpp can
+    /// parse the grammar is checked when it is loaded for a model (<see cref="GrammarSampler.Create"/>).
+    /// </summary>
+    public void Validate()
+    {
+        Require(!string.IsNullOrWhiteSpace(Gbnf), "The grammar is empty.");
+        Require(!string.IsNullOrEmpty(Root) && GbnfBuilder.IsRuleName(Root), $"The grammar root '{Root}' is not a rule name (letters, digits and '-').");
+        foreach (var word in TriggerWords)
+            Require(!string.IsNullOrEmpty(word), "A grammar trigger word is empty.");
+    }
+
+    /// <summary>Throws the error of a strategy that cannot constrain its output with a grammar.</summary>
+    internal static void Refuse(GrammarConstraint? grammar, string strategy)
+    {
+        if (grammar is not null)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The {strategy} strategy cannot follow a grammar; use greedy or sample for grammar-constrained output.");
+        }
+    }
+
+    private static void Require(bool ok, string message)
+    {
+        if (!ok)
+            throw new AgentHostException(ErrorKind.InvalidArgument, message);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Text.Json;
+
+namespace AgentHost.Llama.Grammar;
+
+/// <summary>A function a tool-call grammar may call: its name and its parameters' JSON schema.</summary>
+/// <param name="Name">The function name, as the model writes it.</param>
+/// <param name="Parameters">JSON schema of the arguments object.</param>
+public sealed record ToolGrammarFunction(string Name, JsonElement Parameters);
+
+/// <summary>Ready-made grammars from JSON schemas (build others with <see cref="GbnfBuilder"/>).</summary>
+public static class JsonSchemaGrammar
+{
+    /// <summary>
+    /// A grammar for one JSON value valid against <paramref name="schema"/> (e.g. response_format
+    /// json_schema). Unsupported keywords are an <see cref="AgentHostException"/>; see <see cref="GbnfBuilder"/>.
+    /// </summary>
+    public static GrammarConstraint FromSchema(JsonElement schema, JsonGrammarOptions? options = null)
+        => FromSchema(schema, options, out _);
+
+    /// <summary>As <see cref="FromSchema(JsonElement, JsonGrammarOptions?)"/>, reporting keywords left out under IgnoreUnsupported.</summary>
+    public static GrammarConstraint FromSchema(JsonElement schema, JsonGrammarOptions? options, out IReadOnlyList<string> ignoredKeywords)
+    {
+        var builder = new GbnfBuilder(options);
+        var value = builder.AddJsonSchema(schema);
+        ignoredKeywords = builder.IgnoredKeywords;
+        return builder.ToConstraint(value);
+    }
+
+    /// <summary>
+    /// A grammar that forces a call of one of <paramref name="functions"/>, written as
+    /// <paramref name="prefix"/> <c>{"name": ..., "arguments": {...}}</c> <paramref name="suffix"/>
+    /// (e.g. <c>&lt;tool_call&gt;</c> and <c>&lt;/tool_call&gt;</c>), up to <paramref name="maxCalls"/>
+    /// calls in a row. With <paramref name="lazy"/> the grammar waits for <paramref name="prefix"/> as its
+    /// trigger word and constrains what follows it, so the model may answer in text instead (tool choice auto).
+    /// </summary>
+    public static GrammarConstraint ToolCalls(IReadOnlyList<ToolGrammarFunction> functions, string prefix, string suffix,
+        JsonGrammarOptions? options = null, bool lazy = false, int maxCalls = 1)
+    {
+        ArgumentNullException.ThrowIfNull(functions);
+        ArgumentNullException.ThrowIfNull(prefix);
+        ArgumentNullException.ThrowIfNull(suffix);
+        if (functions.Count == 0)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "A tool-call grammar needs at least one function.");
+        if (maxCalls < 1)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"maxCalls must be at least 1, not {maxCalls}.");
+        if (lazy && prefix.Length == 0)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "A lazy tool-call grammar needs a prefix to trigger on.");
+
+        var builder = new GbnfBuilder(options);
+        var calls = new List<string>();
+        foreach (var function in functions)
+            calls.Add(builder.AddToolCall(function.Name, function.Parameters));
+        var ws = builder.Primitive("ws");
+        var call = builder.AddRule("call", string.Join(" | ", calls));
+        var close = suffix.Length == 0 ? "" : " " + GbnfBuilder.Literal(suffix);
+        var open = prefix.Length == 0 ? "" : GbnfBuilder.Literal(prefix) + " ";
+        var block = builder.AddRule("tool-call", $"{open}{ws} {call} {ws}{close}");
+        var first = lazy ? $"{ws} {call} {ws}{close}" : block;
+        var more = GbnfBuilder.Repeat($"({ws} {block})", 0, maxCalls - 1);
+        return builder.ToConstraint(more.Length == 0 ? first : $"{first} {more}", lazy ? [prefix] : null);
+    }
+}
