@@ -92,6 +92,19 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     }
 
     [Fact]
+    public void Keywords_json_schema_does_not_define_are_ignored_like_validators_do()
+    {
+        // Semantic Kernel writes the function description as "condition"; vendors add x- keywords.
+        const string Schema = """{"type": "object", "condition": "Adds", "x-origin": {"a": 1}, "properties": {"a": {"type": "number", "x-unit": "m"}}, "required": ["a"]}""";
+        using var document = JsonDocument.Parse(Schema);
+
+        var grammar = JsonSchemaGrammar.FromSchema(document.RootElement, Bounded, out var ignored);
+
+        Assert.Empty(ignored);
+        Assert.Contains("\"\\\"a\\\"\"", grammar.Gbnf);   // the property name, as a GBNF literal
+    }
+
+    [Fact]
     public async Task Ignoring_unsupported_keywords_is_explicit_and_lists_them()
     {
         const string Schema = """{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "s": {"type": "string", "pattern": "a+"}}, "required": ["n", "s"]}""";

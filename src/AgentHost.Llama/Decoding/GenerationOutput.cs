@@ -12,6 +12,7 @@ namespace AgentHost.Llama.Decoding;
 public sealed class GenerationOutput
 {
     private readonly TokenVocabulary _vocabulary;
+    private readonly IReadOnlyList<int> _stopTokens;
     private readonly int _maxTokens;
     private readonly IReadOnlyList<string> _stop;
     private readonly int _longestStop;
@@ -27,9 +28,11 @@ public sealed class GenerationOutput
     /// <param name="maxTokens">Most tokens to accept.</param>
     /// <param name="stop">Stop strings.</param>
     /// <param name="onText">Receives each piece of text as soon as it is safe to show.</param>
-    public GenerationOutput(TokenVocabulary vocabulary, int maxTokens, IReadOnlyList<string> stop, Action<string>? onText)
+    /// <param name="stopTokens">Tokens that end generation like EOG does (e.g. a chat format's end-of-turn control token).</param>
+    public GenerationOutput(TokenVocabulary vocabulary, int maxTokens, IReadOnlyList<string> stop, Action<string>? onText, IReadOnlyList<int>? stopTokens = null)
     {
         _vocabulary = vocabulary;
+        _stopTokens = stopTokens ?? [];
         _maxTokens = maxTokens;
         _stop = stop;
         _onText = onText;
@@ -54,7 +57,7 @@ public sealed class GenerationOutput
     {
         if (IsStopped)
             throw new InvalidOperationException("Generation has already stopped.");
-        if (_vocabulary.IsEndOfGeneration(token))
+        if (_vocabulary.IsEndOfGeneration(token) || (_stopTokens.Count > 0 && _stopTokens.Contains(token)))
         {
             StopReason = Decoding.StopReason.EndOfGeneration;
             return true;

@@ -80,6 +80,9 @@ public sealed record GenerationRequest
     /// <summary>Strings that end generation; the text ends before the first one found (it may span tokens).</summary>
     public IReadOnlyList<string> Stop { get; init; } = [];
 
+    /// <summary>Tokens that end generation like EOG (e.g. a chat format's end-of-turn control token); not part of the output.</summary>
+    public IReadOnlyList<int> StopTokens { get; init; } = [];
+
     /// <summary>
     /// Sampler settings, or null for none. Strategies that can do both (token recycling, lookup)
     /// decode greedily without them; <c>sample</c> then uses the defaults; <c>greedy</c> ignores them.

@@ -68,7 +68,7 @@ public sealed class GenerationRun
             session.Reset();
         var decodeCalls = session.DecodeCalls;
         var index = session.Prefill(tokens.AsSpan(cached), 0, cancellationToken);
-        var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText);
+        var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText, request.StopTokens);
         return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed, cached);
     }
 

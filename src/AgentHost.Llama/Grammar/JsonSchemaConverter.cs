@@ -10,13 +10,21 @@ namespace AgentHost.Llama.Grammar;
 /// additionalProperties only declared ones are written, unless there are none), arrays (items, minItems,
 /// maxItems), strings (minLength, maxLength), enum and const of any JSON value, numbers, integers, booleans,
 /// null, anyOf / oneOf (as alternatives), allOf of one schema or of mergeable objects, and $ref to any JSON
-/// pointer within the schema (recursion included). Annotations (title, description, default ...) are
-/// ignored; every other keyword is reported.
+/// pointer within the schema (recursion included). Annotations (title, description, default ...) and
+/// keywords JSON Schema does not define (vendor extensions such as SK's <c>condition</c>) are ignored, as
+/// validators ignore them; every other JSON Schema keyword is reported.
 /// </summary>
 internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 {
-    private static readonly HashSet<string> _annotations =
-        ["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "$anchor"];
+    // The JSON Schema (draft 2020-12 and earlier) keywords this converter does not express.
+    private static readonly HashSet<string> _unexpressed =
+    [
+        "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "not", "if", "then", "else",
+        "dependentRequired", "dependentSchemas", "dependencies", "patternProperties", "propertyNames", "unevaluatedProperties",
+        "unevaluatedItems", "prefixItems", "contains", "minContains", "maxContains", "uniqueItems", "minProperties", "maxProperties",
+        "additionalItems", "contentEncoding", "contentMediaType", "contentSchema", "$dynamicRef", "$dynamicAnchor", "$recursiveRef",
+        "$recursiveAnchor", "$vocabulary",
+    ];
     private static readonly HashSet<string> _handled =
         ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
 
@@ -58,7 +66,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
         foreach (var property in schema.EnumerateObject())
         {
-            if (!_handled.Contains(property.Name) && !_annotations.Contains(property.Name))
+            if (_unexpressed.Contains(property.Name))
                 Unsupported(path, property.Name);
         }
 

@@ -32,9 +32,10 @@ public static class JsonSchemaGrammar
     /// (e.g. <c>&lt;tool_call&gt;</c> and <c>&lt;/tool_call&gt;</c>), up to <paramref name="maxCalls"/>
     /// calls in a row. With <paramref name="lazy"/> the grammar waits for <paramref name="prefix"/> as its
     /// trigger word and constrains what follows it, so the model may answer in text instead (tool choice auto).
+    /// <paramref name="argumentsKey"/> names the arguments member (e.g. <c>parameters</c> in Llama 3's format).
     /// </summary>
     public static GrammarConstraint ToolCalls(IReadOnlyList<ToolGrammarFunction> functions, string prefix, string suffix,
-        JsonGrammarOptions? options = null, bool lazy = false, int maxCalls = 1)
+        JsonGrammarOptions? options = null, bool lazy = false, int maxCalls = 1, string argumentsKey = "arguments")
     {
         ArgumentNullException.ThrowIfNull(functions);
         ArgumentNullException.ThrowIfNull(prefix);
@@ -49,7 +50,7 @@ public static class JsonSchemaGrammar
         var builder = new GbnfBuilder(options);
         var calls = new List<string>();
         foreach (var function in functions)
-            calls.Add(builder.AddToolCall(function.Name, function.Parameters));
+            calls.Add(builder.AddToolCall(function.Name, function.Parameters, argumentsKey: argumentsKey));
         var ws = builder.Primitive("ws");
         var call = builder.AddRule("call", string.Join(" | ", calls));
         var close = suffix.Length == 0 ? "" : " " + GbnfBuilder.Literal(suffix);

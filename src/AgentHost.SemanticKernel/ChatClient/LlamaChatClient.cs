@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Chat;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.ChatClient;
@@ -24,6 +25,7 @@ public sealed class LlamaChatClient : IChatClient
     private readonly LlamaChatClientOptions _options;
     private readonly SessionPool _pool;
     private readonly ChatClientMetadata _metadata;
+    private readonly IReadOnlyList<int> _stopTokens;
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
     public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null)
@@ -32,7 +34,9 @@ public sealed class LlamaChatClient : IChatClient
         Model = model;
         _options = options ?? new LlamaChatClientOptions();
         DecodingStrategies.Find(_options.DefaultStrategy);
-        Format = ChatFormat.Resolve(model, _options.ChatFormat, _options.FormatsDirectory);
+        var catalog = _options.FormatsDirectory is null ? ChatFormatCatalog.Default : new ChatFormatCatalog(_options.FormatsDirectory);
+        Format = catalog.Resolve(model, _options.ChatFormat);
+        _stopTokens = Format.GetStopTokens(model);
         _pool = new SessionPool(model, _options.Slots);
         _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
     }
@@ -53,12 +57,13 @@ public sealed class LlamaChatClient : IChatClient
         using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
         var result = await lease.Session.GenerateAsync(call.Strategy, call.Request, null, cancellationToken).ConfigureAwait(false);
 
-        return new ChatResponse(new ChatMessage(ChatRole.Assistant, result.Text) { MessageId = call.Id })
+        IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
             ModelId = Model.Name,
             CreatedAt = call.Created,
-            FinishReason = ToFinishReason(result.StopReason),
+            FinishReason = ToFinishReason(result.StopReason, contents),
             Usage = ToUsage(result.Stats),
             AdditionalProperties = ToProperties(result),
         };
@@ -76,10 +81,17 @@ public sealed class LlamaChatClient : IChatClient
         _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
         GenerationResult result;
+        var calls = 0;
         try
         {
             await foreach (var piece in pieces.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                yield return Update(call, [new TextContent(piece)]);
+            {
+                // Tool calls stream as whole FunctionCallContent items once the parser has seen a call end.
+                IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.Push(piece)] : [new TextContent(piece)];
+                calls += contents.Count(c => c is FunctionCallContent);
+                if (contents.Count > 0)
+                    yield return Update(call, contents);
+            }
             result = await generation.ConfigureAwait(false);
         }
         finally
@@ -92,8 +104,10 @@ public sealed class LlamaChatClient : IChatClient
             }
         }
 
-        var last = Update(call, [new UsageContent(ToUsage(result.Stats))]);
-        last.FinishReason = ToFinishReason(result.StopReason);
+        var rest = call.ToolParser?.Complete() ?? [];
+        calls += rest.Count(c => c is FunctionCallContent);
+        var last = Update(call, [.. rest, new UsageContent(ToUsage(result.Stats))]);
+        last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
         last.AdditionalProperties = ToProperties(result);
         yield return last;
     }
@@ -140,10 +154,26 @@ public sealed class LlamaChatClient : IChatClient
 
         var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
         var strategy = ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
-        var prompt = Format.Render(conversation, addGenerationPrompt: true);
+        var tools = ToolsOnOffer(options);
+        var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
-        var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName);
-        return new PreparedCall(strategy, request, tokens, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+        var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
+        {
+            StopTokens = _stopTokens,
+            Grammar = ToolGrammar.For(Format.ToolCalls, options, tools),
+        };
+        request.Validate();
+        var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
+        return new PreparedCall(strategy, request, tokens, parser, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>The tools rendered into the prompt: none when the mode is None or no tools are given.</summary>
+    private static List<AIFunctionDeclaration>? ToolsOnOffer(ChatOptions? options)
+    {
+        if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode)
+            return null;
+        var declarations = tools.OfType<AIFunctionDeclaration>().ToList();
+        return declarations.Count > 0 ? declarations : null;
     }
 
     private ChatResponseUpdate Update(PreparedCall call, IList<AIContent> contents) => new(ChatRole.Assistant, contents)
@@ -153,6 +183,9 @@ public sealed class LlamaChatClient : IChatClient
         ModelId = Model.Name,
         CreatedAt = call.Created,
     };
+
+    private static ChatFinishReason ToFinishReason(StopReason reason, IList<AIContent> contents)
+        => contents.Any(c => c is FunctionCallContent) ? ChatFinishReason.ToolCalls : ToFinishReason(reason);
 
     private static ChatFinishReason ToFinishReason(StopReason reason) => reason switch
     {
@@ -193,5 +226,5 @@ public sealed class LlamaChatClient : IChatClient
         return properties;
     }
 
-    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, string Id, DateTimeOffset Created);
+    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, string Id, DateTimeOffset Created);
 }

@@ -1,0 +1,169 @@
+using System.ComponentModel;
+using System.Text.Json;
+using AgentHost.Plugins;
+using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.SemanticKernel.Settings;
+using Microsoft.Extensions.AI;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
+
+namespace AgentHost.SemanticKernel.Tests;
+
+/// <summary>
+/// Function calling end to end on stories260K: a story model never calls tools by itself, so these
+/// tests force calls with the grammar (Required mode) and check that SK / MEAI run the real skill,
+/// feed the result back and get a final answer, also when streaming.
+/// </summary>
+[Collection(ChatModelCollection.Name)]
+public sealed class ToolCallingTests(ChatModelFixture fixture)
+{
+    /// <summary>The arithmetic skill, recording what it was called with.</summary>
+    public sealed class RecordingMath
+    {
+        private readonly MathPlugin _math = new();
+
+        public List<(double A, double B)> Calls { get; } = [];
+
+        [KernelFunction, Description("Adds two numbers.")]
+        public double Add([Description("The first number.")] double a, [Description("The number to add.")] double b)
+        {
+            Calls.Add((a, b));
+            return _math.Add(a, b);
+        }
+    }
+
+    private (Kernel Kernel, RecordingMath Math) NewKernel()
+    {
+        var builder = Kernel.CreateBuilder();
+        builder.AddLlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var kernel = builder.Build();
+        var math = new RecordingMath();
+        kernel.Plugins.AddFromObject(math, "Math");
+        return (kernel, math);
+    }
+
+    private static LlamaPromptExecutionSettings Required(Kernel kernel) => new()
+    {
+        MaxTokens = 128,
+        FunctionChoiceBehavior = FunctionChoiceBehavior.Required([kernel.Plugins.GetFunction("Math", "Add")]),
+    };
+
+    [Fact]
+    public async Task RequiredModeForcesASchemaValidCallThatSkInvokesAndAFinalAnswerFollows()
+    {
+        var (kernel, math) = NewKernel();
+        var chat = kernel.GetRequiredService<IChatClient>().AsChatCompletionService();
+        var history = new ChatHistory();
+        history.AddUserMessage("What is 3 plus 4?");
+
+        var reply = await chat.GetChatMessageContentAsync(history, Required(kernel), kernel);
+
+        var (a, b) = Assert.Single(math.Calls);
+        Assert.True(double.IsFinite(a) && double.IsFinite(b));
+        // SK appended the call and its result; the last message is the model's final text.
+        var call = history.SelectMany(m => m.Items).OfType<Microsoft.SemanticKernel.FunctionCallContent>().Single();
+        Assert.EndsWith("Add", call.FunctionName);
+        var result = history.SelectMany(m => m.Items).OfType<Microsoft.SemanticKernel.FunctionResultContent>().Single();
+        Assert.Equal(a + b, Convert.ToDouble(result.Result?.ToString(), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(AuthorRole.Assistant, reply.Role);
+        Assert.False(string.IsNullOrWhiteSpace(reply.Content));
+    }
+
+    [Fact]
+    public async Task RequiredModeWorksWhenStreaming()
+    {
+        var (kernel, math) = NewKernel();
+        var chat = kernel.GetRequiredService<IChatClient>().AsChatCompletionService();
+        var history = new ChatHistory();
+        history.AddUserMessage("Add 2 and 5.");
+
+        var text = "";
+        await foreach (var update in chat.GetStreamingChatMessageContentsAsync(history, Required(kernel), kernel))
+            text += update.Content;
+
+        Assert.Single(math.Calls);
+        Assert.False(string.IsNullOrWhiteSpace(text));
+        Assert.Contains(history.SelectMany(m => m.Items), i => i is Microsoft.SemanticKernel.FunctionResultContent);
+    }
+
+    [Fact]
+    public async Task TheClientReturnsFunctionCallContentWithArgumentsValidAgainstTheSchema()
+    {
+        using var client = new LlamaChatClient(fixture.Model);
+        var add = AIFunctionFactory.Create((double a, double b) => a + b, "add", "Adds two numbers.");
+        var options = new ChatOptions { Tools = [add], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 128 };
+
+        var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "What is 3 plus 4?")], options);
+
+        Assert.Equal(ChatFinishReason.ToolCalls, response.FinishReason);
+        var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
+        Assert.Equal("add", call.Name);
+        Assert.False(string.IsNullOrEmpty(call.CallId));
+        Assert.Equal(["a", "b"], call.Arguments!.Keys.Order());
+        Assert.All(call.Arguments.Values, v => Assert.Equal(JsonValueKind.Number, ((JsonElement)v!).ValueKind));
+
+        var streamed = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "What is 3 plus 4?")], options))
+            streamed.Add(update);
+        var streamedCall = Assert.Single(streamed.SelectMany(u => u.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
+        Assert.Equal(call.Name, streamedCall.Name);
+        Assert.Equal(JsonSerializer.Serialize(call.Arguments), JsonSerializer.Serialize(streamedCall.Arguments));
+        Assert.Equal(ChatFinishReason.ToolCalls, streamed[^1].FinishReason);
+    }
+
+    [Fact]
+    public async Task NoneModeRendersNoTools()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var add = AIFunctionFactory.Create((double a, double b) => a + b, "add", "Adds two numbers.");
+        ChatMessage[] question = [new(ChatRole.User, "What is 3 plus 4?")];
+
+        var none = await client.GetResponseAsync(question, new ChatOptions { Tools = [add], ToolMode = ChatToolMode.None, MaxOutputTokens = 8 });
+        var plain = await client.GetResponseAsync(question, new ChatOptions { MaxOutputTokens = 8 });
+        var auto = await client.GetResponseAsync(question, new ChatOptions { Tools = [add], ToolMode = ChatToolMode.Auto, MaxOutputTokens = 8 });
+
+        Assert.Equal(plain.Usage!.InputTokenCount, none.Usage!.InputTokenCount);
+        Assert.Equal(plain.Text, none.Text);
+        Assert.True(auto.Usage!.InputTokenCount > plain.Usage.InputTokenCount, "auto mode renders the tools into the prompt");
+    }
+
+    [Fact]
+    public async Task AnUnknownFunctionBecomesAnErrorResultForTheModelNotAnException()
+    {
+        using var client = new LlamaChatClient(fixture.Model);
+        // Offered to the model but not invokable here: the invoking loop cannot find it.
+        var ghost = AIFunctionFactory.CreateDeclaration("ghost", "Does nothing.", JsonDocument.Parse("""{"type":"object","properties":{"x":{"type":"integer"}},"required":["x"]}""").RootElement);
+        using var invoking = new FunctionInvokingChatClient(client) { IncludeDetailedErrors = true };
+        var options = new ChatOptions { Tools = [ghost], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 128 };
+
+        var response = await invoking.GetResponseAsync([new ChatMessage(ChatRole.User, "Call ghost.")], options);
+
+        var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
+        Assert.Equal("ghost", call.Name);
+        Assert.Empty(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionResultContent>());
+    }
+
+    [Fact]
+    public async Task ArgumentsTheFunctionCannotTakeBecomeAnErrorResultAndTheConversationGoesOn()
+    {
+        using var client = new LlamaChatClient(fixture.Model);
+        // The schema the model sees (strings) differs from what the function takes (numbers): the call fails.
+        var real = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
+        var mismatched = new SchemaOverride(real, JsonDocument.Parse("""{"type":"object","properties":{"a":{"type":"string","enum":["three"]},"b":{"type":"string","enum":["four"]}},"required":["a","b"]}""").RootElement);
+        using var invoking = new FunctionInvokingChatClient(client) { IncludeDetailedErrors = true };
+        var options = new ChatOptions { Tools = [mismatched], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 128 };
+
+        var response = await invoking.GetResponseAsync([new ChatMessage(ChatRole.User, "What is three plus four?")], options);
+
+        var result = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionResultContent>());
+        Assert.NotNull(result.Exception);
+        Assert.Contains("Error", result.Result?.ToString());
+        Assert.False(string.IsNullOrWhiteSpace(response.Messages[^1].Text), "the model answers after the failed call");
+    }
+
+    /// <summary>A function whose advertised schema differs from its parameters.</summary>
+    private sealed class SchemaOverride(AIFunction inner, JsonElement schema) : DelegatingAIFunction(inner)
+    {
+        public override JsonElement JsonSchema => schema;
+    }
+}
