@@ -260,5 +260,5 @@ public static class AnalysisRendering
 
     private static string Visible(string text) => text.Replace("\n", "\\n", StringComparison.Ordinal);
 
-    private static string EveryPrefix(int stride) => stride == 1 ? "every prefix" : $"every {stride.ToString(CultureInfo.InvariantCulture)}-th prefix";
+    private static string EveryPrefix(int stride) => stride == 1 ? "every prefix" : string.Create(CultureInfo.InvariantCulture, $"the prefixes of {stride}, {2 * stride}, {3 * stride}, ... tokens");
 }
