@@ -10,6 +10,8 @@ public sealed class ContrastFixture : IAsyncLifetime
 {
     private readonly TempFolder _folder = new();
 
+    internal TempFolder Folder => _folder;
+
     public LlamaModel Model { get; private set; } = null!;
 
     public LlamaModel Perturbed { get; private set; } = null!;
@@ -116,10 +118,62 @@ public sealed class AnalysisContrastTests(ContrastFixture fixture) : IClassFixtu
         Assert.Equal(ErrorKind.ContextOverflow, tooLong.Kind);
     }
 
+    [Fact]
+    public async Task Two_lora_adapters_on_one_base_model_are_the_two_sides()
+    {
+        // Adapters on output.weight (ne = [64, 512]): one that adds nothing, and two different ones.
+        var zero = fixture.Folder.Combine("zero.gguf");
+        var good = fixture.Folder.Combine("good.gguf");
+        var bad = fixture.Folder.Combine("bad.gguf");
+        LoraFile.Write(zero, "llama", "output.weight", 64, 512, rank: 4, scale: 0, seed: 1);
+        LoraFile.Write(good, "llama", "output.weight", 64, 512, rank: 4, scale: 0.7f, seed: 2);
+        LoraFile.Write(bad, "llama", "output.weight", 64, 512, rank: 4, scale: 0.7f, seed: 3);
+        var request = new ContrastiveRequest { Prompt = Prompt, Response = Response, Beta = 1 };
+
+        // An adapter that adds nothing against the bare model: plain probabilities.
+        var neutral = await ContrastiveScorer.ScoreAsync(new ContrastiveSide(fixture.Model, zero), new ContrastiveSide(fixture.Model), request);
+        var (_, response, plainRows) = await Rows(fixture.Model, neutral);
+        for (var t = 0; t < response.Length; t++)
+            Assert.Equal(Softmax(plainRows[t], 1, plainRows[t], 0)[response[t]], neutral.Tokens[t].Score, 6);
+
+        var report = await ContrastiveScorer.ScoreAsync(new ContrastiveSide(fixture.Model, good), new ContrastiveSide(fixture.Model, bad), request);
+
+        Assert.Equal("stories260k+good.gguf", report.PositiveModel);
+        Assert.Equal("stories260k+bad.gguf", report.NegativeModel);
+        var (_, _, positive) = await Rows(fixture.Model, report, fixture.Model.LoadLoraAdapter(good));
+        var (_, _, negative) = await Rows(fixture.Model, report, fixture.Model.LoadLoraAdapter(bad));
+        var moved = 0;
+        for (var t = 0; t < response.Length; t++)
+        {
+            Assert.Equal(Softmax(positive[t], 2, negative[t], 1)[response[t]], report.Tokens[t].Score, 6);
+            if (Math.Abs(positive[t][response[t]] - plainRows[t][response[t]]) > 1e-3)
+                moved++;
+        }
+        Assert.True(moved > response.Length / 2, $"the adapter moved only {moved} of {response.Length} logits");
+    }
+
+    [Fact]
+    public async Task A_file_that_is_not_a_lora_adapter_is_refused()
+    {
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => ContrastiveScorer.ScoreAsync(
+            new ContrastiveSide(fixture.Model, TestModels.Stories260K), new ContrastiveSide(fixture.Model), new ContrastiveRequest { Prompt = Prompt, Response = Response }));
+
+        Assert.Equal(ErrorKind.InvalidModelFile, error.Kind);
+        Assert.Contains("is not a LoRA adapter for model stories260k: it lacks general.type 'adapter'", error.Message, StringComparison.Ordinal);
+
+        var wrongShape = fixture.Folder.Combine("wrong-shape.gguf");
+        LoraFile.Write(wrongShape, "llama", "output.weight", 32, 512, rank: 4, scale: 1, seed: 1);
+        var shape = Assert.Throws<AgentHostException>(() => fixture.Model.LoadLoraAdapter(wrongShape));
+        Assert.Equal(ErrorKind.InvalidModelFile, shape.Kind);
+        Assert.Contains("the shapes of 'output.weight.lora_a' [32, 4] and '.lora_b' [4, 512] do not fit the model's [64, 512]", shape.Message, StringComparison.Ordinal);
+    }
+
     // The logit rows that predict each response token, from one independent batch decode (same batch shape as the scorer's single chunk).
-    private static async Task<(int[] Prompt, int[] Response, float[][] Rows)> Rows(LlamaModel model, ContrastiveReport report)
+    private static async Task<(int[] Prompt, int[] Response, float[][] Rows)> Rows(LlamaModel model, ContrastiveReport report, LLama.Native.LoraAdapter? adapter = null)
     {
         using var session = await model.CreateSessionAsync();
+        if (adapter is not null)
+            await session.RunAsync(s => { s.SetLoraAdapters([(adapter, 1.0f)]); return true; });
         var prompt = report.PromptTokens;
         var response = report.Tokens.Select(t => t.Token).ToArray();
         int[] all = [.. prompt, .. response];

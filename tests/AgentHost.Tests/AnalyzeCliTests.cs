@@ -129,8 +129,26 @@ public sealed class AnalyzeCliTests : IDisposable
         await AssertRendersHeatMap(html, scores.Count);
     }
 
+    [Fact]
+    public async Task Contrast_takes_two_lora_adapters_on_the_default_model()
+    {
+        var good = _folder.Combine("good.gguf");
+        var bad = _folder.Combine("bad.gguf");
+        LoraFile.Write(good, "llama", "output.weight", 64, 512, rank: 4, scale: 0.7f, seed: 2);
+        LoraFile.Write(bad, "llama", "output.weight", 64, 512, rank: 4, scale: 0.7f, seed: 3);
+
+        var result = await Run("analyze", "contrast", "--lora", good, "--negative-lora", bad, "--prompt", Prompt, "--response", ", there was a dog.", "--json", "-");
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(result.StdOut).RootElement;
+        Assert.Equal("stories260k+good.gguf", root.GetProperty("positive_model").GetString());
+        Assert.Equal("stories260k+bad.gguf", root.GetProperty("negative_model").GetString());
+        Assert.Contains("lowest: token ", result.StdErr, StringComparison.Ordinal);   // the summary moves to stderr with --json -
+    }
+
     [Theory]
     [InlineData(new[] { "analyze" }, "'analyze' needs one of: rollouts, contrast.")]
+    [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there" }, "'analyze contrast' needs --negative")]
     [InlineData(new[] { "analyze", "everything" }, "'analyze' needs one of: rollouts, contrast.")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi" }, "'analyze rollouts' needs --verify")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "smells:dog" }, "Unknown verifier 'smells:dog'")]

@@ -21,6 +21,19 @@ public sealed record ContrastiveRequest
     public double Beta { get; init; } = 1.0;
 }
 
+/// <summary>
+/// One side of a contrast: a model, optionally with a LoRA adapter applied (two adapters on one base model make
+/// a positive and a negative side that share the vocabulary by construction).
+/// </summary>
+/// <param name="Model">The (base) model.</param>
+/// <param name="LoraPath">A LoRA adapter GGUF for the model, or null.</param>
+/// <param name="LoraScale">The adapter's scale.</param>
+public sealed record ContrastiveSide(LlamaModel Model, string? LoraPath = null, float LoraScale = 1.0f)
+{
+    /// <summary>The name shown in reports: the model's, plus the adapter's file name.</summary>
+    public string Name => LoraPath is null ? Model.Name : $"{Model.Name}+{Path.GetFileName(LoraPath)}";
+}
+
 /// <summary>One scored response token.</summary>
 public sealed record ContrastiveToken
 {
@@ -106,11 +119,21 @@ public static class ContrastiveScorer
     }
 
     /// <summary>Scores the response. The two models may be the same instance (then every score is a plain probability at beta = any).</summary>
-    public static async Task<ContrastiveReport> ScoreAsync(LlamaModel positive, LlamaModel negative, ContrastiveRequest request, IProgress<AnalysisProgress>? progress = null,
+    public static Task<ContrastiveReport> ScoreAsync(LlamaModel positive, LlamaModel negative, ContrastiveRequest request, IProgress<AnalysisProgress>? progress = null,
         CancellationToken cancellationToken = default)
+        => ScoreAsync(new ContrastiveSide(positive), new ContrastiveSide(negative), request, progress, cancellationToken);
+
+    /// <summary>Scores the response with two sides (models, optionally with LoRA adapters).</summary>
+    public static async Task<ContrastiveReport> ScoreAsync(ContrastiveSide positiveSide, ContrastiveSide negativeSide, ContrastiveRequest request,
+        IProgress<AnalysisProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(positiveSide);
+        ArgumentNullException.ThrowIfNull(negativeSide);
         ArgumentNullException.ThrowIfNull(request);
         SamplingOptions.Require(double.IsFinite(request.Beta) && request.Beta >= 0, $"beta must be 0 or more, not {request.Beta}.");
+        SamplingOptions.Require(float.IsFinite(positiveSide.LoraScale) && float.IsFinite(negativeSide.LoraScale), "A LoRA scale must be a finite number.");
+        var positive = positiveSide.Model;
+        var negative = negativeSide.Model;
         EnsureSameVocabulary(positive, negative);
         var clock = Stopwatch.StartNew();
 
@@ -135,8 +158,8 @@ public static class ContrastiveScorer
                 throw new AgentHostException(ErrorKind.ContextOverflow, $"Prompt and response are {sequence.Length} tokens but model {model.Name} has a context of {model.ContextSize}.");
         }
 
-        using var positiveSession = await positive.CreateSessionAsync(cancellationToken).ConfigureAwait(false);
-        using var negativeSession = await negative.CreateSessionAsync(cancellationToken).ConfigureAwait(false);
+        using var positiveSession = await CreateSessionAsync(positiveSide, cancellationToken).ConfigureAwait(false);
+        using var negativeSession = await CreateSessionAsync(negativeSide, cancellationToken).ConfigureAwait(false);
         var vocabulary = positive.Vocabulary.Count;
         var rows = new float[Math.Min(ChunkTokens, response.Length) * vocabulary];
         var tokens = new ContrastiveToken[response.Length];
@@ -184,8 +207,8 @@ public static class ContrastiveScorer
         }
         return new ContrastiveReport
         {
-            PositiveModel = positive.Name,
-            NegativeModel = negative.Name,
+            PositiveModel = positiveSide.Name,
+            NegativeModel = negativeSide.Name,
             Beta = beta,
             Prompt = request.Prompt,
             PromptTokens = promptTokens,
@@ -230,6 +253,23 @@ public static class ContrastiveScorer
         foreach (var z in logits)
             sum += Math.Exp(z - max);
         return logits[token] - max - Math.Log(sum);
+    }
+
+    private static async Task<InferenceSession> CreateSessionAsync(ContrastiveSide side, CancellationToken cancellationToken)
+    {
+        var adapter = side.LoraPath is { } path ? side.Model.LoadLoraAdapter(path) : null;
+        var session = await side.Model.CreateSessionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (adapter is not null)
+                await session.RunAsync(s => { s.SetLoraAdapters([(adapter, side.LoraScale)]); return true; }, cancellationToken).ConfigureAwait(false);
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
     }
 
     // Decodes sequence[decoded..rowsEnd) into sequence 0 (continuing where the last call stopped), with logits for

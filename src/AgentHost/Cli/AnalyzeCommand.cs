@@ -93,7 +93,9 @@ internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
         new("model", "Positive model: catalog name or .gguf path (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
-        new("negative", "Negative model with the same vocabulary (required).", ValueName: "NAME|PATH"),
+        new("negative", "Negative model with the same vocabulary (default: the positive model, for use with --negative-lora).", ValueName: "NAME|PATH"),
+        new("lora", "LoRA adapter GGUF applied to the positive model.", ValueName: "FILE"),
+        new("negative-lora", "LoRA adapter GGUF applied to the negative model (two adapters on one base model: give --lora and --negative-lora only).", ValueName: "FILE"),
         new("prompt", "The prompt (required).", ValueName: "TEXT"),
         new("response", "The response to score (required).", ValueName: "TEXT"),
         new("beta", "beta (default 1, as in the paper; 0 gives the positive model's probabilities).", ValueName: "B"),
@@ -109,16 +111,20 @@ internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
             Response = line.RequireString("response"),
             Beta = line.GetFloat("beta") ?? 1.0,
         };
-        var negativeName = line.RequireString("negative");
+        var negativeName = line.GetString("negative");
+        if (negativeName is null && !line.Has("negative-lora"))
+            throw CommandLine.Usage("'analyze contrast' needs --negative (a second model) or --negative-lora (an adapter on the same model).");
         using var positive = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        using var loaded = negativeName == line.GetString("model") ? null : await loader.LoadAsync(negativeName, cancellationToken);
+        using var loaded = negativeName is null || negativeName == line.GetString("model") ? null : await loader.LoadAsync(negativeName, cancellationToken);
         var negative = loaded ?? positive;
+        var positiveSide = new ContrastiveSide(positive, line.GetString("lora"));
+        var negativeSide = new ContrastiveSide(negative, line.GetString("negative-lora"));
 
         var progress = new AnalysisProgressBar();
         ContrastiveReport report;
         try
         {
-            report = await ContrastiveScorer.ScoreAsync(positive, negative, request, progress, cancellationToken);
+            report = await ContrastiveScorer.ScoreAsync(positiveSide, negativeSide, request, progress, cancellationToken);
         }
         finally
         {
