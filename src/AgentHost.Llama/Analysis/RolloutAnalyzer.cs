@@ -70,7 +70,7 @@ public static class RolloutAnalyzer
         foreach (var i in lengths)
             jobs.AddRange(Enumerable.Repeat(new RolloutJob(promptTokens.Length + i, -1), n));
         var prefixTexts = lengths.Select(i => model.Detokenize(trajectory.AsSpan(0, i))).ToArray();
-        var completions = await RunJobsAsync(session, runner, jobs, job => prefixTexts[(job - promptTokens.Length) / options.Stride - 1], request, "rollouts", progress, cancellationToken)
+        var completions = await RunJobsAsync(session, runner, jobs, job => prefixTexts[job / n], request, "rollouts", progress, cancellationToken)
             .ConfigureAwait(false);
 
         var prefixes = new List<PrefixRollouts>(lengths.Count);
@@ -144,7 +144,8 @@ public static class RolloutAnalyzer
         };
     }
 
-    // Runs jobs in rounds of the runner's capacity on the scheduler thread, verifying each round's completions here.
+    // Runs jobs in rounds of the runner's capacity on the scheduler thread, verifying each round's completions here;
+    // the verifier sees prefixText(job index) followed by the completion.
     private static async Task<List<RolloutCompletion>> RunJobsAsync(InferenceSession session, RolloutRunner runner, List<RolloutJob> jobs, Func<int, string> prefixText,
         RolloutRequest request, string phase, IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken)
     {
@@ -159,7 +160,7 @@ public static class RolloutAnalyzer
             {
                 var (tokens, stop) = sampled[j];
                 var text = model.Detokenize(tokens);
-                var passed = await request.Verifier.VerifyAsync(request.Prompt, prefixText(round[j].ContextLength) + text, cancellationToken).ConfigureAwait(false);
+                var passed = await request.Verifier.VerifyAsync(request.Prompt, prefixText(start + j) + text, cancellationToken).ConfigureAwait(false);
                 results.Add(new RolloutCompletion { Tokens = tokens, Text = text, Passed = passed, Stop = stop });
             }
             progress?.Report(new AnalysisProgress(phase, results.Count, jobs.Count));
