@@ -178,6 +178,19 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
         Assert.Contains("All 2 trajectories the model wrote pass the verifier", allPass.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_model_with_one_sequence_is_refused_with_a_clear_error()
+    {
+        using var single = Models.LlamaModel.Load("single", TestModels.Stories260K, new Models.ModelSettings { ContextSize = 128, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 1 });
+        using var session = await single.CreateSessionAsync();
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => RolloutAnalyzer.AnalyzeAsync(session,
+            new RolloutRequest { Prompt = Prompt, Trajectory = Greedy, Verifier = _never, Options = new() { MaxTokens = 4 } }));
+
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Equal("Rollouts run as parallel sequences, but model single has Sequences = 1; set it to 2 or more.", error.Message);
+    }
+
     private static double Choose(int n, int k)
     {
         if (k > n)
