@@ -256,6 +256,14 @@ public sealed class InferenceSession : IDisposable
         return sequence;
     }
 
+    /// <summary>Applies LoRA adapters (each with its scale) to this context, replacing any set before; empty removes them.</summary>
+    public void SetLoraAdapters(ReadOnlySpan<(LoraAdapter Adapter, float Scale)> adapters)
+    {
+        Model.Scheduler.VerifyAccess();
+        var copy = adapters.ToArray();
+        _handle.SetLoraAdapters(copy);
+    }
+
     /// <summary>Runs <paramref name="strategy"/> on this session, on the model's scheduler thread.</summary>
     public Task<GenerationResult> GenerateAsync(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText = null, CancellationToken cancellationToken = default)
     {

@@ -20,6 +20,9 @@ public sealed class LlamaModel : IDisposable
 
     private readonly ILogger _logger;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _state = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LoraAdapter> _loras = new(StringComparer.Ordinal);
+    // LLamaSharp keeps the adapter's native pointer internal; read it to detect a refused adapter (null when absent).
+    private static readonly System.Reflection.PropertyInfo? _loraPointer = typeof(LoraAdapter).GetProperty("Pointer", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public);
 
     private LlamaModel(string name, string path, ModelSettings settings, GgufFile file, LLamaWeights weights,
         ModelParams parameters, ILoggerFactory loggerFactory, ILogger logger)
@@ -182,6 +185,64 @@ public sealed class LlamaModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(create);
         return (T)_state.GetOrAdd(typeof(T), _ => create(this));
+    }
+
+    /// <summary>
+    /// Loads a LoRA adapter GGUF for this model (once per path; it lives as long as the model). Apply it to a
+    /// session with <see cref="InferenceSession.SetLoraAdapters"/>. A file that is not a LoRA adapter for this
+    /// model is an <see cref="AgentHostException"/>.
+    /// </summary>
+    public LoraAdapter LoadLoraAdapter(string path)
+    {
+        var file = GgufFile.Read(path);
+        ValidateLora(file);
+        return _loras.GetOrAdd(file.Path, key =>
+        {
+            LoraAdapter? adapter = null;
+            Exception? failure = null;
+            try
+            {
+                adapter = Weights.NativeHandle.LoadLoraFromFile(key);
+            }
+            catch (Exception e) when (e is InvalidOperationException or RuntimeError)
+            {
+                failure = e;
+            }
+            // llama.cpp reports an adapter it refuses by returning a null pointer, which LLamaSharp keeps internal.
+            if (adapter is null || (_loraPointer?.GetValue(adapter) is IntPtr pointer && pointer == IntPtr.Zero))
+                throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load LoRA adapter '{key}' for model {Name}; the native log has details.", failure);
+            return adapter;
+        });
+    }
+
+    // The checks llama.cpp's adapter loader makes, done first so that a mismatch is one clear error.
+    private void ValidateLora(GgufFile lora)
+    {
+        AgentHostException Invalid(string why) => new(ErrorKind.InvalidModelFile, $"'{lora.Path}' is not a LoRA adapter for model {Name}: {why}.");
+        if (lora.GetString("general.type") != "adapter" || lora.GetString("adapter.type") != "lora")
+            throw Invalid("it lacks general.type 'adapter' and adapter.type 'lora'");
+        if (lora.Architecture != File.Architecture)
+            throw Invalid($"it is for architecture '{lora.Architecture}', the model is '{File.Architecture}'");
+        var pairs = 0;
+        foreach (var a in lora.Tensors)
+        {
+            if (!a.Name.EndsWith(".lora_a", StringComparison.Ordinal))
+                continue;
+            var name = a.Name[..^".lora_a".Length];
+            var b = lora.Tensors.FirstOrDefault(t => t.Name == name + ".lora_b") ?? throw Invalid($"'{name}.lora_b' is missing");
+            var target = File.Tensors.FirstOrDefault(t => t.Name == name) ?? throw Invalid($"the model has no tensor '{name}'");
+            if (a.Dimensions.Length != 2 || b.Dimensions.Length != 2 || target.Dimensions.Length != 2)
+                throw Invalid($"'{name}' and its LoRA pair must be matrices");
+            var embedding = name == "token_embd.weight";   // llama.cpp stores this pair the other way round
+            var fits = embedding
+                ? target.Dimensions[0] == b.Dimensions[1] && target.Dimensions[1] == a.Dimensions[1]
+                : target.Dimensions[0] == a.Dimensions[0] && target.Dimensions[1] == b.Dimensions[1] && a.Dimensions[1] == b.Dimensions[0];
+            if (!fits)
+                throw Invalid($"the shapes of '{name}.lora_a' [{string.Join(", ", a.Dimensions)}] and '.lora_b' [{string.Join(", ", b.Dimensions)}] do not fit the model's [{string.Join(", ", target.Dimensions)}]");
+            pairs++;
+        }
+        if (pairs == 0)
+            throw Invalid("it holds no lora_a / lora_b tensor pair");
     }
 
     /// <summary>Creates a new session (a context with its own KV cache) on the model's scheduler thread.</summary>

@@ -47,17 +47,27 @@ internal static class CliApp
             return args.Length == 0 ? ExitUsage : ExitOk;
         }
 
+        // A verb is one word ("generate") or two ("analyze rollouts").
         var command = commands.FirstOrDefault(c => c.Name == args[0]);
+        var verbWords = 1;
+        if (command is null && args.Length > 1)
+        {
+            command = commands.FirstOrDefault(c => c.Name == $"{args[0]} {args[1]}");
+            verbWords = 2;
+        }
         if (command is null)
         {
-            Console.Error.WriteLine($"error: unknown verb '{args[0]}'. Verbs: {string.Join(", ", commands.Select(c => c.Name))}.");
+            var group = commands.Where(c => c.Name.StartsWith(args[0] + " ", StringComparison.Ordinal)).Select(c => c.Name[(args[0].Length + 1)..]).ToList();
+            Console.Error.WriteLine(group.Count > 0
+                ? $"error: '{args[0]}' needs one of: {string.Join(", ", group)}."
+                : $"error: unknown verb '{args[0]}'. Verbs: {string.Join(", ", commands.Select(c => c.Name))}.");
             return ExitUsage;
         }
 
         try
         {
             var specs = command.Options.Concat(_globalOptions).ToList();
-            var line = CommandLine.Parse(command.Name, args[1..], specs);
+            var line = CommandLine.Parse(command.Name, args[verbWords..], specs);
             if (line.Has("help"))
             {
                 PrintHelp(command, specs);
@@ -117,6 +127,8 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, ServeCommand>();
         builder.Services.AddSingleton<ICommand, ModelsCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
+        builder.Services.AddSingleton<ICommand, AnalyzeRolloutsCommand>();
+        builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
 
         var plugins = new PluginOptions();
         builder.Configuration.GetSection(PluginOptions.SectionName).Bind(plugins);
@@ -133,7 +145,7 @@ internal static class CliApp
         Console.WriteLine("usage: agenthost <verb> [options]    (dotnet run --project src/AgentHost -- <verb> ...)");
         Console.WriteLine();
         foreach (var command in commands)
-            Console.WriteLine($"  {command.Name,-10} {command.Summary}");
+            Console.WriteLine($"  {command.Name,-18} {command.Summary}");
         Console.WriteLine();
         Console.WriteLine("'<verb> --help' lists a verb's options.");
     }

@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
+using AgentHost.Llama.Engine;
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Llama.Analysis;
+
+/// <summary>
+/// The rollout finder of "Critical Tokens Matter" (see docs/decoding/critical-tokens.md): n rollouts from every
+/// (k-th) prefix of a wrong trajectory, c_i counted by a verifier, the critical token by
+/// <see cref="CriticalTokenRule"/>, then n alternatives at the critical position with the original token
+/// excluded, each completed once, scored as pass@k. Cost: about n x T / k completions.
+/// </summary>
+public static class RolloutAnalyzer
+{
+    /// <summary>Runs the analysis on <paramref name="session"/> (its KV cache is reset); verifiers run on the caller's side.</summary>
+    public static async Task<RolloutReport> AnalyzeAsync(InferenceSession session, RolloutRequest request, IProgress<AnalysisProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(request.Verifier);
+        var options = request.Options;
+        options.Validate();
+        SamplingOptions.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
+        var clock = Stopwatch.StartNew();
+        var model = session.Model;
+        var decodeCallsAtStart = session.DecodeCalls;
+        var seed = options.Seed ?? (ulong)Random.Shared.NextInt64();
+        var verifier = request.Verifier;
+
+        // The trajectory: given (tokens or text), or the first of several sampled ones that the verifier rejects.
+        int[] promptTokens, trajectory;
+        var generated = false;
+        if (request.TrajectoryTokens is { } given)
+        {
+            promptTokens = model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
+            trajectory = [.. given];
+            foreach (var token in trajectory)
+                SamplingOptions.Require((uint)token < (uint)model.Vocabulary.Count, $"Trajectory token {token} is outside the vocabulary of {model.Vocabulary.Count} tokens.");
+        }
+        else if (request.Trajectory is { } text)
+        {
+            (promptTokens, trajectory) = TokenSplit.Split(model, request.Prompt, text);
+        }
+        else
+        {
+            (promptTokens, trajectory) = await GenerateWrongTrajectoryAsync(session, request, seed, progress, cancellationToken).ConfigureAwait(false);
+            generated = true;
+        }
+        SamplingOptions.Require(trajectory.Length > 0, "The trajectory is empty.");
+        SamplingOptions.Require(trajectory.Length >= options.Stride, $"The trajectory has {trajectory.Length} tokens, fewer than the prefix stride {options.Stride}.");
+        foreach (var token in trajectory)
+            SamplingOptions.Require(!model.Vocabulary.IsEndOfGeneration(token), "The trajectory holds an end-of-generation token; give only the text before it.");
+
+        var trajectoryText = model.Detokenize(trajectory);
+        var trajectoryPasses = await verifier.VerifyAsync(request.Prompt, trajectoryText, cancellationToken).ConfigureAwait(false);
+
+        int[] context = [.. promptTokens, .. trajectory];
+        var sampling = new SamplingOptions { Temperature = options.Temperature, TopK = 0, TopP = options.TopP, MinP = 0, Seed = seed };
+        var runner = await session.RunAsync(s => new RolloutRunner(s, context, sampling, options.MaxTokens, cancellationToken), cancellationToken).ConfigureAwait(false);
+
+        // c_i for prefixes of k, 2k, ... tokens.
+        var lengths = new List<int>();
+        for (var i = options.Stride; i <= trajectory.Length; i += options.Stride)
+            lengths.Add(i);
+        var n = options.Rollouts;
+        var jobs = new List<RolloutJob>(lengths.Count * n);
+        foreach (var i in lengths)
+            jobs.AddRange(Enumerable.Repeat(new RolloutJob(promptTokens.Length + i, -1), n));
+        var prefixTexts = lengths.Select(i => model.Detokenize(trajectory.AsSpan(0, i))).ToArray();
+        var completions = await RunJobsAsync(session, runner, jobs, job => prefixTexts[job / n], request, "rollouts", progress, cancellationToken)
+            .ConfigureAwait(false);
+
+        var prefixes = new List<PrefixRollouts>(lengths.Count);
+        var correct = new int[lengths.Count];
+        for (var p = 0; p < lengths.Count; p++)
+        {
+            var rollouts = completions.GetRange(p * n, n);
+            correct[p] = rollouts.Count(r => r.Passed);
+            prefixes.Add(new PrefixRollouts { Length = lengths[p], PrefixText = prefixTexts[p], Correct = correct[p], Rollouts = rollouts });
+        }
+
+        var threshold = options.RecoverThreshold ?? CriticalTokenRule.DefaultRecoverThreshold(n);
+        var criticalIndex = CriticalTokenRule.Find(correct, threshold);
+        CriticalToken? critical = null;
+        CriticalAlternatives? alternatives = null;
+        if (criticalIndex >= 0)
+        {
+            var i = lengths[criticalIndex];
+            var original = trajectory[i - 1];
+            critical = new CriticalToken { Length = i, PrefixIndex = criticalIndex, Token = original, Text = model.Detokenize([original]) };
+
+            // p(. | prompt, y_<i) with p[y_i] = 0: the context up to y_{i-1}, the original excluded from the first draw.
+            var before = model.Detokenize(trajectory.AsSpan(0, i - 1));
+            var altJobs = Enumerable.Repeat(new RolloutJob(promptTokens.Length + i - 1, original), n).ToList();
+            var samples = await RunJobsAsync(session, runner, altJobs, _ => before, request, "alternatives", progress, cancellationToken).ConfigureAwait(false);
+            var passed = samples.Count(s => s.Passed);
+            alternatives = new CriticalAlternatives
+            {
+                Length = i,
+                Excluded = original,
+                PrefixText = before,
+                Completions = samples,
+                Correct = passed,
+                PassAtK = PassAtK.All(n, passed),
+            };
+        }
+
+        await session.RunAsync(s => { s.Reset(); return true; }, cancellationToken).ConfigureAwait(false);
+        return new RolloutReport
+        {
+            Model = model.Name,
+            Prompt = request.Prompt,
+            PromptTokens = promptTokens,
+            TrajectoryTokens = trajectory,
+            TokenTexts = [.. trajectory.Select(t => model.Detokenize([t]))],
+            TrajectoryText = trajectoryText,
+            TrajectoryGenerated = generated,
+            TrajectoryPasses = trajectoryPasses,
+            Verifier = verifier.Description,
+            Settings = new RolloutSettings
+            {
+                Rollouts = n,
+                Stride = options.Stride,
+                Temperature = options.Temperature,
+                TopP = options.TopP,
+                MaxTokens = options.MaxTokens,
+                Seed = runner.Seed,
+                RecoverThreshold = threshold,
+                ParallelSequences = runner.Capacity,
+            },
+            Prefixes = prefixes,
+            Critical = critical,
+            Alternatives = alternatives,
+            Stats = new AnalysisStats
+            {
+                Completions = completions.Count + (alternatives?.Completions.Count ?? 0),
+                TokensSampled = runner.TokensSampled,
+                DecodeCalls = session.DecodeCalls - decodeCallsAtStart,
+                ElapsedMs = Math.Round(clock.Elapsed.TotalMilliseconds, 3),
+            },
+        };
+    }
+
+    // Runs jobs in rounds of the runner's capacity on the scheduler thread, verifying each round's completions here;
+    // the verifier sees prefixText(job index) followed by the completion.
+    private static async Task<List<RolloutCompletion>> RunJobsAsync(InferenceSession session, RolloutRunner runner, List<RolloutJob> jobs, Func<int, string> prefixText,
+        RolloutRequest request, string phase, IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken)
+    {
+        var model = session.Model;
+        var results = new List<RolloutCompletion>(jobs.Count);
+        progress?.Report(new AnalysisProgress(phase, 0, jobs.Count));
+        for (var start = 0; start < jobs.Count; start += runner.Capacity)
+        {
+            var round = jobs.GetRange(start, Math.Min(runner.Capacity, jobs.Count - start)).ToArray();
+            var sampled = await session.RunAsync(_ => runner.RunRound(round, cancellationToken), cancellationToken).ConfigureAwait(false);
+            for (var j = 0; j < round.Length; j++)
+            {
+                var (tokens, stop) = sampled[j];
+                var text = model.Detokenize(tokens);
+                var passed = await request.Verifier.VerifyAsync(request.Prompt, prefixText(start + j) + text, cancellationToken).ConfigureAwait(false);
+                results.Add(new RolloutCompletion { Tokens = tokens, Text = text, Passed = passed, Stop = stop });
+            }
+            progress?.Report(new AnalysisProgress(phase, results.Count, jobs.Count));
+        }
+        return results;
+    }
+
+    private static async Task<(int[] Prompt, int[] Trajectory)> GenerateWrongTrajectoryAsync(InferenceSession session, RolloutRequest request, ulong seed,
+        IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken)
+    {
+        var options = request.Options;
+        var strategy = new SamplingStrategy();
+        progress?.Report(new AnalysisProgress("trajectory", 0, options.TrajectoryAttempts));
+        for (var attempt = 0; attempt < options.TrajectoryAttempts; attempt++)
+        {
+            var generation = new GenerationRequest
+            {
+                Prompt = request.Prompt,
+                MaxTokens = options.TrajectoryMaxTokens,
+                Sampling = new SamplingOptions { Temperature = options.Temperature, TopK = 0, TopP = options.TopP, MinP = 0, Seed = seed + 1 + (ulong)attempt },
+            };
+            var result = await session.GenerateAsync(strategy, generation, cancellationToken: cancellationToken).ConfigureAwait(false);
+            progress?.Report(new AnalysisProgress("trajectory", attempt + 1, options.TrajectoryAttempts));
+            if (result.Tokens.Count > 0 && !await request.Verifier.VerifyAsync(request.Prompt, result.Text, cancellationToken).ConfigureAwait(false))
+                return (session.Model.Tokenize(request.Prompt, session.Model.Vocabulary.AddBos), [.. result.Tokens]);
+        }
+        throw new AgentHostException(ErrorKind.InvalidArgument,
+            $"All {options.TrajectoryAttempts} trajectories the model wrote pass the verifier ({request.Verifier.Description}); give a wrong trajectory or more attempts.");
+    }
+}
+
+/// <summary>Splits the tokens of a prompt followed by a continuation, tokenized together as the model would read them.</summary>
+public static class TokenSplit
+{
+    /// <summary>
+    /// Tokenizes <paramref name="prompt"/> + <paramref name="continuation"/> (BOS as the model wants) and splits it
+    /// where the prompt's own tokens stop matching; a token spanning the boundary goes to the continuation.
+    /// </summary>
+    public static (int[] Prompt, int[] Continuation) Split(LlamaModel model, string prompt, string continuation)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        SamplingOptions.Require(!string.IsNullOrEmpty(prompt), "The prompt is empty.");
+        SamplingOptions.Require(!string.IsNullOrEmpty(continuation), "The response to analyse is empty.");
+        var full = model.Tokenize(prompt + continuation, model.Vocabulary.AddBos);
+        var own = model.Tokenize(prompt, model.Vocabulary.AddBos);
+        var common = full.AsSpan().CommonPrefixLength(own);
+        SamplingOptions.Require(common >= 1, "The prompt shares no token with the prompt followed by the response; give a longer prompt.");
+        SamplingOptions.Require(common < full.Length, "The response adds no token to the prompt.");
+        return (full[..common], full[common..]);
+    }
+}

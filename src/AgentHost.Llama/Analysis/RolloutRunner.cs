@@ -1,0 +1,180 @@
+using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Engine;
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Llama.Analysis;
+
+/// <summary>One completion to sample: condition on the first <paramref name="ContextLength"/> context tokens; never draw <paramref name="Excluded"/> first (-1: none).</summary>
+internal readonly record struct RolloutJob(int ContextLength, int Excluded);
+
+/// <summary>
+/// Samples completions of prefixes of one context (prompt + trajectory) held in sequence 0, as parallel
+/// sequences sharing that prefix: every job of a round copies sequence 0's cells up to its prefix into its own
+/// sequence, the prefix's last token is decoded once for all jobs of that prefix (one shared batch entry), then
+/// each round decodes one token per live sequence. Runs on the model's scheduler thread.
+/// </summary>
+internal sealed class RolloutRunner
+{
+    private readonly InferenceSession _session;
+    private readonly int[] _context;
+    private readonly TokenSampler _sampler;
+    private readonly TokenVocabulary _vocabulary;
+    private readonly int _maxTokens;
+    private readonly float[] _masked;
+    private readonly int[][] _tokens;
+    private readonly int[] _lengths;
+    private readonly int[] _batchIndex;
+    private readonly StopReason?[] _stops;
+
+    public RolloutRunner(InferenceSession session, int[] context, SamplingOptions sampling, int maxTokens, CancellationToken cancellationToken)
+    {
+        _session = session;
+        _context = context;
+        _vocabulary = session.Model.Vocabulary;
+        _sampler = new TokenSampler(sampling, _vocabulary.Count);
+        _maxTokens = maxTokens;
+        _masked = new float[_vocabulary.Count];
+
+        if (session.SequenceCount < 2)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Rollouts run as parallel sequences, but model {session.Model.Name} has Sequences = {session.SequenceCount}; set it to 2 or more.");
+        // Sequence 0 keeps the context's cells; each rollout needs at most MaxTokens cells of its own (its shared
+        // prefix token included, its last sampled token never decoded).
+        var free = session.ContextSize - context.Length;
+        Capacity = Math.Min(session.SequenceCount - 1, free / maxTokens);
+        if (Capacity < 1)
+        {
+            throw new AgentHostException(ErrorKind.ContextOverflow,
+                $"Prompt and trajectory take {context.Length} of the context's {session.ContextSize} tokens, leaving no room for a rollout of {maxTokens} tokens; lower max tokens or raise ContextSize.");
+        }
+
+        _tokens = new int[Capacity][];
+        for (var i = 0; i < Capacity; i++)
+            _tokens[i] = new int[maxTokens];
+        _lengths = new int[Capacity];
+        _batchIndex = new int[Capacity];
+        _stops = new StopReason?[Capacity];
+
+        session.Reset();
+        session.Prefill(context, 0, cancellationToken);
+    }
+
+    /// <summary>Most jobs per round.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The seed of the draws.</summary>
+    public ulong Seed => _sampler.Seed;
+
+    /// <summary>Tokens sampled so far.</summary>
+    public long TokensSampled { get; private set; }
+
+    /// <summary>
+    /// Samples one completion per job (at most <see cref="Capacity"/>; jobs with the same context length must be
+    /// adjacent). Draws happen in job order within each round, so a seed reproduces the run.
+    /// </summary>
+    public (int[] Tokens, StopReason Stop)[] RunRound(ReadOnlySpan<RolloutJob> jobs, CancellationToken cancellationToken)
+    {
+        if (jobs.Length > Capacity)
+            throw new ArgumentException($"At most {Capacity} jobs per round.", nameof(jobs));
+
+        // Shared prefixes: sequence j + 1 copies the cells of its prefix but the last token, which is decoded once
+        // per group of jobs with the same prefix, into all of their sequences.
+        _session.ClearBatch();
+        for (var start = 0; start < jobs.Length;)
+        {
+            var length = jobs[start].ContextLength;
+            var end = start;
+            while (end < jobs.Length && jobs[end].ContextLength == length)
+                end++;
+            var sequences = new int[end - start];
+            for (var j = start; j < end; j++)
+            {
+                _session.CopySequence(0, j + 1, 0, length - 1);
+                sequences[j - start] = j + 1;
+            }
+            var index = _session.AddToBatch(_context[length - 1], length - 1, sequences, logits: true);
+            for (var j = start; j < end; j++)
+                _batchIndex[j] = index;
+            start = end;
+        }
+        _session.Decode(cancellationToken);
+        for (var j = 0; j < jobs.Length; j++)
+        {
+            _lengths[j] = 0;
+            _stops[j] = null;
+            Append(j, Draw(_session.GetLogits(_batchIndex[j]), jobs[j].Excluded));
+        }
+
+        // One token per live sequence per decode.
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            _session.ClearBatch();
+            var pending = 0;
+            for (var j = 0; j < jobs.Length; j++)
+            {
+                if (_stops[j] is not null)
+                    continue;
+                _batchIndex[j] = _session.AddToBatch(_tokens[j][_lengths[j] - 1], jobs[j].ContextLength + _lengths[j] - 1, j + 1, logits: true);
+                pending++;
+            }
+            if (pending == 0)
+                break;
+            _session.Decode(cancellationToken);
+            for (var j = 0; j < jobs.Length; j++)
+            {
+                if (_stops[j] is null)
+                    Append(j, Draw(_session.GetLogits(_batchIndex[j]), -1));
+            }
+        }
+
+        var results = new (int[], StopReason)[jobs.Length];
+        for (var j = 0; j < jobs.Length; j++)
+        {
+            _session.RemoveSequence(j + 1);
+            results[j] = (_tokens[j][.._lengths[j]], _stops[j]!.Value);
+        }
+        _session.ClearBatch();
+        return results;
+    }
+
+    private void Append(int job, int token)
+    {
+        TokensSampled++;
+        if (_vocabulary.IsEndOfGeneration(token))
+        {
+            _stops[job] = StopReason.EndOfGeneration;
+            return;
+        }
+        _tokens[job][_lengths[job]++] = token;
+        if (_lengths[job] >= _maxTokens)
+            _stops[job] = StopReason.MaxTokens;
+    }
+
+    // Draws from the processed distribution; an excluded token gets probability 0 (its logit -inf, the rest
+    // renormalised before top-p) and is skipped even by the rounding fallback, so it can never be drawn.
+    private int Draw(ReadOnlySpan<float> logits, int excluded)
+    {
+        var source = logits;
+        if (excluded >= 0)
+        {
+            logits.CopyTo(_masked);
+            _masked[excluded] = float.NegativeInfinity;
+            source = _masked;
+        }
+        var candidates = _sampler.Process(source);
+        var target = _sampler.NextRandom();
+        var cumulative = 0.0;
+        var fallback = -1;
+        for (var i = 0; i < candidates.Length; i++)
+        {
+            var candidate = candidates[i];
+            if (candidate.Id == excluded || candidate.Probability <= 0)
+                continue;
+            fallback = candidate.Id;
+            cumulative += candidate.Probability;
+            if (target < cumulative)
+                return candidate.Id;
+        }
+        return fallback >= 0 ? fallback : throw new InvalidOperationException("No token left to draw once the original token is excluded.");
+    }
+}

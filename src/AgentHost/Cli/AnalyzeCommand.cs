@@ -1,0 +1,245 @@
+using System.Globalization;
+using AgentHost.Llama.Analysis;
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Cli;
+
+/// <summary><c>analyze rollouts</c>: find the critical token of a wrong trajectory by rollouts and a verifier.</summary>
+internal sealed class AnalyzeRolloutsCommand(ModelLoader loader) : ICommand
+{
+    public string Name => "analyze rollouts";
+
+    public string Summary => "Critical-token analysis: rollouts from every prefix of a wrong trajectory, judged by a verifier.";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        ModelLoader.ModelOption,
+        new("prompt", "The prompt (required).", ValueName: "TEXT"),
+        new("trajectory", "The (wrong) response to analyse; without it the model writes one the verifier rejects.", ValueName: "TEXT"),
+        new("verify", $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}.", Repeatable: true, ValueName: "KIND:ARG"),
+        new("rollouts", "Rollouts per prefix and alternatives at the critical token (default 16; the paper: 64).", ValueName: "N"),
+        new("stride", "Analyse every k-th prefix (default 1: every token).", ValueName: "K"),
+        new("temperature", "Sampling temperature of rollouts (default 1).", ValueName: "T"),
+        new("top-p", "Top-p of rollouts (default 0.95).", ValueName: "P"),
+        new("max-tokens", "Most new tokens per rollout (default 64).", ValueName: "N"),
+        new("seed", "Random seed (default: random, reported).", ValueName: "S"),
+        new("recover-threshold", "A prefix with more correct rollouts than this resets the critical candidate (default round(3n/64)).", ValueName: "C"),
+        new("trajectory-tokens", "Most tokens of a generated trajectory (default 64).", ValueName: "N"),
+        new("attempts", "Trajectories to generate looking for a wrong one (default 8).", ValueName: "N"),
+        .. AnalyzeOutput.Options,
+    ];
+
+    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var output = AnalyzeOutput.From(line);
+        var specs = line.GetAll("verify");
+        if (specs.Count == 0)
+            throw CommandLine.Usage("'analyze rollouts' needs --verify (e.g. --verify contains:dog, --verify answer:42).");
+        var verifier = TrajectoryVerifiers.All(specs.Select(TrajectoryVerifiers.Parse).ToList());
+        var defaults = new RolloutOptions();
+        var options = new RolloutOptions
+        {
+            Rollouts = line.GetInt("rollouts", min: 1) ?? defaults.Rollouts,
+            Stride = line.GetInt("stride", min: 1) ?? defaults.Stride,
+            Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
+            TopP = line.GetFloat("top-p") ?? defaults.TopP,
+            MaxTokens = line.GetInt("max-tokens", min: 1) ?? defaults.MaxTokens,
+            Seed = line.GetULong("seed"),
+            RecoverThreshold = line.GetInt("recover-threshold", min: 0),
+            TrajectoryMaxTokens = line.GetInt("trajectory-tokens", min: 1) ?? defaults.TrajectoryMaxTokens,
+            TrajectoryAttempts = line.GetInt("attempts", min: 1) ?? defaults.TrajectoryAttempts,
+        };
+        options.Validate();
+        var request = new RolloutRequest { Prompt = line.RequireString("prompt"), Trajectory = line.GetString("trajectory"), Verifier = verifier, Options = options };
+
+        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        using var session = await model.CreateSessionAsync(cancellationToken);
+        var progress = new AnalysisProgressBar();
+        RolloutReport report;
+        try
+        {
+            report = await RolloutAnalyzer.AnalyzeAsync(session, request, progress, cancellationToken);
+        }
+        finally
+        {
+            progress.Finish();
+        }
+
+        var n = report.Settings.Rollouts;
+        var summary = new List<string>
+        {
+            $"{report.Prefixes.Count} prefixes x {n} rollouts (stride {report.Settings.Stride}), seed {report.Settings.Seed}: {report.Stats.Completions} completions in {report.Stats.ElapsedMs / 1000:0.0} s.",
+            "c_i: " + string.Join(' ', report.Prefixes.Select(p => $"{p.Length}:{p.Correct}")),
+            report.Critical is { } c
+                ? $"critical token: y_{c.Length} = \"{c.Text.Replace("\n", "\\n", StringComparison.Ordinal)}\" (token {c.Token})."
+                : $"critical token: none (no prefix had 0 of {n} correct).",
+        };
+        if (report.Alternatives is { } a)
+            summary.Add(string.Create(CultureInfo.InvariantCulture, $"alternatives at y_{a.Length}: {a.Correct}/{n} pass; pass@1 {a.PassAtK[0]:0.000}, pass@{n} {a.PassAtK[n - 1]:0.000}."));
+        if (report.TrajectoryPasses)
+            summary.Add("note: the trajectory itself passes the verifier; the rule is meant for wrong ones.");
+        await output.WriteAsync(AnalysisRendering.ToJson(report), AnalysisRendering.ToHtml(report), output.Ansi ? AnalysisRendering.ToAnsi(report) : null, summary, cancellationToken);
+        return CliApp.ExitOk;
+    }
+}
+
+/// <summary><c>analyze contrast</c>: score each response token by how much a positive model prefers it over a negative one.</summary>
+internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
+{
+    public string Name => "analyze contrast";
+
+    public string Summary => "Contrastive estimation: s_t = softmax((1+beta) z_pos - beta z_neg)[y_t] per response token.";
+
+    public IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("model", "Positive model: catalog name or .gguf path (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
+        new("negative", "Negative model with the same vocabulary (default: the positive model, for use with --negative-lora).", ValueName: "NAME|PATH"),
+        new("lora", "LoRA adapter GGUF applied to the positive model.", ValueName: "FILE"),
+        new("negative-lora", "LoRA adapter GGUF applied to the negative model (two adapters on one base model: give --lora and --negative-lora only).", ValueName: "FILE"),
+        new("prompt", "The prompt (required).", ValueName: "TEXT"),
+        new("response", "The response to score (required).", ValueName: "TEXT"),
+        new("beta", "beta (default 1, as in the paper; 0 gives the positive model's probabilities).", ValueName: "B"),
+        .. AnalyzeOutput.Options,
+    ];
+
+    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var output = AnalyzeOutput.From(line);
+        var request = new ContrastiveRequest
+        {
+            Prompt = line.RequireString("prompt"),
+            Response = line.RequireString("response"),
+            Beta = line.GetFloat("beta") ?? 1.0,
+        };
+        var negativeName = line.GetString("negative");
+        if (negativeName is null && !line.Has("negative-lora"))
+            throw CommandLine.Usage("'analyze contrast' needs --negative (a second model) or --negative-lora (an adapter on the same model).");
+        using var positive = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        using var loaded = negativeName is null || negativeName == line.GetString("model") ? null : await loader.LoadAsync(negativeName, cancellationToken);
+        var negative = loaded ?? positive;
+        var positiveSide = new ContrastiveSide(positive, line.GetString("lora"));
+        var negativeSide = new ContrastiveSide(negative, line.GetString("negative-lora"));
+
+        var progress = new AnalysisProgressBar();
+        ContrastiveReport report;
+        try
+        {
+            report = await ContrastiveScorer.ScoreAsync(positiveSide, negativeSide, request, progress, cancellationToken);
+        }
+        finally
+        {
+            progress.Finish();
+        }
+
+        var low = report.Tokens[report.LowestIndex];
+        var summary = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"{report.Tokens.Count} tokens scored, {report.PositiveModel} vs {report.NegativeModel}, beta {report.Beta}: mean s {report.MeanScore:0.0000}."),
+            string.Create(CultureInfo.InvariantCulture, $"lowest: token {report.LowestIndex + 1} \"{low.Text.Replace("\n", "\\n", StringComparison.Ordinal)}\" s = {low.Score:0.0000}."),
+        };
+        await output.WriteAsync(AnalysisRendering.ToJson(report), AnalysisRendering.ToHtml(report), output.Ansi ? AnalysisRendering.ToAnsi(report) : null, summary, cancellationToken);
+        return CliApp.ExitOk;
+    }
+}
+
+/// <summary>Where the analyze verbs write: JSON to a file or stdout, HTML to a file, the ANSI view and a summary to stdout.</summary>
+internal sealed record AnalyzeOutput(string? JsonPath, string? HtmlPath, bool Ansi)
+{
+    public static IReadOnlyList<OptionSpec> Options { get; } =
+    [
+        new("json", "Write the JSON report (every number needed to recount it) to FILE; '-' prints it to stdout instead of the summary.", ValueName: "FILE"),
+        new("html", "Write a self-contained HTML report (token heat map, curve, pass@k table) to FILE.", ValueName: "FILE"),
+        new("ansi", "Print the text coloured by score in the terminal.", IsFlag: true),
+    ];
+
+    public static AnalyzeOutput From(CommandLine line)
+    {
+        var output = new AnalyzeOutput(line.GetString("json"), line.GetString("html"), line.Has("ansi"));
+        if (output.JsonPath == "-" && output.Ansi)
+            throw CommandLine.Usage("--json - and --ansi both write to stdout; write the JSON to a file.");
+        if (output.JsonPath is "")
+            throw CommandLine.Usage("--json needs a file name (or '-').");
+        if (output.HtmlPath is "" or "-")
+            throw CommandLine.Usage("--html needs a file name.");
+        return output;
+    }
+
+    public async Task WriteAsync(string json, string html, string? ansi, IReadOnlyList<string> summary, CancellationToken cancellationToken)
+    {
+        if (JsonPath is { } jsonPath && jsonPath != "-")
+            await WriteFileAsync(jsonPath, json, cancellationToken);
+        if (HtmlPath is { } htmlPath)
+            await WriteFileAsync(htmlPath, html, cancellationToken);
+
+        if (JsonPath == "-")
+        {
+            Console.Out.WriteLine(json);
+            foreach (var text in summary)
+                Console.Error.WriteLine(text);
+            return;
+        }
+        if (ansi is not null)
+            Console.Out.Write(ansi);
+        foreach (var text in summary)
+            Console.Out.WriteLine(text);
+    }
+
+    private static async Task WriteFileAsync(string path, string content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var full = Path.GetFullPath(path);
+            await File.WriteAllTextAsync(full, content, cancellationToken);
+            Console.Error.WriteLine($"wrote {full}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new AgentHost.Llama.AgentHostException(AgentHost.Llama.ErrorKind.InvalidArgument, $"Cannot write '{path}': {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>Analysis progress on stderr: a redrawn bar per phase on a terminal, a line per quarter when redirected.</summary>
+internal sealed class AnalysisProgressBar : IProgress<AnalysisProgress>
+{
+    private const int Width = 30;
+    private readonly Lock _gate = new();
+    private string? _phase;
+    private int _lastQuarter = -1;
+    private bool _drawn;
+
+    public void Report(AnalysisProgress value)
+    {
+        lock (_gate)
+        {
+            if (value.Phase != _phase)
+            {
+                Finish();
+                _phase = value.Phase;
+                _lastQuarter = -1;
+            }
+            var fraction = value.Total > 0 ? Math.Clamp((double)value.Done / value.Total, 0, 1) : 1;
+            if (Console.IsErrorRedirected)
+            {
+                var quarter = (int)(fraction * 4);
+                if (quarter == _lastQuarter)
+                    return;
+                _lastQuarter = quarter;
+                Console.Error.WriteLine($"{value.Phase}: {value.Done}/{value.Total}");
+                return;
+            }
+            Console.Error.Write($"\r{value.Phase,-12} [{new string('#', (int)(fraction * Width)).PadRight(Width)}] {value.Done}/{value.Total}   ");
+            _drawn = true;
+        }
+    }
+
+    public void Finish()
+    {
+        lock (_gate)
+        {
+            if (_drawn)
+                Console.Error.WriteLine();
+            _drawn = false;
+        }
+    }
+}

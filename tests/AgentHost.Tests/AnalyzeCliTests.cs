@@ -1,0 +1,194 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using AgentHost.Llama.Analysis;
+using AgentHost.Llama.Tests;
+using AgentHost.Llama.Tests.Support;
+
+namespace AgentHost.Tests;
+
+/// <summary><c>analyze rollouts</c> and <c>analyze contrast</c>, run as real processes on stories260K.</summary>
+public sealed class AnalyzeCliTests : IDisposable
+{
+    private const string Prompt = "Once upon a time";
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    private static Task<AgentHostProcess.Result> Run(params string[] args) => AgentHostProcess.RunAsync(args);
+
+    [Fact]
+    public async Task Rollouts_report_agrees_with_a_recount_and_its_html_renders_in_a_browser()
+    {
+        var json = _folder.Combine("report.json");
+        var html = _folder.Combine("report.html");
+
+        // "The story mentions play": on this seed some prefixes recover, so the recount and the rule's fallback are exercised.
+        var result = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:play", "--rollouts", "6", "--stride", "4",
+            "--max-tokens", "20", "--trajectory-tokens", "32", "--seed", "3", "--json", json, "--html", html);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        Assert.Contains("critical token:", result.StdOut, StringComparison.Ordinal);
+        var root = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        Assert.Equal("rollouts", root.GetProperty("kind").GetString());
+        Assert.True(root.GetProperty("trajectory_generated").GetBoolean());
+        Assert.False(root.GetProperty("trajectory_passes").GetBoolean());
+        var settings = root.GetProperty("settings");
+        Assert.Equal(3UL, settings.GetProperty("seed").GetUInt64());
+        Assert.Equal(4, settings.GetProperty("stride").GetInt32());
+        var n = settings.GetProperty("rollouts").GetInt32();
+        var tokens = root.GetProperty("trajectory_tokens").GetArrayLength();
+        Assert.Equal(Math.Min(32, tokens), tokens);
+
+        // Recount every c_i from the listed rollouts, apply the rule, recount the alternatives and pass@k.
+        var prefixes = root.GetProperty("prefixes").EnumerateArray().ToList();
+        Assert.Equal(tokens / 4, prefixes.Count);
+        Assert.Contains($"rollouts: {prefixes.Count * n}/{prefixes.Count * n}", result.StdErr, StringComparison.Ordinal);   // progress, on stderr
+        var counts = new int[prefixes.Count];
+        for (var p = 0; p < prefixes.Count; p++)
+        {
+            var prefixText = prefixes[p].GetProperty("prefix_text").GetString()!;
+            var rollouts = prefixes[p].GetProperty("rollouts").EnumerateArray().ToList();
+            Assert.Equal(n, rollouts.Count);
+            foreach (var rollout in rollouts)
+            {
+                var passes = (prefixText + rollout.GetProperty("text").GetString()).Contains("play", StringComparison.OrdinalIgnoreCase);
+                Assert.Equal(passes, rollout.GetProperty("passed").GetBoolean());
+                counts[p] += passes ? 1 : 0;
+            }
+            Assert.Equal(counts[p], prefixes[p].GetProperty("correct").GetInt32());
+        }
+        var critical = CriticalTokenRule.Find(counts, settings.GetProperty("recover_threshold").GetInt32());
+        if (critical < 0)
+        {
+            Assert.False(root.TryGetProperty("critical", out _));
+        }
+        else
+        {
+            Assert.Equal(prefixes[critical].GetProperty("length").GetInt32(), root.GetProperty("critical").GetProperty("length").GetInt32());
+            var alternatives = root.GetProperty("alternatives");
+            var before = alternatives.GetProperty("prefix_text").GetString()!;
+            var excluded = alternatives.GetProperty("excluded").GetInt32();
+            var completions = alternatives.GetProperty("completions").EnumerateArray().ToList();
+            Assert.Equal(n, completions.Count);
+            Assert.All(completions, c => Assert.NotEqual(excluded, c.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).FirstOrDefault(-1)));
+            var passed = completions.Count(c => (before + c.GetProperty("text").GetString()).Contains("play", StringComparison.OrdinalIgnoreCase));
+            Assert.Equal(passed, alternatives.GetProperty("correct").GetInt32());
+            var passAtK = alternatives.GetProperty("pass_at_k").EnumerateArray().Select(v => v.GetDouble()).ToList();
+            for (var k = 1; k <= n; k++)
+                Assert.Equal(1 - Choose(n - passed, k) / Choose(n, k), passAtK[k - 1], 12);
+        }
+
+        await AssertRendersHeatMap(html, tokens);
+    }
+
+    [Fact]
+    public async Task Ansi_view_colours_each_token_and_names_the_critical_one()
+    {
+        var result = await Run("analyze", "rollouts", "--prompt", Prompt, "--trajectory", ", there was a little girl named Lily.", "--verify", "contains:dog",
+            "--rollouts", "3", "--stride", "3", "--max-tokens", "10", "--seed", "1", "--ansi");
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        Assert.Contains("\u001b[38;2;0;0;0;48;2;", result.StdOut, StringComparison.Ordinal);
+        Assert.Contains("\u001b[2mOnce upon a time\u001b[0m", result.StdOut, StringComparison.Ordinal);
+        Assert.Matches(new Regex("critical token: (y_\\d+ = \".*\" \\(token \\d+\\)|none)"), result.StdOut);
+        Assert.Matches(new Regex("c_i: 3:\\d 6:\\d 9:\\d"), result.StdOut);
+    }
+
+    [Fact]
+    public async Task Contrast_scores_each_token_against_a_perturbed_model_and_its_html_renders()
+    {
+        var negative = _folder.Combine("perturbed.gguf");
+        PerturbedModel.Write(TestModels.Stories260K, negative);
+        var json = _folder.Combine("contrast.json");
+        var html = _folder.Combine("contrast.html");
+        const string Response = ", there was a big dog named Max.";
+
+        // A catalog entry for the copy, so that it runs with one compute thread like every test model.
+        var catalog = new Dictionary<string, string>
+        {
+            ["AGENTHOST_AgentHost__Models__perturbed__File"] = negative,
+            ["AGENTHOST_AgentHost__Models__perturbed__ContextSize"] = "512",
+            ["AGENTHOST_AgentHost__Models__perturbed__Threads"] = "1",
+            ["AGENTHOST_AgentHost__Models__perturbed__BatchThreads"] = "1",
+        };
+
+        var result = await AgentHostProcess.RunAsync(
+            ["analyze", "contrast", "--negative", "perturbed", "--prompt", Prompt, "--response", Response, "--beta", "0.5", "--json", json, "--html", html, "--ansi"], catalog);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        Assert.Contains("scoring:", result.StdErr, StringComparison.Ordinal);
+        Assert.Contains("lowest score: token ", result.StdOut, StringComparison.Ordinal);
+        var root = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        Assert.Equal("contrast", root.GetProperty("kind").GetString());
+        Assert.Equal("perturbed", root.GetProperty("negative_model").GetString());
+        Assert.Equal(0.5, root.GetProperty("beta").GetDouble());
+        Assert.Equal(Response, root.GetProperty("response_text").GetString());
+        var scores = root.GetProperty("tokens").EnumerateArray().Select(t => t.GetProperty("score").GetDouble()).ToList();
+        Assert.All(scores, s => Assert.InRange(s, 0, 1));
+        Assert.Equal(scores.IndexOf(scores.Min()), root.GetProperty("lowest_index").GetInt32());
+        await AssertRendersHeatMap(html, scores.Count);
+    }
+
+    [Fact]
+    public async Task Contrast_takes_two_lora_adapters_on_the_default_model()
+    {
+        var good = _folder.Combine("good.gguf");
+        var bad = _folder.Combine("bad.gguf");
+        LoraFile.Write(good, "llama", "output.weight", 64, 512, rank: 4, scale: 0.7f, seed: 2);
+        LoraFile.Write(bad, "llama", "output.weight", 64, 512, rank: 4, scale: 0.7f, seed: 3);
+
+        var result = await Run("analyze", "contrast", "--lora", good, "--negative-lora", bad, "--prompt", Prompt, "--response", ", there was a dog.", "--json", "-");
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(result.StdOut).RootElement;
+        Assert.Equal("stories260k+good.gguf", root.GetProperty("positive_model").GetString());
+        Assert.Equal("stories260k+bad.gguf", root.GetProperty("negative_model").GetString());
+        Assert.Contains("lowest: token ", result.StdErr, StringComparison.Ordinal);   // the summary moves to stderr with --json -
+    }
+
+    [Theory]
+    [InlineData(new[] { "analyze" }, "'analyze' needs one of: rollouts, contrast.")]
+    [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there" }, "'analyze contrast' needs --negative")]
+    [InlineData(new[] { "analyze", "everything" }, "'analyze' needs one of: rollouts, contrast.")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi" }, "'analyze rollouts' needs --verify")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "smells:dog" }, "Unknown verifier 'smells:dog'")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--json", "-", "--ansi" }, "--json - and --ansi both write to stdout")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Once upon a time", "--trajectory", ", a cat", "--verify", "contains:dog", "--stride", "9" }, "fewer than the prefix stride 9")]
+    [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there", "--negative", "tinystories656k" }, "Models stories260k and tinystories656k have different vocabularies")]
+    public async Task Bad_analyze_input_is_one_clear_usage_error(string[] args, string expected)
+    {
+        var result = await Run(args);
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+    }
+
+    private async Task AssertRendersHeatMap(string html, int tokens)
+    {
+        var page = File.ReadAllText(html);
+        Assert.DoesNotContain("src=", page, StringComparison.Ordinal);   // self-contained: nothing to fetch
+        Assert.DoesNotContain("href=", page, StringComparison.Ordinal);
+
+        var (exitCode, dom, errors) = await HeadlessBrowser.DumpDomAsync(html, _folder.Combine("chromium-profile-" + Path.GetFileNameWithoutExtension(html)));
+
+        Assert.True(exitCode == 0, errors);
+        Assert.Empty(HeadlessBrowser.PageErrors(errors));
+        // The page's script ran to its end and counted one heat-map cell per token.
+        Assert.Contains($"data-rendered-tokens=\"{tokens}\"", dom, StringComparison.Ordinal);
+        Assert.Equal(tokens, Regex.Count(dom, "<span class=\"tok"));
+        Assert.Contains("style=\"background:rgb(", dom, StringComparison.Ordinal);
+        Assert.Contains("<svg class=\"curve\"", dom, StringComparison.Ordinal);
+    }
+
+    private static double Choose(int n, int k)
+    {
+        if (k > n)
+            return 0;
+        var value = 1.0;
+        for (var i = 0; i < k; i++)
+            value = value * (n - i) / (i + 1);
+        return value;
+    }
+}
