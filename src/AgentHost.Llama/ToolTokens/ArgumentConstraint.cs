@@ -38,7 +38,7 @@ public interface IArgumentConstraintFactory
 /// <summary>
 /// The simple constraint for tools whose arguments are all numbers (<c>integer</c> or <c>number</c>):
 /// positional numbers separated by commas, closed by <c>)</c>, e.g. <c>3, 4)</c>; allowed bytes are digits,
-/// '-', '.', ',', ' ' and ')'. Arguments map to the schema's properties in order.
+/// '-', '.', ',', ' ' (one, before a number) and ')'. Arguments map to the schema's properties in order.
 /// </summary>
 public sealed class NumericArgumentConstraints : IArgumentConstraintFactory
 {
@@ -81,11 +81,11 @@ public sealed class NumericArgumentConstraints : IArgumentConstraintFactory
         return [.. parameters];
     }
 
-    private enum Phase { BeforeNumber, AfterMinus, Integer, AfterDot, Fraction, AfterNumber, Done }
+    private enum Phase { BeforeNumber, AfterSpace, AfterMinus, Integer, AfterDot, Fraction, AfterNumber, Done }
 
     private sealed class Constraint((string Name, bool Integer)[] parameters, TokenVocabulary vocabulary) : IArgumentConstraint
     {
-        private const int MaxDigits = 15;
+        private const int MaxDigits = 9;
         private readonly StringBuilder _text = new();
         private Phase _phase = parameters.Length == 0 ? Phase.AfterNumber : Phase.BeforeNumber;
         private int _argument;
@@ -160,8 +160,12 @@ public sealed class NumericArgumentConstraints : IArgumentConstraintFactory
             switch (phase)
             {
                 case Phase.BeforeNumber:
-                    if (c == ' ')
+                case Phase.AfterSpace:
+                    if (c == ' ' && phase == Phase.BeforeNumber)
+                    {
+                        phase = Phase.AfterSpace; // at most one space before a number
                         return true;
+                    }
                     if (c == '-')
                     {
                         phase = Phase.AfterMinus;
@@ -202,11 +206,6 @@ public sealed class NumericArgumentConstraints : IArgumentConstraintFactory
 
         private static bool EndOfNumber(ref Phase phase, ref int argument, byte c, bool last)
         {
-            if (c == ' ')
-            {
-                phase = Phase.AfterNumber;
-                return true;
-            }
             if (c == ',' && !last)
             {
                 argument++;

@@ -275,6 +275,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                     index = _session.AddToBatch(callStart[i], past + i, 1, logits: i == callStart.Length - 1);
                 _session.Decode(_cancellationToken);
                 var position = past + callStart.Length;
+                var generated = new List<int>();
                 for (var n = 0; n < _owner._options.MaxArgumentTokens; n++)
                 {
                     var logits = _argumentLogits.AsSpan();
@@ -287,6 +288,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                         return false;
                     }
                     constraint.Accept(token);
+                    generated.Add(token);
                     if (constraint.IsComplete)
                     {
                         arguments = constraint.ArgumentsJson;
@@ -297,7 +299,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                     index = _session.AddToBatch(token, position++, 1, logits: true);
                     _session.Decode(_cancellationToken);
                 }
-                error = $"the arguments did not close within {_owner._options.MaxArgumentTokens} tokens";
+                error = $"the arguments did not close within {_owner._options.MaxArgumentTokens} tokens: '{tool.Name}({_session.Model.Detokenize(generated.ToArray())}'";
                 return false;
             }
             finally
