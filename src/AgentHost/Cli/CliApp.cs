@@ -46,7 +46,10 @@ internal static class CliApp
             return args.Length == 0 ? ExitUsage : ExitOk;
         }
 
-        var command = commands.FirstOrDefault(c => c.Name == args[0]);
+        // A verb is one word (generate) or two (toolkens train).
+        var command = args.Length > 1 ? commands.FirstOrDefault(c => c.Name == $"{args[0]} {args[1]}") : null;
+        var verbWords = command is null ? 1 : 2;
+        command ??= commands.FirstOrDefault(c => c.Name == args[0]);
         if (command is null)
         {
             Console.Error.WriteLine($"error: unknown verb '{args[0]}'. Verbs: {string.Join(", ", commands.Select(c => c.Name))}.");
@@ -56,7 +59,7 @@ internal static class CliApp
         try
         {
             var specs = command.Options.Concat(_globalOptions).ToList();
-            var line = CommandLine.Parse(command.Name, args[1..], specs);
+            var line = CommandLine.Parse(command.Name, args[verbWords..], specs);
             if (line.Has("help"))
             {
                 PrintHelp(command, specs);
@@ -114,6 +117,9 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, GenerateCommand>();
         builder.Services.AddSingleton<ICommand, ModelsCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
+        builder.Services.AddSingleton<ICommand, ToolkensCorpusCommand>();
+        builder.Services.AddSingleton<ICommand, ToolkensTrainCommand>();
+        builder.Services.AddSingleton<ICommand, ToolkensEvalCommand>();
         return builder.Build();
     }
 
@@ -124,7 +130,7 @@ internal static class CliApp
         Console.WriteLine("usage: agenthost <verb> [options]    (dotnet run --project src/AgentHost -- <verb> ...)");
         Console.WriteLine();
         foreach (var command in commands)
-            Console.WriteLine($"  {command.Name,-10} {command.Summary}");
+            Console.WriteLine($"  {command.Name,-16} {command.Summary}");
         Console.WriteLine();
         Console.WriteLine("'<verb> --help' lists a verb's options.");
     }
