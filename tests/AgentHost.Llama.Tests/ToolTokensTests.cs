@@ -82,6 +82,35 @@ public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutp
     }
 
     [Fact]
+    public async Task On_held_out_sentences_the_head_calls_the_annotated_tool_and_an_argument_prompt_changes_what_argument_mode_reads()
+    {
+        var head = await TrainedHead();
+        var plain = TestTools.Arithmetic();
+        var prompted = plain.Select(t => new ToolDefinition(t.Name, t.ParametersSchema, t.Invoke) { ArgumentPrompt = DemoCorpus.ArgumentPrompt(t.Name) }).ToList();
+        int sentences = 0, rightTool = 0, differentArguments = 0;
+        foreach (var line in fixture.HeldOutLines.Take(20))
+        {
+            var cut = line.IndexOf('<', StringComparison.Ordinal);
+            if (cut < 0)
+                continue;
+            sentences++;
+            var request = new GenerationRequest { Prompt = line[..cut].TrimEnd(), MaxTokens = 3 };
+            var first = ((List<ToolTokenCall>)(await fixture.Session.GenerateAsync(new ToolTokenStrategy(head, plain), request)).Details!).FirstOrDefault();
+            var second = ((List<ToolTokenCall>)(await fixture.Session.GenerateAsync(new ToolTokenStrategy(head, prompted), request)).Details!).FirstOrDefault();
+            output.WriteLine($"{line[cut..line.IndexOf('=', cut)]}: {first?.Tool}{first?.Arguments}={first?.Result} | with prompt {second?.Tool}{second?.Arguments}={second?.Result}");
+            if (first is { Error: null } && line[(cut + 1)..].StartsWith(first.Tool + ">", StringComparison.Ordinal))
+                rightTool++;
+            if (first is not null && second is not null && first.Arguments != second.Arguments)
+                differentArguments++;
+            Assert.Equal(first?.Tool, second?.Tool); // the prompt only affects argument mode
+        }
+        await fixture.Session.RunAsync(s => { s.VerifyKvCache(); return true; });
+
+        Assert.True(rightTool >= 0.8 * sentences, $"{rightTool} of {sentences}");
+        Assert.True(differentArguments > 0);
+    }
+
+    [Fact]
     public async Task A_failing_call_backs_off_to_the_next_best_token_of_that_step()
     {
         var head = await TrainedHead();

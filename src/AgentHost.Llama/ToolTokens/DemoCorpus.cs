@@ -51,6 +51,23 @@ public static class DemoCorpus
         return (train, heldOut);
     }
 
+    /// <summary>
+    /// ToolkenGPT-style demonstrations for argument mode of <paramref name="tool"/>: corpus lines of that tool with
+    /// the call written as <c>name(a, b)=result</c>, one per line, so that the model sees where the numbers come from.
+    /// </summary>
+    public static string ArgumentPrompt(string tool, int examples = 4, int seed = 11)
+    {
+        var random = new Random(seed);
+        var lines = new List<string>();
+        while (lines.Count < examples)
+        {
+            var line = Line(random);
+            if (line.Contains($"<{tool}>", StringComparison.Ordinal))
+                lines.Add(line.Replace($"<{tool}>", tool, StringComparison.Ordinal));
+        }
+        return string.Join('\n', lines) + '\n';
+    }
+
     private static string Line(Random random)
     {
         var person = _people[random.Next(_people.Length)];

@@ -43,6 +43,13 @@ public sealed class ToolDefinition
     /// <summary>Runs the tool.</summary>
     public ToolInvoker Invoke { get; }
 
+    /// <summary>
+    /// Demonstrations for argument mode (ToolkenGPT's tool-specific prompt), e.g. lines of text ending in calls
+    /// <c>... Now he had add(3, 4)</c>. When set, a call's arguments are generated after this prompt followed by
+    /// the text so far and the call start; when null, after the text so far alone.
+    /// </summary>
+    public string? ArgumentPrompt { get; init; }
+
     /// <summary>SHA-256 (hex) of the schema text: a head file records it so that a changed tool is noticed.</summary>
     public string SchemaHash { get; }
 

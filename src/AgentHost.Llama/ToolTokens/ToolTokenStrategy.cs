@@ -104,6 +104,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         private readonly float[] _argumentLogits;
         private readonly bool[] _hasDigit;
         private readonly int[][] _callStart;
+        private readonly int[]?[] _argumentPrompt;
         private readonly int[] _resultAnchor;
         private readonly int[] _candidates;
         private readonly ILogger _logger;
@@ -129,8 +130,13 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                     _hasDigit[token] |= b is >= (byte)'0' and <= (byte)'9';
             }
             _callStart = new int[tools][];
+            _argumentPrompt = new int[tools][];
             for (var i = 0; i < tools; i++)
+            {
                 _callStart[i] = model.Tokenize(owner._tools[i].Name + "(", addBos: false);
+                if (owner._tools[i].ArgumentPrompt is { Length: > 0 } prompt)
+                    _argumentPrompt[i] = model.Tokenize(prompt, model.Vocabulary.AddBos);
+            }
             _resultAnchor = model.Tokenize("a", addBos: false);
             if (request.Sampling is { } sampling)
             {
@@ -252,13 +258,21 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             return false;
         }
 
-        /// <summary>Argument mode on sequence 1 (a copy of sequence 0): decode "name(", then constrained greedy tokens until the call closes.</summary>
+        /// <summary>
+        /// Argument mode on sequence 1: a copy of sequence 0 (or, with an argument prompt, that prompt followed by
+        /// sequence 0's text) plus "name(", then constrained greedy tokens until the call closes.
+        /// </summary>
         private bool GenerateArguments(int toolIndex, out string arguments, out string error)
         {
             arguments = "";
             var tool = _owner._tools[toolIndex];
             var callStart = _callStart[toolIndex];
-            var past = _session.GetPast(0);
+            var prompt = _argumentPrompt[toolIndex];
+            var text = _session.GetTokens(0);
+            var bos = _session.Model.Vocabulary.Bos;
+            if (prompt is not null && !text.IsEmpty && text[0] == bos)
+                text = text[1..];
+            var past = prompt is null ? _session.GetPast(0) : prompt.Length + text.Length;
             if (past + callStart.Length + _owner._options.MaxArgumentTokens >= _session.ContextSize)
             {
                 error = "no room in the context for the call";
@@ -266,15 +280,19 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             }
             var constraint = _owner._options.ArgumentConstraints.Create(tool, _session.Model.Vocabulary);
             _session.RemoveSequence(1);
-            _session.CopySequence(0, 1);
             try
             {
-                _session.ClearBatch();
-                var index = -1;
-                for (var i = 0; i < callStart.Length; i++)
-                    index = _session.AddToBatch(callStart[i], past + i, 1, logits: i == callStart.Length - 1);
-                _session.Decode(_cancellationToken);
-                var position = past + callStart.Length;
+                int index;
+                if (prompt is null)
+                {
+                    _session.CopySequence(0, 1);
+                    index = _session.Prefill(callStart, 1, _cancellationToken);
+                }
+                else
+                {
+                    index = _session.Prefill([.. prompt, .. text, .. callStart], 1, _cancellationToken);
+                }
+                var position = _session.GetPast(1);
                 var generated = new List<int>();
                 for (var n = 0; n < _owner._options.MaxArgumentTokens; n++)
                 {
