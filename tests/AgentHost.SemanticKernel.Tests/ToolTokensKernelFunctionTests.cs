@@ -38,6 +38,23 @@ public sealed class ToolTokensKernelFunctionTests
     }
 
     [Fact]
+    public async Task An_AIFunction_becomes_a_tool_too()
+    {
+        var tool = Microsoft.Extensions.AI.AIFunctionFactory.Create((int a, int b) => a - b, "subtract", "Subtracts b from a.").AsToolDefinition();
+
+        Assert.Equal("subtract", tool.Name);
+        Assert.Contains("\"b\"", tool.ParametersSchema);
+        Assert.Equal("-3", await tool.Invoke("subtract", """{"a":4,"b":7}""", CancellationToken.None));
+        // Its integer schema is one the numeric constraint accepts.
+        using var model = LlamaModel.Load("stories260k", TestModels.Stories260K, new ModelSettings { ContextSize = 64, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 1 });
+        var constraint = NumericArgumentConstraints.Instance.Create(tool, model.Vocabulary);
+        foreach (var token in model.Tokenize("4, 7)", addBos: false).Where(t => model.Detokenize([t]) != " ")) // SPM's space prefix
+            constraint.Accept(token);
+        Assert.True(constraint.IsComplete);
+        Assert.Equal("""{"a":4,"b":7}""", constraint.ArgumentsJson);
+    }
+
+    [Fact]
     public async Task A_head_trained_on_the_demo_corpus_calls_the_kernel_function_and_the_story_carries_its_result()
     {
         var settings = new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 2, HiddenStates = true };
