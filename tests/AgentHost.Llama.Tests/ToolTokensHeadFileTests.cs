@@ -23,6 +23,27 @@ public sealed class ToolTokensHeadFileTests(ToolTokensFixture fixture) : IDispos
     }
 
     [Fact]
+    public void A_tool_score_is_the_row_of_W_times_h_plus_the_bias()
+    {
+        var head = NewHead(bias: 2.5f);
+        var d = head.Dimension;
+        var hidden = Enumerable.Range(0, d).Select(k => (k % 5) - 2f).ToArray();
+        var scores = new float[3];
+
+        head.Score(hidden, scores);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var expected = 2.5;
+            for (var k = 0; k < d; k++)
+                expected += head.Weights[i * d + k] * (double)hidden[k];
+            Assert.Equal(expected, scores[i], 1e-4);
+        }
+        head.WithBias(float.NegativeInfinity).Score(hidden, scores);
+        Assert.All(scores, s => Assert.True(float.IsNegativeInfinity(s)));
+    }
+
+    [Fact]
     public void A_saved_head_loads_back_exactly()
     {
         var head = NewHead();
