@@ -68,6 +68,7 @@ public sealed class ToolTokenDataset
     /// <summary>
     /// Runs the model (loaded with <see cref="Models.ModelSettings.HiddenStates"/>) once over
     /// <paramref name="examples"/> on <paramref name="session"/>'s scheduler thread and caches the positions.
+    /// The session's KV cache is cleared (it decodes one example at a time into sequence 0).
     /// </summary>
     public static Task<ToolTokenDataset> BuildAsync(InferenceSession session, IReadOnlyList<AnnotatedExample> examples, IReadOnlyList<string> tools,
         IProgress<double>? progress = null, CancellationToken cancellationToken = default)

@@ -20,7 +20,7 @@ public static class ToolTokenPriors
     /// <summary>TokenLearning's scale for the hidden-state prior, 1/sqrt(5120) (LLaMA-13B's hidden size).</summary>
     public static readonly float DefaultScale = 1 / MathF.Sqrt(5120);
 
-    /// <summary>Builds the prior of kind <paramref name="kind"/> for <paramref name="tools"/>.</summary>
+    /// <summary>Builds the prior of kind <paramref name="kind"/> for <paramref name="tools"/> (the hidden-state prior clears the session's KV cache).</summary>
     public static Task<float[]> BuildAsync(ToolTokenPrior kind, InferenceSession session, IReadOnlyList<string> tools, float scale, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);

@@ -159,7 +159,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             _owner._head.Score(_session.GetHiddenState(index), tools);
             if (_afterCall)
             {
-                // ToolkenGPT: one token with digits masked after a result, so the number is not repeated.
+                // ToolkenGPT: one token with digits masked after a result, so the number is not repeated; no call right after a call either.
                 for (var token = 0; token < _vocabulary; token++)
                 {
                     if (_hasDigit[token])
