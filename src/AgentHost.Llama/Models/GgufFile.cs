@@ -173,6 +173,66 @@ public sealed class GgufFile
     public int[]? GetInt32Array(string key) =>
         Metadata.TryGetValue(key, out var value) ? value as int[] : null;
 
+    /// <summary>The tensor named <paramref name="name"/>, or null.</summary>
+    public GgufTensorInfo? FindTensor(string name)
+    {
+        foreach (var tensor in Tensors)
+        {
+            if (tensor.Name == name)
+                return tensor;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Reads rows of a matrix tensor as floats, dequantized (see <see cref="GgmlDequantizer"/>). A row is the
+    /// innermost dimension (for an embedding matrix: one token's vector); rows are counted over all outer dimensions.
+    /// </summary>
+    /// <param name="tensor">A tensor of this file.</param>
+    /// <param name="firstRow">Index of the first row to read.</param>
+    /// <param name="rowCount">Number of rows.</param>
+    /// <returns>rowCount * rowLength floats, row after row.</returns>
+    /// <exception cref="AgentHostException">The type cannot be dequantized, or the file changed since it was read.</exception>
+    public float[] ReadRows(GgufTensorInfo tensor, long firstRow, int rowCount)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        var rowLength = tensor.Dimensions.Length == 0 ? 1 : (long)tensor.Dimensions[0];
+        var rows = RowCount(tensor);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstRow);
+        ArgumentOutOfRangeException.ThrowIfNegative(rowCount);
+        if (firstRow + rowCount > rows)
+            throw new ArgumentOutOfRangeException(nameof(rowCount), $"Tensor '{tensor.Name}' has {rows} rows; rows {firstRow}..{firstRow + rowCount - 1} do not exist.");
+        if (!GgmlDequantizer.Supports(tensor.Type) || !tensor.Type.TryGetBlockLayout(out var blockSize, out var typeSize))
+            throw new AgentHostException(ErrorKind.InvalidModelFile, $"Tensor '{tensor.Name}' of '{Path}' has type {tensor.Type}, which cannot be read in managed code; supported are F32, F16, BF16, Q8_0 and Q4_0.");
+
+        var rowBytes = rowLength / blockSize * typeSize;
+        var bytes = new byte[checked(rowBytes * rowCount)];
+        var values = new float[checked(rowLength * rowCount)];
+        try
+        {
+            using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0);
+            stream.Position = DataOffset + (long)tensor.Offset + firstRow * rowBytes;
+            stream.ReadExactly(bytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw CannotRead(Path, e);
+        }
+        for (var r = 0; r < rowCount; r++)
+            GgmlDequantizer.Dequantize(tensor.Type, bytes.AsSpan((int)(r * rowBytes), (int)rowBytes), values.AsSpan((int)(r * rowLength), (int)rowLength));
+        return values;
+    }
+
+    /// <summary>Number of rows of <paramref name="tensor"/>: the product of its outer dimensions.</summary>
+    public static long RowCount(GgufTensorInfo tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        long rows = 1;
+        for (var i = 1; i < tensor.Dimensions.Length; i++)
+            rows *= (long)tensor.Dimensions[i];
+        return rows;
+    }
+
     private static GgufFile Parse(string path, FileStream stream)
     {
         var reader = new GgufReader(stream, path);

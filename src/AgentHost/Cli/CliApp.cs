@@ -135,6 +135,9 @@ internal static class CliApp
         builder.Services.AddSingleton(plugins);
         builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
+        builder.Services.AddSingleton<ICommand, ToolkensCorpusCommand>();
+        builder.Services.AddSingleton<ICommand, ToolkensTrainCommand>();
+        builder.Services.AddSingleton<ICommand, ToolkensEvalCommand>();
         return builder.Build();
     }
 

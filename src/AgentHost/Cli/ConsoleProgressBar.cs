@@ -3,7 +3,7 @@ using AgentHost.Llama.Models;
 namespace AgentHost.Cli;
 
 /// <summary>
-/// Download progress on stderr: a redrawn bar on a terminal, a line per quarter when stderr is redirected.
+/// Progress on stderr (downloads, training): a redrawn bar on a terminal, a line per quarter when stderr is redirected.
 /// </summary>
 internal sealed class ConsoleProgressBar(string label) : IProgress<DownloadProgress>
 {
@@ -14,21 +14,27 @@ internal sealed class ConsoleProgressBar(string label) : IProgress<DownloadProgr
 
     public void Report(DownloadProgress value)
     {
+        var fraction = value.TotalBytes is > 0 ? Math.Clamp((double)value.BytesReceived / value.TotalBytes.Value, 0, 1) : (double?)null;
+        var size = value.TotalBytes is { } total ? $"{Megabytes(value.BytesReceived)}/{Megabytes(total)} MB" : $"{Megabytes(value.BytesReceived)} MB";
+        Show(fraction, size);
+    }
+
+    /// <summary>Shows <paramref name="fraction"/> done (null: unknown) with a short detail text.</summary>
+    public void Show(double? fraction, string detail)
+    {
         lock (_gate)
         {
-            var fraction = value.TotalBytes is > 0 ? Math.Clamp((double)value.BytesReceived / value.TotalBytes.Value, 0, 1) : (double?)null;
-            var size = value.TotalBytes is { } total ? $"{Megabytes(value.BytesReceived)}/{Megabytes(total)} MB" : $"{Megabytes(value.BytesReceived)} MB";
             if (Console.IsErrorRedirected)
             {
                 var quarter = fraction is { } f ? (int)(f * 4) : _lastQuarter + 1;
                 if (quarter == _lastQuarter)
                     return;
                 _lastQuarter = quarter;
-                Console.Error.WriteLine(fraction is { } p ? $"{label}: {Percent(p)} ({size})" : $"{label}: {size}");
+                Console.Error.WriteLine(fraction is { } p ? $"{label}: {Percent(p)} ({detail})" : $"{label}: {detail}");
                 return;
             }
             var bar = fraction is { } g ? new string('#', (int)(g * Width)).PadRight(Width) : new string('?', Width);
-            Console.Error.Write($"\r{label} [{bar}] {(fraction is { } h ? Percent(h).PadLeft(4) : "")} {size}   ");
+            Console.Error.Write($"\r{label} [{bar}] {(fraction is { } h ? Percent(h).PadLeft(4) : "")} {detail}   ");
             _drawn = true;
         }
     }

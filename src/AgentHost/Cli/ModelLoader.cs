@@ -13,7 +13,8 @@ internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory logge
 
     public ModelResolver Resolver { get; } = new(options, loggerFactory.CreateLogger<ModelResolver>(), new ModelDownloader(_http, loggerFactory.CreateLogger<ModelDownloader>()));
 
-    public async Task<LlamaModel> LoadAsync(string? nameOrPath, CancellationToken cancellationToken)
+    /// <summary>Resolves and loads a model; <paramref name="configure"/> may adjust its settings first (e.g. hidden states on).</summary>
+    public async Task<LlamaModel> LoadAsync(string? nameOrPath, CancellationToken cancellationToken, Action<ModelSettings>? configure = null)
     {
         var progress = new ConsoleProgressBar("downloading");
         ResolvedModel resolved;
@@ -25,6 +26,8 @@ internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory logge
         {
             progress.Finish();
         }
-        return LlamaModel.Load(resolved.Name, resolved.Path, resolved.Settings, loggerFactory);
+        var settings = resolved.Settings.Clone();
+        configure?.Invoke(settings);
+        return LlamaModel.Load(resolved.Name, resolved.Path, settings, loggerFactory);
     }
 }

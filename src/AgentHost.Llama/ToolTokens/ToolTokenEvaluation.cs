@@ -1,0 +1,61 @@
+namespace AgentHost.Llama.ToolTokens;
+
+/// <summary>
+/// How well a head fires: at each labelled position of a held-out <see cref="ToolTokenDataset"/> the head
+/// fires when a tool's score beats every vocabulary logit; a true positive is the right tool at a call start.
+/// </summary>
+/// <param name="Positions">Labelled positions looked at.</param>
+/// <param name="Calls">Positions where a call belongs.</param>
+/// <param name="Fired">Positions where the head fired.</param>
+/// <param name="TruePositives">Positions where it fired the right tool at a call start.</param>
+public sealed record ToolTokenEvaluation(int Positions, int Calls, double Fired, double TruePositives)
+{
+    /// <summary>TruePositives / Fired (0 when it never fired).</summary>
+    public double Precision => Fired > 0 ? TruePositives / Fired : 0;
+
+    /// <summary>TruePositives / Calls.</summary>
+    public double Recall => Calls > 0 ? TruePositives / Calls : 0;
+
+    /// <summary>Harmonic mean of precision and recall.</summary>
+    public double F1 => Precision + Recall > 0 ? 2 * Precision * Recall / (Precision + Recall) : 0;
+
+    /// <summary>Evaluates <paramref name="head"/> (with its bias) on <paramref name="data"/>.</summary>
+    public static ToolTokenEvaluation Evaluate(ToolTokenHead head, ToolTokenDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(head);
+        ArgumentNullException.ThrowIfNull(data);
+        if (head.Dimension != data.Dimension || head.Tools.Count != data.Tools.Count)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "The head and the evaluation data differ in hidden size or tools.");
+        var scores = new float[head.Tools.Count];
+        int fired = 0, correct = 0;
+        for (var p = 0; p < data.Count; p++)
+        {
+            head.Score(data.HiddenAt(p), scores);
+            var best = 0;
+            for (var i = 1; i < scores.Length; i++)
+            {
+                if (scores[i] > scores[best])
+                    best = i;
+            }
+            if (scores[best] <= data.MaxVocabLogit[p])
+                continue;
+            fired++;
+            if (data.Labels[p] == data.VocabularySize + best)
+                correct++;
+        }
+        return new ToolTokenEvaluation(data.Count, data.CallPositions, fired, correct);
+    }
+
+    /// <summary>
+    /// The expected result of chance: firing at a random position with the corpus's call rate, a random tool
+    /// (precision = rate / tools, recall = rate / tools).
+    /// </summary>
+    public static ToolTokenEvaluation Chance(ToolTokenDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var tools = Math.Max(1, data.Tools.Count);
+        var rate = data.Count > 0 ? data.CallPositions / (double)data.Count : 0;
+        // Fires CallPositions times in expectation; each is a call start with probability rate, the right tool with 1/tools.
+        return new ToolTokenEvaluation(data.Count, data.CallPositions, data.CallPositions, data.CallPositions * rate / tools);
+    }
+}

@@ -1,0 +1,338 @@
+using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Engine;
+using Microsoft.Extensions.Logging;
+
+namespace AgentHost.Llama.ToolTokens;
+
+/// <summary>Settings of <see cref="ToolTokenStrategy"/>.</summary>
+public sealed record ToolTokenOptions
+{
+    /// <summary>Overrides the head's bias (added to every tool score); null keeps the head's.</summary>
+    public float? Bias { get; init; }
+
+    /// <summary>Most tokens of one call's arguments.</summary>
+    public int MaxArgumentTokens { get; init; } = 24;
+
+    /// <summary>Candidates of a step kept for backing off when a call fails (the papers keep the top 5).</summary>
+    public int BackoffCandidates { get; init; } = 5;
+
+    /// <summary>How argument mode is constrained; the default handles numeric arguments.</summary>
+    public IArgumentConstraintFactory ArgumentConstraints { get; init; } = NumericArgumentConstraints.Instance;
+}
+
+/// <summary>One tool call made during a generation.</summary>
+/// <param name="Tool">Tool name.</param>
+/// <param name="Arguments">Arguments JSON (empty when argument mode failed).</param>
+/// <param name="Result">The tool's result, or null when the call failed.</param>
+/// <param name="Position">Index in the generated tokens where the result starts (or the call was tried).</param>
+/// <param name="Error">Why the call failed, or null.</param>
+public sealed record ToolTokenCall(string Tool, string Arguments, string? Result, int Position, string? Error);
+
+/// <summary>
+/// Tool tokens (ToolkenGPT, with TokenLearning's priors): at each step the head's scores <c>W h + bias</c>
+/// are appended to the vocabulary logits and greedy choice or sampling runs over the union. When a tool
+/// token wins, argument mode starts on a copy of the sequence: the call start <c>name(</c> is decoded, the
+/// arguments are generated under the argument constraint (tool tokens never enter the model) until the call
+/// closes, the tool runs, its result is put into the text, and the next token is generated with digit tokens
+/// (and tools) masked so the model does not repeat the number. A failed call backs off to the next-best
+/// token of that step. With no tools, or a bias of negative infinity, the output equals the base model's.
+/// </summary>
+public sealed class ToolTokenStrategy : IDecodingStrategy
+{
+    /// <summary>The strategy's name.</summary>
+    public const string StrategyName = "toolkens";
+
+    private readonly ToolTokenHead _head;
+    private readonly IReadOnlyList<ToolDefinition> _tools;
+    private readonly ToolTokenOptions _options;
+
+    /// <summary>Creates the strategy; a head that does not belong to <paramref name="tools"/> is refused.</summary>
+    public ToolTokenStrategy(ToolTokenHead head, IReadOnlyList<ToolDefinition> tools, ToolTokenOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(head);
+        ArgumentNullException.ThrowIfNull(tools);
+        options ??= new ToolTokenOptions();
+        if (options.MaxArgumentTokens < 1 || options.BackoffCandidates < 1)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "MaxArgumentTokens and BackoffCandidates must be at least 1.");
+        head.EnsureMatches(tools);
+        _head = options.Bias is { } bias ? head.WithBias(bias) : head;
+        _tools = tools;
+        _options = options;
+    }
+
+    /// <inheritdoc />
+    public string Name => StrategyName;
+
+    /// <inheritdoc />
+    public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ToolTokenDataset.RequireHiddenStates(session);
+        var model = session.Model;
+        _head.EnsureMatches(model);
+        if (_tools.Count > 0 && session.SequenceCount < 2)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "Tool tokens need a second sequence for argument mode; load the model with Sequences >= 2.");
+        foreach (var tool in _tools)
+            _options.ArgumentConstraints.Create(tool, model.Vocabulary); // refuses tools it cannot constrain, before any output
+
+        var run = GenerationRun.Start(session, request, onText, cancellationToken);
+        var state = new RunState(this, run, request, cancellationToken);
+        var index = run.LogitsIndex;
+        while (index >= 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            index = state.Step(index);
+        }
+
+        var extra = new Dictionary<string, double>
+        {
+            ["tool_calls"] = state.Calls.Count(c => c.Error is null),
+            ["failed_tool_calls"] = state.Calls.Count(c => c.Error is not null),
+        };
+        return run.Finish(Name, state.Sampler?.Seed, extra, state.Calls);
+    }
+
+    /// <summary>The per-generation buffers and the loop's steps.</summary>
+    private sealed class RunState
+    {
+        private readonly ToolTokenStrategy _owner;
+        private readonly GenerationRun _run;
+        private readonly InferenceSession _session;
+        private readonly CancellationToken _cancellationToken;
+        private readonly int _vocabulary;
+        private readonly float[] _union;
+        private readonly float[] _argumentLogits;
+        private readonly bool[] _hasDigit;
+        private readonly int[][] _callStart;
+        private readonly int[]?[] _argumentPrompt;
+        private readonly int[] _resultAnchor;
+        private readonly int[] _candidates;
+        private readonly ILogger _logger;
+        private bool _afterCall;
+
+        public RunState(ToolTokenStrategy owner, GenerationRun run, GenerationRequest request, CancellationToken cancellationToken)
+        {
+            _owner = owner;
+            _run = run;
+            _session = run.Session;
+            _cancellationToken = cancellationToken;
+            var model = _session.Model;
+            _logger = model.LoggerFactory.CreateLogger<ToolTokenStrategy>();
+            _vocabulary = model.Vocabulary.Count;
+            var tools = owner._tools.Count;
+            _union = new float[_vocabulary + tools];
+            _argumentLogits = new float[_vocabulary];
+            _candidates = new int[Math.Min(owner._options.BackoffCandidates, _union.Length)];
+            _hasDigit = new bool[_vocabulary];
+            for (var token = 0; token < _vocabulary; token++)
+            {
+                foreach (var b in model.Vocabulary.GetBytes(token))
+                    _hasDigit[token] |= b is >= (byte)'0' and <= (byte)'9';
+            }
+            _callStart = new int[tools][];
+            _argumentPrompt = new int[tools][];
+            for (var i = 0; i < tools; i++)
+            {
+                _callStart[i] = model.Tokenize(owner._tools[i].Name + "(", addBos: false);
+                if (owner._tools[i].ArgumentPrompt is { Length: > 0 } prompt)
+                    _argumentPrompt[i] = model.Tokenize(prompt, model.Vocabulary.AddBos);
+            }
+            _resultAnchor = model.Tokenize("a", addBos: false);
+            if (request.Sampling is { } sampling)
+            {
+                Sampler = new TokenSampler(sampling, _union.Length);
+                foreach (var token in run.PromptTokens)
+                    Sampler.Accept(token);
+            }
+        }
+
+        public TokenSampler? Sampler { get; }
+
+        public List<ToolTokenCall> Calls { get; } = [];
+
+        /// <summary>One step from the logits at <paramref name="index"/>; returns the next index, or -1 when generation stopped.</summary>
+        public int Step(int index)
+        {
+            var union = _union.AsSpan();
+            _session.GetLogits(index).CopyTo(union);
+            var tools = union[_vocabulary..];
+            _owner._head.Score(_session.GetHiddenState(index), tools);
+            if (_afterCall)
+            {
+                // ToolkenGPT: one token with digits masked after a result, so the number is not repeated; no call right after a call either.
+                for (var token = 0; token < _vocabulary; token++)
+                {
+                    if (_hasDigit[token])
+                        union[token] = float.NegativeInfinity;
+                }
+                tools.Fill(float.NegativeInfinity);
+                _afterCall = false;
+            }
+
+            var chosen = Sampler is null ? TokenSampler.ArgMax(union) : Sampler.Sample(union);
+            if (chosen < _vocabulary)
+                return _run.AcceptAndDecode(chosen, _cancellationToken);
+
+            // A tool won: try it, and on failure the next-best candidates of this step.
+            var count = TopCandidates(union, chosen);
+            for (var c = 0; c < count; c++)
+            {
+                var candidate = _candidates[c];
+                if (candidate < _vocabulary)
+                    return _run.AcceptAndDecode(candidate, _cancellationToken);
+                if (TryCall(candidate - _vocabulary, out var next))
+                    return next;
+            }
+            // Every kept candidate was a failing tool: fall back to the best vocabulary token.
+            return _run.AcceptAndDecode(TokenSampler.ArgMax(union[.._vocabulary]), _cancellationToken);
+        }
+
+        /// <summary>Fills _candidates with <paramref name="first"/> and then the best other entries of <paramref name="scores"/>, best first.</summary>
+        private int TopCandidates(ReadOnlySpan<float> scores, int first)
+        {
+            _candidates[0] = first;
+            var count = 1;
+            while (count < _candidates.Length)
+            {
+                var best = -1;
+                for (var i = 0; i < scores.Length; i++)
+                {
+                    if (float.IsNegativeInfinity(scores[i]) || _candidates.AsSpan(0, count).Contains(i))
+                        continue;
+                    if (best < 0 || scores[i] > scores[best])
+                        best = i;
+                }
+                if (best < 0)
+                    break;
+                _candidates[count++] = best;
+            }
+            return count;
+        }
+
+        private bool TryCall(int toolIndex, out int next)
+        {
+            next = -1;
+            var tool = _owner._tools[toolIndex];
+            var position = _run.Output.Tokens.Count;
+            if (!GenerateArguments(toolIndex, out var arguments, out var error))
+                return Fail(tool, arguments, position, error);
+
+            string result;
+            try
+            {
+                result = tool.Invoke(tool.Name, arguments, _cancellationToken).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return Fail(tool, arguments, position, $"the tool failed: {e.Message}");
+            }
+
+            var inserted = ResultTokens(result);
+            if (inserted.Length == 0)
+                return Fail(tool, arguments, position, "the result is empty");
+            if (_session.GetPast(0) + inserted.Length >= _session.ContextSize)
+                return Fail(tool, arguments, position, "no room in the context for the result");
+            Calls.Add(new ToolTokenCall(tool.Name, arguments, result, position, null));
+
+            _session.ClearBatch();
+            var start = _session.GetPast(0);
+            for (var i = 0; i < inserted.Length; i++)
+            {
+                Sampler?.Accept(inserted[i]);
+                if (_run.Accept(inserted[i]))
+                {
+                    next = -1;
+                    return true;
+                }
+                next = _session.AddToBatch(inserted[i], start + i, 0, logits: i == inserted.Length - 1);
+            }
+            _session.Decode(_cancellationToken);
+            _afterCall = true;
+            return true;
+        }
+
+        private bool Fail(ToolDefinition tool, string arguments, int position, string error)
+        {
+            _logger.LogDebug("Tool token {Tool} backed off: {Error}.", tool.Name, error);
+            Calls.Add(new ToolTokenCall(tool.Name, arguments, null, position, error));
+            return false;
+        }
+
+        /// <summary>
+        /// Argument mode on sequence 1: a copy of sequence 0 (or, with an argument prompt, that prompt followed by
+        /// sequence 0's text) plus "name(", then constrained greedy tokens until the call closes.
+        /// </summary>
+        private bool GenerateArguments(int toolIndex, out string arguments, out string error)
+        {
+            arguments = "";
+            var tool = _owner._tools[toolIndex];
+            var callStart = _callStart[toolIndex];
+            var prompt = _argumentPrompt[toolIndex];
+            var text = _session.GetTokens(0);
+            var bos = _session.Model.Vocabulary.Bos;
+            if (prompt is not null && !text.IsEmpty && text[0] == bos)
+                text = text[1..];
+            var past = prompt is null ? _session.GetPast(0) : prompt.Length + text.Length;
+            if (past + callStart.Length + _owner._options.MaxArgumentTokens >= _session.ContextSize)
+            {
+                error = "no room in the context for the call";
+                return false;
+            }
+            var constraint = _owner._options.ArgumentConstraints.Create(tool, _session.Model.Vocabulary);
+            _session.RemoveSequence(1);
+            try
+            {
+                int index;
+                if (prompt is null)
+                {
+                    _session.CopySequence(0, 1);
+                    index = _session.Prefill(callStart, 1, _cancellationToken);
+                }
+                else
+                {
+                    index = _session.Prefill([.. prompt, .. text, .. callStart], 1, _cancellationToken);
+                }
+                var position = _session.GetPast(1);
+                var generated = new List<int>();
+                for (var n = 0; n < _owner._options.MaxArgumentTokens; n++)
+                {
+                    var logits = _argumentLogits.AsSpan();
+                    _session.GetLogits(index).CopyTo(logits);
+                    constraint.Mask(logits);
+                    var token = TokenSampler.ArgMax(logits);
+                    if (float.IsNegativeInfinity(logits[token]))
+                    {
+                        error = "no token fits the arguments";
+                        return false;
+                    }
+                    constraint.Accept(token);
+                    generated.Add(token);
+                    if (constraint.IsComplete)
+                    {
+                        arguments = constraint.ArgumentsJson;
+                        error = "";
+                        return true;
+                    }
+                    _session.ClearBatch();
+                    index = _session.AddToBatch(token, position++, 1, logits: true);
+                    _session.Decode(_cancellationToken);
+                }
+                error = $"the arguments did not close within {_owner._options.MaxArgumentTokens} tokens: '{tool.Name}({_session.Model.Detokenize(generated.ToArray())}'";
+                return false;
+            }
+            finally
+            {
+                _session.RemoveSequence(1);
+                _session.ClearBatch();
+            }
+        }
+
+        /// <summary>The tokens of the result as a new word (" 7"), tokenized the way the text around it tokenizes.</summary>
+        private int[] ResultTokens(string result)
+        {
+            var withAnchor = _session.Model.Tokenize("a " + result.Trim(), addBos: false);
+            var common = _resultAnchor.AsSpan().CommonPrefixLength(withAnchor);
+            return withAnchor[common..];
+        }
+    }
+}

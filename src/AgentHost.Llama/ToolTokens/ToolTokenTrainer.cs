@@ -1,0 +1,219 @@
+namespace AgentHost.Llama.ToolTokens;
+
+/// <summary>The penalty that keeps W near its prior W0 (TokenLearning).</summary>
+public enum ToolTokenRegularizer
+{
+    /// <summary><c>lambda * ||W - W0||</c> (Frobenius norm), as in TokenLearning's code.</summary>
+    Frobenius,
+    /// <summary><c>lambda * ||W - W0||^2</c>, as in the paper.</summary>
+    SquaredL2,
+}
+
+/// <summary>Settings of <see cref="ToolTokenTrainer"/>.</summary>
+public sealed record ToolTokenTrainingOptions
+{
+    /// <summary>Adam learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-2;
+
+    /// <summary>Passes over the data.</summary>
+    public int Epochs { get; init; } = 20;
+
+    /// <summary>Positions per Adam step.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Weight of the penalty towards W0.</summary>
+    public double Lambda { get; init; } = 0.01;
+
+    /// <summary>Form of the penalty.</summary>
+    public ToolTokenRegularizer Regularizer { get; init; } = ToolTokenRegularizer.Frobenius;
+
+    /// <summary>
+    /// Train on call-start positions only (TokenLearning's default); otherwise every position keeps its
+    /// next-token label and teaches the head where not to fire (ToolkenGPT's default, and this host's).
+    /// </summary>
+    public bool OnlyToolTokens { get; init; }
+
+    /// <summary>Seed of the batch order: the same seed and data give the same W.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        static void Require(bool ok, string message)
+        {
+            if (!ok)
+                throw new AgentHostException(ErrorKind.InvalidArgument, message);
+        }
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), $"The learning rate must be positive, not {LearningRate}.");
+        Require(Epochs >= 1, $"Epochs must be at least 1, not {Epochs}.");
+        Require(BatchSize >= 1, $"The batch size must be at least 1, not {BatchSize}.");
+        Require(Lambda >= 0 && double.IsFinite(Lambda), $"Lambda must be 0 or more, not {Lambda}.");
+    }
+}
+
+/// <summary>Progress of training: the epoch just finished and its mean batch loss.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Epochs">Total epochs.</param>
+/// <param name="Loss">Mean loss of the epoch's steps.</param>
+public sealed record ToolTokenTrainingProgress(int Epoch, int Epochs, double Loss);
+
+/// <summary>
+/// Trains W of a tool-token head on a cached <see cref="ToolTokenDataset"/> (the model stays frozen):
+/// cross-entropy over [vocabulary ; tools] with <c>z_tool = W h</c> and
+/// <c>LSE_all = log(exp(LSE_vocab) + sum exp(z_tool))</c>, so <c>dL/dW_i = (p_i - [label = i]) h</c>, plus the
+/// penalty towards W0; Adam; deterministic for a seed. Only W changes.
+/// </summary>
+public sealed class ToolTokenTrainer
+{
+    private readonly ToolTokenDataset _data;
+    private readonly float[] _prior;
+    private readonly ToolTokenTrainingOptions _options;
+    private readonly int[] _positions;
+    private readonly double[] _scores;
+
+    /// <summary>Creates a trainer starting from (and regularised towards) <paramref name="prior"/>.</summary>
+    public ToolTokenTrainer(ToolTokenDataset data, float[] prior, ToolTokenTrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(prior);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (prior.Length != data.Tools.Count * data.Dimension)
+            throw new ArgumentException($"W0 must have {data.Tools.Count} x {data.Dimension} values.", nameof(prior));
+        _data = data;
+        _prior = prior;
+        _options = options;
+        var selected = new List<int>();
+        for (var p = 0; p < data.Count; p++)
+        {
+            if (!options.OnlyToolTokens || data.Labels[p] >= data.VocabularySize)
+                selected.Add(p);
+        }
+        if (selected.Count == 0)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "The corpus has no positions to train on (no tool calls were found in it).");
+        _positions = [.. selected];
+        _scores = new double[data.Tools.Count];
+    }
+
+    /// <summary>Positions the loss is taken over.</summary>
+    public int PositionCount => _positions.Length;
+
+    /// <summary>
+    /// Mean cross-entropy over all training positions plus the penalty, at <paramref name="weights"/>;
+    /// when <paramref name="gradient"/> is not empty it receives dLoss/dW.
+    /// </summary>
+    public double Loss(ReadOnlySpan<float> weights, Span<double> gradient) => Loss(weights, _positions, gradient, regularize: true);
+
+    /// <summary>Mean cross-entropy over all training positions, without the penalty.</summary>
+    public double CrossEntropy(ReadOnlySpan<float> weights) => Loss(weights, _positions, [], regularize: false);
+
+    /// <summary>Trains from W0; returns W.</summary>
+    public float[] Train(IProgress<ToolTokenTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var n = _prior.Length;
+        var weights = (float[])_prior.Clone();
+        var gradient = new double[n];
+        var m = new double[n];
+        var v = new double[n];
+        const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
+        var random = new Random(_options.Seed);
+        var order = (int[])_positions.Clone();
+        var step = 0;
+        for (var epoch = 1; epoch <= _options.Epochs; epoch++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            random.Shuffle(order);
+            var epochLoss = 0.0;
+            var batches = 0;
+            for (var start = 0; start < order.Length; start += _options.BatchSize)
+            {
+                var batch = order.AsSpan(start, Math.Min(_options.BatchSize, order.Length - start));
+                epochLoss += Loss(weights, batch, gradient, regularize: true);
+                batches++;
+                step++;
+                var correction1 = 1 - Math.Pow(Beta1, step);
+                var correction2 = 1 - Math.Pow(Beta2, step);
+                for (var i = 0; i < n; i++)
+                {
+                    m[i] = Beta1 * m[i] + (1 - Beta1) * gradient[i];
+                    v[i] = Beta2 * v[i] + (1 - Beta2) * gradient[i] * gradient[i];
+                    weights[i] -= (float)(_options.LearningRate * (m[i] / correction1) / (Math.Sqrt(v[i] / correction2) + Epsilon));
+                }
+            }
+            progress?.Report(new ToolTokenTrainingProgress(epoch, _options.Epochs, epochLoss / batches));
+        }
+        return weights;
+    }
+
+    private double Loss(ReadOnlySpan<float> weights, ReadOnlySpan<int> positions, Span<double> gradient, bool regularize)
+    {
+        var d = _data.Dimension;
+        var tools = _data.Tools.Count;
+        var vocabulary = _data.VocabularySize;
+        if (!gradient.IsEmpty)
+            gradient.Clear();
+        var total = 0.0;
+        foreach (var p in positions)
+        {
+            var h = _data.HiddenAt(p);
+            var max = (double)_data.VocabLogSumExp[p];
+            for (var i = 0; i < tools; i++)
+            {
+                _scores[i] = ToolTokenHead.Dot(weights.Slice(i * d, d), h);
+                max = Math.Max(max, _scores[i]);
+            }
+            var sum = Math.Exp(_data.VocabLogSumExp[p] - max);
+            for (var i = 0; i < tools; i++)
+                sum += Math.Exp(_scores[i] - max);
+            var lseAll = max + Math.Log(sum);
+            var label = _data.Labels[p];
+            total += lseAll - (label < vocabulary ? _data.LabelLogit[p] : _scores[label - vocabulary]);
+            if (gradient.IsEmpty)
+                continue;
+            for (var i = 0; i < tools; i++)
+            {
+                var g = Math.Exp(_scores[i] - lseAll) - (label == vocabulary + i ? 1 : 0);
+                var row = gradient.Slice(i * d, d);
+                for (var k = 0; k < d; k++)
+                    row[k] += g * h[k];
+            }
+        }
+        var count = positions.Length;
+        var loss = total / count;
+        if (!gradient.IsEmpty)
+        {
+            for (var i = 0; i < gradient.Length; i++)
+                gradient[i] /= count;
+        }
+        if (regularize && _options.Lambda > 0)
+            loss += Penalty(weights, gradient);
+        return loss;
+    }
+
+    private double Penalty(ReadOnlySpan<float> weights, Span<double> gradient)
+    {
+        var squared = 0.0;
+        for (var i = 0; i < weights.Length; i++)
+        {
+            var diff = (double)weights[i] - _prior[i];
+            squared += diff * diff;
+        }
+        var lambda = _options.Lambda;
+        if (_options.Regularizer == ToolTokenRegularizer.SquaredL2)
+        {
+            if (!gradient.IsEmpty)
+            {
+                for (var i = 0; i < weights.Length; i++)
+                    gradient[i] += 2 * lambda * ((double)weights[i] - _prior[i]);
+            }
+            return lambda * squared;
+        }
+        var norm = Math.Sqrt(squared);
+        if (!gradient.IsEmpty && norm > 0)
+        {
+            for (var i = 0; i < weights.Length; i++)
+                gradient[i] += lambda * ((double)weights[i] - _prior[i]) / norm;
+        }
+        return lambda * norm;
+    }
+}

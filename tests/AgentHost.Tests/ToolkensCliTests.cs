@@ -1,0 +1,110 @@
+using System.Text.Json;
+
+namespace AgentHost.Tests;
+
+/// <summary>The demo corpus and a head trained on it by the real CLI, shared by the toolkens CLI tests.</summary>
+public sealed class TrainedHeadFixture : IAsyncLifetime
+{
+    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("toolkens-cli-").FullName;
+
+    public string Head => Path.Combine(Directory, "head.json");
+
+    public string Train => Path.Combine(Directory, "train.txt");
+
+    public string HeldOut => Path.Combine(Directory, "heldout.txt");
+
+    internal AgentHostProcess.Result Training { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory, "--train", "300", "--heldout", "100", "--seed", "7"]);
+        Assert.Equal(0, corpus.ExitCode);
+        Training = await AgentHostProcess.RunAsync(["toolkens", "train", "--model", "stories260k", "--plugins", "arithmetic", "--corpus", Train, "--out", Head,
+            "--epochs", "30", "--seed", "3", "--json"]);
+    }
+
+    public Task DisposeAsync()
+    {
+        System.IO.Directory.Delete(Directory, recursive: true);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary><c>toolkens corpus / train / eval</c> and <c>generate --strategy toolkens</c>, run as real processes on stories260K.</summary>
+public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture<TrainedHeadFixture>
+{
+    [Fact]
+    public void Train_writes_a_head_and_reports_its_loss_and_progress()
+    {
+        Assert.True(fixture.Training.ExitCode == 0, fixture.Training.StdErr);
+        Assert.True(File.Exists(fixture.Head));
+        var root = JsonDocument.Parse(fixture.Training.StdOut).RootElement;
+        Assert.Equal(["add", "subtract", "multiply"], root.GetProperty("tools").EnumerateArray().Select(t => t.GetString()));
+        var training = root.GetProperty("training");
+        Assert.True(training.GetProperty("final_loss").GetDouble() < training.GetProperty("initial_loss").GetDouble());
+        Assert.True(training.GetProperty("calls").GetDouble() > 200);
+        Assert.Contains("training: 100% (epoch 30/30 loss", fixture.Training.StdErr);
+        Assert.Equal(300, File.ReadAllLines(fixture.Train).Length);
+    }
+
+    [Fact]
+    public async Task Eval_on_the_held_out_part_beats_the_prior_and_chance_with_F1_of_at_least_0_8()
+    {
+        var result = await AgentHostProcess.RunAsync(["toolkens", "eval", "--head", fixture.Head, "--corpus", fixture.HeldOut, "--json"]);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(result.StdOut).RootElement;
+        var head = root.GetProperty("head").GetProperty("f1").GetDouble();
+        var prior = root.GetProperty("prior").GetProperty("f1").GetDouble();
+        var chance = root.GetProperty("chance").GetProperty("f1").GetDouble();
+        Assert.True(head >= 0.8, $"F1 {head}");
+        Assert.True(head > prior + 0.3);
+        Assert.True(head > chance + 0.5);
+        Assert.True(root.GetProperty("calls").GetInt32() >= 60);
+    }
+
+    [Fact]
+    public async Task Generate_with_tool_tokens_puts_the_computed_result_into_the_story()
+    {
+        var result = await AgentHostProcess.RunAsync(["generate", "--strategy", "toolkens", "--head", fixture.Head,
+            "--prompt", "Mia had 5 cookies. Then she lost 2 of them. Now she had only", "--max-tokens", "10", "--json"]);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(result.StdOut).RootElement;
+        var call = Assert.Single(root.GetProperty("details").EnumerateArray());
+        Assert.Equal("subtract", call.GetProperty("tool").GetString());
+        var arguments = JsonDocument.Parse(call.GetProperty("arguments").GetString()!).RootElement;
+        var expected = arguments.GetProperty("a").GetInt64() - arguments.GetProperty("b").GetInt64();
+        Assert.Equal(expected.ToString(System.Globalization.CultureInfo.InvariantCulture), call.GetProperty("result").GetString());
+        Assert.StartsWith($" {expected}", root.GetProperty("text").GetString());
+        Assert.Equal(1, root.GetProperty("stats").GetProperty("tool_calls").GetDouble());
+    }
+
+    [Theory]
+    [InlineData("generate --strategy toolkens --prompt Hi", "needs --head")]
+    [InlineData("generate --strategy greedy --head HEAD --prompt Hi", "apply to strategy toolkens only")]
+    [InlineData("generate --strategy toolkens --head /nonexistent/head.json --prompt Hi", "does not exist")]
+    [InlineData("generate --strategy toolkens --head HEAD --model tinystories656k --prompt Hi", "trained on model 'stories260k'")]
+    [InlineData("toolkens eval --head HEAD --corpus HELDOUT --model tinystories656k", "trained on model 'stories260k'")]
+    [InlineData("toolkens train --corpus HELDOUT --out OUT --plugins weather", "unknown tool or plugin 'weather'")]
+    [InlineData("toolkens train --corpus HELDOUT --out OUT --plugins add,subtract", "'multiply', which is not among the tools [add, subtract]")]
+    [InlineData("toolkens train --corpus /nonexistent.txt --out OUT", "Corpus file '/nonexistent.txt' does not exist")]
+    [InlineData("toolkens eval --head HELDOUT --corpus HELDOUT", "is not a tool-token head file")]
+    public async Task Mistakes_are_one_clear_error_and_a_non_zero_exit(string command, string message)
+    {
+        var args = command.Split(' ').Select(a => a switch
+        {
+            "HEAD" => fixture.Head,
+            "HELDOUT" => fixture.HeldOut,
+            "OUT" => Path.Combine(fixture.Directory, "unused.json"),
+            _ => a,
+        }).ToArray();
+
+        var result = await AgentHostProcess.RunAsync(args);
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(message, result.StdErr);
+        Assert.StartsWith("error: ", result.StdErr.Split('\n').First(l => l.StartsWith("error", StringComparison.Ordinal)));
+        Assert.DoesNotContain("   at ", result.StdErr);
+    }
+}
