@@ -1,5 +1,6 @@
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.Plugins;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -135,6 +136,12 @@ internal static class CliApp
         builder.Services.AddSingleton(plugins);
         builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
+
+        var agents = new AgentOptions();
+        builder.Configuration.GetSection(AgentOptions.SectionName).Bind(agents);
+        builder.Services.AddSingleton(agents);
+        builder.Services.AddSingleton<AppAgents>();
+        builder.Services.AddSingleton<ICommand, RunCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensCorpusCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensTrainCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensEvalCommand>();

@@ -1,0 +1,45 @@
+using AgentHost.Llama;
+
+namespace AgentHost.SemanticKernel.Agents;
+
+/// <summary>The agents of a folder (<c>prompts/agents/*.yaml</c>), checked as a whole: names unique, every listed agent known.</summary>
+public sealed class AgentCatalog
+{
+    private readonly Dictionary<string, AgentDefinition> _agents;
+
+    /// <summary>Creates a catalog from definitions (checked like a folder).</summary>
+    public AgentCatalog(IEnumerable<AgentDefinition> agents)
+    {
+        _agents = new Dictionary<string, AgentDefinition>(StringComparer.OrdinalIgnoreCase);
+        foreach (var agent in agents)
+        {
+            if (!_agents.TryAdd(agent.Name, agent))
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"Two agents are named '{agent.Name}' ({_agents[agent.Name].Source} and {agent.Source}).");
+        }
+        foreach (var agent in _agents.Values)
+        {
+            foreach (var other in agent.Agents)
+            {
+                if (!_agents.ContainsKey(other))
+                    throw new AgentHostException(ErrorKind.InvalidArgument, $"Agent definition '{agent.Source ?? agent.Name}': 'agents' lists '{other}', which is not defined. Known agents: {string.Join(", ", Names)}.");
+            }
+        }
+    }
+
+    /// <summary>Agent names, sorted.</summary>
+    public IReadOnlyList<string> Names => _agents.Keys.Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>Reads every <c>*.yaml</c> / <c>*.yml</c> in <paramref name="directory"/>.</summary>
+    public static AgentCatalog Load(string directory)
+    {
+        if (!Directory.Exists(directory))
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Agent folder '{directory}' does not exist.");
+        var files = Directory.EnumerateFiles(directory, "*.yaml").Concat(Directory.EnumerateFiles(directory, "*.yml")).Order(StringComparer.Ordinal);
+        return new AgentCatalog(files.Select(f => AgentDefinition.Parse(File.ReadAllText(f), f)));
+    }
+
+    /// <summary>The agent <paramref name="name"/>, or an error listing the known ones.</summary>
+    public AgentDefinition Get(string name)
+        => _agents.TryGetValue(name, out var agent) ? agent
+            : throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown agent '{name}'. Known agents: {(_agents.Count == 0 ? "none" : string.Join(", ", Names))}.");
+}
