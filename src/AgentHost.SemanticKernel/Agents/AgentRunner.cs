@@ -33,6 +33,9 @@ public sealed record AgentRunResult(string Agent, string Answer, IReadOnlyList<A
 /// <param name="clients">The chat client of a catalog model (null: the default model).</param>
 public sealed class AgentRunner(AgentCatalog catalog, Kernel kernel, Func<string?, CancellationToken, Task<IChatClient>> clients)
 {
+    /// <summary>The agents this runner knows.</summary>
+    public AgentCatalog Catalog => catalog;
+
     /// <summary>How deep agents may call agents (default 3: an agent, its helpers and theirs).</summary>
     public int MaxDepth { get; init; } = 3;
 

@@ -2,6 +2,9 @@ using System.Globalization;
 using AgentHost.Llama.Decoding;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
+using Microsoft.SemanticKernel;
+using FunctionCallContent = Microsoft.Extensions.AI.FunctionCallContent;
+using FunctionResultContent = Microsoft.Extensions.AI.FunctionResultContent;
 
 namespace AgentHost.Cli;
 
@@ -10,7 +13,7 @@ namespace AgentHost.Cli;
 /// terminal or a pipe), streams each reply to stdout and keeps the history, whose shared prefix the
 /// prompt cache does not decode again. Slash commands steer the session.
 /// </summary>
-internal sealed class ChatCommand(ModelLoader loader) : ICommand
+internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAgents agents) : ICommand
 {
     private const string CommandHelp = "commands: /reset (forget the conversation), /strategy NAME, /stats (last reply), /help, /exit";
 
@@ -29,6 +32,9 @@ internal sealed class ChatCommand(ModelLoader loader) : ICommand
         new("top-p", "Top-p in (0, 1].", ValueName: "P"),
         new("seed", "Random seed for sampling.", ValueName: "S"),
         new("format", "Chat format name (default: detected from the model).", ValueName: "NAME"),
+        new("agent", "Chat with an agent from prompts/agents (its instructions, tools and strategy); the trace of its calls goes to stderr.", ValueName: "NAME"),
+        new("tools", "Offer the configured plugins as tools: none (default), auto or required.", ValueName: "MODE"),
+        new("plugin", "With --tools: offer only this plugin (Math) or function (Math.Add); default all.", Repeatable: true, ValueName: "NAME"),
         .. StrategyArguments.Specs,
     ];
 
@@ -49,13 +55,33 @@ internal sealed class ChatCommand(ModelLoader loader) : ICommand
             Seed = line.GetULong("seed") is { } seed ? unchecked((long)seed) : null,
         };
 
+        if (line.GetString("agent") is { } agentName)
+            return await RunAgentChatAsync(line, agentName, cancellationToken);
+        baseOptions.ToolMode = line.GetString("tools") switch
+        {
+            null or "none" => null,
+            "auto" => ChatToolMode.Auto,
+            "required" => ChatToolMode.RequireAny,
+            var other => throw CommandLine.Usage($"--tools must be none, auto or required, not '{other}'."),
+        };
+
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        using var client = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format") });
+        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format") });
+        IChatClient client = llama;
+        if (baseOptions.ToolMode is not null)
+        {
+            var kernel = new Kernel();
+            plugins.ImportInto(kernel);
+#pragma warning disable CS0618   // binds each function to the kernel (prompt functions need its services); SK 1.82 has no other way
+            baseOptions.Tools = [.. SelectFunctions(kernel, line.GetAll("plugin")).Select(f => f.AsAIFunction(kernel))];
+#pragma warning restore CS0618
+            client = new FunctionInvokingChatClient(llama) { IncludeDetailedErrors = true, MaximumIterationsPerRequest = 4 };
+        }
         var system = line.GetString("system");
         var history = NewHistory(system);
         var interactive = !Console.IsInputRedirected;
         if (interactive)
-            Console.Error.WriteLine($"chatting with {model.Name} ({client.Format.Name} format, {strategy}); {CommandHelp}");
+            Console.Error.WriteLine($"chatting with {model.Name} ({llama.Format.Name} format, {strategy}{(baseOptions.Tools is { } tools ? $", {tools.Count} tools" : "")}); {CommandHelp}");
 
         ChatResponse? last = null;
         var failures = 0;
@@ -122,6 +148,65 @@ internal sealed class ChatCommand(ModelLoader loader) : ICommand
         return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
     }
 
+    private static IEnumerable<KernelFunction> SelectFunctions(Kernel kernel, IReadOnlyList<string> names)
+    {
+        if (names.Count == 0)
+            return kernel.Plugins.SelectMany(p => p);
+        return names.SelectMany(name =>
+        {
+            var parts = name.Split('.', 2);
+            if (!kernel.Plugins.TryGetPlugin(parts[0], out var plugin))
+                throw CommandLine.Usage($"--plugin {name}: no plugin '{parts[0]}' is loaded (loaded: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}).");
+            if (parts.Length == 1)
+                return plugin;
+            return plugin.TryGetFunction(parts[1], out var function) ? [function]
+                : throw CommandLine.Usage($"--plugin {name}: plugin {plugin.Name} has no function '{parts[1]}' (it has: {string.Join(", ", plugin.Select(f => f.Name))}).");
+        });
+    }
+
+    /// <summary>Chat with an agent: each turn runs the agent (tools, other agents) over the conversation so far.</summary>
+    private async Task<int> RunAgentChatAsync(CommandLine line, string agentName, CancellationToken cancellationToken)
+    {
+        foreach (var other in new[] { "strategy", "tools", "system", "format" })
+        {
+            if (line.Has(other))
+                throw CommandLine.Usage($"--{other} does not apply with --agent: the agent's definition sets it.");
+        }
+        using var session = await agents.OpenAsync(line.GetString("model"), cancellationToken);
+        session.Runner.Catalog.Get(agentName);   // an unknown agent is a usage error before the first turn
+        var history = new List<ChatMessage>();
+        var failures = 0;
+        while (await Console.In.ReadLineAsync(cancellationToken) is { } input)
+        {
+            input = input.Trim();
+            if (input.Length == 0)
+                continue;
+            if (input is "/exit" or "/quit")
+                break;
+            if (input == "/reset")
+            {
+                history.Clear();
+                Console.Error.WriteLine("[conversation reset]");
+                continue;
+            }
+            history.Add(new ChatMessage(ChatRole.User, input));
+            try
+            {
+                var result = await session.Runner.RunAsync(agentName, history, cancellationToken);
+                RunCommand.PrintTrace(result.Trace);
+                Console.Out.WriteLine(result.Answer);
+                history.AddRange(result.Messages);
+            }
+            catch (AgentHost.Llama.AgentHostException ex)
+            {
+                history.RemoveAt(history.Count - 1);
+                failures++;
+                Console.Error.WriteLine($"error: {ex.Message}");
+            }
+        }
+        return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
+    }
+
     private static List<ChatMessage> NewHistory(string? system)
         => system is null ? [] : [new ChatMessage(ChatRole.System, system)];
 
@@ -157,6 +242,13 @@ internal sealed class ChatCommand(ModelLoader loader) : ICommand
         Console.Out.WriteLine();
         Console.Out.Flush();
         var response = updates.ToChatResponse();
+        foreach (var content in response.Messages.SelectMany(m => m.Contents))
+        {
+            if (content is FunctionCallContent call)
+                Console.Error.WriteLine($"[tool] -> {call.Name} {System.Text.Json.JsonSerializer.Serialize(call.Arguments)}");
+            else if (content is FunctionResultContent result)
+                Console.Error.WriteLine($"[tool] <- {(result.Exception is null ? "" : "failed: ")}{result.Result}");
+        }
         // Folding updates keeps usage but not the strategy and its statistics, which ride on the last update.
         response.AdditionalProperties = updates[^1].AdditionalProperties;
         return response;
