@@ -173,6 +173,20 @@ public sealed class GrammarDecodingTests(Stories260KFixture fixture)
     }
 
     [Fact]
+    public void The_sampler_never_draws_a_token_masked_to_minus_infinity()
+    {
+        var sampler = new TokenSampler(new SamplingOptions { TopK = 0, TopP = 1, MinP = 0, Temperature = 1 }, 6);
+        // Their float probabilities sum to 0.99999999, just below the largest target.
+        float[] logits = [0.4f, float.NegativeInfinity, 1.8f, float.NegativeInfinity, -2.6f, float.NegativeInfinity];
+        sampler.Process(logits);
+
+        var chosen = sampler.Candidates[sampler.Choose(Math.BitDecrement(1.0))];
+
+        Assert.True(chosen.Probability > 0);
+        Assert.False(float.IsNegativeInfinity(logits[chosen.Id]));
+    }
+
+    [Fact]
     public async Task A_grammar_the_vocabulary_cannot_spell_is_a_clear_error()
     {
         // TinyStories-656K has no byte tokens and no '{': nothing can start this grammar.

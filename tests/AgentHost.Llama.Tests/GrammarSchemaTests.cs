@@ -160,6 +160,23 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     }
 
     [Fact]
+    public async Task A_lazy_tool_call_grammar_lets_text_run_until_the_prefix_then_forces_a_call()
+    {
+        // The story model never writes <tool_call>, so its own words stand in for the call marker here.
+        using var parameters = JsonDocument.Parse("""{"type": "object", "properties": {"name": {"type": "string", "maxLength": 6}}, "required": ["name"]}""");
+        var grammar = JsonSchemaGrammar.ToolCalls([new("greet", parameters.RootElement)], " named", "", Bounded, lazy: true);
+
+        var result = await Generate(new GreedyStrategy(), grammar, null);
+
+        Assert.Equal([" named"], grammar.TriggerWords);
+        Assert.StartsWith(", there was a little girl named", result.Text);
+        using var call = JsonDocument.Parse(result.Text[(result.Text.IndexOf(" named", StringComparison.Ordinal) + 6)..]);
+        Assert.Equal("greet", call.RootElement.GetProperty("name").GetString());
+        Assert.Equal(JsonValueKind.String, call.RootElement.GetProperty("arguments").GetProperty("name").ValueKind);
+        Assert.Equal(StopReason.EndOfGeneration, result.StopReason);
+    }
+
+    [Fact]
     public void Builder_keeps_rule_names_unique_and_valid()
     {
         var builder = new GbnfBuilder();
