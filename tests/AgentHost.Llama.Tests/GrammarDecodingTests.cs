@@ -76,6 +76,21 @@ public sealed class GrammarDecodingTests(Stories260KFixture fixture)
     }
 
     [Fact]
+    public async Task A_trigger_token_switches_the_grammar_on_after_that_token()
+    {
+        var free = await Generate(_greedy, null);
+        var named = fixture.Model.Tokenize("girl named", addBos: false)[^1];
+        Assert.Equal(" named", fixture.Model.Detokenize([named]));
+        var cut = free.Tokens.ToList().IndexOf(named) + 1;
+
+        var lazy = await Generate(_greedy, new GrammarConstraint { Gbnf = "root ::= \" Bob.\"", TriggerTokens = [named] });
+
+        Assert.Equal(free.Tokens.Take(cut), lazy.Tokens.Take(cut));
+        Assert.EndsWith("girl named Bob.", lazy.Text);
+        Assert.Equal(StopReason.EndOfGeneration, lazy.StopReason);
+    }
+
+    [Fact]
     public async Task A_lazy_grammar_whose_trigger_never_comes_changes_nothing()
     {
         var free = await Generate(_greedy, null);

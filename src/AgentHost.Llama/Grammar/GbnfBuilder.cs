@@ -85,7 +85,7 @@ public sealed class GbnfBuilder
         return text.ToString();
     }
 
-    /// <summary>A constraint with the grammar of <see cref="Build"/>; lazy when <paramref name="triggerWords"/> are given.</summary>
+    /// <summary>A constraint with the grammar of <see cref="Build"/>; lazy when <paramref name="triggerWords"/> are given (add trigger tokens with <c>with</c>).</summary>
     public GrammarConstraint ToConstraint(string rootBody, IReadOnlyList<string>? triggerWords = null)
         => new() { Gbnf = Build(rootBody), TriggerWords = triggerWords ?? [] };
 
