@@ -31,6 +31,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
         { "enum of mixed values", """{"enum": [1, "two", null, true, {"x": [1, 2]}]}""" },
         { "const", """{"const": "fixed"}""" },
         { "string length", """{"type": "string", "minLength": 3, "maxLength": 5}""" },
+        { "formats", """{"type": "object", "properties": {"day": {"type": "string", "format": "date"}, "at": {"type": "string", "format": "time"}, "when": {"type": "string", "format": "date-time"}, "id": {"type": "string", "format": "uuid"}}, "required": ["day", "at", "when", "id"]}""" },
         { "type union", """{"type": ["string", "null"]}""" },
         { "object all required", """{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}""" },
         { "object all optional", """{"type": "object", "properties": {"x": {"type": "boolean"}, "y": {"type": "null"}, "z": {"type": "integer"}}}""" },
@@ -71,7 +72,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
             Assert.True(run.StopReason == StopReason.EndOfGeneration, $"{name}: stopped on {run.StopReason} after {run.Tokens.Count} tokens: {run.Text}");
             Assert.Equal(1, run.Stats.Extra["grammar_complete"]);
             using var output = JsonDocument.Parse(run.Text);
-            var evaluation = validator.Evaluate(output.RootElement);
+            var evaluation = validator.Evaluate(output.RootElement, new EvaluationOptions { RequireFormatValidation = true });
             Assert.True(evaluation.IsValid, $"{name}: {run.Text} is not valid against {schemaJson}");
         }
     }
@@ -86,7 +87,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
 
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
         Assert.Contains("pattern at #/properties/code", error.Message);
-        Assert.Contains("format at #/properties/code", error.Message);
+        Assert.Contains("format 'email' (supported: date, time, date-time, uuid) at #/properties/code", error.Message);
         Assert.Contains("minimum at #/properties/n", error.Message);
         Assert.Contains("not at #", error.Message);
     }

@@ -167,6 +167,31 @@ public sealed class GbnfBuilder
         return AddRule(name, $"\"\\\"\" {Repeat(Primitive("char"), min, max)} \"\\\"\"");
     }
 
+    /// <summary>The string formats <see cref="FormatRule"/> knows.</summary>
+    internal static readonly string[] Formats = ["date", "time", "date-time", "uuid"];
+
+    /// <summary>
+    /// A rule for a JSON string in a format (RFC 3339 date, time with offset, date-time; UUID), or null
+    /// for a format it does not know. Days run to 28 in February (29 needs leap years), 30 or 31 elsewhere.
+    /// </summary>
+    internal string? FormatRule(string format)
+    {
+        var name = "format-" + format;
+        if (_rules.ContainsKey(name))
+            return name;
+        const string Date = "[1-9] [0-9]{3} \"-\" ((\"0\" [13578] | \"1\" [02]) \"-\" (\"0\" [1-9] | [12] [0-9] | \"3\" [01]) | (\"0\" [469] | \"11\") \"-\" (\"0\" [1-9] | [12] [0-9] | \"30\") | \"02-\" (\"0\" [1-9] | \"1\" [0-9] | \"2\" [0-8]))";
+        const string Time = "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] (\".\" [0-9]{1,6})? (\"Z\" | [+-] ([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9])";
+        var body = format switch
+        {
+            "date" => Date,
+            "time" => Time,
+            "date-time" => $"{Date} \"T\" {Time}",
+            "uuid" => "[0-9a-f]{8} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{12}",
+            _ => null,
+        };
+        return body is null ? null : AddRule(name, $"\"\\\"\" {body} \"\\\"\"");
+    }
+
     /// <summary>An array rule of <paramref name="min"/> to <paramref name="max"/> items matching <paramref name="item"/>.</summary>
     internal string ArrayBody(string item, int min, int? max)
     {

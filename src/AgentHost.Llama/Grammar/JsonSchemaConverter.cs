@@ -8,7 +8,7 @@ namespace AgentHost.Llama.Grammar;
 /// Turns one JSON schema into GBNF rules of a <see cref="GbnfBuilder"/>. Supported: type (one or several),
 /// object properties / required / additionalProperties (declared properties in schema order; without
 /// additionalProperties only declared ones are written, unless there are none), arrays (items, minItems,
-/// maxItems), strings (minLength, maxLength), enum and const of any JSON value, numbers, integers, booleans,
+/// maxItems), strings (minLength, maxLength, format date / time / date-time / uuid), enum and const of any JSON value, numbers, integers, booleans,
 /// null, anyOf / oneOf (as alternatives), allOf of one schema or of mergeable objects, and $ref to any JSON
 /// pointer within the schema (recursion included). Annotations (title, description, default ...) are
 /// ignored; every other keyword is reported.
@@ -18,7 +18,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
     private static readonly HashSet<string> _annotations =
         ["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "$anchor"];
     private static readonly HashSet<string> _handled =
-        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
+        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "format", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
 
     private readonly Dictionary<string, string> _refs = [];   // JSON pointer -> rule name
     private readonly List<string> _unsupported = [];
@@ -152,7 +152,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
     private string Type(JsonElement schema, string type, string path, string hint) => type switch
     {
-        "string" => builder.StringRule(GetCount(schema, "minLength", path) ?? 0, GetCount(schema, "maxLength", path)),
+        "string" => String(schema, path),
         "number" => builder.Primitive("number"),
         "integer" => builder.Primitive("integer"),
         "boolean" => builder.Primitive("boolean"),
@@ -161,6 +161,22 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
         "array" => Array(schema, path, hint),
         _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown type '{type}' at {path}; JSON schema types are string, number, integer, boolean, null, object and array."),
     };
+
+    private string String(JsonElement schema, string path)
+    {
+        if (!schema.TryGetProperty("format", out var format))
+            return builder.StringRule(GetCount(schema, "minLength", path) ?? 0, GetCount(schema, "maxLength", path));
+        var name = format.ValueKind == JsonValueKind.String ? format.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"format at {path} must be a string.");
+        if (Has(schema, "minLength", "maxLength"))
+            Unsupported(path, "minLength/maxLength beside format");
+        var rule = builder.FormatRule(name);
+        if (rule is null)
+        {
+            Unsupported(path, $"format '{name}' (supported: {string.Join(", ", GbnfBuilder.Formats)})");
+            return builder.StringRule(0, null);
+        }
+        return rule;
+    }
 
     private string Object(JsonElement schema, string path, string hint)
     {
