@@ -32,6 +32,11 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
         { "const", """{"const": "fixed"}""" },
         { "string length", """{"type": "string", "minLength": 3, "maxLength": 5}""" },
         { "formats", """{"type": "object", "properties": {"day": {"type": "string", "format": "date"}, "at": {"type": "string", "format": "time"}, "when": {"type": "string", "format": "date-time"}, "id": {"type": "string", "format": "uuid"}}, "required": ["day", "at", "when", "id"]}""" },
+        { "integer range", """{"type": "integer", "minimum": 1, "maximum": 12}""" },
+        { "negative integer range", """{"type": "integer", "minimum": -40, "maximum": -3}""" },
+        { "exclusive integer bounds", """{"type": "integer", "exclusiveMinimum": -5, "exclusiveMaximum": 250}""" },
+        { "integer at least", """{"type": "integer", "minimum": 100}""" },
+        { "integer at most", """{"type": "integer", "maximum": 7}""" },
         { "type union", """{"type": ["string", "null"]}""" },
         { "object all required", """{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}""" },
         { "object all optional", """{"type": "object", "properties": {"x": {"type": "boolean"}, "y": {"type": "null"}, "z": {"type": "integer"}}}""" },
@@ -80,7 +85,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     [Fact]
     public void Unsupported_keywords_are_all_reported_with_their_place()
     {
-        const string Schema = """{"type": "object", "properties": {"code": {"type": "string", "pattern": "^[a-z]+$", "format": "email"}, "n": {"type": "integer", "minimum": 1}}, "not": {"required": ["x"]}}""";
+        const string Schema = """{"type": "object", "properties": {"code": {"type": "string", "pattern": "^[a-z]+$", "format": "email"}, "n": {"type": "number", "minimum": 1}}, "not": {"required": ["x"]}}""";
         using var document = JsonDocument.Parse(Schema);
 
         var error = Assert.Throws<AgentHostException>(() => JsonSchemaGrammar.FromSchema(document.RootElement));
@@ -88,19 +93,19 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
         Assert.Contains("pattern at #/properties/code", error.Message);
         Assert.Contains("format 'email' (supported: date, time, date-time, uuid) at #/properties/code", error.Message);
-        Assert.Contains("minimum at #/properties/n", error.Message);
+        Assert.Contains("minimum of a number (bounds are supported on integers) at #/properties/n", error.Message);
         Assert.Contains("not at #", error.Message);
     }
 
     [Fact]
     public async Task Ignoring_unsupported_keywords_is_explicit_and_lists_them()
     {
-        const string Schema = """{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "s": {"type": "string", "pattern": "a+"}}, "required": ["n", "s"]}""";
+        const string Schema = """{"type": "object", "properties": {"n": {"type": "number", "multipleOf": 0.5}, "s": {"type": "string", "pattern": "a+"}}, "required": ["n", "s"]}""";
         using var document = JsonDocument.Parse(Schema);
 
         var grammar = JsonSchemaGrammar.FromSchema(document.RootElement, Bounded with { IgnoreUnsupported = true }, out var ignored);
 
-        Assert.Equal(["minimum at #/properties/n", "pattern at #/properties/s"], ignored);
+        Assert.Equal(["multipleOf at #/properties/n", "pattern at #/properties/s"], ignored);
         var result = await Generate(new GreedyStrategy(), grammar, null);
         using var output = JsonDocument.Parse(result.Text);
         Assert.Equal(JsonValueKind.Number, output.RootElement.GetProperty("n").ValueKind);
@@ -175,6 +180,54 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
         Assert.Equal("greet", call.RootElement.GetProperty("name").GetString());
         Assert.Equal(JsonValueKind.String, call.RootElement.GetProperty("arguments").GetProperty("name").ValueKind);
         Assert.Equal(StopReason.EndOfGeneration, result.StopReason);
+    }
+
+    [Theory]
+    [InlineData(-45, 345)]
+    [InlineData(7, 1203)]
+    [InlineData(-1203, -98)]
+    public async Task An_integer_range_grammar_accepts_exactly_the_numbers_in_range(long min, long max)
+    {
+        using var schema = JsonDocument.Parse($$"""{"type": "integer", "minimum": {{min}}, "maximum": {{max}}}""");
+        var grammar = JsonSchemaGrammar.FromSchema(schema.RootElement, Bounded);
+        var vocabulary = fixture.Model.Vocabulary;
+        var charToken = new Dictionary<char, int>();
+        for (var token = 0; token < vocabulary.Count; token++)
+        {
+            var bytes = vocabulary.GetBytes(token);
+            if (bytes.Length == 1 && (char)bytes[0] is (>= '0' and <= '9') or '-')
+                charToken[(char)bytes[0]] = token;
+        }
+
+        var wrong = await fixture.Session.RunAsync(session =>
+        {
+            var mistakes = new List<string>();
+            for (var value = min - 150; value <= max + 150; value++)
+            {
+                // The numeral, and the same with a leading zero (never valid JSON).
+                var numeral = value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                foreach (var (text, expected) in new[] { (numeral, value >= min && value <= max), ("0" + Math.Abs(value), false) })
+                {
+                    using var sampler = GrammarSampler.Create(session.Model, grammar);
+                    var accepted = true;
+                    foreach (var c in text)
+                    {
+                        if (!sampler.Allows(charToken[c]))
+                        {
+                            accepted = false;
+                            break;
+                        }
+                        sampler.Accept(charToken[c]);
+                    }
+                    accepted &= sampler.IsComplete;
+                    if (accepted != expected)
+                        mistakes.Add($"{text}: {(accepted ? "accepted" : "rejected")}");
+                }
+            }
+            return mistakes;
+        });
+
+        Assert.Empty(wrong);
     }
 
     [Fact]

@@ -167,6 +167,79 @@ public sealed class GbnfBuilder
         return AddRule(name, $"\"\\\"\" {Repeat(Primitive("char"), min, max)} \"\\\"\"");
     }
 
+    /// <summary>
+    /// A rule for the integers from <paramref name="min"/> to <paramref name="max"/> (null: unbounded, then
+    /// at most <see cref="JsonGrammarOptions.MaxDigits"/> digits), written without leading zeros.
+    /// </summary>
+    internal string IntegerRule(long? min, long? max)
+    {
+        if (min is null && max is null)
+            return Primitive("integer");
+        var name = $"integer-{Bound(min)}-to-{Bound(max)}";
+        if (_rules.ContainsKey(name))
+            return name;
+        var alternatives = new List<string>();
+        if (min is null || min < 0)
+        {
+            // Negative values: "-" and a magnitude from -(max, at most -1) up to -min.
+            var magnitudeMin = max is { } hi && hi < 0 ? -hi : 1;
+            if (min is not { } lo || -lo >= magnitudeMin)
+                alternatives.Add($"\"-\" {Magnitudes(magnitudeMin, min is { } l ? -l : null)}");
+        }
+        if (max is null || max >= 0)
+            alternatives.Add(Magnitudes(Math.Max(min ?? 0, 0), max));
+        return AddRule(name, string.Join(" | ", alternatives));
+
+        static string Bound(long? value) => value switch { null => "n", < 0 => "m" + (-value.Value).ToString(CultureInfo.InvariantCulture), _ => value.Value.ToString(CultureInfo.InvariantCulture) };
+    }
+
+    // Decimal numerals of low..high (high null: up to MaxDigits digits), one alternative per digit count.
+    private string Magnitudes(long low, long? high)
+    {
+        var lowDigits = Digits(low);
+        var highDigits = high is { } h ? Digits(h) : Math.Max(Options.MaxDigits, lowDigits);
+        var alternatives = new List<string>();
+        for (var length = lowDigits; length <= highDigits; length++)
+        {
+            var from = Math.Max(low, length == 1 ? 0 : Pow10(length - 1));
+            var to = Pow10(length) - 1;
+            if (high is { } hi && hi < to)
+                to = hi;
+            if (from <= to)
+                alternatives.Add(SameLength(from.ToString(CultureInfo.InvariantCulture), to.ToString(CultureInfo.InvariantCulture)));
+        }
+        return alternatives.Count == 1 ? alternatives[0] : "(" + string.Join(" | ", alternatives) + ")";
+
+        static int Digits(long value) => value.ToString(CultureInfo.InvariantCulture).Length;
+        static long Pow10(int exponent)
+        {
+            var result = 1L;
+            for (var i = 0; i < exponent; i++)
+                result *= 10;
+            return result;
+        }
+    }
+
+    // Numerals from x to y, both of the same length, digit by digit.
+    private static string SameLength(string x, string y)
+    {
+        if (x == y)
+            return Literal(x);
+        if (x.Length == 1)
+            return $"[{x}-{y}]";
+        var rest = x.Length - 1;
+        if (x[0] == y[0])
+            return $"\"{x[0]}\" {SameLength(x[1..], y[1..])}";
+        var anyRest = rest == 1 ? "[0-9]" : $"[0-9]{{{rest}}}";
+        if (x.AsSpan(1).IndexOfAnyExcept('0') < 0 && y.AsSpan(1).IndexOfAnyExcept('9') < 0)
+            return $"[{x[0]}-{y[0]}] {anyRest}";
+        var parts = new List<string> { $"\"{x[0]}\" {SameLength(x[1..], new string('9', rest))}" };
+        if (y[0] - x[0] > 1)
+            parts.Add($"[{(char)(x[0] + 1)}-{(char)(y[0] - 1)}] {anyRest}");
+        parts.Add($"\"{y[0]}\" {SameLength(new string('0', rest), y[1..])}");
+        return "(" + string.Join(" | ", parts) + ")";
+    }
+
     /// <summary>The string formats <see cref="FormatRule"/> knows.</summary>
     internal static readonly string[] Formats = ["date", "time", "date-time", "uuid"];
 

@@ -8,7 +8,8 @@ namespace AgentHost.Llama.Grammar;
 /// Turns one JSON schema into GBNF rules of a <see cref="GbnfBuilder"/>. Supported: type (one or several),
 /// object properties / required / additionalProperties (declared properties in schema order; without
 /// additionalProperties only declared ones are written, unless there are none), arrays (items, minItems,
-/// maxItems), strings (minLength, maxLength, format date / time / date-time / uuid), enum and const of any JSON value, numbers, integers, booleans,
+/// maxItems), strings (minLength, maxLength, format date / time / date-time / uuid), integer bounds
+/// (minimum, maximum, exclusive ones), enum and const of any JSON value, numbers, integers, booleans,
 /// null, anyOf / oneOf (as alternatives), allOf of one schema or of mergeable objects, and $ref to any JSON
 /// pointer within the schema (recursion included). Annotations (title, description, default ...) are
 /// ignored; every other keyword is reported.
@@ -18,7 +19,9 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
     private static readonly HashSet<string> _annotations =
         ["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "$anchor"];
     private static readonly HashSet<string> _handled =
-        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "format", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
+        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
+
+    private static readonly string[] _bounds = ["minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"];
 
     private readonly Dictionary<string, string> _refs = [];   // JSON pointer -> rule name
     private readonly List<string> _unsupported = [];
@@ -153,14 +156,53 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
     private string Type(JsonElement schema, string type, string path, string hint) => type switch
     {
         "string" => String(schema, path),
-        "number" => builder.Primitive("number"),
-        "integer" => builder.Primitive("integer"),
+        "number" => Number(schema, path),
+        "integer" => Integer(schema, path),
         "boolean" => builder.Primitive("boolean"),
         "null" => builder.Primitive("null"),
         "object" => Object(schema, path, hint),
         "array" => Array(schema, path, hint),
         _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown type '{type}' at {path}; JSON schema types are string, number, integer, boolean, null, object and array."),
     };
+
+    private string Number(JsonElement schema, string path)
+    {
+        foreach (var keyword in _bounds)
+        {
+            if (schema.TryGetProperty(keyword, out _))
+                Unsupported(path, keyword + " of a number (bounds are supported on integers)");
+        }
+        return builder.Primitive("number");
+    }
+
+    private string Integer(JsonElement schema, string path)
+    {
+        long? min = null, max = null;
+        foreach (var keyword in _bounds)
+        {
+            if (!schema.TryGetProperty(keyword, out var value))
+                continue;
+            if (value.ValueKind != JsonValueKind.Number)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a number.");
+            var bound = value.GetDouble();
+            if (Math.Abs(bound) > 1e17)
+            {
+                Unsupported(path, $"{keyword} beyond 1e17");
+                continue;
+            }
+            // As an inclusive integer bound; the tighter of minimum and exclusiveMinimum wins.
+            switch (keyword)
+            {
+                case "minimum": min = Math.Max(min ?? long.MinValue, (long)Math.Ceiling(bound)); break;
+                case "exclusiveMinimum": min = Math.Max(min ?? long.MinValue, (long)Math.Floor(bound) + 1); break;
+                case "maximum": max = Math.Min(max ?? long.MaxValue, (long)Math.Floor(bound)); break;
+                default: max = Math.Min(max ?? long.MaxValue, (long)Math.Ceiling(bound) - 1); break;
+            }
+        }
+        if (min > max)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"No integer lies between the bounds at {path}.");
+        return builder.IntegerRule(min, max);
+    }
 
     private string String(JsonElement schema, string path)
     {
