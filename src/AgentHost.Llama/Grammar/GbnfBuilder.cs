@@ -33,6 +33,9 @@ public sealed class GbnfBuilder
     /// <summary>Schema keywords left out because <see cref="JsonGrammarOptions.IgnoreUnsupported"/> is set ("keyword at #/path").</summary>
     public IReadOnlyList<string> IgnoredKeywords => _ignored;
 
+    /// <summary>The name of the bounded-whitespace rule (<see cref="JsonGrammarOptions.MaxWhitespace"/>), for composing roots.</summary>
+    public string Whitespace => Primitive("ws");
+
     /// <summary>Adds a rule; returns its name (<paramref name="name"/>, made a valid, unused rule name).</summary>
     public string AddRule(string name, string body)
     {
