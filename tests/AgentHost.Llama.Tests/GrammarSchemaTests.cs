@@ -119,6 +119,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     [InlineData("""{"type": "array", "minItems": 3, "maxItems": 2}""", "maxItems is below minItems")]
     [InlineData("""{"enum": []}""", "non-empty array")]
     [InlineData("false", "a schema no value matches")]
+    [InlineData("""{"type": "string", "maxLength": 5000}""", "maxLength above 2000 (llama.cpp's repetition limit) at #")]
     [InlineData("42", "not an object or boolean")]
     public void Bad_schemas_are_clear_errors(string schema, string expected)
     {

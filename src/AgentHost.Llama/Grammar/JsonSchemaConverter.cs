@@ -445,13 +445,16 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
         return current;
     }
 
-    private static int? GetCount(JsonElement schema, string keyword, string path)
+    private int? GetCount(JsonElement schema, string keyword, string path)
     {
         if (!schema.TryGetProperty(keyword, out var value))
             return null;
-        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var count) && count >= 0)
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var count) || count < 0)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a non-negative integer.");
+        if (count <= JsonGrammarOptions.MaxRepetitions)
             return count;
-        throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a non-negative integer.");
+        Unsupported(path, $"{keyword} above {JsonGrammarOptions.MaxRepetitions} (llama.cpp's repetition limit)");
+        return null;
     }
 
     private static bool Has(JsonElement schema, params ReadOnlySpan<string> keywords)
