@@ -76,6 +76,21 @@ public sealed class GrammarDecodingTests(Stories260KFixture fixture)
     }
 
     [Fact]
+    public async Task A_trigger_token_switches_the_grammar_on_after_that_token()
+    {
+        var free = await Generate(_greedy, null);
+        var named = fixture.Model.Tokenize("girl named", addBos: false)[^1];
+        Assert.Equal(" named", fixture.Model.Detokenize([named]));
+        var cut = free.Tokens.ToList().IndexOf(named) + 1;
+
+        var lazy = await Generate(_greedy, new GrammarConstraint { Gbnf = "root ::= \" Bob.\"", TriggerTokens = [named] });
+
+        Assert.Equal(free.Tokens.Take(cut), lazy.Tokens.Take(cut));
+        Assert.EndsWith("girl named Bob.", lazy.Text);
+        Assert.Equal(StopReason.EndOfGeneration, lazy.StopReason);
+    }
+
+    [Fact]
     public async Task A_lazy_grammar_whose_trigger_never_comes_changes_nothing()
     {
         var free = await Generate(_greedy, null);
@@ -170,6 +185,20 @@ public sealed class GrammarDecodingTests(Stories260KFixture fixture)
             Assert.True(grammar.IsComplete);
             return 0;
         });
+    }
+
+    [Fact]
+    public void The_sampler_never_draws_a_token_masked_to_minus_infinity()
+    {
+        var sampler = new TokenSampler(new SamplingOptions { TopK = 0, TopP = 1, MinP = 0, Temperature = 1 }, 6);
+        // Their float probabilities sum to 0.99999999, just below the largest target.
+        float[] logits = [0.4f, float.NegativeInfinity, 1.8f, float.NegativeInfinity, -2.6f, float.NegativeInfinity];
+        sampler.Process(logits);
+
+        var chosen = sampler.Candidates[sampler.Choose(Math.BitDecrement(1.0))];
+
+        Assert.True(chosen.Probability > 0);
+        Assert.False(float.IsNegativeInfinity(logits[chosen.Id]));
     }
 
     [Fact]

@@ -31,6 +31,12 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
         { "enum of mixed values", """{"enum": [1, "two", null, true, {"x": [1, 2]}]}""" },
         { "const", """{"const": "fixed"}""" },
         { "string length", """{"type": "string", "minLength": 3, "maxLength": 5}""" },
+        { "formats", """{"type": "object", "properties": {"day": {"type": "string", "format": "date"}, "at": {"type": "string", "format": "time"}, "when": {"type": "string", "format": "date-time"}, "id": {"type": "string", "format": "uuid"}}, "required": ["day", "at", "when", "id"]}""" },
+        { "integer range", """{"type": "integer", "minimum": 1, "maximum": 12}""" },
+        { "negative integer range", """{"type": "integer", "minimum": -40, "maximum": -3}""" },
+        { "exclusive integer bounds", """{"type": "integer", "exclusiveMinimum": -5, "exclusiveMaximum": 250}""" },
+        { "integer at least", """{"type": "integer", "minimum": 100}""" },
+        { "integer at most", """{"type": "integer", "maximum": 7}""" },
         { "type union", """{"type": ["string", "null"]}""" },
         { "object all required", """{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}""" },
         { "object all optional", """{"type": "object", "properties": {"x": {"type": "boolean"}, "y": {"type": "null"}, "z": {"type": "integer"}}}""" },
@@ -71,7 +77,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
             Assert.True(run.StopReason == StopReason.EndOfGeneration, $"{name}: stopped on {run.StopReason} after {run.Tokens.Count} tokens: {run.Text}");
             Assert.Equal(1, run.Stats.Extra["grammar_complete"]);
             using var output = JsonDocument.Parse(run.Text);
-            var evaluation = validator.Evaluate(output.RootElement);
+            var evaluation = validator.Evaluate(output.RootElement, new EvaluationOptions { RequireFormatValidation = true });
             Assert.True(evaluation.IsValid, $"{name}: {run.Text} is not valid against {schemaJson}");
         }
     }
@@ -79,15 +85,15 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     [Fact]
     public void Unsupported_keywords_are_all_reported_with_their_place()
     {
-        const string Schema = """{"type": "object", "properties": {"code": {"type": "string", "pattern": "^[a-z]+$", "format": "email"}, "n": {"type": "integer", "minimum": 1}}, "not": {"required": ["x"]}}""";
+        const string Schema = """{"type": "object", "properties": {"code": {"type": "string", "pattern": "^[a-z]+$", "format": "email"}, "n": {"type": "number", "minimum": 1}}, "not": {"required": ["x"]}}""";
         using var document = JsonDocument.Parse(Schema);
 
         var error = Assert.Throws<AgentHostException>(() => JsonSchemaGrammar.FromSchema(document.RootElement));
 
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
         Assert.Contains("pattern at #/properties/code", error.Message);
-        Assert.Contains("format at #/properties/code", error.Message);
-        Assert.Contains("minimum at #/properties/n", error.Message);
+        Assert.Contains("format 'email' (supported: date, time, date-time, uuid) at #/properties/code", error.Message);
+        Assert.Contains("minimum of a number (bounds are supported on integers) at #/properties/n", error.Message);
         Assert.Contains("not at #", error.Message);
     }
 
@@ -107,12 +113,12 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     [Fact]
     public async Task Ignoring_unsupported_keywords_is_explicit_and_lists_them()
     {
-        const string Schema = """{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "s": {"type": "string", "pattern": "a+"}}, "required": ["n", "s"]}""";
+        const string Schema = """{"type": "object", "properties": {"n": {"type": "number", "multipleOf": 0.5}, "s": {"type": "string", "pattern": "a+"}}, "required": ["n", "s"]}""";
         using var document = JsonDocument.Parse(Schema);
 
         var grammar = JsonSchemaGrammar.FromSchema(document.RootElement, Bounded with { IgnoreUnsupported = true }, out var ignored);
 
-        Assert.Equal(["minimum at #/properties/n", "pattern at #/properties/s"], ignored);
+        Assert.Equal(["multipleOf at #/properties/n", "pattern at #/properties/s"], ignored);
         var result = await Generate(new GreedyStrategy(), grammar, null);
         using var output = JsonDocument.Parse(result.Text);
         Assert.Equal(JsonValueKind.Number, output.RootElement.GetProperty("n").ValueKind);
@@ -126,6 +132,7 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
     [InlineData("""{"type": "array", "minItems": 3, "maxItems": 2}""", "maxItems is below minItems")]
     [InlineData("""{"enum": []}""", "non-empty array")]
     [InlineData("false", "a schema no value matches")]
+    [InlineData("""{"type": "string", "maxLength": 5000}""", "maxLength above 2000 (llama.cpp's repetition limit) at #")]
     [InlineData("42", "not an object or boolean")]
     public void Bad_schemas_are_clear_errors(string schema, string expected)
     {
@@ -170,6 +177,71 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
             Assert.True(schemas[name].Evaluate(call.RootElement.GetProperty("arguments")).IsValid, result.Text);
         }
         Assert.NotEmpty(names);
+    }
+
+    [Fact]
+    public async Task A_lazy_tool_call_grammar_lets_text_run_until_the_prefix_then_forces_a_call()
+    {
+        // The story model never writes <tool_call>, so its own words stand in for the call marker here.
+        using var parameters = JsonDocument.Parse("""{"type": "object", "properties": {"name": {"type": "string", "maxLength": 6}}, "required": ["name"]}""");
+        var grammar = JsonSchemaGrammar.ToolCalls([new("greet", parameters.RootElement)], " named", "", Bounded, lazy: true);
+
+        var result = await Generate(new GreedyStrategy(), grammar, null);
+
+        Assert.Equal([" named"], grammar.TriggerWords);
+        Assert.StartsWith(", there was a little girl named", result.Text);
+        using var call = JsonDocument.Parse(result.Text[(result.Text.IndexOf(" named", StringComparison.Ordinal) + 6)..]);
+        Assert.Equal("greet", call.RootElement.GetProperty("name").GetString());
+        Assert.Equal(JsonValueKind.String, call.RootElement.GetProperty("arguments").GetProperty("name").ValueKind);
+        Assert.Equal(StopReason.EndOfGeneration, result.StopReason);
+    }
+
+    [Theory]
+    [InlineData(-45, 345)]
+    [InlineData(7, 1203)]
+    [InlineData(-1203, -98)]
+    public async Task An_integer_range_grammar_accepts_exactly_the_numbers_in_range(long min, long max)
+    {
+        using var schema = JsonDocument.Parse($$"""{"type": "integer", "minimum": {{min}}, "maximum": {{max}}}""");
+        var grammar = JsonSchemaGrammar.FromSchema(schema.RootElement, Bounded);
+        var vocabulary = fixture.Model.Vocabulary;
+        var charToken = new Dictionary<char, int>();
+        for (var token = 0; token < vocabulary.Count; token++)
+        {
+            var bytes = vocabulary.GetBytes(token);
+            if (bytes.Length == 1 && (char)bytes[0] is (>= '0' and <= '9') or '-')
+                charToken[(char)bytes[0]] = token;
+        }
+
+        var wrong = await fixture.Session.RunAsync(session =>
+        {
+            var mistakes = new List<string>();
+            for (var value = min - 150; value <= max + 150; value++)
+            {
+                // The numeral, and the same with a leading zero (never valid JSON).
+                var numeral = value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                foreach (var (text, expected) in new[] { (numeral, value >= min && value <= max), ("0" + Math.Abs(value), false) })
+                {
+                    using var sampler = GrammarSampler.Create(session.Model, grammar);
+                    var accepted = true;
+                    foreach (var c in text)
+                    {
+                        if (!sampler.Allows(charToken[c]))
+                        {
+                            accepted = false;
+                            break;
+                        }
+                        sampler.Accept(charToken[c]);
+                    }
+                    accepted &= sampler.IsComplete;
+                    if (accepted != expected)
+                        mistakes.Add($"{text}: {(accepted ? "accepted" : "rejected")}");
+                }
+            }
+            return mistakes;
+        });
+
+        Assert.Empty(wrong);
     }
 
     [Fact]

@@ -33,6 +33,9 @@ public sealed class GbnfBuilder
     /// <summary>Schema keywords left out because <see cref="JsonGrammarOptions.IgnoreUnsupported"/> is set ("keyword at #/path").</summary>
     public IReadOnlyList<string> IgnoredKeywords => _ignored;
 
+    /// <summary>The name of the bounded-whitespace rule (<see cref="JsonGrammarOptions.MaxWhitespace"/>), for composing roots.</summary>
+    public string Whitespace => Primitive("ws");
+
     /// <summary>Adds a rule; returns its name (<paramref name="name"/>, made a valid, unused rule name).</summary>
     public string AddRule(string name, string body)
     {
@@ -85,7 +88,7 @@ public sealed class GbnfBuilder
         return text.ToString();
     }
 
-    /// <summary>A constraint with the grammar of <see cref="Build"/>; lazy when <paramref name="triggerWords"/> are given.</summary>
+    /// <summary>A constraint with the grammar of <see cref="Build"/>; lazy when <paramref name="triggerWords"/> are given (add trigger tokens with <c>with</c>).</summary>
     public GrammarConstraint ToConstraint(string rootBody, IReadOnlyList<string>? triggerWords = null)
         => new() { Gbnf = Build(rootBody), TriggerWords = triggerWords ?? [] };
 
@@ -165,6 +168,104 @@ public sealed class GbnfBuilder
         if (_rules.ContainsKey(name))
             return name;
         return AddRule(name, $"\"\\\"\" {Repeat(Primitive("char"), min, max)} \"\\\"\"");
+    }
+
+    /// <summary>
+    /// A rule for the integers from <paramref name="min"/> to <paramref name="max"/> (null: unbounded, then
+    /// at most <see cref="JsonGrammarOptions.MaxDigits"/> digits), written without leading zeros.
+    /// </summary>
+    internal string IntegerRule(long? min, long? max)
+    {
+        if (min is null && max is null)
+            return Primitive("integer");
+        var name = $"integer-{Bound(min)}-to-{Bound(max)}";
+        if (_rules.ContainsKey(name))
+            return name;
+        var alternatives = new List<string>();
+        if (min is null || min < 0)
+        {
+            // Negative values: "-" and a magnitude from -(max, at most -1) up to -min.
+            var magnitudeMin = max is { } hi && hi < 0 ? -hi : 1;
+            if (min is not { } lo || -lo >= magnitudeMin)
+                alternatives.Add($"\"-\" {Magnitudes(magnitudeMin, min is { } l ? -l : null)}");
+        }
+        if (max is null || max >= 0)
+            alternatives.Add(Magnitudes(Math.Max(min ?? 0, 0), max));
+        return AddRule(name, string.Join(" | ", alternatives));
+
+        static string Bound(long? value) => value switch { null => "n", < 0 => "m" + (-value.Value).ToString(CultureInfo.InvariantCulture), _ => value.Value.ToString(CultureInfo.InvariantCulture) };
+    }
+
+    // Decimal numerals of low..high (high null: up to MaxDigits digits), one alternative per digit count.
+    private string Magnitudes(long low, long? high)
+    {
+        var lowDigits = Digits(low);
+        var highDigits = high is { } h ? Digits(h) : Math.Max(Options.MaxDigits, lowDigits);
+        var alternatives = new List<string>();
+        for (var length = lowDigits; length <= highDigits; length++)
+        {
+            var from = Math.Max(low, length == 1 ? 0 : Pow10(length - 1));
+            var to = Pow10(length) - 1;
+            if (high is { } hi && hi < to)
+                to = hi;
+            if (from <= to)
+                alternatives.Add(SameLength(from.ToString(CultureInfo.InvariantCulture), to.ToString(CultureInfo.InvariantCulture)));
+        }
+        return alternatives.Count == 1 ? alternatives[0] : "(" + string.Join(" | ", alternatives) + ")";
+
+        static int Digits(long value) => value.ToString(CultureInfo.InvariantCulture).Length;
+        static long Pow10(int exponent)
+        {
+            var result = 1L;
+            for (var i = 0; i < exponent; i++)
+                result *= 10;
+            return result;
+        }
+    }
+
+    // Numerals from x to y, both of the same length, digit by digit.
+    private static string SameLength(string x, string y)
+    {
+        if (x == y)
+            return Literal(x);
+        if (x.Length == 1)
+            return $"[{x}-{y}]";
+        var rest = x.Length - 1;
+        if (x[0] == y[0])
+            return $"\"{x[0]}\" {SameLength(x[1..], y[1..])}";
+        var anyRest = rest == 1 ? "[0-9]" : $"[0-9]{{{rest}}}";
+        if (x.AsSpan(1).IndexOfAnyExcept('0') < 0 && y.AsSpan(1).IndexOfAnyExcept('9') < 0)
+            return $"[{x[0]}-{y[0]}] {anyRest}";
+        var parts = new List<string> { $"\"{x[0]}\" {SameLength(x[1..], new string('9', rest))}" };
+        if (y[0] - x[0] > 1)
+            parts.Add($"[{(char)(x[0] + 1)}-{(char)(y[0] - 1)}] {anyRest}");
+        parts.Add($"\"{y[0]}\" {SameLength(new string('0', rest), y[1..])}");
+        return "(" + string.Join(" | ", parts) + ")";
+    }
+
+    /// <summary>The string formats <see cref="FormatRule"/> knows.</summary>
+    internal static readonly string[] Formats = ["date", "time", "date-time", "uuid"];
+
+    /// <summary>
+    /// A rule for a JSON string in a format (RFC 3339 date, time with offset, date-time; UUID), or null
+    /// for a format it does not know. Days run to 28 in February (29 needs leap years), 30 or 31 elsewhere.
+    /// </summary>
+    internal string? FormatRule(string format)
+    {
+        var name = "format-" + format;
+        if (_rules.ContainsKey(name))
+            return name;
+        const string Date = "[1-9] [0-9]{3} \"-\" ((\"0\" [13578] | \"1\" [02]) \"-\" (\"0\" [1-9] | [12] [0-9] | \"3\" [01]) | (\"0\" [469] | \"11\") \"-\" (\"0\" [1-9] | [12] [0-9] | \"30\") | \"02-\" (\"0\" [1-9] | \"1\" [0-9] | \"2\" [0-8]))";
+        const string Time = "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] (\".\" [0-9]{1,6})? (\"Z\" | [+-] ([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9])";
+        var body = format switch
+        {
+            "date" => Date,
+            "time" => Time,
+            "date-time" => $"{Date} \"T\" {Time}",
+            "uuid" => "[0-9a-f]{8} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{12}",
+            _ => null,
+        };
+        return body is null ? null : AddRule(name, $"\"\\\"\" {body} \"\\\"\"");
     }
 
     /// <summary>An array rule of <paramref name="min"/> to <paramref name="max"/> items matching <paramref name="item"/>.</summary>

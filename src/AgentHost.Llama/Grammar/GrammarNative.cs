@@ -82,7 +82,15 @@ internal static partial class GrammarNative
         written = "";
         if (OperatingSystem.IsWindows())
             return action();
-        var path = Path.GetTempFileName();
+        string path;
+        try
+        {
+            path = Path.GetTempFileName();
+        }
+        catch (IOException)
+        {
+            return action();   // no temporary file: run uncaptured rather than fail
+        }
         try
         {
             int saved;
@@ -104,7 +112,14 @@ internal static partial class GrammarNative
             {
                 Dup2(saved, 2);
                 Close(saved);
-                written = File.ReadAllText(path);
+                try
+                {
+                    written = File.ReadAllText(path);
+                }
+                catch (IOException)
+                {
+                    // The reason is lost, the result is not.
+                }
             }
         }
         finally

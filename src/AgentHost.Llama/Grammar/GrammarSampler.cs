@@ -20,6 +20,7 @@ public sealed class GrammarSampler : IDisposable
     private readonly GrammarNative.TokenData[] _one = new GrammarNative.TokenData[1];
     private readonly float[] _masked;
     private readonly byte[][] _triggers;                // UTF-8 trigger words (lazy grammars)
+    private readonly bool[] _triggerTokens = [];        // by token id (lazy grammars)
     private readonly byte[] _recent = [];               // the last bytes of the output, shorter than the longest trigger
     private readonly byte[] _scratch = [];
     private int _recentLength;
@@ -36,7 +37,14 @@ public sealed class GrammarSampler : IDisposable
         IsTriggered = !constraint.IsLazy;
         if (constraint.IsLazy)
         {
-            var longest = 0;
+            _triggerTokens = new bool[_vocabulary.Count];
+            foreach (var token in constraint.TriggerTokens)
+            {
+                if (token >= _triggerTokens.Length)
+                    throw new AgentHostException(ErrorKind.InvalidArgument, $"Grammar trigger token {token} is not in model {model.Name}'s vocabulary of {_triggerTokens.Length}.");
+                _triggerTokens[token] = true;
+            }
+            var longest = 1;
             for (var i = 0; i < _triggers.Length; i++)
             {
                 _triggers[i] = Encoding.UTF8.GetBytes(constraint.TriggerWords[i]);
@@ -122,9 +130,9 @@ public sealed class GrammarSampler : IDisposable
         if (!IsTriggered)
         {
             var end = AppendToRecent(token, out var triggerEnd);
-            if (triggerEnd >= 0 && triggerEnd != end)
+            if (triggerEnd >= 0 && triggerEnd != end && !_triggerTokens[token])
                 throw new InvalidOperationException($"Token {token} runs past a trigger word; choose tokens with Choose.");
-            if (triggerEnd == end)
+            if (triggerEnd == end || _triggerTokens[token])
                 IsTriggered = true;
             return;
         }
@@ -189,7 +197,7 @@ public sealed class GrammarSampler : IDisposable
             if (float.IsNegativeInfinity(source[token]))
                 throw new AgentHostException(ErrorKind.InvalidArgument, $"Every token of model {_modelName} runs past a grammar trigger word here.");
             var end = AppendToScratch(token, out var triggerEnd);
-            if (triggerEnd < 0 || triggerEnd == end)
+            if (triggerEnd < 0 || triggerEnd == end || _triggerTokens[token])
             {
                 sampler?.Accept(token);
                 return token;

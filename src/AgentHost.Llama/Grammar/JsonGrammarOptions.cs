@@ -6,6 +6,9 @@ namespace AgentHost.Llama.Grammar;
 /// </summary>
 public sealed record JsonGrammarOptions
 {
+    /// <summary>llama.cpp refuses a grammar repetition bound above this (<c>x{0,2001}</c>).</summary>
+    public const int MaxRepetitions = 2000;
+
     /// <summary>Most whitespace characters between two tokens of JSON (0: compact JSON only).</summary>
     public int MaxWhitespace { get; init; } = 4;
 
@@ -27,10 +30,10 @@ public sealed record JsonGrammarOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        Require(MaxWhitespace >= 0, $"MaxWhitespace must be 0 or more, not {MaxWhitespace}.");
-        Require(MaxStringLength is null or >= 0, $"MaxStringLength must be 0 or more, not {MaxStringLength}.");
-        Require(MaxArrayItems is null or >= 0, $"MaxArrayItems must be 0 or more, not {MaxArrayItems}.");
-        Require(MaxDigits >= 1, $"MaxDigits must be at least 1, not {MaxDigits}.");
+        Require(MaxWhitespace is >= 0 and <= MaxRepetitions, $"MaxWhitespace must be 0 to {MaxRepetitions}, not {MaxWhitespace}.");
+        Require(MaxStringLength is null or (>= 0 and <= MaxRepetitions), $"MaxStringLength must be 0 to {MaxRepetitions}, not {MaxStringLength}.");
+        Require(MaxArrayItems is null or (>= 0 and <= MaxRepetitions), $"MaxArrayItems must be 0 to {MaxRepetitions}, not {MaxArrayItems}.");
+        Require(MaxDigits is >= 1 and <= 18, $"MaxDigits must be 1 to 18, not {MaxDigits}.");
     }
 
     private static void Require(bool ok, string message)

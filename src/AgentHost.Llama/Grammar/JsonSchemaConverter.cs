@@ -8,7 +8,8 @@ namespace AgentHost.Llama.Grammar;
 /// Turns one JSON schema into GBNF rules of a <see cref="GbnfBuilder"/>. Supported: type (one or several),
 /// object properties / required / additionalProperties (declared properties in schema order; without
 /// additionalProperties only declared ones are written, unless there are none), arrays (items, minItems,
-/// maxItems), strings (minLength, maxLength), enum and const of any JSON value, numbers, integers, booleans,
+/// maxItems), strings (minLength, maxLength, format date / time / date-time / uuid), integer bounds
+/// (minimum, maximum, exclusive ones), enum and const of any JSON value, numbers, integers, booleans,
 /// null, anyOf / oneOf (as alternatives), allOf of one schema or of mergeable objects, and $ref to any JSON
 /// pointer within the schema (recursion included). Annotations (title, description, default ...) and
 /// keywords JSON Schema does not define (vendor extensions such as SK's <c>condition</c>) are ignored, as
@@ -16,7 +17,7 @@ namespace AgentHost.Llama.Grammar;
 /// </summary>
 internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 {
-    // The JSON Schema (draft 2020-12 and earlier) keywords this converter does not express.
+    // JSON Schema (draft 2020-12 and earlier) validation keywords; those not handled below are reported.
     private static readonly HashSet<string> _unexpressed =
     [
         "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "not", "if", "then", "else",
@@ -26,7 +27,9 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
         "$recursiveAnchor", "$vocabulary",
     ];
     private static readonly HashSet<string> _handled =
-        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
+        ["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
+
+    private static readonly string[] _bounds = ["minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"];
 
     private readonly Dictionary<string, string> _refs = [];   // JSON pointer -> rule name
     private readonly List<string> _unsupported = [];
@@ -66,7 +69,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
         foreach (var property in schema.EnumerateObject())
         {
-            if (_unexpressed.Contains(property.Name))
+            if (_unexpressed.Contains(property.Name) && !_handled.Contains(property.Name))
                 Unsupported(path, property.Name);
         }
 
@@ -160,15 +163,70 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
     private string Type(JsonElement schema, string type, string path, string hint) => type switch
     {
-        "string" => builder.StringRule(GetCount(schema, "minLength", path) ?? 0, GetCount(schema, "maxLength", path)),
-        "number" => builder.Primitive("number"),
-        "integer" => builder.Primitive("integer"),
+        "string" => String(schema, path),
+        "number" => Number(schema, path),
+        "integer" => Integer(schema, path),
         "boolean" => builder.Primitive("boolean"),
         "null" => builder.Primitive("null"),
         "object" => Object(schema, path, hint),
         "array" => Array(schema, path, hint),
         _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown type '{type}' at {path}; JSON schema types are string, number, integer, boolean, null, object and array."),
     };
+
+    private string Number(JsonElement schema, string path)
+    {
+        foreach (var keyword in _bounds)
+        {
+            if (schema.TryGetProperty(keyword, out _))
+                Unsupported(path, keyword + " of a number (bounds are supported on integers)");
+        }
+        return builder.Primitive("number");
+    }
+
+    private string Integer(JsonElement schema, string path)
+    {
+        long? min = null, max = null;
+        foreach (var keyword in _bounds)
+        {
+            if (!schema.TryGetProperty(keyword, out var value))
+                continue;
+            if (value.ValueKind != JsonValueKind.Number)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a number.");
+            var bound = value.GetDouble();
+            if (Math.Abs(bound) > 1e17)
+            {
+                Unsupported(path, $"{keyword} beyond 1e17");
+                continue;
+            }
+            // As an inclusive integer bound; the tighter of minimum and exclusiveMinimum wins.
+            switch (keyword)
+            {
+                case "minimum": min = Math.Max(min ?? long.MinValue, (long)Math.Ceiling(bound)); break;
+                case "exclusiveMinimum": min = Math.Max(min ?? long.MinValue, (long)Math.Floor(bound) + 1); break;
+                case "maximum": max = Math.Min(max ?? long.MaxValue, (long)Math.Floor(bound)); break;
+                default: max = Math.Min(max ?? long.MaxValue, (long)Math.Ceiling(bound) - 1); break;
+            }
+        }
+        if (min > max)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"No integer lies between the bounds at {path}.");
+        return builder.IntegerRule(min, max);
+    }
+
+    private string String(JsonElement schema, string path)
+    {
+        if (!schema.TryGetProperty("format", out var format))
+            return builder.StringRule(GetCount(schema, "minLength", path) ?? 0, GetCount(schema, "maxLength", path));
+        var name = format.ValueKind == JsonValueKind.String ? format.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"format at {path} must be a string.");
+        if (Has(schema, "minLength", "maxLength"))
+            Unsupported(path, "minLength/maxLength beside format");
+        var rule = builder.FormatRule(name);
+        if (rule is null)
+        {
+            Unsupported(path, $"format '{name}' (supported: {string.Join(", ", GbnfBuilder.Formats)})");
+            return builder.StringRule(0, null);
+        }
+        return rule;
+    }
 
     private string Object(JsonElement schema, string path, string hint)
     {
@@ -395,13 +453,16 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
         return current;
     }
 
-    private static int? GetCount(JsonElement schema, string keyword, string path)
+    private int? GetCount(JsonElement schema, string keyword, string path)
     {
         if (!schema.TryGetProperty(keyword, out var value))
             return null;
-        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var count) && count >= 0)
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var count) || count < 0)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a non-negative integer.");
+        if (count <= JsonGrammarOptions.MaxRepetitions)
             return count;
-        throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a non-negative integer.");
+        Unsupported(path, $"{keyword} above {JsonGrammarOptions.MaxRepetitions} (llama.cpp's repetition limit)");
+        return null;
     }
 
     private static bool Has(JsonElement schema, params ReadOnlySpan<string> keywords)

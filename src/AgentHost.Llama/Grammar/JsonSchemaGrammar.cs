@@ -51,7 +51,7 @@ public static class JsonSchemaGrammar
         var calls = new List<string>();
         foreach (var function in functions)
             calls.Add(builder.AddToolCall(function.Name, function.Parameters, argumentsKey: argumentsKey));
-        var ws = builder.Primitive("ws");
+        var ws = builder.Whitespace;
         var call = builder.AddRule("call", string.Join(" | ", calls));
         var close = suffix.Length == 0 ? "" : " " + GbnfBuilder.Literal(suffix);
         var open = prefix.Length == 0 ? "" : GbnfBuilder.Literal(prefix) + " ";

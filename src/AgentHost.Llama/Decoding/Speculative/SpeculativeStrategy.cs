@@ -1,4 +1,5 @@
 using AgentHost.Llama.Engine;
+using AgentHost.Llama.Grammar;
 
 namespace AgentHost.Llama.Decoding.Speculative;
 
@@ -38,7 +39,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        Grammar.GrammarConstraint.Refuse(request.Grammar, Name);
+        GrammarConstraint.Refuse(request.Grammar, Name);
         Session = session;
         Prepare(session, request);
         var run = GenerationRun.Start(session, request, onText, cancellationToken);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using AgentHost.Llama.Engine;
+using AgentHost.Llama.Grammar;
 using AgentHost.Llama.Models;
 using Microsoft.Extensions.Logging;
 
@@ -247,7 +248,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
-        Grammar.GrammarConstraint.Refuse(request.Grammar, Name);
+        GrammarConstraint.Refuse(request.Grammar, Name);
         Require(MaxTrials + 1 <= session.SequenceCount,
             $"Cautious decoding with {MaxTrials} trials needs {MaxTrials + 1} sequences, but model {session.Model.Name} has Sequences = {session.SequenceCount}; lower {MaxTrialsKey} or raise Sequences.");
         // A round's batch holds one token per trial: MaxTrials < Sequences <= BatchSize (LlamaModel.Load refuses a smaller batch).

@@ -5,8 +5,8 @@ namespace AgentHost.Llama.Decoding.Strategies;
 
 /// <summary>
 /// One token per decode: pick a token from the last logits, stop or decode it, repeat. Greedy and
-/// sampling differ only in how they pick; a request's grammar restricts the pick to the tokens it allows. The loop is the hot path: no allocation, no LINQ, logits
-/// read in place from native memory.
+/// sampling differ only in how they pick; a request's grammar restricts the pick to the tokens it
+/// allows. The loop is the hot path: no allocation, no LINQ, logits read in place from native memory.
 /// </summary>
 public abstract class PlainStrategy : IDecodingStrategy
 {
