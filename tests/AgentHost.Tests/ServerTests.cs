@@ -29,12 +29,12 @@ internal sealed class TestServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null)
+    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, int contextSize = 512)
     {
         var options = new AgentHostOptions { ModelsDir = TestModels.Directory, AllowDownload = false, CacheDir = Path.Combine(Path.GetTempPath(), "agenthost-server-tests-cache") };
         options.Models["stories260k"] = new ModelSettings
         {
-            File = "stories260K.gguf", ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16,
+            File = "stories260K.gguf", ContextSize = contextSize, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16,
         };
         var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", DefaultMaxTokens = 64 };
         configure?.Invoke(serverOptions);
@@ -221,7 +221,13 @@ public sealed class ServerTests : IAsyncLifetime
 
 public sealed class ServerLimitsTests
 {
-    private const string LongStory = """{"model": "stories260k", "messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 400, "stream": true}""";
+    // A reply that cannot end early: the JSON grammar needs 100 x 100 digits (about 20,000 tokens), more than the
+    // 16,384-token context holds, so only cancellation (or a full context, many seconds later) stops it.
+    private const string EndlessStream = """
+        {"model": "stories260k", "messages": [{"role": "user", "content": "Count."}], "max_tokens": 20000, "stream": true,
+         "response_format": {"type": "json_schema", "json_schema": {"name": "digits", "schema":
+           {"type": "array", "minItems": 100, "maxItems": 100, "items": {"type": "array", "minItems": 100, "maxItems": 100, "items": {"type": "integer", "minimum": 0, "maximum": 9}}}}}}
+        """;
 
     [Fact]
     public async Task ApiKeyIsRequiredEverywhereButHealth()
@@ -260,14 +266,19 @@ public sealed class ServerLimitsTests
         {
             o.Slots = 1;
             o.MaxQueue = 1;
-        });
+        }, contextSize: 16384);
 
         // Hold the only slot with a long stream, reading just its first event.
-        var hold = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(LongStory, Encoding.UTF8, "application/json") };
+        var hold = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(EndlessStream, Encoding.UTF8, "application/json") };
         var holding = await server.Http.SendAsync(hold, HttpCompletionOption.ResponseHeadersRead);
         var stream = await holding.Content.ReadAsStreamAsync();
         var reader = new StreamReader(stream);
-        Assert.StartsWith("data: ", await reader.ReadLineAsync());
+        // The role chunk comes first; a content chunk means the generation holds the slot.
+        string? line;
+        do
+            line = await reader.ReadLineAsync();
+        while (line is not null && !(line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"content\":\"[", StringComparison.Ordinal)));
+        Assert.NotNull(line);
 
         var (status, body, response) = await server.PostAsync("/v1/chat/completions", """{"model": "stories260k", "messages": [{"role": "user", "content": "Hi."}], "max_tokens": 3}""");
         Assert.Equal(HttpStatusCode.TooManyRequests, status);
@@ -277,7 +288,8 @@ public sealed class ServerLimitsTests
         // Disconnect mid-stream: the server cancels that generation and the slot is free again.
         holding.Dispose();
         var freed = false;
-        for (var i = 0; i < 100 && !freed; i++)
+        // Within 5 s: the endless reply would hold the slot far longer (a 16K context) unless the disconnect cancels it.
+        for (var i = 0; i < 50 && !freed; i++)
         {
             // Freed: the slot is back and the aborted request is counted (status 499, nobody left to answer).
             var metrics = await server.Http.GetStringAsync("/metrics");
