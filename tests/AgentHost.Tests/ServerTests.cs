@@ -131,6 +131,32 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EmbeddingsOverHttpInFloatAndBase64AndThroughTheOpenAiSdk()
+    {
+        var (status, body, _) = await _server.PostAsync("/v1/embeddings", """{"model": "stories260k", "input": ["The cat sat.", "The cat sat.", "A big red car."]}""");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        var data = body.GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal([0, 1, 2], data.Select(d => d.GetProperty("index").GetInt32()));
+        var vectors = data.Select(d => d.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToList();
+        Assert.Equal(vectors[0], vectors[1]);
+        Assert.NotEqual(vectors[0], vectors[2]);
+        Assert.Equal(1.0, Math.Sqrt(vectors[0].Sum(v => (double)v * v)), 4);
+        Assert.True(body.GetProperty("usage").GetProperty("prompt_tokens").GetInt32() > 0);
+
+        var (_, base64Body, _) = await _server.PostAsync("/v1/embeddings", """{"model": "stories260k", "input": "The cat sat.", "encoding_format": "base64"}""");
+        var bytes = Convert.FromBase64String(base64Body.GetProperty("data")[0].GetProperty("embedding").GetString()!);
+        Assert.Equal(vectors[0], System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray());
+
+        var sdk = await _server.OpenAi().GetEmbeddingClient("stories260k").GenerateEmbeddingAsync("The cat sat.");
+        Assert.Equal(vectors[0], sdk.Value.ToFloats().ToArray());
+
+        var (badStatus, badBody, _) = await _server.PostAsync("/v1/embeddings", """{"model": "stories260k", "input": [1, 2, 3]}""");
+        Assert.Equal(HttpStatusCode.BadRequest, badStatus);
+        Assert.Equal("input", badBody.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    [Fact]
     public async Task DecodingOptionsAndTheirStatisticsTravelAsExtraFields()
     {
         var (status, body, _) = await _server.PostAsync("/v1/chat/completions",

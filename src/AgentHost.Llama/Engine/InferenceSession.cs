@@ -22,11 +22,13 @@ public sealed class InferenceSession : IDisposable
     private readonly int[] _pendingPast;   // per sequence: highest position in the pending batch + 1
     private readonly int[] _oneSequence = new int[1];
 
-    internal InferenceSession(LlamaModel model)
+    internal InferenceSession(LlamaModel model, bool hiddenStates)
     {
         model.Scheduler.VerifyAccess();
         Model = model;
-        _context = model.Weights.CreateContext(model.Parameters);
+        HasHiddenStates = hiddenStates || model.Settings.HiddenStates;
+        var parameters = HasHiddenStates ? model.Parameters with { Embeddings = true, PoolingType = LLamaPoolingType.None } : model.Parameters;
+        _context = model.Weights.CreateContext(parameters);
         _handle = _context.NativeHandle;
         ContextSize = Math.Min((int)_handle.ContextSize, model.ContextSize);
         _past = new int[model.Settings.Sequences];
@@ -152,11 +154,14 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Logits (vocabulary size) of the token at <paramref name="batchIndex"/> of the last decode; valid until the next decode.</summary>
     public ReadOnlySpan<float> GetLogits(int batchIndex) => _handle.GetLogitsIth(batchIndex);
 
-    /// <summary>Final hidden state of the token at <paramref name="batchIndex"/>; needs <see cref="ModelSettings.HiddenStates"/>.</summary>
+    /// <summary>Whether decodes also return final hidden states (<see cref="ModelSettings.HiddenStates"/>, or a session created for them).</summary>
+    public bool HasHiddenStates { get; }
+
+    /// <summary>Final hidden state of the token at <paramref name="batchIndex"/>; needs <see cref="HasHiddenStates"/>.</summary>
     public ReadOnlySpan<float> GetHiddenState(int batchIndex)
     {
-        if (!Model.Settings.HiddenStates)
-            throw new InvalidOperationException($"Model {Model.Name} was loaded without HiddenStates.");
+        if (!HasHiddenStates)
+            throw new InvalidOperationException($"Model {Model.Name} was loaded without HiddenStates and this session was not created for them.");
         return _handle.GetEmbeddingsIth(batchIndex);
     }
 

@@ -11,7 +11,7 @@ namespace AgentHost.Llama.Models;
 
 /// <summary>
 /// A loaded GGUF model: its weights, vocabulary tables, input guard and the scheduler thread on which
-/// all of its contexts run. Create sessions (contexts) from it with <see cref="CreateSessionAsync"/>.
+/// all of its contexts run. Create sessions (contexts) from it with <see cref="CreateSessionAsync(CancellationToken)"/>.
 /// </summary>
 public sealed class LlamaModel : IDisposable
 {
@@ -247,7 +247,14 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>Creates a new session (a context with its own KV cache) on the model's scheduler thread.</summary>
     public Task<InferenceSession> CreateSessionAsync(CancellationToken cancellationToken = default)
-        => Scheduler.RunAsync(() => new InferenceSession(this), cancellationToken);
+        => CreateSessionAsync(hiddenStates: false, cancellationToken);
+
+    /// <summary>
+    /// Creates a session whose decodes also return final hidden states when <paramref name="hiddenStates"/>
+    /// (embeddings, tool-token heads), even if the model was loaded without <see cref="ModelSettings.HiddenStates"/>.
+    /// </summary>
+    public Task<InferenceSession> CreateSessionAsync(bool hiddenStates, CancellationToken cancellationToken = default)
+        => Scheduler.RunAsync(() => new InferenceSession(this, hiddenStates), cancellationToken);
 
     /// <summary>Stops the scheduler and frees the weights.</summary>
     public void Dispose()

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using AgentHost.Cli;
+using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.ChatClient;
 
@@ -40,7 +41,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     {
         var model = await loader.LoadAsync(name, CancellationToken.None);
         var client = new LlamaChatClient(model, new LlamaChatClientOptions { Slots = serverOptions.Slots, MaxTokens = serverOptions.DefaultMaxTokens });
-        return new HostedModel(name, model, client);
+        return new HostedModel(name, model, client, new TextEmbedder(model));
     }
 
     public void Dispose()
@@ -48,10 +49,11 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
         foreach (var hosted in Loaded)
         {
             hosted.Client.Dispose();
+            hosted.Embedder.Dispose();
             hosted.Model.Dispose();
         }
     }
 }
 
 /// <summary>A loaded model and the client serving it.</summary>
-internal sealed record HostedModel(string Name, LlamaModel Model, LlamaChatClient Client);
+internal sealed record HostedModel(string Name, LlamaModel Model, LlamaChatClient Client, TextEmbedder Embedder);

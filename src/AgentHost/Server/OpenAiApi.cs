@@ -42,6 +42,8 @@ internal static class OpenAiApi
             Guard(context, metrics, logs, "chat", () => ChatAsync(context, models, metrics, options)));
         app.MapPost("/v1/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
             Guard(context, metrics, logs, "completions", () => CompletionAsync(context, models, metrics, options)));
+        app.MapPost("/v1/embeddings", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
+            Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, metrics, options)));
         app.MapFallback((HttpContext context) => new ApiError(StatusCodes.Status404NotFound, $"No endpoint {context.Request.Method} {context.Request.Path}.", code: "not_found").WriteAsync(context.Response));
     }
 
@@ -210,6 +212,29 @@ internal static class OpenAiApi
         metrics.Record(hosted.Name, finalUsage, LlamaChatClient.ToProperties(finished));
         await WriteEventAsync(context.Response, Body("", FinishReason(finished.StopReason), call.IncludeUsage ? finalUsage : null, finished), ct);
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    private static async Task EmbeddingsAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
+    {
+        var call = OpenAiRequests.ParseEmbeddings(await ReadBodyAsync(context, options));
+        var hosted = await AdmitAsync(models, options, call.Model, context);
+        var data = new List<Dictionary<string, object?>>();
+        var tokens = 0;
+        foreach (var (input, index) in call.Inputs.Select((input, index) => (input, index)))
+        {
+            var (vector, count) = await hosted.Embedder.EmbedAsync(input, context.RequestAborted);
+            tokens += count;
+            object embedding = call.Base64 ? Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.AsSpan())) : vector;
+            data.Add(new Dictionary<string, object?> { ["object"] = "embedding", ["index"] = index, ["embedding"] = embedding });
+        }
+        metrics.Record(hosted.Name, new UsageDetails { InputTokenCount = tokens }, null);
+        await context.Response.WriteAsJsonAsync(new Dictionary<string, object?>
+        {
+            ["object"] = "list",
+            ["data"] = data,
+            ["model"] = hosted.Name,
+            ["usage"] = new Dictionary<string, object?> { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens },
+        }, _json, context.RequestAborted);
     }
 
     private static Func<Dictionary<string, object?>, string?, object> Chunk(string id, long created, string model) => (delta, finish) => new Dictionary<string, object?>

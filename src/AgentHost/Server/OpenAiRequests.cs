@@ -12,6 +12,9 @@ internal sealed record ChatCompletionCall(string Model, List<ChatMessage> Messag
 /// <summary>A parsed <c>/v1/completions</c> body.</summary>
 internal sealed record CompletionCall(string Model, string Prompt, ChatOptions Options, bool Stream, bool IncludeUsage);
 
+/// <summary>A parsed <c>/v1/embeddings</c> body.</summary>
+internal sealed record EmbeddingCall(string Model, IReadOnlyList<string> Inputs, bool Base64);
+
 /// <summary>
 /// Reads OpenAI request bodies into MEAI messages and options, checking every field it uses: a wrong type or
 /// value is one 400 naming the field. Fields it does not know are ignored (clients send many), except that
@@ -57,6 +60,27 @@ internal static class OpenAiRequests
         };
         var (stream, includeUsage) = ParseStream(body);
         return new CompletionCall(ModelName(body), text, ParseOptions(body), stream, includeUsage);
+    }
+
+    public static EmbeddingCall ParseEmbeddings(JsonElement body)
+    {
+        RequireObject(body);
+        var input = Required(body, "input", JsonValueKind.Undefined);
+        List<string> inputs = input.ValueKind switch
+        {
+            JsonValueKind.String => [input.GetString()!],
+            JsonValueKind.Array when input.GetArrayLength() > 0 && input.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)
+                => input.EnumerateArray().Select(e => e.GetString()!).ToList(),
+            _ => throw ApiError.BadRequest("'input' must be a string or a non-empty array of strings (token arrays are not supported).", "input"),
+        };
+        if (inputs.Any(string.IsNullOrEmpty))
+            throw ApiError.BadRequest("'input' must not contain empty strings.", "input");
+        var format = body.TryGetProperty("encoding_format", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : "float";
+        if (format is not ("float" or "base64"))
+            throw ApiError.BadRequest($"'encoding_format' must be float or base64, not '{format}'.", "encoding_format");
+        if (Has(body, "dimensions"))
+            throw ApiError.BadRequest("'dimensions' is not supported: embeddings have the model's hidden size.", "dimensions");
+        return new EmbeddingCall(ModelName(body), inputs, format == "base64");
     }
 
     private static string ModelName(JsonElement body)

@@ -1,0 +1,47 @@
+using AgentHost.Llama.Engine;
+using AgentHost.Llama.Models;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.SemanticKernel.ChatClient;
+
+/// <summary>
+/// <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> on a local model: each text becomes the mean of its
+/// final hidden states, L2-normalised (see <see cref="TextEmbedder"/>). Usage counts the input tokens.
+/// </summary>
+public sealed class LlamaEmbeddingGenerator(LlamaModel model) : IEmbeddingGenerator<string, Embedding<float>>
+{
+    private readonly TextEmbedder _embedder = new(model);
+    private readonly EmbeddingGeneratorMetadata _metadata = new(LlamaChatClient.ProviderName, null, model.Name, model.Weights.EmbeddingSize);
+
+    /// <inheritdoc />
+    public async Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var embeddings = new GeneratedEmbeddings<Embedding<float>>();
+        long tokens = 0;
+        foreach (var value in values)
+        {
+            var (vector, count) = await _embedder.EmbedAsync(value, cancellationToken).ConfigureAwait(false);
+            tokens += count;
+            embeddings.Add(new Embedding<float>(vector) { ModelId = model.Name, CreatedAt = DateTimeOffset.UtcNow });
+        }
+        embeddings.Usage = new UsageDetails { InputTokenCount = tokens, TotalTokenCount = tokens };
+        return embeddings;
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null)
+            return null;
+        if (serviceType == typeof(EmbeddingGeneratorMetadata))
+            return _metadata;
+        if (serviceType == typeof(LlamaModel))
+            return model;
+        return serviceType.IsInstanceOfType(this) ? this : null;
+    }
+
+    /// <summary>Frees the embedding session (not the model).</summary>
+    public void Dispose() => _embedder.Dispose();
+}
