@@ -81,4 +81,53 @@ public sealed class ToolTokensKernelFunctionTests
         Assert.Equal(expected, call.Result);
         Assert.StartsWith(" " + expected, result.Text);
     }
+
+    [Fact]
+    public async Task Tool_tokens_are_a_function_calling_mode_of_the_chat_client()
+    {
+        var settings = new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 2 };
+        using var model = LlamaModel.Load("stories260k", TestModels.Stories260K, settings);
+        var calls = new List<string>();
+        Microsoft.Extensions.AI.AIFunction[] functions =
+        [
+            Microsoft.Extensions.AI.AIFunctionFactory.Create((int a, int b) => { calls.Add($"add {a} {b}"); return a + b; }, "add", "Adds two numbers."),
+            Microsoft.Extensions.AI.AIFunctionFactory.Create((int a, int b) => { calls.Add($"subtract {a} {b}"); return a - b; }, "subtract", "Subtracts b from a."),
+            Microsoft.Extensions.AI.AIFunctionFactory.Create((int a, int b) => { calls.Add($"multiply {a} {b}"); return a * b; }, "multiply", "Multiplies two numbers."),
+        ];
+        var tools = functions.Select(f => f.AsToolDefinition()).ToList();
+        var names = tools.Select(t => t.Name).ToList();
+
+        // Train a head on a session with hidden states (the model itself was loaded without them).
+        using var session = await model.CreateSessionAsync(hiddenStates: true);
+        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(300, seed: 7))), names);
+        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale);
+        var weights = new ToolTokenTrainer(data, prior, new ToolTokenTrainingOptions { Epochs = 30, Seed = 3 }).Train();
+        var head = new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior);
+        using var folder = new AgentHost.Llama.Tests.Support.TempFolder();
+        var headPath = folder.Combine("head.json");
+        head.Save(headPath);
+
+        using var client = new AgentHost.SemanticKernel.ChatClient.LlamaChatClient(model, new AgentHost.SemanticKernel.ChatClient.LlamaChatClientOptions { HiddenStates = true });
+        var options = new Microsoft.Extensions.AI.ChatOptions
+        {
+            MaxOutputTokens = 10,
+            Tools = [.. functions],
+            AdditionalProperties = new() { ["decoding_strategy"] = "toolkens", ["toolkens_head"] = headPath },
+        };
+        var response = await client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Mia had 5 cookies. Then she lost 2 of them. Now she had only")], options);
+
+        Assert.Equal("toolkens", response.AdditionalProperties![AgentHost.SemanticKernel.ChatClient.ChatRequestMapper.StrategyKey]);
+        var parts = Assert.Single(calls).Split(' ');
+        Assert.Equal("subtract", parts[0]);
+        var expected = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) - int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains(expected.ToString(System.Globalization.CultureInfo.InvariantCulture), response.Text);
+
+        // A client without hidden states, or a request without the head's tools, is refused clearly.
+        using var plain = new AgentHost.SemanticKernel.ChatClient.LlamaChatClient(model);
+        await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => plain.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Hi")], options));
+        var missing = options.Clone();
+        missing.Tools = [functions[0]];
+        var error = await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Hi")], missing));
+        Assert.Contains("'subtract', which is not among the request's tools", error.Message);
+    }
 }

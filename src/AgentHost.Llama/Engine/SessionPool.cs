@@ -15,12 +15,14 @@ public sealed class SessionPool : IDisposable
     private readonly InferenceSession?[] _sessions;
     private readonly bool[] _busy;
     private readonly Lock _lock = new();
+    private readonly bool _hiddenStates;
     private int _pending;
     private bool _disposed;
 
-    /// <summary>Creates a pool of <paramref name="slots"/> sessions (created on first use).</summary>
-    public SessionPool(LlamaModel model, int slots)
+    /// <summary>Creates a pool of <paramref name="slots"/> sessions (created on first use, with hidden states when asked).</summary>
+    public SessionPool(LlamaModel model, int slots, bool hiddenStates = false)
     {
+        _hiddenStates = hiddenStates;
         ArgumentNullException.ThrowIfNull(model);
         if (slots < 1)
             throw new AgentHostException(ErrorKind.InvalidArgument, $"A session pool needs at least one slot, not {slots}.");
@@ -59,7 +61,7 @@ public sealed class SessionPool : IDisposable
             slot = ChooseIdleSlot(prompt.Span);
         try
         {
-            var session = _sessions[slot] ??= await _model.CreateSessionAsync(cancellationToken).ConfigureAwait(false);
+            var session = _sessions[slot] ??= await _model.CreateSessionAsync(_hiddenStates, cancellationToken).ConfigureAwait(false);
             return new SessionLease(this, slot, session);
         }
         catch

@@ -82,8 +82,8 @@ public sealed class ToolTokenDataset
 
     internal static void RequireHiddenStates(InferenceSession session)
     {
-        if (!session.Model.Settings.HiddenStates)
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Tool tokens need hidden states: load model '{session.Model.Name}' with HiddenStates = true.");
+        if (!session.HasHiddenStates)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Tool tokens need hidden states: load model '{session.Model.Name}' with HiddenStates = true (or use a session created with hidden states).");
     }
 
     private static ToolTokenDataset Build(InferenceSession session, IReadOnlyList<AnnotatedExample> examples, IReadOnlyList<string> tools, IProgress<double>? progress, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.ToolTokens;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.ChatClient;
@@ -25,6 +26,12 @@ public static class ChatRequestMapper
     /// <summary>Key of the repetition penalty.</summary>
     public const string RepeatPenaltyKey = "repeat_penalty";
 
+    /// <summary>Key of the tool-token head file (strategy <c>toolkens</c>).</summary>
+    public const string ToolTokensHeadKey = "toolkens_head";
+
+    /// <summary>Key overriding the head's bias on tool scores (strategy <c>toolkens</c>).</summary>
+    public const string ToolTokensBiasKey = "toolkens_bias";
+
     private static readonly HashSet<string> _strategyOptionKeys =
         DecodingStrategies.All.SelectMany(d => d.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
 
@@ -45,7 +52,7 @@ public static class ChatRequestMapper
     public static string ChooseStrategy(ChatOptions? options, string defaultStrategy)
     {
         if (GetString(options, StrategyKey) is { } named)
-            return DecodingStrategies.Find(named).Name;
+            return string.Equals(named, ToolTokenStrategy.StrategyName, StringComparison.OrdinalIgnoreCase) ? ToolTokenStrategy.StrategyName : DecodingStrategies.Find(named).Name;
         if (options?.Temperature is { } temperature)
             return temperature == 0 ? "greedy" : "sample";
         if (options is not null && (options.TopP is not null || options.TopK is not null || options.Seed is not null))
@@ -60,7 +67,8 @@ public static class ChatRequestMapper
         if (options?.StopSequences is { } requested)
             stops.AddRange(requested);
 
-        var sampling = DecodingStrategies.Find(strategy).Sampling == SamplingUse.Never ? null : CreateSampling(options);
+        var samples = strategy == ToolTokenStrategy.StrategyName || DecodingStrategies.Find(strategy).Sampling != SamplingUse.Never;
+        var sampling = samples ? CreateSampling(options) : null;
         var request = new GenerationRequest
         {
             Prompt = promptText,
@@ -100,10 +108,10 @@ public static class ChatRequestMapper
         };
     }
 
-    private static string? GetString(ChatOptions? options, string key)
+    internal static string? GetString(ChatOptions? options, string key)
         => options?.AdditionalProperties?.TryGetValue(key, out var value) == true && value is not null ? ToInvariantString(key, value) : null;
 
-    private static float? GetFloat(ChatOptions options, string key)
+    internal static float? GetFloat(ChatOptions options, string key)
     {
         if (GetString(options, key) is not { } text)
             return null;

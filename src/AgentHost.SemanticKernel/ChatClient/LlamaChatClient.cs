@@ -3,7 +3,10 @@ using System.Threading.Channels;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
+using AgentHost.Llama;
+using AgentHost.Llama.ToolTokens;
 using AgentHost.SemanticKernel.Chat;
+using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.ChatClient;
@@ -26,6 +29,7 @@ public sealed class LlamaChatClient : IChatClient
     private readonly SessionPool _pool;
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ToolTokenHead> _heads = new(StringComparer.Ordinal);
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
     public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null)
@@ -37,7 +41,7 @@ public sealed class LlamaChatClient : IChatClient
         var catalog = _options.FormatsDirectory is null ? ChatFormatCatalog.Default : new ChatFormatCatalog(_options.FormatsDirectory);
         Format = catalog.Resolve(model, _options.ChatFormat);
         _stopTokens = Format.GetStopTokens(model);
-        _pool = new SessionPool(model, _options.Slots);
+        _pool = new SessionPool(model, _options.Slots, _options.HiddenStates);
         _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
     }
 
@@ -153,8 +157,10 @@ public sealed class LlamaChatClient : IChatClient
             conversation.Insert(0, new ChatMessage(ChatRole.System, instructions));
 
         var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
-        var strategy = ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
-        var tools = ToolsOnOffer(options);
+        var toolTokens = strategyName == ToolTokenStrategy.StrategyName;
+        var strategy = toolTokens ? CreateToolTokenStrategy(options) : ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
+        // Tool tokens call the tools from inside decoding: nothing is rendered into the prompt or parsed back.
+        var tools = toolTokens ? null : ToolsOnOffer(options);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
         var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
@@ -165,6 +171,26 @@ public sealed class LlamaChatClient : IChatClient
         request.Validate();
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
         return new PreparedCall(strategy, request, tokens, parser, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// Tool tokens as a function-calling mode: the head named by <c>toolkens_head</c> fires the functions in
+    /// <c>ChatOptions.Tools</c> (by the head's tool names, schemas checked) from inside decoding and writes their
+    /// results into the reply. Needs <see cref="LlamaChatClientOptions.HiddenStates"/>.
+    /// </summary>
+    private ToolTokenStrategy CreateToolTokenStrategy(ChatOptions? options)
+    {
+        if (!_options.HiddenStates)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "Strategy toolkens needs a client created with HiddenStates = true.");
+        var path = ChatRequestMapper.GetString(options, ChatRequestMapper.ToolTokensHeadKey)
+            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy toolkens needs '{ChatRequestMapper.ToolTokensHeadKey}': a head file from 'toolkens train'.");
+        var head = _heads.GetOrAdd(Path.GetFullPath(path), ToolTokenHead.Load);
+        head.EnsureMatches(Model);
+        var functions = options!.Tools?.OfType<AIFunction>().ToDictionary(f => f.Name, StringComparer.Ordinal) ?? [];
+        var tools = head.Tools.Select(slot => functions.TryGetValue(slot.Name, out var function) ? function.AsToolDefinition()
+            : throw new AgentHostException(ErrorKind.InvalidArgument, $"The tool-token head calls '{slot.Name}', which is not among the request's tools (invocable functions are needed).")).ToList();
+        head.EnsureMatches(tools);
+        return new ToolTokenStrategy(head, tools, new ToolTokenOptions { Bias = ChatRequestMapper.GetFloat(options, ChatRequestMapper.ToolTokensBiasKey) });
     }
 
     /// <summary>The tools rendered into the prompt: none when the mode is None or no tools are given.</summary>

@@ -18,6 +18,12 @@ public sealed class LlamaChatClientOptions
     /// <summary>Sessions (each a context with its own cache) requests are spread over (default 1).</summary>
     public int Slots { get; set; } = 1;
 
+    /// <summary>
+    /// Sessions also return final hidden states (needed by the <c>toolkens</c> strategy; a little extra work
+    /// per decode). Default off.
+    /// </summary>
+    public bool HiddenStates { get; set; }
+
     /// <summary>Chat format name (see the format catalog); null: detected from the model.</summary>
     public string? ChatFormat { get; set; }
 
