@@ -73,17 +73,18 @@ public sealed class ChatFormatRenderingTests
     }
 
     [Fact]
-    public void Plain_writes_each_turn_as_a_line_and_the_reply_continues_the_last_one()
+    public void Plain_writes_each_turn_as_a_line_and_a_reply_continues_the_turn_it_answered()
     {
         var prompt = _catalog.Get("plain").Render(
         [
             new(ChatRole.System, "Stories for children."),
             new(ChatRole.User, "Tom had a red ball."),
-            new(ChatRole.Assistant, "He liked to play."),
+            new(ChatRole.Assistant, " He liked to play."),
             new(ChatRole.User, "One day"),
         ]);
 
-        Assert.Equal("Stories for children.\nTom had a red ball.\nHe liked to play.\nOne day", prompt.Text);
+        // The reply stays where the model wrote it, so this prompt starts with the earlier prompt plus the reply.
+        Assert.Equal("Stories for children.\nTom had a red ball. He liked to play.\nOne day", prompt.Text);
         Assert.DoesNotContain(prompt.Segments, s => s.IsMarkup && s.Text.Trim().Length > 0);
         Assert.Empty(_catalog.Get("plain").StopSequences);
     }
