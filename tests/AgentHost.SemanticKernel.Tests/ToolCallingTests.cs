@@ -161,6 +161,32 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
         Assert.False(string.IsNullOrWhiteSpace(response.Messages[^1].Text), "the model answers after the failed call");
     }
 
+    [Fact]
+    public async Task ArgumentsThatBreakTheSchemaAreRefusedBeforeTheCallAndTheLoopReportsThem()
+    {
+        var called = 0;
+        var add = AIFunctionFactory.Create((int a, int b) => { called++; return a + b; }, "add", "Adds two small numbers.");
+        // The advertised schema is stricter than the parameters' types: 5 binds to an int but breaks the enum.
+        var strict = new SchemaOverride(add, JsonDocument.Parse("""{"type":"object","properties":{"a":{"type":"integer","enum":[1,2]},"b":{"type":"integer"}},"required":["a","b"]}""").RootElement);
+        Assert.Empty(ToolArgumentValidator.Check(strict, new Dictionary<string, object?> { ["a"] = 1, ["b"] = 4 }));
+        Assert.Contains(ToolArgumentValidator.Check(strict, new Dictionary<string, object?> { ["a"] = 5, ["b"] = 4 }), p => p.StartsWith("/a", StringComparison.Ordinal));
+        Assert.NotEmpty(ToolArgumentValidator.Check(strict, new Dictionary<string, object?> { ["a"] = 1 }));
+
+        var replies = new Queue<ChatResponse>(
+        [
+            new(new ChatMessage(ChatRole.Assistant, [new Microsoft.Extensions.AI.FunctionCallContent("1", "add", new Dictionary<string, object?> { ["a"] = 5, ["b"] = 4 })])),
+            new(new ChatMessage(ChatRole.Assistant, "done")),
+        ]);
+        using var scripted = new Support.RecordingChatClient((_, _) => replies.Dequeue());
+        using var invoking = new FunctionInvokingChatClient(scripted) { IncludeDetailedErrors = true };
+        var response = await invoking.GetResponseAsync("hi", new ChatOptions { Tools = [strict.WithSchemaCheck()] });
+
+        Assert.Equal(0, called);
+        var result = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionResultContent>());
+        Assert.True(result.Result?.ToString()?.Contains("do not match its schema") == true, $"result: {result.Result}");
+        Assert.Equal("done", response.Messages[^1].Text);
+    }
+
     /// <summary>A function whose advertised schema differs from its parameters.</summary>
     private sealed class SchemaOverride(AIFunction inner, JsonElement schema) : DelegatingAIFunction(inner)
     {

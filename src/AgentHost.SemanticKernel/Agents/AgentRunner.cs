@@ -26,7 +26,8 @@ public sealed record AgentRunResult(string Agent, string Answer, IReadOnlyList<A
 /// Runs agents: the agent's instructions as the system message, its plugins' functions and the agents it
 /// lists as tools (an agent is a function taking one <c>input</c> text), the tool loop bounded by its
 /// <c>max_tool_rounds</c>, and agents calling agents bounded by <see cref="MaxDepth"/>. A failing, unknown
-/// or invalid call becomes an error result for the model, never an exception for the user.
+/// or invalid call (arguments are checked against the function's schema first) becomes an error result for
+/// the model, never an exception for the user.
 /// </summary>
 /// <param name="catalog">The agents.</param>
 /// <param name="kernel">The kernel whose plugins agents may use.</param>
@@ -97,13 +98,13 @@ public sealed class AgentRunner(AgentCatalog catalog, Kernel kernel, Func<string
             }
             // Bound to the kernel so prompt functions find its chat client (SK marks this obsolete but has no replacement that binds one).
 #pragma warning disable CS0618
-            tools.AddRange(functions.Select(f => new TracedFunction(f.AsAIFunction(kernel), agent.Name, depth, trace)));
+            tools.AddRange(functions.Select(f => new TracedFunction(f.AsAIFunction(kernel).WithSchemaCheck(), agent.Name, depth, trace)));
 #pragma warning restore CS0618
         }
         foreach (var name in agent.Agents)
         {
             var callee = catalog.Get(name);
-            tools.Add(new TracedFunction(AgentFunction(callee, depth + 1, trace), agent.Name, depth, trace));
+            tools.Add(new TracedFunction(AgentFunction(callee, depth + 1, trace).WithSchemaCheck(), agent.Name, depth, trace));
         }
         return tools;
     }

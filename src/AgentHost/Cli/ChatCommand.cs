@@ -73,7 +73,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
             var kernel = new Kernel();
             plugins.ImportInto(kernel);
 #pragma warning disable CS0618   // binds each function to the kernel (prompt functions need its services); SK 1.82 has no other way
-            baseOptions.Tools = [.. SelectFunctions(kernel, line.GetAll("plugin")).Select(f => f.AsAIFunction(kernel))];
+            baseOptions.Tools = [.. SelectFunctions(kernel, line.GetAll("plugin")).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
 #pragma warning restore CS0618
             client = new FunctionInvokingChatClient(llama) { IncludeDetailedErrors = true, MaximumIterationsPerRequest = 4 };
         }
