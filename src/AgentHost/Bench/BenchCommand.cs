@@ -323,7 +323,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
 
         /// <summary>Tokens per forward of a speculative row: emitted by trees over forwards, medians over runs.</summary>
         public double? MedianMat => Samples.Count > 0 && Samples[0].Extra.ContainsKey("forwards")
-            ? Median(Samples.Select(s => s.Extra["tree_emitted_tokens"] / Math.Max(1, s.Extra["forwards"])))
+            ? Statistics.Median(Samples.Select(s => s.Extra["tree_emitted_tokens"] / Math.Max(1, s.Extra["forwards"])))
             : null;
 
         /// <summary>How many prompts' outputs equal the reference row's, in the first measured run.</summary>
@@ -332,20 +332,14 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
 
         public List<RunSample> Samples { get; } = [];
 
-        public double MedianTokensPerSecond => Median(Samples.Select(s => s.TokensPerSecond));
+        public double MedianTokensPerSecond => Statistics.Median(Samples.Select(s => s.TokensPerSecond));
 
-        public double MedianTokens => Median(Samples.Select(s => (double)s.Tokens));
+        public double MedianTokens => Statistics.Median(Samples.Select(s => (double)s.Tokens));
 
-        public double? MedianDecodeCalls => Samples.Any(s => s.DecodeCalls is null) ? null : Median(Samples.Select(s => (double)s.DecodeCalls!.Value));
+        public double? MedianDecodeCalls => Samples.Any(s => s.DecodeCalls is null) ? null : Statistics.Median(Samples.Select(s => (double)s.DecodeCalls!.Value));
 
         public Dictionary<string, double> MedianExtra()
-            => Samples.SelectMany(s => s.Extra.Keys).Distinct().ToDictionary(k => k, k => Median(Samples.Select(s => s.Extra.GetValueOrDefault(k))));
+            => Samples.SelectMany(s => s.Extra.Keys).Distinct().ToDictionary(k => k, k => Statistics.Median(Samples.Select(s => s.Extra.GetValueOrDefault(k))));
 
-        private static double Median(IEnumerable<double> values)
-        {
-            var sorted = values.Order().ToArray();
-            var mid = sorted.Length / 2;
-            return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-        }
     }
 }

@@ -50,8 +50,8 @@ internal static class ChatBench
             cached[0][t].PromptTokens,
             cached[0][t].PrefilledTokens,
             uncached[0][t].PrefilledTokens,
-            Median(cached.Select(r => r[t].Latency.TotalMilliseconds)),
-            Median(uncached.Select(r => r[t].Latency.TotalMilliseconds)),
+            Statistics.Median(cached.Select(r => r[t].Latency.TotalMilliseconds)),
+            Statistics.Median(uncached.Select(r => r[t].Latency.TotalMilliseconds)),
             cached.All(r => r[t].Text == uncached[0][t].Text))).ToList();
 
         var ci = CultureInfo.InvariantCulture;
@@ -109,11 +109,6 @@ internal static class ChatBench
         return samples;
     }
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 
     private sealed record TurnSample(int PromptTokens, int PrefilledTokens, TimeSpan Latency, string Text);
 

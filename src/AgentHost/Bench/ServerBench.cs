@@ -50,12 +50,12 @@ internal static class ServerBench
         }
 
         var ci = CultureInfo.InvariantCulture;
-        var baseline = Median(inProcess);
+        var baseline = Statistics.Median(inProcess);
         Console.WriteLine($"{"path",-22} {"clients",8} {"median tok/s",13} {"vs in-process",14}");
         Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x", "in-process", 1, baseline, 1.0));
         foreach (var clients in _clientCounts)
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x", "http", clients, Median(overHttp[clients]), Median(overHttp[clients]) / baseline));
-        var overhead = 1 - Median(overHttp[1]) / baseline;
+            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x", "http", clients, Statistics.Median(overHttp[clients]), Statistics.Median(overHttp[clients]) / baseline));
+        var overhead = 1 - Statistics.Median(overHttp[1]) / baseline;
         Console.WriteLine(string.Format(ci, "HTTP overhead at 1 client: {0:P1} of in-process throughput", overhead));
 
         if (jsonPath is not null)
@@ -109,9 +109,4 @@ internal static class ServerBench
         return document.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
     }
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 }
