@@ -64,6 +64,22 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Chat_with_a_head_fires_the_tool_from_inside_decoding()
+    {
+        var result = await AgentHostProcess.RunAsync(["chat", "--head", fixture.Head, "--max-tokens", "10"],
+            input: "Mia had 5 cookies. Then she lost 2 of them. Now she had only\n/stats\n");
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        Assert.Contains("[strategy toolkens", result.StdErr);
+        Assert.Contains("tool_calls 1", result.StdErr);
+        Assert.Matches("[0-9]", result.StdOut);
+
+        var wrong = await AgentHostProcess.RunAsync(["chat", "--head", fixture.Head, "--strategy", "greedy"], input: "hi\n");
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.StartsWith("error: --head applies to strategy toolkens only.", wrong.StdErr);
+    }
+
+    [Fact]
     public async Task Generate_with_tool_tokens_puts_the_computed_result_into_the_story()
     {
         var result = await AgentHostProcess.RunAsync(["generate", "--strategy", "toolkens", "--head", fixture.Head,

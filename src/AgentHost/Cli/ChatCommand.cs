@@ -1,5 +1,6 @@
 using System.Globalization;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.ToolTokens;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
@@ -32,6 +33,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
         new("top-p", "Top-p in (0, 1].", ValueName: "P"),
         new("seed", "Random seed for sampling.", ValueName: "S"),
         new("format", "Chat format name (default: detected from the model).", ValueName: "NAME"),
+        new("head", "Tool tokens: a head file from 'toolkens train'; replies fire its built-in tools from inside decoding (strategy toolkens).", ValueName: "HEAD"),
         new("agent", "Chat with an agent from prompts/agents (its instructions, tools and strategy); the trace of its calls goes to stderr.", ValueName: "NAME"),
         new("tools", "Offer the configured plugins as tools: none (default), auto or required.", ValueName: "MODE"),
         new("plugin", "With --tools: offer only this plugin (Math) or function (Math.Add); default all.", Repeatable: true, ValueName: "NAME"),
@@ -40,8 +42,13 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        var strategy = line.GetString("strategy") ?? "greedy";
-        StrategyArguments.Create(line, [strategy]);   // validates the strategy and that every knob applies to it
+        var head = line.GetString("head");
+        var strategy = line.GetString("strategy") ?? (head is null ? "greedy" : ToolTokenStrategy.StrategyName);
+        if (head is not null && strategy != ToolTokenStrategy.StrategyName)
+            throw CommandLine.Usage($"--head applies to strategy {ToolTokenStrategy.StrategyName} only.");
+        if (head is null)
+            StrategyArguments.Create(line, [strategy]);   // validates the strategy and that every knob applies to it
+        var toolTokenTools = head is null ? null : BuiltInTools.Functions(ToolTokenHead.Load(head).Tools.Select(t => t.Name));
         var knobs = DecodingStrategies.All.SelectMany(d => d.Options)
             .Where(o => line.Has(o.CliName))
             .DistinctBy(o => o.Key)
@@ -66,7 +73,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
         };
 
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format") });
+        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format"), HiddenStates = head is not null });
         IChatClient client = llama;
         if (baseOptions.ToolMode is not null)
         {
@@ -110,7 +117,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
                     case "/strategy" when parts.Length == 2:
                         try
                         {
-                            strategy = DecodingStrategies.Find(parts[1]).Name;
+                            strategy = head is not null && parts[1] == ToolTokenStrategy.StrategyName ? parts[1] : DecodingStrategies.Find(parts[1]).Name;
                             Console.Error.WriteLine($"[strategy: {strategy}]");
                         }
                         catch (AgentHost.Llama.AgentHostException ex)
@@ -134,7 +141,8 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
             history.Add(new ChatMessage(ChatRole.User, input));
             try
             {
-                last = await StreamReplyAsync(client, history, WithStrategy(baseOptions, strategy, knobs), cancellationToken);
+                var options = strategy == ToolTokenStrategy.StrategyName ? WithToolTokens(baseOptions, head!, toolTokenTools!) : WithStrategy(baseOptions, strategy, knobs);
+                last = await StreamReplyAsync(client, history, options, cancellationToken);
                 history.AddRange(last.Messages);
             }
             catch (AgentHost.Llama.AgentHostException ex)
@@ -209,6 +217,16 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
 
     private static List<ChatMessage> NewHistory(string? system)
         => system is null ? [] : [new ChatMessage(ChatRole.System, system)];
+
+    /// <summary>The options of a tool-token turn: the head and the built-in tools it fires.</summary>
+    private static ChatOptions WithToolTokens(ChatOptions baseOptions, string head, IReadOnlyList<AIFunction> tools)
+    {
+        var options = baseOptions.Clone();
+        options.Tools = [.. tools];
+        options.ToolMode = null;
+        options.AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = ToolTokenStrategy.StrategyName, [ChatRequestMapper.ToolTokensHeadKey] = head };
+        return options;
+    }
 
     /// <summary>The options of one turn: the current strategy, with only the knobs it declares.</summary>
     private static ChatOptions WithStrategy(ChatOptions baseOptions, string strategy, Dictionary<string, string> knobs)

@@ -35,6 +35,15 @@ internal static class BuiltInTools
         return Resolve(expanded);
     }
 
+    /// <summary>The built-in tools with these names as functions a chat client can be given (same schemas as <see cref="Resolve"/>).</summary>
+    public static IReadOnlyList<Microsoft.Extensions.AI.AIFunction> Functions(IEnumerable<string> names) =>
+    [
+#pragma warning disable CS0618   // binds the function to its kernel; SK 1.82 has no other way
+        .. names.Select(name => (_arithmetic.FirstOrDefault(f => f.Name == name)
+            ?? throw CommandLine.Usage($"the head calls '{name}', which is not a built-in tool ({string.Join(", ", _arithmetic.Select(f => f.Name))}).")).AsAIFunction(_kernel)),
+#pragma warning restore CS0618
+    ];
+
     /// <summary>The built-in tools with these names, in this order.</summary>
     public static IReadOnlyList<ToolDefinition> Resolve(IEnumerable<string> names) =>
     [
