@@ -152,6 +152,7 @@ public sealed class AnalyzeCliTests : IDisposable
     [InlineData(new[] { "analyze", "everything" }, "'analyze' needs one of: rollouts, contrast.")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi" }, "'analyze rollouts' needs --verify")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "smells:dog" }, "Unknown verifier 'smells:dog'")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "function:Math.Nope" }, "--verify function:Math.Nope: no plugin function 'Math.Nope'")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--json", "-", "--ansi" }, "--json - and --ansi both write to stdout")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Once upon a time", "--trajectory", ", a cat", "--verify", "contains:dog", "--stride", "9" }, "fewer than the prefix stride 9")]
     [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there", "--negative", "tinystories656k" }, "Models stories260k and tinystories656k have different vocabularies")]

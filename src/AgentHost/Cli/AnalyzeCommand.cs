@@ -1,11 +1,12 @@
 using System.Globalization;
 using AgentHost.Llama.Analysis;
 using AgentHost.Llama.Models;
+using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;
 
 /// <summary><c>analyze rollouts</c>: find the critical token of a wrong trajectory by rollouts and a verifier.</summary>
-internal sealed class AnalyzeRolloutsCommand(ModelLoader loader) : ICommand
+internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plugins) : ICommand
 {
     public string Name => "analyze rollouts";
 
@@ -16,7 +17,7 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader) : ICommand
         ModelLoader.ModelOption,
         new("prompt", "The prompt (required).", ValueName: "TEXT"),
         new("trajectory", "The (wrong) response to analyse; without it the model writes one the verifier rejects.", ValueName: "TEXT"),
-        new("verify", $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}.", Repeatable: true, ValueName: "KIND:ARG"),
+        new("verify", $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}; function:PLUGIN.FUNCTION (a configured plugin function taking prompt and response, returning true/false).", Repeatable: true, ValueName: "KIND:ARG"),
         new("rollouts", "Rollouts per prefix and alternatives at the critical token (default 16; the paper: 64).", ValueName: "N"),
         new("stride", "Analyse every k-th prefix (default 1: every token).", ValueName: "K"),
         new("temperature", "Sampling temperature of rollouts (default 1).", ValueName: "T"),
@@ -35,7 +36,7 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader) : ICommand
         var specs = line.GetAll("verify");
         if (specs.Count == 0)
             throw CommandLine.Usage("'analyze rollouts' needs --verify (e.g. --verify contains:dog, --verify answer:42).");
-        var verifier = TrajectoryVerifiers.All(specs.Select(TrajectoryVerifiers.Parse).ToList());
+        var verifier = TrajectoryVerifiers.All(specs.Select(ParseVerifier).ToList());
         var defaults = new RolloutOptions();
         var options = new RolloutOptions
         {
@@ -80,6 +81,21 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader) : ICommand
             summary.Add("note: the trajectory itself passes the verifier; the rule is meant for wrong ones.");
         await output.WriteAsync(AnalysisRendering.ToJson(report), AnalysisRendering.ToHtml(report), output.Ansi ? AnalysisRendering.ToAnsi(report) : null, summary, cancellationToken);
         return CliApp.ExitOk;
+    }
+
+    /// <summary>A built-in verifier, or <c>function:Plugin.Function</c> from the configured plugins.</summary>
+    private ITrajectoryVerifier ParseVerifier(string spec)
+    {
+        const string prefix = "function:";
+        if (!spec.StartsWith(prefix, StringComparison.Ordinal))
+            return TrajectoryVerifiers.Parse(spec);
+        var name = spec[prefix.Length..];
+        var kernel = new Kernel();
+        plugins.ImportInto(kernel);
+        var parts = name.Split('.', 2);
+        if (parts.Length != 2 || !kernel.Plugins.TryGetFunction(parts[0], parts[1], out var function))
+            throw CommandLine.Usage($"--verify {spec}: no plugin function '{name}' (give PLUGIN.FUNCTION; loaded plugins: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}).");
+        return new AgentHost.SemanticKernel.Analysis.KernelFunctionVerifier(kernel, function);
     }
 }
 
