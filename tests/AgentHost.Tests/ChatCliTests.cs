@@ -46,4 +46,25 @@ public sealed class ChatCliTests
         Assert.StartsWith("error: --lookup-ngram does not apply to strategy greedy", result.StdErr);
         Assert.Equal("", result.StdOut);
     }
+
+    [Fact]
+    public async Task A_configured_formats_folder_overrides_the_built_in_template()
+    {
+        var folder = Directory.CreateTempSubdirectory("agenthost-formats-").FullName;
+        try
+        {
+            // Whatever the conversation, this plain format renders the same story opening.
+            File.WriteAllText(Path.Combine(folder, "plain.scriban"), "Once upon a time");
+            var result = await AgentHostProcess.RunAsync(["chat", "--max-tokens", "5"],
+                new Dictionary<string, string> { ["AGENTHOST_AgentHost__ChatFormatsDir"] = folder }, input: "Tell me about dogs.\n/stats\n");
+
+            Assert.Equal(0, result.ExitCode);
+            Assert.Contains("prompt 5 tokens", result.StdErr);
+            Assert.StartsWith(", there was", result.StdOut);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }

@@ -17,7 +17,7 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
     public async Task<AgentSession> OpenAsync(string? defaultModel, CancellationToken cancellationToken)
     {
         var catalog = AgentCatalog.Load(Path.GetFullPath(options.Directory, environment.ContentRootPath));
-        var session = new AgentSession(loader, defaultModel ?? hostOptions.DefaultModel);
+        var session = new AgentSession(loader, defaultModel ?? hostOptions.DefaultModel, hostOptions.FormatsDirectory());
         var builder = Kernel.CreateBuilder();
         var defaultClient = await session.GetClientAsync(null, cancellationToken);
         builder.Services.AddSingleton(defaultClient);
@@ -29,7 +29,7 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
 }
 
 /// <summary>The models and clients one agent session loaded.</summary>
-internal sealed class AgentSession(ModelLoader loader, string defaultModel) : IDisposable
+internal sealed class AgentSession(ModelLoader loader, string defaultModel, string? formatsDirectory) : IDisposable
 {
     private readonly Dictionary<string, (LlamaModel Model, LlamaChatClient Client)> _loaded = new(StringComparer.OrdinalIgnoreCase);
 
@@ -41,7 +41,7 @@ internal sealed class AgentSession(ModelLoader loader, string defaultModel) : ID
         if (!_loaded.TryGetValue(name, out var entry))
         {
             var loaded = await loader.LoadAsync(name, cancellationToken);
-            entry = (loaded, new LlamaChatClient(loaded));
+            entry = (loaded, new LlamaChatClient(loaded, new LlamaChatClientOptions { FormatsDirectory = formatsDirectory }));
             _loaded[name] = entry;
         }
         return entry.Client;

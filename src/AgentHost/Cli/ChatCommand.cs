@@ -1,5 +1,6 @@
 using System.Globalization;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
@@ -14,7 +15,7 @@ namespace AgentHost.Cli;
 /// terminal or a pipe), streams each reply to stdout and keeps the history, whose shared prefix the
 /// prompt cache does not decode again. Slash commands steer the session.
 /// </summary>
-internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAgents agents) : ICommand
+internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAgents agents, AgentHostOptions hostOptions) : ICommand
 {
     private const string CommandHelp = "commands: /reset (forget the conversation), /strategy NAME, /stats (last reply), /help, /exit";
 
@@ -73,7 +74,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
         };
 
         using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format"), HiddenStates = head is not null });
+        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format"), FormatsDirectory = hostOptions.FormatsDirectory(), HiddenStates = head is not null });
         IChatClient client = llama;
         if (baseOptions.ToolMode is not null)
         {

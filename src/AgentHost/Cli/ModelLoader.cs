@@ -31,3 +31,11 @@ internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory logge
         return LlamaModel.Load(resolved.Name, resolved.Path, settings, loggerFactory);
     }
 }
+
+/// <summary>App-side readings of <see cref="AgentHostOptions"/>.</summary>
+internal static class AgentHostOptionsExtensions
+{
+    /// <summary>The folder whose templates override the built-in chat formats (relative to appsettings.json), or null.</summary>
+    public static string? FormatsDirectory(this AgentHostOptions options)
+        => string.IsNullOrWhiteSpace(options.ChatFormatsDir) ? null : Path.GetFullPath(options.ChatFormatsDir, AppContext.BaseDirectory);
+}
