@@ -8,7 +8,7 @@ public sealed class ToolTokensArgumentConstraintTests(Stories260KFixture fixture
 {
     private const string Mixed = """{"type":"object","properties":{"count":{"type":"integer"},"factor":{"type":"number"}}}""";
 
-    private IArgumentConstraint Create(string schema) => NumericArgumentConstraints.Instance.Create(new ToolDefinition("t", schema, (_, j, _) => Task.FromResult(j)), fixture.Model.Vocabulary);
+    private IArgumentConstraint Create(string schema) => NumericArgumentConstraints.Instance.Create(new ToolDefinition("t", schema, (_, j, _) => Task.FromResult(j)), fixture.Model);
 
     private int Token(string text)
     {
@@ -77,5 +77,40 @@ public sealed class ToolTokensArgumentConstraintTests(Stories260KFixture fixture
             Feed(constraint, "9");
         Assert.False(Allowed(constraint, "9"));
         Assert.Throws<InvalidOperationException>(() => constraint.ArgumentsJson);
+    }
+
+    [Fact]
+    public async Task Tools_with_other_arguments_get_the_json_schema_grammar_and_the_model_closes_a_valid_call()
+    {
+        const string Schema = """{"type":"object","properties":{"name":{"type":"string","enum":["Tom","Lily"]},"times":{"type":"integer"}},"required":["name","times"]}""";
+        var tool = new ToolDefinition("greet", Schema, (_, j, _) => Task.FromResult(j));
+        Assert.False(NumericArgumentConstraints.TakesOnlyNumbers(tool));
+        Assert.True(NumericArgumentConstraints.TakesOnlyNumbers(new ToolDefinition("t", Mixed, (_, j, _) => Task.FromResult(j))));
+
+        // Greedy argument mode on the real model, as the strategy runs it: mask, choose, accept, decode.
+        var constraint = JsonSchemaArgumentConstraints.Default.Create(tool, fixture.Model);
+        var arguments = await fixture.Session.RunAsync(session =>
+        {
+            session.Reset();
+            var index = session.Prefill(fixture.Model.Tokenize("Tom said hello greet(", addBos: true), 0);
+            var logits = new float[fixture.Model.Vocabulary.Count];
+            for (var step = 0; step < 60 && !constraint.IsComplete; step++)
+            {
+                session.GetLogits(index).CopyTo(logits);
+                constraint.Mask(logits);
+                var token = Decoding.TokenSampler.ArgMax(logits);
+                constraint.Accept(token);
+                session.ClearBatch();
+                index = session.AddToBatch(token, session.GetPast(0), 0, logits: true);
+                session.Decode();
+            }
+            session.Reset();
+            return constraint.IsComplete ? constraint.ArgumentsJson : null;
+        });
+
+        Assert.NotNull(arguments);
+        using var json = System.Text.Json.JsonDocument.Parse(arguments);
+        Assert.Contains(json.RootElement.GetProperty("name").GetString(), new[] { "Tom", "Lily" });
+        Assert.Equal(System.Text.Json.JsonValueKind.Number, json.RootElement.GetProperty("times").ValueKind);
     }
 }

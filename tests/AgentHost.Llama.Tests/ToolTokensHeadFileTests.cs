@@ -124,7 +124,7 @@ public sealed class ToolTokensHeadFileTests(ToolTokensFixture fixture) : IDispos
     public void A_tool_with_non_numeric_arguments_needs_a_grammar_and_is_refused_before_generating()
     {
         var stringTool = new ToolDefinition("echo", """{"type":"object","properties":{"text":{"type":"string"}}}""", (_, json, _) => Task.FromResult(json));
-        var error = Assert.Throws<AgentHostException>(() => NumericArgumentConstraints.Instance.Create(stringTool, fixture.Model.Vocabulary));
+        var error = Assert.Throws<AgentHostException>(() => NumericArgumentConstraints.Instance.Create(stringTool, fixture.Model));
         Assert.Contains("'text' of tool 'echo' is not a number", error.Message);
     }
 }

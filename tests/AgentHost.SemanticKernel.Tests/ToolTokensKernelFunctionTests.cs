@@ -47,7 +47,7 @@ public sealed class ToolTokensKernelFunctionTests
         Assert.Equal("-3", await tool.Invoke("subtract", """{"a":4,"b":7}""", CancellationToken.None));
         // Its integer schema is one the numeric constraint accepts.
         using var model = LlamaModel.Load("stories260k", TestModels.Stories260K, new ModelSettings { ContextSize = 64, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 1 });
-        var constraint = NumericArgumentConstraints.Instance.Create(tool, model.Vocabulary);
+        var constraint = NumericArgumentConstraints.Instance.Create(tool, model);
         foreach (var token in model.Tokenize("4, 7)", addBos: false).Where(t => model.Detokenize([t]) != " ")) // SPM's space prefix
             constraint.Accept(token);
         Assert.True(constraint.IsComplete);

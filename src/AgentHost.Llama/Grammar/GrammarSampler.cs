@@ -162,6 +162,20 @@ public sealed class GrammarSampler : IDisposable
     /// <summary>Frees the native grammar.</summary>
     public void Dispose() => _handle.Dispose();
 
+    /// <summary>
+    /// Sets the logits of tokens the grammar does not allow next to negative infinity, in place (for callers
+    /// that choose the token themselves, e.g. tool tokens' argument mode). Call <see cref="Accept"/> with the choice.
+    /// </summary>
+    public void MaskInPlace(Span<float> logits)
+    {
+        if (logits.Length != _masked.Length)
+            throw new ArgumentException($"Expected {_masked.Length} logits, got {logits.Length}.", nameof(logits));
+        if (!IsTriggered)
+            return;
+        Mask(logits);
+        _masked.CopyTo(logits);
+    }
+
     private unsafe void Mask(ReadOnlySpan<float> logits)
     {
         for (var i = 0; i < _all.Length; i++)

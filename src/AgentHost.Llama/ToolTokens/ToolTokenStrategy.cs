@@ -17,7 +17,7 @@ public sealed record ToolTokenOptions
     public int BackoffCandidates { get; init; } = 5;
 
     /// <summary>How argument mode is constrained; the default handles numeric arguments.</summary>
-    public IArgumentConstraintFactory ArgumentConstraints { get; init; } = NumericArgumentConstraints.Instance;
+    public IArgumentConstraintFactory ArgumentConstraints { get; init; } = JsonSchemaArgumentConstraints.Default;
 }
 
 /// <summary>One tool call made during a generation.</summary>
@@ -73,7 +73,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         if (_tools.Count > 0 && session.SequenceCount < 2)
             throw new AgentHostException(ErrorKind.InvalidArgument, "Tool tokens need a second sequence for argument mode; load the model with Sequences >= 2.");
         foreach (var tool in _tools)
-            _options.ArgumentConstraints.Create(tool, model.Vocabulary); // refuses tools it cannot constrain, before any output
+            _options.ArgumentConstraints.Create(tool, model); // refuses tools it cannot constrain, before any output
 
         var run = GenerationRun.Start(session, request, onText, cancellationToken);
         var state = new RunState(this, run, request, cancellationToken);
@@ -278,7 +278,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                 error = "no room in the context for the call";
                 return false;
             }
-            var constraint = _owner._options.ArgumentConstraints.Create(tool, _session.Model.Vocabulary);
+            var constraint = _owner._options.ArgumentConstraints.Create(tool, _session.Model);
             _session.RemoveSequence(1);
             try
             {
