@@ -95,6 +95,69 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.Equal(ChatFinishReason.Length, streamedFinish);
     }
 
+    private const string AddSchema = """{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}""";
+
+    [Fact]
+    public async Task ToolsRoundTripThroughTheOpenAiSdkStreamingAndNot()
+    {
+        var chat = _server.OpenAi().GetChatClient("stories260k");
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 96, ToolChoice = ChatToolChoice.CreateRequiredChoice() };
+        options.Tools.Add(ChatTool.CreateFunctionTool("add", "Adds two numbers.", BinaryData.FromString(AddSchema)));
+        List<OpenAI.Chat.ChatMessage> messages = [new UserChatMessage("What is 3 plus 4?")];
+
+        ChatCompletion first = await chat.CompleteChatAsync(messages, options);
+
+        Assert.Equal(ChatFinishReason.ToolCalls, first.FinishReason);
+        var call = Assert.Single(first.ToolCalls);
+        Assert.Equal("add", call.FunctionName);
+        using var arguments = JsonDocument.Parse(call.FunctionArguments.ToString());
+        Assert.True(Json.Schema.JsonSchema.FromText(AddSchema).Evaluate(arguments.RootElement).IsValid, call.FunctionArguments.ToString());
+        var sum = arguments.RootElement.GetProperty("a").GetInt64() + arguments.RootElement.GetProperty("b").GetInt64();
+
+        // The result goes back as a tool message; with tool choice auto the model answers in text.
+        messages.Add(new AssistantChatMessage(first));
+        messages.Add(new ToolChatMessage(call.Id, sum.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        options.ToolChoice = ChatToolChoice.CreateAutoChoice();
+        ChatCompletion second = await chat.CompleteChatAsync(messages, options);
+        Assert.NotEqual(ChatFinishReason.ToolCalls, second.FinishReason);
+        Assert.False(string.IsNullOrWhiteSpace(second.Content[0].Text));
+
+        // Streaming: the call arrives in a tool-call delta with the same name and arguments.
+        options.ToolChoice = ChatToolChoice.CreateRequiredChoice();
+        var name = "";
+        var streamedArguments = new StringBuilder();
+        ChatFinishReason? finish = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("What is 3 plus 4?")], options))
+        {
+            foreach (var part in update.ToolCallUpdates)
+            {
+                name += part.FunctionName;
+                streamedArguments.Append(part.FunctionArgumentsUpdate?.ToString());
+            }
+            finish ??= update.FinishReason;
+        }
+        Assert.Equal("add", name);
+        Assert.Equal(call.FunctionArguments.ToString(), streamedArguments.ToString());
+        Assert.Equal(ChatFinishReason.ToolCalls, finish);
+    }
+
+    [Fact]
+    public async Task JsonSchemaResponseFormatGivesOutputThatValidates()
+    {
+        const string Schema = """{"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer"}, "pets": {"type": "array", "items": {"enum": ["dog", "cat"]}, "maxItems": 3}}, "required": ["name", "age", "pets"]}""";
+        var options = new ChatCompletionOptions
+        {
+            MaxOutputTokenCount = 128,
+            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("person", BinaryData.FromString(Schema)),
+        };
+
+        ChatCompletion completion = await _server.OpenAi().GetChatClient("stories260k").CompleteChatAsync([new UserChatMessage("Describe Tom.")], options);
+
+        using var output = JsonDocument.Parse(completion.Content[0].Text);
+        Assert.True(Json.Schema.JsonSchema.FromText(Schema).Evaluate(output.RootElement).IsValid, completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+    }
+
     [Fact]
     public async Task SemanticKernelOpenAiConnectorRunsAgainstTheServer()
     {
@@ -108,6 +171,26 @@ public sealed class ServerTests : IAsyncLifetime
         ChatCompletion direct = await _server.OpenAi().GetChatClient("stories260k").CompleteChatAsync(
             [new UserChatMessage("Tell me a story about a cat.")], new ChatCompletionOptions { MaxOutputTokenCount = 20 });
         Assert.Equal(direct.Content[0].Text, result.ToString());
+    }
+
+    [Fact]
+    public async Task SemanticKernelOpenAiConnectorCallsAPluginThroughTheServer()
+    {
+        var kernel = Kernel.CreateBuilder()
+            .AddOpenAIChatCompletion("stories260k", new Uri(_server.Address + "/v1"), apiKey: "unused")
+            .Build();
+        var calls = new List<(long A, long B)>();
+        kernel.Plugins.AddFromFunctions("Math", [KernelFunctionFactory.CreateFromMethod((long a, long b) => { calls.Add((a, b)); return a + b; }, "Add", "Adds two numbers.")]);
+        var settings = new Microsoft.SemanticKernel.Connectors.OpenAI.OpenAIPromptExecutionSettings
+        {
+            MaxTokens = 96,
+            FunctionChoiceBehavior = FunctionChoiceBehavior.Required(),
+        };
+
+        var result = await kernel.InvokePromptAsync("What is 3 plus 4?", new KernelArguments(settings));
+
+        Assert.NotEmpty(calls);
+        Assert.False(string.IsNullOrWhiteSpace(result.ToString()));
     }
 
     [Fact]
