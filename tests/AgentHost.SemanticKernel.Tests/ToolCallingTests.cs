@@ -112,6 +112,27 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
+    public async Task ParallelCallsAreAllowedOnlyWhenAsked()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var add = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
+        ChatMessage[] question = [new(ChatRole.User, "What is 3 plus 4, and 5 plus 6?")];
+
+        var single = await client.GetResponseAsync(question, new ChatOptions { Tools = [add], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 200 });
+        var multiple = await client.GetResponseAsync(question, new ChatOptions { Tools = [add], ToolMode = ChatToolMode.RequireAny, AllowMultipleToolCalls = true, MaxOutputTokens = 200 });
+
+        Assert.Single(single.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
+        var calls = multiple.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>().ToList();
+        Assert.InRange(calls.Count, 1, 4);
+        Assert.All(calls, c => Assert.Equal(["a", "b"], c.Arguments!.Keys.Order()));
+        Assert.Equal(calls.Count, calls.Select(c => c.CallId).Distinct().Count());
+        // The grammar for several calls is a different one: more calls are possible, never required.
+        var grammar = ToolGrammar.For(client.Format.ToolCalls, new ChatOptions { ToolMode = ChatToolMode.RequireAny, AllowMultipleToolCalls = true }, [add])!;
+        var one = ToolGrammar.For(client.Format.ToolCalls, new ChatOptions { ToolMode = ChatToolMode.RequireAny }, [add])!;
+        Assert.NotEqual(one.Gbnf, grammar.Gbnf);
+    }
+
+    [Fact]
     public async Task NoneModeRendersNoTools()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
