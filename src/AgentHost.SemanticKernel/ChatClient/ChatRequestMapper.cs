@@ -60,7 +60,7 @@ public static class ChatRequestMapper
         return defaultStrategy;
     }
 
-    /// <summary>The engine request for a rendered prompt.</summary>
+    /// <summary>The engine request for a rendered prompt (validated when generation starts; callers may validate earlier).</summary>
     public static GenerationRequest CreateRequest(string promptText, IReadOnlyList<int> promptTokens, ChatOptions? options, LlamaChatClientOptions clientOptions, IReadOnlyList<string> formatStops, string strategy)
     {
         var stops = new List<string>(formatStops);
@@ -69,7 +69,7 @@ public static class ChatRequestMapper
 
         var samples = strategy == ToolTokenStrategy.StrategyName || DecodingStrategies.Find(strategy).Sampling != SamplingUse.Never;
         var sampling = samples ? CreateSampling(options) : null;
-        var request = new GenerationRequest
+        return new GenerationRequest
         {
             Prompt = promptText,
             PromptTokens = promptTokens,
@@ -78,8 +78,6 @@ public static class ChatRequestMapper
             Sampling = sampling,
             ReusePrefix = clientOptions.PromptCache,
         };
-        request.Validate();
-        return request;
     }
 
     private static SamplingOptions? CreateSampling(ChatOptions? options)

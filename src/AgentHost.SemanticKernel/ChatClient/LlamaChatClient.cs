@@ -127,6 +127,7 @@ public sealed class LlamaChatClient : IChatClient
         var strategy = ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
         var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
         var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], strategyName);
+        request.Validate();   // before waiting for a slot
         using var lease = await _pool.RentAsync(tokens, cancellationToken).ConfigureAwait(false);
         return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
     }
@@ -168,7 +169,7 @@ public sealed class LlamaChatClient : IChatClient
             StopTokens = _stopTokens,
             Grammar = ToolGrammar.For(Format.ToolCalls, options, tools),
         };
-        request.Validate();
+        request.Validate();   // before waiting for a slot
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
         return new PreparedCall(strategy, request, tokens, parser, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
     }
