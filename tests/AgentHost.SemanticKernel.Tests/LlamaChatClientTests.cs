@@ -284,6 +284,40 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
     }
 
     [Fact]
+    public async Task ContinuousBatchingDecodesConcurrentRequestsTogether()
+    {
+        using var plain = NewClient(new LlamaChatClientOptions { PromptCache = false });
+        using var batched = NewClient(new LlamaChatClientOptions { ContinuousBatching = true });
+        var options = new ChatOptions { MaxOutputTokens = 30 };
+
+        // Alone in the batch a request computes exactly what the slot path computes.
+        var alone = await batched.GetResponseAsync(_story, options);
+        Assert.Equal((await plain.GetResponseAsync(_story, options)).Text, alone.Text);
+        Assert.Equal(1.0, MeanBatch(alone));
+
+        string[] subjects = ["a frog", "a tree", "a boy", "a car", "the sun", "a bird", "a box", "the sea"];
+        var responses = await Task.WhenAll(subjects.Select(subject => Task.Run(() =>
+            batched.GetResponseAsync([new ChatMessage(ChatRole.User, $"Tell me about {subject}.")], options))));
+
+        Assert.All(responses, r => Assert.False(string.IsNullOrWhiteSpace(r.Text)));
+        Assert.All(responses, r => Assert.True(r.Usage!.OutputTokenCount == 30 || r.FinishReason == ChatFinishReason.Stop));
+        var meanBatches = responses.Select(MeanBatch).ToList();
+        Assert.True(meanBatches.Max() > 1, "concurrent requests should share decode steps");
+        Assert.Equal(0, batched.PendingRequests);
+
+        // Other strategies (and grammars) still run on a slot.
+        var recycling = await batched.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 10, AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "recycling" } });
+        Assert.Equal("recycling", recycling.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+
+        // A batched request holds ContextSize / Sequences tokens.
+        var tooLong = string.Join(' ', Enumerable.Repeat("the dog ran to the park", 20));
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => batched.GetResponseAsync([new ChatMessage(ChatRole.User, tooLong)], options));
+        Assert.Contains("ContextSize / Sequences", error.Message);
+    }
+
+    private static double MeanBatch(ChatResponse response) => ((Dictionary<string, double>)response.AdditionalProperties![LlamaChatClient.StatsKey]!)["mean_batch"];
+
+    [Fact]
     public void GetServiceReturnsModelMetadata()
     {
         using var client = NewClient();

@@ -357,6 +357,23 @@ public sealed class ServerLimitsTests
     }
 
     [Fact]
+    public async Task WithBatchingConcurrentClientsShareDecodeSteps()
+    {
+        await using var server = await TestServer.StartAsync(o => o.Batching = true, contextSize: 2048);
+        var bodies = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
+        {
+            var (status, body, _) = await server.PostAsync("/v1/chat/completions",
+                $$"""{"model": "stories260k", "messages": [{"role": "user", "content": "Tell me about child {{i}}."}], "max_tokens": 24}""");
+            Assert.Equal(HttpStatusCode.OK, status);
+            return body;
+        })));
+
+        Assert.All(bodies, b => Assert.False(string.IsNullOrWhiteSpace(b.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString())));
+        var meanBatches = bodies.Select(b => b.GetProperty("decoding").GetProperty("stats").GetProperty("mean_batch").GetDouble()).ToList();
+        Assert.True(meanBatches.Max() > 1, "concurrent requests should be decoded together");
+    }
+
+    [Fact]
     public async Task ABodyOverTheLimitIs413()
     {
         await using var server = await TestServer.StartAsync(o => o.MaxBodyBytes = 1000);

@@ -27,6 +27,7 @@ public sealed class LlamaChatClient : IChatClient
 
     private readonly LlamaChatClientOptions _options;
     private readonly SessionPool _pool;
+    private readonly BatchedGenerator? _batcher;
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ToolTokenHead> _heads = new(StringComparer.Ordinal);
@@ -42,6 +43,7 @@ public sealed class LlamaChatClient : IChatClient
         Format = catalog.Resolve(model, _options.ChatFormat);
         _stopTokens = Format.GetStopTokens(model);
         _pool = new SessionPool(model, _options.Slots, _options.HiddenStates);
+        _batcher = _options.ContinuousBatching ? new BatchedGenerator(model) : null;
         _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
     }
 
@@ -52,14 +54,13 @@ public sealed class LlamaChatClient : IChatClient
     public ChatFormat Format { get; }
 
     /// <summary>Requests waiting for or holding a session slot (the queue depth).</summary>
-    public int PendingRequests => _pool.Pending;
+    public int PendingRequests => _pool.Pending + (_batcher?.Pending ?? 0);
 
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var call = Prepare(messages, options);
-        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
-        var result = await lease.Session.GenerateAsync(call.Strategy, call.Request, null, cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
@@ -77,10 +78,9 @@ public sealed class LlamaChatClient : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var call = Prepare(messages, options);
-        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var generation = lease.Session.GenerateAsync(call.Strategy, call.Request, piece => pieces.Writer.TryWrite(piece), stop.Token);
+        var generation = RunAsync(call.Strategy, call.Request, call.PromptTokens, piece => pieces.Writer.TryWrite(piece), stop.Token);
         // Errors surface from awaiting the generation below, with their own type.
         _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
@@ -128,8 +128,7 @@ public sealed class LlamaChatClient : IChatClient
         var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
         var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], strategyName);
         request.Validate();   // before waiting for a slot
-        using var lease = await _pool.RentAsync(tokens, cancellationToken).ConfigureAwait(false);
-        return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
+        return await RunAsync(strategy, request, tokens, onText, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -148,7 +147,20 @@ public sealed class LlamaChatClient : IChatClient
     }
 
     /// <summary>Frees the session slots (not the model).</summary>
-    public void Dispose() => _pool.Dispose();
+    public void Dispose()
+    {
+        _batcher?.Dispose();
+        _pool.Dispose();
+    }
+
+    /// <summary>Runs a generation: batched with other requests when the client batches and the request allows it, else on a slot.</summary>
+    private async Task<GenerationResult> RunAsync(IDecodingStrategy strategy, GenerationRequest request, int[] promptTokens, Action<string>? onText, CancellationToken cancellationToken)
+    {
+        if (_batcher is not null && BatchedGenerator.CanRun(strategy.Name, request))
+            return await _batcher.GenerateAsync(request, sample: strategy.Name == "sample", onText, cancellationToken).ConfigureAwait(false);
+        using var lease = await _pool.RentAsync(promptTokens, cancellationToken).ConfigureAwait(false);
+        return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
+    }
 
     private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {

@@ -15,6 +15,14 @@ public sealed class LlamaChatClientOptions
     /// </summary>
     public bool PromptCache { get; set; } = true;
 
+    /// <summary>
+    /// Continuous batching: greedy and sampling requests without a grammar share one context and are decoded
+    /// together, one token each per step, which raises throughput with many concurrent requests. Off by default:
+    /// batched decodes can differ from one-at-a-time decodes in the last bits of the logits (so a greedy reply may
+    /// differ at a near tie), and batched requests do not use the prompt cache.
+    /// </summary>
+    public bool ContinuousBatching { get; set; }
+
     /// <summary>Sessions (each a context with its own cache) requests are spread over (default 1).</summary>
     public int Slots { get; set; } = 1;
 

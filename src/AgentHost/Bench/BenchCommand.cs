@@ -39,6 +39,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         new("turns", "Turns of the chat scenario (default 5).", ValueName: "N"),
         new("server", "Server scenario instead: tokens/s over HTTP at 1, 4 and 16 clients, and the HTTP overhead against in-process at 1 client.", IsFlag: true),
         new("slots", "Session slots of the server scenario (default 4).", ValueName: "N"),
+        new("batching", "Server scenario with continuous batching on.", IsFlag: true),
         new("trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", ValueName: "A,B"),
         .. StrategyArguments.Specs,
     ];
@@ -102,7 +103,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
 
     private async Task<int> RunChatAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        foreach (var other in new[] { "strategies", "baseline", "prompts", "trees" })
+        foreach (var other in new[] { "strategies", "baseline", "prompts", "trees", "slots", "batching" })
         {
             if (line.Has(other))
                 throw CommandLine.Usage($"--{other} does not apply to the chat scenario.");
@@ -131,7 +132,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         var model = line.GetString("model") ?? options.DefaultModel;
         if (!options.Models.ContainsKey(model))
             throw CommandLine.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
-        await ServerBench.RunAsync(options, model, prompts, runs, warmup, maxTokens, slots, line.GetString("json"), cancellationToken);
+        await ServerBench.RunAsync(options, model, prompts, runs, warmup, maxTokens, slots, line.Has("batching"), line.GetString("json"), cancellationToken);
         return CliApp.ExitOk;
     }
 

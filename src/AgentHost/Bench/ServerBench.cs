@@ -19,14 +19,14 @@ internal static class ServerBench
 {
     private static readonly int[] _clientCounts = [1, 4, 16];
 
-    public static async Task RunAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, string? jsonPath, CancellationToken cancellationToken)
+    public static async Task RunAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, string? jsonPath, CancellationToken cancellationToken)
     {
-        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Slots = slots, MaxQueue = 64 };
+        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Slots = slots, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
         var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(modelName, cancellationToken);
-        Console.Error.WriteLine($"bench --server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, {runs} runs + {warmup} warm-up, greedy");
+        Console.Error.WriteLine($"bench --server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
 
         var inProcess = new List<double>();
         var overHttp = _clientCounts.ToDictionary(c => c, _ => new List<double>());
@@ -67,6 +67,7 @@ internal static class ServerBench
                 ["prompts"] = prompts,
                 ["max_tokens"] = maxTokens,
                 ["slots"] = slots,
+                ["batching"] = batching,
                 ["runs"] = runs,
                 ["warmup"] = warmup,
                 ["in_process_tokens_per_second"] = inProcess,

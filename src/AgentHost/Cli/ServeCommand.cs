@@ -17,6 +17,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         new("api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", ValueName: "KEY"),
         new("slots", "Session slots per model (default Server:Slots, 4).", ValueName: "N"),
         new("max-queue", "Requests per model that may queue before 429 (default Server:MaxQueue, 32).", ValueName: "N"),
+        new("batching", "Continuous batching of greedy/sampling requests (Server:Batching; more throughput with many clients).", IsFlag: true),
     ];
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
@@ -27,6 +28,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;
         serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
         serverOptions.MaxQueue = line.GetInt("max-queue", min: 1) ?? serverOptions.MaxQueue;
+        serverOptions.Batching |= line.Has("batching");
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
             .AddFilter("Microsoft.AspNetCore", LogLevel.Warning));

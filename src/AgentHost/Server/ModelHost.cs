@@ -40,7 +40,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     private async Task<HostedModel> LoadAsync(string name)
     {
         var model = await loader.LoadAsync(name, CancellationToken.None);
-        var client = new LlamaChatClient(model, new LlamaChatClientOptions { Slots = serverOptions.Slots, MaxTokens = serverOptions.DefaultMaxTokens, FormatsDirectory = options.FormatsDirectory() });
+        var client = new LlamaChatClient(model, new LlamaChatClientOptions { Slots = serverOptions.Slots, MaxTokens = serverOptions.DefaultMaxTokens, FormatsDirectory = options.FormatsDirectory(), ContinuousBatching = serverOptions.Batching });
         return new HostedModel(name, model, client, new TextEmbedder(model));
     }
 

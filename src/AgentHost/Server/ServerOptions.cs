@@ -17,6 +17,12 @@ internal sealed class ServerOptions
     /// <summary>Session slots per model (each keeps its own prompt cache; default 4).</summary>
     public int Slots { get; set; } = 4;
 
+    /// <summary>
+    /// Continuous batching of greedy/sampling requests (see <c>LlamaChatClientOptions.ContinuousBatching</c>):
+    /// more throughput with many clients; each batched request then holds ContextSize / Sequences tokens. Default off.
+    /// </summary>
+    public bool Batching { get; set; }
+
     /// <summary>Largest request body in bytes (default 4 MiB); larger gets 413.</summary>
     public long MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
 
