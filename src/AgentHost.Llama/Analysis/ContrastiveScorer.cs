@@ -179,7 +179,7 @@ public static class ContrastiveScorer
                 (r, logits) =>
                 {
                     logits.CopyTo(rows.AsSpan(r * vocabulary, vocabulary));
-                    logProbPositive[r] = LogSoftmaxAt(logits, response[from + r]);
+                    logProbPositive[r] = LogitMath.LogSoftmaxAt(logits, response[from + r]);
                 }, cancellationToken), cancellationToken).ConfigureAwait(false);
             decodedNegative = await negativeSession.RunAsync(s => DecodeRows(s, sequence, decodedNegative, p - 1 + from, rowsEnd,
                 (r, logits) =>
@@ -191,7 +191,7 @@ public static class ContrastiveScorer
                         Text = positive.Detokenize([y]),
                         Score = Score(rows.AsSpan(r * vocabulary, vocabulary), logits, beta, y),
                         LogProbPositive = logProbPositive[r],
-                        LogProbNegative = LogSoftmaxAt(logits, y),
+                        LogProbNegative = LogitMath.LogSoftmaxAt(logits, y),
                     };
                 }, cancellationToken), cancellationToken).ConfigureAwait(false);
             progress?.Report(new AnalysisProgress("scoring", from + count, response.Length));
@@ -241,18 +241,6 @@ public static class ContrastiveScorer
         for (var v = 0; v < positive.Length; v++)
             sum += Math.Exp((1 + beta) * positive[v] - beta * negative[v] - max);
         return Math.Exp((1 + beta) * positive[token] - beta * negative[token] - max) / sum;
-    }
-
-    /// <summary>log softmax(z)[y] in double precision.</summary>
-    public static double LogSoftmaxAt(ReadOnlySpan<float> logits, int token)
-    {
-        var max = double.NegativeInfinity;
-        foreach (var z in logits)
-            max = Math.Max(max, z);
-        var sum = 0.0;
-        foreach (var z in logits)
-            sum += Math.Exp(z - max);
-        return logits[token] - max - Math.Log(sum);
     }
 
     private static async Task<InferenceSession> CreateSessionAsync(ContrastiveSide side, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Engine;
 
 namespace AgentHost.Llama.ToolTokens;
@@ -140,10 +141,10 @@ public sealed class ToolTokenDataset
                     var h = session.GetHiddenState(i);
                     dimension = h.Length;
                     var logits = session.GetLogits(i);
-                    var (m, s) = LogSumExp(logits);
+                    var (m, s) = LogitMath.LogSumExp(logits);
                     foreach (var value in h)
                         hidden.Add(value);
-                    lse.Add(s);
+                    lse.Add((float)s);
                     max.Add(m);
                     labelLogit.Add(target < vocabulary ? logits[target] : 0);
                     labels.Add(target);
@@ -153,17 +154,6 @@ public sealed class ToolTokenDataset
         }
         session.Reset();
         return new ToolTokenDataset(dimension, vocabulary, tools, hidden, lse, max, labelLogit, labels, skipped);
-    }
-
-    internal static (float Max, float LogSumExp) LogSumExp(ReadOnlySpan<float> logits)
-    {
-        var max = float.NegativeInfinity;
-        foreach (var v in logits)
-            max = Math.Max(max, v);
-        var sum = 0.0;
-        foreach (var v in logits)
-            sum += Math.Exp(v - max);
-        return (max, (float)(max + Math.Log(sum)));
     }
 
     private static int? IndexOf(IReadOnlyList<string> tools, string name)
