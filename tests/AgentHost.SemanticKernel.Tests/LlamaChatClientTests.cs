@@ -294,6 +294,10 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
         var alone = await batched.GetResponseAsync(_story, options);
         Assert.Equal((await plain.GetResponseAsync(_story, options)).Text, alone.Text);
         Assert.Equal(1.0, MeanBatch(alone));
+        var streamed = new StringBuilder();
+        await foreach (var update in batched.GetStreamingResponseAsync(_story, options))
+            streamed.Append(update.Text);
+        Assert.Equal(alone.Text, streamed.ToString());
 
         string[] subjects = ["a frog", "a tree", "a boy", "a car", "the sun", "a bird", "a box", "the sea"];
         var responses = await Task.WhenAll(subjects.Select(subject => Task.Run(() =>
