@@ -64,6 +64,32 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task A_configured_plugin_function_can_be_trained_and_fired()
+    {
+        // The demo corpus's add calls, renamed for the Math plugin's Add function.
+        var corpus = Path.Combine(fixture.Directory, "math-add.txt");
+        File.WriteAllLines(corpus, File.ReadAllLines(fixture.Train)
+            .Where(l => l.Contains("<add>", StringComparison.Ordinal) && !l.Contains("<subtract>", StringComparison.Ordinal) && !l.Contains("<multiply>", StringComparison.Ordinal))
+            .Select(l => l.Replace("<add>", "<Add>", StringComparison.Ordinal)));
+        var head = Path.Combine(fixture.Directory, "math-add.head.json");
+
+        var train = await AgentHostProcess.RunAsync(["toolkens", "train", "--plugins", "Math.Add", "--corpus", corpus, "--out", head, "--epochs", "30", "--seed", "3", "--json"]);
+        Assert.True(train.ExitCode == 0, train.StdErr);
+        Assert.Equal(["Add"], JsonDocument.Parse(train.StdOut).RootElement.GetProperty("tools").EnumerateArray().Select(t => t.GetString()));
+
+        var generate = await AgentHostProcess.RunAsync(["generate", "--strategy", "toolkens", "--head", head,
+            "--prompt", "Tom had 3 apples and found 4 more, so he had", "--max-tokens", "10", "--json"]);
+        Assert.True(generate.ExitCode == 0, generate.StdErr);
+        var calls = JsonDocument.Parse(generate.StdOut).RootElement.GetProperty("details").EnumerateArray().ToList();
+        Assert.NotEmpty(calls);
+        Assert.All(calls, c => Assert.Equal("Add", c.GetProperty("tool").GetString()));
+
+        var unknown = await AgentHostProcess.RunAsync(["toolkens", "train", "--plugins", "Math.Nope", "--corpus", corpus, "--out", head]);
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("unknown tool or plugin 'Math.Nope'", unknown.StdErr);
+    }
+
+    [Fact]
     public async Task Chat_with_a_head_fires_the_tool_from_inside_decoding()
     {
         var result = await AgentHostProcess.RunAsync(["chat", "--head", fixture.Head, "--max-tokens", "10"],

@@ -15,7 +15,7 @@ namespace AgentHost.Cli;
 /// terminal or a pipe), streams each reply to stdout and keeps the history, whose shared prefix the
 /// prompt cache does not decode again. Slash commands steer the session.
 /// </summary>
-internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAgents agents, AgentHostOptions hostOptions) : ICommand
+internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAgents agents, AgentHostOptions hostOptions, ToolTokenTools toolTokenTools) : ICommand
 {
     private const string CommandHelp = "commands: /reset (forget the conversation), /strategy NAME, /stats (last reply), /help, /exit";
 
@@ -49,7 +49,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
             throw CommandLine.Usage($"--head applies to strategy {ToolTokenStrategy.StrategyName} only.");
         if (head is null)
             StrategyArguments.Create(line, [strategy]);   // validates the strategy and that every knob applies to it
-        var toolTokenTools = head is null ? null : BuiltInTools.Functions(ToolTokenHead.Load(head).Tools.Select(t => t.Name));
+        var headTools = head is null ? null : toolTokenTools.Functions(ToolTokenHead.Load(head).Tools.Select(t => t.Name));
         var knobs = DecodingStrategies.All.SelectMany(d => d.Options)
             .Where(o => line.Has(o.CliName))
             .DistinctBy(o => o.Key)
@@ -142,7 +142,7 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
             history.Add(new ChatMessage(ChatRole.User, input));
             try
             {
-                var options = strategy == ToolTokenStrategy.StrategyName ? WithToolTokens(baseOptions, head!, toolTokenTools!) : WithStrategy(baseOptions, strategy, knobs);
+                var options = strategy == ToolTokenStrategy.StrategyName ? WithToolTokens(baseOptions, head!, headTools!) : WithStrategy(baseOptions, strategy, knobs);
                 last = await StreamReplyAsync(client, history, options, cancellationToken);
                 history.AddRange(last.Messages);
             }

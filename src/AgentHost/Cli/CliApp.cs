@@ -135,6 +135,7 @@ internal static class CliApp
         builder.Configuration.GetSection(PluginOptions.SectionName).Bind(plugins);
         builder.Services.AddSingleton(plugins);
         builder.Services.AddSingleton<AppPlugins>();
+        builder.Services.AddSingleton<ToolTokenTools>();
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
 
         var agents = new AgentOptions();

@@ -6,7 +6,7 @@ using AgentHost.Llama.ToolTokens;
 namespace AgentHost.Cli;
 
 /// <summary><c>generate</c>: continue a prompt with a decoding strategy, streaming text to stdout.</summary>
-internal sealed class GenerateCommand(ModelLoader loader) : ICommand
+internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTokenTools) : ICommand
 {
     public string Name => "generate";
 
@@ -81,10 +81,10 @@ internal sealed class GenerateCommand(ModelLoader loader) : ICommand
     }
 
     // Tool tokens: the head plus the built-in tools it names (sampling options, if any, apply over vocabulary and tools).
-    private static ToolTokenStrategy CreateToolTokens(CommandLine line)
+    private ToolTokenStrategy CreateToolTokens(CommandLine line)
     {
         var head = ToolTokenHead.Load(line.GetString("head") ?? throw CommandLine.Usage($"strategy {ToolTokenStrategy.StrategyName} needs --head (a file from 'toolkens train')."));
-        var tools = BuiltInTools.Resolve(head.Tools.Select(t => t.Name));
+        var tools = toolTokenTools.Resolve(head.Tools.Select(t => t.Name));
         return new ToolTokenStrategy(head, tools, new ToolTokenOptions { Bias = line.GetFloat("tool-bias") });
     }
 

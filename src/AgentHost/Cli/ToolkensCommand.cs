@@ -7,12 +7,13 @@ using Microsoft.SemanticKernel;
 namespace AgentHost.Cli;
 
 /// <summary>
-/// The tools the CLI offers tool-token heads for now: the built-in arithmetic functions (Semantic Kernel
-/// functions made from methods). The plugins project will replace this source of tools.
+/// The tools tool-token heads fire from the CLI: the built-in arithmetic functions (add, subtract, multiply,
+/// what the demo corpus annotates) and every function of the configured plugins (a head names a tool by its
+/// function name, e.g. <c>Add</c> for <c>Math.Add</c>; the corpus must use the same name).
 /// </summary>
-internal static class BuiltInTools
+internal sealed class ToolTokenTools(AppPlugins plugins)
 {
-    private static readonly Kernel _kernel = new();
+    private static readonly Kernel _builtInKernel = new();
 
     private static readonly KernelFunction[] _arithmetic =
     [
@@ -21,35 +22,65 @@ internal static class BuiltInTools
         KernelFunctionFactory.CreateFromMethod((long a, long b) => a * b, "multiply", "Multiplies two whole numbers."),
     ];
 
+    private Kernel? _kernel;
+
     /// <summary>The <c>--plugins</c> option.</summary>
     public static OptionSpec PluginsOption { get; } = new("plugins",
-        "Tools, comma-separated: 'arithmetic' (add, subtract, multiply; the default) or single built-in tool names. Plugin folders come later.", Repeatable: true, ValueName: "NAMES");
+        "Tools, comma-separated: 'arithmetic' (add, subtract, multiply; the default), a built-in name, a configured plugin (Math) or plugin function (Math.Add).", Repeatable: true, ValueName: "NAMES");
 
     /// <summary>The tools named by <c>--plugins</c> (default: arithmetic).</summary>
-    public static IReadOnlyList<ToolDefinition> FromOption(CommandLine line)
+    public IReadOnlyList<ToolDefinition> FromOption(CommandLine line)
     {
         var names = line.GetAll("plugins").SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList();
         if (names.Count == 0)
             names.Add("arithmetic");
-        var expanded = names.SelectMany(n => n == "arithmetic" ? _arithmetic.Select(f => f.Name) : [n]).Distinct().ToList();
-        return Resolve(expanded);
+        var functions = names.SelectMany(name => name == "arithmetic" ? _arithmetic.Select(f => (f, _builtInKernel))
+            : !name.Contains('.', StringComparison.Ordinal) && Configured().Plugins.TryGetPlugin(name, out var plugin) ? plugin.Select(f => (f, Configured()))
+            : [Find(name)]);
+        return [.. functions.DistinctBy(f => f.Item1.Name).Select(f => f.Item1.AsToolDefinition(f.Item2))];
     }
 
-    /// <summary>The built-in tools with these names as functions a chat client can be given (same schemas as <see cref="Resolve"/>).</summary>
-    public static IReadOnlyList<Microsoft.Extensions.AI.AIFunction> Functions(IEnumerable<string> names) =>
+    /// <summary>The tools with these names (a head's tools), in this order.</summary>
+    public IReadOnlyList<ToolDefinition> Resolve(IEnumerable<string> names) => [.. names.Select(Find).Select(f => f.Function.AsToolDefinition(f.Kernel))];
+
+    /// <summary>The same tools as functions a chat client can be given (same schemas as <see cref="Resolve"/>).</summary>
+    public IReadOnlyList<Microsoft.Extensions.AI.AIFunction> Functions(IEnumerable<string> names) =>
     [
 #pragma warning disable CS0618   // binds the function to its kernel; SK 1.82 has no other way
-        .. names.Select(name => (_arithmetic.FirstOrDefault(f => f.Name == name)
-            ?? throw CommandLine.Usage($"the head calls '{name}', which is not a built-in tool ({string.Join(", ", _arithmetic.Select(f => f.Name))}).")).AsAIFunction(_kernel)),
+        .. names.Select(Find).Select(f => f.Function.AsAIFunction(f.Kernel)),
 #pragma warning restore CS0618
     ];
 
-    /// <summary>The built-in tools with these names, in this order.</summary>
-    public static IReadOnlyList<ToolDefinition> Resolve(IEnumerable<string> names) =>
-    [
-        .. names.Select(name => (_arithmetic.FirstOrDefault(f => f.Name == name)
-            ?? throw CommandLine.Usage($"unknown tool or plugin '{name}'; built-in: arithmetic ({string.Join(", ", _arithmetic.Select(f => f.Name))}).")).AsToolDefinition(_kernel)),
-    ];
+    /// <summary>A built-in tool, <c>Plugin.Function</c>, or a configured function by its (unique) name.</summary>
+    private (KernelFunction Function, Kernel Kernel) Find(string name)
+    {
+        if (_arithmetic.FirstOrDefault(f => f.Name == name) is { } builtIn)
+            return (builtIn, _builtInKernel);
+        var kernel = Configured();
+        var parts = name.Split('.', 2);
+        if (parts.Length == 2)
+        {
+            return kernel.Plugins.TryGetFunction(parts[0], parts[1], out var function) ? (function, kernel)
+                : throw CommandLine.Usage($"unknown tool or plugin '{name}': no configured plugin function of that name.");
+        }
+        var matches = kernel.Plugins.SelectMany(p => p.Where(f => f.Name == name)).ToList();
+        return matches.Count switch
+        {
+            1 => (matches[0], kernel),
+            0 => throw CommandLine.Usage($"unknown tool or plugin '{name}'; built-in: arithmetic ({string.Join(", ", _arithmetic.Select(f => f.Name))}); configured plugins: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}."),
+            _ => throw CommandLine.Usage($"tool '{name}' is ambiguous: {string.Join(", ", matches.Select(f => $"{f.PluginName}.{f.Name}"))}; name it as Plugin.Function."),
+        };
+    }
+
+    private Kernel Configured()
+    {
+        if (_kernel is null)
+        {
+            _kernel = new Kernel();
+            plugins.ImportInto(_kernel);
+        }
+        return _kernel;
+    }
 }
 
 /// <summary><c>toolkens corpus</c>: writes the demo corpus (training and held-out parts).</summary>
@@ -84,7 +115,7 @@ internal sealed class ToolkensCorpusCommand : ICommand
 }
 
 /// <summary><c>toolkens train</c>: trains a tool-token head on an annotated corpus and saves it.</summary>
-internal sealed class ToolkensTrainCommand(ModelLoader loader) : ICommand
+internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools toolTokenTools) : ICommand
 {
     public string Name => "toolkens train";
 
@@ -93,7 +124,7 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader) : ICommand
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
         ModelLoader.ModelOption,
-        BuiltInTools.PluginsOption,
+        ToolTokenTools.PluginsOption,
         new("corpus", "Annotated corpus: one example per line, calls as <name>(args)=result (required).", ValueName: "FILE"),
         new("out", "Head file to write (required).", ValueName: "HEAD"),
         new("epochs", "Passes over the corpus (default 20).", ValueName: "N"),
@@ -111,7 +142,7 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader) : ICommand
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        var tools = BuiltInTools.FromOption(line);
+        var tools = toolTokenTools.FromOption(line);
         var examples = AnnotatedCorpus.Load(line.RequireString("corpus"));
         var output = line.RequireString("out");
         var options = new ToolTokenTrainingOptions
