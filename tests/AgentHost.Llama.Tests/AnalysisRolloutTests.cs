@@ -1,6 +1,7 @@
 using AgentHost.Llama.Analysis;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Decoding.Strategies;
+using AgentHost.Llama.Tests.Support;
 
 namespace AgentHost.Llama.Tests;
 
@@ -100,7 +101,7 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
             var passed = alternatives.Completions.Count(a => (before + a.Text).Contains("dog", StringComparison.OrdinalIgnoreCase));
             Assert.Equal(passed, alternatives.Correct);
             for (var k = 1; k <= 6; k++)
-                Assert.Equal(1 - Choose(6 - passed, k) / Choose(6, k), alternatives.PassAtK[k - 1], 12);
+                Assert.Equal(1 - Binomial.Choose(6 - passed, k) / Binomial.Choose(6, k), alternatives.PassAtK[k - 1], 12);
         }
         Assert.Equal(report.Prefixes.Sum(p => p.Rollouts.Count) + (report.Alternatives?.Completions.Count ?? 0), report.Stats.Completions);
         Assert.True(report.Stats.TokensSampled >= report.Prefixes.Sum(p => p.Rollouts.Sum(r => r.Tokens.Length)));
@@ -189,15 +190,5 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
 
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
         Assert.Equal("Rollouts run as parallel sequences, but model single has Sequences = 1; set it to 2 or more.", error.Message);
-    }
-
-    private static double Choose(int n, int k)
-    {
-        if (k > n)
-            return 0;
-        var value = 1.0;
-        for (var i = 0; i < k; i++)
-            value = value * (n - i) / (i + 1);
-        return value;
     }
 }

@@ -75,7 +75,7 @@ public sealed class AnalyzeCliTests : IDisposable
             Assert.Equal(passed, alternatives.GetProperty("correct").GetInt32());
             var passAtK = alternatives.GetProperty("pass_at_k").EnumerateArray().Select(v => v.GetDouble()).ToList();
             for (var k = 1; k <= n; k++)
-                Assert.Equal(1 - Choose(n - passed, k) / Choose(n, k), passAtK[k - 1], 12);
+                Assert.Equal(1 - Binomial.Choose(n - passed, k) / Binomial.Choose(n, k), passAtK[k - 1], 12);
         }
 
         await AssertRendersHeatMap(html, tokens);
@@ -181,15 +181,5 @@ public sealed class AnalyzeCliTests : IDisposable
         Assert.Equal(tokens, Regex.Count(dom, "<span class=\"tok"));
         Assert.Contains("style=\"background:rgb(", dom, StringComparison.Ordinal);
         Assert.Contains("<svg class=\"curve\"", dom, StringComparison.Ordinal);
-    }
-
-    private static double Choose(int n, int k)
-    {
-        if (k > n)
-            return 0;
-        var value = 1.0;
-        for (var i = 0; i < k; i++)
-            value = value * (n - i) / (i + 1);
-        return value;
     }
 }

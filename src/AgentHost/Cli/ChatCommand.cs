@@ -139,19 +139,14 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
                 continue;
             }
 
-            history.Add(new ChatMessage(ChatRole.User, input));
-            try
+            var options = strategy == ToolTokenStrategy.StrategyName ? WithToolTokens(baseOptions, head!, headTools!) : WithStrategy(baseOptions, strategy, knobs);
+            if (!await TakeTurnAsync(history, input, async () =>
             {
-                var options = strategy == ToolTokenStrategy.StrategyName ? WithToolTokens(baseOptions, head!, headTools!) : WithStrategy(baseOptions, strategy, knobs);
                 last = await StreamReplyAsync(client, history, options, cancellationToken);
-                history.AddRange(last.Messages);
-            }
-            catch (AgentHost.Llama.AgentHostException ex)
+                return last.Messages;
+            }))
             {
-                // The session goes on: the failed turn is dropped (e.g. a full context: /reset helps).
-                history.RemoveAt(history.Count - 1);
                 failures++;
-                Console.Error.WriteLine($"error: {ex.Message}");
             }
         }
         return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
@@ -198,22 +193,38 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
                 Console.Error.WriteLine("[conversation reset]");
                 continue;
             }
-            history.Add(new ChatMessage(ChatRole.User, input));
-            try
+            if (!await TakeTurnAsync(history, input, async () =>
             {
                 var result = await session.Runner.RunAsync(agentName, history, cancellationToken);
                 RunCommand.PrintTrace(result.Trace);
                 Console.Out.WriteLine(result.Answer);
-                history.AddRange(result.Messages);
-            }
-            catch (AgentHost.Llama.AgentHostException ex)
+                return result.Messages;
+            }))
             {
-                history.RemoveAt(history.Count - 1);
                 failures++;
-                Console.Error.WriteLine($"error: {ex.Message}");
             }
         }
         return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
+    }
+
+    /// <summary>
+    /// One user turn: on success the reply's messages join the history; on a user-facing error (e.g. a full
+    /// context: /reset helps) the turn is dropped, the error printed, and the session goes on.
+    /// </summary>
+    private static async Task<bool> TakeTurnAsync(List<ChatMessage> history, string input, Func<Task<IEnumerable<ChatMessage>>> reply)
+    {
+        history.Add(new ChatMessage(ChatRole.User, input));
+        try
+        {
+            history.AddRange(await reply());
+            return true;
+        }
+        catch (AgentHost.Llama.AgentHostException ex)
+        {
+            history.RemoveAt(history.Count - 1);
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return false;
+        }
     }
 
     private static List<ChatMessage> NewHistory(string? system)
