@@ -80,11 +80,19 @@ public sealed class BatchedGenerator : IDisposable
     private void Step()
     {
         var session = _session!;
-        foreach (var job in _active.Where(j => j.Cancellation.IsCancellationRequested).ToList())
-            End(job, () => job.Completion.TrySetCanceled(job.Cancellation));
-        foreach (var job in _waiting.Where(j => j.Cancellation.IsCancellationRequested).ToList())
+        // Backwards: ending a job removes it from the list. (Per step, so no LINQ or copies.)
+        for (var i = _active.Count - 1; i >= 0; i--)
         {
-            _waiting.Remove(job);
+            var job = _active[i];
+            if (job.Cancellation.IsCancellationRequested)
+                End(job, () => job.Completion.TrySetCanceled(job.Cancellation));
+        }
+        for (var i = _waiting.Count - 1; i >= 0; i--)
+        {
+            var job = _waiting[i];
+            if (!job.Cancellation.IsCancellationRequested)
+                continue;
+            _waiting.RemoveAt(i);
             Interlocked.Decrement(ref _pending);
             job.Completion.TrySetCanceled(job.Cancellation);
         }
@@ -99,8 +107,9 @@ public sealed class BatchedGenerator : IDisposable
                 job.BatchIndex = session.AddToBatch(job.Next, session.GetPast(job.Sequence), job.Sequence, logits: true);
             session.Decode();
             var batchSize = _active.Count;
-            foreach (var job in _active.ToList())
+            for (var i = batchSize - 1; i >= 0; i--)
             {
+                var job = _active[i];
                 job.DecodeCalls++;
                 job.BatchedTokens += batchSize;
                 job.Steps++;
@@ -109,8 +118,11 @@ public sealed class BatchedGenerator : IDisposable
         }
         catch (Exception e)
         {
-            foreach (var job in _active.ToList())
+            for (var i = _active.Count - 1; i >= 0; i--)
+            {
+                var job = _active[i];
                 End(job, () => job.Completion.TrySetException(e));
+            }
         }
     }
 
