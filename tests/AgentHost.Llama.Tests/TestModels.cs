@@ -26,16 +26,26 @@ internal static class TestModels
 
     private static string FindDirectory()
     {
+        // The repository root: the README's commands run there, so a relative AGENTHOST_MODELS_DIR
+        // (`../shared/models`) means a folder relative to it, not to the test assembly's bin folder.
+        var root = RepositoryRoot();
         var fromEnvironment = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
         if (!string.IsNullOrEmpty(fromEnvironment))
-            return Path.GetFullPath(fromEnvironment);
+            return Path.IsPathRooted(fromEnvironment) || root is null
+                ? Path.GetFullPath(fromEnvironment)
+                : Path.GetFullPath(Path.Combine(root, fromEnvironment));
+        if (root is not null)
+            return Path.GetFullPath(Path.Combine(root, "..", "shared", "models"));
+        throw new InvalidOperationException("AGENTHOST_MODELS_DIR is not set and no ../shared/models was found.");
+    }
 
-        // Developer convenience: <repo>/../shared/models, found by walking up to the solution file.
+    private static string? RepositoryRoot()
+    {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(Path.Combine(dir.FullName, "AgentHost.sln")))
-                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models"));
+                return dir.FullName;
         }
-        throw new InvalidOperationException("AGENTHOST_MODELS_DIR is not set and no ../shared/models was found.");
+        return null;
     }
 }
