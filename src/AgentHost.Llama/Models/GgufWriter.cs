@@ -36,6 +36,7 @@ public sealed class GgufWriter
     private bool _completed;
     private int _current;         // the tensor whose data is being written
     private long _currentWritten; // bytes of it written so far
+    private long _dataRemaining;  // tensor bytes still to come
 
     /// <summary>Creates a writer that writes to <paramref name="output"/> (from its current position; the caller owns the stream).</summary>
     /// <param name="output">A writable stream.</param>
@@ -141,6 +142,8 @@ public sealed class GgufWriter
             writer.Write(_zeros, 0, (int)(AlignUp(header.Length) - header.Length));
 
             Length = header.Length + (long)offset;
+            foreach (var tensor in _tensors)
+                _dataRemaining += tensor.ByteSize;
         }
 
         header.Position = 0;
@@ -153,15 +156,16 @@ public sealed class GgufWriter
 
     /// <summary>Appends tensor data; it may span tensors, and the padding between tensors is inserted here.</summary>
     /// <param name="data">The next bytes of tensor data, in the tensors' element type.</param>
-    /// <exception cref="InvalidOperationException">The header was not written yet, or all tensors are already full.</exception>
+    /// <exception cref="InvalidOperationException">The header was not written yet, or the data is more than the declared tensors still hold (nothing is written then).</exception>
     public void WriteTensorData(ReadOnlySpan<byte> data)
     {
         if (!_headerWritten || _completed)
             throw new InvalidOperationException("Tensor data is written after WriteHeader and before Complete.");
+        if (data.Length > _dataRemaining)
+            throw new InvalidOperationException($"{data.Length} bytes of tensor data were given but the declared tensors hold only {_dataRemaining} more.");
+        _dataRemaining -= data.Length;
         while (!data.IsEmpty)
         {
-            if (_current == _tensors.Count)
-                throw new InvalidOperationException("More tensor data was written than the declared tensors hold.");
             var tensor = _tensors[_current];
             var count = (int)Math.Min(data.Length, tensor.ByteSize - _currentWritten);
             _output.Write(data[..count]);

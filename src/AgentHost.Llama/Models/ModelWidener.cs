@@ -23,7 +23,7 @@ namespace AgentHost.Llama.Models;
 /// and eps becomes eps·D/D'. Heads keep their size because <c>llama.attention.key_length</c>,
 /// <c>value_length</c> and <c>rope.dimension_count</c> are written (llama.cpp otherwise derives the head size
 /// as n_embd / n_head); Q, K and V keep their output widths, so attention, RoPE and the KV cache are the
-/// source's. Results match the source up to float rounding in the norms.</para>
+/// source's. Results match the source up to float rounding (norm scaling, and the summation order of longer dot products).</para>
 /// </remarks>
 public sealed partial class ModelWidener
 {
