@@ -7,7 +7,8 @@ namespace AgentHost.Llama.Models;
 /// Turns a user's <c>--model</c> value into a model file. Order: an explicit path; the models folder
 /// (<c>AGENTHOST_MODELS_DIR</c>, else <see cref="AgentHostOptions.ModelsDir"/>); the user cache
 /// (<see cref="AgentHostOptions.CacheDir"/>, else <c>$XDG_CACHE_HOME/agenthost/models</c>, else
-/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache.
+/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache. A stand-in entry
+/// (<see cref="ModelSettings.StandIn"/>) is instead built into the user cache from its source entry.
 /// </summary>
 public sealed partial class ModelResolver
 {
@@ -60,15 +61,15 @@ public sealed partial class ModelResolver
 
     /// <summary>Resolves a model, downloading it into the user cache if it is found nowhere locally.</summary>
     /// <param name="nameOrPath">A catalog name (any case) or a path to a model file; <see langword="null"/> or empty takes <see cref="AgentHostOptions.DefaultModel"/>.</param>
-    /// <param name="progress">Receives download progress, if a download happens.</param>
-    /// <param name="cancellationToken">Cancels a download.</param>
+    /// <param name="progress">Receives download progress, if a download happens, and build progress, if a stand-in is built.</param>
+    /// <param name="cancellationToken">Cancels a download or a build.</param>
     /// <returns>The file and its settings.</returns>
     /// <exception cref="AgentHostException">
     /// <see cref="ErrorKind.ModelNotFound"/> for a missing file or an unknown name,
     /// <see cref="ErrorKind.DownloadFailed"/> when the download fails,
     /// <see cref="ErrorKind.InvalidArgument"/> for a malformed catalog entry.
     /// </exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled during a download.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled during a download or a build.</exception>
     public async Task<ResolvedModel> ResolveAsync(
         string? nameOrPath,
         IProgress<DownloadProgress>? progress = null,
@@ -79,6 +80,9 @@ public sealed partial class ModelResolver
             return ResolveExplicitPath(value);
 
         var (name, settings) = FindCatalogEntry(value);
+        if (settings.StandIn is not null)
+            return await ResolveStandInAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
+
         var search = Search(name, settings);
         if (search.Found is not null)
         {
@@ -114,6 +118,15 @@ public sealed partial class ModelResolver
         }
 
         var (catalogName, settings) = FindCatalogEntry(value);
+        if (settings.StandIn is not null)
+        {
+            var (sourceName, _) = StandInSource(catalogName, settings.StandIn);
+            var path = StandInPath(catalogName, settings);
+            return File.Exists(path)
+                ? new ModelLocation(catalogName, settings.Clone(), path, ModelSource.Cache, $"user cache (stand-in of {sourceName}, verified on use)")
+                : new ModelLocation(catalogName, settings.Clone(), null, null, $"not built; built from {sourceName} on first use");
+        }
+
         var search = Search(catalogName, settings);
         if (search.Found is not null)
         {
@@ -256,6 +269,52 @@ public sealed partial class ModelResolver
             return new SearchResult(name, file, modelsDir, modelsDirOrigin, cacheDir, new ResolvedModel(name, inCache, settings.Clone(), ModelSource.Cache), false);
 
         return new SearchResult(name, file, modelsDir, modelsDirOrigin, cacheDir, null, false);
+    }
+
+    /// <summary>
+    /// Resolves the source model (downloading it if needed), then builds or reuses the stand-in in the user cache.
+    /// A stand-in is never looked up elsewhere: only the file this product built and verifies is used.
+    /// </summary>
+    private async Task<ResolvedModel> ResolveStandInAsync(string name, ModelSettings settings, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
+        var (sourceName, sourceSettings) = StandInSource(name, settings.StandIn!);
+        var target = StandInPath(name, settings);
+        var source = await ResolveAsync(sourceName, progress, cancellationToken).ConfigureAwait(false);
+        var built = await new StandInBuilder(_logger)
+            .EnsureAsync(name, source.Path, settings.StandIn!, target, settings.Sha256, progress, cancellationToken)
+            .ConfigureAwait(false);
+        var resolved = new ResolvedModel(name, target, settings.Clone(), built ? ModelSource.Built : ModelSource.Cache);
+        LogResolved(_logger, name, target, resolved.Source);
+        return resolved;
+    }
+
+    /// <summary>The catalog entry a stand-in is built from; it must be a plain model, not another stand-in.</summary>
+    private (string Name, ModelSettings Settings) StandInSource(string name, StandInSettings standIn)
+    {
+        if (string.IsNullOrWhiteSpace(standIn.Source))
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The stand-in catalog entry '{name}' sets no StandIn:Source; set AgentHost:Models:{name}:StandIn:Source to the catalog name of the model it is built from.");
+        }
+        var source = FindCatalogEntry(standIn.Source.Trim());
+        if (source.Settings.StandIn is not null)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The stand-in catalog entry '{name}' is built from '{source.Name}', which is a stand-in itself; its StandIn:Source must be a plain model.");
+        }
+        return source;
+    }
+
+    /// <summary>Where a stand-in lives: its <see cref="ModelSettings.File"/> (a plain file name) in the user cache.</summary>
+    private string StandInPath(string name, ModelSettings settings)
+    {
+        var file = settings.File?.Trim();
+        if (string.IsNullOrEmpty(file) || Path.GetFileName(file) != file || file is "." or "..")
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The stand-in catalog entry '{name}' has File '{file}'; it must be a plain file name, which is built in the user cache.");
+        }
+        return Path.Combine(CacheDirectory, file);
     }
 
     private (string? Path, string Origin) FindModelsDirectory()

@@ -65,8 +65,16 @@ public sealed class ModelSettings
     /// </summary>
     public string? ChatFormat { get; set; }
 
+    /// <summary>When set, the file is not downloaded but built from another catalog entry (see <see cref="StandInSettings"/>).</summary>
+    public StandInSettings? StandIn { get; set; }
+
     /// <summary>A copy, so that per-request overrides never change the catalog.</summary>
-    public ModelSettings Clone() => (ModelSettings)MemberwiseClone();
+    public ModelSettings Clone()
+    {
+        var copy = (ModelSettings)MemberwiseClone();
+        copy.StandIn = StandIn?.Clone();
+        return copy;
+    }
 }
 
 /// <summary>The <c>AgentHost</c> configuration section: the model catalog and where models live.</summary>

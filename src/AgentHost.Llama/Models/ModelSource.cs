@@ -11,4 +11,6 @@ public enum ModelSource
     Cache,
     /// <summary>Downloaded into the user cache by this resolution.</summary>
     Downloaded,
+    /// <summary>Built into the user cache by this resolution (a stand-in, see <see cref="StandInSettings"/>).</summary>
+    Built,
 }
