@@ -30,8 +30,8 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         }
         catch (InvalidOperationException ex)
         {
-            // e.g. Server__MaxQueue=many: the binder names the key in its inner exception.
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"The {ServerOptions.SectionName} configuration is invalid: {ex.InnerException?.Message ?? ex.Message}");
+            // e.g. Server__MaxQueue=many: the binder's message names the key ("... at 'Server:MaxQueue' to type ...").
+            throw new AgentHostException(ErrorKind.InvalidArgument, ex.Message);
         }
         serverOptions.Urls = line.GetString("urls") ?? serverOptions.Urls;
         serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;

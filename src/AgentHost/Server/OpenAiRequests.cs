@@ -219,7 +219,7 @@ internal static class OpenAiRequests
         var parts = new List<string>();
         foreach (var part in content.EnumerateArray())
         {
-            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || !type.ValueEquals("text")
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || !type.ValueEquals("text")
                 || !part.TryGetProperty("text", out var partText) || partText.ValueKind != JsonValueKind.String)
             {
                 throw ApiError.BadRequest($"'{where}.content' parts must be text parts ({{\"type\": \"text\", \"text\": ...}}); this model reads text only.", $"{where}.content");
@@ -267,7 +267,7 @@ internal static class OpenAiRequests
             foreach (var tool in tools.EnumerateArray())
             {
                 var where = $"tools[{index++}]";
-                if (tool.ValueKind != JsonValueKind.Object || !tool.TryGetProperty("type", out var type) || !type.ValueEquals("function"))
+                if (tool.ValueKind != JsonValueKind.Object || !tool.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || !type.ValueEquals("function"))
                     throw ApiError.BadRequest($"'{where}' must be a function tool ({{\"type\": \"function\", \"function\": ...}}).", where);
                 var function = Required(tool, "function", JsonValueKind.Object, where);
                 var name = FunctionName(function, $"{where}.function");

@@ -91,7 +91,7 @@ internal sealed class ServerOptions
         ListenUris();
         Require(MaxQueue >= 1, "MaxQueue", MaxQueue, "a whole number of at least 1");
         Require(Slots is >= 1 and <= 64, "Slots", Slots, "a whole number from 1 to 64");
-        Require(MaxBodyBytes >= 1024, "MaxBodyBytes", MaxBodyBytes, "a byte count of at least 1024");
+        Require(MaxBodyBytes >= 1, "MaxBodyBytes", MaxBodyBytes, "a byte count of at least 1");
         Require(BodyTimeoutSeconds >= 1, "BodyTimeoutSeconds", BodyTimeoutSeconds, "a whole number of seconds of at least 1");
         Require(MaxEmbeddingInputs >= 1, "MaxEmbeddingInputs", MaxEmbeddingInputs, "a whole number of at least 1");
         Require(DefaultMaxTokens >= 1, "DefaultMaxTokens", DefaultMaxTokens, "a whole number of at least 1");
