@@ -194,6 +194,8 @@ public sealed class LlamaChatClient : IChatClient
     private ToolTokenStrategy CreateToolTokenStrategy(ChatOptions? options)
     {
         ChatRequestMapper.EnsureFileOptionsAllowed(options, _options);
+        if (!_options.AllowFileOptions)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy toolkens is not available here: it needs a head file ('{ChatRequestMapper.ToolTokensHeadKey}'), which this host does not take from requests.");
         if (!_options.HiddenStates)
             throw new AgentHostException(ErrorKind.InvalidArgument, "Strategy toolkens needs a client created with HiddenStates = true.");
         var path = ChatRequestMapper.GetString(options, ChatRequestMapper.ToolTokensHeadKey)
