@@ -184,6 +184,73 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
         Assert.Contains("recycling_tree", error.Message);
     }
 
+    [Theory]
+    [InlineData("recycling", "recycling_matrix")]
+    [InlineData("greedy", "recycling_matrix")]
+    [InlineData("toolkens", "toolkens_head")]
+    [InlineData("greedy", "toolkens_head")]
+    public async Task AClientThatRefusesFileOptionsNeverTouchesTheNamedPath(string strategy, string key)
+    {
+        using var client = NewClient(new LlamaChatClientOptions { AllowFileOptions = false });
+        var folder = Directory.CreateTempSubdirectory("agenthost-file-option-").FullName;
+        var target = Path.Combine(folder, "sub", "target.bin");
+        try
+        {
+            var options = new ChatOptions { MaxOutputTokens = 8, AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = strategy, [key] = target } };
+
+            var error = await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync(_story, options));
+            var streamed = await Assert.ThrowsAsync<AgentHostException>(async () => { await foreach (var _ in client.GetStreamingResponseAsync(_story, options)) { } });
+            var completed = await Assert.ThrowsAsync<AgentHostException>(() => client.CompleteAsync("Once upon a time", options));
+
+            Assert.All(new[] { error, streamed, completed }, e => Assert.Contains($"'{key}' names a file", e.Message));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(folder));
+            Assert.False((await client.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 4 })).Text.Length == 0);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task TheHostsRecyclingMatrixFileIsUsedWhenTheRequestNamesNone()
+    {
+        var folder = Directory.CreateTempSubdirectory("agenthost-matrix-").FullName;
+        var matrix = Path.Combine(folder, "model.recycling-matrix");
+        try
+        {
+            using var client = NewClient(new LlamaChatClientOptions { AllowFileOptions = false, RecyclingMatrixFile = matrix });
+            var options = new ChatOptions { MaxOutputTokens = 16, AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "recycling" } };
+
+            await client.GetResponseAsync(_story, options);
+
+            Assert.Equal([matrix], Directory.GetFileSystemEntries(folder));
+            Assert.True(new FileInfo(matrix).Length > 0);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("min_p", "0.2")]
+    [InlineData("repeat_penalty", "1.3")]
+    public async Task ASamplingOptionWithoutAStrategySelectsSampleAndGreedyRefusesIt(string key, string value)
+    {
+        using var client = NewClient();
+        var chosen = new ChatOptions { MaxOutputTokens = 8, Seed = null, AdditionalProperties = new() { [key] = value } };
+        var refused = new ChatOptions { MaxOutputTokens = 8, AdditionalProperties = new() { [key] = value, [ChatRequestMapper.StrategyKey] = "greedy" } };
+        var invalid = new ChatOptions { MaxOutputTokens = 8, AdditionalProperties = new() { [key] = "-5" } };
+
+        var response = await client.GetResponseAsync(_story, chosen);
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync(_story, refused));
+        await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync(_story, invalid));
+
+        Assert.Equal("sample", response.AdditionalProperties![ChatRequestMapper.StrategyKey]);
+        Assert.Contains($"'{key}' does not apply to decoding strategy 'greedy'", error.Message);
+    }
+
     [Fact]
     public async Task AnUnknownStrategyIsRefusedNamingTheKnownOnes()
     {

@@ -31,7 +31,7 @@ public static class DecodingStrategies
         new("recycling", "Token Recycling: lossless speculative decoding from recycled candidate tokens (greedy, or sampling with sampling options).", SamplingUse.Optional,
         [
             new(RecyclingStrategy.TreeOption, "tree", "Draft tree template: auto (default), chain-N, tree-N, 2.2.2, 2.2.2:N or JSON paths."),
-            new(RecyclingStrategy.MatrixOption, "recycling-matrix", "File to warm-start the adjacency matrix from and save it to."),
+            new(RecyclingStrategy.MatrixOption, "recycling-matrix", "File to warm-start the adjacency matrix from and save it to.", NamesFile: true),
         ], o => new RecyclingStrategy(o)),
         new("lookup", "Prompt lookup decoding: lossless speculative decoding from n-gram matches in prompt + output.", SamplingUse.Optional,
         [

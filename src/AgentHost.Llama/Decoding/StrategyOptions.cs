@@ -6,7 +6,8 @@ namespace AgentHost.Llama.Decoding;
 /// <param name="Key">Key in <see cref="StrategyOptions"/>, e.g. <c>cautious_max_trials</c>.</param>
 /// <param name="CliName">Command-line option without dashes, e.g. <c>max-trials</c>.</param>
 /// <param name="Help">One line of help, with the default.</param>
-public sealed record StrategyOption(string Key, string CliName, string Help);
+/// <param name="NamesFile">Whether the value is a file path: hosts that serve untrusted requests refuse it there (the operator configures such files).</param>
+public sealed record StrategyOption(string Key, string CliName, string Help, bool NamesFile = false);
 
 /// <summary>
 /// Strategy-specific settings as key/value text (from the command line, configuration or a chat

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.ToolTokens;
 using Microsoft.Extensions.AI;
 
@@ -13,7 +14,8 @@ namespace AgentHost.SemanticKernel.ChatClient;
 /// decoding options travel in <see cref="ChatOptions.AdditionalProperties"/> under their own keys:
 /// <c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c> and every strategy's knobs
 /// (<c>recycling_tree</c>, <c>cautious_max_trials</c>, ...). Keys no strategy knows are left alone (they
-/// may belong to another layer); a knob of a different strategy than the chosen one is an error.
+/// may belong to another layer); a knob of a different strategy than the chosen one, or a sampling option
+/// with a strategy that does not sample, is an error.
 /// </summary>
 public static class ChatRequestMapper
 {
@@ -35,29 +37,80 @@ public static class ChatRequestMapper
     private static readonly HashSet<string> _strategyOptionKeys =
         DecodingStrategies.All.SelectMany(d => d.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
 
-    /// <summary>The strategy a request asks for, with its options (unknown names and misplaced knobs refused).</summary>
-    public static IDecodingStrategy CreateStrategy(ChatOptions? options, string defaultStrategy)
+    /// <summary>Option keys whose value names a file: refused when <see cref="LlamaChatClientOptions.AllowFileOptions"/> is off.</summary>
+    public static IReadOnlyList<string> FileOptionKeys { get; } =
+        [ToolTokensHeadKey, .. DecodingStrategies.All.SelectMany(d => d.Options).Where(o => o.NamesFile).Select(o => o.Key).Distinct()];
+
+    /// <summary>Throws when <paramref name="options"/> names a file (any <see cref="FileOptionKeys"/> entry, even empty) and the client does not allow it.</summary>
+    public static void EnsureFileOptionsAllowed(ChatOptions? options, LlamaChatClientOptions clientOptions)
     {
-        var name = ChooseStrategy(options, defaultStrategy);
-        var knobs = options?.AdditionalProperties?
-            .Where(p => _strategyOptionKeys.Contains(p.Key))
-            .Select(p => KeyValuePair.Create(p.Key, ToInvariantString(p.Key, p.Value)));
-        return DecodingStrategies.Create(name, new StrategyOptions(knobs));
+        ArgumentNullException.ThrowIfNull(clientOptions);
+        if (clientOptions.AllowFileOptions || options?.AdditionalProperties is not { } properties)
+            return;
+        foreach (var key in FileOptionKeys)
+        {
+            if (properties.ContainsKey(key))
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' names a file, which this host does not accept in requests (server-side files are configured by its operator).");
+        }
     }
 
     /// <summary>
-    /// The strategy name: <c>decoding_strategy</c> when given; otherwise temperature 0 means greedy and any
-    /// other sampling setting means <c>sample</c>; with none, <paramref name="defaultStrategy"/>.
+    /// The strategy a request asks for, with its options (unknown names, misplaced knobs and, where the client
+    /// forbids them, file options refused); a recycling strategy gets the client's matrix file unless the request names one.
+    /// </summary>
+    public static IDecodingStrategy CreateStrategy(ChatOptions? options, LlamaChatClientOptions clientOptions)
+    {
+        EnsureFileOptionsAllowed(options, clientOptions);
+        var descriptor = DecodingStrategies.Find(ChooseStrategy(options, clientOptions.DefaultStrategy));
+        var knobs = options?.AdditionalProperties?
+            .Where(p => _strategyOptionKeys.Contains(p.Key))
+            .Select(p => KeyValuePair.Create(p.Key, ToInvariantString(p.Key, p.Value)))
+            .ToList() ?? [];
+        if (clientOptions.RecyclingMatrixFile is { } matrix && descriptor.Options.Any(o => o.Key == RecyclingStrategy.MatrixOption)
+            && !knobs.Exists(k => k.Key == RecyclingStrategy.MatrixOption))
+        {
+            knobs.Add(KeyValuePair.Create(RecyclingStrategy.MatrixOption, matrix));
+        }
+        return DecodingStrategies.Create(descriptor.Name, new StrategyOptions(knobs));
+    }
+
+    /// <summary>
+    /// The strategy name, one rule: <c>decoding_strategy</c> when given; otherwise any sampling option
+    /// (see <see cref="SamplingOptionIn"/>) selects <c>sample</c>, temperature 0 alone selects greedy, and with
+    /// none, <paramref name="defaultStrategy"/>.
     /// </summary>
     public static string ChooseStrategy(ChatOptions? options, string defaultStrategy)
     {
         if (GetString(options, StrategyKey) is { } named)
             return string.Equals(named, ToolTokenStrategy.StrategyName, StringComparison.OrdinalIgnoreCase) ? ToolTokenStrategy.StrategyName : DecodingStrategies.Find(named).Name;
-        if (options?.Temperature is { } temperature)
-            return temperature == 0 ? "greedy" : "sample";
-        if (options is not null && (options.TopP is not null || options.TopK is not null || options.Seed is not null))
+        if (SamplingOptionIn(options) is not null)
             return "sample";
-        return defaultStrategy;
+        return options?.Temperature == 0 ? "greedy" : defaultStrategy;
+    }
+
+    /// <summary>
+    /// The first sampling option <paramref name="options"/> sets (by its request key), or null: temperature other
+    /// than 0, top_p, top_k, seed, frequency_penalty, presence_penalty, min_p, repeat_penalty.
+    /// </summary>
+    public static string? SamplingOptionIn(ChatOptions? options)
+    {
+        if (options is null)
+            return null;
+        if (options.Temperature is { } temperature && temperature != 0)
+            return "temperature";
+        if (options.TopP is not null)
+            return "top_p";
+        if (options.TopK is not null)
+            return "top_k";
+        if (options.Seed is not null)
+            return "seed";
+        if (options.FrequencyPenalty is not null)
+            return "frequency_penalty";
+        if (options.PresencePenalty is not null)
+            return "presence_penalty";
+        if (GetString(options, MinPKey) is not null)
+            return MinPKey;
+        return GetString(options, RepeatPenaltyKey) is not null ? RepeatPenaltyKey : null;
     }
 
     /// <summary>The engine request for a rendered prompt (validated when generation starts; callers may validate earlier).</summary>
@@ -68,6 +121,8 @@ public static class ChatRequestMapper
             stops.AddRange(requested);
 
         var samples = strategy == ToolTokenStrategy.StrategyName || DecodingStrategies.Find(strategy).Sampling != SamplingUse.Never;
+        if (!samples && SamplingOptionIn(options) is { } misplaced)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{misplaced}' does not apply to decoding strategy '{strategy}', which does not sample; use 'sample' (or recycling, lookup, cautious).");
         var sampling = samples ? CreateSampling(options) : null;
         return new GenerationRequest
         {

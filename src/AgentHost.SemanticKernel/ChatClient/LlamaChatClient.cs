@@ -124,7 +124,7 @@ public sealed class LlamaChatClient : IChatClient
     {
         ArgumentNullException.ThrowIfNull(prompt);
         var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
-        var strategy = ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
+        var strategy = ChatRequestMapper.CreateStrategy(options, _options);
         var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
         var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], strategyName);
         request.Validate();   // before waiting for a slot
@@ -171,7 +171,7 @@ public sealed class LlamaChatClient : IChatClient
 
         var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
         var toolTokens = strategyName == ToolTokenStrategy.StrategyName;
-        var strategy = toolTokens ? CreateToolTokenStrategy(options) : ChatRequestMapper.CreateStrategy(options, _options.DefaultStrategy);
+        var strategy = toolTokens ? CreateToolTokenStrategy(options) : ChatRequestMapper.CreateStrategy(options, _options);
         // Tool tokens call the tools from inside decoding: nothing is rendered into the prompt or parsed back.
         var tools = toolTokens ? null : ToolsOnOffer(options);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
@@ -193,6 +193,9 @@ public sealed class LlamaChatClient : IChatClient
     /// </summary>
     private ToolTokenStrategy CreateToolTokenStrategy(ChatOptions? options)
     {
+        ChatRequestMapper.EnsureFileOptionsAllowed(options, _options);
+        if (!_options.AllowFileOptions)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy toolkens is not available here: it needs a head file ('{ChatRequestMapper.ToolTokensHeadKey}'), which this host does not take from requests.");
         if (!_options.HiddenStates)
             throw new AgentHostException(ErrorKind.InvalidArgument, "Strategy toolkens needs a client created with HiddenStates = true.");
         var path = ChatRequestMapper.GetString(options, ChatRequestMapper.ToolTokensHeadKey)

@@ -37,4 +37,17 @@ public sealed class LlamaChatClientOptions
 
     /// <summary>Folder whose templates override the built-in chat formats; null: built-in only.</summary>
     public string? FormatsDirectory { get; set; }
+
+    /// <summary>
+    /// Whether requests may name files through option keys (<c>recycling_matrix</c>, <c>toolkens_head</c>; see
+    /// <see cref="ChatRequestMapper.FileOptionKeys"/>). Default on, for trusted in-process callers; a host that serves
+    /// untrusted requests sets it off, and such a request is refused: server-side files are the operator's to name.
+    /// </summary>
+    public bool AllowFileOptions { get; set; } = true;
+
+    /// <summary>
+    /// The recycling matrix file of this client's model, named by the host (warm start, saved after each request);
+    /// used when a request chooses <c>recycling</c> and names no file itself. Null: the matrix lives in memory only.
+    /// </summary>
+    public string? RecyclingMatrixFile { get; set; }
 }

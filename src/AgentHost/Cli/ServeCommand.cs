@@ -1,10 +1,11 @@
+using AgentHost.Llama;
 using AgentHost.Llama.Models;
 using AgentHost.Server;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentHost.Cli;
 
-/// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C.</summary>
+/// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C or SIGTERM (in-flight requests drain within Server:ShutdownTimeoutSeconds).</summary>
 internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration) : ICommand
 {
     public string Name => "serve";
@@ -23,7 +24,15 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var serverOptions = new ServerOptions();
-        configuration.GetSection(ServerOptions.SectionName).Bind(serverOptions);
+        try
+        {
+            configuration.GetSection(ServerOptions.SectionName).Bind(serverOptions);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // e.g. Server__MaxQueue=many: the binder's message names the key ("... at 'Server:MaxQueue' to type ...").
+            throw new AgentHostException(ErrorKind.InvalidArgument, ex.Message);
+        }
         serverOptions.Urls = line.GetString("urls") ?? serverOptions.Urls;
         serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;
         serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
@@ -36,19 +45,33 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         {
             await app.StartAsync(cancellationToken);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
-            throw new Llama.AgentHostException(Llama.ErrorKind.InvalidArgument, $"Cannot listen on {serverOptions.Urls}: {ex.Message}");
+            // Address in use, no permission, no such interface: the environment, not the command line (exit 1).
+            Console.Error.WriteLine($"error: cannot listen on {serverOptions.Urls}: {ex.Message}");
+            return CliApp.ExitError;
         }
-        Console.Error.WriteLine($"serving {string.Join(", ", app.Services.GetRequiredService<ModelHost>().Names)} on {string.Join(", ", AgentHostServer.Addresses(app))}{(serverOptions.ApiKey is { Length: > 0 } ? " (API key required)" : "")}; Ctrl+C stops");
+        Console.Error.WriteLine($"serving {string.Join(", ", app.Services.GetRequiredService<ModelHost>().Names)} on {string.Join(", ", AgentHostServer.Addresses(app))}{(serverOptions.ApiKey is { Length: > 0 } ? " (API key required)" : "")}; Ctrl+C or SIGTERM stops");
+
+        // The host's lifetime turns SIGTERM (and SIGINT, SIGQUIT) into ApplicationStopping; Ctrl+C also cancels the CLI's token.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, app.Lifetime.ApplicationStopping);
         try
         {
-            await Task.Delay(Timeout.Infinite, cancellationToken);
+            await Task.Delay(Timeout.Infinite, stop.Token);
         }
         catch (OperationCanceledException)
         {
         }
-        await app.StopAsync(CancellationToken.None);
+        Console.Error.WriteLine($"stopping: draining in-flight requests (up to {serverOptions.ShutdownTimeoutSeconds} s)...");
+        using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(serverOptions.ShutdownTimeoutSeconds));
+        try
+        {
+            await app.StopAsync(drain.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // The drain time ran out: Kestrel has closed what was still open.
+        }
         Console.Error.WriteLine("stopped.");
         return CliApp.ExitOk;
     }

@@ -8,11 +8,15 @@ namespace AgentHost.Server;
 /// <summary>Builds the OpenAI-compatible server (Kestrel on the generic host) over a model catalog.</summary>
 internal static class AgentHostServer
 {
+    /// <summary>Builds the server; every server option is checked first (an <see cref="Llama.AgentHostException"/> naming the key).</summary>
     public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null)
     {
+        serverOptions.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
         builder.WebHost.UseUrls(serverOptions.Urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = serverOptions.MaxBodyBytes);
+        // A stop (SIGTERM, Ctrl+C) stops accepting, then waits this long for in-flight requests before closing them.
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(serverOptions.ShutdownTimeoutSeconds));
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.AddSingleton(options);

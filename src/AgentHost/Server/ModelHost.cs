@@ -40,9 +40,20 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     private async Task<HostedModel> LoadAsync(string name)
     {
         var model = await loader.LoadAsync(name, CancellationToken.None);
-        var client = new LlamaChatClient(model, new LlamaChatClientOptions { Slots = serverOptions.Slots, MaxTokens = serverOptions.DefaultMaxTokens, FormatsDirectory = options.FormatsDirectory(), ContinuousBatching = serverOptions.Batching });
+        var client = new LlamaChatClient(model, new LlamaChatClientOptions
+        {
+            Slots = serverOptions.Slots,
+            MaxTokens = serverOptions.DefaultMaxTokens,
+            FormatsDirectory = options.FormatsDirectory(),
+            ContinuousBatching = serverOptions.Batching,
+            AllowFileOptions = false,   // requests never name server-side files
+            RecyclingMatrixFile = serverOptions.StateDirectory is { } state ? Path.Combine(Path.GetFullPath(state), $"{FileSafe(name)}.recycling-matrix") : null,
+        });
         return new HostedModel(name, model, client, new TextEmbedder(model));
     }
+
+    // Catalog names come from the operator, but a file name must still stay inside the state folder.
+    private static string FileSafe(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_')).TrimStart('.');
 
     public void Dispose()
     {
@@ -55,5 +66,39 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     }
 }
 
-/// <summary>A loaded model and the client serving it.</summary>
-internal sealed record HostedModel(string Name, LlamaModel Model, LlamaChatClient Client, TextEmbedder Embedder);
+/// <summary>A loaded model, the client serving it and its admission count.</summary>
+internal sealed class HostedModel(string name, LlamaModel model, LlamaChatClient client, TextEmbedder embedder)
+{
+    private int _admitted;
+
+    public string Name { get; } = name;
+
+    public LlamaModel Model { get; } = model;
+
+    public LlamaChatClient Client { get; } = client;
+
+    public TextEmbedder Embedder { get; } = embedder;
+
+    /// <summary>Requests admitted and not yet finished (waiting for or holding the model): the queue depth.</summary>
+    public int Admitted => Volatile.Read(ref _admitted);
+
+    /// <summary>Admits one request if fewer than <paramref name="limit"/> are in (atomic: no check-then-act race); dispose the ticket when done.</summary>
+    public IDisposable? TryAdmit(int limit)
+    {
+        if (Interlocked.Increment(ref _admitted) <= limit)
+            return new Ticket(this);
+        Interlocked.Decrement(ref _admitted);
+        return null;
+    }
+
+    private sealed class Ticket(HostedModel model) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+                Interlocked.Decrement(ref model._admitted);
+        }
+    }
+}

@@ -22,10 +22,11 @@ internal static class OpenAiApi
     {
         app.Use(async (context, next) =>
         {
-            if (options.ApiKey is { Length: > 0 } key && context.Request.Path != "/health" && !HasKey(context.Request, key))
+            if (Refuse(context.Request, options) is { } refusal)
             {
-                context.Response.Headers.WWWAuthenticate = "Bearer";
-                await new ApiError(StatusCodes.Status401Unauthorized, "A valid API key is required (Authorization: Bearer KEY).", code: "invalid_api_key").WriteAsync(context.Response);
+                if (refusal.Status == StatusCodes.Status401Unauthorized)
+                    context.Response.Headers.WWWAuthenticate = "Bearer";
+                await refusal.WriteAsync(context.Response);
                 return;
             }
             await next(context);
@@ -46,6 +47,27 @@ internal static class OpenAiApi
             Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, metrics, options)));
         app.MapFallback((HttpContext context) => new ApiError(StatusCodes.Status404NotFound, $"No endpoint {context.Request.Method} {context.Request.Path}.", code: "not_found").WriteAsync(context.Response));
     }
+
+    /// <summary>
+    /// Why a request is refused before any endpoint sees it, or null: a Host the server does not answer to
+    /// (DNS rebinding), a missing API key, or a POST body that is not JSON (a browser's cross-site "simple"
+    /// POST is text/plain or a form, so it never reaches a model).
+    /// </summary>
+    private static ApiError? Refuse(HttpRequest request, ServerOptions options)
+    {
+        if (!options.IsAllowedHost(request.Host.Host))
+            return new ApiError(StatusCodes.Status421MisdirectedRequest, $"This server does not answer to the host '{request.Host.Host}' (see Server:AllowedHosts).", code: "host_not_allowed");
+        if (options.ApiKey is { Length: > 0 } key && request.Path != "/health" && !HasKey(request, key))
+            return new ApiError(StatusCodes.Status401Unauthorized, "A valid API key is required (Authorization: Bearer KEY).", code: "invalid_api_key");
+        if (HttpMethods.IsPost(request.Method) && !IsJson(request.ContentType))
+            return new ApiError(StatusCodes.Status415UnsupportedMediaType, $"The request body must be JSON (Content-Type: application/json), not '{request.ContentType}'.", code: "unsupported_media_type");
+        return null;
+    }
+
+    private static bool IsJson(string? contentType)
+        => Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+            && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase))
+            && (!media.Charset.HasValue || media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase));
 
     private static bool HasKey(HttpRequest request, string key)
     {
@@ -70,9 +92,15 @@ internal static class OpenAiApi
         }
         catch (ApiError e) { error = e; }
         catch (AgentHostException e) { error = ApiError.From(e); }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        catch (BadHttpRequestException e)
         {
-            error = new ApiError(StatusCodes.Status413PayloadTooLarge, "The request body is too large.", code: "request_too_large");
+            // Kestrel's own verdicts on the body: too large (413), too slow (408), malformed framing (400).
+            error = e.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => new ApiError(e.StatusCode, "The request body is too large.", code: "request_too_large"),
+                StatusCodes.Status408RequestTimeout => new ApiError(e.StatusCode, "The request body arrived too slowly.", code: "request_timeout"),
+                _ => new ApiError(StatusCodes.Status400BadRequest, $"The request could not be read: {e.Message}"),
+            };
         }
         catch (JsonException e) { error = ApiError.BadRequest($"The request body is not valid JSON: {e.Message}"); }
         catch (Exception e)
@@ -98,25 +126,38 @@ internal static class OpenAiApi
             limit.MaxRequestBodySize = options.MaxBodyBytes;
         if (context.Request.ContentLength > options.MaxBodyBytes)
             throw new ApiError(StatusCodes.Status413PayloadTooLarge, $"The request body is larger than {options.MaxBodyBytes} bytes.", code: "request_too_large");
-        using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-        return document.RootElement.Clone();
+        // The whole body within a bound: a client trickling bytes above Kestrel's minimum rate still cannot hold the request open.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        deadline.CancelAfter(TimeSpan.FromSeconds(options.BodyTimeoutSeconds));
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: deadline.Token);
+            return document.RootElement.Clone();
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        {
+            throw new ApiError(StatusCodes.Status408RequestTimeout, $"The request body did not arrive within {options.BodyTimeoutSeconds} s (Server:BodyTimeoutSeconds).", code: "request_timeout");
+        }
     }
 
-    private static async Task<HostedModel> AdmitAsync(ModelHost models, ServerOptions options, string model, HttpContext context)
+    /// <summary>
+    /// Admits a request for its model, or 429: one atomic count per model over every endpoint that uses it.
+    /// Dispose the ticket when the request is done.
+    /// </summary>
+    private static async Task<(HostedModel Model, IDisposable Ticket)> AdmitAsync(ModelHost models, ServerOptions options, string model, HttpContext context)
     {
         var hosted = await models.GetAsync(model, context.RequestAborted);
-        if (hosted.Client.PendingRequests >= options.MaxQueue)
-        {
-            context.Response.Headers.RetryAfter = "1";
-            throw new ApiError(StatusCodes.Status429TooManyRequests, $"The queue of model '{hosted.Name}' is full ({options.MaxQueue} requests); retry shortly.", "rate_limit_error", "queue_full");
-        }
-        return hosted;
+        if (hosted.TryAdmit(options.MaxQueue) is { } ticket)
+            return (hosted, ticket);
+        context.Response.Headers.RetryAfter = "1";
+        throw new ApiError(StatusCodes.Status429TooManyRequests, $"The queue of model '{hosted.Name}' is full ({options.MaxQueue} requests); retry shortly.", "rate_limit_error", "queue_full");
     }
 
     private static async Task ChatAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
     {
         var call = OpenAiRequests.ParseChat(await ReadBodyAsync(context, options));
-        var hosted = await AdmitAsync(models, options, call.Model, context);
+        var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
+        using var admission = ticket;
         var id = $"chatcmpl-{Guid.NewGuid():N}";
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var ct = context.RequestAborted;
@@ -175,7 +216,8 @@ internal static class OpenAiApi
     private static async Task CompletionAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
     {
         var call = OpenAiRequests.ParseCompletion(await ReadBodyAsync(context, options));
-        var hosted = await AdmitAsync(models, options, call.Model, context);
+        var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
+        using var admission = ticket;
         var id = $"cmpl-{Guid.NewGuid():N}";
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var ct = context.RequestAborted;
@@ -216,8 +258,9 @@ internal static class OpenAiApi
 
     private static async Task EmbeddingsAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
     {
-        var call = OpenAiRequests.ParseEmbeddings(await ReadBodyAsync(context, options));
-        var hosted = await AdmitAsync(models, options, call.Model, context);
+        var call = OpenAiRequests.ParseEmbeddings(await ReadBodyAsync(context, options), options.MaxEmbeddingInputs);
+        var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
+        using var admission = ticket;
         var data = new List<Dictionary<string, object?>>();
         var tokens = 0;
         foreach (var (input, index) in call.Inputs.Select((input, index) => (input, index)))

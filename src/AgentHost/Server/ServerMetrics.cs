@@ -56,8 +56,8 @@ internal sealed class ServerMetrics(ModelHost models)
                 Line(text, group.Key, entry.Key.Labels, entry.Value);
         }
 
-        Gauge(text, "agenthost_queue_depth", "Requests waiting for or holding a session slot.",
-            model => model.Client.PendingRequests);
+        Gauge(text, "agenthost_queue_depth", "Requests admitted for a model (waiting for or holding it; embeddings included).",
+            model => model.Admitted);
 
         Gauge(text, "agenthost_tokens_per_second", "Generated tokens per second of generation time, since start.",
             model => Ratio(Get("agenthost_completion_tokens_total", model), Get("agenthost_generation_seconds_total", model)));
