@@ -8,13 +8,13 @@ using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 
-if (SampleModel.Resolve(args) is not { } modelPath)
+using var model = SampleModel.Load(args, new ModelSettings { ContextSize = 1024 });
+if (model is null)
 {
     return 1;
 }
 
 // Registration: the one place that wires AgentHost into Microsoft.Extensions.AI.
-using var model = LlamaModel.Load("stories260k", modelPath, new ModelSettings { ContextSize = 1024 });
 var services = new ServiceCollection();
 services.AddChatClient(new LlamaChatClient(model));
 using var provider = services.BuildServiceProvider();

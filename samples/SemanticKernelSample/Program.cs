@@ -12,13 +12,13 @@ using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 
-if (SampleModel.Resolve(args) is not { } modelPath)
+using var model = SampleModel.Load(args, new ModelSettings { ContextSize = 1024 });
+if (model is null)
 {
     return 1;
 }
 
 // Registration: the one place that wires AgentHost into Semantic Kernel.
-using var model = LlamaModel.Load("stories260k", modelPath, new ModelSettings { ContextSize = 1024 });
 var builder = Kernel.CreateBuilder();
 builder.AddLlamaChatClient(model);
 var kernel = builder.Build();

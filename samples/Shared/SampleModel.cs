@@ -1,10 +1,16 @@
+using AgentHost.Llama;
+using AgentHost.Llama.Models;
+
 namespace AgentHost.Samples;
 
-/// <summary>Where the samples find their GGUF model: the first argument, else stories260K.gguf in AGENTHOST_MODELS_DIR.</summary>
+/// <summary>
+/// The samples' model: the first argument, else stories260K.gguf in AGENTHOST_MODELS_DIR. A missing or
+/// invalid file is one line on stderr (the caller exits 1), never a stack trace.
+/// </summary>
 internal static class SampleModel
 {
-    /// <summary>The model's full path, or null after printing why there is none.</summary>
-    public static string? Resolve(string[] args)
+    /// <summary>The loaded model, or null after printing why there is none.</summary>
+    public static LlamaModel? Load(string[] args, ModelSettings settings)
     {
         var modelsDir = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
         var path = args.Length > 0 ? args[0]
@@ -15,11 +21,14 @@ internal static class SampleModel
             Console.Error.WriteLine("usage: dotnet run -- <model.gguf>   (or set AGENTHOST_MODELS_DIR to a folder holding stories260K.gguf)");
             return null;
         }
-        if (!File.Exists(path))
+        try
         {
-            Console.Error.WriteLine($"error: model file '{Path.GetFullPath(path)}' not found.");
+            return LlamaModel.Load(Path.GetFileNameWithoutExtension(path), Path.GetFullPath(path), settings);
+        }
+        catch (AgentHostException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
             return null;
         }
-        return Path.GetFullPath(path);
     }
 }
