@@ -5,6 +5,20 @@ internal static class TestModels
 {
     public static string Directory { get; } = FindDirectory();
 
+#pragma warning disable CA2255 // a test assembly's process-wide set-up is what module initializers are for
+    /// <summary>
+    /// Code under test reads <c>AGENTHOST_MODELS_DIR</c> itself (the model resolver) and would take a relative
+    /// value against the test's bin folder; hand it the folder these tests resolved, as an absolute path.
+    /// </summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void ShareAbsoluteModelsDirectory()
+    {
+        var value = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
+        if (!string.IsNullOrEmpty(value) && !Path.IsPathRooted(value))
+            Environment.SetEnvironmentVariable("AGENTHOST_MODELS_DIR", Directory);
+    }
+#pragma warning restore CA2255
+
     /// <summary>
     /// Compute threads per test context. xunit runs test collections in parallel on a 2-core machine:
     /// one thread each keeps llama.cpp's OpenMP teams from oversubscribing the cores, where their
