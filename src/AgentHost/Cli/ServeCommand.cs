@@ -22,8 +22,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        var serverOptions = new ServerOptions();
-        configuration.GetSection(ServerOptions.SectionName).Bind(serverOptions);
+        var serverOptions = ConfigurationBinding.Bind<ServerOptions>(configuration, ServerOptions.SectionName);
         serverOptions.Urls = line.GetString("urls") ?? serverOptions.Urls;
         serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;
         serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
