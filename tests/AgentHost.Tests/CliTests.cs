@@ -165,15 +165,17 @@ public sealed class CliTests : IDisposable
         AssertOneClearError(result, 2, expected);
     }
 
-    [Fact]
-    public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request()
+    [Theory]
+    [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)")]
+    [InlineData("3000", "AgentHost:Models:tinystories656k:ContextSize (3000) exceeds 4 times the 512 tokens")]
+    public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request(string contextSize, string expected)
     {
         // ContextSize below Sequences used to abort llama.cpp, and with it the server, on the first request.
-        var environment = new Dictionary<string, string> { ["AGENTHOST_AgentHost__Models__tinystories656k__ContextSize"] = "4" };
+        var environment = new Dictionary<string, string> { ["AGENTHOST_AgentHost__Models__tinystories656k__ContextSize"] = contextSize };
 
         var result = await AgentHostProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0"], environment, TimeSpan.FromSeconds(60));
 
-        AssertOneClearError(result, 2, "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)");
+        AssertOneClearError(result, 2, expected);
     }
 
     [Fact]

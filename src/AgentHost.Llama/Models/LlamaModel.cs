@@ -88,10 +88,7 @@ public sealed class LlamaModel : IDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         var logger = loggerFactory.CreateLogger<LlamaModel>();
         settings = settings.Clone();
-        settings.Validate(name);
-
-        var file = GgufFile.Read(path);
-        var shape = ModelShape.Read(file);
+        var (file, shape) = Inspect(name, path, settings);
         settings.ContextSize = CheckContextSize(name, settings, shape);
         NativeRuntime.Configure(loggerFactory);
 
@@ -144,6 +141,27 @@ public sealed class LlamaModel : IDisposable
             weights.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Makes every check <see cref="Load"/> makes before llama.cpp sees the file (settings, GGUF header, hyperparameters
+    /// and tensor shapes, context size against the trained context and memory) without loading it: a server checks its
+    /// catalog at start this way.
+    /// </summary>
+    /// <exception cref="AgentHostException">The first problem found, naming the configuration key or model file key.</exception>
+    public static ModelShape Check(string name, string path, ModelSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var (_, shape) = Inspect(name, path, settings);
+        CheckContextSize(name, settings, shape);
+        return shape;
+    }
+
+    private static (GgufFile File, ModelShape Shape) Inspect(string name, string path, ModelSettings settings)
+    {
+        settings.Validate(name);
+        var file = GgufFile.Read(path);
+        return (file, ModelShape.Read(file));
     }
 
     /// <summary>

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Configuration;
 namespace AgentHost.Cli;
 
 /// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C.</summary>
-internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration) : ICommand
+internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration, ModelLoader loader) : ICommand
 {
     public string Name => "serve";
 
@@ -28,6 +28,13 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
         serverOptions.MaxQueue = line.GetInt("max-queue", min: 1) ?? serverOptions.MaxQueue;
         serverOptions.Batching |= line.Has("batching");
+
+        // Models load at their first request: a setting or file that cannot load is refused now, not then.
+        foreach (var model in loader.Resolver.DescribeAll())
+        {
+            if (model.Path is { } path)
+                LlamaModel.Check(model.Name, path, model.Settings);
+        }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
             .AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
