@@ -147,7 +147,7 @@ public sealed class CraftedModelTests : IDisposable
     }
 
     [Theory]
-    [InlineData(0, 9000, "ContextSize (9000) exceeds 4 times the 2048 tokens")]
+    [InlineData(0, 20000, "ContextSize (20000) exceeds 8 times the 2048 tokens")]
     [InlineData(0, -1, "ContextSize must be 0")]
     [InlineData(0, 100_000_000, "ContextSize must be 0")]
     [InlineData(0, 8, "ContextSize (8) must be at least Sequences (16)")]

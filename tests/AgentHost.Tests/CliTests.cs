@@ -151,7 +151,7 @@ public sealed class CliTests : IDisposable
     [InlineData("Models__stories260k__FlashAttention", "7", "AgentHost:Models:stories260k:FlashAttention must be Auto, On or Off")]
     [InlineData("Models__stories260k__ContextSize", "100000000", "AgentHost:Models:stories260k:ContextSize must be 0")]
     [InlineData("Models__stories260k__ContextSize", "8", "AgentHost:Models:stories260k:ContextSize (8) must be at least Sequences (16)")]
-    [InlineData("Models__stories260k__ContextSize", "9000", "AgentHost:Models:stories260k:ContextSize (9000) exceeds 4 times")]
+    [InlineData("Models__stories260k__ContextSize", "20000", "AgentHost:Models:stories260k:ContextSize (20000) exceeds 8 times")]
     [InlineData("Models__stories260k__BatchSize", "4", "AgentHost:Models:stories260k:BatchSize (4) must be at least Sequences (16)")]
     [InlineData("Models__tinystories656k__Sequences", "-3", "AgentHost:Models:tinystories656k:Sequences must be between 1 and 256")]
     [InlineData("Models__tinystories656k__GpuLayers", "x", "'AgentHost:Models:tinystories656k:GpuLayers'")]
@@ -167,7 +167,7 @@ public sealed class CliTests : IDisposable
 
     [Theory]
     [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)")]
-    [InlineData("3000", "AgentHost:Models:tinystories656k:ContextSize (3000) exceeds 4 times the 512 tokens")]
+    [InlineData("5000", "AgentHost:Models:tinystories656k:ContextSize (5000) exceeds 8 times the 512 tokens")]
     public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request(string contextSize, string expected)
     {
         // ContextSize below Sequences used to abort llama.cpp, and with it the server, on the first request.

@@ -69,7 +69,7 @@ public sealed class ModelSettings
     public const int MaxContextSize = 1 << 24;
 
     /// <summary>How many times its trained context a model's <see cref="ContextSize"/> may be.</summary>
-    public const int MaxContextFactor = 4;
+    public const int MaxContextFactor = 8;
 
     /// <summary>Largest <see cref="BatchSize"/>.</summary>
     public const int MaxBatchSize = 1 << 16;
