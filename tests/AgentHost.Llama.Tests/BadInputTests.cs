@@ -89,6 +89,6 @@ public sealed class BadInputTests(Stories260KFixture fixture)
         settings.BatchSize = 15;
         var error = Assert.Throws<AgentHostException>(() => LlamaModel.Load("bad", TestModels.Stories260K, settings));
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
-        Assert.Equal("BatchSize (15) must be at least Sequences (16).", error.Message);
+        Assert.Equal("AgentHost:Models:bad:BatchSize (15) must be at least Sequences (16).", error.Message);
     }
 }

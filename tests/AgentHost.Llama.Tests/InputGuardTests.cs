@@ -1,6 +1,7 @@
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Models;
+using AgentHost.Llama.Tests.Support;
 
 namespace AgentHost.Llama.Tests;
 
@@ -70,6 +71,57 @@ public sealed class InputGuardTests
         Assert.Contains('a', allowed);
         Assert.DoesNotContain('(', allowed);
         Assert.DoesNotContain('é', allowed);
+    }
+
+    [Fact]
+    public async Task One_token_typed_byte_does_not_switch_the_guard_off()
+    {
+        // The attack: mark one ordinary token of the vocabulary without byte fallback as BYTE (type 6).
+        using var temp = new TempFolder();
+        var path = CraftedModel.Write(TestModels.TinyStories656K, temp.Combine("one-byte-type.gguf"), m =>
+        {
+            var types = ((int[])m["tokenizer.ggml.token_type"]).ToArray();
+            types[100] = 6;
+            m["tokenizer.ggml.token_type"] = types;
+        });
+        using var model = LlamaModel.Load("one-byte-type", path, Settings(UnsupportedCharacterPolicy.Replace));
+        using var session = await model.CreateSessionAsync();
+
+        var result = await session.GenerateAsync(new GreedyStrategy(), new GenerationRequest { Prompt = Hazard, MaxTokens = 10 });
+
+        Assert.True(model.Vocabulary.Guard.IsActive);
+        Assert.False(model.Vocabulary.Guard.CanEncode(new System.Text.Rune('(')));
+        Assert.NotEmpty(result.Tokens);
+    }
+
+    [Fact]
+    public async Task A_missing_byte_token_guards_exactly_the_characters_whose_bytes_need_it()
+    {
+        // The attack: a byte-fallback vocabulary with one of its 256 byte tokens renamed (its type stays BYTE).
+        using var temp = new TempFolder();
+        string[] tokens = [];
+        var path = CraftedModel.Write(TestModels.Stories260K, temp.Combine("no-0xC3.gguf"), m =>
+        {
+            tokens = ((string[])m["tokenizer.ggml.tokens"]).ToArray();
+            tokens[Array.IndexOf(tokens, "<0xC3>")] = "<removed 0xC3>";
+            m["tokenizer.ggml.tokens"] = tokens;
+        });
+        // A Latin-1 letter (UTF-8 lead byte C3) that is not a piece of its own, so only byte fallback could encode it.
+        var victim = Enumerable.Range(0xC0, 0x40).Select(c => ((char)c).ToString()).First(c => !tokens.Contains(c));
+        using var rejecting = LlamaModel.Load("no-0xC3", path, Settings(UnsupportedCharacterPolicy.Reject));
+        using var replacing = LlamaModel.Load("no-0xC3", path, Settings(UnsupportedCharacterPolicy.Replace));
+        var guard = rejecting.Vocabulary.Guard;
+
+        Assert.True(guard.IsActive);
+        Assert.False(guard.CanEncode(new System.Text.Rune(victim[0])));
+        foreach (var covered in new[] { "a", " ", "(", "\t", "\u03A9", "\u2615", "\U0001F600" })   // ASCII, Greek, CJK-range symbol, emoji: bytes all present
+            Assert.True(guard.CanEncode(System.Text.Rune.GetRuneAt(covered, 0)), covered);
+        var error = Assert.Throws<AgentHostException>(() => rejecting.Tokenize("Un caf" + victim, addBos: true));
+        Assert.Equal(ErrorKind.UnsupportedInput, error.Kind);
+        Assert.NotEmpty(rejecting.Tokenize("Tom (the cat) \u2615 \U0001F600", addBos: true));
+        using var session = await replacing.CreateSessionAsync();
+        var result = await session.GenerateAsync(new GreedyStrategy(), new GenerationRequest { Prompt = "Un caf" + victim + " \u2615", MaxTokens = 5 });
+        Assert.NotEmpty(result.Tokens);
     }
 
     [Fact]

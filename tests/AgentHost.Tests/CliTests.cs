@@ -145,6 +145,63 @@ public sealed class CliTests : IDisposable
     public async Task An_unknown_verb_is_a_usage_error()
         => AssertOneClearError(await Run("frobnicate"), 2, "unknown verb 'frobnicate'");
 
+    [Theory]
+    [InlineData("Models__stories260k__ContextSize", "abc", "'AgentHost:Models:stories260k:ContextSize'")]
+    [InlineData("Models__stories260k__FlashAttention", "bogus", "'AgentHost:Models:stories260k:FlashAttention'")]
+    [InlineData("Models__stories260k__FlashAttention", "7", "AgentHost:Models:stories260k:FlashAttention must be Auto, On or Off")]
+    [InlineData("Models__stories260k__ContextSize", "100000000", "AgentHost:Models:stories260k:ContextSize must be 0")]
+    [InlineData("Models__stories260k__ContextSize", "8", "AgentHost:Models:stories260k:ContextSize (8) must be at least Sequences (16)")]
+    [InlineData("Models__stories260k__ContextSize", "20000", "AgentHost:Models:stories260k:ContextSize (20000) exceeds 8 times")]
+    [InlineData("Models__stories260k__BatchSize", "4", "AgentHost:Models:stories260k:BatchSize (4) must be at least Sequences (16)")]
+    [InlineData("Models__tinystories656k__Sequences", "-3", "AgentHost:Models:tinystories656k:Sequences must be between 1 and 256")]
+    [InlineData("Models__tinystories656k__GpuLayers", "x", "'AgentHost:Models:tinystories656k:GpuLayers'")]
+    [InlineData("AllowDownload", "bogus", "'AgentHost:AllowDownload'")]
+    public async Task A_bad_configuration_value_is_one_error_naming_its_key_with_exit_code_2(string key, string value, string expected)
+    {
+        var environment = new Dictionary<string, string> { [$"AGENTHOST_AgentHost__{key}"] = value };
+
+        var result = await AgentHostProcess.RunAsync(["generate", "--prompt", "Once", "--max-tokens", "2"], environment);
+
+        AssertOneClearError(result, 2, expected);
+    }
+
+    [Theory]
+    [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)")]
+    [InlineData("5000", "AgentHost:Models:tinystories656k:ContextSize (5000) exceeds 8 times the 512 tokens")]
+    public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request(string contextSize, string expected)
+    {
+        // ContextSize below Sequences used to abort llama.cpp, and with it the server, on the first request.
+        var environment = new Dictionary<string, string> { ["AGENTHOST_AgentHost__Models__tinystories656k__ContextSize"] = contextSize };
+
+        var result = await AgentHostProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0"], environment, TimeSpan.FromSeconds(60));
+
+        AssertOneClearError(result, 2, expected);
+    }
+
+    [Fact]
+    public async Task A_crafted_model_file_is_one_clear_error_not_a_native_crash()
+    {
+        var path = Llama.Tests.Support.CraftedModel.Write(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"), Path.Combine(_temp, "crafted.gguf"),
+            m => m["llama.attention.head_count"] = 0u);
+
+        var result = await Run("generate", "--model", path, "--prompt", "Once", "--max-tokens", "2");
+
+        AssertOneClearError(result, 1, "has an invalid 'llama.attention.head_count'");
+    }
+
+    [Fact]
+    public async Task Bench_prompts_with_characters_the_vocabulary_lacks_reach_every_row_through_the_guard()
+    {
+        // TinyStories-656K has no byte fallback: the StatelessExecutor row used to tokenize these raw and abort (exit 134).
+        var prompts = Path.Combine(_temp, "hazard.txt");
+        await File.WriteAllTextAsync(prompts, "Tom (the cat) said: caf\u00E9 \u2615 {100%} #1 \t~\n");
+
+        var result = await Run("bench", "--model", "tinystories656k", "--prompts", prompts, "--runs", "1", "--warmup", "0", "--max-tokens", "4");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("llamasharp-stateless", result.StdOut);
+    }
+
     [Fact]
     public async Task Models_lists_the_catalog_and_where_each_model_resolves()
     {

@@ -16,7 +16,7 @@ namespace AgentHost.Llama.Models;
 public sealed class LlamaModel : IDisposable
 {
     /// <summary>Largest number of parallel sequences a context may have (larger values crash this llama.cpp build).</summary>
-    public const int MaxSequences = 256;
+    public const int MaxSequences = ModelSettings.MaxSequences;
 
     private readonly ILogger _logger;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _state = new();
@@ -35,11 +35,10 @@ public sealed class LlamaModel : IDisposable
         Weights = weights;
         Parameters = parameters;
         _logger = logger;
-        var guard = InputGuard.ForVocabulary(file.GetString("tokenizer.ggml.model"), file.GetStringArray("tokenizer.ggml.tokens"),
-            file.GetInt32Array("tokenizer.ggml.token_type"), settings.UnsupportedCharacters);
+        var guard = InputGuard.ForVocabulary(file.GetString("tokenizer.ggml.model"), file.GetStringArray("tokenizer.ggml.tokens"), settings.UnsupportedCharacters);
         if (guard.IsActive)
         {
-            logger.LogInformation("Model {Name} has no byte-fallback tokens: characters outside its vocabulary are {Policy}ed before tokenizing.",
+            logger.LogInformation("Model {Name} lacks byte-fallback tokens: characters it cannot encode are {Policy}ed before tokenizing.",
                 name, settings.UnsupportedCharacters.ToString().ToLowerInvariant());
         }
         Vocabulary = new TokenVocabulary(weights.NativeHandle, guard);
@@ -64,7 +63,10 @@ public sealed class LlamaModel : IDisposable
     /// <summary>The thread every context of this model runs on.</summary>
     public ModelScheduler Scheduler { get; }
 
-    /// <summary>The LLamaSharp weights (for code that wants LLamaSharp's own executors).</summary>
+    /// <summary>
+    /// The LLamaSharp weights (for code that wants LLamaSharp's own executors). Text given to them bypasses
+    /// <see cref="Tokenize"/>: pass it through <see cref="MakeTokenizable"/> first.
+    /// </summary>
     public LLamaWeights Weights { get; }
 
     /// <summary>The LLamaSharp parameters every context of this model is created with.</summary>
@@ -86,9 +88,8 @@ public sealed class LlamaModel : IDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         var logger = loggerFactory.CreateLogger<LlamaModel>();
         settings = settings.Clone();
-        Validate(settings);
-
-        var file = GgufFile.Read(path);
+        var (file, shape) = Inspect(name, path, settings);
+        settings.ContextSize = CheckContextSize(name, settings, shape);
         NativeRuntime.Configure(loggerFactory);
 
         var cores = Environment.ProcessorCount;
@@ -124,12 +125,10 @@ public sealed class LlamaModel : IDisposable
             throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load model file '{path}' (unsupported architecture or corrupt data; the native log has details).", ex);
         }
 
-        var trained = weights.NativeHandle.ContextSize;
-        var contextSize = settings.ContextSize == 0 ? trained : settings.ContextSize;
-        if (settings.ContextSize > trained)
-            logger.LogWarning("Model {Name}: context size {Requested} exceeds the {Trained} tokens it was trained with.", name, settings.ContextSize, trained);
+        var contextSize = settings.ContextSize;
+        if (contextSize > shape.TrainedContext)
+            logger.LogWarning("Model {Name}: context size {Requested} exceeds the {Trained} tokens it was trained with.", name, contextSize, shape.TrainedContext);
         parameters.ContextSize = (uint)contextSize;
-        settings.ContextSize = contextSize;
 
         logger.LogDebug("Loaded {Name} from {Path}: {Vocab} tokens, context {Context}, threads {Threads}/{BatchThreads}.",
             name, path, weights.Vocab.Count, contextSize, settings.Threads, settings.BatchThreads);
@@ -145,6 +144,27 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
+    /// Makes every check <see cref="Load"/> makes before llama.cpp sees the file (settings, GGUF header, hyperparameters
+    /// and tensor shapes, context size against the trained context and memory) without loading it: a server checks its
+    /// catalog at start this way.
+    /// </summary>
+    /// <exception cref="AgentHostException">The first problem found, naming the configuration key or model file key.</exception>
+    public static ModelShape Check(string name, string path, ModelSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var (_, shape) = Inspect(name, path, settings);
+        CheckContextSize(name, settings, shape);
+        return shape;
+    }
+
+    private static (GgufFile File, ModelShape Shape) Inspect(string name, string path, ModelSettings settings)
+    {
+        settings.Validate(name);
+        var file = GgufFile.Read(path);
+        return (file, ModelShape.Read(file));
+    }
+
+    /// <summary>
     /// Tokenizes user text. Text the vocabulary cannot encode is replaced or rejected first (see
     /// <see cref="InputGuard"/>), so this never hands llama.cpp a character that would abort the process.
     /// </summary>
@@ -156,16 +176,26 @@ public sealed class LlamaModel : IDisposable
     /// </param>
     public int[] Tokenize(string text, bool addBos, bool parseSpecial = false)
     {
-        ArgumentNullException.ThrowIfNull(text);
-        var safe = Vocabulary.Guard.Sanitize(text, out var replaced);
-        if (replaced > 0)
-            _logger.LogWarning("Replaced {Count} character(s) that model {Name} cannot encode.", replaced, Name);
-
-        var tokens = Weights.NativeHandle.Tokenize(safe, addBos, parseSpecial, Encoding.UTF8);
+        var tokens = Weights.NativeHandle.Tokenize(MakeTokenizable(text), addBos, parseSpecial, Encoding.UTF8);
         var ids = new int[tokens.Length];
         for (var i = 0; i < tokens.Length; i++)
             ids[i] = (int)tokens[i];
         return ids;
+    }
+
+    /// <summary>
+    /// Returns <paramref name="text"/> with every character the vocabulary cannot encode replaced or rejected (see
+    /// <see cref="InputGuard"/>). <see cref="Tokenize"/> calls it; code that hands text to llama.cpp's tokenizer another
+    /// way (LLamaSharp's executors on <see cref="Weights"/>) must call it first.
+    /// </summary>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.UnsupportedInput"/> under <see cref="UnsupportedCharacterPolicy.Reject"/>.</exception>
+    public string MakeTokenizable(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var safe = Vocabulary.Guard.Sanitize(text, out var replaced);
+        if (replaced > 0)
+            _logger.LogWarning("Replaced {Count} character(s) that model {Name} cannot encode.", replaced, Name);
+        return safe;
     }
 
     /// <summary>Renders tokens as text (UTF-8, control tokens omitted).</summary>
@@ -269,22 +299,28 @@ public sealed class LlamaModel : IDisposable
         Weights.Dispose();
     }
 
-    private static void Validate(ModelSettings settings)
+    // The context size the model gets (0 takes the trained one), bounded by the trained context and by memory:
+    // llama.cpp allocates the whole KV cache up front and crashes when it cannot.
+    private static int CheckContextSize(string name, ModelSettings settings, ModelShape shape)
     {
-        static void Require(bool ok, string message)
+        var key = ModelSettings.ConfigurationKey(name, nameof(ModelSettings.ContextSize));
+        var contextSize = settings.ContextSize == 0 ? shape.TrainedContext : settings.ContextSize;
+        var limit = (long)shape.TrainedContext * ModelSettings.MaxContextFactor;
+        if (contextSize > limit)
         {
-            if (!ok)
-                throw new AgentHostException(ErrorKind.InvalidArgument, message);
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"{key} ({contextSize}) exceeds {ModelSettings.MaxContextFactor} times the {shape.TrainedContext} tokens model {name} was trained with ({limit}).");
         }
-
-        Require(settings.ContextSize >= 0, $"ContextSize must be 0 (the model's own) or positive, not {settings.ContextSize}.");
-        Require(settings.Threads >= 0, $"Threads must be 0 (all cores) or positive, not {settings.Threads}.");
-        Require(settings.BatchThreads >= 0, $"BatchThreads must be 0 (same as Threads) or positive, not {settings.BatchThreads}.");
-        Require(settings.BatchSize >= 1, $"BatchSize must be at least 1, not {settings.BatchSize}.");
-        Require(settings.Sequences is >= 1 and <= MaxSequences, $"Sequences must be between 1 and {MaxSequences}, not {settings.Sequences}.");
-        // llama.cpp reserves one output row per sequence in a batch and aborts the process (GGML_ASSERT) when that exceeds the batch.
-        Require(settings.BatchSize >= settings.Sequences, $"BatchSize ({settings.BatchSize}) must be at least Sequences ({settings.Sequences}).");
-        Require(settings.GpuLayers >= -1, $"GpuLayers must be -1 (all), 0 or positive, not {settings.GpuLayers}.");
+        if (contextSize < settings.Sequences)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{key} ({contextSize}) must be at least Sequences ({settings.Sequences}).");
+        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        var needed = contextSize * shape.KvBytesPerToken;
+        if (needed > available)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"{key} ({contextSize}) needs about {needed >> 20} MiB of KV cache for model {name}, more than the {available >> 20} MiB of memory available.");
+        }
+        return contextSize;
     }
 
     private static int ClampThreads(int requested, int cores, string name, ILogger logger)

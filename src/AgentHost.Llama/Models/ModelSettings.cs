@@ -68,12 +68,62 @@ public sealed class ModelSettings
     /// <summary>When set, the file is not downloaded but built from another catalog entry (see <see cref="StandInSettings"/>).</summary>
     public StandInSettings? StandIn { get; set; }
 
+    /// <summary>Largest <see cref="ContextSize"/> of any model, in tokens (a further bound is the model's trained context × <see cref="MaxContextFactor"/>).</summary>
+    public const int MaxContextSize = 1 << 24;
+
+    /// <summary>How many times its trained context a model's <see cref="ContextSize"/> may be.</summary>
+    public const int MaxContextFactor = 8;
+
+    /// <summary>Largest <see cref="BatchSize"/>.</summary>
+    public const int MaxBatchSize = 1 << 16;
+
+    /// <summary>Largest <see cref="Sequences"/> (larger values crash this llama.cpp build).</summary>
+    public const int MaxSequences = 256;
+
+    /// <summary>Largest <see cref="Threads"/> / <see cref="BatchThreads"/> (values above the core count are lowered to it at load).</summary>
+    public const int MaxThreads = 1024;
+
+    /// <summary>Largest <see cref="GpuLayers"/> (llama.cpp caps it at the model's layer count; 999 is the usual "all").</summary>
+    public const int MaxGpuLayers = 10_000;
+
     /// <summary>A copy, so that per-request overrides never change the catalog.</summary>
     public ModelSettings Clone()
     {
         var copy = (ModelSettings)MemberwiseClone();
         copy.StandIn = StandIn?.Clone();
         return copy;
+    }
+
+    /// <summary>The configuration key of setting <paramref name="setting"/> of catalog model <paramref name="model"/>, for error messages.</summary>
+    public static string ConfigurationKey(string model, string setting) => $"{AgentHostOptions.SectionName}:Models:{model}:{setting}";
+
+    /// <summary>
+    /// Checks every setting against the range llama.cpp survives, before any model file is read; the checks that need
+    /// the model (context against its trained context and the memory its KV cache takes) run at load.
+    /// </summary>
+    /// <param name="model">The catalog name, used in the configuration key the error names.</param>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> naming the first offending key.</exception>
+    public void Validate(string model)
+    {
+        void Require(bool ok, string setting, string rule)
+        {
+            if (!ok)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"{ConfigurationKey(model, setting)} {rule}.");
+        }
+
+        Require(ContextSize is 0 or (>= 1 and <= MaxContextSize), nameof(ContextSize), $"must be 0 (the model's own) or between 1 and {MaxContextSize}, not {ContextSize}");
+        Require(Threads is >= 0 and <= MaxThreads, nameof(Threads), $"must be 0 (all cores) or between 1 and {MaxThreads}, not {Threads}");
+        Require(BatchThreads is >= 0 and <= MaxThreads, nameof(BatchThreads), $"must be 0 (same as Threads) or between 1 and {MaxThreads}, not {BatchThreads}");
+        Require(BatchSize is >= 1 and <= MaxBatchSize, nameof(BatchSize), $"must be between 1 and {MaxBatchSize}, not {BatchSize}");
+        Require(Sequences is >= 1 and <= MaxSequences, nameof(Sequences), $"must be between 1 and {MaxSequences}, not {Sequences}");
+        // llama.cpp reserves one output row per sequence in a batch and aborts the process (GGML_ASSERT) when that exceeds the batch.
+        Require(BatchSize >= Sequences, nameof(BatchSize), $"({BatchSize}) must be at least Sequences ({Sequences})");
+        // A cache split between the sequences gives each ContextSize / Sequences cells; zero cells aborts llama.cpp.
+        Require(ContextSize == 0 || ContextSize >= Sequences, nameof(ContextSize), $"({ContextSize}) must be at least Sequences ({Sequences})");
+        Require(GpuLayers is >= -1 and <= MaxGpuLayers, nameof(GpuLayers), $"must be -1 (all), 0 or up to {MaxGpuLayers}, not {GpuLayers}");
+        // The binder accepts any number for an enum.
+        Require(Enum.IsDefined(FlashAttention), nameof(FlashAttention), $"must be Auto, On or Off, not {FlashAttention}");
+        Require(Enum.IsDefined(UnsupportedCharacters), nameof(UnsupportedCharacters), $"must be Replace or Reject, not {UnsupportedCharacters}");
     }
 }
 

@@ -177,7 +177,8 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         foreach (var prompt in prompts)
         {
             var inference = new InferenceParams { MaxTokens = maxTokens, SamplingPipeline = new GreedySamplingPipeline() };
-            await foreach (var _ in executor.InferAsync(prompt, inference, cancellationToken))
+            // The executor tokenizes on its own: the guard must see the text first.
+            await foreach (var _ in executor.InferAsync(model.MakeTokenizable(prompt), inference, cancellationToken))
                 tokens++;
         }
         return new RunSample(tokens, DecodeCalls: null, clock.Elapsed, Extra: []);

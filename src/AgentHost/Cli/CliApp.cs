@@ -38,7 +38,18 @@ internal static class CliApp
         };
 
         var verbose = args.Contains("--verbose");
-        using var host = BuildHost(verbose);
+        IHost built;
+        try
+        {
+            built = BuildHost(verbose);
+        }
+        catch (AgentHostException ex)
+        {
+            // A configuration value of the wrong type or out of range: every verb refuses to start.
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ExitUsage;
+        }
+        using var host = built;
         var commands = host.Services.GetServices<ICommand>().ToList();
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("AgentHost");
 
@@ -119,9 +130,7 @@ internal static class CliApp
         if (verbose)
             builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(category: null, level: LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
 
-        var options = new AgentHostOptions();
-        builder.Configuration.GetSection(AgentHostOptions.SectionName).Bind(options);
-        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(ConfigurationBinding.BindAgentHost(builder.Configuration));
         builder.Services.AddSingleton<ModelLoader>();
         builder.Services.AddSingleton<ICommand, GenerateCommand>();
         builder.Services.AddSingleton<ICommand, ChatCommand>();
@@ -131,16 +140,12 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, AnalyzeRolloutsCommand>();
         builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
 
-        var plugins = new PluginOptions();
-        builder.Configuration.GetSection(PluginOptions.SectionName).Bind(plugins);
-        builder.Services.AddSingleton(plugins);
+        builder.Services.AddSingleton(ConfigurationBinding.Bind<PluginOptions>(builder.Configuration, PluginOptions.SectionName));
         builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton<ToolTokenTools>();
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
 
-        var agents = new AgentOptions();
-        builder.Configuration.GetSection(AgentOptions.SectionName).Bind(agents);
-        builder.Services.AddSingleton(agents);
+        builder.Services.AddSingleton(ConfigurationBinding.Bind<AgentOptions>(builder.Configuration, AgentOptions.SectionName));
         builder.Services.AddSingleton<AppAgents>();
         builder.Services.AddSingleton<ICommand, RunCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensCorpusCommand>();

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Configuration;
 namespace AgentHost.Cli;
 
 /// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C or SIGTERM (in-flight requests drain within Server:ShutdownTimeoutSeconds).</summary>
-internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration) : ICommand
+internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration, ModelLoader loader) : ICommand
 {
     public string Name => "serve";
 
@@ -23,21 +23,19 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        var serverOptions = new ServerOptions();
-        try
-        {
-            configuration.GetSection(ServerOptions.SectionName).Bind(serverOptions);
-        }
-        catch (InvalidOperationException ex)
-        {
-            // e.g. Server__MaxQueue=many: the binder's message names the key ("... at 'Server:MaxQueue' to type ...").
-            throw new AgentHostException(ErrorKind.InvalidArgument, ex.Message);
-        }
+        var serverOptions = ConfigurationBinding.Bind<ServerOptions>(configuration, ServerOptions.SectionName);
         serverOptions.Urls = line.GetString("urls") ?? serverOptions.Urls;
         serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;
         serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
         serverOptions.MaxQueue = line.GetInt("max-queue", min: 1) ?? serverOptions.MaxQueue;
         serverOptions.Batching |= line.Has("batching");
+
+        // Models load at their first request: a setting or file that cannot load is refused now, not then.
+        foreach (var model in loader.Resolver.DescribeAll())
+        {
+            if (model.Path is { } path)
+                LlamaModel.Check(model.Name, path, model.Settings);
+        }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
             .AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
