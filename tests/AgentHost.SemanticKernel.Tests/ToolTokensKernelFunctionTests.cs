@@ -2,6 +2,7 @@ using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Llama.Tests;
+using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.SemanticKernel;
 

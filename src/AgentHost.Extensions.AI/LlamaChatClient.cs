@@ -5,11 +5,10 @@ using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama;
 using AgentHost.Llama.ToolTokens;
-using AgentHost.SemanticKernel.Chat;
-using AgentHost.SemanticKernel.ToolTokens;
+using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.ChatClient;
+namespace AgentHost.Extensions.AI;
 
 /// <summary>
 /// An <see cref="IChatClient"/> on a local model: renders the conversation in the model's chat format,

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// Reads tool calls out of one assistant reply as it streams. Feed it the text deltas with <see cref="Push"/> and
