@@ -7,6 +7,8 @@ using AgentHost.Llama;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace AgentHost.Extensions.AI;
 
@@ -16,7 +18,7 @@ namespace AgentHost.Extensions.AI;
 /// <see cref="ChatRequestMapper"/>) and reuses the KV cache of earlier turns. Safe for concurrent use:
 /// requests rent a session slot each and the model's scheduler serialises their decodes.
 /// </summary>
-public sealed class LlamaChatClient : IChatClient
+public sealed partial class LlamaChatClient : IChatClient
 {
     /// <summary>Provider name in <see cref="ChatClientMetadata"/>.</summary>
     public const string ProviderName = "agenthost";
@@ -24,18 +26,26 @@ public sealed class LlamaChatClient : IChatClient
     /// <summary>Key of the strategy's statistics in a response's <c>AdditionalProperties</c>.</summary>
     public const string StatsKey = "decoding_stats";
 
+    /// <summary>Key, in a response's <c>AdditionalProperties</c>, of how many prompt tokens the offered tools cost.</summary>
+    public const string ToolTokensKey = "tool_tokens";
+
     private readonly LlamaChatClientOptions _options;
     private readonly SessionPool _pool;
     private readonly BatchedGenerator? _batcher;
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ToolTokenHead> _heads = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
-    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null)
+    /// <param name="model">The model.</param>
+    /// <param name="options">How to serve it; defaults when null.</param>
+    /// <param name="logger">Receives per-request facts such as the tools' token cost.</param>
+    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         Model = model;
+        _logger = logger ?? NullLogger.Instance;
         _options = options ?? new LlamaChatClientOptions();
         DecodingStrategies.Find(_options.DefaultStrategy);
         var catalog = _options.FormatsDirectory is null ? ChatFormatCatalog.Default : new ChatFormatCatalog(_options.FormatsDirectory);
@@ -62,6 +72,7 @@ public sealed class LlamaChatClient : IChatClient
         var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
+        EnsureCallsComplete(call, result, contents.Any(c => c is FunctionCallContent));
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
@@ -69,7 +80,7 @@ public sealed class LlamaChatClient : IChatClient
             CreatedAt = call.Created,
             FinishReason = ToFinishReason(result.StopReason, contents),
             Usage = ToUsage(result.Stats),
-            AdditionalProperties = ToProperties(result),
+            AdditionalProperties = ToProperties(result, call.ToolTokens),
         };
     }
 
@@ -109,9 +120,10 @@ public sealed class LlamaChatClient : IChatClient
 
         var rest = call.ToolParser?.Complete() ?? [];
         calls += rest.Count(c => c is FunctionCallContent);
+        EnsureCallsComplete(call, result, calls > 0);
         var last = Update(call, [.. rest, new UsageContent(ToUsage(result.Stats))]);
         last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
-        last.AdditionalProperties = ToProperties(result);
+        last.AdditionalProperties = ToProperties(result, call.ToolTokens);
         yield return last;
     }
 
@@ -175,6 +187,7 @@ public sealed class LlamaChatClient : IChatClient
         var tools = toolTokens ? null : ToolsOnOffer(options);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
+        var toolCost = tools is null ? 0 : ToolCost(conversation, tools, tokens.Length);
         var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
         {
             StopTokens = _stopTokens,
@@ -182,7 +195,40 @@ public sealed class LlamaChatClient : IChatClient
         };
         request.Validate();   // before waiting for a slot
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
-        return new PreparedCall(strategy, request, tokens, parser, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+        return new PreparedCall(strategy, request, tokens, parser, options?.ToolMode is RequiredChatToolMode, toolCost, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// The prompt tokens the tool list costs (the prompt with tools minus the prompt without), logged; a clear
+    /// <see cref="ErrorKind.ContextOverflow"/> naming that cost when the prompt with tools does not fit the context.
+    /// </summary>
+    private int ToolCost(List<ChatMessage> conversation, List<AIFunctionDeclaration> tools, int promptTokens)
+    {
+        var cost = promptTokens - Format.Render(conversation, null, addGenerationPrompt: true).Tokenize(Model).Length;
+        LogToolCost(_logger, tools.Count, cost, Model.ContextSize);
+        if (promptTokens < Model.ContextSize)
+            return cost;
+        var fix = "offer only the functions the request needs, or raise the model's ContextSize";
+        throw new AgentHostException(ErrorKind.ContextOverflow, cost >= Model.ContextSize
+            ? $"The {tools.Count} tools offered cost {cost} prompt tokens alone, more than the model's context of {Model.ContextSize} tokens; {fix}."
+            : $"The prompt is {promptTokens} tokens, {cost} of them for the {tools.Count} tools offered, but the model's context holds {Model.ContextSize}; {fix}.");
+    }
+
+    /// <summary>
+    /// A tool call cut off by max tokens or a full context (or a required call that never came) is an error, never
+    /// the raw start of a call returned as the answer.
+    /// </summary>
+    private void EnsureCallsComplete(PreparedCall call, GenerationResult result, bool anyCall)
+    {
+        if (call.ToolParser is not { } parser || result.StopReason is not (StopReason.MaxTokens or StopReason.ContextFull))
+            return;
+        if (!parser.EndedInUnfinishedCall && (anyCall || !call.ToolRequired))
+            return;
+        throw result.StopReason == StopReason.MaxTokens
+            ? new AgentHostException(ErrorKind.InvalidArgument,
+                $"The tool call was cut off by the limit of {call.Request.MaxTokens} output tokens before it was complete; raise max tokens (ChatOptions.MaxOutputTokens, max_tokens).")
+            : new AgentHostException(ErrorKind.ContextOverflow,
+                $"The tool call was cut off because the model's context of {Model.ContextSize} tokens is full; shorten the conversation, offer fewer tools, or raise ContextSize.");
     }
 
     /// <summary>
@@ -243,7 +289,9 @@ public sealed class LlamaChatClient : IChatClient
     /// What a response carries besides text and usage: the strategy, the stop reason, the seed and the
     /// statistics (<see cref="StatsKey"/>: decode calls, cached prompt tokens, timings and the strategy's own).
     /// </summary>
-    public static AdditionalPropertiesDictionary ToProperties(GenerationResult result)
+    /// <param name="result">The generation.</param>
+    /// <param name="toolTokens">Prompt tokens the offered tools cost (<see cref="ToolTokensKey"/>); 0 leaves the key out.</param>
+    public static AdditionalPropertiesDictionary ToProperties(GenerationResult result, int toolTokens = 0)
     {
         var stats = new Dictionary<string, double>(result.Stats.Extra)
         {
@@ -261,8 +309,13 @@ public sealed class LlamaChatClient : IChatClient
         };
         if (result.Stats.Seed is { } seed)
             properties["seed"] = seed;
+        if (toolTokens > 0)
+            properties[ToolTokensKey] = toolTokens;
         return properties;
     }
 
-    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, string Id, DateTimeOffset Created);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The {Count} tools offered cost {Tokens} prompt tokens of the {ContextSize}-token context")]
+    private static partial void LogToolCost(ILogger logger, int count, int tokens, int contextSize);
+
+    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, bool ToolRequired, int ToolTokens, string Id, DateTimeOffset Created);
 }

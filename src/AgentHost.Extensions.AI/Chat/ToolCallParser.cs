@@ -73,8 +73,15 @@ public sealed class ToolCallParser
         if (_completed)
             return [];
         _completed = true;
-        return Process(final: true);
+        var inCall = _inCall;
+        var problems = _problems.Count;
+        var result = Process(final: true);
+        EndedInUnfinishedCall = inCall && _problems.Count > problems;
+        return result;
     }
+
+    /// <summary>Whether the reply ended inside a call that could not be read (e.g. cut off by max tokens); set by <see cref="Complete"/>.</summary>
+    public bool EndedInUnfinishedCall { get; private set; }
 
     /// <summary>Parses a whole reply at once.</summary>
     public IReadOnlyList<AIContent> ParseAll(string reply)

@@ -103,7 +103,7 @@ public static class LlamaKernelBuilderExtensions
         => services.AddKeyedSingleton<IChatClient>(serviceId, (provider, _) =>
         {
             var loggerFactory = provider.GetService<ILoggerFactory>();
-            var builder = new LlamaChatClient(modelFactory(provider), options).AsBuilder();
+            var builder = new LlamaChatClient(modelFactory(provider), options, loggerFactory?.CreateLogger<LlamaChatClient>()).AsBuilder();
             if (loggerFactory is not null)
                 builder.UseLogging(loggerFactory);
             return builder.UseKernelFunctionInvocation(loggerFactory).Build(provider);
