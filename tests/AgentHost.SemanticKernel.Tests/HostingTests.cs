@@ -216,12 +216,12 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
 
         await runner.RunAsync("calculator", "What is 2 plus 3?");   // calculator.yaml lists plugins: [Math.Add]
 
-        var (messages, options, response) = observed.Calls[0];
+        var (messages, options, inputTokens) = observed.Calls[0];
         var offered = Assert.Single(options!.Tools!);
         Assert.EndsWith("Add", offered.Name);
         // What the model read is the conversation rendered with that one function, not the plugin's others.
         var rendered = client.Format.Render([.. messages], [(AIFunctionDeclaration)offered], addGenerationPrompt: true).Tokenize(fixture.Model);
-        Assert.Equal(rendered.Length, response.Usage!.InputTokenCount);
+        Assert.Equal(rendered.Length, inputTokens);
         IReadOnlyList<AIFunctionDeclaration> all = [.. math];
         Assert.True(client.Format.Render([.. messages], all, addGenerationPrompt: true).Tokenize(fixture.Model).Length > rendered.Length);
     }
@@ -229,13 +229,14 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
     /// <summary>Passes requests through to the real client and keeps what went in and came out.</summary>
     private sealed class ObservingChatClient(IChatClient inner) : DelegatingChatClient(inner)
     {
-        public List<(List<ChatMessage> Messages, ChatOptions? Options, ChatResponse Response)> Calls { get; } = [];
+        public List<(List<ChatMessage> Messages, ChatOptions? Options, long? InputTokens)> Calls { get; } = [];
 
         public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
         {
             var list = messages.ToList();
             var response = await base.GetResponseAsync(list, options, cancellationToken);
-            Calls.Add((list, options, response));
+            // The count, not the usage object: the invocation loop adds later rounds' usage into the first one's.
+            Calls.Add((list, options, response.Usage?.InputTokenCount));
             return response;
         }
 
