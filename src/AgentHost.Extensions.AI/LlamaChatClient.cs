@@ -72,7 +72,7 @@ public sealed partial class LlamaChatClient : IChatClient
         var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
-        EnsureCallsComplete(call, result, contents.Any(c => c is FunctionCallContent));
+        EnsureCallsComplete(call, result, contents);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
@@ -118,9 +118,9 @@ public sealed partial class LlamaChatClient : IChatClient
             }
         }
 
-        var rest = call.ToolParser?.Complete() ?? [];
+        List<AIContent> rest = [.. call.ToolParser?.Complete() ?? []];
         calls += rest.Count(c => c is FunctionCallContent);
-        EnsureCallsComplete(call, result, calls > 0);
+        EnsureCallsComplete(call, result, rest, calls > 0);
         var last = Update(call, [.. rest, new UsageContent(ToUsage(result.Stats))]);
         last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
         last.AdditionalProperties = ToProperties(result, call.ToolTokens);
@@ -215,20 +215,49 @@ public sealed partial class LlamaChatClient : IChatClient
     }
 
     /// <summary>
-    /// A tool call cut off by max tokens or a full context (or a required call that never came) is an error, never
-    /// the raw start of a call returned as the answer.
+    /// A tool call cut off by max tokens or a full context is never returned as the raw start of a call: after complete
+    /// calls it is dropped (the calls stand), otherwise (or when a required call never came) it is an error.
     /// </summary>
-    private void EnsureCallsComplete(PreparedCall call, GenerationResult result, bool anyCall)
+    /// <param name="call">The request.</param>
+    /// <param name="result">The generation.</param>
+    /// <param name="tail">The reply's contents (or, streaming, its last ones); the unfinished call's text is removed from its end.</param>
+    /// <param name="anyCall">Whether the reply holds a complete call; by default, whether <paramref name="tail"/> does.</param>
+    private void EnsureCallsComplete(PreparedCall call, GenerationResult result, IList<AIContent> tail, bool? anyCall = null)
     {
         if (call.ToolParser is not { } parser || result.StopReason is not (StopReason.MaxTokens or StopReason.ContextFull))
             return;
-        if (!parser.EndedInUnfinishedCall && (anyCall || !call.ToolRequired))
+        var calls = anyCall ?? tail.Any(c => c is FunctionCallContent);
+        if (parser.UnfinishedCall is null && (calls || !call.ToolRequired))
             return;
+        if (calls)
+        {
+            DropTrailingText(tail, parser.UnfinishedCall!);
+            LogUnfinishedCallDropped(_logger, result.StopReason);
+            return;
+        }
         throw result.StopReason == StopReason.MaxTokens
             ? new AgentHostException(ErrorKind.InvalidArgument,
                 $"The tool call was cut off by the limit of {call.Request.MaxTokens} output tokens before it was complete; raise max tokens (ChatOptions.MaxOutputTokens, max_tokens).")
             : new AgentHostException(ErrorKind.ContextOverflow,
                 $"The tool call was cut off because the model's context of {Model.ContextSize} tokens is full; shorten the conversation, offer fewer tools, or raise ContextSize.");
+    }
+
+    /// <summary>Removes <paramref name="text"/> from the end of the last text content (the whole item when nothing else is left).</summary>
+    private static void DropTrailingText(IList<AIContent> contents, string text)
+    {
+        for (var i = contents.Count - 1; i >= 0; i--)
+        {
+            if (contents[i] is not TextContent last)
+                continue;
+            if (!last.Text.EndsWith(text, StringComparison.Ordinal))
+                return;
+            var kept = last.Text[..^text.Length];
+            if (string.IsNullOrWhiteSpace(kept))
+                contents.RemoveAt(i);
+            else
+                contents[i] = new TextContent(kept);
+            return;
+        }
     }
 
     /// <summary>
@@ -313,6 +342,9 @@ public sealed partial class LlamaChatClient : IChatClient
             properties[ToolTokensKey] = toolTokens;
         return properties;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The reply stopped ({Reason}) inside a tool call after complete ones; the unfinished call was dropped")]
+    private static partial void LogUnfinishedCallDropped(ILogger logger, StopReason reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "The {Count} tools offered cost {Tokens} prompt tokens of the {ContextSize}-token context")]
     private static partial void LogToolCost(ILogger logger, int count, int tokens, int contextSize);

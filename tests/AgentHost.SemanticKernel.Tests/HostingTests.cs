@@ -168,6 +168,27 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
     }
 
     [Fact]
+    public async Task CallsBeforeACallCutOffByMaxTokensStandAndTheUnfinishedOneIsDropped()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var add = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
+        var options = new ChatOptions { Tools = [add], ToolMode = ChatToolMode.RequireAny, AllowMultipleToolCalls = true, MaxOutputTokens = 200 };
+
+        var response = await client.GetResponseAsync("What is 3 plus 4, and 5 plus 6?", options);
+        var streamed = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync("What is 3 plus 4, and 5 plus 6?", options))
+            streamed.Add(update);
+
+        Assert.Equal("MaxTokens", response.AdditionalProperties!["stop_reason"]);   // the greedy reply runs into the limit mid-call
+        Assert.Equal(ChatFinishReason.ToolCalls, response.FinishReason);
+        Assert.NotEmpty(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
+        Assert.DoesNotContain(client.Format.ToolCalls.CallStart, response.Text, StringComparison.Ordinal);
+        Assert.Equal(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>().Count(),
+            streamed.SelectMany(u => u.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>().Count());
+        Assert.DoesNotContain(client.Format.ToolCalls.CallStart, string.Concat(streamed.Select(u => u.Text)), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TheToolListsTokenCostIsReportedWithTheResponse()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });

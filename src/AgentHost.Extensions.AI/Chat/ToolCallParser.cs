@@ -73,15 +73,19 @@ public sealed class ToolCallParser
         if (_completed)
             return [];
         _completed = true;
-        var inCall = _inCall;
+        var unfinished = _inCall ? _opener + _buffer : null;
         var problems = _problems.Count;
         var result = Process(final: true);
-        EndedInUnfinishedCall = inCall && _problems.Count > problems;
+        if (unfinished is not null && _problems.Count > problems)
+            UnfinishedCall = unfinished;
         return result;
     }
 
-    /// <summary>Whether the reply ended inside a call that could not be read (e.g. cut off by max tokens); set by <see cref="Complete"/>.</summary>
-    public bool EndedInUnfinishedCall { get; private set; }
+    /// <summary>
+    /// The text of a call the reply ended inside and that could not be read (e.g. cut off by max tokens), returned as
+    /// the end of the text; null when there was none. Set by <see cref="Complete"/>.
+    /// </summary>
+    public string? UnfinishedCall { get; private set; }
 
     /// <summary>Parses a whole reply at once.</summary>
     public IReadOnlyList<AIContent> ParseAll(string reply)
