@@ -119,6 +119,33 @@ public sealed class HostingTests
     }
 
     [Fact]
+    public async Task TheKernelBuildersAddAgentHostAlsoBindsPluginsAndAgents()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AgentHost:Models:mine:File"] = "stories260K.gguf",
+            ["AgentHost:Models:mine:ContextSize"] = "128",
+            ["Plugins:Native:0"] = "Math",
+            ["Agents:MaxDepth"] = "5",
+        }).Build();
+
+        var kernel = Kernel.CreateBuilder().AddAgentHost(configuration).AddLlamaChatCompletion("mine").Build();
+        try
+        {
+            Assert.Equal(["Math"], kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Plugins.PluginOptions>>().Value.Native);
+            Assert.Equal(5, kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Agents.AgentOptions>>().Value.MaxDepth);
+            var reply = await kernel.GetRequiredService<IChatCompletionService>()
+                .GetChatMessageContentAsync("Once upon a time", new LlamaPromptExecutionSettings { MaxTokens = 4 }, kernel);
+            Assert.False(string.IsNullOrWhiteSpace(reply.Content));
+            Assert.Equal(128, kernel.GetRequiredService<IChatClient>().GetService<LlamaModel>()!.ContextSize);
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
+
+    [Fact]
     public void AnUnknownModelNameIsAClearErrorListingTheKnownModels()
     {
         var kernel = Kernel.CreateBuilder().AddLlamaChatCompletion("no-such-model").Build();
