@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using AgentHost.Llama.ToolTokens;
-using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.SemanticKernel.ToolTokens;
