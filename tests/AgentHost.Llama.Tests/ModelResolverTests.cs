@@ -76,6 +76,27 @@ public sealed class ModelResolverTests : IDisposable
     }
 
     [Fact]
+    public async Task Relative_paths_missing_from_the_current_directory_resolve_against_the_base_directories()
+    {
+        var contentRoot = _temp.Combine("app");
+        var explicitPath = PlaceModel(Path.Combine(contentRoot, "local"), "mine.gguf");
+        PlaceModel(Path.Combine(contentRoot, "models"));
+        var options = Options();
+        options.ModelsDir = "models";
+        var resolver = new ModelResolver(options, null, new ModelDownloader(_httpClient), name => _environment.GetValueOrDefault(name),
+            baseDirectories: [_temp.Combine("nowhere"), contentRoot]);
+
+        var byPath = await resolver.ResolveAsync(Path.Combine("local", "mine.gguf"), null, CancellationToken.None);
+        var byName = await resolver.ResolveAsync("stories", null, CancellationToken.None);
+
+        Assert.Equal(explicitPath, byPath.Path);
+        Assert.Equal((Path.Combine(contentRoot, "models", ModelFile), ModelSource.ModelsDir), (byName.Path, byName.Source));
+        // Found nowhere, a relative path is reported under the current directory, as before.
+        var missing = await Assert.ThrowsAsync<AgentHostException>(() => resolver.ResolveAsync(Path.Combine("local", "other.gguf"), null, CancellationToken.None));
+        Assert.Contains(Path.GetFullPath(Path.Combine("local", "other.gguf")), missing.Message);
+    }
+
+    [Fact]
     public async Task Explicit_path_that_does_not_exist_is_ModelNotFound()
     {
         var missing = _temp.Combine("nowhere", "missing.gguf");

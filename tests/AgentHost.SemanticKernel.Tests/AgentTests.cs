@@ -3,7 +3,7 @@ using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Plugins;
 using AgentHost.SemanticKernel.Agents;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Agents.AI;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;

@@ -1,4 +1,4 @@
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.Tests;

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.Plugins;
-using AgentHost.SemanticKernel.Settings;
 using AgentHost.SemanticKernel.Templates;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;

@@ -2,7 +2,7 @@ using System.Text;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.Tests;

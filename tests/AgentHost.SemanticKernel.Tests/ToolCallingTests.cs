@@ -1,8 +1,8 @@
 using System.ComponentModel;
 using System.Text.Json;
 using AgentHost.Plugins;
+using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.ChatClient;
-using AgentHost.SemanticKernel.Settings;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;

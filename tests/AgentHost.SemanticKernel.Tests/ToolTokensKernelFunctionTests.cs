@@ -2,6 +2,7 @@ using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Llama.Tests;
+using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.SemanticKernel;
 
@@ -107,7 +108,7 @@ public sealed class ToolTokensKernelFunctionTests
         var headPath = folder.Combine("head.json");
         head.Save(headPath);
 
-        using var client = new AgentHost.SemanticKernel.ChatClient.LlamaChatClient(model, new AgentHost.SemanticKernel.ChatClient.LlamaChatClientOptions { HiddenStates = true });
+        using var client = new AgentHost.Extensions.AI.LlamaChatClient(model, new AgentHost.Extensions.AI.LlamaChatClientOptions { HiddenStates = true });
         var options = new Microsoft.Extensions.AI.ChatOptions
         {
             MaxOutputTokens = 10,
@@ -116,14 +117,14 @@ public sealed class ToolTokensKernelFunctionTests
         };
         var response = await client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Mia had 5 cookies. Then she lost 2 of them. Now she had only")], options);
 
-        Assert.Equal("toolkens", response.AdditionalProperties![AgentHost.SemanticKernel.ChatClient.ChatRequestMapper.StrategyKey]);
+        Assert.Equal("toolkens", response.AdditionalProperties![AgentHost.Extensions.AI.ChatRequestMapper.StrategyKey]);
         var parts = Assert.Single(calls).Split(' ');
         Assert.Equal("subtract", parts[0]);
         var expected = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) - int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture);
         Assert.Contains(expected.ToString(System.Globalization.CultureInfo.InvariantCulture), response.Text);
 
         // A client without hidden states, or a request without the head's tools, is refused clearly.
-        using var plain = new AgentHost.SemanticKernel.ChatClient.LlamaChatClient(model);
+        using var plain = new AgentHost.Extensions.AI.LlamaChatClient(model);
         await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => plain.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Hi")], options));
         var missing = options.Clone();
         missing.Tools = [functions[0]];

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 
 namespace AgentHost.Tests;
 

@@ -17,6 +17,7 @@ public sealed partial class ModelResolver
     private readonly AgentHostOptions _options;
     private readonly ILogger _logger;
     private readonly Func<string, string?> _getEnvironmentVariable;
+    private readonly IReadOnlyList<string> _baseDirectories;
     private ModelDownloader? _downloader;
 
     /// <summary>Creates a resolver.</summary>
@@ -27,17 +28,23 @@ public sealed partial class ModelResolver
     /// Reads environment variables (<c>AGENTHOST_MODELS_DIR</c>, <c>XDG_CACHE_HOME</c>, <c>HOME</c>);
     /// by default <see cref="Environment.GetEnvironmentVariable(string)"/>. Tests pass their own.
     /// </param>
+    /// <param name="baseDirectories">
+    /// Folders a relative path (a model path, the models folder, the cache folder) is looked up in when it does not
+    /// exist under the current directory, in order: e.g. an app's content root and <see cref="AppContext.BaseDirectory"/>.
+    /// </param>
     public ModelResolver(
         AgentHostOptions options,
         ILogger? logger = null,
         ModelDownloader? downloader = null,
-        Func<string, string?>? getEnvironmentVariable = null)
+        Func<string, string?>? getEnvironmentVariable = null,
+        IReadOnlyList<string>? baseDirectories = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _downloader = downloader;
         _getEnvironmentVariable = getEnvironmentVariable ?? Environment.GetEnvironmentVariable;
+        _baseDirectories = baseDirectories ?? [];
     }
 
     /// <summary>The models folder searched now (full path), or <see langword="null"/> when none is configured.</summary>
@@ -49,7 +56,7 @@ public sealed partial class ModelResolver
         get
         {
             if (!string.IsNullOrWhiteSpace(_options.CacheDir))
-                return Path.GetFullPath(ExpandHome(_options.CacheDir.Trim()));
+                return FullPath(_options.CacheDir.Trim());
 
             var xdg = _getEnvironmentVariable("XDG_CACHE_HOME");
             if (!string.IsNullOrWhiteSpace(xdg) && Path.IsPathRooted(xdg))
@@ -321,9 +328,9 @@ public sealed partial class ModelResolver
     {
         var fromEnvironment = _getEnvironmentVariable(AgentHostOptions.ModelsDirVariable);
         if (!string.IsNullOrWhiteSpace(fromEnvironment))
-            return (Path.GetFullPath(ExpandHome(fromEnvironment.Trim())), AgentHostOptions.ModelsDirVariable);
+            return (FullPath(fromEnvironment.Trim()), AgentHostOptions.ModelsDirVariable);
         if (!string.IsNullOrWhiteSpace(_options.ModelsDir))
-            return (Path.GetFullPath(ExpandHome(_options.ModelsDir.Trim())), "AgentHost:ModelsDir");
+            return (FullPath(_options.ModelsDir.Trim()), "AgentHost:ModelsDir");
         return (null, "");
     }
 
@@ -357,7 +364,24 @@ public sealed partial class ModelResolver
             $"Model '{search.Name}' (file '{search.FileName}') was not found {places}, and {why}.");
     }
 
-    private string FullPath(string value) => Path.GetFullPath(ExpandHome(value));
+    /// <summary>
+    /// The full path of <paramref name="value"/>: a relative path that exists under the current directory stays there,
+    /// else the first base directory holding it wins; a path found nowhere is reported under the current directory.
+    /// </summary>
+    private string FullPath(string value)
+    {
+        var path = ExpandHome(value);
+        var inCurrent = Path.GetFullPath(path);
+        if (Path.IsPathRooted(path) || File.Exists(inCurrent) || Directory.Exists(inCurrent))
+            return inCurrent;
+        foreach (var baseDirectory in _baseDirectories)
+        {
+            var candidate = Path.GetFullPath(path, baseDirectory);
+            if (File.Exists(candidate) || Directory.Exists(candidate))
+                return candidate;
+        }
+        return inCurrent;
+    }
 
     private string ExpandHome(string path)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AgentHost.Llama;
+using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;

@@ -1,9 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using AgentHost.SemanticKernel.ChatClient;
-using Microsoft.SemanticKernel;
+using AgentHost.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.Settings;
+namespace Microsoft.SemanticKernel;
 
 /// <summary>
 /// Prompt execution settings for AgentHost models, shaped like SK's Ollama settings. The JSON names are

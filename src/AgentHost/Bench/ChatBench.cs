@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using AgentHost.Cli;
 using AgentHost.Llama.Models;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.Bench;

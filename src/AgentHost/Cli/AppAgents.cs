@@ -1,7 +1,7 @@
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel;
 using AgentHost.SemanticKernel.Agents;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
+using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;

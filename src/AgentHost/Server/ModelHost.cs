@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using AgentHost.Cli;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 
 namespace AgentHost.Server;
 

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.AI;
 

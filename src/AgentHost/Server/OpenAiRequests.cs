@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using AgentHost.Llama.Decoding;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.Server;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
-using AgentHost.SemanticKernel.ChatClient;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.Server;

@@ -1,7 +1,7 @@
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
-using AgentHost.SemanticKernel.Chat;
+using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.Tests.Chat;

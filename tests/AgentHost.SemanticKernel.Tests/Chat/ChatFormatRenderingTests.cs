@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
-using AgentHost.SemanticKernel.Chat;
+using AgentHost.Extensions.AI.Chat;
 using LLama;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging.Abstractions;

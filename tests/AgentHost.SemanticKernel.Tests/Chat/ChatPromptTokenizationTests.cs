@@ -4,7 +4,7 @@ using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
-using AgentHost.SemanticKernel.Chat;
+using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.Tests.Chat;

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using AgentHost.SemanticKernel.Chat;
+using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.SemanticKernel.Tests.Chat;

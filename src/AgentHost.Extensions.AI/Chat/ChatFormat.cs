@@ -7,7 +7,7 @@ using Scriban;
 using Scriban.Runtime;
 using Scriban.Syntax;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// How one model family wants a conversation written: a Scriban template (from <c>prompts/formats/</c>), the

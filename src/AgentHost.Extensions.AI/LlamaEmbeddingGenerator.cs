@@ -2,7 +2,7 @@ using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using Microsoft.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.ChatClient;
+namespace AgentHost.Extensions.AI;
 
 /// <summary>
 /// <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> on a local model: each text becomes the mean of its

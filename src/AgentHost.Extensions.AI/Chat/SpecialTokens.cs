@@ -1,6 +1,6 @@
 using AgentHost.Llama.Models;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// The texts of a model's control, user-defined and unknown tokens (the ones llama.cpp's special-token parsing

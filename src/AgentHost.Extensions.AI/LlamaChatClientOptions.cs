@@ -1,4 +1,4 @@
-namespace AgentHost.SemanticKernel.ChatClient;
+namespace AgentHost.Extensions.AI;
 
 /// <summary>How a <see cref="LlamaChatClient"/> serves its model.</summary>
 public sealed class LlamaChatClientOptions

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// Reads tool calls out of one assistant reply as it streams. Feed it the text deltas with <see cref="Push"/> and
@@ -73,8 +73,19 @@ public sealed class ToolCallParser
         if (_completed)
             return [];
         _completed = true;
-        return Process(final: true);
+        var unfinished = _inCall ? _opener + _buffer : null;
+        var problems = _problems.Count;
+        var result = Process(final: true);
+        if (unfinished is not null && _problems.Count > problems)
+            UnfinishedCall = unfinished;
+        return result;
     }
+
+    /// <summary>
+    /// The text of a call the reply ended inside and that could not be read (e.g. cut off by max tokens), returned as
+    /// the end of the text; null when there was none. Set by <see cref="Complete"/>.
+    /// </summary>
+    public string? UnfinishedCall { get; private set; }
 
     /// <summary>Parses a whole reply at once.</summary>
     public IReadOnlyList<AIContent> ParseAll(string reply)

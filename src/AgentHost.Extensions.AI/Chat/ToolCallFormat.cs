@@ -1,4 +1,4 @@
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// How a model family writes a tool call, for the prompt, the parser and a grammar that forces a well-formed call.

@@ -6,7 +6,7 @@ using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.ToolTokens;
 using Microsoft.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.ChatClient;
+namespace AgentHost.Extensions.AI;
 
 /// <summary>
 /// Turns <see cref="ChatOptions"/> into the engine's request and strategy. MEAI's own properties map onto

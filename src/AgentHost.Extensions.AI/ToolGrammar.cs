@@ -1,10 +1,10 @@
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Grammar;
-using AgentHost.SemanticKernel.Chat;
+using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
 
-namespace AgentHost.SemanticKernel.ChatClient;
+namespace AgentHost.Extensions.AI;
 
 /// <summary>
 /// The grammar a chat request decodes under: a forced tool call in Required mode (from the functions'

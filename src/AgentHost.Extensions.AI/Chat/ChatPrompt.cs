@@ -1,7 +1,7 @@
 using System.Text;
 using AgentHost.Llama.Models;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// A conversation rendered by a <see cref="ChatFormat"/>: the prompt text, split into markup and content so that

@@ -5,11 +5,12 @@ using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama;
 using AgentHost.Llama.ToolTokens;
-using AgentHost.SemanticKernel.Chat;
-using AgentHost.SemanticKernel.ToolTokens;
+using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
-namespace AgentHost.SemanticKernel.ChatClient;
+namespace AgentHost.Extensions.AI;
 
 /// <summary>
 /// An <see cref="IChatClient"/> on a local model: renders the conversation in the model's chat format,
@@ -17,7 +18,7 @@ namespace AgentHost.SemanticKernel.ChatClient;
 /// <see cref="ChatRequestMapper"/>) and reuses the KV cache of earlier turns. Safe for concurrent use:
 /// requests rent a session slot each and the model's scheduler serialises their decodes.
 /// </summary>
-public sealed class LlamaChatClient : IChatClient
+public sealed partial class LlamaChatClient : IChatClient
 {
     /// <summary>Provider name in <see cref="ChatClientMetadata"/>.</summary>
     public const string ProviderName = "agenthost";
@@ -25,18 +26,26 @@ public sealed class LlamaChatClient : IChatClient
     /// <summary>Key of the strategy's statistics in a response's <c>AdditionalProperties</c>.</summary>
     public const string StatsKey = "decoding_stats";
 
+    /// <summary>Key, in a response's <c>AdditionalProperties</c>, of how many prompt tokens the offered tools cost.</summary>
+    public const string ToolTokensKey = "tool_tokens";
+
     private readonly LlamaChatClientOptions _options;
     private readonly SessionPool _pool;
     private readonly BatchedGenerator? _batcher;
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ToolTokenHead> _heads = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
-    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null)
+    /// <param name="model">The model.</param>
+    /// <param name="options">How to serve it; defaults when null.</param>
+    /// <param name="logger">Receives per-request facts such as the tools' token cost.</param>
+    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         Model = model;
+        _logger = logger ?? NullLogger.Instance;
         _options = options ?? new LlamaChatClientOptions();
         DecodingStrategies.Find(_options.DefaultStrategy);
         var catalog = _options.FormatsDirectory is null ? ChatFormatCatalog.Default : new ChatFormatCatalog(_options.FormatsDirectory);
@@ -63,6 +72,7 @@ public sealed class LlamaChatClient : IChatClient
         var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
+        EnsureCallsComplete(call, result, contents);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
@@ -70,7 +80,7 @@ public sealed class LlamaChatClient : IChatClient
             CreatedAt = call.Created,
             FinishReason = ToFinishReason(result.StopReason, contents),
             Usage = ToUsage(result.Stats),
-            AdditionalProperties = ToProperties(result),
+            AdditionalProperties = ToProperties(result, call.ToolTokens),
         };
     }
 
@@ -108,11 +118,12 @@ public sealed class LlamaChatClient : IChatClient
             }
         }
 
-        var rest = call.ToolParser?.Complete() ?? [];
+        List<AIContent> rest = [.. call.ToolParser?.Complete() ?? []];
         calls += rest.Count(c => c is FunctionCallContent);
+        EnsureCallsComplete(call, result, rest, calls > 0);
         var last = Update(call, [.. rest, new UsageContent(ToUsage(result.Stats))]);
         last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
-        last.AdditionalProperties = ToProperties(result);
+        last.AdditionalProperties = ToProperties(result, call.ToolTokens);
         yield return last;
     }
 
@@ -176,6 +187,7 @@ public sealed class LlamaChatClient : IChatClient
         var tools = toolTokens ? null : ToolsOnOffer(options);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
+        var toolCost = tools is null ? 0 : ToolCost(conversation, tools, tokens.Length);
         var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
         {
             StopTokens = _stopTokens,
@@ -183,7 +195,69 @@ public sealed class LlamaChatClient : IChatClient
         };
         request.Validate();   // before waiting for a slot
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
-        return new PreparedCall(strategy, request, tokens, parser, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+        return new PreparedCall(strategy, request, tokens, parser, options?.ToolMode is RequiredChatToolMode, toolCost, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// The prompt tokens the tool list costs (the prompt with tools minus the prompt without), logged; a clear
+    /// <see cref="ErrorKind.ContextOverflow"/> naming that cost when the prompt with tools does not fit the context.
+    /// </summary>
+    private int ToolCost(List<ChatMessage> conversation, List<AIFunctionDeclaration> tools, int promptTokens)
+    {
+        var cost = promptTokens - Format.Render(conversation, null, addGenerationPrompt: true).Tokenize(Model).Length;
+        LogToolCost(_logger, tools.Count, cost, Model.ContextSize);
+        if (promptTokens < Model.ContextSize)
+            return cost;
+        var fix = "offer only the functions the request needs, or raise the model's ContextSize";
+        throw new AgentHostException(ErrorKind.ContextOverflow, cost >= Model.ContextSize
+            ? $"The {tools.Count} tools offered cost {cost} prompt tokens alone, more than the model's context of {Model.ContextSize} tokens; {fix}."
+            : $"The prompt is {promptTokens} tokens, {cost} of them for the {tools.Count} tools offered, but the model's context holds {Model.ContextSize}; {fix}.");
+    }
+
+    /// <summary>
+    /// A tool call cut off by max tokens or a full context is never returned as the raw start of a call: after complete
+    /// calls it is dropped (the calls stand), otherwise (or when a required call never came) it is an error.
+    /// </summary>
+    /// <param name="call">The request.</param>
+    /// <param name="result">The generation.</param>
+    /// <param name="tail">The reply's contents (or, streaming, its last ones); the unfinished call's text is removed from its end.</param>
+    /// <param name="anyCall">Whether the reply holds a complete call; by default, whether <paramref name="tail"/> does.</param>
+    private void EnsureCallsComplete(PreparedCall call, GenerationResult result, IList<AIContent> tail, bool? anyCall = null)
+    {
+        if (call.ToolParser is not { } parser || result.StopReason is not (StopReason.MaxTokens or StopReason.ContextFull))
+            return;
+        var calls = anyCall ?? tail.Any(c => c is FunctionCallContent);
+        if (parser.UnfinishedCall is null && (calls || !call.ToolRequired))
+            return;
+        if (calls)
+        {
+            DropTrailingText(tail, parser.UnfinishedCall!);
+            LogUnfinishedCallDropped(_logger, result.StopReason);
+            return;
+        }
+        throw result.StopReason == StopReason.MaxTokens
+            ? new AgentHostException(ErrorKind.InvalidArgument,
+                $"The tool call was cut off by the limit of {call.Request.MaxTokens} output tokens before it was complete; raise max tokens (ChatOptions.MaxOutputTokens, max_tokens).")
+            : new AgentHostException(ErrorKind.ContextOverflow,
+                $"The tool call was cut off because the model's context of {Model.ContextSize} tokens is full; shorten the conversation, offer fewer tools, or raise ContextSize.");
+    }
+
+    /// <summary>Removes <paramref name="text"/> from the end of the last text content (the whole item when nothing else is left).</summary>
+    private static void DropTrailingText(IList<AIContent> contents, string text)
+    {
+        for (var i = contents.Count - 1; i >= 0; i--)
+        {
+            if (contents[i] is not TextContent last)
+                continue;
+            if (!last.Text.EndsWith(text, StringComparison.Ordinal))
+                return;
+            var kept = last.Text[..^text.Length];
+            if (string.IsNullOrWhiteSpace(kept))
+                contents.RemoveAt(i);
+            else
+                contents[i] = new TextContent(kept);
+            return;
+        }
     }
 
     /// <summary>
@@ -247,7 +321,9 @@ public sealed class LlamaChatClient : IChatClient
     /// What a response carries besides text and usage: the strategy, the stop reason, the seed and the
     /// statistics (<see cref="StatsKey"/>: decode calls, cached prompt tokens, timings and the strategy's own).
     /// </summary>
-    public static AdditionalPropertiesDictionary ToProperties(GenerationResult result)
+    /// <param name="result">The generation.</param>
+    /// <param name="toolTokens">Prompt tokens the offered tools cost (<see cref="ToolTokensKey"/>); 0 leaves the key out.</param>
+    public static AdditionalPropertiesDictionary ToProperties(GenerationResult result, int toolTokens = 0)
     {
         var stats = new Dictionary<string, double>(result.Stats.Extra)
         {
@@ -265,8 +341,16 @@ public sealed class LlamaChatClient : IChatClient
         };
         if (result.Stats.Seed is { } seed)
             properties["seed"] = seed;
+        if (toolTokens > 0)
+            properties[ToolTokensKey] = toolTokens;
         return properties;
     }
 
-    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, string Id, DateTimeOffset Created);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The reply stopped ({Reason}) inside a tool call after complete ones; the unfinished call was dropped")]
+    private static partial void LogUnfinishedCallDropped(ILogger logger, StopReason reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The {Count} tools offered cost {Tokens} prompt tokens of the {ContextSize}-token context")]
+    private static partial void LogToolCost(ILogger logger, int count, int tokens, int contextSize);
+
+    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, bool ToolRequired, int ToolTokens, string Id, DateTimeOffset Created);
 }

@@ -5,7 +5,7 @@ using Scriban;
 using Scriban.Parsing;
 using Scriban.Runtime;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// The known chat formats and how a model gets one: a configured name wins, else the family is detected from the
@@ -18,7 +18,7 @@ public sealed class ChatFormatCatalog
     /// <summary>The format for models without a chat template (base and story models).</summary>
     public const string Plain = "plain";
 
-    private const string ResourcePrefix = "AgentHost.SemanticKernel.Formats.";
+    private const string ResourcePrefix = "AgentHost.Extensions.AI.Formats.";
     private const string Extension = ".scriban";
 
     private static readonly Definition[] _definitions =

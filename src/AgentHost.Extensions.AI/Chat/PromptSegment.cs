@@ -1,4 +1,4 @@
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>A piece of a rendered prompt: either the format's own markup or text that came from the conversation.</summary>
 /// <param name="Text">The text of the piece.</param>

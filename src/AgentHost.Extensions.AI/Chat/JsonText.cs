@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace AgentHost.SemanticKernel.Chat;
+namespace AgentHost.Extensions.AI.Chat;
 
 /// <summary>
 /// JSON written the way chat templates write it (Python's <c>json.dumps</c>: <c>", "</c> and <c>": "</c>

@@ -1,0 +1,79 @@
+using AgentHost.Extensions.AI;
+using AgentHost.Llama.Hosting;
+using AgentHost.Llama.Models;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers <see cref="LlamaChatClient"/> as a Microsoft.Extensions.AI <see cref="IChatClient"/>.</summary>
+public static class LlamaServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds a keyed singleton <see cref="IChatClient"/> on the model <paramref name="modelNameOrPath"/> names (a catalog
+    /// name such as <c>stories260k</c>, or a path to a .gguf file), loaded once on first use through the
+    /// <see cref="ILlamaModelProvider"/> (added if missing) and disposed with the container. Built as
+    /// <c>client.AsBuilder().UseLogging().UseFunctionInvocation().Build(sp)</c>.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="modelNameOrPath">A catalog name (any case) or a path to a .gguf file.</param>
+    /// <param name="options">How the client serves the model; defaults when null.</param>
+    /// <param name="serviceId">The service key; null registers the default client.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddLlamaChatClient(this IServiceCollection services, string modelNameOrPath, LlamaChatClientOptions? options = null, string? serviceId = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelNameOrPath);
+        services.AddLlamaModelProvider();
+        return services.AddLlamaChatClient(provider => provider.GetLlamaModel(modelNameOrPath), options, serviceId);
+    }
+
+    /// <summary>
+    /// Adds a keyed singleton <see cref="IChatClient"/> on <paramref name="model"/> (owned by the caller),
+    /// built as <c>client.AsBuilder().UseLogging().UseFunctionInvocation().Build(sp)</c>.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="model">A loaded model; the caller disposes it after the container.</param>
+    /// <param name="options">How the client serves the model; defaults when null.</param>
+    /// <param name="serviceId">The service key; null registers the default client.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddLlamaChatClient(this IServiceCollection services, LlamaModel model, LlamaChatClientOptions? options = null, string? serviceId = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return services.AddLlamaChatClient(_ => model, options, serviceId);
+    }
+
+    /// <summary>Adds a keyed singleton <see cref="IChatClient"/> on the model <paramref name="modelFactory"/> returns (created on first use).</summary>
+    /// <param name="services">The services.</param>
+    /// <param name="modelFactory">Returns the model; whoever owns it disposes it.</param>
+    /// <param name="options">How the client serves the model; defaults when null.</param>
+    /// <param name="serviceId">The service key; null registers the default client.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddLlamaChatClient(this IServiceCollection services, Func<IServiceProvider, LlamaModel> modelFactory, LlamaChatClientOptions? options = null, string? serviceId = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(modelFactory);
+        return services.AddKeyedSingleton<IChatClient>(serviceId, (provider, _) =>
+        {
+            var loggerFactory = provider.GetService<ILoggerFactory>();
+            var builder = new LlamaChatClient(modelFactory(provider), options, loggerFactory?.CreateLogger<LlamaChatClient>()).AsBuilder();
+            if (loggerFactory is not null)
+                builder.UseLogging(loggerFactory);
+            return builder.UseFunctionInvocation(loggerFactory).Build(provider);
+        });
+    }
+
+    /// <summary>
+    /// The model <paramref name="modelNameOrPath"/> names, from the container's <see cref="ILlamaModelProvider"/>
+    /// (loaded on the first call; for service factories, which are synchronous).
+    /// </summary>
+    /// <param name="provider">The container.</param>
+    /// <param name="modelNameOrPath">A catalog name or a path to a .gguf file.</param>
+    /// <returns>The shared model; the provider disposes it.</returns>
+    public static LlamaModel GetLlamaModel(this IServiceProvider provider, string modelNameOrPath)
+    {
+        ArgumentNullException.ThrowIfNull(provider);
+        // The provider loads on the thread pool and never captures a context, so this wait cannot deadlock.
+        return provider.GetRequiredService<ILlamaModelProvider>().GetModelAsync(modelNameOrPath).GetAwaiter().GetResult();
+    }
+}

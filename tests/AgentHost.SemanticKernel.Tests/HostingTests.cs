@@ -1,0 +1,296 @@
+using System.Text.RegularExpressions;
+using AgentHost.Extensions.AI;
+using AgentHost.Llama;
+using AgentHost.Llama.Hosting;
+using AgentHost.Llama.Models;
+using AgentHost.Llama.Tests;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
+
+namespace AgentHost.SemanticKernel.Tests;
+
+/// <summary>
+/// A newcomer's first hour: one-line registration by catalog name or path, the model provider (load once, dispose
+/// with the container) and <c>AddAgentHost(configuration)</c>, on the real stories260K model and real Semantic Kernel.
+/// </summary>
+[Collection(HostingCollection.Name)]
+public sealed class HostingTests
+{
+    public HostingTests()
+    {
+        // What a user sets in the shell; the built-in catalog entry then finds the file there.
+        Environment.SetEnvironmentVariable(AgentHostOptions.ModelsDirVariable, TestModels.Directory);
+    }
+
+    [Fact]
+    public async Task OneLineKernelGivesAChatCompletionServiceAndAChatClientThatAnswer()
+    {
+        var kernel = Kernel.CreateBuilder().AddLlamaChatCompletion("stories260k").Build();
+        try
+        {
+            var service = kernel.GetRequiredService<IChatCompletionService>();
+            var history = new ChatHistory();
+            history.AddUserMessage("Tell me a story.");
+            var reply = await service.GetChatMessageContentAsync(history, new LlamaPromptExecutionSettings { MaxTokens = 8 }, kernel);
+            Assert.False(string.IsNullOrWhiteSpace(reply.Content));
+
+            var client = kernel.GetRequiredService<IChatClient>();
+            var response = await client.GetResponseAsync("Once upon a time", new ChatOptions { MaxOutputTokens = 8 });
+            Assert.False(string.IsNullOrWhiteSpace(response.Text));
+            Assert.Equal(8, response.Usage!.OutputTokenCount);
+            Assert.Equal("stories260k", client.GetService<LlamaModel>()!.Name);
+
+            var prompt = await kernel.InvokePromptAsync("Tell me about a cat.", new KernelArguments(new LlamaPromptExecutionSettings { MaxTokens = 6 }));
+            Assert.False(string.IsNullOrWhiteSpace(prompt.ToString()));
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task KeyedServicesByNameAndByPathShareOneModelThatTheContainerDisposes()
+    {
+        var kernel = Kernel.CreateBuilder()
+            .AddLlamaChatCompletion("stories260k", serviceId: "by-name")
+            .AddLlamaChatCompletion(TestModels.Stories260K, serviceId: "by-path")
+            .Build();
+        var byName = kernel.GetRequiredService<IChatClient>("by-name");
+        var byPath = kernel.GetRequiredService<IChatClient>("by-path");
+        Assert.Null(kernel.Services.GetService<IChatCompletionService>());   // only the keyed ones were registered
+
+        var model = byName.GetService<LlamaModel>()!;
+        Assert.Same(model, byPath.GetService<LlamaModel>());
+        Assert.Equal(TestModels.Stories260K, model.Path);
+        var reply = await kernel.GetRequiredService<IChatCompletionService>("by-path")
+            .GetChatMessageContentAsync("Once upon a time", new LlamaPromptExecutionSettings { MaxTokens = 5 }, kernel);
+        Assert.False(string.IsNullOrWhiteSpace(reply.Content));
+
+        ((IDisposable)kernel.Services).Dispose();
+        Assert.True(model.Weights.NativeHandle.IsClosed);
+    }
+
+    [Fact]
+    public async Task TheProviderLoadsAModelOnceForTwoRegistrationsAndDisposesItWithTheContainer()
+    {
+        var services = new ServiceCollection();
+        services.AddLlamaChatClient("stories260k", serviceId: "a");
+        services.AddLlamaChatClient("STORIES260K", serviceId: "b");
+        LlamaModel model;
+        using (var container = services.BuildServiceProvider())
+        {
+            var provider = container.GetRequiredService<ILlamaModelProvider>();
+            var loads = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => provider.GetModelAsync("stories260k")));
+            model = loads[0];
+            Assert.All(loads, m => Assert.Same(model, m));
+            Assert.Same(model, container.GetRequiredKeyedService<IChatClient>("a").GetService<LlamaModel>());
+            Assert.Same(model, container.GetRequiredKeyedService<IChatClient>("b").GetService<LlamaModel>());
+            Assert.False(model.Weights.NativeHandle.IsClosed);
+        }
+        Assert.True(model.Weights.NativeHandle.IsClosed);
+    }
+
+    [Fact]
+    public async Task AddAgentHostBindsACustomCatalogEntryFromConfiguration()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AgentHost:Models:tiny:File"] = "stories260K.gguf",
+            ["AgentHost:Models:tiny:ContextSize"] = "256",
+            ["AgentHost:Models:tiny:Threads"] = "1",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddAgentHost(configuration);
+        services.AddLlamaChatClient("tiny");
+        using var container = services.BuildServiceProvider();
+
+        var options = container.GetRequiredService<IOptions<AgentHostOptions>>().Value;
+        Assert.Equal(["stories260k", "tiny", "tinystories656k"], options.Models.Keys.Order(StringComparer.Ordinal));
+        var client = container.GetRequiredService<IChatClient>();
+        var model = client.GetService<LlamaModel>()!;
+        Assert.Equal(("tiny", 256, 1), (model.Name, model.ContextSize, model.Settings.Threads));
+        var response = await client.GetResponseAsync("Once upon a time", new ChatOptions { MaxOutputTokens = 5 });
+        Assert.Equal(5, response.Usage!.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task TheKernelBuildersAddAgentHostAlsoBindsPluginsAndAgents()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AgentHost:Models:mine:File"] = "stories260K.gguf",
+            ["AgentHost:Models:mine:ContextSize"] = "128",
+            ["Plugins:Native:0"] = "Math",
+            ["Agents:MaxDepth"] = "5",
+        }).Build();
+
+        var kernel = Kernel.CreateBuilder().AddAgentHost(configuration).AddLlamaChatCompletion("mine").Build();
+        try
+        {
+            Assert.Equal(["Math"], kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Plugins.PluginOptions>>().Value.Native);
+            Assert.Equal(5, kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Agents.AgentOptions>>().Value.MaxDepth);
+            var reply = await kernel.GetRequiredService<IChatCompletionService>()
+                .GetChatMessageContentAsync("Once upon a time", new LlamaPromptExecutionSettings { MaxTokens = 4 }, kernel);
+            Assert.False(string.IsNullOrWhiteSpace(reply.Content));
+            Assert.Equal(128, kernel.GetRequiredService<IChatClient>().GetService<LlamaModel>()!.ContextSize);
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
+
+    [Fact]
+    public void AnUnknownModelNameIsAClearErrorListingTheKnownModels()
+    {
+        var kernel = Kernel.CreateBuilder().AddLlamaChatCompletion("no-such-model").Build();
+
+        var error = Assert.Throws<AgentHostException>(() => kernel.GetRequiredService<IChatCompletionService>());
+
+        Assert.Equal(ErrorKind.ModelNotFound, error.Kind);
+        Assert.Contains("Unknown model 'no-such-model'", error.Message);
+        Assert.Contains("stories260k, tinystories656k", error.Message);
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HostingCollection
+{
+    public const string Name = "hosting";
+}
+
+/// <summary>Forced tool calls cut off by max tokens, and tool lists that do not fit the context.</summary>
+[Collection(ChatModelCollection.Name)]
+public sealed class ToolBudgetTests(ChatModelFixture fixture)
+{
+    private static readonly AIFunction _weather = AIFunctionFactory.Create(
+        (string city, string unit) => $"Sunny in {city}", "Weather_GetWeather", "Gets the current weather for a city.");
+
+    [Fact]
+    public async Task AForcedToolCallCutOffByMaxTokensIsAClearErrorNotRawMarkup()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var cut = new ChatOptions { Tools = [_weather], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 6 };
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync("What is the weather in Paris?", cut));
+        var streamed = await Assert.ThrowsAsync<AgentHostException>(async () =>
+        {
+            await foreach (var update in client.GetStreamingResponseAsync("What is the weather in Paris?", cut))
+                Assert.DoesNotContain(client.Format.ToolCalls.CallStart, update.Text, StringComparison.Ordinal);
+        });
+
+        foreach (var e in new[] { error, streamed })
+        {
+            Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+            Assert.Contains("cut off by the limit of 6 output tokens", e.Message);
+        }
+        // With room for it, the same request gives a whole call.
+        var whole = await client.GetResponseAsync("What is the weather in Paris?", new ChatOptions { Tools = [_weather], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 200 });
+        Assert.Equal("Weather_GetWeather", Assert.Single(whole.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>()).Name);
+    }
+
+    [Fact]
+    public async Task CallsBeforeACallCutOffByMaxTokensStandAndTheUnfinishedOneIsDropped()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var add = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
+        var options = new ChatOptions { Tools = [add], ToolMode = ChatToolMode.RequireAny, AllowMultipleToolCalls = true, MaxOutputTokens = 200 };
+
+        var response = await client.GetResponseAsync("What is 3 plus 4, and 5 plus 6?", options);
+        var streamed = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync("What is 3 plus 4, and 5 plus 6?", options))
+            streamed.Add(update);
+
+        Assert.Equal("MaxTokens", response.AdditionalProperties!["stop_reason"]);   // the greedy reply runs into the limit mid-call
+        Assert.Equal(ChatFinishReason.ToolCalls, response.FinishReason);
+        Assert.NotEmpty(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>());
+        Assert.DoesNotContain(client.Format.ToolCalls.CallStart, response.Text, StringComparison.Ordinal);
+        Assert.Equal(response.Messages.SelectMany(m => m.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>().Count(),
+            streamed.SelectMany(u => u.Contents).OfType<Microsoft.Extensions.AI.FunctionCallContent>().Count());
+        Assert.DoesNotContain(client.Format.ToolCalls.CallStart, string.Concat(streamed.Select(u => u.Text)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheToolListsTokenCostIsReportedWithTheResponse()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var question = new ChatMessage(ChatRole.User, "What is the weather in Paris?");
+
+        var withTools = await client.GetResponseAsync([question], new ChatOptions { Tools = [_weather], MaxOutputTokens = 4 });
+        var without = await client.GetResponseAsync([question], new ChatOptions { MaxOutputTokens = 4 });
+
+        var cost = Assert.IsType<int>(withTools.AdditionalProperties![LlamaChatClient.ToolTokensKey]);
+        Assert.True(cost > 0);
+        Assert.Equal(without.Usage!.InputTokenCount + cost, withTools.Usage!.InputTokenCount);
+        Assert.False(without.AdditionalProperties!.ContainsKey(LlamaChatClient.ToolTokensKey));
+    }
+
+    [Fact]
+    public async Task AToolListLargerThanTheContextIsAClearErrorNamingItsCost()
+    {
+        var settings = ChatModelFixture.Settings;
+        settings.ContextSize = 512;
+        using var small = LlamaModel.Load("stories260K", TestModels.Stories260K, settings);
+        using var client = new LlamaChatClient(small);
+        var tools = Enumerable.Range(1, 15).Select(i => (AITool)AIFunctionFactory.Create(
+            (string city, string unit, int days) => "", $"Weather_Forecast{i}", "Gets the weather forecast for a city for the next few days, in the unit asked for.")).ToList();
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => client.GetResponseAsync("Hi", new ChatOptions { Tools = tools, MaxOutputTokens = 4 }));
+
+        Assert.Equal(ErrorKind.ContextOverflow, error.Kind);
+        var cost = int.Parse(Regex.Match(error.Message, @"The 15 tools offered cost (\d+) prompt tokens alone").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(cost > 512, error.Message);
+        Assert.Contains("context of 512 tokens", error.Message);
+        // One of the same tools fits.
+        var fits = await client.GetResponseAsync("Hi", new ChatOptions { Tools = [tools[0]], MaxOutputTokens = 4 });
+        Assert.True((int)fits.AdditionalProperties![LlamaChatClient.ToolTokensKey]! > 0);
+    }
+
+    [Fact]
+    public async Task AnAgentRendersOnlyTheFunctionsItsDefinitionLists()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var observed = new ObservingChatClient(client);
+        var kernel = new Kernel();
+        var math = kernel.Plugins.AddFromObject(new AgentHost.Plugins.MathPlugin(), "Math");
+        Assert.True(math.FunctionCount > 1);
+        var runner = new AgentHost.SemanticKernel.Agents.AgentRunner(
+            AgentHost.SemanticKernel.Agents.AgentCatalog.Load(AgentTests.ShippedAgentsDirectory), kernel, (_, _) => Task.FromResult<IChatClient>(observed));
+
+        await runner.RunAsync("calculator", "What is 2 plus 3?");   // calculator.yaml lists plugins: [Math.Add]
+
+        var (messages, options, inputTokens) = observed.Calls[0];
+        var offered = Assert.Single(options!.Tools!);
+        Assert.EndsWith("Add", offered.Name);
+        // What the model read is the conversation rendered with that one function, not the plugin's others.
+        var rendered = client.Format.Render([.. messages], [(AIFunctionDeclaration)offered], addGenerationPrompt: true).Tokenize(fixture.Model);
+        Assert.Equal(rendered.Length, inputTokens);
+        IReadOnlyList<AIFunctionDeclaration> all = [.. math];
+        Assert.True(client.Format.Render([.. messages], all, addGenerationPrompt: true).Tokenize(fixture.Model).Length > rendered.Length);
+    }
+
+    /// <summary>Passes requests through to the real client and keeps what went in and came out.</summary>
+    private sealed class ObservingChatClient(IChatClient inner) : DelegatingChatClient(inner)
+    {
+        public List<(List<ChatMessage> Messages, ChatOptions? Options, long? InputTokens)> Calls { get; } = [];
+
+        public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+        {
+            var list = messages.ToList();
+            var response = await base.GetResponseAsync(list, options, cancellationToken);
+            // The count, not the usage object: the invocation loop adds later rounds' usage into the first one's.
+            Calls.Add((list, options, response.Usage?.InputTokenCount));
+            return response;
+        }
+
+        // The runner's loop does not own the client.
+        protected override void Dispose(bool disposing)
+        {
+        }
+    }
+}
