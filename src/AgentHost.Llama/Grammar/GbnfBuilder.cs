@@ -13,7 +13,7 @@ namespace AgentHost.Llama.Grammar;
 /// </summary>
 public sealed class GbnfBuilder
 {
-    private static readonly JsonSerializerOptions _compactJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonSerializerOptions _compactJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, MaxDepth = 1024 };
     private static readonly string[] _primitives = ["ws", "char", "string", "integer", "number", "boolean", "null", "value", "object", "array"];
 
     private readonly List<string> _order = [];                  // rule names in definition order

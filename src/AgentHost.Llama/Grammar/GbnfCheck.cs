@@ -20,6 +20,8 @@ internal sealed class GbnfCheck
     private readonly HashSet<string> _defined = new(StringComparer.Ordinal);
     private readonly List<string> _used = [];
     private readonly HashSet<string> _usedSet = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);   // rule names defined or used
+    private long _generated;                                                 // rules llama.cpp makes for groups and repetitions
     private int _pos;
     private int _depth;
     private long _rules;
@@ -69,6 +71,7 @@ internal sealed class GbnfCheck
         _pos += 3;
         SkipSpace(newlineOk: true);
         _defined.Add(name);
+        _names.Add(name);
         AddRules(1);
         Alternates(nested: false);
         if (_pos < _text.Length)
@@ -96,7 +99,8 @@ internal sealed class GbnfCheck
 
     private void Sequence(bool nested)
     {
-        var last = -1L;   // elements of the item a repetition applies to (-1: none yet)
+        var last = -1L;          // elements of the item a repetition applies to (-1: none yet)
+        var lastRules = 1L;      // rules that item stands for (llama.cpp's n_prev_rules)
         while (_pos < _text.Length)
         {
             var c = _text[_pos];
@@ -104,6 +108,7 @@ internal sealed class GbnfCheck
             {
                 _pos++;
                 last = 0;
+                lastRules = 1;
                 while (_pos < _text.Length && _text[_pos] != '"')
                 {
                     Char();
@@ -120,6 +125,7 @@ internal sealed class GbnfCheck
                 if (_pos < _text.Length && _text[_pos] == '^')
                     _pos++;
                 last = 1;
+                lastRules = 1;
                 while (_pos >= _text.Length || _text[_pos] != ']')
                 {
                     if (_pos >= _text.Length)
@@ -145,7 +151,9 @@ internal sealed class GbnfCheck
                 var name = Name();
                 if (_usedSet.Add(name))
                     _used.Add(name);
+                _names.Add(name);
                 last = 1;
+                lastRules = 1;
                 AddElements(1);
                 SkipSpace(nested);
                 continue;
@@ -156,6 +164,8 @@ internal sealed class GbnfCheck
                     throw GrammarLimits.Exceeded("The grammar's nesting of parentheses", nameof(GrammarLimits.MaxNesting), GrammarLimits.MaxNesting);
                 _pos++;
                 SkipSpace(newlineOk: true);
+                var before = Symbols;
+                _generated++;
                 AddRules(1);
                 Alternates(nested: true);
                 if (_pos >= _text.Length || _text[_pos] != ')')
@@ -163,12 +173,14 @@ internal sealed class GbnfCheck
                 _pos++;
                 _depth--;
                 last = 1;
+                lastRules = Math.Max(1, Symbols - before);
                 AddElements(1);
             }
             else if (c == '.')
             {
                 _pos++;
                 last = 1;
+                lastRules = 1;
                 AddElements(1);
             }
             else if (c is '<' or '!' && (c == '<' || (_pos + 1 < _text.Length && _text[_pos + 1] == '<')))
@@ -179,6 +191,7 @@ internal sealed class GbnfCheck
                     throw Syntax("expecting '>' at " + Here());
                 _pos = end + 1;
                 last = 1;
+                lastRules = 1;
                 AddElements(1);
             }
             else if (c is '*' or '+' or '?')
@@ -186,7 +199,7 @@ internal sealed class GbnfCheck
                 if (last < 0)
                     throw Syntax($"expecting preceding item to {c} at " + Here());
                 _pos++;
-                last = Repeat(last, c == '+' ? 1 : 0, c == '?' ? 1 : null);
+                last = Repeat(last, lastRules, c == '+' ? 1 : 0, c == '?' ? 1 : null);
             }
             else if (c == '{')
             {
@@ -213,7 +226,7 @@ internal sealed class GbnfCheck
                 _pos++;
                 if (max < min)
                     throw Syntax(string.Create(CultureInfo.InvariantCulture, $"repetition {{{min},{max}}} has its minimum above its maximum"));
-                last = Repeat(last, min, max);
+                last = Repeat(last, lastRules, min, max);
             }
             else
             {
@@ -223,11 +236,18 @@ internal sealed class GbnfCheck
         }
     }
 
-    // llama.cpp writes x{m,n} as m copies of x and n-m nested optional rules holding x (x* as one recursive rule).
-    private long Repeat(long item, long min, long? max)
+    private long Symbols => _names.Count + _generated;
+
+    // llama.cpp writes x{m,n} as m copies of x and n-m nested optional rules holding x (x* as one recursive rule),
+    // and refuses it when the rules x stands for times the count reach its threshold.
+    private long Repeat(long item, long itemRules, long min, long? max)
     {
+        var total = max is > 0 ? max.Value : Math.Max(min, 1);
+        if (itemRules * total >= MaxRepetitions)
+            throw Syntax("number of rules that are going to be repeated multiplied by the new repetition exceeds sane defaults, please reduce the number of repetitions or rule complexity");
         var copies = max ?? min + 1;
         var rules = max is { } m ? m - min : 1;
+        _generated += rules;
         AddRules(rules);
         AddElements((item * copies) + (3 * rules) - item);
         return item * copies;

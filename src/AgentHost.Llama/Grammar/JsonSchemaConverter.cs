@@ -71,7 +71,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
             case JsonValueKind.True:
                 return builder.Primitive("value");
             case JsonValueKind.False:
-                throw Unsatisfiable(path, "the schema is false, which no value matches");
+                throw Unsatisfiable(path, "the schema is false (a schema no value matches)");
             case JsonValueKind.Object:
                 break;
             default:
@@ -358,7 +358,12 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
         }
         if (!anyRequired && extra is not null)
             first.Add(Join(extra, GbnfBuilder.Repeat($"(\",\" {ws} {extra})", 0, extraMax is { } m ? m - 1 : null)));
-        var body = first.Count == 0 ? "" : anyRequired ? Alternatives(first) : $"({string.Join(" | ", first)})?";
+        // Many alternatives go in a rule of their own: llama.cpp refuses a repeated (here optional) group
+        // that introduces as many rules as its repetition threshold.
+        var alternatives = string.Join(" | ", first);
+        var body = first.Count == 0 ? ""
+            : first.Count > 64 ? builder.AddRule(hint + "-first", alternatives) + (anyRequired ? "" : "?")
+            : anyRequired ? Alternatives(first) : $"({alternatives})?";
         return $"\"{{\" {ws} {Join(body, "\"}\"")}";
 
         static string Join(string a, string b) => a.Length == 0 ? b : b.Length == 0 ? a : a + " " + b;
@@ -527,7 +532,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
         var min = GetCount(schema, minKeyword, path);
         var max = GetCount(schema, maxKeyword, path);
         if (schema.TryGetProperty(minKeyword, out var low) && schema.TryGetProperty(maxKeyword, out var high) && low.GetDouble() > high.GetDouble())
-            throw Unsatisfiable(path, $"{minKeyword} {low.GetRawText()} is above {maxKeyword} {high.GetRawText()}");
+            throw Unsatisfiable(path, $"{maxKeyword} is below {minKeyword} ({high.GetRawText()} < {low.GetRawText()})");
         return (min, max);
     }
 
