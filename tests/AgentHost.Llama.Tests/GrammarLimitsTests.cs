@@ -65,6 +65,8 @@ public sealed class GrammarLimitsTests(Stories260KFixture fixture, ITestOutputHe
         { "root ::= \"" + new string('a', 1100) + "\"{1999}", "GrammarLimits.MaxElements" },
         { string.Concat(Enumerable.Range(0, 30).Select(i => $"r{i} ::= \"a\"{{0,1999}}\n")) + "root ::= r0", "GrammarLimits.MaxRules" },
         { "root ::= \"a\"{0,2000}", "multiplied by the new repetition exceeds sane defaults" },
+        { "root ::= r0\n" + string.Concat(Enumerable.Range(0, 30).Select(i => $"r{i} ::= r{i + 1} \"a\" | r{i + 1} \"b\"\n")) + "r30 ::= \"a\"", "GrammarLimits.MaxParseStacks" },
+        { "root ::= r0\n" + string.Concat(Enumerable.Range(0, 30).Select(i => $"r{i} ::= (r{i + 1} | \"c\")? \"a\" | (r{i + 1}) \"b\"\n")) + "r30 ::= \"a\"", "GrammarLimits.MaxParseStacks" },
         { "root ::= (x){1000}\nx ::= \"b\"", "multiplied by the new repetition exceeds sane defaults" },
         { "root ::= (\"a\"{0,3}){500}", "multiplied by the new repetition exceeds sane defaults" },
         { "root ::= \"" + new string('a', GrammarLimits.MaxGrammarLength) + "\"", "GrammarLimits.MaxGrammarLength" },

@@ -22,6 +22,9 @@ internal sealed class GbnfCheck
     private readonly HashSet<string> _usedSet = new(StringComparer.Ordinal);
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);   // rule names defined or used
     private long _generated;                                                 // rules llama.cpp makes for groups and repetitions
+    private readonly Dictionary<string, int> _ids = new(StringComparer.Ordinal);
+    private readonly List<List<int>> _starts = [];   // per rule (named or group): each alternative's first item (rule id, or -1: a terminal)
+    private int _rule;                                // the rule being parsed
     private int _pos;
     private int _depth;
     private long _rules;
@@ -60,6 +63,65 @@ internal sealed class GbnfCheck
         }
         if (!_defined.Contains(_root))
             throw Syntax($"grammar does not contain a '{_root}' symbol");
+        CheckParseStacks();
+    }
+
+    // llama.cpp keeps one parse stack per way the text can continue: a rule whose alternatives start with
+    // rules whose alternatives start with rules ... multiplies them (r0 ::= r1 "a" | r1 "b", r1 ::= r2 "a" |
+    // r2 "b" ...: 2^n stacks; 16 levels took a minute). Counts the ways each rule can start, without recursion.
+    private void CheckParseStacks()
+    {
+        var ways = new long[_starts.Count];
+        var state = new byte[_starts.Count];   // 0: not seen, 1: in progress (a cycle counts once), 2: done
+        var cursor = new int[_starts.Count];
+        var pending = new Stack<int>();
+        for (var start = 0; start < _starts.Count; start++)
+        {
+            if (state[start] != 0)
+                continue;
+            state[start] = 1;
+            pending.Push(start);
+            while (pending.Count > 0)
+            {
+                var rule = pending.Peek();
+                var starts = _starts[rule];
+                while (cursor[rule] < starts.Count && (starts[cursor[rule]] < 0 || state[starts[cursor[rule]]] != 0))
+                    cursor[rule]++;
+                if (cursor[rule] < starts.Count)
+                {
+                    var next = starts[cursor[rule]];
+                    state[next] = 1;
+                    pending.Push(next);
+                    continue;
+                }
+                _cancellationToken.ThrowIfCancellationRequested();
+                var total = 0L;
+                foreach (var first in starts)
+                    total += first >= 0 && state[first] == 2 ? ways[first] : 1;
+                if (total > GrammarLimits.MaxParseStacks)
+                    throw GrammarLimits.Exceeded("The number of ways the grammar's alternatives can start (each a parse stack in llama.cpp)", nameof(GrammarLimits.MaxParseStacks), GrammarLimits.MaxParseStacks);
+                ways[rule] = total;
+                state[rule] = 2;
+                pending.Pop();
+            }
+        }
+    }
+
+    private int Id(string name)
+    {
+        if (!_ids.TryGetValue(name, out var id))
+        {
+            id = _starts.Count;
+            _ids[name] = id;
+            _starts.Add([]);
+        }
+        return id;
+    }
+
+    private int NewGroup()
+    {
+        _starts.Add([]);
+        return _starts.Count - 1;
     }
 
     private void Rule()
@@ -73,6 +135,7 @@ internal sealed class GbnfCheck
         _defined.Add(name);
         _names.Add(name);
         AddRules(1);
+        _rule = Id(name);
         Alternates(nested: false);
         if (_pos < _text.Length)
         {
@@ -99,6 +162,10 @@ internal sealed class GbnfCheck
 
     private void Sequence(bool nested)
     {
+        var starts = _starts[_rule];
+        var alternative = starts.Count;   // where this alternative's first item goes
+        starts.Add(-1);
+        var items = 0;
         var last = -1L;          // elements of the item a repetition applies to (-1: none yet)
         var lastRules = 1L;      // rules that item stands for (llama.cpp's n_prev_rules)
         while (_pos < _text.Length)
@@ -152,9 +219,12 @@ internal sealed class GbnfCheck
                 if (_usedSet.Add(name))
                     _used.Add(name);
                 _names.Add(name);
+                if (items == 0)
+                    starts[alternative] = Id(name);
                 last = 1;
                 lastRules = 1;
                 AddElements(1);
+                items++;
                 SkipSpace(nested);
                 continue;
             }
@@ -167,7 +237,12 @@ internal sealed class GbnfCheck
                 var before = Symbols;
                 _generated++;
                 AddRules(1);
+                var outer = _rule;
+                _rule = NewGroup();
+                if (items == 0)
+                    starts[alternative] = _rule;
                 Alternates(nested: true);
+                _rule = outer;
                 if (_pos >= _text.Length || _text[_pos] != ')')
                     throw Syntax("expecting ')' at " + Here());
                 _pos++;
@@ -200,6 +275,9 @@ internal sealed class GbnfCheck
                     throw Syntax($"expecting preceding item to {c} at " + Here());
                 _pos++;
                 last = Repeat(last, lastRules, c == '+' ? 1 : 0, c == '?' ? 1 : null);
+                if (items == 1 && c != '+')
+                    starts.Add(-1);   // or skipped: one more way to start (approximately)
+                items--;
             }
             else if (c == '{')
             {
@@ -227,11 +305,15 @@ internal sealed class GbnfCheck
                 if (max < min)
                     throw Syntax(string.Create(CultureInfo.InvariantCulture, $"repetition {{{min},{max}}} has its minimum above its maximum"));
                 last = Repeat(last, lastRules, min, max);
+                if (items == 1 && min == 0)
+                    starts.Add(-1);
+                items--;
             }
             else
             {
                 break;
             }
+            items++;
             SkipSpace(nested);
         }
     }

@@ -23,6 +23,12 @@ public static class GrammarLimits
     /// <summary>Most grammar elements once llama.cpp has expanded the repetitions (each <c>x{m,n}</c> copies x up to n times).</summary>
     public const int MaxElements = 2_000_000;
 
+    /// <summary>
+    /// Most ways one rule can start, multiplied through alternatives that start with other rules: llama.cpp
+    /// keeps a parse stack for each and its work grows faster than their number.
+    /// </summary>
+    public const int MaxParseStacks = 10_000;
+
     /// <summary>Most nesting of sub-schemas in a JSON schema (properties, items, anyOf ... and $ref hops).</summary>
     public const int MaxSchemaDepth = 64;
 
