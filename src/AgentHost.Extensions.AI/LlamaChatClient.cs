@@ -68,7 +68,7 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var call = Prepare(messages, options);
+        var call = Prepare(messages, options, cancellationToken);
         var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
@@ -87,7 +87,7 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <inheritdoc />
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var call = Prepare(messages, options);
+        var call = Prepare(messages, options, cancellationToken);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var generation = RunAsync(call.Strategy, call.Request, call.PromptTokens, piece => pieces.Writer.TryWrite(piece), stop.Token);
@@ -173,7 +173,7 @@ public sealed partial class LlamaChatClient : IChatClient
         return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
     }
 
-    private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
+    private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var conversation = messages.ToList();
@@ -191,7 +191,7 @@ public sealed partial class LlamaChatClient : IChatClient
         var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
         {
             StopTokens = _stopTokens,
-            Grammar = ToolGrammar.For(Format.ToolCalls, options, tools),
+            Grammar = ToolGrammar.For(Format.ToolCalls, options, tools, cancellationToken),
         };
         request.Validate();   // before waiting for a slot
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));

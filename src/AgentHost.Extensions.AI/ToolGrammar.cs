@@ -18,16 +18,19 @@ public static class ToolGrammar
     // Compact JSON: small models otherwise spend their tokens on the whitespace a looser grammar allows.
     private static readonly JsonGrammarOptions _compact = new() { MaxWhitespace = 0 };
 
-    /// <summary>The constraint for <paramref name="options"/> given the tools on offer (null: free text).</summary>
-    public static GrammarConstraint? For(ToolCallFormat format, ChatOptions? options, IReadOnlyList<AIFunctionDeclaration>? tools)
+    /// <summary>
+    /// The constraint for <paramref name="options"/> given the tools on offer (null: free text). Schemas no value
+    /// satisfies, or beyond <see cref="GrammarLimits"/>, are an <see cref="AgentHostException"/> (HTTP 400).
+    /// </summary>
+    public static GrammarConstraint? For(ToolCallFormat format, ChatOptions? options, IReadOnlyList<AIFunctionDeclaration>? tools, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(format);
         if (tools is null)
         {
             return options?.ResponseFormat switch
             {
-                ChatResponseFormatJson { Schema: { } schema } => JsonSchemaGrammar.FromSchema(schema, _compact),
-                ChatResponseFormatJson => JsonSchemaGrammar.FromSchema(_anyObject, _compact),
+                ChatResponseFormatJson { Schema: { } schema } => JsonSchemaGrammar.FromSchema(schema, _compact, cancellationToken),
+                ChatResponseFormatJson => JsonSchemaGrammar.FromSchema(_anyObject, _compact, cancellationToken),
                 _ => null,
             };
         }
@@ -45,12 +48,12 @@ public static class ToolGrammar
         // Several calls in a row only where the format writes each call as its own block.
         var maxCalls = options?.AllowMultipleToolCalls == true && format.CallPrefix.Length > 0 && format.CallEnd is not null ? 4 : 1;
         if (required is not null)
-            return JsonSchemaGrammar.ToolCalls(functions, format.CallPrefix, format.CallSuffix, _compact, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty);
+            return JsonSchemaGrammar.ToolCalls(functions, format.CallPrefix, format.CallSuffix, _compact, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty, cancellationToken: cancellationToken);
 
         // Auto: free text until the call marker; formats whose calls start with bare JSON have no marker to wait for.
         if (format.CallPrefix.Length == 0 || !format.CallPrefix.StartsWith(format.CallStart, StringComparison.Ordinal))
             return null;
-        var lazy = JsonSchemaGrammar.ToolCalls(functions, format.CallStart, format.CallSuffix, _compact, lazy: true, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty);
+        var lazy = JsonSchemaGrammar.ToolCalls(functions, format.CallStart, format.CallSuffix, _compact, lazy: true, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty, cancellationToken: cancellationToken);
         return lazy;
     }
 }

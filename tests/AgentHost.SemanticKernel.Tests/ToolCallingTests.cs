@@ -133,6 +133,25 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
+    public async Task ToolSchemasBeyondTheGrammarLimitsOrUnsatisfiableAreOneClearInvalidArgumentError()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+        var wide = JsonDocument.Parse("{\"type\": \"object\", \"properties\": {" + string.Join(", ", Enumerable.Range(0, 60).Select(i => $"\"p{i}\": {{\"type\": \"integer\"}}")) + "}}").RootElement;
+        var tools = Enumerable.Range(0, 200).Select(i => (AITool)AIFunctionFactory.CreateDeclaration($"tool{i}", "A tool.", wide)).ToList();
+        var impossible = AIFunctionFactory.CreateDeclaration("impossible", "Cannot be called.", JsonDocument.Parse("""{"type": "object", "required": ["x"], "additionalProperties": false}""").RootElement);
+        ChatMessage[] question = [new(ChatRole.User, "Call a tool.")];
+
+        var tooMany = await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => client.GetResponseAsync(question, new ChatOptions { Tools = tools, ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 8 }));
+        var unsatisfiable = await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => client.GetResponseAsync(question, new ChatOptions { Tools = [impossible], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 8 }));
+        var responseFormat = await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => client.GetResponseAsync(question, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(JsonDocument.Parse("""{"type": "string", "minLength": 10, "maxLength": 2}""").RootElement), MaxOutputTokens = 8 }));
+
+        Assert.All([tooMany, unsatisfiable, responseFormat], e => Assert.Equal(AgentHost.Llama.ErrorKind.InvalidArgument, e.Kind));
+        Assert.Matches(@"GrammarLimits\.(MaxSchemaNodes|MaxGrammarLength)", tooMany.Message);
+        Assert.Contains("required property 'x' is not allowed", unsatisfiable.Message);
+        Assert.Contains("maxLength is below minLength", responseFormat.Message);
+    }
+
+    [Fact]
     public async Task NoneModeRendersNoTools()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });

@@ -60,6 +60,33 @@ public sealed class GrammarCliTests : IDisposable
         Assert.Equal("", result.StdOut);
     }
 
+    [Theory]
+    [InlineData("deep.gbnf", "--grammar", "GrammarLimits.MaxNesting")]
+    [InlineData("repeated.gbnf", "--grammar", "number of repetitions exceeds sane defaults")]
+    [InlineData("deep.json", "--json-schema", "GrammarLimits.MaxSchemaDepth")]
+    [InlineData("enum.json", "--json-schema", "GrammarLimits.MaxSchemaNodes")]
+    [InlineData("unsatisfiable.json", "--json-schema", "The JSON schema cannot be satisfied at #/properties/name: maxLength is below minLength")]
+    public async Task Grammar_input_beyond_a_limit_or_unsatisfiable_is_exit_2_and_one_line_naming_it(string file, string option, string expected)
+    {
+        var content = file switch
+        {
+            "deep.gbnf" => "root ::= " + new string('(', 20_000) + "\"a\"" + new string(')', 20_000) + "\n",
+            "repeated.gbnf" => "root ::= \"a\"{1000000000}\n",
+            "deep.json" => "{\"$defs\": {" + string.Join(", ", Enumerable.Range(0, 100).Select(i => $"\"d{i}\": {{\"type\": \"array\", \"items\": {{\"$ref\": \"#/$defs/d{i + 1}\"}}}}")) + ", \"d100\": {}}, \"$ref\": \"#/$defs/d0\"}",
+            "enum.json" => "{\"enum\": [" + string.Join(", ", Enumerable.Range(0, 20_000)) + "]}",
+            _ => """{"type": "object", "properties": {"name": {"type": "string", "minLength": 10, "maxLength": 2}}}""",
+        };
+        var path = Write(file, content);
+
+        var result = await AgentHostProcess.RunAsync(["generate", "--prompt", "Once", option, path]).WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(expected, line);
+        Assert.Equal("", result.StdOut);
+    }
+
     [Fact]
     public async Task A_missing_grammar_file_and_a_strategy_without_grammar_support_are_usage_errors()
     {

@@ -13,12 +13,14 @@ namespace AgentHost.Llama.Grammar;
 /// </summary>
 public sealed class GbnfBuilder
 {
-    private static readonly JsonSerializerOptions _compactJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonSerializerOptions _compactJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, MaxDepth = 1024 };
     private static readonly string[] _primitives = ["ws", "char", "string", "integer", "number", "boolean", "null", "value", "object", "array"];
 
     private readonly List<string> _order = [];                  // rule names in definition order
     private readonly Dictionary<string, string?> _rules = [];   // name -> body (null: reserved, not yet defined)
     private readonly List<string> _ignored = [];
+    private long _length;       // characters of the rule bodies so far
+    private int _schemaNodes;   // sub-schemas and enum values converted so far
 
     /// <summary>Creates a builder; <paramref name="options"/> bound the JSON values it generates.</summary>
     public GbnfBuilder(JsonGrammarOptions? options = null)
@@ -48,19 +50,20 @@ public sealed class GbnfBuilder
     /// <summary>
     /// Adds rules for JSON values valid against <paramref name="schema"/>; returns the rule's name.
     /// <c>$ref</c>s resolve within <paramref name="schema"/>. Keywords that cannot be expressed are an
-    /// <see cref="AgentHostException"/> listing them all, unless <see cref="JsonGrammarOptions.IgnoreUnsupported"/>.
+    /// <see cref="AgentHostException"/> listing them all, unless <see cref="JsonGrammarOptions.IgnoreUnsupported"/>;
+    /// so is a schema no value satisfies, and one beyond <see cref="GrammarLimits"/> (all schemas added together).
     /// </summary>
-    public string AddJsonSchema(JsonElement schema, string name = "schema")
-        => new JsonSchemaConverter(this, schema).Convert(name);
+    public string AddJsonSchema(JsonElement schema, string name = "schema", CancellationToken cancellationToken = default)
+        => new JsonSchemaConverter(this, schema, cancellationToken).Convert(name);
 
     /// <summary>
     /// Adds a rule for one tool call as a JSON object
     /// <c>{"name": "NAME", "arguments": {...}}</c> whose arguments follow <paramref name="parameters"/>.
     /// </summary>
-    public string AddToolCall(string functionName, JsonElement parameters, string nameKey = "name", string argumentsKey = "arguments")
+    public string AddToolCall(string functionName, JsonElement parameters, string nameKey = "name", string argumentsKey = "arguments", CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(functionName);
-        var arguments = AddJsonSchema(parameters, functionName + "-arguments");
+        var arguments = AddJsonSchema(parameters, functionName + "-arguments", cancellationToken);
         var ws = Primitive("ws");
         var body = $"\"{{\" {ws} {JsonLiteral(nameKey)} {ws} \":\" {ws} {JsonLiteral(functionName)} {ws} \",\" {ws} {JsonLiteral(argumentsKey)} {ws} \":\" {ws} {arguments} {ws} \"}}\"";
         return AddRule(functionName + "-call", body);
@@ -145,7 +148,21 @@ public sealed class GbnfBuilder
         return unique;
     }
 
-    internal void Define(string name, string body) => _rules[name] = body;
+    internal void Define(string name, string body)
+    {
+        _length += name.Length + body.Length + 6;
+        if (_length > GrammarLimits.MaxGrammarLength)
+            throw GrammarLimits.Exceeded("The grammar generated from the JSON schema", nameof(GrammarLimits.MaxGrammarLength), GrammarLimits.MaxGrammarLength);
+        _rules[name] = body;
+    }
+
+    /// <summary>Counts sub-schemas (and enum values) converted; refuses more than <see cref="GrammarLimits.MaxSchemaNodes"/>.</summary>
+    internal void CountSchemaNodes(int count)
+    {
+        _schemaNodes += count;
+        if (_schemaNodes > GrammarLimits.MaxSchemaNodes)
+            throw GrammarLimits.Exceeded("The JSON schema's number of sub-schemas and enum values", nameof(GrammarLimits.MaxSchemaNodes), GrammarLimits.MaxSchemaNodes);
+    }
 
     /// <summary>The name of a shared JSON rule, emitted on first use.</summary>
     internal string Primitive(string name)
@@ -154,7 +171,7 @@ public sealed class GbnfBuilder
             return name;
         _rules[name] = null;
         _order.Add(name);
-        _rules[name] = PrimitiveBody(name);
+        Define(name, PrimitiveBody(name));
         return name;
     }
 

@@ -29,10 +29,10 @@ public sealed record GrammarConstraint
     public bool IsLazy => TriggerWords.Count > 0 || TriggerTokens.Count > 0;
 
     /// <summary>
-    /// Throws an <see cref="AgentHostException"/> naming the first invalid value. Whether llama.cpp can
-    /// parse the grammar is checked when it is loaded for a model (<see cref="GrammarSampler.Create"/>).
+    /// Throws an <see cref="AgentHostException"/> naming the first invalid value: a syntax error (as llama.cpp
+    /// words it), an undefined rule, a missing root rule, or a grammar beyond <see cref="GrammarLimits"/>.
     /// </summary>
-    public void Validate()
+    public void Validate(CancellationToken cancellationToken = default)
     {
         Require(!string.IsNullOrWhiteSpace(Gbnf), "The grammar is empty.");
         Require(!string.IsNullOrEmpty(Root) && GbnfBuilder.IsRuleName(Root), $"The grammar root '{Root}' is not a rule name (letters, digits and '-').");
@@ -40,6 +40,7 @@ public sealed record GrammarConstraint
             Require(!string.IsNullOrEmpty(word), "A grammar trigger word is empty.");
         foreach (var token in TriggerTokens)
             Require(token >= 0, $"A grammar trigger token id is negative ({token}).");
+        GbnfCheck.Run(Gbnf, Root, cancellationToken);
     }
 
     /// <summary>Throws the error of a strategy that cannot constrain its output with a grammar.</summary>

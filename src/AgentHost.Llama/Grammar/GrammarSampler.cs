@@ -66,24 +66,22 @@ public sealed class GrammarSampler : IDisposable
 
     /// <summary>
     /// Loads <paramref name="constraint"/> for <paramref name="model"/>'s vocabulary. A grammar llama.cpp
-    /// cannot parse (or without its root rule) is an <see cref="AgentHostException"/> with llama.cpp's reason.
+    /// cannot parse (or without its root rule), or beyond <see cref="GrammarLimits"/>, is an
+    /// <see cref="AgentHostException"/> saying why; it is checked in managed code before llama.cpp sees it.
     /// </summary>
-    public static GrammarSampler Create(LlamaModel model, GrammarConstraint constraint)
+    public static GrammarSampler Create(LlamaModel model, GrammarConstraint constraint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(constraint);
-        constraint.Validate();
+        constraint.Validate(cancellationToken);
         GrammarNative.EnsureResolver();
         var vocab = GrammarNative.GetVocab(model.Weights.NativeHandle);
-        var printed = "";
-        var handle = NativeRuntime.CaptureErrors(
-            () => GrammarNative.CaptureStderr(() => GrammarNative.InitGrammar(vocab, constraint.Gbnf, constraint.Root), out printed),
-            out var logged);
+        // What the managed check lets through llama.cpp parses; its other refusals (e.g. left recursion) go to its log.
+        var handle = NativeRuntime.CaptureErrors(() => GrammarNative.InitGrammar(vocab, constraint.Gbnf, constraint.Root), out var logged);
         if (handle.IsInvalid)
         {
             handle.Dispose();
-            var reasons = $"{ParseError(printed)} {logged}".Trim();
-            var reason = reasons.Length == 0 ? "" : $": {reasons}";
+            var reason = logged.Length == 0 ? "" : ": " + string.Join(' ', logged.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
             throw new AgentHostException(ErrorKind.InvalidArgument, $"llama.cpp cannot use the grammar (root rule '{constraint.Root}'){reason}");
         }
         return new GrammarSampler(handle, model, constraint);
@@ -252,21 +250,5 @@ public sealed class GrammarSampler : IDisposable
         _scratch.AsSpan(length - keep, keep).CopyTo(_recent);
         _recentLength = keep;
         return length;
-    }
-
-    // The parser prints "parse: error parsing grammar: REASON at TEXT-LEFT\n\nGRAMMAR": keep the reason
-    // and a short excerpt of the text where it stopped.
-    private static string ParseError(string printed)
-    {
-        const string Marker = "error parsing grammar: ";
-        var start = printed.IndexOf(Marker, StringComparison.Ordinal);
-        if (start < 0)
-            return "";
-        var text = printed[(start + Marker.Length)..].ReplaceLineEndings("\n");
-        var end = text.IndexOf("\n\n", StringComparison.Ordinal);
-        text = (end < 0 ? text : text[..end]).Trim().Replace('\n', ' ');
-        while (text.Contains("  ", StringComparison.Ordinal))
-            text = text.Replace("  ", " ", StringComparison.Ordinal);
-        return (text.Length <= 120 ? text : text[..120] + "...") + ";";
     }
 }

@@ -15,7 +15,7 @@ namespace AgentHost.Llama.Grammar;
 /// keywords JSON Schema does not define (vendor extensions such as SK's <c>condition</c>) are ignored, as
 /// validators ignore them; every other JSON Schema keyword is reported.
 /// </summary>
-internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
+internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root, CancellationToken cancellationToken)
 {
     // JSON Schema (draft 2020-12 and earlier) validation keywords; those not handled below are reported.
     private static readonly HashSet<string> _unexpressed =
@@ -33,6 +33,7 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
     private readonly Dictionary<string, string> _refs = [];   // JSON pointer -> rule name
     private readonly List<string> _unsupported = [];
+    private int _depth;
 
     public string Convert(string name)
     {
@@ -51,16 +52,26 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
         return rule;
     }
 
-    // Returns a GBNF expression for values valid against the schema.
+    // Returns a GBNF expression for values valid against the schema; bounded in depth and in sub-schemas visited.
     private string Visit(JsonElement schema, string path, string hint)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (++_depth > GrammarLimits.MaxSchemaDepth)
+            throw GrammarLimits.Exceeded($"The JSON schema's nesting at {Short(path)}", nameof(GrammarLimits.MaxSchemaDepth), GrammarLimits.MaxSchemaDepth);
+        builder.CountSchemaNodes(1);
+        var expression = VisitSchema(schema, path, hint);
+        _depth--;
+        return expression;
+    }
+
+    private string VisitSchema(JsonElement schema, string path, string hint)
     {
         switch (schema.ValueKind)
         {
             case JsonValueKind.True:
                 return builder.Primitive("value");
             case JsonValueKind.False:
-                Unsupported(path, "false (a schema no value matches)");
-                return builder.Primitive("value");
+                throw Unsatisfiable(path, "the schema is false (a schema no value matches)");
             case JsonValueKind.Object:
                 break;
             default:
@@ -83,14 +94,27 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
             return Ref(reference, path, hint);
         }
         if (schema.TryGetProperty("const", out var constant))
+        {
+            if (!MatchesType(schema, constant, path))
+                throw Unsatisfiable(path, "const is not of the schema's type");
+            if (schema.TryGetProperty("enum", out var choices) && choices.ValueKind == JsonValueKind.Array && !Contains(choices, constant))
+                throw Unsatisfiable(path, "const is not among the enum values");
             return GbnfBuilder.Literal(GbnfBuilder.CompactJson(constant));
+        }
         if (schema.TryGetProperty("enum", out var values))
         {
             if (values.ValueKind != JsonValueKind.Array || values.GetArrayLength() == 0)
                 throw new AgentHostException(ErrorKind.InvalidArgument, $"enum at {path} must be a non-empty array.");
+            builder.CountSchemaNodes(values.GetArrayLength());
             var literals = new List<string>();
             foreach (var value in values.EnumerateArray())
-                literals.Add(GbnfBuilder.Literal(GbnfBuilder.CompactJson(value)));
+            {
+                // A value of another type than the schema's can never be valid: leave it out.
+                if (MatchesType(schema, value, path))
+                    literals.Add(GbnfBuilder.Literal(GbnfBuilder.CompactJson(value)));
+            }
+            if (literals.Count == 0)
+                throw Unsatisfiable(path, "no enum value is of the schema's type");
             return Alternatives(literals);
         }
         if (schema.TryGetProperty("allOf", out var all))
@@ -115,44 +139,26 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
             var i = 0;
             foreach (var option in options.EnumerateArray())
             {
-                alternatives.Add(Rule(option, $"{path}/{keyword}/{i}", $"{hint}-{i}"));
+                if (option.ValueKind != JsonValueKind.False)   // an option no value matches adds nothing
+                    alternatives.Add(Rule(option, $"{path}/{keyword}/{i}", $"{hint}-{i}"));
                 i++;
             }
+            if (alternatives.Count == 0)
+                throw Unsatisfiable(path, $"every {keyword} option is false");
             return Alternatives(alternatives);
         }
 
-        var types = new List<string>();
-        if (schema.TryGetProperty("type", out var type))
+        var types = Types(schema, path);
+        if (types.Count == 0)
         {
-            if (type.ValueKind == JsonValueKind.String)
-            {
-                types.Add(type.GetString()!);
-            }
-            else if (type.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var t in type.EnumerateArray())
-                    types.Add(t.ValueKind == JsonValueKind.String ? t.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"type at {path} must hold type names."));
-            }
+            if (Has(schema, "properties", "required", "additionalProperties"))
+                types.Add("object");
+            else if (Has(schema, "items", "minItems", "maxItems"))
+                types.Add("array");
+            else if (Has(schema, "minLength", "maxLength"))
+                types.Add("string");
             else
-            {
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"type at {path} must be a type name or an array of them.");
-            }
-        }
-        else if (Has(schema, "properties", "required", "additionalProperties"))
-        {
-            types.Add("object");
-        }
-        else if (Has(schema, "items", "minItems", "maxItems"))
-        {
-            types.Add("array");
-        }
-        else if (Has(schema, "minLength", "maxLength"))
-        {
-            types.Add("string");
-        }
-        else
-        {
-            return builder.Primitive("value");
+                return builder.Primitive("value");
         }
 
         var expressions = new List<string>();
@@ -170,11 +176,12 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
         "null" => builder.Primitive("null"),
         "object" => Object(schema, path, hint),
         "array" => Array(schema, path, hint),
-        _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown type '{type}' at {path}; JSON schema types are string, number, integer, boolean, null, object and array."),
+        _ => throw UnknownType(type, path),
     };
 
     private string Number(JsonElement schema, string path)
     {
+        CheckBounds(schema, path);
         foreach (var keyword in _bounds)
         {
             if (schema.TryGetProperty(keyword, out _))
@@ -185,13 +192,12 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
     private string Integer(JsonElement schema, string path)
     {
+        CheckBounds(schema, path);
         long? min = null, max = null;
         foreach (var keyword in _bounds)
         {
             if (!schema.TryGetProperty(keyword, out var value))
                 continue;
-            if (value.ValueKind != JsonValueKind.Number)
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a number.");
             var bound = value.GetDouble();
             if (Math.Abs(bound) > 1e17)
             {
@@ -208,14 +214,42 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
             }
         }
         if (min > max)
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"No integer lies between the bounds at {path}.");
+            throw Unsatisfiable(path, "no integer lies between the bounds");
         return builder.IntegerRule(min, max);
+    }
+
+    // Bounds that leave no number at all (minimum above maximum, or equal with one of them exclusive).
+    private static void CheckBounds(JsonElement schema, string path)
+    {
+        double low = double.NegativeInfinity, high = double.PositiveInfinity;
+        bool lowExclusive = false, highExclusive = false;
+        foreach (var keyword in _bounds)
+        {
+            if (!schema.TryGetProperty(keyword, out var value))
+                continue;
+            if (value.ValueKind != JsonValueKind.Number)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a number.");
+            var bound = value.GetDouble();
+            var exclusive = keyword.StartsWith("exclusive", StringComparison.Ordinal);
+            if (keyword.EndsWith("inimum", StringComparison.Ordinal))
+            {
+                if (bound > low || (bound == low && exclusive))
+                    (low, lowExclusive) = (bound, exclusive);
+            }
+            else if (bound < high || (bound == high && exclusive))
+            {
+                (high, highExclusive) = (bound, exclusive);
+            }
+        }
+        if (low > high || (low == high && (lowExclusive || highExclusive)))
+            throw Unsatisfiable(path, "no number lies between the bounds");
     }
 
     private string String(JsonElement schema, string path)
     {
+        var (minLength, maxLength) = GetCounts(schema, "minLength", "maxLength", path);
         if (!schema.TryGetProperty("format", out var format))
-            return builder.StringRule(GetCount(schema, "minLength", path) ?? 0, GetCount(schema, "maxLength", path));
+            return builder.StringRule(minLength ?? 0, maxLength);
         var name = format.ValueKind == JsonValueKind.String ? format.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"format at {path} must be a string.");
         if (Has(schema, "minLength", "maxLength"))
             Unsupported(path, "minLength/maxLength beside format");
@@ -230,38 +264,13 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
 
     private string Object(JsonElement schema, string path, string hint)
     {
-        var names = new List<string>();
-        var schemas = new List<JsonElement?>();
-        if (schema.TryGetProperty("properties", out var properties))
-        {
-            if (properties.ValueKind != JsonValueKind.Object)
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"properties at {path} must be an object.");
-            foreach (var property in properties.EnumerateObject())
-            {
-                names.Add(property.Name);
-                schemas.Add(property.Value);
-            }
-        }
-        var required = new HashSet<string>(StringComparer.Ordinal);
-        if (schema.TryGetProperty("required", out var requiredNames))
-        {
-            if (requiredNames.ValueKind != JsonValueKind.Array)
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"required at {path} must be an array of property names.");
-            foreach (var name in requiredNames.EnumerateArray())
-            {
-                var text = name.ValueKind == JsonValueKind.String ? name.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"required at {path} must hold property names.");
-                required.Add(text);
-                if (!names.Contains(text))
-                {
-                    names.Add(text);     // required without a schema: any value
-                    schemas.Add(null);
-                }
-            }
-        }
-
         // Extra properties: none when the schema declares some (tool arguments), any when it declares none.
-        string? extraValue = names.Count == 0 ? builder.Primitive("value") : null;
-        if (schema.TryGetProperty("additionalProperties", out var additional))
+        var declared = schema.TryGetProperty("properties", out var properties);
+        if (declared && properties.ValueKind != JsonValueKind.Object)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"properties at {path} must be an object.");
+        string? extraValue = declared && properties.EnumerateObject().Any() ? null : builder.Primitive("value");
+        var additional = default(JsonElement);
+        if (schema.TryGetProperty("additionalProperties", out additional))
         {
             extraValue = additional.ValueKind switch
             {
@@ -270,57 +279,109 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
                 _ => Rule(additional, path + "/additionalProperties", hint + "-additional"),
             };
         }
+
+        var required = new HashSet<string>(StringComparer.Ordinal);
+        if (schema.TryGetProperty("required", out var requiredNames))
+        {
+            if (requiredNames.ValueKind != JsonValueKind.Array)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"required at {path} must be an array of property names.");
+            builder.CountSchemaNodes(requiredNames.GetArrayLength());
+            foreach (var name in requiredNames.EnumerateArray())
+                required.Add(name.ValueKind == JsonValueKind.String ? name.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"required at {path} must hold property names."));
+        }
+        var (_, maxProperties) = GetCounts(schema, "minProperties", "maxProperties", path);
+        if (required.Count > maxProperties)
+            throw Unsatisfiable(path, $"{required.Count} properties are required but maxProperties is {maxProperties}");
+
+        var names = new List<string>();
+        var values = new List<string>();
+        var known = new HashSet<string>(StringComparer.Ordinal);
+        if (declared)
+        {
+            foreach (var property in properties.EnumerateObject())
+            {
+                known.Add(property.Name);
+                if (property.Value.ValueKind == JsonValueKind.False)
+                {
+                    // No value is valid: the property may not appear at all.
+                    if (required.Contains(property.Name))
+                        throw Unsatisfiable(path, $"required property '{property.Name}' has the schema false");
+                    continue;
+                }
+                names.Add(property.Name);
+                values.Add(Rule(property.Value, $"{path}/properties/{Escape(property.Name)}", $"{hint}-{property.Name}"));
+            }
+        }
+        foreach (var text in required)
+        {
+            if (!known.Add(text))
+                continue;
+            // Required without a schema of its own: an extra property, so additionalProperties decides.
+            if (additional.ValueKind == JsonValueKind.False)
+                throw Unsatisfiable(path, $"required property '{text}' is not allowed (additionalProperties is false and properties does not declare it)");
+            names.Add(text);
+            values.Add(extraValue ?? builder.Primitive("value"));
+        }
         if (names.Count == 0 && extraValue == builder.Primitive("value"))
             return builder.Primitive("object");
+        return ObjectBody(names, values, required, extraValue, hint);
+    }
 
+    // Members in schema order, each required one always and each optional one maybe, then extra ones. Linear
+    // in the number of members: rest-j (what may follow once a member before j was written) is one rule per
+    // member, shared by every way of getting there (as llama.cpp's json-schema-to-grammar does), where
+    // spelling each way out would grow with the square of the members (1,000 optional ones took gigabytes).
+    private string ObjectBody(List<string> names, List<string> values, HashSet<string> required, string? extraValue, string hint)
+    {
         var ws = builder.Primitive("ws");
-        var members = new string[names.Count];
-        for (var i = 0; i < names.Count; i++)
-        {
-            var value = schemas[i] is { } s ? Rule(s, $"{path}/properties/{Escape(names[i])}", $"{hint}-{names[i]}") : builder.Primitive("value");
-            members[i] = $"{GbnfBuilder.JsonLiteral(names[i])} {ws} \":\" {ws} {value} {ws}";
-        }
-        var extra = extraValue is null ? null : $"{builder.Primitive("string")} {ws} \":\" {ws} {extraValue} {ws}";
         var extraMax = builder.Options.MaxArrayItems;
+        var extra = extraValue is null || extraMax == 0 ? null : $"{builder.Primitive("string")} {ws} \":\" {ws} {extraValue} {ws}";
 
-        // Members after one was written: each required one with its comma, each optional one maybe.
-        string Rest(int from)
+        string Member(int i) => $"{GbnfBuilder.JsonLiteral(names[i])} {ws} \":\" {ws} {values[i]} {ws}";
+
+        var rest = new string[names.Count + 1];   // rest[j]: the expression for members j.. after a comma ("" : nothing)
+        rest[names.Count] = extra is null ? "" : GbnfBuilder.Repeat($"(\",\" {ws} {extra})", 0, extraMax);
+        for (var j = names.Count - 1; j >= 1; j--)
         {
-            var rest = new StringBuilder();
-            for (var j = from; j < members.Length; j++)
-                rest.Append(required.Contains(names[j]) ? $" \",\" {ws} {members[j]}" : $" (\",\" {ws} {members[j]})?");
-            if (extra is not null && extraMax != 0)
-                rest.Append(' ').Append(GbnfBuilder.Repeat($"(\",\" {ws} {extra})", 0, extraMax));
-            return rest.ToString();
+            var member = required.Contains(names[j]) ? $"\",\" {ws} {Member(j)}" : $"(\",\" {ws} {Member(j)})?";
+            rest[j] = builder.AddRule($"{hint}-rest-{j}", Join(member, rest[j + 1]));
         }
 
-        // The first member written is member i, or (if i is optional) one after it, or none.
-        string First(int i)
+        // The first member written: any optional one up to the first required one, which must come.
+        var first = new List<string>();
+        var anyRequired = false;
+        for (var i = 0; i < names.Count && !anyRequired; i++)
         {
-            if (i == members.Length)
-            {
-                if (extra is null || extraMax == 0)
-                    return "";
-                var more = GbnfBuilder.Repeat($"(\",\" {ws} {extra})", 0, extraMax is { } m ? m - 1 : null);
-                return $"({extra}{(more.Length == 0 ? "" : " " + more)})?";
-            }
-            var here = members[i] + Rest(i + 1);
-            return required.Contains(names[i]) ? here : $"({here} | {First(i + 1)})";
+            cancellationToken.ThrowIfCancellationRequested();
+            first.Add(Join(Member(i), rest[i + 1]));
+            anyRequired = required.Contains(names[i]);
         }
+        if (!anyRequired && extra is not null)
+            first.Add(Join(extra, GbnfBuilder.Repeat($"(\",\" {ws} {extra})", 0, extraMax is { } m ? m - 1 : null)));
+        // Many alternatives go in a rule of their own: llama.cpp refuses a repeated (here optional) group
+        // that introduces as many rules as its repetition threshold.
+        var alternatives = string.Join(" | ", first);
+        var body = first.Count == 0 ? ""
+            : first.Count > 64 ? builder.AddRule(hint + "-first", alternatives) + (anyRequired ? "" : "?")
+            : anyRequired ? Alternatives(first) : $"({alternatives})?";
+        return $"\"{{\" {ws} {Join(body, "\"}\"")}";
 
-        var body = First(0);
-        return $"\"{{\" {ws} {body}{(body.Length == 0 ? "" : " ")}\"}}\"";
+        static string Join(string a, string b) => a.Length == 0 ? b : b.Length == 0 ? a : a + " " + b;
     }
 
     private string Array(JsonElement schema, string path, string hint)
     {
-        var item = schema.TryGetProperty("items", out var items)
-            ? Rule(items, path + "/items", hint + "-item")
-            : builder.Primitive("value");
-        var min = GetCount(schema, "minItems", path) ?? 0;
-        var max = GetCount(schema, "maxItems", path);
-        if (max < min)
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"maxItems is below minItems at {path}.");
+        var (minItems, max) = GetCounts(schema, "minItems", "maxItems", path);
+        var min = minItems ?? 0;
+        var hasItems = schema.TryGetProperty("items", out var items);
+        if (hasItems && items.ValueKind == JsonValueKind.False)
+        {
+            // No item is valid: only the empty array.
+            if (min > 0)
+                throw Unsatisfiable(path, $"items is false but minItems is {min}");
+            return builder.ArrayBody(builder.Primitive("value"), 0, 0);
+        }
+        var item = hasItems ? Rule(items, path + "/items", hint + "-item") : builder.Primitive("value");
         return builder.ArrayBody(item, min, max);
     }
 
@@ -457,13 +518,91 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root)
     {
         if (!schema.TryGetProperty(keyword, out var value))
             return null;
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var count) || count < 0)
+        if (value.ValueKind != JsonValueKind.Number || value.GetDouble() is var count && (!double.IsInteger(count) || count < 0))
             throw new AgentHostException(ErrorKind.InvalidArgument, $"{keyword} at {path} must be a non-negative integer.");
         if (count <= JsonGrammarOptions.MaxRepetitions)
-            return count;
+            return (int)count;
         Unsupported(path, $"{keyword} above {JsonGrammarOptions.MaxRepetitions} (llama.cpp's repetition limit)");
         return null;
     }
+
+    // The counts minKeyword and maxKeyword, refused when no value can meet both (compared as given, also beyond the repetition limit).
+    private (int? Min, int? Max) GetCounts(JsonElement schema, string minKeyword, string maxKeyword, string path)
+    {
+        var min = GetCount(schema, minKeyword, path);
+        var max = GetCount(schema, maxKeyword, path);
+        if (schema.TryGetProperty(minKeyword, out var low) && schema.TryGetProperty(maxKeyword, out var high) && low.GetDouble() > high.GetDouble())
+            throw Unsatisfiable(path, $"{maxKeyword} is below {minKeyword} ({high.GetRawText()} < {low.GetRawText()})");
+        return (min, max);
+    }
+
+    // The type names of the schema's type keyword (empty: none given).
+    private static List<string> Types(JsonElement schema, string path)
+    {
+        var types = new List<string>();
+        if (!schema.TryGetProperty("type", out var type))
+            return types;
+        if (type.ValueKind == JsonValueKind.String)
+        {
+            types.Add(type.GetString()!);
+        }
+        else if (type.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var t in type.EnumerateArray())
+                types.Add(t.ValueKind == JsonValueKind.String ? t.GetString()! : throw new AgentHostException(ErrorKind.InvalidArgument, $"type at {path} must hold type names."));
+            if (types.Count == 0)
+                throw Unsatisfiable(path, "type is an empty list");
+        }
+        else
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"type at {path} must be a type name or an array of them.");
+        }
+        return types;
+    }
+
+    // Whether the value is of (one of) the schema's types; true when it names none.
+    private static bool MatchesType(JsonElement schema, JsonElement value, string path)
+    {
+        var types = Types(schema, path);
+        if (types.Count == 0)
+            return true;
+        foreach (var type in types)
+        {
+            var matches = type switch
+            {
+                "string" => value.ValueKind == JsonValueKind.String,
+                "number" => value.ValueKind == JsonValueKind.Number,
+                "integer" => value.ValueKind == JsonValueKind.Number && double.IsInteger(value.GetDouble()),
+                "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
+                "null" => value.ValueKind == JsonValueKind.Null,
+                "object" => value.ValueKind == JsonValueKind.Object,
+                "array" => value.ValueKind == JsonValueKind.Array,
+                _ => throw UnknownType(type, path),
+            };
+            if (matches)
+                return true;
+        }
+        return false;
+    }
+
+    private static bool Contains(JsonElement values, JsonElement value)
+    {
+        foreach (var candidate in values.EnumerateArray())
+        {
+            if (JsonElement.DeepEquals(candidate, value))
+                return true;
+        }
+        return false;
+    }
+
+    private static AgentHostException UnknownType(string type, string path)
+        => new(ErrorKind.InvalidArgument, $"Unknown type '{type}' at {path}; JSON schema types are string, number, integer, boolean, null, object and array.");
+
+    private static AgentHostException Unsatisfiable(string path, string reason)
+        => new(ErrorKind.InvalidArgument, $"The JSON schema cannot be satisfied at {Short(path)}: {reason}.");
+
+    // A path short enough for a one-line error.
+    private static string Short(string path) => path.Length <= 120 ? path : path[..60] + "..." + path[^57..];
 
     private static bool Has(JsonElement schema, params ReadOnlySpan<string> keywords)
     {

@@ -14,16 +14,16 @@ public static class JsonSchemaGrammar
     /// A grammar for one JSON value valid against <paramref name="schema"/> (e.g. response_format
     /// json_schema). Unsupported keywords are an <see cref="AgentHostException"/>; see <see cref="GbnfBuilder"/>.
     /// </summary>
-    public static GrammarConstraint FromSchema(JsonElement schema, JsonGrammarOptions? options = null)
-        => FromSchema(schema, options, out _);
+    public static GrammarConstraint FromSchema(JsonElement schema, JsonGrammarOptions? options = null, CancellationToken cancellationToken = default)
+        => FromSchema(schema, options, out _, cancellationToken);
 
-    /// <summary>As <see cref="FromSchema(JsonElement, JsonGrammarOptions?)"/>, reporting keywords left out under IgnoreUnsupported.</summary>
-    public static GrammarConstraint FromSchema(JsonElement schema, JsonGrammarOptions? options, out IReadOnlyList<string> ignoredKeywords)
+    /// <summary>As <see cref="FromSchema(JsonElement, JsonGrammarOptions?, CancellationToken)"/>, reporting keywords left out under IgnoreUnsupported.</summary>
+    public static GrammarConstraint FromSchema(JsonElement schema, JsonGrammarOptions? options, out IReadOnlyList<string> ignoredKeywords, CancellationToken cancellationToken = default)
     {
         var builder = new GbnfBuilder(options);
-        var value = builder.AddJsonSchema(schema);
+        var value = builder.AddJsonSchema(schema, cancellationToken: cancellationToken);
         ignoredKeywords = builder.IgnoredKeywords;
-        return builder.ToConstraint(value);
+        return Checked(builder.ToConstraint(value), cancellationToken);
     }
 
     /// <summary>
@@ -35,7 +35,7 @@ public static class JsonSchemaGrammar
     /// <paramref name="argumentsKey"/> names the arguments member (e.g. <c>parameters</c> in Llama 3's format).
     /// </summary>
     public static GrammarConstraint ToolCalls(IReadOnlyList<ToolGrammarFunction> functions, string prefix, string suffix,
-        JsonGrammarOptions? options = null, bool lazy = false, int maxCalls = 1, string argumentsKey = "arguments")
+        JsonGrammarOptions? options = null, bool lazy = false, int maxCalls = 1, string argumentsKey = "arguments", CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(functions);
         ArgumentNullException.ThrowIfNull(prefix);
@@ -50,7 +50,7 @@ public static class JsonSchemaGrammar
         var builder = new GbnfBuilder(options);
         var calls = new List<string>();
         foreach (var function in functions)
-            calls.Add(builder.AddToolCall(function.Name, function.Parameters, argumentsKey: argumentsKey));
+            calls.Add(builder.AddToolCall(function.Name, function.Parameters, argumentsKey: argumentsKey, cancellationToken: cancellationToken));
         var ws = builder.Whitespace;
         var call = builder.AddRule("call", string.Join(" | ", calls));
         var close = suffix.Length == 0 ? "" : " " + GbnfBuilder.Literal(suffix);
@@ -58,6 +58,13 @@ public static class JsonSchemaGrammar
         var block = builder.AddRule("tool-call", $"{open}{ws} {call} {ws}{close}");
         var first = lazy ? $"{ws} {call} {ws}{close}" : block;
         var more = GbnfBuilder.Repeat($"({ws} {block})", 0, maxCalls - 1);
-        return builder.ToConstraint(more.Length == 0 ? first : $"{first} {more}", lazy ? [prefix] : null);
+        return Checked(builder.ToConstraint(more.Length == 0 ? first : $"{first} {more}", lazy ? [prefix] : null), cancellationToken);
+    }
+
+    // Checked here too, so that a grammar beyond the limits is refused when the request is read, not when decoding starts.
+    private static GrammarConstraint Checked(GrammarConstraint constraint, CancellationToken cancellationToken)
+    {
+        constraint.Validate(cancellationToken);
+        return constraint;
     }
 }

@@ -19,7 +19,7 @@ public abstract class PlainStrategy : IDecodingStrategy
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
         // Loaded before the prefill so that a grammar llama.cpp cannot parse fails fast.
-        using var grammar = request.Grammar is { } constraint ? GrammarSampler.Create(session.Model, constraint) : null;
+        using var grammar = request.Grammar is { } constraint ? GrammarSampler.Create(session.Model, constraint, cancellationToken) : null;
         var run = GenerationRun.Start(session, request, onText, cancellationToken);
         var sampler = CreateSampler(request, session.Model.Vocabulary.Count, run.PromptTokens);
         for (var index = run.LogitsIndex; index >= 0;)
