@@ -1,6 +1,8 @@
 using System.ComponentModel;
+using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.SemanticKernel;
+using Microsoft.Win32.SafeHandles;
 
 namespace AgentHost.Plugins;
 
@@ -11,13 +13,19 @@ namespace AgentHost.Plugins;
 /// cannot lead out of it. Nothing is ever written.
 /// </summary>
 /// <remarks>
-/// The checks run before each access; a process that can swap folders for links under the root
-/// between the check and the read (a race) is outside what this guards against.
+/// On Linux the file is opened first (non-blocking, final link not followed) and the checks are made on the
+/// opened handle, so nothing can be swapped in between: it must be a regular file (never a FIFO, device or
+/// socket), have one link (a hard link could lead out of the root), lie inside the root once every link is
+/// resolved, and hold at most <see cref="MaxReadBytes"/>. Elsewhere the same checks run on the path.
+/// Listings stop after <see cref="MaxListEntries"/> entries.
 /// </remarks>
 public sealed class FilePlugin
 {
     /// <summary>The largest file <see cref="ReadFile"/> returns, in bytes (256 KiB).</summary>
     public const int MaxReadBytes = 256 * 1024;
+
+    /// <summary>The most entries <see cref="ListFiles"/> returns (1000); a longer listing says it was cut.</summary>
+    public const int MaxListEntries = 1000;
 
     private static readonly StringComparison _pathComparison = OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
 
@@ -36,6 +44,8 @@ public sealed class FilePlugin
             full = Path.TrimEndingDirectorySeparator(info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full);
         if (!Directory.Exists(full))
             throw new DirectoryNotFoundException($"The files root '{full}' does not exist.");
+        if (OperatingSystem.IsLinux())
+            full = Path.TrimEndingDirectorySeparator(LinuxFile.RealPath(full) ?? full);
         _root = full;
         _rootPrefix = Path.EndsInDirectorySeparator(full) ? full : full + Path.DirectorySeparatorChar;
     }
@@ -53,12 +63,17 @@ public sealed class FilePlugin
         var full = Resolve(path);
         if (!Directory.Exists(full))
             throw new DirectoryNotFoundException($"There is no folder '{path}'.");
-        var entries = new DirectoryInfo(full).EnumerateFileSystemInfos()
+        // Enumeration stops one past the limit: a folder of millions of entries costs no more than the limit.
+        var found = new DirectoryInfo(full).EnumerateFileSystemInfos()
             .Where(e => e.LinkTarget is null)
+            .Take(MaxListEntries + 1)
+            .ToList();
+        var entries = found.Take(MaxListEntries)
             .OrderBy(e => e is FileInfo)
             .ThenBy(e => e.Name, StringComparer.Ordinal)
             .Select(e => e is DirectoryInfo ? e.Name + "/" : e.Name);
-        return string.Join('\n', entries);
+        var listing = string.Join('\n', entries);
+        return found.Count > MaxListEntries ? listing + $"\n(listing cut at {MaxListEntries} entries)" : listing;
     }
 
     /// <summary>Reads a UTF-8 text file of at most <see cref="MaxReadBytes"/> bytes.</summary>
@@ -69,15 +84,62 @@ public sealed class FilePlugin
     public string ReadFile([Description("The file, relative to the workspace root, e.g. 'notes/todo.txt'.")] string path)
     {
         var full = Resolve(path);
+        var bytes = OperatingSystem.IsLinux() ? ReadOpened(path, full) : ReadChecked(path, full);
+        if (Array.IndexOf(bytes, (byte)0) >= 0)
+            throw new InvalidOperationException($"The file '{path}' is not a text file.");
+        return new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetString(bytes).TrimStart('\uFEFF');
+    }
+
+    // Opens first, then checks what was opened: no check-then-use race, and a FIFO never blocks the open.
+    private byte[] ReadOpened(string path, string full)
+    {
+        using var handle = LinuxFile.OpenForReading(full, out var error);
+        if (handle is null)
+        {
+            throw error switch
+            {
+                LinuxFile.NoEntry or LinuxFile.NotDirectory => new FileNotFoundException($"There is no file '{path}'."),
+                LinuxFile.TooManyLinks => new UnauthorizedAccessException($"The path '{path}' goes through a symbolic link, which is not followed."),
+                _ => new UnauthorizedAccessException($"The file '{path}' cannot be opened (error {error})."),
+            };
+        }
+        var status = LinuxFile.Status(handle);
+        if (status.IsDirectory)
+            throw new FileNotFoundException($"There is no file '{path}'.");
+        if (!status.IsRegularFile)
+            throw new UnauthorizedAccessException($"The file '{path}' is not a regular file (a FIFO, device or socket), so it is not read.");
+        if (status.Links > 1)
+            throw new UnauthorizedAccessException($"The file '{path}' has {status.Links} hard links, which could lead outside the workspace, so it is not read.");
+        var real = LinuxFile.RealPath(handle);
+        if (real is null || !real.StartsWith(_rootPrefix, StringComparison.Ordinal))
+            throw new UnauthorizedAccessException($"The path '{path}' is outside the workspace.");
+        if (status.Size > MaxReadBytes)
+            throw new InvalidOperationException($"The file '{path}' has {status.Size} bytes; at most {MaxReadBytes} are read.");
+        return ReadAtMost(path, handle);
+    }
+
+    private static byte[] ReadChecked(string path, string full)
+    {
         var info = new FileInfo(full);
         if (!info.Exists)
             throw new FileNotFoundException($"There is no file '{path}'.");
         if (info.Length > MaxReadBytes)
             throw new InvalidOperationException($"The file '{path}' has {info.Length} bytes; at most {MaxReadBytes} are read.");
-        var bytes = File.ReadAllBytes(full);
-        if (Array.IndexOf(bytes, (byte)0) >= 0)
-            throw new InvalidOperationException($"The file '{path}' is not a text file.");
-        return new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetString(bytes).TrimStart('\uFEFF');
+        using var handle = File.OpenHandle(full);
+        return ReadAtMost(path, handle);
+    }
+
+    // The size was checked, but a file can grow: never read more than the limit.
+    private static byte[] ReadAtMost(string path, SafeFileHandle handle)
+    {
+        var buffer = new byte[MaxReadBytes + 1];
+        var length = 0;
+        int read;
+        while (length < buffer.Length && (read = RandomAccess.Read(handle, buffer.AsSpan(length), length)) > 0)
+            length += read;
+        if (length > MaxReadBytes)
+            throw new InvalidOperationException($"The file '{path}' has more than {MaxReadBytes} bytes; at most {MaxReadBytes} are read.");
+        return buffer[..length];
     }
 
     /// <summary>The full path of <paramref name="path"/> after checking it stays inside the root and crosses no link.</summary>
@@ -99,4 +161,62 @@ public sealed class FilePlugin
         }
         return full;
     }
+}
+
+/// <summary>The few Linux calls <see cref="FilePlugin"/> needs to check an opened file rather than a path.</summary>
+internal static class LinuxFile
+{
+    public const int NoEntry = 2, NotDirectory = 20, TooManyLinks = 40;   // ENOENT, ENOTDIR, ELOOP
+    private const int ReadOnly = 0, NonBlocking = 0x800, CloseOnExec = 0x80000, PathOnly = 0x200000;
+    private const int EmptyPath = 0x1000;            // AT_EMPTY_PATH
+    private const uint BasicStats = 0x7ff;           // STATX_BASIC_STATS
+
+    // O_NOFOLLOW is one of the few flags whose value differs between architectures.
+    private static int NoFollow => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
+
+    /// <summary>Opens a file for reading without following a final link and without blocking on a FIFO; null and the errno on failure.</summary>
+    public static SafeFileHandle? OpenForReading(string path, out int error)
+    {
+        var fd = open(path, ReadOnly | NonBlocking | CloseOnExec | NoFollow);
+        error = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>The path of <paramref name="path"/> with every link resolved, or null.</summary>
+    public static string? RealPath(string path)
+    {
+        var fd = open(path, PathOnly | CloseOnExec);
+        if (fd < 0)
+            return null;
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        return RealPath(handle);
+    }
+
+    /// <summary>Where the opened file really is (its /proc/self/fd entry), or null.</summary>
+    public static string? RealPath(SafeFileHandle handle) =>
+        new FileInfo($"/proc/self/fd/{handle.DangerousGetHandle()}").LinkTarget;
+
+    /// <summary>Type, link count and size of the opened file.</summary>
+    public static FileStatus Status(SafeFileHandle handle)
+    {
+        // struct statx has one layout on every architecture: stx_nlink at 16, stx_mode at 28, stx_size at 40.
+        var buffer = new byte[256];
+        if (statx((int)handle.DangerousGetHandle(), "", EmptyPath, BasicStats, buffer) != 0)
+            throw new IOException($"statx failed (error {Marshal.GetLastPInvokeError()}).");
+        var mode = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(28)) & 0xF000;
+        return new FileStatus(
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(16)),
+            System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(40)),
+            IsRegularFile: mode == 0x8000,
+            IsDirectory: mode == 0x4000);
+    }
+
+    /// <summary>What <see cref="Status"/> reads.</summary>
+    public readonly record struct FileStatus(uint Links, ulong Size, bool IsRegularFile, bool IsDirectory);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int statx(int directory, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, [Out] byte[] status);
 }

@@ -70,6 +70,45 @@ public sealed class ModelDownloaderTests : IDisposable
         Assert.Contains(logger.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains(_modelSha256.Value, StringComparison.Ordinal));
     }
 
+    public static TheoryData<string> NotModels => new() { "html page", "truncated model", "tensor past the end" };
+
+    [Theory]
+    [MemberData(nameof(NotModels))]
+    public async Task A_download_without_checksum_that_is_not_a_usable_gguf_is_deleted_with_a_clear_error(string what)
+    {
+        var model = _modelBytes.Value;
+        var body = what switch
+        {
+            "html page" => "<html><body>Sign in to continue</body></html>"u8.ToArray(),
+            "truncated model" => model[..(model.Length / 2)],
+            _ => [.. model[..^1]], // the last tensor's data ends one byte past the file
+        };
+        using var server = LoopbackHttpServer.Serving(body);
+        var destination = _temp.Combine("model.gguf");
+
+        var ex = await Assert.ThrowsAsync<AgentHostException>(() =>
+            new ModelDownloader(_httpClient).DownloadAsync(server.Url("model.gguf"), destination, null, null, CancellationToken.None).WaitAsync(_bound));
+
+        Assert.Equal(ErrorKind.DownloadFailed, ex.Kind);
+        Assert.Contains("is not a usable GGUF model", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(_temp.Files());
+    }
+
+    [Fact]
+    public async Task Part_files_left_by_killed_downloads_are_cleaned_and_live_ones_kept()
+    {
+        using var server = LoopbackHttpServer.Serving(_modelBytes.Value);
+        var destination = _temp.Combine("model.gguf");
+        using var dead = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("true") { UseShellExecute = false })!;
+        await dead.WaitForExitAsync();
+        File.WriteAllText($"{destination}.{dead.Id}-1.part", "left by a killed download");
+        File.WriteAllText($"{destination}.{Environment.ProcessId}-999999.part", "another download of this process");
+
+        await new ModelDownloader(_httpClient).DownloadAsync(server.Url("model.gguf"), destination, null, null, CancellationToken.None).WaitAsync(_bound);
+
+        Assert.Equal(["model.gguf", $"model.gguf.{Environment.ProcessId}-999999.part"], _temp.Files().Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public async Task Checksum_mismatch_fails_and_leaves_no_file()
     {

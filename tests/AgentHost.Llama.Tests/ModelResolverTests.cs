@@ -216,6 +216,32 @@ public sealed class ModelResolverTests : IDisposable
     }
 
     [Fact]
+    public async Task A_broken_file_in_the_cache_is_removed_and_downloaded_again()
+    {
+        using var server = LoopbackHttpServer.Serving(_modelBytes.Value);
+        var broken = Path.Combine(_cacheDir, ModelFile);
+        File.WriteAllText(broken, "<html>not a model</html>");
+        var resolver = CreateResolver(Options(url: server.Url(ModelFile).ToString()));
+
+        var model = await resolver.ResolveAsync("stories", null, CancellationToken.None).WaitAsync(_bound);
+
+        Assert.Equal(ModelSource.Downloaded, model.Source);
+        Assert.Equal(_modelBytes.Value, await File.ReadAllBytesAsync(broken));
+        Assert.Equal(1, server.RequestCount);
+    }
+
+    [Fact]
+    public async Task A_broken_file_in_the_cache_without_a_download_is_removed_and_reported()
+    {
+        File.WriteAllText(Path.Combine(_cacheDir, ModelFile), "GGUF but nothing more");
+
+        var ex = await Assert.ThrowsAsync<AgentHostException>(() => CreateResolver(Options()).ResolveAsync("stories", null, CancellationToken.None).WaitAsync(_bound));
+
+        Assert.Equal(ErrorKind.ModelNotFound, ex.Kind);
+        Assert.Empty(Directory.GetFileSystemEntries(_cacheDir));
+    }
+
+    [Fact]
     public async Task Failed_download_is_DownloadFailed_and_leaves_the_cache_empty()
     {
         using var server = LoopbackHttpServer.Answering(HttpStatusCode.NotFound);

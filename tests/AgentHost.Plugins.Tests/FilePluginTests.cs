@@ -94,6 +94,72 @@ public sealed class FilePluginTests : IDisposable
         Assert.Throws<ArgumentException>(() => _files.ReadFile("readme.txt\0../secret.txt"));
     }
 
+    private static readonly TimeSpan _hangGuard = TimeSpan.FromSeconds(30);
+
+    private static void Run(string program, params string[] arguments)
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(program, arguments) { UseShellExecute = false })!;
+        process.WaitForExit();
+        Assert.Equal(0, process.ExitCode);
+    }
+
+    [Fact]
+    public async Task AFifoIsRefusedAtOnceInsteadOfBlocking()
+    {
+        Run("mkfifo", Path.Combine(_root, "pipe.txt"));
+
+        var error = await Task.Run(() => Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("pipe.txt"))).WaitAsync(_hangGuard);
+
+        Assert.Equal("The file 'pipe.txt' is not a regular file (a FIFO, device or socket), so it is not read.", error.Message);
+        Assert.Equal("hello", _files.ReadFile("readme.txt")); // and the plugin goes on
+    }
+
+    [Fact]
+    public void AHardLinkToAFileOutsideTheRootIsRefused()
+    {
+        Run("ln", Path.Combine(_temp, "secret.txt"), Path.Combine(_root, "innocent.txt"));
+
+        var error = Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("innocent.txt"));
+
+        Assert.Equal("The file 'innocent.txt' has 2 hard links, which could lead outside the workspace, so it is not read.", error.Message);
+        Assert.DoesNotContain("top secret", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DevicesAndSymlinkedDevicesAreRefused()
+    {
+        File.CreateSymbolicLink(Path.Combine(_root, "zero"), "/dev/zero");
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("zero"));
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("/dev/zero"));
+        Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("../../../../../../dev/zero"));
+    }
+
+    [Fact]
+    public async Task AHugeSparseFileIsRefusedWithoutBeingRead()
+    {
+        using (var huge = File.Create(Path.Combine(_root, "huge.txt")))
+            huge.SetLength(8L << 30);
+
+        var error = await Task.Run(() => Assert.Throws<InvalidOperationException>(() => _files.ReadFile("huge.txt"))).WaitAsync(_hangGuard);
+
+        Assert.Equal($"The file 'huge.txt' has {8L << 30} bytes; at most {FilePlugin.MaxReadBytes} are read.", error.Message);
+    }
+
+    [Fact]
+    public void AListingStopsAtTheEntryLimitAndSaysSo()
+    {
+        var crowded = Path.Combine(_root, "crowded");
+        Directory.CreateDirectory(crowded);
+        for (var i = 0; i < FilePlugin.MaxListEntries + 50; i++)
+            File.WriteAllText(Path.Combine(crowded, $"f{i:D5}.txt"), "");
+
+        var lines = _files.ListFiles("crowded").Split('\n');
+
+        Assert.Equal(FilePlugin.MaxListEntries + 1, lines.Length);
+        Assert.Equal($"(listing cut at {FilePlugin.MaxListEntries} entries)", lines[^1]);
+        Assert.All(lines[..^1], l => Assert.Matches(@"^f\d{5}\.txt$", l));
+    }
+
     [Fact]
     public void TheRootMustExist() =>
         Assert.Throws<DirectoryNotFoundException>(() => new FilePlugin(Path.Combine(_temp, "missing")));

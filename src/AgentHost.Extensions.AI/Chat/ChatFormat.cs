@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Templates;
 using Microsoft.Extensions.AI;
 using Scriban;
 using Scriban.Runtime;
@@ -31,9 +32,11 @@ public sealed class ChatFormat
 
     private readonly Template _template;
     private readonly ITemplateLoader _loader;
+    private readonly ScribanPromptTemplateOptions _limits;
 
-    internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader)
+    internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader, ScribanPromptTemplateOptions limits)
     {
+        _limits = limits;
         Name = name;
         StopSequences = stopSequences;
         ToolCalls = toolCalls;
@@ -77,7 +80,8 @@ public sealed class ChatFormat
     /// <param name="tools">Tools the model may call, or null.</param>
     /// <param name="addGenerationPrompt">Whether to end with the header of a new assistant turn.</param>
     /// <exception cref="AgentHostException">A message has an unknown role or content this format cannot write
-    /// (images, audio ...), or an overriding template fails (<see cref="ErrorKind.InvalidArgument"/>).</exception>
+    /// (images, audio ...), or an overriding template fails or breaks a <see cref="ScribanPromptTemplateOptions"/> limit
+    /// (<see cref="ErrorKind.InvalidArgument"/>).</exception>
     public ChatPrompt Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools = null, bool addGenerationPrompt = true)
     {
         ArgumentNullException.ThrowIfNull(messages);
@@ -86,24 +90,11 @@ public sealed class ChatFormat
         globals["add_generation_prompt"] = addGenerationPrompt;
         globals.Import("text_strip", new Func<string?, string>(TextStrip));
 
-        var context = new TemplateContext
-        {
-            TemplateLoader = _loader,
-            LoopLimit = int.MaxValue,
-            MemberRenamer = member => member.Name,
-        };
-        context.PushGlobal(globals);
-        string text;
-        try
-        {
-            text = _template.Render(context);
-        }
-        catch (ScriptRuntimeException ex)
-        {
-            // A refused include arrives wrapped: its own message says what is wrong.
-            var cause = ex.InnerException is AgentHostException inner ? inner.Message : ex.Message;
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{Name}' failed to render: {cause}", ex);
-        }
+        // A template loops over the conversation, so its length earns iterations on top of the loop limit.
+        var items = tools?.Count ?? 0;
+        foreach (var message in messages)
+            items += 1 + message.Contents.Count;
+        var text = BoundedScriban.Render(_template, $"Chat format '{Name}'", globals, _limits, _loader, inputIterations: items);
         return new ChatPrompt(Split(text));
     }
 

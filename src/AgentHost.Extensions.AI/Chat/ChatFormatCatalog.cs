@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Templates;
 using Scriban;
 using Scriban.Parsing;
 using Scriban.Runtime;
@@ -34,12 +35,15 @@ public sealed class ChatFormatCatalog
 
     private readonly ConcurrentDictionary<string, ChatFormat> _formats = new(StringComparer.Ordinal);
     private readonly Loader _loader;
+    private readonly ScribanPromptTemplateOptions _limits;
 
     /// <summary>Creates a catalog.</summary>
     /// <param name="templateDirectory">A folder whose <c>NAME.scriban</c> files replace the built-in templates, or null.</param>
+    /// <param name="limits">Limits of the templates' size and rendering; <see cref="ScribanPromptTemplateOptions.Default"/> when null.</param>
     /// <exception cref="AgentHostException">The folder does not exist.</exception>
-    public ChatFormatCatalog(string? templateDirectory = null)
+    public ChatFormatCatalog(string? templateDirectory = null, ScribanPromptTemplateOptions? limits = null)
     {
+        _limits = limits ?? ScribanPromptTemplateOptions.Default;
         if (!string.IsNullOrEmpty(templateDirectory))
         {
             templateDirectory = Path.GetFullPath(templateDirectory);
@@ -47,7 +51,7 @@ public sealed class ChatFormatCatalog
                 throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format folder '{templateDirectory}' does not exist.");
         }
         TemplateDirectory = string.IsNullOrEmpty(templateDirectory) ? null : templateDirectory;
-        _loader = new Loader(TemplateDirectory);
+        _loader = new Loader(TemplateDirectory, _limits);
     }
 
     /// <summary>The catalog with the built-in templates only.</summary>
@@ -126,19 +130,19 @@ public sealed class ChatFormatCatalog
     private ChatFormat Create(Definition definition)
     {
         var source = _loader.Read(definition.Name);
-        var template = Template.Parse(source.Text, source.Path);
+        var template = BoundedScriban.Parse(source.Text, source.Path, _limits);
         if (template.HasErrors)
         {
             var errors = string.Join("; ", template.Messages.Select(m => m.ToString()));
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format template '{source.Path}' has syntax errors: {errors}");
         }
-        return new ChatFormat(definition.Name, definition.StopSequences, definition.ToolCalls, template, _loader);
+        return new ChatFormat(definition.Name, definition.StopSequences, definition.ToolCalls, template, _loader, _limits);
     }
 
     private sealed record Definition(string Name, IReadOnlyList<string> StopSequences, ToolCallFormat ToolCalls);
 
     /// <summary>Reads templates (and the parts they include) from the override folder, else from the assembly.</summary>
-    private sealed class Loader(string? directory) : ITemplateLoader
+    private sealed class Loader(string? directory, ScribanPromptTemplateOptions limits) : ITemplateLoader
     {
         public (string Path, string Text) Read(string name)
         {
@@ -146,7 +150,7 @@ public sealed class ChatFormatCatalog
             {
                 var path = Path.Combine(directory, name + Extension);
                 if (File.Exists(path))
-                    return (path, File.ReadAllText(path));
+                    return (path, ReadBounded(path));
             }
 
             var resource = ResourcePrefix + name + Extension;
@@ -154,6 +158,16 @@ public sealed class ChatFormatCatalog
                 ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"No chat format template named '{name}'.");
             using var reader = new StreamReader(stream);
             return ("prompts/formats/" + name + Extension, reader.ReadToEnd());
+        }
+
+        // Reads at most one character past the limit, so a huge file is refused without being loaded.
+        private string ReadBounded(string path)
+        {
+            using var reader = new StreamReader(path);
+            var buffer = new char[limits.MaxTemplateLength + 1];
+            var length = reader.ReadBlock(buffer, 0, buffer.Length);
+            BoundedScriban.CheckLength(length, path, limits);
+            return new string(buffer, 0, length);
         }
 
         public string GetPath(TemplateContext context, SourceSpan callerSpan, string templateName)

@@ -10,13 +10,23 @@ namespace AgentHost.Llama.Engine;
 /// </summary>
 public sealed class ModelScheduler : IDisposable
 {
+    /// <summary>How deep waits for outside work may nest (a tool that calls the model, whose decoding calls a tool ...).</summary>
+    public const int MaxWaitDepth = 8;
+
+    private static readonly Action _wakeUp = () => { };
+    // The scheduler (if any) that is waiting, inside decoding, for the work started in this async flow.
+    private static readonly AsyncLocal<ModelScheduler?> _awaitedBy = new();
+
     private readonly BlockingCollection<Action> _queue = new();
     private readonly Thread _thread;
+    private readonly string _name;
     private int _disposed;
+    private int _waitDepth;   // touched on the scheduler thread only
 
     /// <summary>Starts the scheduler thread.</summary>
     public ModelScheduler(string name)
     {
+        _name = name;
         _thread = new Thread(Run) { IsBackground = true, Name = $"llama:{name}" };
         _thread.Start();
     }
@@ -53,6 +63,70 @@ public sealed class ModelScheduler : IDisposable
             throw new ObjectDisposedException(nameof(ModelScheduler));
         }
         return item.Task;
+    }
+
+    /// <summary>
+    /// Whether the current async flow is outside work (e.g. a tool) that this scheduler's thread is waiting for
+    /// in <see cref="WaitFor{T}"/>: such work must not wait for anything that only a finished decode releases.
+    /// </summary>
+    public bool IsAwaitingCurrentFlow => _awaitedBy.Value == this;
+
+    /// <summary>
+    /// Starts outside work from decoding (on the scheduler thread) and waits for it while running the other work
+    /// queued here, so work that calls back into this model (a tool that runs a prompt on it) runs instead of
+    /// deadlocking. Decoding is paused meanwhile; other sessions' work runs in between.
+    /// </summary>
+    /// <param name="start">Starts the work; its async flow sees <see cref="IsAwaitingCurrentFlow"/>.</param>
+    /// <param name="cancellationToken">Stops waiting (the work itself gets the token from the caller).</param>
+    /// <returns>The work's result.</returns>
+    /// <exception cref="AgentHostException">Waits nest deeper than <see cref="MaxWaitDepth"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public T WaitFor<T>(Func<Task<T>> start, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        VerifyAccess();
+        if (_waitDepth >= MaxWaitDepth)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Calls from decoding back into model '{_name}' nest more than {MaxWaitDepth} deep; a tool that calls the model whose decoding calls the tool again is refused.");
+
+        // Counted from the start: work that begins on this thread (RunAsync runs inline here) may nest at once.
+        _waitDepth++;
+        var outer = _awaitedBy.Value;
+        try
+        {
+            Task<T> task;
+            _awaitedBy.Value = this;
+            try
+            {
+                task = start();
+            }
+            finally
+            {
+                _awaitedBy.Value = outer;
+            }
+
+            using var cancelled = cancellationToken.Register(Wake);
+            task.ContinueWith(_ => Wake(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            while (!task.IsCompleted && !cancellationToken.IsCancellationRequested && _queue.TryTake(out var work, Timeout.Infinite))
+                work();
+            cancellationToken.ThrowIfCancellationRequested();
+            return task.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            _waitDepth--;
+        }
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _queue.TryAdd(_wakeUp);
+        }
+        catch (InvalidOperationException)
+        {
+            // Disposed: no more work will come, and the waiting loop has ended.
+        }
     }
 
     /// <summary>Runs <paramref name="work"/> on the scheduler thread.</summary>

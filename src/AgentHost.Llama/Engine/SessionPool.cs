@@ -40,7 +40,8 @@ public sealed class SessionPool : IDisposable
 
     /// <summary>
     /// Waits for an idle slot and rents the one whose cache best matches <paramref name="prompt"/>.
-    /// Dispose the lease to give the slot back.
+    /// Dispose the lease to give the slot back. A tool called from decoding on this model does not wait: with no
+    /// idle slot it fails at once (<see cref="AgentHostException"/>), since the slot it waits for may be its caller's.
     /// </summary>
     public async Task<SessionLease> RentAsync(ReadOnlyMemory<int> prompt, CancellationToken cancellationToken = default)
     {
@@ -48,7 +49,16 @@ public sealed class SessionPool : IDisposable
         Interlocked.Increment(ref _pending);
         try
         {
-            await _idleCount.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // A tool called from decoding on this model may hold up the very slot it would wait for: never wait then.
+            if (_model.Scheduler.IsAwaitingCurrentFlow)
+            {
+                if (!_idleCount.Wait(0, CancellationToken.None))
+                    throw new AgentHostException(ErrorKind.InvalidArgument, $"A tool called while decoding on model '{_model.Name}' needs a session, but all {Slots} are busy (one with the generation that called the tool); allow more slots.");
+            }
+            else
+            {
+                await _idleCount.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         catch
         {

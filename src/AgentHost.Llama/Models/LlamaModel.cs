@@ -22,7 +22,6 @@ public sealed class LlamaModel : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _state = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LoraAdapter> _loras = new(StringComparer.Ordinal);
     // LLamaSharp keeps the adapter's native pointer internal; read it to detect a refused adapter (null when absent).
-    private static readonly System.Reflection.PropertyInfo? _loraPointer = typeof(LoraAdapter).GetProperty("Pointer", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public);
 
     private LlamaModel(string name, string path, ModelSettings settings, GgufFile file, LLamaWeights weights,
         ModelParams parameters, ILoggerFactory loggerFactory, ILogger logger)
@@ -228,19 +227,24 @@ public sealed class LlamaModel : IDisposable
         ValidateLora(file);
         return _loras.GetOrAdd(file.Path, key =>
         {
+            // llama.cpp refuses an adapter by logging an error and returning a null pointer, which LLamaSharp keeps
+            // internal: the error it logs on this thread is the public signal.
             LoraAdapter? adapter = null;
             Exception? failure = null;
+            var errors = "";
             try
             {
-                adapter = Weights.NativeHandle.LoadLoraFromFile(key);
+                adapter = NativeRuntime.CaptureErrors(() => Weights.NativeHandle.LoadLoraFromFile(key), out errors);
             }
-            catch (Exception e) when (e is InvalidOperationException or RuntimeError)
+            catch (Exception e) when (e is InvalidOperationException or RuntimeError or IOException or UnauthorizedAccessException)
             {
                 failure = e;
             }
-            // llama.cpp reports an adapter it refuses by returning a null pointer, which LLamaSharp keeps internal.
-            if (adapter is null || (_loraPointer?.GetValue(adapter) is IntPtr pointer && pointer == IntPtr.Zero))
-                throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load LoRA adapter '{key}' for model {Name}; the native log has details.", failure);
+            if (adapter is null || errors.Length > 0)
+            {
+                var cause = errors.Length > 0 ? errors : failure?.Message ?? "the native log has details";
+                throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load LoRA adapter '{key}' for model {Name}: {cause}", failure);
+            }
             return adapter;
         });
     }
@@ -254,10 +258,22 @@ public sealed class LlamaModel : IDisposable
         if (lora.Architecture != File.Architecture)
             throw Invalid($"it is for architecture '{lora.Architecture}', the model is '{File.Architecture}'");
         var pairs = 0;
-        foreach (var a in lora.Tensors)
+        foreach (var tensor in lora.Tensors)
         {
-            if (!a.Name.EndsWith(".lora_a", StringComparison.Ordinal))
+            // llama.cpp's loader accepts only LoRA pairs (and norms, which it skips).
+            if (tensor.Name.EndsWith(".lora_b", StringComparison.Ordinal))
+            {
+                if (!lora.Tensors.Any(t => t.Name == tensor.Name[..^1] + "a"))
+                    throw Invalid($"'{tensor.Name[..^".lora_b".Length]}.lora_a' is missing");
                 continue;
+            }
+            if (!tensor.Name.EndsWith(".lora_a", StringComparison.Ordinal))
+            {
+                if (tensor.Name.EndsWith("_norm.weight", StringComparison.Ordinal))
+                    continue;
+                throw Invalid($"tensor '{tensor.Name}' is neither a '.lora_a' / '.lora_b' half nor a norm");
+            }
+            var a = tensor;
             var name = a.Name[..^".lora_a".Length];
             var b = lora.Tensors.FirstOrDefault(t => t.Name == name + ".lora_b") ?? throw Invalid($"'{name}.lora_b' is missing");
             var target = File.Tensors.FirstOrDefault(t => t.Name == name) ?? throw Invalid($"the model has no tensor '{name}'");

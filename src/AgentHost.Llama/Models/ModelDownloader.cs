@@ -10,7 +10,8 @@ namespace AgentHost.Llama.Models;
 /// <summary>
 /// Downloads a model file over HTTP(S): streams into a private <c>.part</c> file next to the destination,
 /// hashes while streaming, verifies the SHA-256 and renames into place, so that the destination either
-/// holds the complete, verified file or does not appear at all.
+/// holds the complete, verified file or does not appear at all. The file must also be a readable GGUF model
+/// (header and tensor extents), checksum or not; <c>.part</c> files left by killed downloads are removed.
 /// </summary>
 public sealed partial class ModelDownloader
 {
@@ -54,7 +55,7 @@ public sealed partial class ModelDownloader
     /// <param name="cancellationToken">Cancels the download; the partial file is removed.</param>
     /// <exception cref="AgentHostException">
     /// <see cref="ErrorKind.DownloadFailed"/> for a non-success status, a network failure, a truncated body, a stall,
-    /// a checksum mismatch or a file system error; <see cref="ErrorKind.InvalidArgument"/> for a malformed URL or checksum.
+    /// a checksum mismatch, a file that is not a usable GGUF model or a file system error; <see cref="ErrorKind.InvalidArgument"/> for a malformed URL or checksum.
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public async Task DownloadAsync(
@@ -85,6 +86,7 @@ public sealed partial class ModelDownloader
             throw new AgentHostException(ErrorKind.DownloadFailed, $"Downloading '{url}' failed: cannot create the folder '{folder}' ({TrimPeriod(ex.Message)}).", ex);
         }
 
+        DeleteAbandonedParts(target);
         var part = $"{target}.{Environment.ProcessId}-{Interlocked.Increment(ref _partCounter)}.part";
         long received = 0;
         long? total = null;
@@ -159,6 +161,9 @@ public sealed partial class ModelDownloader
                     $"Downloading '{url}' failed: the file's SHA-256 is {actual} but {expected.ToLowerInvariant()} was expected.");
             }
 
+            // Without a checksum nothing else vouches for the bytes: a page of HTML must never reach the cache.
+            if (Problem(part) is { } problem)
+                throw new AgentHostException(ErrorKind.DownloadFailed, $"Downloading '{url}' failed: the file is not a usable GGUF model ({problem}); it was not kept.");
             File.Move(part, target, overwrite: true);
             completed = true;
             LogCompleted(_logger, url, target, received);
@@ -197,6 +202,56 @@ public sealed partial class ModelDownloader
         {
             if (!completed)
                 DeleteQuietly(part);
+        }
+    }
+
+    /// <summary>Why <paramref name="path"/> is not a usable GGUF file (header and every tensor inside the file), or null when it is.</summary>
+    internal static string? Problem(string path)
+    {
+        try
+        {
+            GgufFile.Read(path);
+            return null;
+        }
+        catch (AgentHostException ex) when (ex.Kind is ErrorKind.InvalidModelFile or ErrorKind.ModelNotFound)
+        {
+            return TrimPeriod(ex.Message);
+        }
+    }
+
+    // Parts are named TARGET.PID-N.part: one whose process is gone was left by a killed download.
+    private void DeleteAbandonedParts(string target)
+    {
+        string[] parts;
+        try
+        {
+            parts = Directory.GetFiles(Path.GetDirectoryName(target)!, Path.GetFileName(target) + ".*.part");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+        foreach (var part in parts)
+        {
+            var tag = part[(target.Length + 1)..^".part".Length];
+            var dash = tag.IndexOf('-', StringComparison.Ordinal);
+            if (dash > 0 && int.TryParse(tag.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) && !IsRunning(pid))
+                DeleteQuietly(part);
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId)
+            return true;
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            return false;
         }
     }
 

@@ -91,6 +91,20 @@ public sealed partial class ModelResolver
             return await ResolveStandInAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
 
         var search = Search(name, settings);
+        // A cached file is ours (an earlier download): a broken one is removed and fetched again, not loaded every run.
+        if (search.Found is { Source: ModelSource.Cache } cached && ModelDownloader.Problem(cached.Path) is { } problem)
+        {
+            LogBrokenCache(_logger, cached.Path, problem);
+            try
+            {
+                File.Delete(cached.Path);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new AgentHostException(ErrorKind.InvalidModelFile, $"The cached model '{cached.Path}' is broken ({problem}) and could not be removed ({ex.Message.TrimEnd('.')}); delete it.", ex);
+            }
+            search = Search(name, settings);
+        }
         if (search.Found is not null)
         {
             LogResolved(_logger, name, search.Found.Path, search.Found.Source);
@@ -427,6 +441,9 @@ public sealed partial class ModelResolver
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Model {Name} resolved to {Path} ({Source})")]
     private static partial void LogResolved(ILogger logger, string name, string path, ModelSource source);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The cached model {Path} is broken ({Problem}); it was removed")]
+    private static partial void LogBrokenCache(ILogger logger, string path, string problem);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Model {Name} was not found locally; downloading it from {Url} to {Path}")]
     private static partial void LogDownloading(ILogger logger, string name, Uri url, string path);

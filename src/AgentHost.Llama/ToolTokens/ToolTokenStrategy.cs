@@ -220,7 +220,8 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             string result;
             try
             {
-                result = tool.Invoke(tool.Name, arguments, _cancellationToken).GetAwaiter().GetResult();
+                // The tool may call this same model (a prompt plugin on it): the scheduler runs that work while it waits.
+                result = _session.Model.Scheduler.WaitFor(() => tool.Invoke(tool.Name, arguments, _cancellationToken), _cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -1,5 +1,7 @@
 using AgentHost.Llama;
+using AgentHost.SemanticKernel.Templates;
 using Scriban;
+using Scriban.Runtime;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
@@ -89,7 +91,7 @@ public sealed class AgentDefinition
             Llama.Decoding.DecodingStrategies.Find(DecodingStrategy);
         if (Agents.Contains(Name, StringComparer.Ordinal))
             throw Invalid(source, "an agent cannot list itself in 'agents'");
-        var template = Template.Parse(Instructions);
+        var template = BoundedScriban.Parse(Instructions, source, ScribanPromptTemplateOptions.Default);
         if (template.HasErrors)
             throw Invalid(source, $"'instructions' has a template error: {string.Join("; ", template.Messages)}");
         ParsedInstructions = template;
@@ -98,8 +100,15 @@ public sealed class AgentDefinition
     /// <summary>The system message for a request.</summary>
     public string RenderInstructions(string input)
     {
-        ParsedInstructions ??= Template.Parse(Instructions);
-        return ParsedInstructions.Render(new { name = Name, description = Description, input, date = DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) }).Trim();
+        ParsedInstructions ??= BoundedScriban.Parse(Instructions, Source ?? Name, ScribanPromptTemplateOptions.Default);
+        var globals = new ScriptObject
+        {
+            ["name"] = Name,
+            ["description"] = Description,
+            ["input"] = input,
+            ["date"] = DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
+        };
+        return BoundedScriban.Render(ParsedInstructions, $"Agent definition '{Source ?? Name}': 'instructions'", globals, ScribanPromptTemplateOptions.Default).Trim();
     }
 
     private static AgentHostException Invalid(string source, string problem)

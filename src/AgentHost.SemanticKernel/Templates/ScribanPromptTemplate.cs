@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Microsoft.SemanticKernel;
+using AgentHost.Llama;
 using Scriban;
 using Scriban.Runtime;
 using Scriban.Syntax;
@@ -35,7 +36,14 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
         _config = config;
         _options = options ?? new ScribanPromptTemplateOptions();
         var name = string.IsNullOrEmpty(config.Name) ? "(unnamed)" : config.Name;
-        _template = Template.Parse(config.Template ?? string.Empty, name);
+        try
+        {
+            _template = BoundedScriban.Parse(config.Template, name, _options);
+        }
+        catch (AgentHostException ex)
+        {
+            throw new ArgumentException(ex.Message, nameof(config), ex);
+        }
         if (_template.HasErrors)
         {
             var errors = string.Join("; ", _template.Messages.Select(m => $"({m.Span.Start.Line + 1},{m.Span.Start.Column + 1}): {m.Message}"));
@@ -54,7 +62,7 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
     }
 
     /// <inheritdoc />
-    public async Task<string> RenderAsync(Kernel kernel, KernelArguments? arguments = null, CancellationToken cancellationToken = default)
+    public Task<string> RenderAsync(Kernel kernel, KernelArguments? arguments = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(kernel);
         cancellationToken.ThrowIfCancellationRequested();
@@ -76,27 +84,17 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
             }
         }
 
-        var writer = new LimitedWriter(_options.MaxOutputLength);
-        var context = new TemplateContext
-        {
-            LoopLimit = _options.LoopLimit,
-            RecursiveLimit = _options.RecursiveLimit,
-            MemberRenamer = member => member.Name,
-            CancellationToken = cancellationToken,
-        };
-        context.PushGlobal(globals);
-        context.PushOutput(new TextWriterOutput(writer));
+        string text;
         try
         {
-            await _template.RenderAsync(context).ConfigureAwait(false);
+            text = BoundedScriban.Render(_template, $"Scriban template '{_config.Name}'", globals, _options, loader: null, cancellationToken);
         }
-        catch (ScriptRuntimeException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (AgentHostException ex)
         {
-            throw new KernelException($"Scriban template '{_config.Name}' failed to render: {ex.Message}", ex);
+            throw new KernelException(ex.Message, ex);
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
-        return ToMessages(writer.ToString());
+        return Task.FromResult(ToMessages(text));
     }
 
     private object? Encode(string name, object? value)
@@ -206,35 +204,6 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
             }
 
             base.Visit(node);
-        }
-    }
-
-    private sealed class LimitedWriter(int limit) : StringWriter
-    {
-        private void Check(int count)
-        {
-            if (GetStringBuilder().Length + count > limit)
-            {
-                throw new KernelException($"Scriban template output exceeds the limit of {limit} characters.");
-            }
-        }
-
-        public override void Write(char value)
-        {
-            Check(1);
-            base.Write(value);
-        }
-
-        public override void Write(char[] buffer, int index, int count)
-        {
-            Check(count);
-            base.Write(buffer, index, count);
-        }
-
-        public override void Write(string? value)
-        {
-            Check(value?.Length ?? 0);
-            base.Write(value);
         }
     }
 }
