@@ -1,3 +1,4 @@
+using AgentHost.Extensions.AI.Templates;
 using AgentHost.SemanticKernel.Templates;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.SemanticKernel;
@@ -70,7 +71,7 @@ public class ScribanPromptTemplateTests
     [Fact]
     public async Task EndlessRecursionStopsAtTheRecursionLimit()
     {
-        var template = new ScribanPromptTemplate(Config("{{ func f }}{{ f }}{{ end }}{{ f }}"), new ScribanPromptTemplateOptions { RecursiveLimit = 20 });
+        var template = new ScribanPromptTemplate(Config("{{ func f }}{{ f }}{{ end }}{{ f }}"), new ScribanLimits { RecursiveLimit = 20 });
         var error = await Assert.ThrowsAsync<KernelException>(() => template.RenderAsync(_kernel));
         Assert.Contains("test", error.Message);
         Assert.Contains("recursi", error.Message, StringComparison.OrdinalIgnoreCase);
@@ -95,7 +96,7 @@ public class ScribanPromptTemplateTests
     [Fact]
     public async Task InfiniteLoopStopsAtLoopLimit()
     {
-        var template = new ScribanPromptTemplate(Config("{{ while true }}x{{ end }}"), new ScribanPromptTemplateOptions { LoopLimit = 50 });
+        var template = new ScribanPromptTemplate(Config("{{ while true }}x{{ end }}"), new ScribanLimits { LoopLimit = 50 });
         var ex = await Assert.ThrowsAsync<KernelException>(() => template.RenderAsync(_kernel));
         Assert.Contains("loop", ex.Message, StringComparison.OrdinalIgnoreCase);
     }
@@ -103,7 +104,7 @@ public class ScribanPromptTemplateTests
     [Fact]
     public async Task OutputLimitFails()
     {
-        var template = new ScribanPromptTemplate(Config("{{ for i in 1..100 }}0123456789{{ end }}"), new ScribanPromptTemplateOptions { MaxOutputLength = 100 });
+        var template = new ScribanPromptTemplate(Config("{{ for i in 1..100 }}0123456789{{ end }}"), new ScribanLimits { MaxOutputLength = 100 });
         var ex = await Assert.ThrowsAnyAsync<Exception>(() => template.RenderAsync(_kernel));
         Assert.Contains("limit of 100", ex.ToString());
     }

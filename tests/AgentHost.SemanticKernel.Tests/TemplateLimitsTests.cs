@@ -1,6 +1,7 @@
 using AgentHost.Llama;
 using AgentHost.SemanticKernel.Agents;
-using AgentHost.SemanticKernel.Chat;
+using AgentHost.Extensions.AI.Chat;
+using AgentHost.Extensions.AI.Templates;
 using AgentHost.SemanticKernel.Templates;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
@@ -35,7 +36,7 @@ public sealed class TemplateLimitsTests : IDisposable
     public async Task A_chat_format_template_that_would_run_away_is_stopped_with_a_clear_error(string template, string limit)
     {
         File.WriteAllText(Path.Combine(_folder, "chatml.scriban"), template);
-        var catalog = new ChatFormatCatalog(_folder, new ScribanPromptTemplateOptions { RenderTimeout = TimeSpan.FromSeconds(1) });
+        var catalog = new ChatFormatCatalog(_folder, new ScribanLimits { RenderTimeout = TimeSpan.FromSeconds(1) });
 
         var error = await Task.Run(() => Assert.Throws<AgentHostException>(() => catalog.Get("chatml").Render([new(ChatRole.User, "hi")]))).WaitAsync(_hangGuard);
 
@@ -72,7 +73,7 @@ public sealed class TemplateLimitsTests : IDisposable
     public async Task A_prompt_template_that_would_run_away_is_a_kernel_error_naming_it()
     {
         var config = new PromptTemplateConfig("{{ func f(n); if n > 0; f(n - 1); f(n - 1); f(n - 1); end; end; f(60) }}") { Name = "bomb", TemplateFormat = "scriban" };
-        var template = new ScribanPromptTemplate(config, new ScribanPromptTemplateOptions { RenderTimeout = TimeSpan.FromSeconds(1) });
+        var template = new ScribanPromptTemplate(config, new ScribanLimits { RenderTimeout = TimeSpan.FromSeconds(1) });
 
         var error = await Assert.ThrowsAsync<KernelException>(() => template.RenderAsync(new Kernel())).WaitAsync(_hangGuard);
 

@@ -4,8 +4,7 @@ using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
 using AgentHost.Llama.ToolTokens;
-using AgentHost.SemanticKernel.ChatClient;
-using AgentHost.SemanticKernel.Settings;
+using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 

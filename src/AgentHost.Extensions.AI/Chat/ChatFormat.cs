@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
-using AgentHost.SemanticKernel.Templates;
+using AgentHost.Extensions.AI.Templates;
 using Microsoft.Extensions.AI;
 using Scriban;
 using Scriban.Runtime;
@@ -32,9 +32,9 @@ public sealed class ChatFormat
 
     private readonly Template _template;
     private readonly ITemplateLoader _loader;
-    private readonly ScribanPromptTemplateOptions _limits;
+    private readonly ScribanLimits _limits;
 
-    internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader, ScribanPromptTemplateOptions limits)
+    internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader, ScribanLimits limits)
     {
         _limits = limits;
         Name = name;
@@ -80,7 +80,7 @@ public sealed class ChatFormat
     /// <param name="tools">Tools the model may call, or null.</param>
     /// <param name="addGenerationPrompt">Whether to end with the header of a new assistant turn.</param>
     /// <exception cref="AgentHostException">A message has an unknown role or content this format cannot write
-    /// (images, audio ...), or an overriding template fails or breaks a <see cref="ScribanPromptTemplateOptions"/> limit
+    /// (images, audio ...), or an overriding template fails or breaks a <see cref="ScribanLimits"/> limit
     /// (<see cref="ErrorKind.InvalidArgument"/>).</exception>
     public ChatPrompt Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools = null, bool addGenerationPrompt = true)
     {

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
-using AgentHost.SemanticKernel.Templates;
+using AgentHost.Extensions.AI.Templates;
 using Scriban;
 using Scriban.Parsing;
 using Scriban.Runtime;
@@ -35,15 +35,15 @@ public sealed class ChatFormatCatalog
 
     private readonly ConcurrentDictionary<string, ChatFormat> _formats = new(StringComparer.Ordinal);
     private readonly Loader _loader;
-    private readonly ScribanPromptTemplateOptions _limits;
+    private readonly ScribanLimits _limits;
 
     /// <summary>Creates a catalog.</summary>
     /// <param name="templateDirectory">A folder whose <c>NAME.scriban</c> files replace the built-in templates, or null.</param>
-    /// <param name="limits">Limits of the templates' size and rendering; <see cref="ScribanPromptTemplateOptions.Default"/> when null.</param>
+    /// <param name="limits">Limits of the templates' size and rendering; <see cref="ScribanLimits.Default"/> when null.</param>
     /// <exception cref="AgentHostException">The folder does not exist.</exception>
-    public ChatFormatCatalog(string? templateDirectory = null, ScribanPromptTemplateOptions? limits = null)
+    public ChatFormatCatalog(string? templateDirectory = null, ScribanLimits? limits = null)
     {
-        _limits = limits ?? ScribanPromptTemplateOptions.Default;
+        _limits = limits ?? ScribanLimits.Default;
         if (!string.IsNullOrEmpty(templateDirectory))
         {
             templateDirectory = Path.GetFullPath(templateDirectory);
@@ -142,7 +142,7 @@ public sealed class ChatFormatCatalog
     private sealed record Definition(string Name, IReadOnlyList<string> StopSequences, ToolCallFormat ToolCalls);
 
     /// <summary>Reads templates (and the parts they include) from the override folder, else from the assembly.</summary>
-    private sealed class Loader(string? directory, ScribanPromptTemplateOptions limits) : ITemplateLoader
+    private sealed class Loader(string? directory, ScribanLimits limits) : ITemplateLoader
     {
         public (string Path, string Text) Read(string name)
         {

@@ -1,3 +1,4 @@
+using AgentHost.Extensions.AI.Templates;
 using AgentHost.Llama;
 using AgentHost.SemanticKernel.Templates;
 using Scriban;
@@ -91,7 +92,7 @@ public sealed class AgentDefinition
             Llama.Decoding.DecodingStrategies.Find(DecodingStrategy);
         if (Agents.Contains(Name, StringComparer.Ordinal))
             throw Invalid(source, "an agent cannot list itself in 'agents'");
-        var template = BoundedScriban.Parse(Instructions, source, ScribanPromptTemplateOptions.Default);
+        var template = BoundedScriban.Parse(Instructions, source, ScribanLimits.Default);
         if (template.HasErrors)
             throw Invalid(source, $"'instructions' has a template error: {string.Join("; ", template.Messages)}");
         ParsedInstructions = template;
@@ -100,7 +101,7 @@ public sealed class AgentDefinition
     /// <summary>The system message for a request.</summary>
     public string RenderInstructions(string input)
     {
-        ParsedInstructions ??= BoundedScriban.Parse(Instructions, Source ?? Name, ScribanPromptTemplateOptions.Default);
+        ParsedInstructions ??= BoundedScriban.Parse(Instructions, Source ?? Name, ScribanLimits.Default);
         var globals = new ScriptObject
         {
             ["name"] = Name,
@@ -108,7 +109,7 @@ public sealed class AgentDefinition
             ["input"] = input,
             ["date"] = DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture),
         };
-        return BoundedScriban.Render(ParsedInstructions, $"Agent definition '{Source ?? Name}': 'instructions'", globals, ScribanPromptTemplateOptions.Default).Trim();
+        return BoundedScriban.Render(ParsedInstructions, $"Agent definition '{Source ?? Name}': 'instructions'", globals, ScribanLimits.Default).Trim();
     }
 
     private static AgentHostException Invalid(string source, string problem)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Microsoft.SemanticKernel;
+using AgentHost.Extensions.AI.Templates;
 using AgentHost.Llama;
 using Scriban;
 using Scriban.Runtime;
@@ -18,14 +19,14 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
     private static readonly string[] _roles = ["system", "user", "assistant"];
 
     private readonly PromptTemplateConfig _config;
-    private readonly ScribanPromptTemplateOptions _options;
+    private readonly ScribanLimits _options;
     private readonly Template _template;
 
     /// <summary>Parses <paramref name="config"/>'s template.</summary>
     /// <param name="config">The prompt config; its format must be <c>scriban</c>.</param>
     /// <param name="options">Safety limits (defaults when null).</param>
     /// <exception cref="ArgumentException">The format is not scriban or the template has syntax errors.</exception>
-    public ScribanPromptTemplate(PromptTemplateConfig config, ScribanPromptTemplateOptions? options = null)
+    public ScribanPromptTemplate(PromptTemplateConfig config, ScribanLimits? options = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (!string.Equals(config.TemplateFormat, ScribanPromptTemplateFactory.ScribanTemplateFormat, StringComparison.Ordinal))
@@ -34,7 +35,7 @@ public sealed class ScribanPromptTemplate : IPromptTemplate
         }
 
         _config = config;
-        _options = options ?? new ScribanPromptTemplateOptions();
+        _options = options ?? new ScribanLimits();
         var name = string.IsNullOrEmpty(config.Name) ? "(unnamed)" : config.Name;
         try
         {

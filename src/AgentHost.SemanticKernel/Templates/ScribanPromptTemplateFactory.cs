@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using AgentHost.Extensions.AI.Templates;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.SemanticKernel.Templates;
@@ -13,13 +14,13 @@ public sealed class ScribanPromptTemplateFactory : IPromptTemplateFactory
     /// <summary>The template format name this factory handles.</summary>
     public const string ScribanTemplateFormat = "scriban";
 
-    private readonly ScribanPromptTemplateOptions _options;
+    private readonly ScribanLimits _options;
 
     /// <summary>Creates a factory whose templates use <paramref name="options"/> (defaults when null).</summary>
     /// <param name="options">Safety limits for rendering.</param>
-    public ScribanPromptTemplateFactory(ScribanPromptTemplateOptions? options = null)
+    public ScribanPromptTemplateFactory(ScribanLimits? options = null)
     {
-        _options = options ?? new ScribanPromptTemplateOptions();
+        _options = options ?? new ScribanLimits();
     }
 
     /// <inheritdoc />

@@ -1,14 +1,14 @@
-namespace AgentHost.SemanticKernel.Templates;
+namespace AgentHost.Extensions.AI.Templates;
 
 /// <summary>
 /// Safety limits of every Scriban template the product parses and renders: prompt templates, chat-format
 /// templates and agents' instructions (see <see cref="BoundedScriban"/>). A template that breaks one fails
 /// with an error naming the template and the limit.
 /// </summary>
-public sealed class ScribanPromptTemplateOptions
+public sealed class ScribanLimits
 {
     /// <summary>The defaults.</summary>
-    public static ScribanPromptTemplateOptions Default { get; } = new();
+    public static ScribanLimits Default { get; } = new();
 
     /// <summary>Maximum iterations of a loop and the loops nested in it, together (Scriban's <c>LoopLimit</c>). Default 1000.</summary>
     public int LoopLimit { get; init; } = 1000;

@@ -4,10 +4,10 @@ using Scriban.Parsing;
 using Scriban.Runtime;
 using Scriban.Syntax;
 
-namespace AgentHost.SemanticKernel.Templates;
+namespace AgentHost.Extensions.AI.Templates;
 
 /// <summary>
-/// The one place that parses and renders Scriban, under <see cref="ScribanPromptTemplateOptions"/>: template
+/// The one place that parses and renders Scriban, under <see cref="ScribanLimits"/>: template
 /// size, statement nesting, loops, recursion, string and output size, and render time. Templates come from
 /// users' folders (prompt plugins, chat formats, agents), so none of them may hang or exhaust the process.
 /// </summary>
@@ -17,8 +17,8 @@ internal static class BoundedScriban
     private static readonly ParserOptions _parserOptions = new() { ExpressionDepthLimit = 250 };
 
     /// <summary>Parses <paramref name="text"/>; the caller reports <see cref="Template.HasErrors"/> in its own words.</summary>
-    /// <exception cref="AgentHostException">The text is longer than <see cref="ScribanPromptTemplateOptions.MaxTemplateLength"/>.</exception>
-    public static Template Parse(string? text, string name, ScribanPromptTemplateOptions limits)
+    /// <exception cref="AgentHostException">The text is longer than <see cref="ScribanLimits.MaxTemplateLength"/>.</exception>
+    public static Template Parse(string? text, string name, ScribanLimits limits)
     {
         text ??= string.Empty;
         CheckLength(text.Length, name, limits);
@@ -27,7 +27,7 @@ internal static class BoundedScriban
 
     /// <summary>Refuses a template source (or included part) longer than the limit.</summary>
     /// <exception cref="AgentHostException">It is.</exception>
-    public static void CheckLength(long length, string name, ScribanPromptTemplateOptions limits)
+    public static void CheckLength(long length, string name, ScribanLimits limits)
     {
         if (length > limits.MaxTemplateLength)
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Template '{name}' has {length} characters, more than the limit of {limits.MaxTemplateLength} (MaxTemplateLength).");
@@ -44,7 +44,7 @@ internal static class BoundedScriban
     /// messages and tools), so that a long but legitimate input renders.</param>
     /// <exception cref="AgentHostException">The template failed or broke a limit (<see cref="ErrorKind.InvalidArgument"/>).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    public static string Render(Template template, string label, ScriptObject globals, ScribanPromptTemplateOptions limits,
+    public static string Render(Template template, string label, ScriptObject globals, ScribanLimits limits,
         ITemplateLoader? loader = null, CancellationToken cancellationToken = default, int inputIterations = 0)
     {
         var loopLimit = (int)Math.Min(int.MaxValue, (long)limits.LoopLimit + Math.Max(0, inputIterations));
@@ -89,7 +89,7 @@ internal static class BoundedScriban
     }
 
     // Scriban's messages name its own settings; say which of ours was reached, so a user knows what to change.
-    private static string OptionBroken(string cause, ScribanPromptTemplateOptions limits, int inputIterations) =>
+    private static string OptionBroken(string cause, ScribanLimits limits, int inputIterations) =>
         cause.Contains("OutputLimit", StringComparison.Ordinal) || cause.Contains("LimitToString", StringComparison.Ordinal)
             ? $" (the limit of {limits.MaxOutputLength} characters, MaxOutputLength)"
         : cause.Contains("iteration limit", StringComparison.Ordinal) && inputIterations > 0 ? $" (the limit of {limits.LoopLimit} iterations beyond the input's {inputIterations} items, LoopLimit)"
