@@ -1,16 +1,13 @@
-using AgentHost.Llama;
-using AgentHost.Llama.Models;
-
 namespace AgentHost.Samples;
 
 /// <summary>
-/// The samples' model: the first argument, else stories260K.gguf in AGENTHOST_MODELS_DIR. A missing or
-/// invalid file is one line on stderr (the caller exits 1), never a stack trace.
+/// The samples' model file: the first argument, else stories260K.gguf in AGENTHOST_MODELS_DIR. A missing file is
+/// one line on stderr (the caller exits 1); an invalid one is reported by AgentHost at first use.
 /// </summary>
 internal static class SampleModel
 {
-    /// <summary>The loaded model, or null after printing why there is none.</summary>
-    public static LlamaModel? Load(string[] args, ModelSettings settings)
+    /// <summary>The model's full path, or null after printing why there is none.</summary>
+    public static string? PathFrom(string[] args)
     {
         var modelsDir = Environment.GetEnvironmentVariable("AGENTHOST_MODELS_DIR");
         var path = args.Length > 0 ? args[0]
@@ -21,14 +18,11 @@ internal static class SampleModel
             Console.Error.WriteLine("usage: dotnet run -- <model.gguf>   (or set AGENTHOST_MODELS_DIR to a folder holding stories260K.gguf)");
             return null;
         }
-        try
+        if (!File.Exists(path))
         {
-            return LlamaModel.Load(Path.GetFileNameWithoutExtension(path), Path.GetFullPath(path), settings);
-        }
-        catch (AgentHostException ex)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
+            Console.Error.WriteLine($"error: model file '{path}' does not exist.");
             return null;
         }
+        return Path.GetFullPath(path);
     }
 }
