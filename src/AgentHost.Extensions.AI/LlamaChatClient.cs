@@ -185,13 +185,15 @@ public sealed partial class LlamaChatClient : IChatClient
         var strategy = toolTokens ? CreateToolTokenStrategy(options) : ChatRequestMapper.CreateStrategy(options, _options);
         // Tool tokens call the tools from inside decoding: nothing is rendered into the prompt or parsed back.
         var tools = toolTokens ? null : ToolsOnOffer(options);
+        // The call grammar first: it is bounded, and it refuses what no prompt could fix (limits, unsatisfiable schemas).
+        var grammar = ToolGrammar.For(Format.ToolCalls, options, tools, cancellationToken);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
         var toolCost = tools is null ? 0 : ToolCost(conversation, tools, tokens.Length);
         var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
         {
             StopTokens = _stopTokens,
-            Grammar = ToolGrammar.For(Format.ToolCalls, options, tools, cancellationToken),
+            Grammar = grammar,
         };
         request.Validate();   // before waiting for a slot
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));

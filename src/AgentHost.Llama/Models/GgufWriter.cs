@@ -122,21 +122,12 @@ public sealed class GgufWriter
             writer.Write((ulong)_tensors.Count);
             writer.Write((ulong)_metadata.Count);
             foreach (var (key, value) in _metadata)
-            {
-                WriteString(writer, key);
-                writer.Write((uint)TypeOf(value)!.Value);
-                WriteValue(writer, value);
-            }
+                WriteMetadata(writer, key, value);
 
             ulong offset = 0;
             foreach (var tensor in _tensors)
             {
-                WriteString(writer, tensor.Name);
-                writer.Write((uint)tensor.Dimensions.Length);
-                foreach (var dimension in tensor.Dimensions)
-                    writer.Write(dimension);
-                writer.Write((uint)tensor.Type);
-                writer.Write(offset);
+                WriteTensorInfo(writer, tensor.Name, tensor.Dimensions, tensor.Type, offset);
                 offset += (ulong)AlignUp(tensor.ByteSize);
             }
             writer.Write(_zeros, 0, (int)(AlignUp(header.Length) - header.Length));
@@ -212,6 +203,27 @@ public sealed class GgufWriter
     {
         if (_headerWritten)
             throw new InvalidOperationException("The header is already written.");
+    }
+
+    /// <summary>Writes one metadata entry (key, value type, value) as the header holds it; also used by tests that craft headers.</summary>
+    /// <exception cref="ArgumentException"><paramref name="value"/> has no GGUF type.</exception>
+    internal static void WriteMetadata(BinaryWriter writer, string key, object value)
+    {
+        var type = TypeOf(value) ?? throw new ArgumentException($"Metadata '{key}': {value.GetType().Name} has no GGUF type.", nameof(value));
+        WriteString(writer, key);
+        writer.Write((uint)type);
+        WriteValue(writer, value);
+    }
+
+    /// <summary>Writes one tensor description as the header holds it; also used by tests that craft headers.</summary>
+    internal static void WriteTensorInfo(BinaryWriter writer, string name, IReadOnlyList<ulong> dimensions, GgmlType type, ulong offset)
+    {
+        WriteString(writer, name);
+        writer.Write((uint)dimensions.Count);
+        foreach (var dimension in dimensions)
+            writer.Write(dimension);
+        writer.Write((uint)type);
+        writer.Write(offset);
     }
 
     private static void WriteString(BinaryWriter writer, string value)
