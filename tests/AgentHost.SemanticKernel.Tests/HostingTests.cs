@@ -110,7 +110,7 @@ public sealed class HostingTests
         using var container = services.BuildServiceProvider();
 
         var options = container.GetRequiredService<IOptions<AgentHostOptions>>().Value;
-        Assert.Equal(["stories260k", "tiny", "tinystories656k"], options.Models.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["stories260k", "stories260k-wide", "tiny", "tinystories656k"], options.Models.Keys.Order(StringComparer.Ordinal));
         var client = container.GetRequiredService<IChatClient>();
         var model = client.GetService<LlamaModel>()!;
         Assert.Equal(("tiny", 256, 1), (model.Name, model.ContextSize, model.Settings.Threads));
@@ -154,7 +154,7 @@ public sealed class HostingTests
 
         Assert.Equal(ErrorKind.ModelNotFound, error.Kind);
         Assert.Contains("Unknown model 'no-such-model'", error.Message);
-        Assert.Contains("stories260k, tinystories656k", error.Message);
+        Assert.Contains("stories260k, stories260k-wide, tinystories656k", error.Message);
     }
 }
 

@@ -1,36 +1,34 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using AgentHost.Llama.Models;
 using Microsoft.Extensions.Options;
 
 namespace AgentHost.Llama.Hosting;
 
 /// <summary>
-/// The catalog entries every container gets without configuration (the same as appsettings.json ships), so that
-/// <c>AddLlamaChatCompletion("stories260k")</c> works with nothing but <c>AGENTHOST_MODELS_DIR</c> or the user cache.
-/// A configured entry of the same name replaces a built-in one.
+/// The catalog entries every container gets without configuration: those of the product's appsettings.json,
+/// embedded in this assembly (one catalog, not a copy), so that <c>AddLlamaChatCompletion("stories260k")</c> works
+/// with nothing but <c>AGENTHOST_MODELS_DIR</c> or the user cache. A configured entry of the same name replaces a built-in one.
 /// </summary>
 public static class BuiltInModels
 {
-    /// <summary>A fresh copy of the built-in entries, by name.</summary>
-    public static IReadOnlyDictionary<string, ModelSettings> Create() => new Dictionary<string, ModelSettings>(StringComparer.OrdinalIgnoreCase)
+    private const string ResourceName = "AgentHost.Llama.appsettings.json";
+
+    private static readonly JsonSerializerOptions _json = new()
     {
-        ["stories260k"] = new()
-        {
-            File = "stories260K.gguf",
-            Url = "https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf",
-            Sha256 = "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d",
-            ContextSize = 2048,
-            Threads = 2,
-            BatchThreads = 2,
-        },
-        ["tinystories656k"] = new()
-        {
-            File = "TinyStories-656K-Q8_0.gguf",
-            Sha256 = "c773a9eb8883751131f30e0c1965c56b1102a4972fdac6a6f71fe156ba6d8cb7",
-            ContextSize = 512,
-            Threads = 2,
-            BatchThreads = 2,
-        },
+        PropertyNameCaseInsensitive = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        Converters = { new JsonStringEnumConverter() },
     };
+
+    /// <summary>A fresh copy of the built-in entries, by name (any case).</summary>
+    public static IReadOnlyDictionary<string, ModelSettings> Create()
+    {
+        using var stream = typeof(BuiltInModels).Assembly.GetManifestResourceStream(ResourceName)
+            ?? throw new InvalidOperationException($"The built-in catalog resource '{ResourceName}' is missing from {typeof(BuiltInModels).Assembly.GetName().Name}.");
+        var settings = JsonSerializer.Deserialize<BuiltInSettings>(stream, _json);
+        return new Dictionary<string, ModelSettings>(settings?.AgentHost?.Models ?? [], StringComparer.OrdinalIgnoreCase);
+    }
 
     /// <summary>Adds the built-in entries whose names <paramref name="options"/> does not configure.</summary>
     public static void AddTo(AgentHostOptions options)
@@ -39,6 +37,10 @@ public static class BuiltInModels
         foreach (var (name, settings) in Create())
             options.Models.TryAdd(name, settings);
     }
+
+    private sealed record BuiltInSettings(AgentHostSection? AgentHost);
+
+    private sealed record AgentHostSection(Dictionary<string, ModelSettings>? Models);
 
     /// <summary>Runs <see cref="AddTo"/> after configuration binding.</summary>
     internal sealed class FillIn : IPostConfigureOptions<AgentHostOptions>
