@@ -166,6 +166,34 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--rollouts 2147483647", "--rollouts must be")]
+    [InlineData("--attempts 2147483647", "--attempts must be")]
+    [InlineData("--rollouts 1024 --max-tokens 1", "more than the limit of 1000000 completions")]
+    public async Task Analyze_counts_that_would_exhaust_the_machine_are_one_error_with_exit_code_2(string options, string expected)
+    {
+        // --rollouts 2147483647 used to size a list of that many jobs: an OutOfMemoryException and a stack trace.
+        string[] args = ["analyze", "rollouts", "--prompt", "Once upon a time", "--trajectory", string.Concat(Enumerable.Repeat(" there was a dog", 250)),
+            "--verify", "contains:cat", .. options.Split(' ')];
+
+        var result = await AgentHostProcess.RunAsync(args);
+
+        AssertOneClearError(result, 2, expected);
+    }
+
+    [Theory]
+    [InlineData("--train", "2147483647")]
+    [InlineData("--heldout", "1000001")]
+    public async Task Toolkens_corpus_beyond_its_line_limit_is_one_error_and_writes_nothing(string option, string value)
+    {
+        var folder = Path.Combine(_temp, "corpus");
+
+        var result = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", folder, option, value]);
+
+        AssertOneClearError(result, 2, $"{option} must be");
+        Assert.False(Directory.Exists(folder));
+    }
+
+    [Theory]
     [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)")]
     [InlineData("5000", "AgentHost:Models:tinystories656k:ContextSize (5000) exceeds 8 times the 512 tokens")]
     public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request(string contextSize, string expected)

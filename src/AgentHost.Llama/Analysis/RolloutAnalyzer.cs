@@ -66,6 +66,8 @@ public static class RolloutAnalyzer
         for (var i = options.Stride; i <= trajectory.Length; i += options.Stride)
             lengths.Add(i);
         var n = options.Rollouts;
+        SamplingOptions.Require((long)lengths.Count * n <= RolloutOptions.MaxCompletions,
+            $"{lengths.Count} prefixes x {n} rollouts is more than the limit of {RolloutOptions.MaxCompletions} completions; analyse every k-th prefix (stride) or run fewer rollouts.");
         var jobs = new List<RolloutJob>(lengths.Count * n);
         foreach (var i in lengths)
             jobs.AddRange(Enumerable.Repeat(new RolloutJob(promptTokens.Length + i, -1), n));

@@ -5,6 +5,15 @@ namespace AgentHost.Llama.Analysis;
 /// <summary>Sampling and search settings of a rollout analysis (the paper's defaults where they fit a CPU).</summary>
 public sealed record RolloutOptions
 {
+    /// <summary>Most <see cref="Rollouts"/> (the paper uses 64); every rollout is a completion per prefix.</summary>
+    public const int MaxRollouts = 1024;
+
+    /// <summary>Most completions one analysis may run (prefixes x rollouts); beyond it, analyse every k-th prefix (<see cref="Stride"/>).</summary>
+    public const int MaxCompletions = 1_000_000;
+
+    /// <summary>Most <see cref="TrajectoryAttempts"/>.</summary>
+    public const int MaxTrajectoryAttempts = 1000;
+
     /// <summary>Rollouts per prefix, and alternatives at the critical token (the paper: 64).</summary>
     public int Rollouts { get; init; } = 16;
 
@@ -38,14 +47,14 @@ public sealed record RolloutOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        SamplingOptions.Require(Rollouts >= 1, $"rollouts must be at least 1, not {Rollouts}.");
+        SamplingOptions.Require(Rollouts is >= 1 and <= MaxRollouts, $"rollouts must be from 1 to {MaxRollouts}, not {Rollouts}.");
         SamplingOptions.Require(Stride >= 1, $"stride must be at least 1, not {Stride}.");
         SamplingOptions.Require(float.IsFinite(Temperature) && Temperature > 0, $"rollout temperature must be positive, not {Temperature}.");
         SamplingOptions.Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.");
         SamplingOptions.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
         SamplingOptions.Require(RecoverThreshold is null or >= 0, $"recover threshold must be 0 or more, not {RecoverThreshold}.");
         SamplingOptions.Require(TrajectoryMaxTokens >= 1, $"trajectory tokens must be at least 1, not {TrajectoryMaxTokens}.");
-        SamplingOptions.Require(TrajectoryAttempts >= 1, $"trajectory attempts must be at least 1, not {TrajectoryAttempts}.");
+        SamplingOptions.Require(TrajectoryAttempts is >= 1 and <= MaxTrajectoryAttempts, $"trajectory attempts must be from 1 to {MaxTrajectoryAttempts}, not {TrajectoryAttempts}.");
     }
 }
 

@@ -28,6 +28,9 @@ public static class DemoCorpus
         "{0} found {1} {3} under the bed. {4} showed them to mom.",
     ];
 
+    /// <summary>Most lines of a demo corpus (training and held-out together).</summary>
+    public const int MaxLines = 1_000_000;
+
     /// <summary>Generates <paramref name="count"/> lines (about one in five without a call).</summary>
     public static IReadOnlyList<string> Generate(int count, int seed)
     {
@@ -40,8 +43,11 @@ public static class DemoCorpus
     }
 
     /// <summary>Writes a training and a held-out file (e.g. <c>train.txt</c> 400 lines, <c>heldout.txt</c> 100 lines).</summary>
+    /// <exception cref="AgentHostException">More than <see cref="MaxLines"/> lines in all (<see cref="ErrorKind.InvalidArgument"/>).</exception>
     public static (string Train, string HeldOut) Write(string directory, int trainLines = 400, int heldOutLines = 100, int seed = 1)
     {
+        if (trainLines < 0 || heldOutLines < 0 || (long)trainLines + heldOutLines > MaxLines)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"A demo corpus holds 0 to {MaxLines} lines in all, not {trainLines} + {heldOutLines}.");
         Directory.CreateDirectory(directory);
         var all = Generate(trainLines + heldOutLines, seed);
         var train = Path.Combine(directory, "train.txt");

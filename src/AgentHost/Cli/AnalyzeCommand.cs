@@ -40,7 +40,7 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plug
         var defaults = new RolloutOptions();
         var options = new RolloutOptions
         {
-            Rollouts = line.GetInt("rollouts", min: 1) ?? defaults.Rollouts,
+            Rollouts = line.GetInt("rollouts", min: 1, max: RolloutOptions.MaxRollouts) ?? defaults.Rollouts,
             Stride = line.GetInt("stride", min: 1) ?? defaults.Stride,
             Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
             TopP = line.GetFloat("top-p") ?? defaults.TopP,
@@ -48,7 +48,7 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plug
             Seed = line.GetULong("seed"),
             RecoverThreshold = line.GetInt("recover-threshold", min: 0),
             TrajectoryMaxTokens = line.GetInt("trajectory-tokens", min: 1) ?? defaults.TrajectoryMaxTokens,
-            TrajectoryAttempts = line.GetInt("attempts", min: 1) ?? defaults.TrajectoryAttempts,
+            TrajectoryAttempts = line.GetInt("attempts", min: 1, max: RolloutOptions.MaxTrajectoryAttempts) ?? defaults.TrajectoryAttempts,
         };
         options.Validate();
         var request = new RolloutRequest { Prompt = line.RequireString("prompt"), Trajectory = line.GetString("trajectory"), Verifier = verifier, Options = options };

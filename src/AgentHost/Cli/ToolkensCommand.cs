@@ -103,7 +103,7 @@ internal sealed class ToolkensCorpusCommand : ICommand
         var directory = line.RequireString("out");
         try
         {
-            var (train, heldOut) = DemoCorpus.Write(directory, line.GetInt("train", min: 1) ?? 400, line.GetInt("heldout", min: 1) ?? 100, line.GetInt("seed", min: 0) ?? 1);
+            var (train, heldOut) = DemoCorpus.Write(directory, line.GetInt("train", min: 1, max: DemoCorpus.MaxLines) ?? 400, line.GetInt("heldout", min: 1, max: DemoCorpus.MaxLines) ?? 100, line.GetInt("seed", min: 0) ?? 1);
             Console.Out.WriteLine($"{train}\n{heldOut}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
