@@ -24,7 +24,7 @@ public sealed class StandInCliTests : IDisposable
         var source = await AgentHostProcess.RunAsync(Generate("stories260k"), environment);
 
         Assert.True(wide.ExitCode == 0, wide.StdErr);
-        Assert.Contains("100%", wide.StdErr); // build progress on stderr
+        Assert.Contains("building: 100%", wide.StdErr); // build progress on stderr, labelled as a build
         Assert.Equal(0, source.ExitCode);
         using var wideJson = JsonDocument.Parse(wide.StdOut);
         using var sourceJson = JsonDocument.Parse(source.StdOut);

@@ -469,24 +469,6 @@ public sealed class GgufFile
     private static AgentHostException CannotRead(string path, Exception e) =>
         new(ErrorKind.InvalidModelFile, $"Model file '{path}' cannot be read: {e.Message.TrimEnd('.')}.", e);
 
-    /// <summary>GGUF metadata value types (<c>enum gguf_type</c>).</summary>
-    private enum GgufValueType : uint
-    {
-        UInt8 = 0,
-        Int8 = 1,
-        UInt16 = 2,
-        Int16 = 3,
-        UInt32 = 4,
-        Int32 = 5,
-        Float32 = 6,
-        Bool = 7,
-        String = 8,
-        Array = 9,
-        UInt64 = 10,
-        Int64 = 11,
-        Float64 = 12,
-    }
-
     private enum GgufSection
     {
         Header,

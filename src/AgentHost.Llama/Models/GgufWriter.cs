@@ -249,7 +249,7 @@ public sealed class GgufWriter
             case bool v: writer.Write(v ? (byte)1 : (byte)0); break;
             case string v: WriteString(writer, v); break;
             case string[] strings:
-                writer.Write((uint)ValueType.String);
+                writer.Write((uint)GgufValueType.String);
                 writer.Write((ulong)strings.Length);
                 foreach (var s in strings)
                     WriteString(writer, s);
@@ -264,47 +264,29 @@ public sealed class GgufWriter
         }
     }
 
-    private static ValueType? TypeOf(object value) => value switch
+    private static GgufValueType? TypeOf(object value) => value switch
     {
-        string[] strings => Array.IndexOf(strings, null) < 0 ? ValueType.Array : null,
-        Array array => array.GetType().IsSZArray && TypeOf(array.GetType().GetElementType()!) is not null ? ValueType.Array : null,
+        string[] strings => Array.IndexOf(strings, null) < 0 ? GgufValueType.Array : null,
+        Array array => array.GetType().IsSZArray && TypeOf(array.GetType().GetElementType()!) is not null ? GgufValueType.Array : null,
         _ => TypeOf(value.GetType()),
     };
 
-    private static ValueType? TypeOf(Type type) => type.IsEnum ? null : Type.GetTypeCode(type) switch
+    private static GgufValueType? TypeOf(Type type) => type.IsEnum ? null : Type.GetTypeCode(type) switch
     {
-        TypeCode.Byte => ValueType.UInt8,
-        TypeCode.SByte => ValueType.Int8,
-        TypeCode.UInt16 => ValueType.UInt16,
-        TypeCode.Int16 => ValueType.Int16,
-        TypeCode.UInt32 => ValueType.UInt32,
-        TypeCode.Int32 => ValueType.Int32,
-        TypeCode.Single => ValueType.Float32,
-        TypeCode.Boolean => ValueType.Bool,
-        TypeCode.String => ValueType.String,
-        TypeCode.UInt64 => ValueType.UInt64,
-        TypeCode.Int64 => ValueType.Int64,
-        TypeCode.Double => ValueType.Float64,
+        TypeCode.Byte => GgufValueType.UInt8,
+        TypeCode.SByte => GgufValueType.Int8,
+        TypeCode.UInt16 => GgufValueType.UInt16,
+        TypeCode.Int16 => GgufValueType.Int16,
+        TypeCode.UInt32 => GgufValueType.UInt32,
+        TypeCode.Int32 => GgufValueType.Int32,
+        TypeCode.Single => GgufValueType.Float32,
+        TypeCode.Boolean => GgufValueType.Bool,
+        TypeCode.String => GgufValueType.String,
+        TypeCode.UInt64 => GgufValueType.UInt64,
+        TypeCode.Int64 => GgufValueType.Int64,
+        TypeCode.Double => GgufValueType.Float64,
         _ => null,
     };
 
     private sealed record Tensor(string Name, ulong[] Dimensions, GgmlType Type, long ByteSize);
-
-    /// <summary>GGUF metadata value types (<c>enum gguf_type</c>).</summary>
-    private enum ValueType : uint
-    {
-        UInt8 = 0,
-        Int8 = 1,
-        UInt16 = 2,
-        Int16 = 3,
-        UInt32 = 4,
-        Int32 = 5,
-        Float32 = 6,
-        Bool = 7,
-        String = 8,
-        Array = 9,
-        UInt64 = 10,
-        Int64 = 11,
-        Float64 = 12,
-    }
 }

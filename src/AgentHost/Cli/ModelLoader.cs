@@ -16,7 +16,9 @@ internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory logge
     /// <summary>Resolves and loads a model; <paramref name="configure"/> may adjust its settings first (e.g. hidden states on).</summary>
     public async Task<LlamaModel> LoadAsync(string? nameOrPath, CancellationToken cancellationToken, Action<ModelSettings>? configure = null)
     {
-        var progress = new ConsoleProgressBar("downloading");
+        // A stand-in entry is built from its source, not downloaded: say which.
+        var builds = options.Models.TryGetValue(nameOrPath ?? options.DefaultModel, out var entry) && entry.StandIn is not null;
+        var progress = new ConsoleProgressBar(builds ? "building" : "downloading");
         ResolvedModel resolved;
         try
         {
