@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 
 namespace AgentHost.Llama.Models;
@@ -32,13 +31,10 @@ internal sealed partial class StandInBuilder(ILogger logger)
         CancellationToken cancellationToken)
         => Task.Run(() => Ensure(name, sourcePath, shape, target, expectedSha256, progress, cancellationToken), cancellationToken);
 
-    /// <summary>The file beside a stand-in that records its SHA-256 (<c>sha256sum</c> format).</summary>
-    public static string DigestPath(string target) => target + ".sha256";
-
     private bool Ensure(string name, string sourcePath, StandInSettings shape, string target, string? expectedSha256, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         var expected = expectedSha256?.Trim().ToLowerInvariant();
-        if (expected is not null && (expected.Length != 64 || !expected.All(char.IsAsciiHexDigit)))
+        if (expected is not null && !ModelDigest.IsSha256Hex(expected))
             throw new AgentHostException(ErrorKind.InvalidArgument, $"The catalog entry '{name}' has Sha256 '{expectedSha256}', which is not 64 hexadecimal digits.");
 
         var widener = new ModelWidener(GgufFile.Read(sourcePath), shape.EmbeddingLength, shape.FeedForwardLength, shape.BlockCount);
@@ -61,11 +57,9 @@ internal sealed partial class StandInBuilder(ILogger logger)
     {
         try
         {
-            var digestFile = DigestPath(target);
-            if (!File.Exists(digestFile))
+            if (ModelDigest.Recorded(target) is not { } recorded)
                 return "no SHA-256 was recorded beside it";
-            var recorded = File.ReadAllText(digestFile).Split((char[]?)null, 2, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
-            var actual = HashFile(target);
+            var actual = ModelDigest.Compute(target);
             if (!string.Equals(actual, recorded, StringComparison.OrdinalIgnoreCase))
                 return $"its SHA-256 is {actual}, not the recorded {recorded}";
             if (expected is not null && actual != expected)
@@ -87,7 +81,7 @@ internal sealed partial class StandInBuilder(ILogger logger)
         var folder = Path.GetDirectoryName(target)!;
         var suffix = $".{Environment.ProcessId}-{Interlocked.Increment(ref _partCounter)}.part";
         var part = target + suffix;
-        var digestPart = DigestPath(target) + suffix;
+        var digestPart = ModelDigest.PathFor(target) + suffix;
         var completed = false;
         LogBuilding(logger, name, target, widener.ParameterCount);
         try
@@ -100,15 +94,15 @@ internal sealed partial class StandInBuilder(ILogger logger)
                 file.Flush(flushToDisk: true);
             }
 
-            var digest = HashFile(part);
+            var digest = ModelDigest.Compute(part);
             if (expected is not null && digest != expected)
             {
                 throw new AgentHostException(ErrorKind.InvalidModelFile,
                     $"The stand-in '{name}' was built with the SHA-256 {digest}, not the catalog's {expected}: its source file is not the one the catalog was made with; it was not kept.");
             }
-            File.WriteAllText(digestPart, $"{digest}  {Path.GetFileName(target)}\n");
+            File.WriteAllText(digestPart, ModelDigest.Line(target, digest));
             File.Move(part, target, overwrite: true);
-            File.Move(digestPart, DigestPath(target), overwrite: true);
+            File.Move(digestPart, ModelDigest.PathFor(target), overwrite: true);
             completed = true;
             LogBuilt(logger, name, target, digest);
         }
@@ -142,12 +136,6 @@ internal sealed partial class StandInBuilder(ILogger logger)
             throw new AgentHostException(ErrorKind.InvalidModelFile,
                 $"The stand-in '{name}' needs about {needed / 1_000_000} MB but '{folder}' has {available / 1_000_000} MB free; free space or choose a smaller StandIn shape.");
         }
-    }
-
-    private static string HashFile(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1 << 20, FileOptions.SequentialScan);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
     private void DeleteQuietly(string path)
