@@ -98,6 +98,7 @@ public sealed partial class ModelResolver
             try
             {
                 File.Delete(cached.Path);
+                File.Delete(ModelDigest.PathFor(cached.Path));
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -107,6 +108,8 @@ public sealed partial class ModelResolver
         }
         if (search.Found is not null)
         {
+            if (search.Found.Source == ModelSource.Cache)
+                await CheckRecordedDigestAsync(name, search.Found.Path, cancellationToken).ConfigureAwait(false);
             LogResolved(_logger, name, search.Found.Path, search.Found.Source);
             return search.Found;
         }
@@ -117,9 +120,144 @@ public sealed partial class ModelResolver
 
         var destination = Path.Combine(search.CacheDirectory, search.FileName);
         LogDownloading(_logger, name, url, destination);
-        _downloader ??= new ModelDownloader(_sharedHttpClient.Value, _logger);
-        await _downloader.DownloadAsync(url, destination, settings.Sha256, progress, cancellationToken).ConfigureAwait(false);
+        await DownloadAsync(url, destination, settings.Sha256, progress, cancellationToken).ConfigureAwait(false);
         return new ResolvedModel(name, destination, settings.Clone(), ModelSource.Downloaded);
+    }
+
+    /// <summary>
+    /// Makes a model local (downloading it into the user cache if needed) and returns it with its SHA-256:
+    /// <paramref name="nameOrUrl"/> is a catalog name or an http(s) URL, whose last path segment names the cached file.
+    /// </summary>
+    /// <param name="nameOrUrl">A catalog name (any case) or an absolute http or https URL of a .gguf file.</param>
+    /// <param name="progress">Receives download progress.</param>
+    /// <param name="cancellationToken">Cancels a download.</param>
+    /// <returns>The model and its SHA-256 (lower-case hex).</returns>
+    /// <exception cref="AgentHostException">As <see cref="ResolveAsync"/>; <see cref="ErrorKind.InvalidArgument"/> for a URL that names no .gguf file.</exception>
+    public async Task<(ResolvedModel Model, string Sha256)> PullAsync(string nameOrUrl, IProgress<DownloadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrUrl);
+        var value = nameOrUrl.Trim();
+        if (Uri.TryCreate(value, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps))
+        {
+            var file = Uri.UnescapeDataString(url.Segments[^1]);
+            if (!file.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(file) != file || file.Length <= ".gguf".Length)
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"Cannot pull '{url}': its last path segment must be a .gguf file name.");
+            if (!_options.AllowDownload)
+                throw new AgentHostException(ErrorKind.DownloadFailed, $"Cannot pull '{url}': downloads are disabled (AgentHost:AllowDownload is false).");
+            var destination = Path.Combine(CacheDirectory, file);
+            var digest = await DownloadAsync(url, destination, null, progress, cancellationToken).ConfigureAwait(false);
+            return (new ResolvedModel(file, destination, new ModelSettings { File = file, Url = url.ToString() }, ModelSource.Downloaded), digest);
+        }
+
+        var model = await ResolveAsync(value, progress, cancellationToken).ConfigureAwait(false);
+        var sha256 = model.Settings.Sha256?.Trim().ToLowerInvariant()
+            ?? (model.Source is ModelSource.Cache or ModelSource.Downloaded or ModelSource.Built ? ModelDigest.Recorded(model.Path) : null)
+            ?? await Task.Run(() => ModelDigest.Compute(model.Path), cancellationToken).ConfigureAwait(false);
+        return (model, sha256);
+    }
+
+    /// <summary>The model files in the models folder and the user cache, ordered by folder then file name.</summary>
+    /// <returns>One entry per .gguf file.</returns>
+    public IReadOnlyList<LocalModel> ListLocal()
+    {
+        var found = new List<LocalModel>();
+        var (modelsDir, _) = FindModelsDirectory();
+        if (modelsDir is not null)
+            AddLocal(found, modelsDir, ModelSource.ModelsDir);
+        AddLocal(found, CacheDirectory, ModelSource.Cache);
+        return found;
+    }
+
+    /// <summary>
+    /// Removes a model from the user cache with its records (digest, partial download, lock); files in the
+    /// models folder are the user's and are never removed.
+    /// </summary>
+    /// <param name="nameOrFile">A catalog name or the file name of a model in the user cache.</param>
+    /// <returns>The files removed (full paths).</returns>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.ModelNotFound"/> when the user cache holds no such model.</exception>
+    public IReadOnlyList<string> RemoveCached(string nameOrFile)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrFile);
+        var value = nameOrFile.Trim();
+        string file;
+        if (_options.Models.Keys.Any(k => string.Equals(k, value, StringComparison.OrdinalIgnoreCase)))
+        {
+            var (_, settings) = FindCatalogEntry(value);
+            file = settings.File?.Trim() ?? "";
+        }
+        else
+            file = value;
+        if (file.Length == 0 || Path.GetFileName(file) != file || file is "." or "..")
+            throw new AgentHostException(ErrorKind.ModelNotFound, $"'{value}' is neither a catalog name nor the file name of a model in the user cache '{CacheDirectory}'.");
+
+        var model = Path.Combine(CacheDirectory, file);
+        string[] paths = [model, ModelDigest.PathFor(model), ModelDownloader.PartPath(model), ModelDownloader.LockPath(model)];
+        var present = paths.Where(File.Exists).ToList();
+        if (present.Count == 0)
+            throw new AgentHostException(ErrorKind.ModelNotFound, $"The user cache '{CacheDirectory}' holds no '{file}' (nor a partial download of it).");
+        try
+        {
+            foreach (var path in present)
+                File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new AgentHostException(ErrorKind.InvalidModelFile, $"Removing '{model}' failed: {ex.Message.Trim().TrimEnd('.')}.", ex);
+        }
+        return present;
+    }
+
+    private void AddLocal(List<LocalModel> found, string folder, ModelSource source)
+    {
+        string[] files;
+        try
+        {
+            files = Directory.Exists(folder) ? Directory.GetFiles(folder, "*.gguf") : [];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+        foreach (var path in files.Order(StringComparer.Ordinal))
+        {
+            var (name, settings) = FindCatalogEntryByFile(Path.GetFileName(path));
+            var digest = !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
+                : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
+                : LocalDigest.Unverified;
+            found.Add(new LocalModel(name, path, new FileInfo(path).Length, source, digest));
+        }
+    }
+
+    /// <summary>Downloads, and records the digest beside a file whose catalog entry gives none (trust on first use).</summary>
+    private async Task<string> DownloadAsync(Uri url, string destination, string? sha256, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
+        _downloader ??= new ModelDownloader(_sharedHttpClient.Value, _logger) { HuggingFaceToken = _getEnvironmentVariable("HF_TOKEN") };
+        var digest = await _downloader.DownloadAsync(url, destination, sha256, progress, cancellationToken).ConfigureAwait(false);
+        if (string.IsNullOrWhiteSpace(sha256))
+        {
+            try
+            {
+                ModelDigest.Record(destination, digest);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new AgentHostException(ErrorKind.DownloadFailed, $"Recording the SHA-256 of '{destination}' failed: {ex.Message.Trim().TrimEnd('.')}.", ex);
+            }
+        }
+        return digest;
+    }
+
+    /// <summary>A cached file with a digest recorded on first use must still have it: a changed file is refused.</summary>
+    private static async Task CheckRecordedDigestAsync(string name, string path, CancellationToken cancellationToken)
+    {
+        if (ModelDigest.Recorded(path) is not { } recorded)
+            return;
+        var actual = await Task.Run(() => ModelDigest.Compute(path), cancellationToken).ConfigureAwait(false);
+        if (!string.Equals(actual, recorded, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new AgentHostException(ErrorKind.InvalidModelFile,
+                $"The cached model '{path}' ('{name}') has changed since it was downloaded: its SHA-256 is {actual}, but {recorded.ToLowerInvariant()} was recorded in '{ModelDigest.PathFor(path)}'. It was not loaded; remove it ('agenthost models rm {name}') to download it again.");
+        }
     }
 
     /// <summary>Says where a model resolves right now, without downloading anything.</summary>

@@ -59,13 +59,13 @@ internal static class CliApp
             return args.Length == 0 ? ExitUsage : ExitOk;
         }
 
-        // A verb is one word ("generate") or two ("analyze rollouts").
-        var command = commands.FirstOrDefault(c => c.Name == args[0]);
-        var verbWords = 1;
-        if (command is null && args.Length > 1)
+        // A verb is one word ("generate") or two ("analyze rollouts", "models pull"); two words win over one.
+        var command = args.Length > 1 ? commands.FirstOrDefault(c => c.Name == $"{args[0]} {args[1]}") : null;
+        var verbWords = 2;
+        if (command is null)
         {
-            command = commands.FirstOrDefault(c => c.Name == $"{args[0]} {args[1]}");
-            verbWords = 2;
+            command = commands.FirstOrDefault(c => c.Name == args[0]);
+            verbWords = 1;
         }
         if (command is null)
         {
@@ -136,6 +136,9 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, ChatCommand>();
         builder.Services.AddSingleton<ICommand, ServeCommand>();
         builder.Services.AddSingleton<ICommand, ModelsCommand>();
+        builder.Services.AddSingleton<ICommand, ModelsPullCommand>();
+        builder.Services.AddSingleton<ICommand, ModelsListCommand>();
+        builder.Services.AddSingleton<ICommand, ModelsRemoveCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
         builder.Services.AddSingleton<ICommand, AnalyzeRolloutsCommand>();
         builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
@@ -172,7 +175,7 @@ internal static class CliApp
         Console.WriteLine();
         foreach (var spec in specs)
         {
-            var left = spec.IsFlag ? $"--{spec.Name}" : $"--{spec.Name} {spec.ValueName}";
+            var left = spec.IsPositional ? spec.ValueName : spec.IsFlag ? $"--{spec.Name}" : $"--{spec.Name} {spec.ValueName}";
             Console.WriteLine($"  {left,-26} {spec.Help}{(spec.Repeatable ? " (repeatable)" : "")}");
         }
     }

@@ -4,7 +4,7 @@ using AgentHost.Llama;
 namespace AgentHost.Cli;
 
 /// <summary>An option a verb accepts: <c>--name value</c>, a repeatable one, or a flag.</summary>
-internal sealed record OptionSpec(string Name, string Help, bool IsFlag = false, bool Repeatable = false, string? ValueName = "VALUE");
+internal sealed record OptionSpec(string Name, string Help, bool IsFlag = false, bool Repeatable = false, string? ValueName = "VALUE", bool IsPositional = false);
 
 /// <summary>
 /// Parses <c>--name value</c>, <c>--name=value</c> and flags against a verb's option list. Every
@@ -25,6 +25,12 @@ internal sealed class CommandLine
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
+            if ((!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
+                && specs.FirstOrDefault(s => s.IsPositional && !line._values.ContainsKey(s.Name)) is { } positional)
+            {
+                line._values[positional.Name] = [arg];
+                continue;
+            }
             if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
                 throw Usage($"unexpected argument '{arg}' for '{verb}'; options start with -- (see '{verb} --help').");
 
@@ -65,6 +71,10 @@ internal sealed class CommandLine
 
     public string RequireString(string name)
         => GetString(name) ?? throw Usage($"'{_verb}' needs --{name}.");
+
+    /// <summary>The value of a positional argument (see <see cref="OptionSpec.IsPositional"/>), which must be given.</summary>
+    public string RequirePositional(OptionSpec spec)
+        => GetString(spec.Name) ?? throw Usage($"'{_verb}' needs {spec.ValueName} (see '{_verb} --help').");
 
     public int? GetInt(string name, int min, int max = int.MaxValue)
     {

@@ -11,7 +11,7 @@ internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory logge
     /// <summary>The <c>--model</c> option every verb that loads a model takes.</summary>
     public static OptionSpec ModelOption { get; } = new("model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH");
 
-    public ModelResolver Resolver { get; } = new(options, loggerFactory.CreateLogger<ModelResolver>(), new ModelDownloader(_http, loggerFactory.CreateLogger<ModelDownloader>()));
+    public ModelResolver Resolver { get; } = new(options, loggerFactory.CreateLogger<ModelResolver>(), new ModelDownloader(_http, loggerFactory.CreateLogger<ModelDownloader>()) { HuggingFaceToken = Environment.GetEnvironmentVariable("HF_TOKEN") });
 
     /// <summary>Resolves and loads a model; <paramref name="configure"/> may adjust its settings first (e.g. hidden states on).</summary>
     public async Task<LlamaModel> LoadAsync(string? nameOrPath, CancellationToken cancellationToken, Action<ModelSettings>? configure = null)

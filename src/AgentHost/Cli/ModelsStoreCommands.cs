@@ -1,0 +1,98 @@
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Cli;
+
+/// <summary><c>models pull NAME|URL</c>: makes a model local (downloading it with progress) and prints its path and SHA-256.</summary>
+internal sealed class ModelsPullCommand(ModelLoader loader) : ICommand
+{
+    private static readonly OptionSpec _model = new("name", "A catalog name, or an http(s) URL of a .gguf file.", ValueName: "NAME|URL", IsPositional: true);
+
+    public string Name => "models pull";
+
+    public string Summary => "Download a catalog model (or a .gguf URL) into the user cache; print its path and SHA-256.";
+
+    public IReadOnlyList<OptionSpec> Options { get; } = [_model];
+
+    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var name = line.RequirePositional(_model);
+        var progress = new ConsoleProgressBar("downloading");
+        (ResolvedModel Model, string Sha256) pulled;
+        try
+        {
+            pulled = await loader.Resolver.PullAsync(name, progress, cancellationToken);
+        }
+        finally
+        {
+            progress.Finish();
+        }
+        Console.Out.WriteLine($"path: {pulled.Model.Path}");
+        Console.Out.WriteLine($"sha256: {pulled.Sha256}");
+        return CliApp.ExitOk;
+    }
+}
+
+/// <summary><c>models list</c>: the model files on this machine, with size and how their content is vouched for.</summary>
+internal sealed class ModelsListCommand(ModelLoader loader) : ICommand
+{
+    public string Name => "models list";
+
+    public string Summary => "List the local model files (models folder and user cache): name, size, digest status.";
+
+    public IReadOnlyList<OptionSpec> Options { get; } = [new("json", "Print the list as JSON.", IsFlag: true)];
+
+    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        var models = loader.Resolver.ListLocal();
+        if (line.Has("json"))
+        {
+            Console.Out.WriteLine(JsonOutput.Serialize(models.Select(m => new Dictionary<string, object?>
+            {
+                ["name"] = m.Name,
+                ["path"] = m.Path,
+                ["size"] = m.Size,
+                ["where"] = Where(m.Source),
+                ["digest"] = Status(m.Digest),
+            })));
+            return Task.FromResult(CliApp.ExitOk);
+        }
+        if (models.Count == 0)
+        {
+            Console.Out.WriteLine($"No model files in the models folder or the user cache '{loader.Resolver.CacheDirectory}'.");
+            return Task.FromResult(CliApp.ExitOk);
+        }
+        var width = Math.Max(4, models.Max(m => m.Name.Length));
+        Console.Out.WriteLine($"{"name".PadRight(width)}  {"size",12}  {"digest",-20}  path");
+        foreach (var model in models)
+            Console.Out.WriteLine($"{model.Name.PadRight(width)}  {model.Size,12}  {Status(model.Digest),-20}  {model.Path}");
+        return Task.FromResult(CliApp.ExitOk);
+    }
+
+    private static string Where(ModelSource source) => source == ModelSource.ModelsDir ? "models folder" : "user cache";
+
+    private static string Status(LocalDigest digest) => digest switch
+    {
+        LocalDigest.Verified => "verified",
+        LocalDigest.RecordedOnFirstUse => "recorded-on-first-use",
+        _ => "unverified",
+    };
+}
+
+/// <summary><c>models rm NAME</c>: removes a model from the user cache with its digest record and any partial download.</summary>
+internal sealed class ModelsRemoveCommand(ModelLoader loader) : ICommand
+{
+    private static readonly OptionSpec _model = new("name", "A catalog name or the file name of a model in the user cache.", ValueName: "NAME", IsPositional: true);
+
+    public string Name => "models rm";
+
+    public string Summary => "Remove a model from the user cache (with its recorded digest and partial download).";
+
+    public IReadOnlyList<OptionSpec> Options { get; } = [_model];
+
+    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    {
+        foreach (var path in loader.Resolver.RemoveCached(line.RequirePositional(_model)))
+            Console.Out.WriteLine($"removed {path}");
+        return Task.FromResult(CliApp.ExitOk);
+    }
+}
