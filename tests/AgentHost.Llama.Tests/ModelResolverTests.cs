@@ -216,6 +216,50 @@ public sealed class ModelResolverTests : IDisposable
     }
 
     [Fact]
+    public async Task A_download_without_a_catalog_checksum_records_its_digest_and_a_changed_file_is_then_refused()
+    {
+        using var server = LoopbackHttpServer.Serving(_modelBytes.Value);
+        var resolver = CreateResolver(Options(url: server.Url(ModelFile).ToString()));
+
+        var downloaded = await resolver.ResolveAsync("stories", null, CancellationToken.None).WaitAsync(_bound);
+
+        Assert.Equal($"{_modelSha256.Value}  {ModelFile}\n", await File.ReadAllTextAsync(downloaded.Path + ".sha256"));
+        Assert.Equal(ModelSource.Cache, (await resolver.ResolveAsync("stories", null, CancellationToken.None).WaitAsync(_bound)).Source);
+        Assert.Equal([new LocalModel("stories", downloaded.Path, _modelBytes.Value.Length, ModelSource.Cache, LocalDigest.RecordedOnFirstUse)], resolver.ListLocal());
+
+        // Still a readable GGUF file (only tensor data changes), so only the recorded digest can tell.
+        var changed = _modelBytes.Value.ToArray();
+        changed[^1] ^= 0x01;
+        await File.WriteAllBytesAsync(downloaded.Path, changed);
+        var changedSha256 = Convert.ToHexStringLower(SHA256.HashData(changed));
+
+        var ex = await Assert.ThrowsAsync<AgentHostException>(() => resolver.ResolveAsync("stories", null, CancellationToken.None).WaitAsync(_bound));
+
+        Assert.Equal(ErrorKind.InvalidModelFile, ex.Kind);
+        Assert.Contains(changedSha256, ex.Message, StringComparison.Ordinal);
+        Assert.Contains(_modelSha256.Value, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("models rm stories", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(1, server.RequestCount);
+
+        Assert.Equal([downloaded.Path, downloaded.Path + ".sha256"], resolver.RemoveCached("stories"));
+        Assert.Empty(Directory.GetFileSystemEntries(_cacheDir));
+        Assert.Equal(ErrorKind.ModelNotFound, Assert.Throws<AgentHostException>(() => resolver.RemoveCached("stories")).Kind);
+    }
+
+    [Fact]
+    public async Task A_download_with_a_catalog_checksum_records_no_digest_and_lists_as_verified()
+    {
+        using var server = LoopbackHttpServer.Serving(_modelBytes.Value);
+        var resolver = CreateResolver(Options(url: server.Url(ModelFile).ToString(), sha256: _modelSha256.Value));
+
+        var (model, sha256) = await resolver.PullAsync("stories", null, CancellationToken.None).WaitAsync(_bound);
+
+        Assert.Equal(_modelSha256.Value, sha256);
+        Assert.False(File.Exists(model.Path + ".sha256"));
+        Assert.Equal(LocalDigest.Verified, Assert.Single(resolver.ListLocal()).Digest);
+    }
+
+    [Fact]
     public async Task A_broken_file_in_the_cache_is_removed_and_downloaded_again()
     {
         using var server = LoopbackHttpServer.Serving(_modelBytes.Value);

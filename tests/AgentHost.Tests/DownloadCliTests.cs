@@ -60,4 +60,58 @@ public sealed class DownloadCliTests : IDisposable
         Assert.DoesNotContain("   at ", result.StdErr);
         Assert.Empty(Directory.Exists(Cache) ? Directory.GetFiles(Cache) : []);
     }
+    [Fact]
+    public async Task Models_pull_list_and_rm_manage_the_user_cache_through_the_real_cli()
+    {
+        Directory.CreateDirectory(Path.Combine(_temp, "empty-models"));
+        var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"))));
+        var cached = Path.Combine(Cache, "stories260K.gguf");
+        // Environment(sha256: "") clears the catalog's checksum: the first download's digest is recorded (trust on first use).
+
+        var pull = await AgentHostProcess.RunAsync(["models", "pull", "stories260k"], Environment(sha256: ""));
+        Assert.Equal(0, pull.ExitCode);
+        Assert.Contains("downloading: 100%", pull.StdErr);
+        Assert.Equal($"path: {cached}\nsha256: {sha256}\n", pull.StdOut.ReplaceLineEndings("\n"));
+        Assert.Equal($"{sha256}  stories260K.gguf\n", File.ReadAllText(cached + ".sha256"));
+
+        var again = await AgentHostProcess.RunAsync(["models", "pull", "stories260k"], Environment(sha256: ""));
+        Assert.Equal(0, again.ExitCode);
+        Assert.Contains(sha256, again.StdOut);
+        Assert.Equal(1, _server.RequestCount);
+
+        var list = await AgentHostProcess.RunAsync(["models", "list"], Environment(sha256: ""));
+        Assert.Equal(0, list.ExitCode);
+        var row = Assert.Single(list.StdOut.Split('\n'), l => l.StartsWith("stories260k ", StringComparison.Ordinal));
+        Assert.Contains("1185376", row);
+        Assert.Contains("recorded-on-first-use", row);
+        Assert.EndsWith(cached, row.TrimEnd());
+
+        var rm = await AgentHostProcess.RunAsync(["models", "rm", "stories260k"], Environment(sha256: ""));
+        Assert.Equal(0, rm.ExitCode);
+        Assert.Contains($"removed {cached}", rm.StdOut);
+        Assert.Empty(Directory.GetFiles(Cache));
+
+        var rmAgain = await AgentHostProcess.RunAsync(["models", "rm", "stories260k"], Environment(sha256: ""));
+        Assert.Equal(1, rmAgain.ExitCode);
+        Assert.StartsWith("error: The user cache", rmAgain.StdErr);
+
+        var noName = await AgentHostProcess.RunAsync(["models", "pull"], Environment(sha256: ""));
+        Assert.Equal(2, noName.ExitCode);
+        Assert.Contains("needs NAME|URL", noName.StdErr);
+    }
+
+    [Fact]
+    public async Task Models_pull_of_a_url_that_answers_403_is_one_clear_error_naming_HF_TOKEN()
+    {
+        using var forbidden = LoopbackHttpServer.Answering(System.Net.HttpStatusCode.Forbidden);
+
+        var result = await AgentHostProcess.RunAsync(["models", "pull", forbidden.Url("gated/model.gguf").ToString()], Environment());
+
+        Assert.Equal(1, result.ExitCode);
+        var error = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains("HTTP 403", error);
+        Assert.Contains("HF_TOKEN", error);
+        Assert.DoesNotContain("   at ", result.StdErr);
+        Assert.Equal(1, forbidden.RequestCount);
+    }
 }

@@ -150,7 +150,7 @@ public sealed partial class ModelResolver
         }
 
         var model = await ResolveAsync(value, progress, cancellationToken).ConfigureAwait(false);
-        var sha256 = model.Settings.Sha256?.Trim().ToLowerInvariant()
+        var sha256 = (string.IsNullOrWhiteSpace(model.Settings.Sha256) ? null : model.Settings.Sha256.Trim().ToLowerInvariant())
             ?? (model.Source is ModelSource.Cache or ModelSource.Downloaded or ModelSource.Built ? ModelDigest.Recorded(model.Path) : null)
             ?? await Task.Run(() => ModelDigest.Compute(model.Path), cancellationToken).ConfigureAwait(false);
         return (model, sha256);
