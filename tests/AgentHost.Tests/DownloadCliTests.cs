@@ -114,4 +114,34 @@ public sealed class DownloadCliTests : IDisposable
         Assert.DoesNotContain("   at ", result.StdErr);
         Assert.Equal(1, forbidden.RequestCount);
     }
+    [Fact]
+    public async Task Two_processes_pulling_one_model_at_once_both_succeed_with_one_download()
+    {
+        Directory.CreateDirectory(Path.Combine(_temp, "empty-models"));
+        var bytes = File.ReadAllBytes(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"));
+        using var slow = new LoopbackHttpServer(async (context, stopping) =>
+        {
+            context.Response.ContentLength64 = bytes.Length;
+            var chunk = bytes.Length / 20 + 1;
+            for (var offset = 0; offset < bytes.Length; offset += chunk)
+            {
+                await context.Response.OutputStream.WriteAsync(bytes.AsMemory(offset, Math.Min(chunk, bytes.Length - offset)), stopping);
+                await Task.Delay(150, stopping); // about 3 s in all: the other process starts while this one downloads
+            }
+            context.Response.Close();
+        });
+        var environment = Environment();
+        environment["AGENTHOST_AgentHost__Models__stories260k__Url"] = slow.Url("stories260K.gguf").ToString();
+
+        var results = await Task.WhenAll(
+            AgentHostProcess.RunAsync(["models", "pull", "stories260k"], environment),
+            AgentHostProcess.RunAsync(["models", "pull", "stories260k"], environment));
+
+        Assert.All(results, r => Assert.Equal(0, r.ExitCode));
+        Assert.Equal(results[0].StdOut, results[1].StdOut);
+        Assert.Contains("sha256: 270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d", results[0].StdOut);
+        Assert.Single(results, r => r.StdErr.Contains("downloading: 100%", StringComparison.Ordinal));
+        Assert.Equal(1, slow.RequestCount);
+        Assert.Equal(["stories260K.gguf"], Directory.GetFiles(Cache).Select(Path.GetFileName));
+    }
 }
