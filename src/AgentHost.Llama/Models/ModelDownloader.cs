@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace AgentHost.Llama.Models;
 
 /// <summary>
-/// Downloads a model file over HTTP(S) into <c>TARGET.part</c> next to the destination, hashing while streaming;
+/// Downloads a model file over HTTP(S) into <c>TARGET.part</c> next to the destination, then hashes it,
 /// verifies the SHA-256 and that the file is a readable GGUF model (header and tensor extents), then renames it into
 /// place, so the destination either holds the complete, verified file or does not appear at all. Transient failures
 /// (connection drop, stall, timeout, HTTP 408/429/5xx) are retried with exponential backoff, resuming with an HTTP
