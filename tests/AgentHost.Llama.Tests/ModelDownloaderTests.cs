@@ -231,6 +231,22 @@ public sealed class ModelDownloaderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_server_that_never_answers_fails_after_the_bounded_attempts()
+    {
+        using var silent = new LoopbackHttpServer((_, stopping) => Task.Delay(_bound, stopping));
+        using var impatient = new HttpClient { Timeout = TimeSpan.FromMilliseconds(300) };
+        var downloader = new ModelDownloader(impatient) { MaxAttempts = 2, RetryDelay = _retryDelay };
+
+        var ex = await Assert.ThrowsAsync<AgentHostException>(() =>
+            downloader.DownloadAsync(silent.Url("model.gguf"), _temp.Combine("model.gguf"), null, null, CancellationToken.None).WaitAsync(_bound));
+
+        Assert.Equal(ErrorKind.DownloadFailed, ex.Kind);
+        Assert.Contains("after 2 attempts: the server did not answer within 0.3 s", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(2, silent.RequestCount);
+        Assert.Empty(_temp.Files());
+    }
+
+    [Fact]
     public async Task Malformed_checksum_is_rejected_before_any_request()
     {
         using var server = LoopbackHttpServer.Serving(_modelBytes.Value);

@@ -6,7 +6,8 @@ namespace AgentHost.Cli;
 /// <summary>Resolves a model name or path (downloading with a progress bar when needed) and loads it.</summary>
 internal sealed class ModelLoader(AgentHostOptions options, ILoggerFactory loggerFactory)
 {
-    private static readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan };
+    // The timeout covers the response headers only (downloads read the body as it streams, under the stall timeout).
+    private static readonly HttpClient _http = new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(30) }) { Timeout = TimeSpan.FromSeconds(100) };
 
     /// <summary>The <c>--model</c> option every verb that loads a model takes.</summary>
     public static OptionSpec ModelOption { get; } = new("model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH");
