@@ -136,7 +136,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
 
     private const double Epsilon = 1e-10;   // the spec's eps in ln(p + eps); also the floor of a trial token's probability
 
-    /// <summary>The characters whose first token ends a trial, as in the official code.</summary>
+    /// <summary>The punctuation characters whose tokens end a trial (the official code's list; ids by <see cref="StopRule"/>).</summary>
     public static IReadOnlyList<string> PunctuationCharacters { get; } = [".", ",", "\n", "?", "!", ":", ";", ")", "]", "}"];
 
     /// <summary>The descriptor registered in <see cref="DecodingStrategies"/>.</summary>
