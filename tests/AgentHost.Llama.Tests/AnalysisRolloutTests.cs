@@ -39,10 +39,11 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
         Assert.All(alternatives.Completions, c => Assert.NotEqual(alternatives.Excluded, c.Tokens.FirstOrDefault(-1)));
 
         // The original token is likely there: the plain rollouts from the prefix before it would mostly pick it.
+        // (Two trajectory tokens: prefixes run from 1 to T - 1.)
         var atFirstToken = await RolloutAnalyzer.AnalyzeAsync(fixture.Session, request with
         {
             Options = new RolloutOptions { Rollouts = 24, Stride = 1, MaxTokens = 1, Seed = 11 },
-            TrajectoryTokens = report.TrajectoryTokens[..1],
+            TrajectoryTokens = report.TrajectoryTokens[..2],
         });
         var comma = atFirstToken.TrajectoryTokens[0];
         Assert.Equal(1, atFirstToken.Critical!.Length);
@@ -67,9 +68,9 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
 
         var model = fixture.Model;
         Assert.Equal(Greedy, report.TrajectoryText);
-        Assert.Equal(report.TrajectoryTokens.Length / 4, report.Prefixes.Count);
+        Assert.Equal((report.TrajectoryTokens.Length - 1) / 4, report.Prefixes.Count);   // prefixes 1 .. T - 1
         Assert.Equal(3, report.Settings.ParallelSequences);
-        Assert.Equal(0, report.Settings.RecoverThreshold);   // round(3 * 6 / 64)
+        Assert.Equal(0, report.Settings.RecoverThreshold);   // floor(3 * 6 / 64)
         Assert.False(report.TrajectoryPasses);
         var recount = new int[report.Prefixes.Count];
         for (var p = 0; p < report.Prefixes.Count; p++)
@@ -83,7 +84,7 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
                 Assert.Equal(model.Detokenize(rollout.Tokens), rollout.Text);
                 Assert.InRange(rollout.Tokens.Length, 0, 24);
                 Assert.Equal(rollout.Tokens.Length == 24, rollout.Stop == StopReason.MaxTokens);
-                var passes = (prefix.PrefixText + rollout.Text).Contains("dog", StringComparison.OrdinalIgnoreCase);
+                var passes = rollout.Text.Contains("dog", StringComparison.OrdinalIgnoreCase);   // the completion only
                 Assert.Equal(passes, rollout.Passed);
                 recount[p] += passes ? 1 : 0;
             }
@@ -98,7 +99,8 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
             Assert.Equal(report.TrajectoryTokens[c.Length - 1], c.Token);
             var alternatives = report.Alternatives!;
             var before = model.Detokenize(report.TrajectoryTokens.AsSpan(0, c.Length - 1));
-            var passed = alternatives.Completions.Count(a => (before + a.Text).Contains("dog", StringComparison.OrdinalIgnoreCase));
+            Assert.Equal(before, alternatives.PrefixText);
+            var passed = alternatives.Completions.Count(a => a.Text.Contains("dog", StringComparison.OrdinalIgnoreCase));
             Assert.Equal(passed, alternatives.Correct);
             for (var k = 1; k <= 6; k++)
                 Assert.Equal(1 - Binomial.Choose(6 - passed, k) / Binomial.Choose(6, k), alternatives.PassAtK[k - 1], 12);
@@ -165,7 +167,13 @@ public sealed class AnalysisRolloutTests(Stories260KFixture fixture)
             => await Assert.ThrowsAsync<AgentHostException>(() => RolloutAnalyzer.AnalyzeAsync(fixture.Session, request));
 
         var stride = await Fails(new RolloutRequest { Prompt = Prompt, Trajectory = ", the end", Verifier = _never, Options = new() { Stride = 40 } });
-        Assert.Contains("fewer than the prefix stride 40", stride.Message, StringComparison.Ordinal);
+        Assert.Contains("so it needs more than the prefix stride 40", stride.Message, StringComparison.Ordinal);
+        var single = await Fails(new RolloutRequest { Prompt = Prompt, TrajectoryTokens = [5], Verifier = _never, Options = new() { Stride = 1 } });
+        Assert.Contains("prefixes of 1 to T - 1 tokens", single.Message, StringComparison.Ordinal);
+        var emptyStop = await Fails(new RolloutRequest { Prompt = Prompt, Trajectory = Greedy, Verifier = _never, Options = new() { StopStrings = [""] } });
+        Assert.Equal(ErrorKind.InvalidArgument, emptyStop.Kind);
+        var manyStops = await Fails(new RolloutRequest { Prompt = Prompt, Trajectory = Greedy, Verifier = _never, Options = new() { StopStrings = [.. Enumerable.Repeat(".", 17)] } });
+        Assert.Contains("at most 16 stop strings", manyStops.Message, StringComparison.Ordinal);
         var tooLong = await Fails(new RolloutRequest { Prompt = Prompt, Trajectory = Greedy, Verifier = _never, Options = new() { MaxTokens = 500 } });
         Assert.Equal(ErrorKind.ContextOverflow, tooLong.Kind);
         var temperature = await Fails(new RolloutRequest { Prompt = Prompt, Trajectory = Greedy, Verifier = _never, Options = new() { Temperature = 0 } });

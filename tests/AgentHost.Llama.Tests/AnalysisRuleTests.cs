@@ -29,9 +29,11 @@ public sealed class AnalysisRuleTests
 
     [Theory]
     [InlineData(64, 3)]
-    [InlineData(16, 1)]
+    [InlineData(16, 0)]   // 0.75 floors to 0 (the paper's fraction, not rounded)
     [InlineData(8, 0)]
-    [InlineData(11, 1)]   // 0.516 rounds up
+    [InlineData(11, 0)]   // 0.516 floors to 0
+    [InlineData(22, 1)]   // 1.03
+    [InlineData(42, 1)]   // 1.97 floors to 1
     [InlineData(128, 6)]
     public void Default_recover_threshold_scales_3_of_64(int rollouts, int expected)
     {

@@ -74,8 +74,9 @@ public class KernelFunctionVerifierTests
         Assert.False(report.TrajectoryPasses);
         foreach (var prefix in report.Prefixes)
         {
-            Assert.Equal(prefix.Rollouts.Count(r => (prefix.PrefixText + r.Text).Contains("girl", StringComparison.OrdinalIgnoreCase)), prefix.Correct);
-            Assert.All(prefix.Rollouts, r => Assert.Equal((prefix.PrefixText + r.Text).Contains("girl", StringComparison.OrdinalIgnoreCase), r.Passed));
+            // The verifier judges the completion only (JudgeScope.Completion, the default).
+            Assert.Equal(prefix.Rollouts.Count(r => r.Text.Contains("girl", StringComparison.OrdinalIgnoreCase)), prefix.Correct);
+            Assert.All(prefix.Rollouts, r => Assert.Equal(r.Text.Contains("girl", StringComparison.OrdinalIgnoreCase), r.Passed));
         }
         // One call for the whole trajectory, one per completion.
         Assert.Equal(1 + report.Stats.Completions, calls);

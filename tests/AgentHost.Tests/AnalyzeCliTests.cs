@@ -41,17 +41,16 @@ public sealed class AnalyzeCliTests : IDisposable
 
         // Recount every c_i from the listed rollouts, apply the rule, recount the alternatives and pass@k.
         var prefixes = root.GetProperty("prefixes").EnumerateArray().ToList();
-        Assert.Equal(tokens / 4, prefixes.Count);
+        Assert.Equal((tokens - 1) / 4, prefixes.Count);   // prefixes 1 .. T - 1
         Assert.Contains($"rollouts: {prefixes.Count * n}/{prefixes.Count * n}", result.StdErr, StringComparison.Ordinal);   // progress, on stderr
         var counts = new int[prefixes.Count];
         for (var p = 0; p < prefixes.Count; p++)
         {
-            var prefixText = prefixes[p].GetProperty("prefix_text").GetString()!;
             var rollouts = prefixes[p].GetProperty("rollouts").EnumerateArray().ToList();
             Assert.Equal(n, rollouts.Count);
             foreach (var rollout in rollouts)
             {
-                var passes = (prefixText + rollout.GetProperty("text").GetString()).Contains("play", StringComparison.OrdinalIgnoreCase);
+                var passes = rollout.GetProperty("text").GetString()!.Contains("play", StringComparison.OrdinalIgnoreCase);   // the completion only
                 Assert.Equal(passes, rollout.GetProperty("passed").GetBoolean());
                 counts[p] += passes ? 1 : 0;
             }
@@ -66,12 +65,11 @@ public sealed class AnalyzeCliTests : IDisposable
         {
             Assert.Equal(prefixes[critical].GetProperty("length").GetInt32(), root.GetProperty("critical").GetProperty("length").GetInt32());
             var alternatives = root.GetProperty("alternatives");
-            var before = alternatives.GetProperty("prefix_text").GetString()!;
             var excluded = alternatives.GetProperty("excluded").GetInt32();
             var completions = alternatives.GetProperty("completions").EnumerateArray().ToList();
             Assert.Equal(n, completions.Count);
             Assert.All(completions, c => Assert.NotEqual(excluded, c.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).FirstOrDefault(-1)));
-            var passed = completions.Count(c => (before + c.GetProperty("text").GetString()).Contains("play", StringComparison.OrdinalIgnoreCase));
+            var passed = completions.Count(c => c.GetProperty("text").GetString()!.Contains("play", StringComparison.OrdinalIgnoreCase));
             Assert.Equal(passed, alternatives.GetProperty("correct").GetInt32());
             var passAtK = alternatives.GetProperty("pass_at_k").EnumerateArray().Select(v => v.GetDouble()).ToList();
             for (var k = 1; k <= n; k++)
@@ -92,6 +90,30 @@ public sealed class AnalyzeCliTests : IDisposable
         Assert.Contains("\u001b[2mOnce upon a time\u001b[0m", result.StdOut, StringComparison.Ordinal);
         Assert.Matches(new Regex("critical token: (y_\\d+ = \".*\" \\(token \\d+\\)|none)"), result.StdOut);
         Assert.Matches(new Regex("c_i: 3:\\d 6:\\d 9:\\d"), result.StdOut);
+    }
+
+    [Fact]
+    public async Task Stop_strings_and_full_judging_reach_the_rollouts()
+    {
+        var json = _folder.Combine("stop.json");
+        var result = await Run("analyze", "rollouts", "--prompt", Prompt, "--trajectory", ", there was a little girl named Lily.", "--verify", "contains:Lily",
+            "--rollouts", "2", "--stride", "4", "--max-tokens", "16", "--seed", "1", "--stop", ".", "--stop", "!", "--judge", "full", "--json", json);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        var settings = root.GetProperty("settings");
+        Assert.Equal("full", settings.GetProperty("judge").GetString());
+        Assert.Equal([".", "!"], settings.GetProperty("stop_strings").EnumerateArray().Select(s => s.GetString()));
+        foreach (var prefix in root.GetProperty("prefixes").EnumerateArray())
+        {
+            var prefixText = prefix.GetProperty("prefix_text").GetString()!;
+            foreach (var rollout in prefix.GetProperty("rollouts").EnumerateArray())
+            {
+                var text = rollout.GetProperty("text").GetString()!;
+                Assert.DoesNotContain(".", text, StringComparison.Ordinal);
+                Assert.Equal((prefixText + text).Contains("Lily", StringComparison.OrdinalIgnoreCase), rollout.GetProperty("passed").GetBoolean());
+            }
+        }
     }
 
     [Fact]
@@ -154,7 +176,9 @@ public sealed class AnalyzeCliTests : IDisposable
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "smells:dog" }, "Unknown verifier 'smells:dog'")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "function:Math.Nope" }, "--verify function:Math.Nope: no plugin function 'Math.Nope'")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--json", "-", "--ansi" }, "--json - and --ansi both write to stdout")]
-    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Once upon a time", "--trajectory", ", a cat", "--verify", "contains:dog", "--stride", "9" }, "fewer than the prefix stride 9")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Once upon a time", "--trajectory", ", a cat", "--verify", "contains:dog", "--stride", "9" }, "so it needs more than the prefix stride 9")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--judge", "partial" }, "--judge must be 'completion' or 'full', not 'partial'.")]
+    [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--stop", "" }, "a stop string must have 1 to 256 characters.")]
     [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there", "--negative", "tinystories656k" }, "Models stories260k and tinystories656k have different vocabularies")]
     public async Task Bad_analyze_input_is_one_clear_usage_error(string[] args, string expected)
     {

@@ -68,12 +68,14 @@ public sealed class CautiousCliTests
         var lines = result.StdErr.Split('\n').Where(l => l.Contains("punctuation stop ids", StringComparison.Ordinal)).ToList();
         var line = Assert.Single(lines);
         Assert.StartsWith("dbug: AgentHost.Llama.Decoding.Strategies.CautiousStrategy", line);
-        Assert.Contains("'.'=410 ','=410 '\\n'=410", line);
+        // The running-text rule: '.', ',' and the newline byte token, not the bare space piece (410) of the code's rule.
+        Assert.Contains("(running-text) '.'=426 ','=432 '\\n'=13 '?'=450 '!'=443 ':'=467 ';'=474 ')'=488 ']'=509 '}'=128.", line);
     }
 
     [Theory]
     [InlineData("cautious", "--max-trials", "0", "Option 'cautious_max_trials' must be a whole number from 1 to 255, not '0'.")]
     [InlineData("cautious", "--trial-formula", "beam", "Option 'cautious_formula' must be 'code' or 'paper', not 'beam'.")]
+    [InlineData("cautious", "--stop-rule", "first", "Option 'cautious_stop_rule' must be 'running-text' or 'paper-code', not 'first'.")]
     [InlineData("cautious", "--max-trials", "16", "Cautious decoding with 16 trials needs 17 sequences, but model stories260k has Sequences = 16")]
     [InlineData("greedy", "--max-trials", "3", "--max-trials does not apply to strategy greedy")]
     public async Task Bad_cautious_options_are_one_clear_error_with_exit_code_2(string strategy, string option, string value, string expected)

@@ -14,9 +14,8 @@ public static class CriticalTokenRule
     /// <summary>The paper's rollouts per prefix.</summary>
     public const int PaperRollouts = 64;
 
-    /// <summary>The paper's threshold scaled to <paramref name="rollouts"/> per prefix: round(3 n / 64).</summary>
-    public static int DefaultRecoverThreshold(int rollouts)
-        => (int)Math.Round((double)PaperThreshold * rollouts / PaperRollouts, MidpointRounding.AwayFromZero);
+    /// <summary>The paper's threshold scaled to <paramref name="rollouts"/> per prefix: floor(3 n / 64), the paper's fraction.</summary>
+    public static int DefaultRecoverThreshold(int rollouts) => PaperThreshold * rollouts / PaperRollouts;
 
     /// <summary>
     /// Index into <paramref name="correct"/> of the critical prefix, or -1 when no prefix has zero correct rollouts.

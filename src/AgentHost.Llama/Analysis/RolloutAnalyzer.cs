@@ -50,7 +50,8 @@ public static class RolloutAnalyzer
             generated = true;
         }
         SamplingOptions.Require(trajectory.Length > 0, "The trajectory is empty.");
-        SamplingOptions.Require(trajectory.Length >= options.Stride, $"The trajectory has {trajectory.Length} tokens, fewer than the prefix stride {options.Stride}.");
+        SamplingOptions.Require(trajectory.Length > options.Stride,
+            $"The trajectory has {trajectory.Length} token(s); prefixes of 1 to T - 1 tokens are analysed, so it needs more than the prefix stride {options.Stride}.");
         foreach (var token in trajectory)
             SamplingOptions.Require(!model.Vocabulary.IsEndOfGeneration(token), "The trajectory holds an end-of-generation token; give only the text before it.");
 
@@ -59,11 +60,12 @@ public static class RolloutAnalyzer
 
         int[] context = [.. promptTokens, .. trajectory];
         var sampling = new SamplingOptions { Temperature = options.Temperature, TopK = 0, TopP = options.TopP, MinP = 0, Seed = seed };
-        var runner = await session.RunAsync(s => new RolloutRunner(s, context, sampling, options.MaxTokens, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var runner = await session.RunAsync(s => new RolloutRunner(s, context, sampling, options.MaxTokens, options.StopStrings, cancellationToken), cancellationToken).ConfigureAwait(false);
 
-        // c_i for prefixes of k, 2k, ... tokens.
+        // c_i for prefixes of k, 2k, ... tokens, below T as in the paper's code: the whole wrong trajectory has
+        // c_T = 0 by construction and would override the rule's fallback.
         var lengths = new List<int>();
-        for (var i = options.Stride; i <= trajectory.Length; i += options.Stride)
+        for (var i = options.Stride; i < trajectory.Length; i += options.Stride)
             lengths.Add(i);
         var n = options.Rollouts;
         SamplingOptions.Require((long)lengths.Count * n <= RolloutOptions.MaxCompletions,
@@ -131,6 +133,8 @@ public static class RolloutAnalyzer
                 MaxTokens = options.MaxTokens,
                 Seed = runner.Seed,
                 RecoverThreshold = threshold,
+                StopStrings = options.StopStrings,
+                Judge = options.Judge,
                 ParallelSequences = runner.Capacity,
             },
             Prefixes = prefixes,
@@ -147,11 +151,10 @@ public static class RolloutAnalyzer
     }
 
     // Runs jobs in rounds of the runner's capacity on the scheduler thread, verifying each round's completions here;
-    // the verifier sees prefixText(job index) followed by the completion.
+    // the verifier sees the completion (cut at the stop strings), or with JudgeScope.Full prefixText(job index) before it.
     private static async Task<List<RolloutCompletion>> RunJobsAsync(InferenceSession session, RolloutRunner runner, List<RolloutJob> jobs, Func<int, string> prefixText,
         RolloutRequest request, string phase, IProgress<AnalysisProgress>? progress, CancellationToken cancellationToken)
     {
-        var model = session.Model;
         var results = new List<RolloutCompletion>(jobs.Count);
         progress?.Report(new AnalysisProgress(phase, 0, jobs.Count));
         for (var start = 0; start < jobs.Count; start += runner.Capacity)
@@ -160,9 +163,9 @@ public static class RolloutAnalyzer
             var sampled = await session.RunAsync(_ => runner.RunRound(round, cancellationToken), cancellationToken).ConfigureAwait(false);
             for (var j = 0; j < round.Length; j++)
             {
-                var (tokens, stop) = sampled[j];
-                var text = model.Detokenize(tokens);
-                var passed = await request.Verifier.VerifyAsync(request.Prompt, prefixText(start + j) + text, cancellationToken).ConfigureAwait(false);
+                var (tokens, text, stop) = sampled[j];
+                var judged = request.Options.Judge == JudgeScope.Full ? prefixText(start + j) + text : text;
+                var passed = await request.Verifier.VerifyAsync(request.Prompt, judged, cancellationToken).ConfigureAwait(false);
                 results.Add(new RolloutCompletion { Tokens = tokens, Text = text, Passed = passed, Stop = stop });
             }
             progress?.Report(new AnalysisProgress(phase, results.Count, jobs.Count));

@@ -2,6 +2,16 @@ using AgentHost.Llama.Decoding;
 
 namespace AgentHost.Llama.Analysis;
 
+/// <summary>What the verifier of a rollout analysis judges.</summary>
+public enum JudgeScope
+{
+    /// <summary>The completion only, cut at the stop strings (the paper's code; the default).</summary>
+    Completion,
+
+    /// <summary>The trajectory's prefix followed by the completion (suits a "contains" verifier on a partial answer).</summary>
+    Full,
+}
+
 /// <summary>Sampling and search settings of a rollout analysis (the paper's defaults where they fit a CPU).</summary>
 public sealed record RolloutOptions
 {
@@ -13,6 +23,12 @@ public sealed record RolloutOptions
 
     /// <summary>Most <see cref="TrajectoryAttempts"/>.</summary>
     public const int MaxTrajectoryAttempts = 1000;
+
+    /// <summary>Most <see cref="StopStrings"/>.</summary>
+    public const int MaxStopStrings = 16;
+
+    /// <summary>Longest stop string, in characters.</summary>
+    public const int MaxStopLength = 256;
 
     /// <summary>Rollouts per prefix, and alternatives at the critical token (the paper: 64).</summary>
     public int Rollouts { get; init; } = 16;
@@ -28,6 +44,12 @@ public sealed record RolloutOptions
 
     /// <summary>Most new tokens per rollout (the paper: 1024).</summary>
     public int MaxTokens { get; init; } = 64;
+
+    /// <summary>A rollout ends at the first of these strings; its text (what the verifier judges) ends before it.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>What the verifier judges: the completion only (default) or the prefix followed by the completion.</summary>
+    public JudgeScope Judge { get; init; } = JudgeScope.Completion;
 
     /// <summary>Seed of every draw; null picks one (reported so the run can be repeated).</summary>
     public ulong? Seed { get; init; }
@@ -55,6 +77,10 @@ public sealed record RolloutOptions
         SamplingOptions.Require(RecoverThreshold is null or >= 0, $"recover threshold must be 0 or more, not {RecoverThreshold}.");
         SamplingOptions.Require(TrajectoryMaxTokens >= 1, $"trajectory tokens must be at least 1, not {TrajectoryMaxTokens}.");
         SamplingOptions.Require(TrajectoryAttempts is >= 1 and <= MaxTrajectoryAttempts, $"trajectory attempts must be from 1 to {MaxTrajectoryAttempts}, not {TrajectoryAttempts}.");
+        SamplingOptions.Require(StopStrings is not null && StopStrings.Count <= MaxStopStrings, $"at most {MaxStopStrings} stop strings, not {StopStrings?.Count}.");
+        foreach (var stop in StopStrings!)
+            SamplingOptions.Require(stop is { Length: > 0 and <= MaxStopLength }, $"a stop string must have 1 to {MaxStopLength} characters.");
+        SamplingOptions.Require(Enum.IsDefined(Judge), $"judge must be 'completion' or 'full', not {Judge}.");
     }
 }
 
@@ -86,16 +112,16 @@ public readonly record struct AnalysisProgress(string Phase, int Done, int Total
 /// <summary>One sampled completion and the verifier's verdict on it.</summary>
 public sealed record RolloutCompletion
 {
-    /// <summary>The completion's tokens (an end-of-generation token is not included).</summary>
+    /// <summary>The completion's tokens (an end-of-generation token is not included; the token that completed a stop string is).</summary>
     public required int[] Tokens { get; init; }
 
-    /// <summary>The completion's text.</summary>
+    /// <summary>The completion's text, cut before a stop string.</summary>
     public required string Text { get; init; }
 
-    /// <summary>The verdict on the response: the prefix text followed by <see cref="Text"/>.</summary>
+    /// <summary>The verdict on <see cref="Text"/> (with <see cref="JudgeScope.Full"/>: on the prefix text followed by it).</summary>
     public required bool Passed { get; init; }
 
-    /// <summary>Why it ended: end of generation or max tokens.</summary>
+    /// <summary>Why it ended: end of generation, a stop string or max tokens.</summary>
     public required StopReason Stop { get; init; }
 }
 
@@ -105,7 +131,7 @@ public sealed record PrefixRollouts
     /// <summary>i: how many trajectory tokens the prefix holds (it includes y_i).</summary>
     public required int Length { get; init; }
 
-    /// <summary>The trajectory's first i tokens as text; the verifier judged this text followed by each completion.</summary>
+    /// <summary>The trajectory's first i tokens as text (the verifier sees it only with <see cref="JudgeScope.Full"/>).</summary>
     public required string PrefixText { get; init; }
 
     /// <summary>c_i: completions the verifier accepted.</summary>
@@ -134,13 +160,13 @@ public sealed record CriticalToken
 /// <summary>The "without" check: alternatives drawn at the critical position with the original token excluded.</summary>
 public sealed record CriticalAlternatives
 {
-    /// <summary>i: the alternatives replace y_i (drawn from p(. | prompt, y_1..y_{i-1}) with p[y_i] = 0).</summary>
+    /// <summary>i: the alternatives replace y_i (drawn from the raw softmax at temperature 1, no top-p, of p(. | prompt, y_1..y_{i-1}) with p[y_i] = 0).</summary>
     public required int Length { get; init; }
 
     /// <summary>The excluded original token y_i.</summary>
     public required int Excluded { get; init; }
 
-    /// <summary>The trajectory's first i - 1 tokens as text; the verifier judged this text followed by each completion.</summary>
+    /// <summary>The trajectory's first i - 1 tokens as text (the verifier sees it only with <see cref="JudgeScope.Full"/>).</summary>
     public required string PrefixText { get; init; }
 
     /// <summary>Completions; each starts with its alternative token.</summary>
@@ -176,6 +202,12 @@ public sealed record RolloutSettings
 
     /// <summary>Recovery threshold of the rule.</summary>
     public required int RecoverThreshold { get; init; }
+
+    /// <summary>Stop strings of the rollouts.</summary>
+    public required IReadOnlyList<string> StopStrings { get; init; }
+
+    /// <summary>What the verifier judged.</summary>
+    public required JudgeScope Judge { get; init; }
 
     /// <summary>Rollouts decoded in parallel per round (limited by the model's sequences and the context).</summary>
     public required int ParallelSequences { get; init; }

@@ -11,29 +11,30 @@ internal readonly record struct RolloutJob(int ContextLength, int Excluded);
 /// Samples completions of prefixes of one context (prompt + trajectory) held in sequence 0, as parallel
 /// sequences sharing that prefix: every job of a round copies sequence 0's cells up to its prefix into its own
 /// sequence, the prefix's last token is decoded once for all jobs of that prefix (one shared batch entry), then
-/// each round decodes one token per live sequence. Runs on the model's scheduler thread.
+/// each round decodes one token per live sequence. A completion ends at EOG, a stop string or max tokens
+/// (<see cref="GenerationOutput"/>'s rules). A job's excluded first token is drawn from the raw softmax at
+/// temperature 1 (no top-k, top-p or min-p), as the paper draws alternatives; every other draw uses the rollout
+/// sampling. Runs on the model's scheduler thread.
 /// </summary>
 internal sealed class RolloutRunner
 {
     private readonly InferenceSession _session;
     private readonly int[] _context;
     private readonly TokenSampler _sampler;
-    private readonly TokenVocabulary _vocabulary;
-    private readonly int _maxTokens;
+    private readonly TokenSampler _raw;
     private readonly float[] _masked;
-    private readonly int[][] _tokens;
-    private readonly int[] _lengths;
+    private readonly GenerationOutput[] _outputs;
     private readonly int[] _batchIndex;
-    private readonly StopReason?[] _stops;
 
-    public RolloutRunner(InferenceSession session, int[] context, SamplingOptions sampling, int maxTokens, CancellationToken cancellationToken)
+    public RolloutRunner(InferenceSession session, int[] context, SamplingOptions sampling, int maxTokens, IReadOnlyList<string> stopStrings, CancellationToken cancellationToken)
     {
         _session = session;
         _context = context;
-        _vocabulary = session.Model.Vocabulary;
-        _sampler = new TokenSampler(sampling, _vocabulary.Count);
-        _maxTokens = maxTokens;
-        _masked = new float[_vocabulary.Count];
+        var vocabulary = session.Model.Vocabulary;
+        _sampler = new TokenSampler(sampling, vocabulary.Count);
+        // Only its distribution is used: every random number comes from _sampler, so one seed reproduces the run.
+        _raw = new TokenSampler(new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0, Seed = sampling.Seed }, vocabulary.Count);
+        _masked = new float[vocabulary.Count];
 
         if (session.SequenceCount < 2)
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Rollouts run as parallel sequences, but model {session.Model.Name} has Sequences = {session.SequenceCount}; set it to 2 or more.");
@@ -47,12 +48,10 @@ internal sealed class RolloutRunner
                 $"Prompt and trajectory take {context.Length} of the context's {session.ContextSize} tokens, leaving no room for a rollout of {maxTokens} tokens; lower max tokens or raise ContextSize.");
         }
 
-        _tokens = new int[Capacity][];
+        _outputs = new GenerationOutput[Capacity];
         for (var i = 0; i < Capacity; i++)
-            _tokens[i] = new int[maxTokens];
-        _lengths = new int[Capacity];
+            _outputs[i] = new GenerationOutput(vocabulary, maxTokens, stopStrings, onText: null);
         _batchIndex = new int[Capacity];
-        _stops = new StopReason?[Capacity];
 
         session.Reset();
         session.Prefill(context, 0, cancellationToken);
@@ -71,7 +70,7 @@ internal sealed class RolloutRunner
     /// Samples one completion per job (at most <see cref="Capacity"/>; jobs with the same context length must be
     /// adjacent). Draws happen in job order within each round, so a seed reproduces the run.
     /// </summary>
-    public (int[] Tokens, StopReason Stop)[] RunRound(ReadOnlySpan<RolloutJob> jobs, CancellationToken cancellationToken)
+    public (int[] Tokens, string Text, StopReason Stop)[] RunRound(ReadOnlySpan<RolloutJob> jobs, CancellationToken cancellationToken)
     {
         if (jobs.Length > Capacity)
             throw new ArgumentException($"At most {Capacity} jobs per round.", nameof(jobs));
@@ -99,8 +98,7 @@ internal sealed class RolloutRunner
         _session.Decode(cancellationToken);
         for (var j = 0; j < jobs.Length; j++)
         {
-            _lengths[j] = 0;
-            _stops[j] = null;
+            _outputs[j].Reset();
             Append(j, Draw(_session.GetLogits(_batchIndex[j]), jobs[j].Excluded));
         }
 
@@ -112,9 +110,10 @@ internal sealed class RolloutRunner
             var pending = 0;
             for (var j = 0; j < jobs.Length; j++)
             {
-                if (_stops[j] is not null)
+                var output = _outputs[j];
+                if (output.IsStopped)
                     continue;
-                _batchIndex[j] = _session.AddToBatch(_tokens[j][_lengths[j] - 1], jobs[j].ContextLength + _lengths[j] - 1, j + 1, logits: true);
+                _batchIndex[j] = _session.AddToBatch(output.Tokens[^1], jobs[j].ContextLength + output.Tokens.Count - 1, j + 1, logits: true);
                 pending++;
             }
             if (pending == 0)
@@ -122,16 +121,17 @@ internal sealed class RolloutRunner
             _session.Decode(cancellationToken);
             for (var j = 0; j < jobs.Length; j++)
             {
-                if (_stops[j] is null)
+                if (!_outputs[j].IsStopped)
                     Append(j, Draw(_session.GetLogits(_batchIndex[j]), -1));
             }
         }
 
-        var results = new (int[], StopReason)[jobs.Length];
+        var results = new (int[], string, StopReason)[jobs.Length];
         for (var j = 0; j < jobs.Length; j++)
         {
             _session.RemoveSequence(j + 1);
-            results[j] = (_tokens[j][.._lengths[j]], _stops[j]!.Value);
+            var output = _outputs[j];
+            results[j] = ([.. output.Tokens], output.Complete(), output.StopReason!.Value);
         }
         _session.ClearBatch();
         return results;
@@ -140,28 +140,24 @@ internal sealed class RolloutRunner
     private void Append(int job, int token)
     {
         TokensSampled++;
-        if (_vocabulary.IsEndOfGeneration(token))
-        {
-            _stops[job] = StopReason.EndOfGeneration;
-            return;
-        }
-        _tokens[job][_lengths[job]++] = token;
-        if (_lengths[job] >= _maxTokens)
-            _stops[job] = StopReason.MaxTokens;
+        _outputs[job].Accept(token);
     }
 
-    // Draws from the processed distribution; an excluded token gets probability 0 (its logit -inf, the rest
-    // renormalised before top-p) and is skipped even by the rounding fallback, so it can never be drawn.
+    // Draws from the rollout distribution, or with an excluded token from the raw softmax at temperature 1 where the
+    // excluded token gets probability 0 (its logit -inf, the rest renormalised) and is skipped even by the rounding
+    // fallback, so it can never be drawn.
     private int Draw(ReadOnlySpan<float> logits, int excluded)
     {
+        var sampler = _sampler;
         var source = logits;
         if (excluded >= 0)
         {
             logits.CopyTo(_masked);
             _masked[excluded] = float.NegativeInfinity;
             source = _masked;
+            sampler = _raw;
         }
-        var candidates = _sampler.Process(source);
+        var candidates = sampler.Process(source);
         var target = _sampler.NextRandom();
         var cumulative = 0.0;
         var fallback = -1;

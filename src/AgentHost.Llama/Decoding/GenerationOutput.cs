@@ -83,6 +83,16 @@ public sealed class GenerationOutput
         return false;
     }
 
+    /// <summary>Clears the output for a new generation with the same settings (reused buffers: no allocation).</summary>
+    public void Reset()
+    {
+        _tokens.Clear();
+        _utf8.Reset();
+        _length = 0;
+        _emitted = 0;
+        StopReason = null;
+    }
+
     /// <summary>Marks the output as stopped for a reason found by the strategy (e.g. a full context).</summary>
     public void StopFor(StopReason reason) => StopReason ??= reason;
 

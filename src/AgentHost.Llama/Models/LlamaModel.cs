@@ -183,6 +183,19 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
+    /// The tokens <paramref name="text"/> takes right after a word in running text: tokenizes "a" + text and drops the
+    /// anchor's tokens, so a SentencePiece space prefix stays with the anchor (".\n" after a word is "." then the
+    /// newline, not the bare space piece first). A token spanning the boundary counts as the text's.
+    /// </summary>
+    public int[] TokenizeAfterWord(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var anchor = Tokenize("a", addBos: false);
+        var withAnchor = Tokenize("a" + text, addBos: false);
+        return withAnchor[anchor.AsSpan().CommonPrefixLength(withAnchor)..];
+    }
+
+    /// <summary>
     /// Returns <paramref name="text"/> with every character the vocabulary cannot encode replaced or rejected (see
     /// <see cref="InputGuard"/>). <see cref="Tokenize"/> calls it; code that hands text to llama.cpp's tokenizer another
     /// way (LLamaSharp's executors on <see cref="Weights"/>) must call it first.

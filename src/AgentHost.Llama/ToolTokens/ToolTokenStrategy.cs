@@ -105,7 +105,6 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         private readonly bool[] _hasDigit;
         private readonly int[][] _callStart;
         private readonly int[]?[] _argumentPrompt;
-        private readonly int[] _resultAnchor;
         private readonly int[] _candidates;
         private readonly ILogger _logger;
         private bool _afterCall;
@@ -137,7 +136,6 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                 if (owner._tools[i].ArgumentPrompt is { Length: > 0 } prompt)
                     _argumentPrompt[i] = model.Tokenize(prompt, model.Vocabulary.AddBos);
             }
-            _resultAnchor = model.Tokenize("a", addBos: false);
             if (request.Sampling is { } sampling)
             {
                 Sampler = new TokenSampler(sampling, _union.Length);
@@ -329,11 +327,6 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         }
 
         /// <summary>The tokens of the result as a new word (" 7"), tokenized the way the text around it tokenizes.</summary>
-        private int[] ResultTokens(string result)
-        {
-            var withAnchor = _session.Model.Tokenize("a " + result.Trim(), addBos: false);
-            var common = _resultAnchor.AsSpan().CommonPrefixLength(withAnchor);
-            return withAnchor[common..];
-        }
+        private int[] ResultTokens(string result) => _session.Model.TokenizeAfterWord(" " + result.Trim());
     }
 }

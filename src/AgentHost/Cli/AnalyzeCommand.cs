@@ -24,7 +24,9 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plug
         new("top-p", "Top-p of rollouts (default 0.95).", ValueName: "P"),
         new("max-tokens", "Most new tokens per rollout (default 64).", ValueName: "N"),
         new("seed", "Random seed (default: random, reported).", ValueName: "S"),
-        new("recover-threshold", "A prefix with more correct rollouts than this resets the critical candidate (default round(3n/64)).", ValueName: "C"),
+        new("recover-threshold", "A prefix with more correct rollouts than this resets the critical candidate (default floor(3n/64), the paper's 3 of 64).", ValueName: "C"),
+        new("stop", $"Stop string of rollouts: a rollout ends at it and its text ends before it (up to {RolloutOptions.MaxStopStrings}).", Repeatable: true, ValueName: "STR"),
+        new("judge", "What the verifier judges: completion (default: the rollout's text only, as the paper) or full (the trajectory prefix followed by it).", ValueName: "completion|full"),
         new("trajectory-tokens", "Most tokens of a generated trajectory (default 64).", ValueName: "N"),
         new("attempts", "Trajectories to generate looking for a wrong one (default 8).", ValueName: "N"),
         .. AnalyzeOutput.Options,
@@ -49,6 +51,13 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plug
             RecoverThreshold = line.GetInt("recover-threshold", min: 0),
             TrajectoryMaxTokens = line.GetInt("trajectory-tokens", min: 1) ?? defaults.TrajectoryMaxTokens,
             TrajectoryAttempts = line.GetInt("attempts", min: 1, max: RolloutOptions.MaxTrajectoryAttempts) ?? defaults.TrajectoryAttempts,
+            StopStrings = line.GetAll("stop"),
+            Judge = line.GetString("judge") switch
+            {
+                null or "completion" => JudgeScope.Completion,
+                "full" => JudgeScope.Full,
+                var other => throw CommandLine.Usage($"--judge must be 'completion' or 'full', not '{other}'."),
+            },
         };
         options.Validate();
         var request = new RolloutRequest { Prompt = line.RequireString("prompt"), Trajectory = line.GetString("trajectory"), Verifier = verifier, Options = options };

@@ -17,6 +17,23 @@ public enum TrialFormula
     Paper,
 }
 
+/// <summary>How <see cref="CautiousStrategy"/> picks the token ids that end a trial.</summary>
+public enum StopRule
+{
+    /// <summary>
+    /// The default: for each character c, the token that spells exactly c after a word in running text, else the
+    /// vocabulary entry whose bytes are exactly c (e.g. <c>&lt;0x0A&gt;</c> for "\n"), plus the "▁c" piece when the
+    /// vocabulary has one; never a whitespace-only token other than c itself. On byte-level BPE it equals the code's rule.
+    /// </summary>
+    RunningText,
+
+    /// <summary>
+    /// The official code's <c>encode(c)[0]</c>: on SentencePiece vocabularies with a space prefix that is the bare "▁"
+    /// piece for every character, so trials run to their length limit (best-of-N over whole continuations).
+    /// </summary>
+    PaperCode,
+}
+
 /// <summary>What happened at one branching step of <see cref="CautiousStrategy"/> (one entry of <see cref="GenerationResult.Details"/>).</summary>
 public sealed record CautiousStep
 {
@@ -81,9 +98,10 @@ public delegate void BranchingStepObserver(InferenceSession session, IReadOnlyLi
 /// <item>The winner's tokens go through <see cref="GenerationOutput.Accept"/> in order, so stop strings, EOG
 /// and max tokens behave as in plain decoding; if one hits inside the winner, the KV cache is cut back to
 /// what was accepted.</item>
-/// <item>Stop ids are exactly the first id of each punctuation character's tokenization (no BOS, no special
-/// parsing), never "token text contains punctuation"; with SentencePiece vocabularies that first id can be
-/// the bare-space piece (it is for every character on stories260K and TinyStories-656K).</item>
+/// <item>Stop ids follow <see cref="StopRule"/>: by default the tokens that spell each punctuation character
+/// exactly in running text (merged tokens such as ".\n" stay non-stops, as in the code); the code's
+/// <c>encode(c)[0]</c> is reachable as <see cref="StopRule.PaperCode"/>. A trial also ends when its own text holds one
+/// of the request's stop strings (a stop string spanning accepted text and a trial is still caught on acceptance).</item>
 /// <item>Needs <see cref="MaxTrials"/> + 1 sequences; a round's batch of at most <see cref="MaxTrials"/> tokens
 /// always fits, since <see cref="LlamaModel.Load"/> refuses a batch smaller than the sequence count.</item>
 /// <item>Hot path: every buffer is sized once per generation (trial samplers lazily); the only allocation
@@ -104,6 +122,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
     /// <summary>Option key of the formula (<c>code</c> or <c>paper</c>).</summary>
     public const string FormulaKey = "cautious_formula";
 
+    /// <summary>Option key of the stop-id rule (<c>running-text</c> or <c>paper-code</c>).</summary>
+    public const string StopRuleKey = "cautious_stop_rule";
+
     /// <summary>Default most trials (the paper's N_max).</summary>
     public const int DefaultMaxTrials = 10;
 
@@ -115,7 +136,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
 
     private const double Epsilon = 1e-10;   // the spec's eps in ln(p + eps); also the floor of a trial token's probability
 
-    /// <summary>The characters whose first token ends a trial, as in the official code.</summary>
+    /// <summary>The punctuation characters whose tokens end a trial (the official code's list; ids by <see cref="StopRule"/>).</summary>
     public static IReadOnlyList<string> PunctuationCharacters { get; } = [".", ",", "\n", "?", "!", ":", ";", ")", "]", "}"];
 
     /// <summary>The descriptor registered in <see cref="DecodingStrategies"/>.</summary>
@@ -128,6 +149,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
             new(EntropyLowKey, "entropy-low", $"Entropy in nats at or below which a step is plain sampling (default {DefaultEntropyLow.ToString(CultureInfo.InvariantCulture)})."),
             new(EntropyHighKey, "entropy-high", $"Entropy in nats at or above which a step gets the most trials (default {DefaultEntropyHigh.ToString(CultureInfo.InvariantCulture)})."),
             new(FormulaKey, "trial-formula", "Entropy-to-trials formula: code (default, the official code) or paper (Algorithm 1)."),
+            new(StopRuleKey, "stop-rule", "Trial stop ids: running-text (default: the token spelling each punctuation mark after a word) or paper-code (encode(c)[0], the bare space on SentencePiece)."),
         ],
         FromOptions);
 
@@ -136,17 +158,21 @@ public sealed class CautiousStrategy : IDecodingStrategy
     /// <param name="entropyLow">Entropy in nats at or below which a step has one trial (0 or more).</param>
     /// <param name="entropyHigh">Entropy in nats at or above which a step has the most trials (greater than <paramref name="entropyLow"/>).</param>
     /// <param name="formula">Entropy-to-trials formula.</param>
-    public CautiousStrategy(int maxTrials = DefaultMaxTrials, double entropyLow = DefaultEntropyLow, double entropyHigh = DefaultEntropyHigh, TrialFormula formula = TrialFormula.Code)
+    /// <param name="stopRule">How the trial stop ids are picked.</param>
+    public CautiousStrategy(int maxTrials = DefaultMaxTrials, double entropyLow = DefaultEntropyLow, double entropyHigh = DefaultEntropyHigh, TrialFormula formula = TrialFormula.Code,
+        StopRule stopRule = StopRule.RunningText)
     {
         Require(maxTrials is >= 1 and < LlamaModel.MaxSequences, $"Option '{MaxTrialsKey}' must be a whole number from 1 to {LlamaModel.MaxSequences - 1}, not {maxTrials}.");
         Require(double.IsFinite(entropyLow) && entropyLow >= 0, $"Option '{EntropyLowKey}' must be a number of at least 0, not {entropyLow.ToString(CultureInfo.InvariantCulture)}.");
         Require(double.IsFinite(entropyHigh) && entropyHigh > entropyLow,
             $"Option '{EntropyHighKey}' ({entropyHigh.ToString(CultureInfo.InvariantCulture)}) must be greater than '{EntropyLowKey}' ({entropyLow.ToString(CultureInfo.InvariantCulture)}).");
         Require(Enum.IsDefined(formula), $"Option '{FormulaKey}' must be 'code' or 'paper'.");
+        Require(Enum.IsDefined(stopRule), $"Option '{StopRuleKey}' must be 'running-text' or 'paper-code'.");
         MaxTrials = maxTrials;
         EntropyLow = entropyLow;
         EntropyHigh = entropyHigh;
         Formula = formula;
+        StopRule = stopRule;
     }
 
     /// <inheritdoc />
@@ -163,6 +189,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
 
     /// <summary>The entropy-to-trials formula.</summary>
     public TrialFormula Formula { get; }
+
+    /// <summary>How the trial stop ids are picked.</summary>
+    public StopRule StopRule { get; }
 
     /// <summary>Also record every trial's tokens and perplexity in each <see cref="CautiousStep"/> (allocates per step; off by default).</summary>
     public bool RecordTrials { get; init; }
@@ -188,7 +217,15 @@ public sealed class CautiousStrategy : IDecodingStrategy
             formula = TrialFormula.Paper;
         else
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{FormulaKey}' must be 'code' or 'paper', not '{formulaText}'.");
-        return new CautiousStrategy(maxTrials, low, high, formula);
+        var ruleText = options.GetString(StopRuleKey, "running-text");
+        StopRule rule;
+        if (string.Equals(ruleText, "running-text", StringComparison.OrdinalIgnoreCase))
+            rule = StopRule.RunningText;
+        else if (string.Equals(ruleText, "paper-code", StringComparison.OrdinalIgnoreCase))
+            rule = StopRule.PaperCode;
+        else
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{StopRuleKey}' must be 'running-text' or 'paper-code', not '{ruleText}'.");
+        return new CautiousStrategy(maxTrials, low, high, formula, rule);
     }
 
     /// <summary>Entropy in nats of a processed distribution: <c>-sum p ln(p + 1e-10)</c>, as the official code computes it.</summary>
@@ -232,15 +269,14 @@ public sealed class CautiousStrategy : IDecodingStrategy
     }
 
     /// <summary>
-    /// The stop ids of <paramref name="model"/>: for each of <see cref="PunctuationCharacters"/>, the first id of
-    /// its tokenization without BOS and without special parsing (distinct, in character order). A character
-    /// the vocabulary cannot encode (see <see cref="InputGuard"/>) gives none. Computed once per model and
-    /// logged at Debug level.
+    /// The stop ids of <paramref name="model"/> under <paramref name="rule"/> for <see cref="PunctuationCharacters"/>
+    /// (distinct, in character order). A character the vocabulary cannot encode (see <see cref="InputGuard"/>) gives
+    /// none. Computed once per model and rule, and logged at Debug level.
     /// </summary>
-    public static IReadOnlyList<int> PunctuationIds(LlamaModel model)
+    public static IReadOnlyList<int> PunctuationIds(LlamaModel model, StopRule rule = StopRule.RunningText)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Punctuation.For(model).Ids;
+        return Punctuation.For(model, rule).Ids;
     }
 
     /// <inheritdoc />
@@ -266,11 +302,13 @@ public sealed class CautiousStrategy : IDecodingStrategy
             throw new AgentHostException(ErrorKind.InvalidArgument, message);
     }
 
-    // One trial of a branching step: its sampler (own penalty history), tokens, log-probability sum and the
-    // logits after its last token (kept when generation could continue after it).
-    private sealed class Trial(TokenSampler sampler, int capacity, int vocabularySize)
+    // One trial of a branching step: its sampler (own penalty history), tokens, log-probability sum, the
+    // logits after its last token (kept when generation could continue after it) and, with stop strings, its text.
+    private sealed class Trial(TokenSampler sampler, int capacity, int vocabularySize, GenerationOutput? text)
     {
         public TokenSampler Sampler { get; } = sampler;
+
+        public GenerationOutput? Text { get; } = text;
 
         public int[] Tokens { get; } = new int[capacity];
 
@@ -318,7 +356,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
             _request = request;
             _run = run;
             _cancellationToken = cancellationToken;
-            _punctuation = Punctuation.For(session.Model);
+            _punctuation = Punctuation.For(session.Model, strategy.StopRule);
             _vocabulary = session.Model.Vocabulary;
             _main = new TokenSampler(request.Sampling ?? new SamplingOptions(), _vocabulary.Count);
             _trials = new Trial?[strategy.MaxTrials];
@@ -389,6 +427,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
                 trial.Sampler.CopyHistoryFrom(_main);
                 trial.Length = 0;
                 trial.LogProbability = 0;
+                trial.Text?.Reset();
                 Append(trial, chosen.Id, chosen.Probability, limit, remaining);
                 _session.CopySequence(0, i + 1);   // shares the prefix's cells (unified KV cache)
             }
@@ -475,8 +514,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
             return stopped ? -1 : winnerIndex;
         }
 
-        // Adds a sampled token to a trial. The trial ends right after a punctuation id, an EOG token or its
-        // length limit; its last token still needs a decode when generation could continue after it.
+        // Adds a sampled token to a trial. The trial ends right after a punctuation id, an EOG token, a token that
+        // completes a stop string or its length limit; its last token still needs a decode when generation could
+        // continue after it.
         private void Append(Trial trial, int token, float probability, int limit, int remaining)
         {
             trial.Tokens[trial.Length++] = token;
@@ -484,12 +524,14 @@ public sealed class CautiousStrategy : IDecodingStrategy
             trial.LogProbability += Math.Log(Math.Max(probability, Epsilon));
             trial.Sampler.Accept(token);
             var endOfGeneration = _vocabulary.IsEndOfGeneration(token);
-            trial.Ended = endOfGeneration || _punctuation.IsStop(token) || trial.Length >= limit;
+            var stopString = !endOfGeneration && trial.Text is { } text && text.Accept(token);
+            trial.Ended = endOfGeneration || stopString || _punctuation.IsStop(token) || trial.Length >= limit;
             trial.NeedsDecode = !trial.Ended || (!endOfGeneration && trial.Length < remaining);
         }
 
         private Trial GetTrial(int i)
-            => _trials[i] ??= new Trial(new TokenSampler(_request.Sampling ?? new SamplingOptions(), _vocabulary.Count), Math.Min(_request.MaxTokens, _session.ContextSize), _vocabulary.Count);
+            => _trials[i] ??= new Trial(new TokenSampler(_request.Sampling ?? new SamplingOptions(), _vocabulary.Count), Math.Min(_request.MaxTokens, _session.ContextSize), _vocabulary.Count,
+                _request.Stop.Count > 0 ? new GenerationOutput(_vocabulary, int.MaxValue, _request.Stop, onText: null) : null);
 
         private int[][] RecordTokens(int count)
         {
@@ -500,12 +542,13 @@ public sealed class CautiousStrategy : IDecodingStrategy
         }
     }
 
-    // The model's punctuation stop ids, computed once per model (LlamaModel.GetState) and logged at Debug level.
+    // The model's punctuation stop ids under one rule, computed once per model and rule (LlamaModel.GetState) and
+    // logged at Debug level.
     private sealed class Punctuation
     {
         private readonly bool[] _isStop;
 
-        private Punctuation(LlamaModel model)
+        private Punctuation(LlamaModel model, StopRule rule)
         {
             _isStop = new bool[model.Vocabulary.Count];
             var ids = new List<int>();
@@ -513,33 +556,69 @@ public sealed class CautiousStrategy : IDecodingStrategy
             foreach (var character in PunctuationCharacters)
             {
                 var printable = character == "\n" ? "\\n" : character;
-                if (!model.Vocabulary.Guard.CanEncode(Rune.GetRuneAt(character, 0)))
+                var encodable = model.Vocabulary.Guard.CanEncode(Rune.GetRuneAt(character, 0));
+                var found = rule == StopRule.PaperCode
+                    ? (encodable && model.Tokenize(character, addBos: false) is [var first, ..] ? [first] : [])
+                    : RunningTextIds(model, character, encodable);
+                log.Append(CultureInfo.InvariantCulture, $" '{printable}'=");
+                log.Append(found.Length == 0 ? "none" : string.Join('+', found));
+                foreach (var id in found)
                 {
-                    log.Append(CultureInfo.InvariantCulture, $" '{printable}'=none");
-                    continue;
-                }
-                var tokens = model.Tokenize(character, addBos: false);
-                if (tokens.Length == 0)
-                {
-                    log.Append(CultureInfo.InvariantCulture, $" '{printable}'=none");
-                    continue;
-                }
-                var id = tokens[0];
-                log.Append(CultureInfo.InvariantCulture, $" '{printable}'={id}");
-                if (!_isStop[id])
-                {
-                    _isStop[id] = true;
-                    ids.Add(id);
+                    if (!_isStop[id])
+                    {
+                        _isStop[id] = true;
+                        ids.Add(id);
+                    }
                 }
             }
             Ids = ids;
-            model.LoggerFactory.CreateLogger<CautiousStrategy>().LogDebug("Cautious decoding on model {Name}: punctuation stop ids{Ids}.", model.Name, log.ToString());
+            var ruleName = rule == StopRule.PaperCode ? "paper-code" : "running-text";
+            model.LoggerFactory.CreateLogger<CautiousStrategy>().LogDebug("Cautious decoding on model {Name}: punctuation stop ids ({Rule}){Ids}.", model.Name, ruleName, log.ToString());
         }
 
         public IReadOnlyList<int> Ids { get; }
 
-        public static Punctuation For(LlamaModel model) => model.GetState(static m => new Punctuation(m));
+        public static Punctuation For(LlamaModel model, StopRule rule) => rule == StopRule.PaperCode
+            ? model.GetState(static m => new PaperCodeRule(m)).Value
+            : model.GetState(static m => new RunningTextRule(m)).Value;
 
         public bool IsStop(int token) => _isStop[token];
+
+        // The token spelling exactly c after a word, else the vocabulary entry whose bytes are exactly c; plus "▁c".
+        // Comparing bytes with c (or " " + c) also keeps out the bare space piece and every other whitespace token.
+        private static int[] RunningTextIds(LlamaModel model, string character, bool encodable)
+        {
+            var vocabulary = model.Vocabulary;
+            var exact = Encoding.UTF8.GetBytes(character);
+            var spaced = Encoding.UTF8.GetBytes(" " + character);
+            var id = encodable && model.TokenizeAfterWord(character) is [var single] && vocabulary.GetBytes(single).SequenceEqual(exact) ? single : -1;
+            var spacedId = -1;
+            for (var token = 0; token < vocabulary.Count && (id < 0 || spacedId < 0); token++)
+            {
+                var bytes = vocabulary.GetBytes(token);
+                if (id < 0 && bytes.SequenceEqual(exact))
+                    id = token;
+                else if (spacedId < 0 && !char.IsWhiteSpace(character[0]) && bytes.SequenceEqual(spaced))
+                    spacedId = token;
+            }
+            return (id, spacedId) switch
+            {
+                ( < 0, < 0) => [],
+                ( >= 0, < 0) => [id],
+                ( < 0, _) => [spacedId],
+                _ => [id, spacedId],
+            };
+        }
+
+        // One state type per rule: LlamaModel.GetState keeps one instance per type.
+        private sealed class RunningTextRule(LlamaModel model)
+        {
+            public Punctuation Value { get; } = new(model, StopRule.RunningText);
+        }
+
+        private sealed class PaperCodeRule(LlamaModel model)
+        {
+            public Punctuation Value { get; } = new(model, StopRule.PaperCode);
+        }
     }
 }
