@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 
 namespace AgentHost.Llama.Models;
@@ -313,8 +312,7 @@ public sealed partial class ModelWidener
     {
         try
         {
-            using var stream = new FileStream(_source.Path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1 << 16);
-            return Convert.ToHexStringLower(SHA256.HashData(stream));
+            return ModelDigest.Compute(_source.Path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
