@@ -154,7 +154,7 @@ public sealed partial class ModelDownloader
             {
                 // Deleted while still held (see AcquireLockAsync), unless it records how to resume the part.
                 if (lockFile.Length == 0)
-                    DeleteQuietly(LockPath(target));
+                    PartialFiles.DeleteQuietly(LockPath(target), _logger);
             }
         }
     }
@@ -553,7 +553,7 @@ public sealed partial class ModelDownloader
             var tag = part[(target.Length + 1)..^".part".Length];
             var dash = tag.IndexOf('-', StringComparison.Ordinal);
             if (dash > 0 && int.TryParse(tag.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) && !IsRunning(pid))
-                DeleteQuietly(part);
+                PartialFiles.DeleteQuietly(part, _logger);
         }
     }
 
@@ -591,18 +591,6 @@ public sealed partial class ModelDownloader
 
     private static string TrimPeriod(string message) => message.Trim().TrimEnd('.');
 
-    private void DeleteQuietly(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            LogPartNotDeleted(_logger, path, ex.Message);
-        }
-    }
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Downloading {Url} to {Path}")]
     private static partial void LogStarting(ILogger logger, Uri url, string path);
 
@@ -621,7 +609,4 @@ public sealed partial class ModelDownloader
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Path} was downloaded by another process meanwhile; using it")]
     private static partial void LogFoundAfterWaiting(ILogger logger, string path);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not delete the partial download {Path}: {Reason}")]
-    private static partial void LogPartNotDeleted(ILogger logger, string path, string reason);
 }

@@ -114,8 +114,8 @@ internal sealed partial class StandInBuilder(ILogger logger)
         {
             if (!completed)
             {
-                DeleteQuietly(part);
-                DeleteQuietly(digestPart);
+                PartialFiles.DeleteQuietly(part, logger);
+                PartialFiles.DeleteQuietly(digestPart, logger);
             }
         }
     }
@@ -138,18 +138,6 @@ internal sealed partial class StandInBuilder(ILogger logger)
         }
     }
 
-    private void DeleteQuietly(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            LogPartNotDeleted(logger, path, e.Message);
-        }
-    }
-
     [LoggerMessage(Level = LogLevel.Debug, Message = "Stand-in {Name} reused from {Path}")]
     private static partial void LogReused(ILogger logger, string name, string path);
 
@@ -161,7 +149,4 @@ internal sealed partial class StandInBuilder(ILogger logger)
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Built stand-in {Name} at {Path}, SHA-256 {Sha256}")]
     private static partial void LogBuilt(ILogger logger, string name, string path, string sha256);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not delete the partial stand-in {Path}: {Reason}")]
-    private static partial void LogPartNotDeleted(ILogger logger, string path, string reason);
 }
