@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
-using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.ToolTokens;
 using Microsoft.Extensions.AI;
 
@@ -15,7 +14,7 @@ namespace AgentHost.Extensions.AI;
 /// <c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c> and every strategy's knobs
 /// (<c>recycling_tree</c>, <c>cautious_max_trials</c>, ...). Keys no strategy knows are left alone (they
 /// may belong to another layer); a knob of a different strategy than the chosen one, or a sampling option
-/// with a strategy that does not sample, is an error.
+/// with a strategy that does not sample, is an error (the engine's rules, in <see cref="DecodingStrategies"/>).
 /// </summary>
 public static class ChatRequestMapper
 {
@@ -29,49 +28,23 @@ public static class ChatRequestMapper
     public const string RepeatPenaltyKey = "repeat_penalty";
 
     /// <summary>Key of the tool-token head file (strategy <c>toolkens</c>).</summary>
-    public const string ToolTokensHeadKey = "toolkens_head";
+    public const string ToolTokensHeadKey = ToolTokenStrategy.HeadKey;
 
     /// <summary>Key overriding the head's bias on tool scores (strategy <c>toolkens</c>).</summary>
-    public const string ToolTokensBiasKey = "toolkens_bias";
-
-    private static readonly HashSet<string> _strategyOptionKeys =
-        DecodingStrategies.All.SelectMany(d => d.Options).Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
-
-    /// <summary>Option keys whose value names a file: refused when <see cref="LlamaChatClientOptions.AllowFileOptions"/> is off.</summary>
-    public static IReadOnlyList<string> FileOptionKeys { get; } =
-        [ToolTokensHeadKey, .. DecodingStrategies.All.SelectMany(d => d.Options).Where(o => o.NamesFile).Select(o => o.Key).Distinct()];
-
-    /// <summary>Throws when <paramref name="options"/> names a file (any <see cref="FileOptionKeys"/> entry, even empty) and the client does not allow it.</summary>
-    public static void EnsureFileOptionsAllowed(ChatOptions? options, LlamaChatClientOptions clientOptions)
-    {
-        ArgumentNullException.ThrowIfNull(clientOptions);
-        if (clientOptions.AllowFileOptions || options?.AdditionalProperties is not { } properties)
-            return;
-        foreach (var key in FileOptionKeys)
-        {
-            if (properties.ContainsKey(key))
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' names a file, which this host does not accept in requests (server-side files are configured by its operator).");
-        }
-    }
+    public const string ToolTokensBiasKey = ToolTokenStrategy.BiasKey;
 
     /// <summary>
-    /// The strategy a request asks for, with its options (unknown names, misplaced knobs and, where the client
-    /// forbids them, file options refused); a recycling strategy gets the client's matrix file unless the request names one.
+    /// The strategy a request asks for, built by the engine's factory in <paramref name="context"/> (unknown names,
+    /// misplaced knobs and, where the context forbids them, file options refused).
     /// </summary>
-    public static IDecodingStrategy CreateStrategy(ChatOptions? options, LlamaChatClientOptions clientOptions)
+    public static IDecodingStrategy CreateStrategy(ChatOptions? options, StrategyDescriptor descriptor, StrategyContext context)
     {
-        EnsureFileOptionsAllowed(options, clientOptions);
-        var descriptor = DecodingStrategies.Find(ChooseStrategy(options, clientOptions.DefaultStrategy));
+        ArgumentNullException.ThrowIfNull(descriptor);
         var knobs = options?.AdditionalProperties?
-            .Where(p => _strategyOptionKeys.Contains(p.Key))
+            .Where(p => DecodingStrategies.OptionKeys.Contains(p.Key))
             .Select(p => KeyValuePair.Create(p.Key, ToInvariantString(p.Key, p.Value)))
             .ToList() ?? [];
-        if (clientOptions.RecyclingMatrixFile is { } matrix && descriptor.Options.Any(o => o.Key == RecyclingStrategy.MatrixOption)
-            && !knobs.Exists(k => k.Key == RecyclingStrategy.MatrixOption))
-        {
-            knobs.Add(KeyValuePair.Create(RecyclingStrategy.MatrixOption, matrix));
-        }
-        return DecodingStrategies.Create(descriptor.Name, new StrategyOptions(knobs));
+        return DecodingStrategies.Create(descriptor, new StrategyOptions(knobs), context);
     }
 
     /// <summary>
@@ -79,13 +52,13 @@ public static class ChatRequestMapper
     /// (see <see cref="SamplingOptionIn"/>) selects <c>sample</c>, temperature 0 alone selects greedy, and with
     /// none, <paramref name="defaultStrategy"/>.
     /// </summary>
-    public static string ChooseStrategy(ChatOptions? options, string defaultStrategy)
+    public static StrategyDescriptor ChooseStrategy(ChatOptions? options, string defaultStrategy)
     {
         if (GetString(options, StrategyKey) is { } named)
-            return string.Equals(named, ToolTokenStrategy.StrategyName, StringComparison.OrdinalIgnoreCase) ? ToolTokenStrategy.StrategyName : DecodingStrategies.Find(named).Name;
+            return DecodingStrategies.Find(named);
         if (SamplingOptionIn(options) is not null)
-            return "sample";
-        return options?.Temperature == 0 ? "greedy" : defaultStrategy;
+            return DecodingStrategies.Sample;
+        return options?.Temperature == 0 ? DecodingStrategies.Greedy : DecodingStrategies.Find(defaultStrategy);
     }
 
     /// <summary>
@@ -114,16 +87,15 @@ public static class ChatRequestMapper
     }
 
     /// <summary>The engine request for a rendered prompt (validated when generation starts; callers may validate earlier).</summary>
-    public static GenerationRequest CreateRequest(string promptText, IReadOnlyList<int> promptTokens, ChatOptions? options, LlamaChatClientOptions clientOptions, IReadOnlyList<string> formatStops, string strategy)
+    public static GenerationRequest CreateRequest(string promptText, IReadOnlyList<int> promptTokens, ChatOptions? options, LlamaChatClientOptions clientOptions, IReadOnlyList<string> formatStops, StrategyDescriptor strategy)
     {
+        ArgumentNullException.ThrowIfNull(strategy);
         var stops = new List<string>(formatStops);
         if (options?.StopSequences is { } requested)
             stops.AddRange(requested);
 
-        var samples = strategy == ToolTokenStrategy.StrategyName || DecodingStrategies.Find(strategy).Sampling != SamplingUse.Never;
-        if (!samples && SamplingOptionIn(options) is { } misplaced)
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{misplaced}' does not apply to decoding strategy '{strategy}', which does not sample; use 'sample' (or recycling, lookup, cautious).");
-        var sampling = samples ? CreateSampling(options) : null;
+        DecodingStrategies.EnsureSamplingApplies(strategy, SamplingOptionIn(options));
+        var sampling = strategy.AcceptsSampling ? CreateSampling(options) : null;
         return new GenerationRequest
         {
             Prompt = promptText,

@@ -1,9 +1,9 @@
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
@@ -34,7 +34,6 @@ public sealed partial class LlamaChatClient : IChatClient
     private readonly BatchedGenerator? _batcher;
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ToolTokenHead> _heads = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
@@ -47,7 +46,7 @@ public sealed partial class LlamaChatClient : IChatClient
         Model = model;
         _logger = logger ?? NullLogger.Instance;
         _options = options ?? new LlamaChatClientOptions();
-        DecodingStrategies.Find(_options.DefaultStrategy);
+        DecodingStrategies.Find(_options.DefaultStrategy);   // a bad default fails here, not on the first request
         var catalog = _options.FormatsDirectory is null ? ChatFormatCatalog.Default : new ChatFormatCatalog(_options.FormatsDirectory);
         Format = catalog.Resolve(model, _options.ChatFormat);
         _stopTokens = Format.GetStopTokens(model);
@@ -69,7 +68,7 @@ public sealed partial class LlamaChatClient : IChatClient
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var call = Prepare(messages, options, cancellationToken);
-        var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(call, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
         EnsureCallsComplete(call, result, contents);
@@ -88,40 +87,26 @@ public sealed partial class LlamaChatClient : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var call = Prepare(messages, options, cancellationToken);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var generation = RunAsync(call.Strategy, call.Request, call.PromptTokens, piece => pieces.Writer.TryWrite(piece), stop.Token);
-        // Errors surface from awaiting the generation below, with their own type.
-        _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-
-        GenerationResult result;
+        GenerationResult? result = null;
         var calls = 0;
-        try
+        await foreach (var update in RunStreamingAsync(call, cancellationToken).ConfigureAwait(false))
         {
-            await foreach (var piece in pieces.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            if (update.Result is not null)
             {
-                // Tool calls stream as whole FunctionCallContent items once the parser has seen a call end.
-                IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.Push(piece)] : [new TextContent(piece)];
-                calls += contents.Count(c => c is FunctionCallContent);
-                if (contents.Count > 0)
-                    yield return Update(call, contents);
+                result = update.Result;
+                break;
             }
-            result = await generation.ConfigureAwait(false);
-        }
-        finally
-        {
-            // A consumer that stops early (or cancels) must not leave the slot decoding for nobody.
-            if (!generation.IsCompleted)
-            {
-                await stop.CancelAsync().ConfigureAwait(false);
-                await generation.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-            }
+            // Tool calls stream as whole FunctionCallContent items once the parser has seen a call end.
+            IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.Push(update.Text)] : [new TextContent(update.Text)];
+            calls += contents.Count(c => c is FunctionCallContent);
+            if (contents.Count > 0)
+                yield return Update(call, contents);
         }
 
         List<AIContent> rest = [.. call.ToolParser?.Complete() ?? []];
         calls += rest.Count(c => c is FunctionCallContent);
-        EnsureCallsComplete(call, result, rest, calls > 0);
-        var last = Update(call, [.. rest, new UsageContent(ToUsage(result.Stats))]);
+        EnsureCallsComplete(call, result!, rest, calls > 0);
+        var last = Update(call, [.. rest, new UsageContent(ToUsage(result!.Stats))]);
         last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
         last.AdditionalProperties = ToProperties(result, call.ToolTokens);
         yield return last;
@@ -129,18 +114,14 @@ public sealed partial class LlamaChatClient : IChatClient
 
     /// <summary>
     /// Continues <paramref name="prompt"/> as plain text (no chat format), with the same options, slots and
-    /// prompt cache as chats; <paramref name="onText"/> receives the streamed text.
+    /// prompt cache as chats.
     /// </summary>
-    public async Task<GenerationResult> CompleteAsync(string prompt, ChatOptions? options = null, Action<string>? onText = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
-        var strategy = ChatRequestMapper.CreateStrategy(options, _options);
-        var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
-        var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], strategyName);
-        request.Validate();   // before waiting for a slot
-        return await RunAsync(strategy, request, tokens, onText, cancellationToken).ConfigureAwait(false);
-    }
+    public Task<GenerationResult> CompleteAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default)
+        => RunAsync(PrepareCompletion(prompt, options), cancellationToken);
+
+    /// <summary>As <see cref="CompleteAsync"/>, streaming the text; the last update carries the result.</summary>
+    public IAsyncEnumerable<GenerationUpdate> CompleteStreamingAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default)
+        => RunStreamingAsync(PrepareCompletion(prompt, options), cancellationToken);
 
     /// <inheritdoc />
     public object? GetService(Type serviceType, object? serviceKey = null)
@@ -165,12 +146,64 @@ public sealed partial class LlamaChatClient : IChatClient
     }
 
     /// <summary>Runs a generation: batched with other requests when the client batches and the request allows it, else on a slot.</summary>
-    private async Task<GenerationResult> RunAsync(IDecodingStrategy strategy, GenerationRequest request, int[] promptTokens, Action<string>? onText, CancellationToken cancellationToken)
+    private async Task<GenerationResult> RunAsync(PreparedCall call, CancellationToken cancellationToken)
     {
-        if (_batcher is not null && BatchedGenerator.CanRun(strategy.Name, request))
-            return await _batcher.GenerateAsync(request, sample: strategy.Name == "sample", onText, cancellationToken).ConfigureAwait(false);
-        using var lease = await _pool.RentAsync(promptTokens, cancellationToken).ConfigureAwait(false);
-        return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
+        if (Batched(call))
+            return await _batcher!.GenerateAsync(call.Request, Samples(call), cancellationToken).ConfigureAwait(false);
+        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
+        return await lease.Session.GenerateAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>As <see cref="RunAsync"/>, streaming.</summary>
+    private async IAsyncEnumerable<GenerationUpdate> RunStreamingAsync(PreparedCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (Batched(call))
+        {
+            await foreach (var update in _batcher!.GenerateStreamingAsync(call.Request, Samples(call), cancellationToken).ConfigureAwait(false))
+                yield return update;
+            yield break;
+        }
+        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
+        await foreach (var update in lease.Session.GenerateStreamingAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false))
+            yield return update;
+    }
+
+    private bool Batched(PreparedCall call) => _batcher is not null && BatchedGenerator.CanRun(call.Descriptor, call.Request);
+
+    private static bool Samples(PreparedCall call) => call.Descriptor.Sampling == SamplingUse.Always || call.Request.Sampling is not null;
+
+    private PreparedCall PrepareCompletion(string prompt, ChatOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        var descriptor = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
+        var strategy = CreateStrategy(options, descriptor);
+        var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
+        var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], descriptor);
+        request.Validate();   // before waiting for a slot
+        return new PreparedCall(descriptor, strategy, request, tokens, null, false, 0, $"cmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// The request's strategy from the engine's factory, in this client's context: its file options policy and
+    /// matrix file, and, for strategies that call tools themselves (tool tokens), the request's invocable functions.
+    /// </summary>
+    private IDecodingStrategy CreateStrategy(ChatOptions? options, StrategyDescriptor descriptor)
+    {
+        return ChatRequestMapper.CreateStrategy(options, descriptor, new StrategyContext
+        {
+            AllowFileOptions = _options.AllowFileOptions,
+            HiddenStates = _options.HiddenStates,
+            Defaults = _options.RecyclingMatrixFile is { } matrix ? new Dictionary<string, string> { [RecyclingStrategy.MatrixOption] = matrix } : new Dictionary<string, string>(),
+            ResolveTools = names => RequestTools(options, names),
+        });
+    }
+
+    /// <summary>The request's invocable functions with these names, in this order, as tools a strategy can call.</summary>
+    private static IReadOnlyList<ToolDefinition> RequestTools(ChatOptions? options, IReadOnlyList<string> names)
+    {
+        var functions = options?.Tools?.OfType<AIFunction>().ToDictionary(f => f.Name, StringComparer.Ordinal) ?? [];
+        return [.. names.Select(name => functions.TryGetValue(name, out var function) ? function.AsToolDefinition()
+            : throw new AgentHostException(ErrorKind.InvalidArgument, $"The tool-token head calls '{name}', which is not among the request's tools (invocable functions are needed)."))];
     }
 
     private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
@@ -180,24 +213,23 @@ public sealed partial class LlamaChatClient : IChatClient
         if (options?.Instructions is { Length: > 0 } instructions)
             conversation.Insert(0, new ChatMessage(ChatRole.System, instructions));
 
-        var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
-        var toolTokens = strategyName == ToolTokenStrategy.StrategyName;
-        var strategy = toolTokens ? CreateToolTokenStrategy(options) : ChatRequestMapper.CreateStrategy(options, _options);
-        // Tool tokens call the tools from inside decoding: nothing is rendered into the prompt or parsed back.
-        var tools = toolTokens ? null : ToolsOnOffer(options);
+        var descriptor = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
+        var strategy = CreateStrategy(options, descriptor);
+        // A strategy that calls the tools from inside decoding (tool tokens): nothing is rendered into the prompt or parsed back.
+        var tools = descriptor.CallsTools ? null : ToolsOnOffer(options);
         // The call grammar first: it is bounded, and it refuses what no prompt could fix (limits, unsatisfiable schemas).
         var grammar = ToolGrammar.For(Format.ToolCalls, options, tools, cancellationToken);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);
         var tokens = prompt.Tokenize(Model);
         var toolCost = tools is null ? 0 : ToolCost(conversation, tools, tokens.Length);
-        var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, strategyName) with
+        var request = ChatRequestMapper.CreateRequest(prompt.Text, tokens, options, _options, Format.StopSequences, descriptor) with
         {
             StopTokens = _stopTokens,
             Grammar = grammar,
         };
         request.Validate();   // before waiting for a slot
         var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
-        return new PreparedCall(strategy, request, tokens, parser, options?.ToolMode is RequiredChatToolMode, toolCost, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+        return new PreparedCall(descriptor, strategy, request, tokens, parser, options?.ToolMode is RequiredChatToolMode, toolCost, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
     }
 
     /// <summary>
@@ -260,29 +292,6 @@ public sealed partial class LlamaChatClient : IChatClient
                 contents[i] = new TextContent(kept);
             return;
         }
-    }
-
-    /// <summary>
-    /// Tool tokens as a function-calling mode: the head named by <c>toolkens_head</c> fires the functions in
-    /// <c>ChatOptions.Tools</c> (by the head's tool names, schemas checked) from inside decoding and writes their
-    /// results into the reply. Needs <see cref="LlamaChatClientOptions.HiddenStates"/>.
-    /// </summary>
-    private ToolTokenStrategy CreateToolTokenStrategy(ChatOptions? options)
-    {
-        ChatRequestMapper.EnsureFileOptionsAllowed(options, _options);
-        if (!_options.AllowFileOptions)
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy toolkens is not available here: it needs a head file ('{ChatRequestMapper.ToolTokensHeadKey}'), which this host does not take from requests.");
-        if (!_options.HiddenStates)
-            throw new AgentHostException(ErrorKind.InvalidArgument, "Strategy toolkens needs a client created with HiddenStates = true.");
-        var path = ChatRequestMapper.GetString(options, ChatRequestMapper.ToolTokensHeadKey)
-            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy toolkens needs '{ChatRequestMapper.ToolTokensHeadKey}': a head file from 'toolkens train'.");
-        var head = _heads.GetOrAdd(Path.GetFullPath(path), ToolTokenHead.Load);
-        head.EnsureMatches(Model);
-        var functions = options!.Tools?.OfType<AIFunction>().ToDictionary(f => f.Name, StringComparer.Ordinal) ?? [];
-        var tools = head.Tools.Select(slot => functions.TryGetValue(slot.Name, out var function) ? function.AsToolDefinition()
-            : throw new AgentHostException(ErrorKind.InvalidArgument, $"The tool-token head calls '{slot.Name}', which is not among the request's tools (invocable functions are needed).")).ToList();
-        head.EnsureMatches(tools);
-        return new ToolTokenStrategy(head, tools, new ToolTokenOptions { Bias = ChatRequestMapper.GetFloat(options, ChatRequestMapper.ToolTokensBiasKey) });
     }
 
     /// <summary>The tools rendered into the prompt: none when the mode is None or no tools are given.</summary>
@@ -354,5 +363,5 @@ public sealed partial class LlamaChatClient : IChatClient
     [LoggerMessage(Level = LogLevel.Debug, Message = "The {Count} tools offered cost {Tokens} prompt tokens of the {ContextSize}-token context")]
     private static partial void LogToolCost(ILogger logger, int count, int tokens, int contextSize);
 
-    private sealed record PreparedCall(IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, bool ToolRequired, int ToolTokens, string Id, DateTimeOffset Created);
+    private sealed record PreparedCall(StrategyDescriptor Descriptor, IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, bool ToolRequired, int ToolTokens, string Id, DateTimeOffset Created);
 }

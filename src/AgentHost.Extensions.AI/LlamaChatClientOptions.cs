@@ -4,7 +4,7 @@ namespace AgentHost.Extensions.AI;
 public sealed class LlamaChatClientOptions
 {
     /// <summary>Strategy when a request names none and sets no sampling option (default greedy).</summary>
-    public string DefaultStrategy { get; set; } = "greedy";
+    public string DefaultStrategy { get; set; } = AgentHost.Llama.Decoding.DecodingStrategies.Greedy.Name;
 
     /// <summary>Most tokens per reply when the request sets no <c>MaxOutputTokens</c> (default 256).</summary>
     public int MaxTokens { get; set; } = 256;
@@ -40,7 +40,7 @@ public sealed class LlamaChatClientOptions
 
     /// <summary>
     /// Whether requests may name files through option keys (<c>recycling_matrix</c>, <c>toolkens_head</c>; see
-    /// <see cref="ChatRequestMapper.FileOptionKeys"/>). Default on, for trusted in-process callers; a host that serves
+    /// <see cref="AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys"/>). Default on, for trusted in-process callers; a host that serves
     /// untrusted requests sets it off, and such a request is refused: server-side files are the operator's to name.
     /// </summary>
     public bool AllowFileOptions { get; set; } = true;

@@ -10,8 +10,18 @@ public sealed class PlainDecodingTests(Stories260KFixture fixture)
     private readonly GreedyStrategy _greedy = new();
     private readonly SamplingStrategy _sample = new();
 
-    private Task<GenerationResult> Generate(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText = null, CancellationToken ct = default)
-        => fixture.Session.GenerateAsync(strategy, request, onText, ct);
+    private async Task<GenerationResult> Generate(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText = null, CancellationToken ct = default)
+    {
+        if (onText is null)
+            return await fixture.Session.GenerateAsync(strategy, request, ct);
+        await foreach (var update in fixture.Session.GenerateStreamingAsync(strategy, request, ct))
+        {
+            if (update.Result is not null)
+                return update.Result;
+            onText(update.Text);
+        }
+        throw new InvalidOperationException("The stream ended without a result.");
+    }
 
     [Fact]
     public async Task Greedy_continues_the_story_the_model_was_trained_on()

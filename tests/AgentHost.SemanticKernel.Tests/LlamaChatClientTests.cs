@@ -154,7 +154,8 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
         Assert.True(response.Usage!.OutputTokenCount > 0);
     }
 
-    public static TheoryData<string> StrategyNames() => new(DecodingStrategies.Names);
+    // Strategies that run on a name alone (tool tokens also need a head file and tools: see the tool-token tests).
+    public static TheoryData<string> StrategyNames() => new(DecodingStrategies.All.Where(d => !d.Options.Any(o => o.Required)).Select(d => d.Name));
 
     [Fact]
     public async Task StrategyKnobsTravelInAdditionalProperties()

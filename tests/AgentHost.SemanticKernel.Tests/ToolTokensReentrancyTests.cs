@@ -111,7 +111,7 @@ public sealed class ToolTokensReentrancyTests : IDisposable
             depth++;
             using var session = await _model.CreateSessionAsync(hiddenStates: true, cancellationToken);
             // One token per level: the level's only step fires the tool again.
-            var inner = await session.GenerateAsync(strategy!, Request with { MaxTokens = 1 }, null, cancellationToken);
+            var inner = await session.GenerateAsync(strategy!, Request with { MaxTokens = 1 }, cancellationToken);
             foreach (var call in (List<ToolTokenCall>)inner.Details!)
                 errors.Add(call.Error ?? "");
             return "7";

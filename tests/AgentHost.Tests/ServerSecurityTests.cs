@@ -38,7 +38,7 @@ public sealed class ServerSecurityTests : IAsyncLifetime
         var data = new TheoryData<string, string>();
         foreach (var endpoint in new[] { "/v1/chat/completions", "/v1/completions" })
         {
-            foreach (var key in ChatRequestMapper.FileOptionKeys)
+            foreach (var key in AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys)
                 data.Add(endpoint, key);
         }
         return data;

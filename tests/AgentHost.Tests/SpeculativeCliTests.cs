@@ -26,7 +26,7 @@ public sealed class SpeculativeCliTests
     [InlineData("--strategy", "recycling", "--tree", "bogus", "Unknown tree template 'bogus'")]
     [InlineData("--strategy", "greedy", "--tree", "chain-2", "--tree does not apply to strategy greedy")]
     [InlineData("--strategy", "lookup", "--lookup-ngram", "0", "Option 'lookup_ngram' must be a whole number from 1 to 16, not '0'")]
-    [InlineData("--strategy", "greedy", "--temperature", "0.5", "sampling options have no effect with strategy greedy")]
+    [InlineData("--strategy", "greedy", "--temperature", "0.5", "'--temperature' does not apply to decoding strategy 'greedy'")]
     public async Task Bad_strategy_options_are_one_clear_error(string a, string b, string c, string d, string expected)
     {
         var result = await AgentHostProcess.RunAsync(["generate", "--prompt", "Once", a, b, c, d]);

@@ -124,7 +124,7 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
 
     [Theory]
     [InlineData("generate --strategy toolkens --prompt Hi", "needs --head")]
-    [InlineData("generate --strategy greedy --head HEAD --prompt Hi", "apply to strategy toolkens only")]
+    [InlineData("generate --strategy greedy --head HEAD --prompt Hi", "--head does not apply to strategy greedy")]
     [InlineData("generate --strategy toolkens --head /nonexistent/head.json --prompt Hi", "does not exist")]
     [InlineData("generate --strategy toolkens --head HEAD --model tinystories656k --prompt Hi", "trained on model 'stories260k'")]
     [InlineData("toolkens eval --head HEAD --corpus HELDOUT --model tinystories656k", "trained on model 'stories260k'")]

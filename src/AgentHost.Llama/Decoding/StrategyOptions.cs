@@ -2,13 +2,6 @@ using System.Globalization;
 
 namespace AgentHost.Llama.Decoding;
 
-/// <summary>An option a strategy accepts: its key (as in <c>ChatOptions.AdditionalProperties</c>), CLI flag and help.</summary>
-/// <param name="Key">Key in <see cref="StrategyOptions"/>, e.g. <c>cautious_max_trials</c>.</param>
-/// <param name="CliName">Command-line option without dashes, e.g. <c>max-trials</c>.</param>
-/// <param name="Help">One line of help, with the default.</param>
-/// <param name="NamesFile">Whether the value is a file path: hosts that serve untrusted requests refuse it there (the operator configures such files).</param>
-public sealed record StrategyOption(string Key, string CliName, string Help, bool NamesFile = false);
-
 /// <summary>
 /// Strategy-specific settings as key/value text (from the command line, configuration or a chat
 /// request's additional properties). A strategy reads its keys with typed getters; a value that
@@ -53,6 +46,10 @@ public sealed class StrategyOptions
             throw Invalid(key, text, $"a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}");
         return value;
     }
+
+    /// <summary>A finite number in [min, max], or null when not given.</summary>
+    public float? GetFloat(string key, float min = float.MinValue, float max = float.MaxValue)
+        => Read(key) is null ? null : GetFloat(key, 0, min, max);
 
     /// <summary>Throws when a key was given that the strategy <paramref name="strategy"/> did not read.</summary>
     public void EnsureAllRead(string strategy)

@@ -34,12 +34,22 @@ public sealed class BatchedGenerator : IDisposable
     /// <summary>Requests waiting or running.</summary>
     public int Pending => Volatile.Read(ref _pending);
 
-    /// <summary>Whether a request can be batched: greedy or plain sampling, no grammar.</summary>
-    public static bool CanRun(string strategy, GenerationRequest request)
-        => strategy is "greedy" or "sample" && request.Grammar is null;
+    /// <summary>Whether a request can be batched: a batchable strategy (greedy or plain sampling), no grammar.</summary>
+    public static bool CanRun(StrategyDescriptor strategy, GenerationRequest request)
+        => strategy.Batchable && request.Grammar is null;
 
     /// <summary>Generates <paramref name="request"/> with greedy choice (<paramref name="sample"/> false) or sampling.</summary>
-    public Task<GenerationResult> GenerateAsync(GenerationRequest request, bool sample, Action<string>? onText, CancellationToken cancellationToken)
+    public Task<GenerationResult> GenerateAsync(GenerationRequest request, bool sample, CancellationToken cancellationToken)
+        => Enqueue(request, sample, null, cancellationToken);
+
+    /// <summary>As <see cref="GenerateAsync"/>, streaming the text; the last update carries the result.</summary>
+    public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, bool sample, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return GenerationStream.Run((onText, token) => Enqueue(request, sample, onText, token), request.MaxTokens, cancellationToken);
+    }
+
+    private Task<GenerationResult> Enqueue(GenerationRequest request, bool sample, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
@@ -196,7 +206,7 @@ public sealed class BatchedGenerator : IDisposable
 
     private static GenerationResult Result(Job job) => new()
     {
-        Strategy = job.Sampler is null ? "greedy" : "sample",
+        Strategy = (job.Sampler is null ? DecodingStrategies.Greedy : DecodingStrategies.Sample).Name,
         Tokens = job.Output.Tokens,
         Text = job.Output.Complete(),
         StopReason = job.Output.StopReason ?? StopReason.MaxTokens,

@@ -272,7 +272,20 @@ public sealed class InferenceSession : IDisposable
     }
 
     /// <summary>Runs <paramref name="strategy"/> on this session, on the model's scheduler thread.</summary>
-    public Task<GenerationResult> GenerateAsync(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText = null, CancellationToken cancellationToken = default)
+    public Task<GenerationResult> GenerateAsync(IDecodingStrategy strategy, GenerationRequest request, CancellationToken cancellationToken = default)
+        => RunStrategyAsync(strategy, request, null, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="strategy"/> on this session and streams its text as it is generated; the last update
+    /// carries the result. Stopping the enumeration early cancels the generation.
+    /// </summary>
+    public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(IDecodingStrategy strategy, GenerationRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return GenerationStream.Run((onText, token) => RunStrategyAsync(strategy, request, onText, token), request.MaxTokens, cancellationToken);
+    }
+
+    private Task<GenerationResult> RunStrategyAsync(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(strategy);
         return Model.Scheduler.RunAsync(() => strategy.Generate(this, request, onText, cancellationToken), cancellationToken);

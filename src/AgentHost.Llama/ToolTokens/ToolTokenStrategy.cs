@@ -42,6 +42,30 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
     /// <summary>The strategy's name.</summary>
     public const string StrategyName = "toolkens";
 
+    /// <summary>Option key of the head file (from <c>toolkens train</c>).</summary>
+    public const string HeadKey = "toolkens_head";
+
+    /// <summary>Option key overriding the head's bias on tool scores.</summary>
+    public const string BiasKey = "toolkens_bias";
+
+    // Heads by full path, reloaded when the file changes: a request names a head, and loading one reads the whole file.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTime Written, ToolTokenHead Head)> _heads = new(StringComparer.Ordinal);
+
+    /// <summary>The descriptor registered in <see cref="DecodingStrategies"/>: the head from its option, its tools from the host.</summary>
+    public static StrategyDescriptor Descriptor { get; } = new(
+        StrategyName,
+        "Tool tokens: a trained head fires the host's tools from inside decoding (greedy, or sampling with sampling options).",
+        SamplingUse.Optional,
+        [
+            new(HeadKey, "Tool-token head file (from 'toolkens train'); its tools come from the host.", NamesFile: true, Required: true),
+            new(BiasKey, "Override the head's bias on tool scores."),
+        ],
+        FromOptions)
+    {
+        NeedsHiddenStates = true,
+        CallsTools = true,
+    };
+
     private readonly ToolTokenHead _head;
     private readonly IReadOnlyList<ToolDefinition> _tools;
     private readonly ToolTokenOptions _options;
@@ -62,6 +86,29 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
 
     /// <inheritdoc />
     public string Name => StrategyName;
+
+    private static ToolTokenStrategy FromOptions(StrategyOptions options, StrategyContext context)
+    {
+        var file = options.GetString(HeadKey, "");
+        if (string.IsNullOrWhiteSpace(file))
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{HeadKey}' must name a head file (from 'toolkens train').");
+        string path;
+        try
+        {
+            path = Path.GetFullPath(file);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{HeadKey}' is not a usable path: {e.Message}", e);
+        }
+        var bias = options.GetFloat(BiasKey);
+        var written = File.GetLastWriteTimeUtc(path);
+        var head = _heads.TryGetValue(path, out var cached) && cached.Written == written ? cached.Head : ToolTokenHead.Load(path);
+        _heads[path] = (written, head);
+        var resolve = context.ResolveTools
+            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy {StrategyName} fires the host's tools, and this host offers none.");
+        return new ToolTokenStrategy(head, resolve([.. head.Tools.Select(t => t.Name)]), new ToolTokenOptions { Bias = bias });
+    }
 
     /// <inheritdoc />
     public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)

@@ -35,7 +35,6 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
         new("top-p", "Top-p in (0, 1].", ValueName: "P"),
         new("seed", "Random seed for sampling.", ValueName: "S"),
         new("format", "Chat format name (default: detected from the model).", ValueName: "NAME"),
-        new("head", "Tool tokens: a head file from 'toolkens train'; replies fire its built-in tools from inside decoding (strategy toolkens).", ValueName: "HEAD"),
         new("agent", "Chat with an agent from prompts/agents (its instructions, tools and strategy); the trace of its calls goes to stderr.", ValueName: "NAME"),
         new("tools", "Offer the configured plugins as tools: none (default), auto or required.", ValueName: "MODE"),
         new("plugin", "With --tools: offer only this plugin (Math) or function (Math.Add); default all.", Repeatable: true, ValueName: "NAME"),
@@ -45,16 +44,16 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var head = line.GetString("head");
-        var strategy = line.GetString("strategy") ?? (head is null ? "greedy" : ToolTokenStrategy.StrategyName);
+        var strategy = line.GetString("strategy") ?? (head is null ? DecodingStrategies.Greedy.Name : ToolTokenStrategy.StrategyName);
         if (head is not null && strategy != ToolTokenStrategy.StrategyName)
             throw CommandLine.Usage($"--head applies to strategy {ToolTokenStrategy.StrategyName} only.");
         if (head is null)
             StrategyArguments.Create(line, [strategy]);   // validates the strategy and that every knob applies to it
         var headTools = head is null ? null : toolTokenTools.Functions(ToolTokenHead.Load(head).Tools.Select(t => t.Name));
         var knobs = DecodingStrategies.All.SelectMany(d => d.Options)
-            .Where(o => line.Has(o.CliName))
+            .Where(o => line.Has(StrategyArguments.Flag(o)))
             .DistinctBy(o => o.Key)
-            .ToDictionary(o => o.Key, o => line.GetString(o.CliName)!);
+            .ToDictionary(o => o.Key, o => line.GetString(StrategyArguments.Flag(o))!);
         var baseOptions = new ChatOptions
         {
             MaxOutputTokens = line.GetInt("max-tokens", min: 1) ?? 256,

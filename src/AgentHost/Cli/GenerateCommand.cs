@@ -16,9 +16,7 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
     [
         ModelLoader.ModelOption,
         new("prompt", "The text to continue (required).", ValueName: "TEXT"),
-        new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)}, {ToolTokenStrategy.StrategyName} (default greedy).", ValueName: "NAME"),
-        new("head", $"[{ToolTokenStrategy.StrategyName}] Tool-token head file (from 'toolkens train'); its tools are the built-in ones of that name.", ValueName: "HEAD"),
-        new("tool-bias", $"[{ToolTokenStrategy.StrategyName}] Override the head's bias on tool scores.", ValueName: "X"),
+        new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)} (default {DecodingStrategies.Greedy.Name}).", ValueName: "NAME"),
         new("max-tokens", "Most tokens to generate (default 256).", ValueName: "N"),
         new("temperature", "Sampling temperature (default 0.8).", ValueName: "T"),
         new("top-k", "Top-k, 0 = off (default 40).", ValueName: "K"),
@@ -39,21 +37,24 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
         var request = BuildRequest(line);
-        var strategyName = line.GetString("strategy") ?? "greedy";
-        var toolTokens = strategyName == ToolTokenStrategy.StrategyName;
-        var strategy = toolTokens ? CreateToolTokens(line) : StrategyArguments.Create(line, [strategyName])[0];
-        if (!toolTokens && (line.Has("head") || line.Has("tool-bias")))
-            throw CommandLine.Usage($"--head and --tool-bias apply to strategy {ToolTokenStrategy.StrategyName} only.");
-        if (request.Sampling is not null && !toolTokens && DecodingStrategies.Find(strategyName).Sampling == SamplingUse.Never)
-            throw CommandLine.Usage($"sampling options have no effect with strategy {strategy.Name}; use --strategy sample (or recycling, lookup).");
+        var descriptor = DecodingStrategies.Find(line.GetString("strategy") ?? DecodingStrategies.Greedy.Name);
+        DecodingStrategies.EnsureSamplingApplies(descriptor, _samplingOptions.FirstOrDefault(line.Has) is { } given ? $"--{given}" : null);
+        // Strategies that fire tools (tool tokens) get the built-in tools their head names.
+        var strategy = StrategyArguments.Create(line, [descriptor.Name], new StrategyContext { ResolveTools = toolTokenTools.Resolve })[0];
         var json = line.Has("json");
 
-        // Tool tokens score the final hidden state, which the context only returns when asked to.
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken, toolTokens ? s => s.HiddenStates = true : null);
+        // Some strategies score the final hidden state, which the context only returns when asked to.
+        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken, descriptor.NeedsHiddenStates ? s => s.HiddenStates = true : null);
         using var session = await model.CreateSessionAsync(cancellationToken);
 
-        Action<string>? onText = json ? null : piece => Console.Out.Write(piece);
-        var result = await session.GenerateAsync(strategy, request, onText, cancellationToken);
+        GenerationResult result = null!;   // the stream's last update always carries it
+        await foreach (var update in session.GenerateStreamingAsync(strategy, request, cancellationToken))
+        {
+            if (update.Result is not null)
+                result = update.Result;
+            else if (!json)
+                Console.Out.Write(update.Text);
+        }
 
         if (json)
         {
@@ -78,14 +79,6 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
             Console.Error.WriteLine($"[{result.Strategy}: {stats.GeneratedTokens} tokens, {stats.TokensPerSecond:F0} tok/s, stop: {System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(result.StopReason.ToString())}{(stats.Seed is { } seed ? $", seed {seed}" : "")}]");
         }
         return CliApp.ExitOk;
-    }
-
-    // Tool tokens: the head plus the built-in tools it names (sampling options, if any, apply over vocabulary and tools).
-    private ToolTokenStrategy CreateToolTokens(CommandLine line)
-    {
-        var head = ToolTokenHead.Load(line.GetString("head") ?? throw CommandLine.Usage($"strategy {ToolTokenStrategy.StrategyName} needs --head (a file from 'toolkens train')."));
-        var tools = toolTokenTools.Resolve(head.Tools.Select(t => t.Name));
-        return new ToolTokenStrategy(head, tools, new ToolTokenOptions { Bias = line.GetFloat("tool-bias") });
     }
 
     private static readonly string[] _samplingOptions = ["temperature", "top-k", "top-p", "min-p", "repeat-penalty", "frequency-penalty", "presence-penalty", "seed"];

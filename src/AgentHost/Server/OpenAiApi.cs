@@ -235,7 +235,7 @@ internal static class OpenAiApi
 
         if (!call.Stream)
         {
-            var result = await hosted.Client.CompleteAsync(call.Prompt, call.Options, null, ct);
+            var result = await hosted.Client.CompleteAsync(call.Prompt, call.Options, ct);
             var usage = ToUsage(result);
             metrics.Record(hosted.Name, usage, LlamaChatClient.ToProperties(result));
             await context.Response.WriteAsJsonAsync(Body(result.Text, FinishReason(result.StopReason), usage, result), _json, ct);
@@ -243,13 +243,14 @@ internal static class OpenAiApi
         }
 
         StartEvents(context.Response);
-        // Text pieces come from the model's thread; the writer sends them in order without blocking it.
-        var pieces = System.Threading.Channels.Channel.CreateUnbounded<string>();
-        var generation = hosted.Client.CompleteAsync(call.Prompt, call.Options, piece => pieces.Writer.TryWrite(piece), ct);
-        _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        await foreach (var piece in pieces.Reader.ReadAllAsync(ct))
-            await WriteEventAsync(context.Response, Body(piece, null, null, null), ct);
-        var finished = await generation;
+        GenerationResult finished = null!;   // the stream's last update always carries it
+        await foreach (var update in hosted.Client.CompleteStreamingAsync(call.Prompt, call.Options, ct))
+        {
+            if (update.Result is not null)
+                finished = update.Result;
+            else
+                await WriteEventAsync(context.Response, Body(update.Text, null, null, null), ct);
+        }
         var finalUsage = ToUsage(finished);
         metrics.Record(hosted.Name, finalUsage, LlamaChatClient.ToProperties(finished));
         await WriteEventAsync(context.Response, Body("", FinishReason(finished.StopReason), call.IncludeUsage ? finalUsage : null, finished), ct);

@@ -21,7 +21,7 @@ internal sealed record EmbeddingCall(string Model, IReadOnlyList<string> Inputs,
 /// naming the field. Fields it does not know are ignored (clients send many), except that AgentHost's decoding
 /// options (<c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c>, <c>top_k</c> and every strategy knob)
 /// travel on to the client as <see cref="ChatOptions.AdditionalProperties"/>, and that a field naming a file
-/// (<see cref="ChatRequestMapper.FileOptionKeys"/>) is refused: requests never name server-side paths.
+/// (<see cref="AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys"/>) is refused: requests never name server-side paths.
 /// </summary>
 internal static class OpenAiRequests
 {
@@ -141,7 +141,7 @@ internal static class OpenAiRequests
         if (Has(body, "stop"))
             options.StopSequences = ParseStop(body.GetProperty("stop"));
 
-        foreach (var key in ChatRequestMapper.FileOptionKeys)
+        foreach (var key in AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys)
         {
             if (body.TryGetProperty(key, out _))
                 throw ApiError.BadRequest($"'{key}' names a server-side file, which requests may not do; the operator configures server state (Server:StateDirectory).", key);

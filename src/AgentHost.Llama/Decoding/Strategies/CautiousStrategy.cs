@@ -145,13 +145,13 @@ public sealed class CautiousStrategy : IDecodingStrategy
         "Cautious next-token prediction: at uncertain steps, parallel trials to punctuation, lowest perplexity wins.",
         SamplingUse.Always,
         [
-            new(MaxTrialsKey, "max-trials", $"Most trials at an uncertain step (default {DefaultMaxTrials}); needs max trials + 1 model sequences."),
-            new(EntropyLowKey, "entropy-low", $"Entropy in nats at or below which a step is plain sampling (default {DefaultEntropyLow.ToString(CultureInfo.InvariantCulture)})."),
-            new(EntropyHighKey, "entropy-high", $"Entropy in nats at or above which a step gets the most trials (default {DefaultEntropyHigh.ToString(CultureInfo.InvariantCulture)})."),
-            new(FormulaKey, "trial-formula", "Entropy-to-trials formula: code (default, the official code) or paper (Algorithm 1)."),
-            new(StopRuleKey, "stop-rule", "Trial stop ids: running-text (default: the token spelling each punctuation mark after a word) or paper-code (encode(c)[0], the bare space on SentencePiece)."),
+            new(MaxTrialsKey, $"Most trials at an uncertain step (default {DefaultMaxTrials}); needs max trials + 1 model sequences."),
+            new(EntropyLowKey, $"Entropy in nats at or below which a step is plain sampling (default {DefaultEntropyLow.ToString(CultureInfo.InvariantCulture)})."),
+            new(EntropyHighKey, $"Entropy in nats at or above which a step gets the most trials (default {DefaultEntropyHigh.ToString(CultureInfo.InvariantCulture)})."),
+            new(FormulaKey, "Entropy-to-trials formula: code (default, the official code) or paper (Algorithm 1)."),
+            new(StopRuleKey, "Trial stop ids: running-text (default: the token spelling each punctuation mark after a word) or paper-code (encode(c)[0], the bare space on SentencePiece)."),
         ],
-        FromOptions);
+        (options, _) => FromOptions(options));
 
     /// <summary>Creates the strategy; throws <see cref="AgentHostException"/> for invalid values.</summary>
     /// <param name="maxTrials">Most trials (1 .. <see cref="LlamaModel.MaxSequences"/> - 1).</param>
