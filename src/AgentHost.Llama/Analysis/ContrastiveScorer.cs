@@ -130,8 +130,8 @@ public static class ContrastiveScorer
         ArgumentNullException.ThrowIfNull(positiveSide);
         ArgumentNullException.ThrowIfNull(negativeSide);
         ArgumentNullException.ThrowIfNull(request);
-        SamplingOptions.Require(double.IsFinite(request.Beta) && request.Beta >= 0, $"beta must be 0 or more, not {request.Beta}.");
-        SamplingOptions.Require(float.IsFinite(positiveSide.LoraScale) && float.IsFinite(negativeSide.LoraScale), "A LoRA scale must be a finite number.");
+        Guard.Require(double.IsFinite(request.Beta) && request.Beta >= 0, $"beta must be 0 or more, not {request.Beta}.");
+        Guard.Require(float.IsFinite(positiveSide.LoraScale) && float.IsFinite(negativeSide.LoraScale), "A LoRA scale must be a finite number.");
         var positive = positiveSide.Model;
         var negative = negativeSide.Model;
         EnsureSameVocabulary(positive, negative);
@@ -140,12 +140,12 @@ public static class ContrastiveScorer
         int[] promptTokens, response;
         if (request.ResponseTokens is { } given)
         {
-            SamplingOptions.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
+            Guard.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
             promptTokens = positive.Tokenize(request.Prompt, positive.Vocabulary.AddBos);
             response = [.. given];
-            SamplingOptions.Require(response.Length > 0, "The response to score is empty.");
+            Guard.Require(response.Length > 0, "The response to score is empty.");
             foreach (var token in response)
-                SamplingOptions.Require((uint)token < (uint)positive.Vocabulary.Count, $"Response token {token} is outside the vocabulary of {positive.Vocabulary.Count} tokens.");
+                Guard.Require((uint)token < (uint)positive.Vocabulary.Count, $"Response token {token} is outside the vocabulary of {positive.Vocabulary.Count} tokens.");
         }
         else
         {

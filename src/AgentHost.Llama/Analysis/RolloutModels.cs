@@ -69,18 +69,18 @@ public sealed record RolloutOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        SamplingOptions.Require(Rollouts is >= 1 and <= MaxRollouts, $"rollouts must be from 1 to {MaxRollouts}, not {Rollouts}.");
-        SamplingOptions.Require(Stride >= 1, $"stride must be at least 1, not {Stride}.");
-        SamplingOptions.Require(float.IsFinite(Temperature) && Temperature > 0, $"rollout temperature must be positive, not {Temperature}.");
-        SamplingOptions.Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.");
-        SamplingOptions.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
-        SamplingOptions.Require(RecoverThreshold is null or >= 0, $"recover threshold must be 0 or more, not {RecoverThreshold}.");
-        SamplingOptions.Require(TrajectoryMaxTokens >= 1, $"trajectory tokens must be at least 1, not {TrajectoryMaxTokens}.");
-        SamplingOptions.Require(TrajectoryAttempts is >= 1 and <= MaxTrajectoryAttempts, $"trajectory attempts must be from 1 to {MaxTrajectoryAttempts}, not {TrajectoryAttempts}.");
-        SamplingOptions.Require(StopStrings is not null && StopStrings.Count <= MaxStopStrings, $"at most {MaxStopStrings} stop strings, not {StopStrings?.Count}.");
+        Guard.Require(Rollouts is >= 1 and <= MaxRollouts, $"rollouts must be from 1 to {MaxRollouts}, not {Rollouts}.");
+        Guard.Require(Stride >= 1, $"stride must be at least 1, not {Stride}.");
+        Guard.Require(float.IsFinite(Temperature) && Temperature > 0, $"rollout temperature must be positive, not {Temperature}.");
+        Guard.Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.");
+        Guard.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
+        Guard.Require(RecoverThreshold is null or >= 0, $"recover threshold must be 0 or more, not {RecoverThreshold}.");
+        Guard.Require(TrajectoryMaxTokens >= 1, $"trajectory tokens must be at least 1, not {TrajectoryMaxTokens}.");
+        Guard.Require(TrajectoryAttempts is >= 1 and <= MaxTrajectoryAttempts, $"trajectory attempts must be from 1 to {MaxTrajectoryAttempts}, not {TrajectoryAttempts}.");
+        Guard.Require(StopStrings is not null && StopStrings.Count <= MaxStopStrings, $"at most {MaxStopStrings} stop strings, not {StopStrings?.Count}.");
         foreach (var stop in StopStrings!)
-            SamplingOptions.Require(stop is { Length: > 0 and <= MaxStopLength }, $"a stop string must have 1 to {MaxStopLength} characters.");
-        SamplingOptions.Require(Enum.IsDefined(Judge), $"judge must be 'completion' or 'full', not {Judge}.");
+            Guard.Require(stop is { Length: > 0 and <= MaxStopLength }, $"a stop string must have 1 to {MaxStopLength} characters.");
+        Guard.Require(Enum.IsDefined(Judge), $"judge must be 'completion' or 'full', not {Judge}.");
     }
 }
 

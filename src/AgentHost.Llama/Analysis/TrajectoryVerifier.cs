@@ -36,21 +36,21 @@ public static class TrajectoryVerifiers
     /// <summary>Passes when the response contains <paramref name="text"/> (ordinal, case-insensitive).</summary>
     public static ITrajectoryVerifier Contains(string text)
     {
-        Require(!string.IsNullOrEmpty(text), "The text of a 'contains' verifier is empty.");
+        Guard.Require(!string.IsNullOrEmpty(text), "The text of a 'contains' verifier is empty.");
         return Create($"contains \"{text}\"", (_, response) => response.Contains(text, StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>Passes when the response does not contain <paramref name="text"/> (ordinal, case-insensitive).</summary>
     public static ITrajectoryVerifier NotContains(string text)
     {
-        Require(!string.IsNullOrEmpty(text), "The text of a 'not-contains' verifier is empty.");
+        Guard.Require(!string.IsNullOrEmpty(text), "The text of a 'not-contains' verifier is empty.");
         return Create($"does not contain \"{text}\"", (_, response) => !response.Contains(text, StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>Passes when the regular expression matches somewhere in the response.</summary>
     public static ITrajectoryVerifier Matches(string pattern)
     {
-        Require(!string.IsNullOrEmpty(pattern), "The pattern of a 'regex' verifier is empty.");
+        Guard.Require(!string.IsNullOrEmpty(pattern), "The pattern of a 'regex' verifier is empty.");
         Regex regex;
         try
         {
@@ -76,7 +76,7 @@ public static class TrajectoryVerifiers
     /// <summary>Passes when the last number in the response equals <paramref name="expected"/> (the GSM8K convention).</summary>
     public static ITrajectoryVerifier Answer(string expected)
     {
-        Require(TryParseNumber(expected, out var value), $"The expected answer '{expected}' is not a number.");
+        Guard.Require(TryParseNumber(expected, out var value), $"The expected answer '{expected}' is not a number.");
         return Create($"last number is {expected}", (_, response) => LastNumber(response) == value);
     }
 
@@ -84,7 +84,7 @@ public static class TrajectoryVerifiers
     public static ITrajectoryVerifier All(IReadOnlyList<ITrajectoryVerifier> verifiers)
     {
         ArgumentNullException.ThrowIfNull(verifiers);
-        Require(verifiers.Count > 0, "At least one verifier is needed.");
+        Guard.Require(verifiers.Count > 0, "At least one verifier is needed.");
         return verifiers.Count == 1 ? verifiers[0] : new AllVerifier([.. verifiers]);
     }
 
@@ -133,12 +133,6 @@ public static class TrajectoryVerifiers
     private static bool TryParseNumber(string text, out decimal value)
         => decimal.TryParse(text.Replace(",", "", StringComparison.Ordinal).TrimEnd('.'), NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint,
             CultureInfo.InvariantCulture, out value);
-
-    private static void Require(bool ok, string message)
-    {
-        if (!ok)
-            throw new AgentHostException(ErrorKind.InvalidArgument, message);
-    }
 
     private sealed class DelegateVerifier(string description, Func<string, string, bool> predicate) : ITrajectoryVerifier
     {

@@ -105,11 +105,7 @@ public sealed class ModelSettings
     /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> naming the first offending key.</exception>
     public void Validate(string model)
     {
-        void Require(bool ok, string setting, string rule)
-        {
-            if (!ok)
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"{ConfigurationKey(model, setting)} {rule}.");
-        }
+        void Require(bool ok, string setting, string rule) => Guard.Require(ok, $"{ConfigurationKey(model, setting)} {rule}.");
 
         Require(ContextSize is 0 or (>= 1 and <= MaxContextSize), nameof(ContextSize), $"must be 0 (the model's own) or between 1 and {MaxContextSize}, not {ContextSize}");
         Require(Threads is >= 0 and <= MaxThreads, nameof(Threads), $"must be 0 (all cores) or between 1 and {MaxThreads}, not {Threads}");

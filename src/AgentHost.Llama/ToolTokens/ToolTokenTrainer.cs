@@ -39,15 +39,10 @@ public sealed record ToolTokenTrainingOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        static void Require(bool ok, string message)
-        {
-            if (!ok)
-                throw new AgentHostException(ErrorKind.InvalidArgument, message);
-        }
-        Require(LearningRate > 0 && double.IsFinite(LearningRate), $"The learning rate must be positive, not {LearningRate}.");
-        Require(Epochs >= 1, $"Epochs must be at least 1, not {Epochs}.");
-        Require(BatchSize >= 1, $"The batch size must be at least 1, not {BatchSize}.");
-        Require(Lambda >= 0 && double.IsFinite(Lambda), $"Lambda must be 0 or more, not {Lambda}.");
+        Guard.Require(LearningRate > 0 && double.IsFinite(LearningRate), $"The learning rate must be positive, not {LearningRate}.");
+        Guard.Require(Epochs >= 1, $"Epochs must be at least 1, not {Epochs}.");
+        Guard.Require(BatchSize >= 1, $"The batch size must be at least 1, not {BatchSize}.");
+        Guard.Require(Lambda >= 0 && double.IsFinite(Lambda), $"Lambda must be 0 or more, not {Lambda}.");
     }
 }
 
