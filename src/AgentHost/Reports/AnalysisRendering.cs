@@ -3,14 +3,15 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AgentHost.Llama.Analysis;
 
-namespace AgentHost.Llama.Analysis;
+namespace AgentHost.Reports;
 
 /// <summary>
 /// Renders analysis reports: JSON for programs (snake_case, every number needed to recount), a self-contained
 /// HTML page (token heat map, the curve, the pass@k table, the rollouts) and a coloured terminal view.
 /// </summary>
-public static class AnalysisRendering
+internal static class AnalysisRendering
 {
     /// <summary>The JSON options of every analysis document.</summary>
     public static JsonSerializerOptions JsonOptions { get; } = new()
