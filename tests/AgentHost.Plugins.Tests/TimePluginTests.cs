@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace AgentHost.Plugins.Tests;
 
 public class TimePluginTests
@@ -6,7 +8,7 @@ public class TimePluginTests
     private static readonly DateTimeOffset _instant = new(2026, 11, 28, 23, 30, 15, TimeSpan.Zero);
     private static readonly TimeZoneInfo _plusTwo = TimeZoneInfo.CreateCustomTimeZone("Test+2", TimeSpan.FromHours(2), "Test+2", "Test+2");
 
-    private readonly TimePlugin _time = new(new FixedTimeProvider(_instant, _plusTwo));
+    private readonly TimePlugin _time = new(StoppedClock());
 
     [Fact]
     public void NowAndTodayUseTheInjectedClockAndZone()
@@ -66,5 +68,13 @@ public class TimePluginTests
         var error = Assert.Throws<ArgumentException>(() => _time.AddDays("9999-12-31", 1));
         Assert.Contains("outside the supported dates", error.Message);
         Assert.Throws<ArgumentException>(() => _time.AddMonths("0001-01-01", -1));
+    }
+
+    /// <summary>A clock stopped at <see cref="_instant"/> in the UTC+02:00 zone.</summary>
+    private static FakeTimeProvider StoppedClock()
+    {
+        var clock = new FakeTimeProvider(_instant);
+        clock.SetLocalTimeZone(_plusTwo);
+        return clock;
     }
 }

@@ -4,6 +4,7 @@ using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
+using AgentHost.SemanticKernel.Tests.Agents;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -2,6 +2,7 @@ using System.Text.Json;
 using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.Plugins;
 using AgentHost.SemanticKernel.Templates;
+using AgentHost.SemanticKernel.Tests.Plugins;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.SemanticKernel;

@@ -26,31 +26,6 @@ internal sealed class RecordingProgress<T> : IProgress<T>
     }
 }
 
-/// <summary>A logger that keeps every entry, for asserting on warnings.</summary>
-internal sealed class RecordingLogger : ILogger
-{
-    private readonly List<(LogLevel Level, string Message)> _entries = [];
-
-    public IReadOnlyList<(LogLevel Level, string Message)> Entries
-    {
-        get
-        {
-            lock (_entries)
-                return _entries.ToList();
-        }
-    }
-
-    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-    public bool IsEnabled(LogLevel logLevel) => true;
-
-    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-    {
-        lock (_entries)
-            _entries.Add((logLevel, formatter(state, exception)));
-    }
-}
-
 /// <summary>A logger factory that keeps every entry with its category (llama.cpp's own log excluded), for asserting on what a component logs.</summary>
 internal sealed class RecordingLoggerFactory : ILoggerFactory
 {
