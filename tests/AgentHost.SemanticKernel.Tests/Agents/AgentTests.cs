@@ -26,7 +26,7 @@ public sealed class AgentTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task AnAgentCallsAnotherAgentAsAFunctionWithTheWholeTraceInOrder()
+    public async Task An_agent_calls_another_agent_as_a_function_with_the_whole_trace_in_order()
     {
         using var client = new LlamaChatClient(fixture.Model);
         var runner = NewRunner(client);
@@ -49,7 +49,7 @@ public sealed class AgentTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task BeyondTheDepthLimitTheCallFailsAsAResultForTheModelNotAnException()
+    public async Task Beyond_the_depth_limit_the_call_fails_as_a_result_for_the_model_not_an_exception()
     {
         using var client = new LlamaChatClient(fixture.Model);
         var runner = NewRunner(client, maxDepth: 0);
@@ -64,7 +64,7 @@ public sealed class AgentTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public void DefinitionsAreCheckedWithErrorsNamingTheFile()
+    public void Definitions_are_checked_with_errors_naming_the_file()
     {
         AgentHostException Bad(string yaml) => Assert.Throws<AgentHostException>(() => AgentDefinition.Parse(yaml, "bad.yaml"));
 
@@ -84,7 +84,7 @@ public sealed class AgentTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task AnAgentListingAPluginThatIsNotLoadedIsAClearError()
+    public async Task An_agent_listing_a_plugin_that_is_not_loaded_is_a_clear_error()
     {
         using var client = new LlamaChatClient(fixture.Model);
         var runner = new AgentRunner(AgentCatalog.Load(ShippedAgentsDirectory), new Kernel(), (_, _) => Task.FromResult<IChatClient>(client));
@@ -94,7 +94,7 @@ public sealed class AgentTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task MicrosoftAgentsChatClientAgentRunsOnLlamaChatClientWithOurPluginsAsTools()
+    public async Task Microsoft_Agents_ChatClientAgent_runs_on_LlamaChatClient_with_our_plugins_as_tools()
     {
         using var client = new LlamaChatClient(fixture.Model);
         var kernel = new Kernel();

@@ -43,7 +43,7 @@ public sealed class PluginLoaderTests : IDisposable
     private static PluginOptions Prompts(params string[] directories) => new() { PromptDirectories = [.. directories] };
 
     [Fact]
-    public async Task ImportsConfiguredNativeAndPromptPluginsRelativeToTheBaseDirectory()
+    public async Task Imports_configured_native_and_prompt_plugins_relative_to_the_base_directory()
     {
         WriteFunction("Greetings", "Hello");
         var kernel = new Kernel();
@@ -61,7 +61,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public async Task NativeTimePluginUsesTheSuppliedClock()
+    public async Task Native_time_plugin_uses_the_supplied_clock()
     {
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 2, 27, 12, 0, 0, TimeSpan.Zero));
         var kernel = new Kernel();
@@ -73,7 +73,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void AbsolutePromptDirectoriesAreUsedAsGiven()
+    public void Absolute_prompt_directories_are_used_as_given()
     {
         WriteFunction("Greetings", "Hello", root: "elsewhere");
         var kernel = new Kernel();
@@ -82,7 +82,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void SemanticKernelTemplatesStillWork()
+    public void Semantic_Kernel_templates_still_work()
     {
         WriteFunction("Greetings", "Hello", prompt: "Hello {{$name}}", config: """{ "description": "SK format" }""");
         WriteFunction("Greetings", "Bye", prompt: "Bye {{ name }}", config: null);
@@ -92,7 +92,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void HiddenFoldersAreSkipped()
+    public void Hidden_folders_are_skipped()
     {
         WriteFunction("Greetings", "Hello");
         Directory.CreateDirectory(_folder.Combine("prompts", ".git", "objects"));
@@ -104,14 +104,14 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void UnknownNativePluginListsTheAvailableOnes()
+    public void Unknown_native_plugin_lists_the_available_ones()
     {
         var error = ImportFails(new PluginOptions { Native = ["Math", "Weather"] });
         Assert.Equal("Unknown native plugin 'Weather' in Plugins:Native; available: Math, Time, Text.", error.Message);
     }
 
     [Fact]
-    public void MissingPromptFolderIsNamed()
+    public void Missing_prompt_folder_is_named()
     {
         var error = ImportFails(Prompts("no-such-prompts"));
         Assert.Equal($"Prompt plugin folder '{_folder.Combine("no-such-prompts")}' does not exist.", error.Message);
@@ -122,7 +122,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void FunctionFolderWithoutPromptIsNamed()
+    public void Function_folder_without_prompt_is_named()
     {
         WriteFunction("Greetings", "Hello");
         var broken = WriteFunction("Greetings", "Bye", prompt: null);
@@ -131,7 +131,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void InvalidConfigJsonIsNamedWithItsFile()
+    public void Invalid_config_JSON_is_named_with_its_file()
     {
         var directory = WriteFunction("Greetings", "Hello", config: """{ "template_format": "scriban", """);
         var error = ImportFails(Prompts("prompts"));
@@ -146,7 +146,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void TemplateSyntaxErrorIsNamedWithItsFileAndPosition()
+    public void Template_syntax_error_is_named_with_its_file_and_position()
     {
         var directory = WriteFunction("Greetings", "Hello", prompt: "user: Hello\n{{ if name }} no end");
         var error = ImportFails(Prompts("prompts"));
@@ -156,21 +156,21 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void UnknownTemplateFormatIsNamed()
+    public void Unknown_template_format_is_named()
     {
         WriteFunction("Greetings", "Hello", config: """{ "template_format": "handlebars" }""");
         Assert.Contains("is not a valid 'handlebars' template", ImportFails(Prompts("prompts")).Message);
     }
 
     [Fact]
-    public void EmptyPromptIsNamed()
+    public void Empty_prompt_is_named()
     {
         var directory = WriteFunction("Greetings", "Hello", prompt: "  \n");
         Assert.Equal($"Prompt plugin 'Greetings', function 'Hello': '{Path.Combine(directory, "skprompt.txt")}' is empty.", ImportFails(Prompts("prompts")).Message);
     }
 
     [Fact]
-    public void MisplacedOrMisnamedFoldersAreNamed()
+    public void Misplaced_or_misnamed_folders_are_named()
     {
         // The configured folder points at a plugin instead of a folder of plugins.
         WriteFunction("Greetings", "Hello");
@@ -189,7 +189,7 @@ public sealed class PluginLoaderTests : IDisposable
     }
 
     [Fact]
-    public void DuplicatePluginNamesAreNamed()
+    public void Duplicate_plugin_names_are_named()
     {
         WriteFunction("Math", "Explain");
         var error = ImportFails(new PluginOptions { Native = ["Math"], PromptDirectories = ["prompts"] });
@@ -203,7 +203,7 @@ public sealed class PluginLoaderTests : IDisposable
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task AFailingSkillYieldsAnErrorResultInTheToolLoop(bool detailedErrors)
+    public async Task A_failing_skill_yields_an_error_result_in_the_tool_loop(bool detailedErrors)
     {
         // The model (a double) asks for Math.Evaluate("1 / 0"), then answers once it sees the tool result.
         var model = new RecordingChatClient((messages, options) =>

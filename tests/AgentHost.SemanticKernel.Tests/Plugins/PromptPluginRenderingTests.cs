@@ -46,7 +46,7 @@ public class PromptPluginRenderingTests
     }
 
     [Fact]
-    public void TheWritingPluginShips()
+    public void The_writing_plugin_ships()
     {
         var plugins = PluginLoader.LoadPromptPlugins(ShippedPromptsDirectory);
         var writing = Assert.Single(plugins, p => p.Name == "Writing");
@@ -55,7 +55,7 @@ public class PromptPluginRenderingTests
 
     [Theory]
     [MemberData(nameof(ShippedFunctions))]
-    public async Task EveryShippedFunctionIsDescribedAndRendersItsArguments(string pluginName, string functionName)
+    public async Task Every_shipped_function_is_described_and_renders_its_arguments(string pluginName, string functionName)
     {
         var (kernel, model) = KernelWithShippedPrompts();
         var function = kernel.Plugins.GetFunction(pluginName, functionName);
@@ -83,7 +83,7 @@ public class PromptPluginRenderingTests
     }
 
     [Fact]
-    public async Task SummarizeRendersDefaultsArgumentsAndExecutionSettings()
+    public async Task Summarize_renders_defaults_arguments_and_execution_settings()
     {
         var (kernel, model) = KernelWithShippedPrompts();
         var summarize = kernel.Plugins.GetFunction("Writing", "Summarize");
@@ -102,7 +102,7 @@ public class PromptPluginRenderingTests
     }
 
     [Fact]
-    public async Task ContinueStoryAndRewriteRenderTheirOptions()
+    public async Task Continue_story_and_rewrite_render_their_options()
     {
         var (kernel, model) = KernelWithShippedPrompts();
 
