@@ -38,7 +38,7 @@ public class ArithmeticExpressionTests
     [InlineData("1e5", "Unexpected 'e' at position 2")]
     [InlineData("1,5", "Unexpected ',' at position 2")]
     [InlineData("x + 1", "Unexpected 'x' at position 1")]
-    public void MalformedInputNamesTheProblemAndPosition(string expression, string message)
+    public void Malformed_input_names_the_problem_and_position(string expression, string message)
     {
         var error = Assert.Throws<FormatException>(() => ArithmeticExpression.Evaluate(expression));
         Assert.Contains(message, error.Message);
@@ -48,7 +48,7 @@ public class ArithmeticExpressionTests
     [InlineData("1 / 0", "'/' at position 3")]
     [InlineData("5 % (2 - 2)", "'%' at position 3")]
     [InlineData("1 / -0", "'/' at position 3")]
-    public void DivisionByZeroIsAnError(string expression, string where)
+    public void Division_by_zero_is_an_error(string expression, string where)
     {
         var error = Assert.Throws<DivideByZeroException>(() => ArithmeticExpression.Evaluate(expression));
         Assert.Contains("Division by zero", error.Message);
@@ -59,14 +59,14 @@ public class ArithmeticExpressionTests
     [InlineData("10 ^ 400", "'^' at position 4")]
     [InlineData("(-8) ^ 0.5", "'^' at position 6")]
     [InlineData("0 ^ -1", "'^' at position 3")]
-    public void NonFiniteResultsAreErrors(string expression, string where)
+    public void Non_finite_results_are_errors(string expression, string where)
     {
         var error = Assert.Throws<OverflowException>(() => ArithmeticExpression.Evaluate(expression));
         Assert.Contains(where, error.Message);
     }
 
     [Fact]
-    public void HugeNumberLiteralIsAnError()
+    public void Huge_number_literal_is_an_error()
     {
         var error = Assert.Throws<OverflowException>(() => ArithmeticExpression.Evaluate("1" + new string('0', 400)));
         Assert.Contains("too large", error.Message);
@@ -79,11 +79,11 @@ public class ArithmeticExpressionTests
     [InlineData("__import__('os')")]
     [InlineData("{{ 1 + 1 }}")]
     [InlineData("eval(1)")]
-    public void CodeIsNeverRunOnlyRejected(string expression) =>
+    public void Code_is_never_run_only_rejected(string expression) =>
         Assert.Throws<FormatException>(() => ArithmeticExpression.Evaluate(expression));
 
     [Fact]
-    public void DeepNestingIsRejectedNotAStackOverflow()
+    public void Deep_nesting_is_rejected_not_a_stack_overflow()
     {
         var nested = new string('(', 10_000) + "1" + new string(')', 10_000);
         Assert.Throws<FormatException>(() => ArithmeticExpression.Evaluate(nested[..ArithmeticExpression.MaxLength]));
@@ -98,7 +98,7 @@ public class ArithmeticExpressionTests
     }
 
     [Fact]
-    public void OverlongInputIsRejected()
+    public void Overlong_input_is_rejected()
     {
         var text = string.Join("+", Enumerable.Repeat("1", ArithmeticExpression.MaxLength));
         Assert.Contains("at most", Assert.Throws<FormatException>(() => ArithmeticExpression.Evaluate(text)).Message);

@@ -22,7 +22,7 @@ public sealed class FilePluginTests : IDisposable
     public void Dispose() => Directory.Delete(_temp, recursive: true);
 
     [Fact]
-    public void ReadsAndListsInsideTheRoot()
+    public void Reads_and_lists_inside_the_root()
     {
         Assert.Equal("hello", _files.ReadFile("readme.txt"));
         Assert.Equal("buy milk\nwalk the dog", _files.ReadFile("notes/todo.txt"));
@@ -46,7 +46,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void AbsolutePathsOutsideTheRootAreRefused()
+    public void Absolute_paths_outside_the_root_are_refused()
     {
         Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile(Path.Combine(_temp, "secret.txt")));
         Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("/etc/passwd"));
@@ -55,7 +55,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void SymbolicLinksAreNotFollowed()
+    public void Symbolic_links_are_not_followed()
     {
         File.CreateSymbolicLink(Path.Combine(_root, "secret-link.txt"), Path.Combine(_temp, "secret.txt"));
         Directory.CreateSymbolicLink(Path.Combine(_root, "notes", "escape"), Path.Combine(_temp, "outside"));
@@ -71,7 +71,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void ARootThatIsALinkIsResolvedOnce()
+    public void A_root_that_is_a_link_is_resolved_once()
     {
         var link = Path.Combine(_temp, "root-link");
         Directory.CreateSymbolicLink(link, _root);
@@ -81,7 +81,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void MissingLargeAndBinaryFilesAreClearErrors()
+    public void Missing_large_and_binary_files_are_clear_errors()
     {
         Assert.Equal("There is no file 'nope.txt'.", Assert.Throws<FileNotFoundException>(() => _files.ReadFile("nope.txt")).Message);
         Assert.Equal("There is no folder 'nope'.", Assert.Throws<DirectoryNotFoundException>(() => _files.ListFiles("nope")).Message);
@@ -104,7 +104,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public async Task AFifoIsRefusedAtOnceInsteadOfBlocking()
+    public async Task A_fifo_is_refused_at_once_instead_of_blocking()
     {
         Run("mkfifo", Path.Combine(_root, "pipe.txt"));
 
@@ -115,7 +115,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void AHardLinkToAFileOutsideTheRootIsRefused()
+    public void A_hard_link_to_a_file_outside_the_root_is_refused()
     {
         Run("ln", Path.Combine(_temp, "secret.txt"), Path.Combine(_root, "innocent.txt"));
 
@@ -126,7 +126,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void DevicesAndSymlinkedDevicesAreRefused()
+    public void Devices_and_symlinked_devices_are_refused()
     {
         File.CreateSymbolicLink(Path.Combine(_root, "zero"), "/dev/zero");
         Assert.Throws<UnauthorizedAccessException>(() => _files.ReadFile("zero"));
@@ -135,7 +135,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public async Task AHugeSparseFileIsRefusedWithoutBeingRead()
+    public async Task A_huge_sparse_file_is_refused_without_being_read()
     {
         using (var huge = File.Create(Path.Combine(_root, "huge.txt")))
             huge.SetLength(8L << 30);
@@ -146,7 +146,7 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void AListingStopsAtTheEntryLimitAndSaysSo()
+    public void A_listing_stops_at_the_entry_limit_and_says_so()
     {
         var crowded = Path.Combine(_root, "crowded");
         Directory.CreateDirectory(crowded);
@@ -161,11 +161,11 @@ public sealed class FilePluginTests : IDisposable
     }
 
     [Fact]
-    public void TheRootMustExist() =>
+    public void The_root_must_exist() =>
         Assert.Throws<DirectoryNotFoundException>(() => new FilePlugin(Path.Combine(_temp, "missing")));
 
     [Fact]
-    public void TheCatalogOffersFilesOnlyWithARoot()
+    public void The_catalog_offers_files_only_with_a_root()
     {
         Assert.False(NativePlugins.Create().ContainsKey("Files"));
         Assert.IsType<FilePlugin>(NativePlugins.Create(filesRoot: _root)["files"]);

@@ -15,7 +15,7 @@ public class KernelInvocationTests
     }
 
     [Fact]
-    public void CatalogExposesDescribedFunctions()
+    public void Catalog_exposes_described_functions()
     {
         var kernel = KernelWithAllPlugins();
         Assert.Equal(["Math", "Time", "Text"], kernel.Plugins.Select(p => p.Name).ToArray());
@@ -28,7 +28,7 @@ public class KernelInvocationTests
     }
 
     [Fact]
-    public void ParametersHaveTypedJsonSchemas()
+    public void Parameters_have_typed_JSON_schemas()
     {
         var add = KernelWithAllPlugins().Plugins.GetFunction("Math", "Add");
         var schema = JsonDocument.Parse(add.JsonSchema.GetRawText()).RootElement;
@@ -41,7 +41,7 @@ public class KernelInvocationTests
     }
 
     [Fact]
-    public async Task FunctionsInvokeThroughTheKernelWithStringArguments()
+    public async Task Functions_invoke_through_the_kernel_with_string_arguments()
     {
         var kernel = KernelWithAllPlugins();
         // Function calling and prompt templates hand arguments over as text; the kernel converts them.
@@ -56,7 +56,7 @@ public class KernelInvocationTests
     }
 
     [Fact]
-    public async Task AFailingFunctionThrowsItsClearError()
+    public async Task A_failing_function_throws_its_clear_error()
     {
         var kernel = KernelWithAllPlugins();
         var error = await Assert.ThrowsAsync<DivideByZeroException>(() =>

@@ -5,7 +5,7 @@ public class MathPluginTests
     private readonly MathPlugin _math = new();
 
     [Fact]
-    public void BasicOperations()
+    public void Basic_operations()
     {
         Assert.Equal(5.5, _math.Add(2, 3.5));
         Assert.Equal(-1.5, _math.Subtract(2, 3.5));
@@ -15,7 +15,7 @@ public class MathPluginTests
     }
 
     [Fact]
-    public void FailuresAreClearErrors()
+    public void Failures_are_clear_errors()
     {
         Assert.Equal("Cannot divide by zero.", Assert.Throws<DivideByZeroException>(() => _math.Divide(1, 0)).Message);
         Assert.Equal("The product is not a finite number.", Assert.Throws<OverflowException>(() => _math.Multiply(1e308, 10)).Message);

@@ -17,17 +17,17 @@ public class TextPluginTests
     [InlineData("   ", 0)]
     [InlineData("one", 1)]
     [InlineData("  Once upon\ta time,\nthere was a cat.  ", 8)]
-    public void WordCount(string text, int expected) => Assert.Equal(expected, _text.WordCount(text));
+    public void Word_count(string text, int expected) => Assert.Equal(expected, _text.WordCount(text));
 
     [Theory]
     [InlineData("", 0)]
     [InlineData("one line", 1)]
     [InlineData("a\nb\r\nc", 3)]
     [InlineData("a\nb\n", 2)]
-    public void LineCount(string text, int expected) => Assert.Equal(expected, _text.LineCount(text));
+    public void Line_count(string text, int expected) => Assert.Equal(expected, _text.LineCount(text));
 
     [Fact]
-    public void CaseConversionIsCultureInvariant()
+    public void Case_conversion_is_culture_invariant()
     {
         var culture = System.Globalization.CultureInfo.CurrentCulture;
         try
@@ -48,10 +48,10 @@ public class TextPluginTests
     [InlineData("", "")]
     [InlineData("ab👍🏽c", "c👍🏽ba")]
     [InlineData("cafe\u0301!", "!e\u0301fac")]
-    public void ReverseKeepsCharactersIntact(string text, string expected) => Assert.Equal(expected, _text.Reverse(text));
+    public void Reverse_keeps_characters_intact(string text, string expected) => Assert.Equal(expected, _text.Reverse(text));
 
     [Fact]
-    public void TrimAndReplace()
+    public void Trim_and_replace()
     {
         Assert.Equal("a b", _text.Trim(" \t a b \n"));
         Assert.Equal("the dog and the dog", _text.Replace("the cat and the cat", "cat", "dog"));

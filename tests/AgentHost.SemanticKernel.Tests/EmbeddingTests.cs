@@ -16,7 +16,7 @@ public sealed class EmbeddingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task EmbeddingsAreUnitVectorsOfTheHiddenSizeDeterministicAndTellTextsApart()
+    public async Task Embeddings_are_unit_vectors_of_the_hidden_size_deterministic_and_tell_texts_apart()
     {
         using var generator = new LlamaEmbeddingGenerator(fixture.Model);
 
@@ -33,7 +33,7 @@ public sealed class EmbeddingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task AnEmbeddingDoesNotDisturbChatGenerationOnTheSameModel()
+    public async Task An_embedding_does_not_disturb_chat_generation_on_the_same_model()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         using var generator = new LlamaEmbeddingGenerator(fixture.Model);

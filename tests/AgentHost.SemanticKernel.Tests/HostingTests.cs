@@ -4,6 +4,7 @@ using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
+using AgentHost.SemanticKernel.Tests.Agents;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -27,7 +28,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public async Task OneLineKernelGivesAChatCompletionServiceAndAChatClientThatAnswer()
+    public async Task One_line_kernel_gives_a_chat_completion_service_and_a_chat_client_that_answer()
     {
         var kernel = Kernel.CreateBuilder().AddLlamaChatCompletion("stories260k").Build();
         try
@@ -54,7 +55,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public async Task KeyedServicesByNameAndByPathShareOneModelThatTheContainerDisposes()
+    public async Task Keyed_services_by_name_and_by_path_share_one_model_that_the_container_disposes()
     {
         var kernel = Kernel.CreateBuilder()
             .AddLlamaChatCompletion("stories260k", serviceId: "by-name")
@@ -76,7 +77,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public async Task TheProviderLoadsAModelOnceForTwoRegistrationsAndDisposesItWithTheContainer()
+    public async Task The_provider_loads_a_model_once_for_two_registrations_and_disposes_it_with_the_container()
     {
         var services = new ServiceCollection();
         services.AddLlamaChatClient("stories260k", serviceId: "a");
@@ -96,7 +97,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public async Task AddAgentHostBindsACustomCatalogEntryFromConfiguration()
+    public async Task AddAgentHost_binds_a_custom_catalog_entry_from_configuration()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -119,7 +120,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public async Task TheKernelBuildersAddAgentHostAlsoBindsPluginsAndAgents()
+    public async Task The_kernel_builders_AddAgentHost_also_binds_plugins_and_agents()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -146,7 +147,7 @@ public sealed class HostingTests
     }
 
     [Fact]
-    public void AnUnknownModelNameIsAClearErrorListingTheKnownModels()
+    public void An_unknown_model_name_is_a_clear_error_listing_the_known_models()
     {
         var kernel = Kernel.CreateBuilder().AddLlamaChatCompletion("no-such-model").Build();
 
@@ -172,7 +173,7 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
         (string city, string unit) => $"Sunny in {city}", "Weather_GetWeather", "Gets the current weather for a city.");
 
     [Fact]
-    public async Task AForcedToolCallCutOffByMaxTokensIsAClearErrorNotRawMarkup()
+    public async Task A_forced_tool_call_cut_off_by_max_tokens_is_a_clear_error_not_raw_markup()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var cut = new ChatOptions { Tools = [_weather], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 6 };
@@ -195,7 +196,7 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task CallsBeforeACallCutOffByMaxTokensStandAndTheUnfinishedOneIsDropped()
+    public async Task Calls_before_a_call_cut_off_by_max_tokens_stand_and_the_unfinished_one_is_dropped()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var add = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
@@ -216,7 +217,7 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task TheToolListsTokenCostIsReportedWithTheResponse()
+    public async Task The_tool_lists_token_cost_is_reported_with_the_response()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var question = new ChatMessage(ChatRole.User, "What is the weather in Paris?");
@@ -231,7 +232,7 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task AToolListLargerThanTheContextIsAClearErrorNamingItsCost()
+    public async Task A_tool_list_larger_than_the_context_is_a_clear_error_naming_its_cost()
     {
         var settings = ChatModelFixture.Settings;
         settings.ContextSize = 512;
@@ -252,7 +253,7 @@ public sealed class ToolBudgetTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task AnAgentRendersOnlyTheFunctionsItsDefinitionLists()
+    public async Task An_agent_renders_only_the_functions_its_definition_lists()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var observed = new ObservingChatClient(client);

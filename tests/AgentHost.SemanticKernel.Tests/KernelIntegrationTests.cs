@@ -2,6 +2,7 @@ using System.Text.Json;
 using AgentHost.Extensions.AI;
 using AgentHost.SemanticKernel.Plugins;
 using AgentHost.SemanticKernel.Templates;
+using AgentHost.SemanticKernel.Tests.Plugins;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.SemanticKernel;
@@ -21,7 +22,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task KernelPromptFunctionRunsOnTheModel()
+    public async Task Kernel_prompt_function_runs_on_the_model()
     {
         var kernel = NewKernel();
         var settings = new LlamaPromptExecutionSettings { MaxTokens = 20 };
@@ -35,7 +36,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ScribanPromptFunctionRendersArgumentsIntoTheConversation()
+    public async Task Scriban_prompt_function_renders_arguments_into_the_conversation()
     {
         var kernel = NewKernel();
         var function = kernel.CreateFunctionFromPrompt(
@@ -56,7 +57,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ShippedScribanPromptPluginRunsOnTheModelThroughKernelInvokeAsync()
+    public async Task Shipped_Scriban_prompt_plugin_runs_on_the_model_through_KernelInvokeAsync()
     {
         var kernel = NewKernel();
         kernel.ImportPlugins(new PluginOptions { PromptDirectories = [PromptPluginRenderingTests.ShippedPromptsDirectory] }, AppContext.BaseDirectory);
@@ -83,7 +84,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ChatCompletionServiceThroughTheBridgeMatchesTheClient()
+    public async Task Chat_completion_service_through_the_bridge_matches_the_client()
     {
         var kernel = NewKernel("stories");
         var chat = kernel.GetRequiredService<IChatClient>("stories").AsChatCompletionService();
@@ -102,7 +103,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task DecodingStrategyAndKnobsFromSettingsReachTheClient()
+    public async Task Decoding_strategy_and_knobs_from_settings_reach_the_client()
     {
         var kernel = NewKernel();
         var settings = new LlamaPromptExecutionSettings
@@ -119,7 +120,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public void SettingsRoundTripFreezeAndClone()
+    public void Settings_round_trip_freeze_and_clone()
     {
         var generic = new PromptExecutionSettings
         {
@@ -156,7 +157,7 @@ public sealed class KernelIntegrationTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public void ClientIsRegisteredUnderItsServiceIdWithLoggingAndFunctionInvocation()
+    public void Client_is_registered_under_its_service_id_with_logging_and_function_invocation()
     {
         var services = new ServiceCollection();
         services.AddLlamaChatClient(fixture.Model, serviceId: "local");

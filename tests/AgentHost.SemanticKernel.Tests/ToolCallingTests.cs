@@ -49,7 +49,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     };
 
     [Fact]
-    public async Task RequiredModeForcesASchemaValidCallThatSkInvokesAndAFinalAnswerFollows()
+    public async Task Required_mode_forces_a_schema_valid_call_that_SK_invokes_and_a_final_answer_follows()
     {
         var (kernel, math) = NewKernel();
         var chat = kernel.GetRequiredService<IChatClient>().AsChatCompletionService();
@@ -70,7 +70,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task RequiredModeWorksWhenStreaming()
+    public async Task Required_mode_works_when_streaming()
     {
         var (kernel, math) = NewKernel();
         var chat = kernel.GetRequiredService<IChatClient>().AsChatCompletionService();
@@ -87,7 +87,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task TheClientReturnsFunctionCallContentWithArgumentsValidAgainstTheSchema()
+    public async Task The_client_returns_FunctionCallContent_with_arguments_valid_against_the_schema()
     {
         using var client = new LlamaChatClient(fixture.Model);
         var add = AIFunctionFactory.Create((double a, double b) => a + b, "add", "Adds two numbers.");
@@ -112,7 +112,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ParallelCallsAreAllowedOnlyWhenAsked()
+    public async Task Parallel_calls_are_allowed_only_when_asked()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var add = AIFunctionFactory.Create((int a, int b) => a + b, "add", "Adds two numbers.");
@@ -133,7 +133,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ToolSchemasBeyondTheGrammarLimitsOrUnsatisfiableAreOneClearInvalidArgumentError()
+    public async Task Tool_schemas_beyond_the_grammar_limits_or_unsatisfiable_are_one_clear_invalid_argument_error()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var wide = JsonDocument.Parse("{\"type\": \"object\", \"properties\": {" + string.Join(", ", Enumerable.Range(0, 60).Select(i => $"\"p{i}\": {{\"type\": \"integer\"}}")) + "}}").RootElement;
@@ -152,7 +152,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task NoneModeRendersNoTools()
+    public async Task None_mode_renders_no_tools()
     {
         using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
         var add = AIFunctionFactory.Create((double a, double b) => a + b, "add", "Adds two numbers.");
@@ -168,7 +168,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task AnUnknownFunctionBecomesAnErrorResultForTheModelNotAnException()
+    public async Task An_unknown_function_becomes_an_error_result_for_the_model_not_an_exception()
     {
         using var client = new LlamaChatClient(fixture.Model);
         // Offered to the model but not invokable here: the invoking loop cannot find it.
@@ -184,7 +184,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ArgumentsTheFunctionCannotTakeBecomeAnErrorResultAndTheConversationGoesOn()
+    public async Task Arguments_the_function_cannot_take_become_an_error_result_and_the_conversation_goes_on()
     {
         using var client = new LlamaChatClient(fixture.Model);
         // The schema the model sees (strings) differs from what the function takes (numbers): the call fails.
@@ -202,7 +202,7 @@ public sealed class ToolCallingTests(ChatModelFixture fixture)
     }
 
     [Fact]
-    public async Task ArgumentsThatBreakTheSchemaAreRefusedBeforeTheCallAndTheLoopReportsThem()
+    public async Task Arguments_that_break_the_schema_are_refused_before_the_call_and_the_loop_reports_them()
     {
         var called = 0;
         var add = AIFunctionFactory.Create((int a, int b) => { called++; return a + b; }, "add", "Adds two small numbers.");

@@ -5,22 +5,6 @@ using AgentHost.Llama.Models;
 
 namespace AgentHost.Llama.Analysis;
 
-/// <summary>What to score: a prompt and a response, teacher-forced through both models.</summary>
-public sealed record ContrastiveRequest
-{
-    /// <summary>The prompt.</summary>
-    public required string Prompt { get; init; }
-
-    /// <summary>The response as text (tokenized together with the prompt).</summary>
-    public string? Response { get; init; }
-
-    /// <summary>The response as token ids (wins over <see cref="Response"/>).</summary>
-    public IReadOnlyList<int>? ResponseTokens { get; init; }
-
-    /// <summary>beta of <c>softmax((1 + beta) z_pos - beta z_neg)</c>; the paper uses 1, 0 gives the positive model's probabilities.</summary>
-    public double Beta { get; init; } = 1.0;
-}
-
 /// <summary>
 /// One side of a contrast: a model, optionally with a LoRA adapter applied (two adapters on one base model make
 /// a positive and a negative side that share the vocabulary by construction).
@@ -32,62 +16,6 @@ public sealed record ContrastiveSide(LlamaModel Model, string? LoraPath = null, 
 {
     /// <summary>The name shown in reports: the model's, plus the adapter's file name.</summary>
     public string Name => LoraPath is null ? Model.Name : $"{Model.Name}+{Path.GetFileName(LoraPath)}";
-}
-
-/// <summary>One scored response token.</summary>
-public sealed record ContrastiveToken
-{
-    /// <summary>Token id y_t.</summary>
-    public required int Token { get; init; }
-
-    /// <summary>Its text.</summary>
-    public required string Text { get; init; }
-
-    /// <summary>s_t = softmax((1 + beta) z_pos - beta z_neg)[y_t]; low means the negative model prefers it.</summary>
-    public required double Score { get; init; }
-
-    /// <summary>log p_pos(y_t | prefix) under the positive model.</summary>
-    public required double LogProbPositive { get; init; }
-
-    /// <summary>log p_neg(y_t | prefix) under the negative model.</summary>
-    public required double LogProbNegative { get; init; }
-}
-
-/// <summary>The result of contrastive scoring.</summary>
-public sealed record ContrastiveReport
-{
-    /// <summary>Kind tag of the JSON document.</summary>
-    public string Kind => "contrast";
-
-    /// <summary>The positive ("good") model.</summary>
-    public required string PositiveModel { get; init; }
-
-    /// <summary>The negative ("bad") model.</summary>
-    public required string NegativeModel { get; init; }
-
-    /// <summary>beta.</summary>
-    public required double Beta { get; init; }
-
-    /// <summary>The prompt.</summary>
-    public required string Prompt { get; init; }
-
-    /// <summary>The prompt's tokens.</summary>
-    public required int[] PromptTokens { get; init; }
-
-    /// <summary>The response's text.</summary>
-    public required string ResponseText { get; init; }
-
-    /// <summary>Per response token, in order.</summary>
-    public required IReadOnlyList<ContrastiveToken> Tokens { get; init; }
-
-    /// <summary>Index of the lowest-scored token (the likeliest critical token).</summary>
-    public required int LowestIndex { get; init; }
-
-    /// <summary>Mean score.</summary>
-    public required double MeanScore { get; init; }
-
-    /// <summary>Cost.</summary>
-    public required AnalysisStats Stats { get; init; }
 }
 
 /// <summary>
@@ -130,8 +58,8 @@ public static class ContrastiveScorer
         ArgumentNullException.ThrowIfNull(positiveSide);
         ArgumentNullException.ThrowIfNull(negativeSide);
         ArgumentNullException.ThrowIfNull(request);
-        SamplingOptions.Require(double.IsFinite(request.Beta) && request.Beta >= 0, $"beta must be 0 or more, not {request.Beta}.");
-        SamplingOptions.Require(float.IsFinite(positiveSide.LoraScale) && float.IsFinite(negativeSide.LoraScale), "A LoRA scale must be a finite number.");
+        Guard.Require(double.IsFinite(request.Beta) && request.Beta >= 0, $"beta must be 0 or more, not {request.Beta}.");
+        Guard.Require(float.IsFinite(positiveSide.LoraScale) && float.IsFinite(negativeSide.LoraScale), "A LoRA scale must be a finite number.");
         var positive = positiveSide.Model;
         var negative = negativeSide.Model;
         EnsureSameVocabulary(positive, negative);
@@ -140,12 +68,12 @@ public static class ContrastiveScorer
         int[] promptTokens, response;
         if (request.ResponseTokens is { } given)
         {
-            SamplingOptions.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
+            Guard.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
             promptTokens = positive.Tokenize(request.Prompt, positive.Vocabulary.AddBos);
             response = [.. given];
-            SamplingOptions.Require(response.Length > 0, "The response to score is empty.");
+            Guard.Require(response.Length > 0, "The response to score is empty.");
             foreach (var token in response)
-                SamplingOptions.Require((uint)token < (uint)positive.Vocabulary.Count, $"Response token {token} is outside the vocabulary of {positive.Vocabulary.Count} tokens.");
+                Guard.Require((uint)token < (uint)positive.Vocabulary.Count, $"Response token {token} is outside the vocabulary of {positive.Vocabulary.Count} tokens.");
         }
         else
         {

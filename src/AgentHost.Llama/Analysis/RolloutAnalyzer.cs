@@ -2,7 +2,6 @@ using System.Diagnostics;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
-using AgentHost.Llama.Models;
 
 namespace AgentHost.Llama.Analysis;
 
@@ -23,7 +22,7 @@ public static class RolloutAnalyzer
         ArgumentNullException.ThrowIfNull(request.Verifier);
         var options = request.Options;
         options.Validate();
-        SamplingOptions.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
+        Guard.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
         var clock = Stopwatch.StartNew();
         var model = session.Model;
         var decodeCallsAtStart = session.DecodeCalls;
@@ -38,7 +37,7 @@ public static class RolloutAnalyzer
             promptTokens = model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
             trajectory = [.. given];
             foreach (var token in trajectory)
-                SamplingOptions.Require((uint)token < (uint)model.Vocabulary.Count, $"Trajectory token {token} is outside the vocabulary of {model.Vocabulary.Count} tokens.");
+                Guard.Require((uint)token < (uint)model.Vocabulary.Count, $"Trajectory token {token} is outside the vocabulary of {model.Vocabulary.Count} tokens.");
         }
         else if (request.Trajectory is { } text)
         {
@@ -49,11 +48,11 @@ public static class RolloutAnalyzer
             (promptTokens, trajectory) = await GenerateWrongTrajectoryAsync(session, request, seed, progress, cancellationToken).ConfigureAwait(false);
             generated = true;
         }
-        SamplingOptions.Require(trajectory.Length > 0, "The trajectory is empty.");
-        SamplingOptions.Require(trajectory.Length > options.Stride,
+        Guard.Require(trajectory.Length > 0, "The trajectory is empty.");
+        Guard.Require(trajectory.Length > options.Stride,
             $"The trajectory has {trajectory.Length} token(s); prefixes of 1 to T - 1 tokens are analysed, so it needs more than the prefix stride {options.Stride}.");
         foreach (var token in trajectory)
-            SamplingOptions.Require(!model.Vocabulary.IsEndOfGeneration(token), "The trajectory holds an end-of-generation token; give only the text before it.");
+            Guard.Require(!model.Vocabulary.IsEndOfGeneration(token), "The trajectory holds an end-of-generation token; give only the text before it.");
 
         var trajectoryText = model.Detokenize(trajectory);
         var trajectoryPasses = await verifier.VerifyAsync(request.Prompt, trajectoryText, cancellationToken).ConfigureAwait(false);
@@ -68,7 +67,7 @@ public static class RolloutAnalyzer
         for (var i = options.Stride; i < trajectory.Length; i += options.Stride)
             lengths.Add(i);
         var n = options.Rollouts;
-        SamplingOptions.Require((long)lengths.Count * n <= RolloutOptions.MaxCompletions,
+        Guard.Require((long)lengths.Count * n <= RolloutOptions.MaxCompletions,
             $"{lengths.Count} prefixes x {n} rollouts is more than the limit of {RolloutOptions.MaxCompletions} completions; analyse every k-th prefix (stride) or run fewer rollouts.");
         var jobs = new List<RolloutJob>(lengths.Count * n);
         foreach (var i in lengths)
@@ -194,26 +193,5 @@ public static class RolloutAnalyzer
         }
         throw new AgentHostException(ErrorKind.InvalidArgument,
             $"All {options.TrajectoryAttempts} trajectories the model wrote pass the verifier ({request.Verifier.Description}); give a wrong trajectory or more attempts.");
-    }
-}
-
-/// <summary>Splits the tokens of a prompt followed by a continuation, tokenized together as the model would read them.</summary>
-public static class TokenSplit
-{
-    /// <summary>
-    /// Tokenizes <paramref name="prompt"/> + <paramref name="continuation"/> (BOS as the model wants) and splits it
-    /// where the prompt's own tokens stop matching; a token spanning the boundary goes to the continuation.
-    /// </summary>
-    public static (int[] Prompt, int[] Continuation) Split(LlamaModel model, string prompt, string continuation)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        SamplingOptions.Require(!string.IsNullOrEmpty(prompt), "The prompt is empty.");
-        SamplingOptions.Require(!string.IsNullOrEmpty(continuation), "The response to analyse is empty.");
-        var full = model.Tokenize(prompt + continuation, model.Vocabulary.AddBos);
-        var own = model.Tokenize(prompt, model.Vocabulary.AddBos);
-        var common = full.AsSpan().CommonPrefixLength(own);
-        SamplingOptions.Require(common >= 1, "The prompt shares no token with the prompt followed by the response; give a longer prompt.");
-        SamplingOptions.Require(common < full.Length, "The response adds no token to the prompt.");
-        return (full[..common], full[common..]);
     }
 }

@@ -34,12 +34,12 @@ public sealed record GrammarConstraint
     /// </summary>
     public void Validate(CancellationToken cancellationToken = default)
     {
-        Require(!string.IsNullOrWhiteSpace(Gbnf), "The grammar is empty.");
-        Require(!string.IsNullOrEmpty(Root) && GbnfBuilder.IsRuleName(Root), $"The grammar root '{Root}' is not a rule name (letters, digits and '-').");
+        Guard.Require(!string.IsNullOrWhiteSpace(Gbnf), "The grammar is empty.");
+        Guard.Require(!string.IsNullOrEmpty(Root) && GbnfBuilder.IsRuleName(Root), $"The grammar root '{Root}' is not a rule name (letters, digits and '-').");
         foreach (var word in TriggerWords)
-            Require(!string.IsNullOrEmpty(word), "A grammar trigger word is empty.");
+            Guard.Require(!string.IsNullOrEmpty(word), "A grammar trigger word is empty.");
         foreach (var token in TriggerTokens)
-            Require(token >= 0, $"A grammar trigger token id is negative ({token}).");
+            Guard.Require(token >= 0, $"A grammar trigger token id is negative ({token}).");
         GbnfCheck.Run(Gbnf, Root, cancellationToken);
     }
 
@@ -53,9 +53,4 @@ public sealed record GrammarConstraint
         }
     }
 
-    private static void Require(bool ok, string message)
-    {
-        if (!ok)
-            throw new AgentHostException(ErrorKind.InvalidArgument, message);
-    }
 }

@@ -30,15 +30,10 @@ public sealed record JsonGrammarOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        Require(MaxWhitespace is >= 0 and <= MaxRepetitions, $"MaxWhitespace must be 0 to {MaxRepetitions}, not {MaxWhitespace}.");
-        Require(MaxStringLength is null or (>= 0 and <= MaxRepetitions), $"MaxStringLength must be 0 to {MaxRepetitions}, not {MaxStringLength}.");
-        Require(MaxArrayItems is null or (>= 0 and <= MaxRepetitions), $"MaxArrayItems must be 0 to {MaxRepetitions}, not {MaxArrayItems}.");
-        Require(MaxDigits is >= 1 and <= 18, $"MaxDigits must be 1 to 18, not {MaxDigits}.");
+        Guard.Require(MaxWhitespace is >= 0 and <= MaxRepetitions, $"MaxWhitespace must be 0 to {MaxRepetitions}, not {MaxWhitespace}.");
+        Guard.Require(MaxStringLength is null or (>= 0 and <= MaxRepetitions), $"MaxStringLength must be 0 to {MaxRepetitions}, not {MaxStringLength}.");
+        Guard.Require(MaxArrayItems is null or (>= 0 and <= MaxRepetitions), $"MaxArrayItems must be 0 to {MaxRepetitions}, not {MaxArrayItems}.");
+        Guard.Require(MaxDigits is >= 1 and <= 18, $"MaxDigits must be 1 to 18, not {MaxDigits}.");
     }
 
-    private static void Require(bool ok, string message)
-    {
-        if (!ok)
-            throw new AgentHostException(ErrorKind.InvalidArgument, message);
-    }
 }

@@ -1,25 +1,5 @@
 namespace AgentHost.Llama.Models;
 
-/// <summary>Flash attention mode of a context.</summary>
-public enum FlashAttentionMode
-{
-    /// <summary>Let llama.cpp decide (on for CPU in this build).</summary>
-    Auto,
-    /// <summary>Always on.</summary>
-    On,
-    /// <summary>Always off.</summary>
-    Off,
-}
-
-/// <summary>What to do with input characters the model's vocabulary cannot encode.</summary>
-public enum UnsupportedCharacterPolicy
-{
-    /// <summary>Replace them (accents stripped where the base letter exists, else a space) and log a warning.</summary>
-    Replace,
-    /// <summary>Refuse the input with a clear error naming the first such character.</summary>
-    Reject,
-}
-
 /// <summary>One named model of the catalog (the <c>AgentHost:Models:NAME</c> section of appsettings.json).</summary>
 public sealed class ModelSettings
 {
@@ -105,11 +85,7 @@ public sealed class ModelSettings
     /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> naming the first offending key.</exception>
     public void Validate(string model)
     {
-        void Require(bool ok, string setting, string rule)
-        {
-            if (!ok)
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"{ConfigurationKey(model, setting)} {rule}.");
-        }
+        void Require(bool ok, string setting, string rule) => Guard.Require(ok, $"{ConfigurationKey(model, setting)} {rule}.");
 
         Require(ContextSize is 0 or (>= 1 and <= MaxContextSize), nameof(ContextSize), $"must be 0 (the model's own) or between 1 and {MaxContextSize}, not {ContextSize}");
         Require(Threads is >= 0 and <= MaxThreads, nameof(Threads), $"must be 0 (all cores) or between 1 and {MaxThreads}, not {Threads}");
@@ -125,32 +101,4 @@ public sealed class ModelSettings
         Require(Enum.IsDefined(FlashAttention), nameof(FlashAttention), $"must be Auto, On or Off, not {FlashAttention}");
         Require(Enum.IsDefined(UnsupportedCharacters), nameof(UnsupportedCharacters), $"must be Replace or Reject, not {UnsupportedCharacters}");
     }
-}
-
-/// <summary>The <c>AgentHost</c> configuration section: the model catalog and where models live.</summary>
-public sealed class AgentHostOptions
-{
-    /// <summary>The configuration section name.</summary>
-    public const string SectionName = "AgentHost";
-
-    /// <summary>Environment variable naming the models folder; it wins over <see cref="ModelsDir"/>.</summary>
-    public const string ModelsDirVariable = "AGENTHOST_MODELS_DIR";
-
-    /// <summary>Catalog name used when a command names no model.</summary>
-    public string DefaultModel { get; set; } = "stories260k";
-
-    /// <summary>Folder searched for model files (after an explicit path).</summary>
-    public string? ModelsDir { get; set; }
-
-    /// <summary>User cache for downloaded models; empty means <c>$XDG_CACHE_HOME/agenthost/models</c> or <c>~/.cache/agenthost/models</c>.</summary>
-    public string? CacheDir { get; set; }
-
-    /// <summary>Folder whose <c>NAME.scriban</c> files replace the built-in chat format templates; empty uses the built-in ones.</summary>
-    public string? ChatFormatsDir { get; set; }
-
-    /// <summary>Whether a model found nowhere locally may be downloaded from its URL.</summary>
-    public bool AllowDownload { get; set; } = true;
-
-    /// <summary>The named models.</summary>
-    public Dictionary<string, ModelSettings> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }

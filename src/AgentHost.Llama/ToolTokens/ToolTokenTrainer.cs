@@ -1,56 +1,5 @@
 namespace AgentHost.Llama.ToolTokens;
 
-/// <summary>The penalty that keeps W near its prior W0 (TokenLearning).</summary>
-public enum ToolTokenRegularizer
-{
-    /// <summary><c>lambda * ||W - W0||</c> (Frobenius norm), as in TokenLearning's code.</summary>
-    Frobenius,
-    /// <summary><c>lambda * ||W - W0||^2</c>, as in the paper.</summary>
-    SquaredL2,
-}
-
-/// <summary>Settings of <see cref="ToolTokenTrainer"/>.</summary>
-public sealed record ToolTokenTrainingOptions
-{
-    /// <summary>Adam learning rate.</summary>
-    public double LearningRate { get; init; } = 1e-2;
-
-    /// <summary>Passes over the data.</summary>
-    public int Epochs { get; init; } = 20;
-
-    /// <summary>Positions per Adam step.</summary>
-    public int BatchSize { get; init; } = 64;
-
-    /// <summary>Weight of the penalty towards W0.</summary>
-    public double Lambda { get; init; } = 0.01;
-
-    /// <summary>Form of the penalty.</summary>
-    public ToolTokenRegularizer Regularizer { get; init; } = ToolTokenRegularizer.Frobenius;
-
-    /// <summary>
-    /// Train on call-start positions only (TokenLearning's default); otherwise every position keeps its
-    /// next-token label and teaches the head where not to fire (ToolkenGPT's default, and this host's).
-    /// </summary>
-    public bool OnlyToolTokens { get; init; }
-
-    /// <summary>Seed of the batch order: the same seed and data give the same W.</summary>
-    public int Seed { get; init; } = 1;
-
-    /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
-    public void Validate()
-    {
-        static void Require(bool ok, string message)
-        {
-            if (!ok)
-                throw new AgentHostException(ErrorKind.InvalidArgument, message);
-        }
-        Require(LearningRate > 0 && double.IsFinite(LearningRate), $"The learning rate must be positive, not {LearningRate}.");
-        Require(Epochs >= 1, $"Epochs must be at least 1, not {Epochs}.");
-        Require(BatchSize >= 1, $"The batch size must be at least 1, not {BatchSize}.");
-        Require(Lambda >= 0 && double.IsFinite(Lambda), $"Lambda must be 0 or more, not {Lambda}.");
-    }
-}
-
 /// <summary>Progress of training: the epoch just finished and its mean batch loss.</summary>
 /// <param name="Epoch">1-based epoch.</param>
 /// <param name="Epochs">Total epochs.</param>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AgentHost.Llama.Analysis;
 using AgentHost.Llama.Models;
+using AgentHost.Reports;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;

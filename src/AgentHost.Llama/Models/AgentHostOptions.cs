@@ -1,0 +1,29 @@
+namespace AgentHost.Llama.Models;
+
+/// <summary>The <c>AgentHost</c> configuration section: the model catalog and where models live.</summary>
+public sealed class AgentHostOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "AgentHost";
+
+    /// <summary>Environment variable naming the models folder; it wins over <see cref="ModelsDir"/>.</summary>
+    public const string ModelsDirVariable = "AGENTHOST_MODELS_DIR";
+
+    /// <summary>Catalog name used when a command names no model.</summary>
+    public string DefaultModel { get; set; } = "stories260k";
+
+    /// <summary>Folder searched for model files (after an explicit path).</summary>
+    public string? ModelsDir { get; set; }
+
+    /// <summary>User cache for downloaded models; empty means <c>$XDG_CACHE_HOME/agenthost/models</c> or <c>~/.cache/agenthost/models</c>.</summary>
+    public string? CacheDir { get; set; }
+
+    /// <summary>Folder whose <c>NAME.scriban</c> files replace the built-in chat format templates; empty uses the built-in ones.</summary>
+    public string? ChatFormatsDir { get; set; }
+
+    /// <summary>Whether a model found nowhere locally may be downloaded from its URL.</summary>
+    public bool AllowDownload { get; set; } = true;
+
+    /// <summary>The named models.</summary>
+    public Dictionary<string, ModelSettings> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+}

@@ -1,0 +1,38 @@
+namespace AgentHost.Llama.ToolTokens;
+
+/// <summary>Settings of <see cref="ToolTokenTrainer"/>.</summary>
+public sealed record ToolTokenTrainingOptions
+{
+    /// <summary>Adam learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-2;
+
+    /// <summary>Passes over the data.</summary>
+    public int Epochs { get; init; } = 20;
+
+    /// <summary>Positions per Adam step.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Weight of the penalty towards W0.</summary>
+    public double Lambda { get; init; } = 0.01;
+
+    /// <summary>Form of the penalty.</summary>
+    public ToolTokenRegularizer Regularizer { get; init; } = ToolTokenRegularizer.Frobenius;
+
+    /// <summary>
+    /// Train on call-start positions only (TokenLearning's default); otherwise every position keeps its
+    /// next-token label and teaches the head where not to fire (ToolkenGPT's default, and this host's).
+    /// </summary>
+    public bool OnlyToolTokens { get; init; }
+
+    /// <summary>Seed of the batch order: the same seed and data give the same W.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        Guard.Require(LearningRate > 0 && double.IsFinite(LearningRate), $"The learning rate must be positive, not {LearningRate}.");
+        Guard.Require(Epochs >= 1, $"Epochs must be at least 1, not {Epochs}.");
+        Guard.Require(BatchSize >= 1, $"The batch size must be at least 1, not {BatchSize}.");
+        Guard.Require(Lambda >= 0 && double.IsFinite(Lambda), $"Lambda must be 0 or more, not {Lambda}.");
+    }
+}
