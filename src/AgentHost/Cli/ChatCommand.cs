@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using AgentHost.Llama.Hosting;
+using AgentHost.SemanticKernel.ToolTokens;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;

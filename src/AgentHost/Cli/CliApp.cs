@@ -5,6 +5,7 @@ using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.Plugins;
+using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -205,7 +206,12 @@ internal static class CliApp
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<PluginOptions>(builder.Configuration, PluginOptions.SectionName));
         builder.Services.AddSingleton<AppPlugins>();
-        builder.Services.AddSingleton<ToolTokenTools>();
+        builder.Services.AddSingleton(services => new ToolTokenTools(() =>
+        {
+            var kernel = new Microsoft.SemanticKernel.Kernel();
+            services.GetRequiredService<AppPlugins>().ImportInto(kernel);
+            return kernel;
+        }));
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<AgentOptions>(builder.Configuration, AgentOptions.SectionName));

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using AgentHost.Llama.Hosting;
+using AgentHost.SemanticKernel.ToolTokens;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Grammar;
 using AgentHost.Llama.ToolTokens;
