@@ -116,11 +116,9 @@ public sealed class CommandLineTests
     public void The_server_never_imports_the_command_line()
     {
         // A download in 'serve' reports through the provider's progress to the log, never a console bar of the CLI's.
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "AgentHost.sln")))
-            root = root.Parent;
+        var root = Llama.Tests.TestModels.RepositoryRoot();
         Assert.NotNull(root);
-        var server = Path.Combine(root.FullName, "src", "AgentHost", "Server");
+        var server = Path.Combine(root, "src", "AgentHost", "Server");
 
         var offenders = Directory.EnumerateFiles(server, "*.cs").Where(f => File.ReadAllText(f).Contains("AgentHost.Cli", StringComparison.Ordinal)).ToList();
 
