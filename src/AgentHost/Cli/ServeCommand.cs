@@ -14,11 +14,12 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
 
     public string Summary => "Serve the catalog's models over an OpenAI-compatible HTTP API (chat, completions, models, metrics).";
 
-    // No defaults here: an option not given keeps the configured value (Server:*).
-    private static readonly Option<string?> _urls = CliOption.Text("--urls", "Listen address(es), ';'-separated (default Server:Urls, http://127.0.0.1:8080).", "URLS");
+    // An option not given keeps the configured value (Server:*), whose own default help shows.
+    private static readonly ServerOptions _defaults = new();
+    private static readonly Option<string?> _urls = CliOption.Text("--urls", $"Listen address(es), ';'-separated (default Server:Urls, {_defaults.Urls}).", "URLS");
     private static readonly Option<string?> _apiKey = CliOption.Text("--api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", "KEY");
-    private static readonly Option<int?> _slots = CliOption.OptionalInt("--slots", "Session slots per model (default Server:Slots, 4).", "N", min: 1, max: 64);
-    private static readonly Option<int?> _maxQueue = CliOption.OptionalInt("--max-queue", "Requests per model that may queue before 429 (default Server:MaxQueue, 32).", "N", min: 1);
+    private static readonly Option<int?> _slots = CliOption.OptionalInt("--slots", $"Session slots per model (default Server:Slots, {_defaults.Slots}).", "N", min: 1, max: 64);
+    private static readonly Option<int?> _maxQueue = CliOption.OptionalInt("--max-queue", $"Requests per model that may queue before 429 (default Server:MaxQueue, {_defaults.MaxQueue}).", "N", min: 1);
     private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching of greedy/sampling requests (Server:Batching; more throughput with many clients).");
 
     public IReadOnlyList<Symbol> Options { get; } = [_urls, _apiKey, _slots, _maxQueue, _batching];
