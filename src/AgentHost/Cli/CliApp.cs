@@ -99,7 +99,7 @@ internal static class CliApp
     }
 
     /// <summary>The command tree: one command per verb, groups for two-word verbs, the global options and completion.</summary>
-    internal static RootCommand BuildRoot(IEnumerable<ICommand> verbs)
+    private static RootCommand BuildRoot(IEnumerable<ICommand> verbs)
     {
         var root = new RootCommand(Description) { _verbose };
         root.Aliases.Add("agenthost");
