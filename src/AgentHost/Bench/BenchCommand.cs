@@ -31,7 +31,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
 
     public string Name => "bench strategies";
 
-    public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline and LLamaSharp's StatelessExecutor (plain 'bench' runs this).";
+    public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline and LLamaSharp's StatelessExecutor; plain 'bench' runs this.";
 
     public IReadOnlyList<Symbol> Options { get; } =
     [
