@@ -53,7 +53,8 @@ internal static class TestModels
         throw new InvalidOperationException("AGENTHOST_MODELS_DIR is not set and no ../shared/models was found.");
     }
 
-    private static string? RepositoryRoot()
+    /// <summary>The folder holding AgentHost.sln above the test assembly, or null.</summary>
+    public static string? RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

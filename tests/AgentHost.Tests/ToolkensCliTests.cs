@@ -102,7 +102,7 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
 
         var wrong = await AgentHostProcess.RunAsync(["chat", "--head", fixture.Head, "--strategy", "greedy"], input: "hi\n");
         Assert.Equal(2, wrong.ExitCode);
-        Assert.StartsWith("error: --head applies to strategy toolkens only.", wrong.StdErr);
+        Assert.StartsWith("error: --head does not apply to strategy", wrong.StdErr);
     }
 
     [Fact]

@@ -144,7 +144,7 @@ public sealed partial class ModelWidener
 
         var clock = Stopwatch.StartNew();
         var lastReport = TimeSpan.Zero;
-        progress?.Report(new DownloadProgress(writer.BytesWritten, writer.Length));
+        progress?.Report(new DownloadProgress(writer.BytesWritten, writer.Length) { IsBuild = true });
         float[]? row = null;
         foreach (var target in _targets)
         {
@@ -163,12 +163,12 @@ public sealed partial class ModelWidener
                 if (progress is not null && clock.Elapsed - lastReport >= _progressInterval)
                 {
                     lastReport = clock.Elapsed;
-                    progress.Report(new DownloadProgress(writer.BytesWritten, writer.Length));
+                    progress.Report(new DownloadProgress(writer.BytesWritten, writer.Length) { IsBuild = true });
                 }
             }
         }
         writer.Complete();
-        progress?.Report(new DownloadProgress(writer.BytesWritten, writer.Length));
+        progress?.Report(new DownloadProgress(writer.BytesWritten, writer.Length) { IsBuild = true });
     }
 
     /// <summary>Writes row <paramref name="r"/> of <paramref name="target"/> from its source tensor's data.</summary>

@@ -1,3 +1,5 @@
+using AgentHost.Llama;
+
 namespace AgentHost.SemanticKernel.Plugins;
 
 /// <summary>
@@ -36,4 +38,24 @@ public sealed class PluginOptions
     /// refuses paths that leave it or pass through symbolic links. Empty (the default): no <c>Files</c> plugin.
     /// </summary>
     public string? FilesRoot { get; set; }
+
+    /// <summary>
+    /// The full path of <see cref="FilesRoot"/> against <paramref name="baseDirectory"/>, or null when no <c>Files</c>
+    /// plugin is configured.
+    /// </summary>
+    /// <param name="baseDirectory">The folder relative paths resolve against (the app's content root).</param>
+    /// <returns>The folder the <c>Files</c> plugin may read, or null.</returns>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: the folder does not exist, or <see cref="Native"/> lists Files without a root.</exception>
+    public string? ResolveFilesRoot(string baseDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(baseDirectory);
+        if (string.IsNullOrWhiteSpace(FilesRoot))
+        {
+            return Native.Contains("Files", StringComparer.OrdinalIgnoreCase)
+                ? throw new AgentHostException(ErrorKind.InvalidPlugin, $"{SectionName}:Native lists Files but {SectionName}:FilesRoot is empty; set it to the folder the Files plugin may read.")
+                : null;
+        }
+        var root = Path.GetFullPath(FilesRoot, baseDirectory);
+        return Directory.Exists(root) ? root : throw new AgentHostException(ErrorKind.InvalidPlugin, $"{SectionName}:FilesRoot '{root}' does not exist.");
+    }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using AgentHost.Cli;
@@ -5,6 +6,7 @@ using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using LLama;
 using LLama.Common;
@@ -13,58 +15,53 @@ using LLama.Sampling;
 namespace AgentHost.Bench;
 
 /// <summary>
-/// <c>bench</c>: a fixed prompt set, warm-up, several runs, medians, and each row's
+/// <c>bench strategies</c> (plain <c>bench</c> too): a fixed prompt set, warm-up, several runs, medians, and each row's
 /// tokens/s as a ratio against the baseline measured in the same run. The peer row is LLamaSharp's
 /// own <see cref="StatelessExecutor"/> with greedy sampling on the same weights and parameters.
 /// </summary>
-internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options) : ICommand
+internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
 {
     public const string PeerRow = "llamasharp-stateless";
 
-    public string Name => "bench";
+    private static readonly Option<string> _strategies = CliOption.Text("--strategies", $"Comma-separated strategies to measure; the peer row '{PeerRow}' is always added.", "A,B", "greedy,sample");
+    private static readonly Option<string> _baseline = CliOption.Text("--baseline", "Row the ratios are relative to.", "NAME", "greedy");
+    private static readonly Option<int> _runs = BenchOptions.Runs(5);
+    private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(128, "Most tokens per prompt.");
+    private static readonly Option<string?> _trees = CliOption.Text("--trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", "A,B");
 
-    public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline and LLamaSharp's StatelessExecutor.";
+    public string Name => "bench strategies";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
+    public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline and LLamaSharp's StatelessExecutor; plain 'bench' runs this.";
+
+    public IReadOnlyList<Symbol> Options { get; } =
     [
-        ModelLoader.ModelOption,
-        new("strategies", $"Comma-separated strategies to measure (default greedy,sample); the peer row '{PeerRow}' is always added.", ValueName: "A,B"),
-        new("baseline", "Row the ratios are relative to (default greedy).", ValueName: "NAME"),
-        new("runs", "Measured runs (default 5).", ValueName: "N"),
-        new("warmup", "Warm-up runs, not counted (default 1).", ValueName: "N"),
-        new("max-tokens", "Most tokens per prompt (default 128; per reply with --chat: 32).", ValueName: "N"),
-        new("prompts", "Prompt file, one per line (default: the bench/prompts.txt shipped with AgentHost).", ValueName: "FILE"),
-        new("json", "Also write every measurement to this JSON file.", ValueName: "FILE"),
-        new("chat", "Chat scenario instead: a multi-turn conversation with the prompt cache on and off (prefill tokens, turn latency).", IsFlag: true),
-        new("turns", "Turns of the chat scenario (default 5).", ValueName: "N"),
-        new("server", "Server scenario instead: tokens/s over HTTP at 1, 4 and 16 clients, and the HTTP overhead against in-process at 1 client.", IsFlag: true),
-        new("slots", "Session slots of the server scenario (default 4).", ValueName: "N"),
-        new("batching", "Server scenario with continuous batching on.", IsFlag: true),
-        new("trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", ValueName: "A,B"),
-        .. StrategyArguments.Specs,
+        SharedOptions.Model,
+        _strategies,
+        _baseline,
+        _runs,
+        BenchOptions.Warmup,
+        _maxTokens,
+        BenchOptions.Prompts,
+        BenchOptions.JsonFile,
+        _trees,
+        .. StrategyArguments.Options,
     ];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        if (line.Has("chat") && line.Has("server"))
-            throw CommandLine.Usage("--chat and --server are separate scenarios; pick one.");
-        if (line.Has("chat"))
-            return await RunChatAsync(line, cancellationToken);
-        if (line.Has("server"))
-            return await RunServerAsync(line, cancellationToken);
-        var strategyNames = (line.GetString("strategies") ?? "greedy,sample")
+        var strategyNames = parse.GetValue(_strategies)!
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var rows = ExpandTrees(line, StrategyArguments.Create(line, strategyNames)).Append(new Row(PeerRow, null)).ToList();
-        var baseline = line.GetString("baseline") ?? "greedy";
+        var rows = ExpandTrees(parse, StrategyArguments.Create(parse, strategyNames)).Append(new Row(PeerRow, null)).ToList();
+        var baseline = parse.GetValue(_baseline)!;
         var baselineRow = rows.FirstOrDefault(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase))
-            ?? throw CommandLine.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", rows.Select(r => r.Name))}).");
-        var runs = line.GetInt("runs", min: 1, max: 1000) ?? 5;
-        var warmup = line.GetInt("warmup", min: 0, max: 100) ?? 1;
-        var maxTokens = line.GetInt("max-tokens", min: 1) ?? 128;
-        var prompts = ReadPrompts(line.GetString("prompts") ?? Path.Combine(AppContext.BaseDirectory, "Bench", "prompts.txt"));
-        var jsonPath = line.GetString("json");
+            ?? throw CliOption.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", rows.Select(r => r.Name))}).");
+        var runs = parse.GetValue(_runs);
+        var warmup = parse.GetValue(BenchOptions.Warmup);
+        var maxTokens = parse.GetValue(_maxTokens);
+        var prompts = BenchOptions.ReadPrompts(parse);
+        var jsonPath = parse.GetValue(BenchOptions.JsonFile);
 
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         using var session = await model.CreateSessionAsync(cancellationToken);
 
         var settings = model.Settings;
@@ -98,41 +95,6 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         PrintSpeculativeTable(rows, baselineRow);
         if (jsonPath is not null)
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
-        return CliApp.ExitOk;
-    }
-
-    private async Task<int> RunChatAsync(CommandLine line, CancellationToken cancellationToken)
-    {
-        foreach (var other in new[] { "strategies", "baseline", "prompts", "trees", "slots", "batching" })
-        {
-            if (line.Has(other))
-                throw CommandLine.Usage($"--{other} does not apply to the chat scenario.");
-        }
-        var turns = line.GetInt("turns", min: 1, max: ChatBench.MaxTurns) ?? 5;
-        var runs = line.GetInt("runs", min: 1, max: 1000) ?? 5;
-        var warmup = line.GetInt("warmup", min: 0, max: 100) ?? 1;
-        var maxTokens = line.GetInt("max-tokens", min: 1) ?? 32;
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        await ChatBench.RunAsync(model, turns, runs, warmup, maxTokens, line.GetString("json"), cancellationToken);
-        return CliApp.ExitOk;
-    }
-
-    private async Task<int> RunServerAsync(CommandLine line, CancellationToken cancellationToken)
-    {
-        foreach (var other in new[] { "strategies", "baseline", "trees", "turns" })
-        {
-            if (line.Has(other))
-                throw CommandLine.Usage($"--{other} does not apply to the server scenario.");
-        }
-        var runs = line.GetInt("runs", min: 1, max: 1000) ?? 3;
-        var warmup = line.GetInt("warmup", min: 0, max: 100) ?? 1;
-        var maxTokens = line.GetInt("max-tokens", min: 1) ?? 64;
-        var slots = line.GetInt("slots", min: 1, max: 64) ?? 4;
-        var prompts = ReadPrompts(line.GetString("prompts") ?? Path.Combine(AppContext.BaseDirectory, "Bench", "prompts.txt"));
-        var model = line.GetString("model") ?? options.DefaultModel;
-        if (!options.Models.ContainsKey(model))
-            throw CommandLine.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
-        await ServerBench.RunAsync(options, model, prompts, runs, warmup, maxTokens, slots, line.Has("batching"), line.GetString("json"), cancellationToken);
         return CliApp.ExitOk;
     }
 
@@ -185,13 +147,14 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
     }
 
     // --trees: each recycling row becomes one row per template.
-    private static IEnumerable<Row> ExpandTrees(CommandLine line, IReadOnlyList<IDecodingStrategy> strategies)
+    private static IEnumerable<Row> ExpandTrees(ParseResult parse, IReadOnlyList<IDecodingStrategy> strategies)
     {
-        var trees = line.GetString("trees")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (trees is not null && line.Has("tree"))
-            throw CommandLine.Usage("give either --tree or --trees, not both.");
+        var trees = parse.GetValue(_trees)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var values = StrategyArguments.Values(parse);
+        if (trees is not null && values.ContainsKey(RecyclingStrategy.TreeOption))
+            throw CliOption.Usage("give either --tree or --trees, not both.");
         if (trees is not null && !strategies.Any(s => s is RecyclingStrategy))
-            throw CommandLine.Usage("--trees needs recycling among --strategies.");
+            throw CliOption.Usage("--trees needs recycling among --strategies.");
         foreach (var strategy in strategies)
         {
             if (trees is null || strategy is not RecyclingStrategy)
@@ -201,10 +164,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
             }
             foreach (var tree in trees)
             {
-                var options = new List<KeyValuePair<string, string>> { new(RecyclingStrategy.TreeOption, tree) };
-                if (line.GetString("recycling-matrix") is { } matrix)
-                    options.Add(new(RecyclingStrategy.MatrixOption, matrix));
-                yield return new Row($"recycling[{tree}]", DecodingStrategies.Create("recycling", new StrategyOptions(options)));
+                yield return new Row($"recycling[{tree}]", StrategyArguments.Create(new Dictionary<string, string>(values) { [RecyclingStrategy.TreeOption] = tree }, [strategy.Name])[0]);
             }
         }
     }
@@ -234,14 +194,6 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
 
     private static void Report(int run, int warmup, int runs, string what)
         => Console.Error.WriteLine(run >= warmup ? $"  {what}: run {run - warmup + 1}/{runs} done" : $"  {what}: warm-up {run + 1}/{warmup} done");
-
-    private static List<string> ReadPrompts(string path)
-    {
-        if (!File.Exists(path))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Prompt file '{path}' does not exist.");
-        var prompts = File.ReadAllLines(path).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
-        return prompts.Count > 0 ? prompts : throw new AgentHostException(ErrorKind.InvalidArgument, $"Prompt file '{path}' has no prompts.");
-    }
 
     private static void PrintTable(IReadOnlyList<Row> rows, Row baseline)
     {

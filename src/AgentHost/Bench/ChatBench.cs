@@ -8,7 +8,7 @@ using Microsoft.Extensions.AI;
 namespace AgentHost.Bench;
 
 /// <summary>
-/// <c>bench --chat</c>: a multi-turn conversation through <see cref="LlamaChatClient"/>, run with the prompt
+/// <c>bench chat</c>: a multi-turn conversation through <see cref="LlamaChatClient"/>, run with the prompt
 /// cache on and off in alternation. Per turn it reports the prompt size, the tokens actually prefilled
 /// and the turn latency (medians over the runs), and the totals: what the cache saves.
 /// </summary>
@@ -30,7 +30,7 @@ internal static class ChatBench
 
     public static async Task RunAsync(LlamaModel model, int turns, int runs, int warmup, int maxTokens, string? jsonPath, CancellationToken cancellationToken)
     {
-        Console.Error.WriteLine($"bench --chat: {model.Name}, {turns} turns x {maxTokens} max tokens per reply, {runs} runs + {warmup} warm-up, greedy, cache on and off");
+        Console.Error.WriteLine($"bench chat: {model.Name}, {turns} turns x {maxTokens} max tokens per reply, {runs} runs + {warmup} warm-up, greedy, cache on and off");
         var cached = new List<TurnSample[]>();
         var uncached = new List<TurnSample[]>();
         for (var run = 0; run < warmup + runs; run++)

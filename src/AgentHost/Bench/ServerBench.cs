@@ -10,7 +10,7 @@ using Microsoft.Extensions.AI;
 namespace AgentHost.Bench;
 
 /// <summary>
-/// <c>bench --server</c>: the OpenAI-compatible server on loopback, measured from real HTTP clients.
+/// <c>bench server</c>: the OpenAI-compatible server on loopback, measured from real HTTP clients.
 /// Throughput is generated tokens per second summed over 1, 4 and 16 concurrent clients; the HTTP path's
 /// overhead is the 1-client throughput against the same requests made in-process on the same client
 /// (same model, slots and prompt cache), measured in the same run.
@@ -26,7 +26,7 @@ internal static class ServerBench
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
         var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(modelName, cancellationToken);
-        Console.Error.WriteLine($"bench --server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
+        Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
 
         var inProcess = new List<double>();
         var overHttp = _clientCounts.ToDictionary(c => c, _ => new List<double>());

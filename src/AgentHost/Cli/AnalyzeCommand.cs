@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Analysis;
 using AgentHost.Llama.Models;
 using AgentHost.Reports;
@@ -7,63 +9,77 @@ using Microsoft.SemanticKernel;
 namespace AgentHost.Cli;
 
 /// <summary><c>analyze rollouts</c>: find the critical token of a wrong trajectory by rollouts and a verifier.</summary>
-internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plugins) : ICommand
+internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlugins plugins) : ICommand
 {
+    private static readonly RolloutOptions _defaults = new();
+    private static readonly Option<string?> _trajectory = CliOption.Text("--trajectory", "The (wrong) response to analyse; without it the model writes one the verifier rejects.", "TEXT");
+    private static readonly Option<string[]> _verify = CliOption.Repeated("--verify",
+        $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}; function:PLUGIN.FUNCTION (a configured plugin function taking prompt and response, returning true/false).", "KIND:ARG");
+    private static readonly Option<int> _rollouts = CliOption.Int("--rollouts", "Rollouts per prefix and alternatives at the critical token (the paper: 64).", "N", _defaults.Rollouts, min: 1, max: RolloutOptions.MaxRollouts);
+    private static readonly Option<int> _stride = CliOption.Int("--stride", "Analyse every k-th prefix (1: every token).", "K", _defaults.Stride, min: 1);
+    private static readonly Option<float> _temperature = CliOption.Float("--temperature", "Sampling temperature of rollouts.", "T", _defaults.Temperature);
+    private static readonly Option<float> _topP = CliOption.Float("--top-p", "Top-p of rollouts.", "P", _defaults.TopP);
+    private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(_defaults.MaxTokens, "Most new tokens per rollout.");
+    private static readonly Option<int?> _recoverThreshold = CliOption.OptionalInt("--recover-threshold", "A prefix with more correct rollouts than this resets the critical candidate (default floor(3n/64), the paper's 3 of 64).", "C", min: 0);
+    private static readonly Option<string[]> _stop = CliOption.Repeated("--stop", $"Stop string of rollouts: a rollout ends at it and its text ends before it (up to {RolloutOptions.MaxStopStrings}).", "STR");
+    private static readonly Option<string> _judge = CliOption.Text("--judge", "What the verifier judges: completion (the rollout's text only, as the paper) or full (the trajectory prefix followed by it).", "completion|full", "completion", "completion", "full");
+    private static readonly Option<int> _trajectoryTokens = CliOption.Int("--trajectory-tokens", "Most tokens of a generated trajectory.", "N", _defaults.TrajectoryMaxTokens, min: 1);
+    private static readonly Option<int> _attempts = CliOption.Int("--attempts", "Trajectories to generate looking for a wrong one.", "N", _defaults.TrajectoryAttempts, min: 1, max: RolloutOptions.MaxTrajectoryAttempts);
+
     public string Name => "analyze rollouts";
 
     public string Summary => "Critical-token analysis: rollouts from every prefix of a wrong trajectory, judged by a verifier.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
+    public IReadOnlyList<Symbol> Options { get; } =
     [
-        ModelLoader.ModelOption,
-        new("prompt", "The prompt (required).", ValueName: "TEXT"),
-        new("trajectory", "The (wrong) response to analyse; without it the model writes one the verifier rejects.", ValueName: "TEXT"),
-        new("verify", $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}; function:PLUGIN.FUNCTION (a configured plugin function taking prompt and response, returning true/false).", Repeatable: true, ValueName: "KIND:ARG"),
-        new("rollouts", "Rollouts per prefix and alternatives at the critical token (default 16; the paper: 64).", ValueName: "N"),
-        new("stride", "Analyse every k-th prefix (default 1: every token).", ValueName: "K"),
-        new("temperature", "Sampling temperature of rollouts (default 1).", ValueName: "T"),
-        new("top-p", "Top-p of rollouts (default 0.95).", ValueName: "P"),
-        new("max-tokens", "Most new tokens per rollout (default 64).", ValueName: "N"),
-        new("seed", "Random seed (default: random, reported).", ValueName: "S"),
-        new("recover-threshold", "A prefix with more correct rollouts than this resets the critical candidate (default floor(3n/64), the paper's 3 of 64).", ValueName: "C"),
-        new("stop", $"Stop string of rollouts: a rollout ends at it and its text ends before it (up to {RolloutOptions.MaxStopStrings}).", Repeatable: true, ValueName: "STR"),
-        new("judge", "What the verifier judges: completion (default: the rollout's text only, as the paper) or full (the trajectory prefix followed by it).", ValueName: "completion|full"),
-        new("trajectory-tokens", "Most tokens of a generated trajectory (default 64).", ValueName: "N"),
-        new("attempts", "Trajectories to generate looking for a wrong one (default 8).", ValueName: "N"),
+        SharedOptions.Model,
+        SharedOptions.Prompt,
+        _trajectory,
+        _verify,
+        _rollouts,
+        _stride,
+        _temperature,
+        _topP,
+        _maxTokens,
+        SharedOptions.Seed,
+        _recoverThreshold,
+        _stop,
+        _judge,
+        _trajectoryTokens,
+        _attempts,
         .. AnalyzeOutput.Options,
     ];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var output = AnalyzeOutput.From(line);
-        var specs = line.GetAll("verify");
-        if (specs.Count == 0)
-            throw CommandLine.Usage("'analyze rollouts' needs --verify (e.g. --verify contains:dog, --verify answer:42).");
+        var output = AnalyzeOutput.From(parse);
+        var specs = parse.GetValue(_verify)!;
+        if (specs.Length == 0)
+            throw CliOption.Usage("'analyze rollouts' needs --verify (e.g. --verify contains:dog, --verify answer:42).");
         var verifier = TrajectoryVerifiers.All(specs.Select(ParseVerifier).ToList());
-        var defaults = new RolloutOptions();
         var options = new RolloutOptions
         {
-            Rollouts = line.GetInt("rollouts", min: 1, max: RolloutOptions.MaxRollouts) ?? defaults.Rollouts,
-            Stride = line.GetInt("stride", min: 1) ?? defaults.Stride,
-            Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
-            TopP = line.GetFloat("top-p") ?? defaults.TopP,
-            MaxTokens = line.GetInt("max-tokens", min: 1) ?? defaults.MaxTokens,
-            Seed = line.GetULong("seed"),
-            RecoverThreshold = line.GetInt("recover-threshold", min: 0),
-            TrajectoryMaxTokens = line.GetInt("trajectory-tokens", min: 1) ?? defaults.TrajectoryMaxTokens,
-            TrajectoryAttempts = line.GetInt("attempts", min: 1, max: RolloutOptions.MaxTrajectoryAttempts) ?? defaults.TrajectoryAttempts,
-            StopStrings = line.GetAll("stop"),
-            Judge = line.GetString("judge") switch
+            Rollouts = parse.GetValue(_rollouts),
+            Stride = parse.GetValue(_stride),
+            Temperature = parse.GetValue(_temperature),
+            TopP = parse.GetValue(_topP),
+            MaxTokens = parse.GetValue(_maxTokens),
+            Seed = parse.GetValue(SharedOptions.Seed),
+            RecoverThreshold = parse.GetValue(_recoverThreshold),
+            TrajectoryMaxTokens = parse.GetValue(_trajectoryTokens),
+            TrajectoryAttempts = parse.GetValue(_attempts),
+            StopStrings = parse.GetValue(_stop)!,
+            Judge = parse.GetValue(_judge) switch
             {
-                null or "completion" => JudgeScope.Completion,
+                "completion" => JudgeScope.Completion,
                 "full" => JudgeScope.Full,
-                var other => throw CommandLine.Usage($"--judge must be 'completion' or 'full', not '{other}'."),
+                var other => throw CliOption.Usage($"--judge must be 'completion' or 'full', not '{other}'."),
             },
         };
         options.Validate();
-        var request = new RolloutRequest { Prompt = line.RequireString("prompt"), Trajectory = line.GetString("trajectory"), Verifier = verifier, Options = options };
+        var request = new RolloutRequest { Prompt = parse.Require(SharedOptions.Prompt), Trajectory = parse.GetValue(_trajectory), Verifier = verifier, Options = options };
 
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         using var session = await model.CreateSessionAsync(cancellationToken);
         var progress = new AnalysisProgressBar();
         RolloutReport report;
@@ -104,47 +120,53 @@ internal sealed class AnalyzeRolloutsCommand(ModelLoader loader, AppPlugins plug
         plugins.ImportInto(kernel);
         var parts = name.Split('.', 2);
         if (parts.Length != 2 || !kernel.Plugins.TryGetFunction(parts[0], parts[1], out var function))
-            throw CommandLine.Usage($"--verify {spec}: no plugin function '{name}' (give PLUGIN.FUNCTION; loaded plugins: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}).");
+            throw CliOption.Usage($"--verify {spec}: no plugin function '{name}' (give PLUGIN.FUNCTION; loaded plugins: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}).");
         return new AgentHost.SemanticKernel.Analysis.KernelFunctionVerifier(kernel, function);
     }
 }
 
 /// <summary><c>analyze contrast</c>: score each response token by how much a positive model prefers it over a negative one.</summary>
-internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
+internal sealed class AnalyzeContrastCommand(ILlamaModelProvider models) : ICommand
 {
+    private static readonly Option<string?> _negative = CliOption.Text("--negative", "Negative model with the same vocabulary (default: the positive model, for use with --negative-lora).", "NAME|PATH");
+    private static readonly Option<string?> _lora = CliOption.Text("--lora", "LoRA adapter GGUF applied to the positive model.", "FILE");
+    private static readonly Option<string?> _negativeLora = CliOption.Text("--negative-lora", "LoRA adapter GGUF applied to the negative model (two adapters on one base model: give --lora and --negative-lora only).", "FILE");
+    private static readonly Option<string?> _response = CliOption.Text("--response", "The response to score (required).", "TEXT");
+    private static readonly Option<double> _beta = CliOption.Double("--beta", "beta (as in the paper; 0 gives the positive model's probabilities).", "B", 1.0);
+
     public string Name => "analyze contrast";
 
     public string Summary => "Contrastive estimation: s_t = softmax((1+beta) z_pos - beta z_neg)[y_t] per response token.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
+    public IReadOnlyList<Symbol> Options { get; } =
     [
-        new("model", "Positive model: catalog name or .gguf path (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
-        new("negative", "Negative model with the same vocabulary (default: the positive model, for use with --negative-lora).", ValueName: "NAME|PATH"),
-        new("lora", "LoRA adapter GGUF applied to the positive model.", ValueName: "FILE"),
-        new("negative-lora", "LoRA adapter GGUF applied to the negative model (two adapters on one base model: give --lora and --negative-lora only).", ValueName: "FILE"),
-        new("prompt", "The prompt (required).", ValueName: "TEXT"),
-        new("response", "The response to score (required).", ValueName: "TEXT"),
-        new("beta", "beta (default 1, as in the paper; 0 gives the positive model's probabilities).", ValueName: "B"),
+        SharedOptions.Model,
+        _negative,
+        _lora,
+        _negativeLora,
+        SharedOptions.Prompt,
+        _response,
+        _beta,
         .. AnalyzeOutput.Options,
     ];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var output = AnalyzeOutput.From(line);
+        var output = AnalyzeOutput.From(parse);
         var request = new ContrastiveRequest
         {
-            Prompt = line.RequireString("prompt"),
-            Response = line.RequireString("response"),
-            Beta = line.GetFloat("beta") ?? 1.0,
+            Prompt = parse.Require(SharedOptions.Prompt),
+            Response = parse.Require(_response),
+            Beta = parse.GetValue(_beta),
         };
-        var negativeName = line.GetString("negative");
-        if (negativeName is null && !line.Has("negative-lora"))
-            throw CommandLine.Usage("'analyze contrast' needs --negative (a second model) or --negative-lora (an adapter on the same model).");
-        using var positive = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        using var loaded = negativeName is null || negativeName == line.GetString("model") ? null : await loader.LoadAsync(negativeName, cancellationToken);
-        var negative = loaded ?? positive;
-        var positiveSide = new ContrastiveSide(positive, line.GetString("lora"));
-        var negativeSide = new ContrastiveSide(negative, line.GetString("negative-lora"));
+        var negativeName = parse.GetValue(_negative);
+        if (negativeName is null && !parse.Has(_negativeLora))
+            throw CliOption.Usage("'analyze contrast' needs --negative (a second model) or --negative-lora (an adapter on the same model).");
+        // The provider loads each model once: naming the positive model again gives the same instance.
+        var positive = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        var negative = negativeName is null ? positive : await models.GetModelAsync(negativeName, cancellationToken);
+        var positiveSide = new ContrastiveSide(positive, parse.GetValue(_lora));
+        var negativeSide = new ContrastiveSide(negative, parse.GetValue(_negativeLora));
 
         var progress = new AnalysisProgressBar();
         ContrastiveReport report;
@@ -171,22 +193,21 @@ internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
 /// <summary>Where the analyze verbs write: JSON to a file or stdout, HTML to a file, the ANSI view and a summary to stdout.</summary>
 internal sealed record AnalyzeOutput(string? JsonPath, string? HtmlPath, bool Ansi)
 {
-    public static IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("json", "Write the JSON report (every number needed to recount it) to FILE; '-' prints it to stdout instead of the summary.", ValueName: "FILE"),
-        new("html", "Write a self-contained HTML report (token heat map, curve, pass@k table) to FILE.", ValueName: "FILE"),
-        new("ansi", "Print the text coloured by score in the terminal.", IsFlag: true),
-    ];
+    private static readonly Option<string?> _json = CliOption.Text("--json", "Write the JSON report (every number needed to recount it) to FILE; '-' prints it to stdout instead of the summary.", "FILE");
+    private static readonly Option<string?> _html = CliOption.Text("--html", "Write a self-contained HTML report (token heat map, curve, pass@k table) to FILE.", "FILE");
+    private static readonly Option<bool> _ansi = CliOption.Flag("--ansi", "Print the text coloured by score in the terminal.");
 
-    public static AnalyzeOutput From(CommandLine line)
+    public static IReadOnlyList<Option> Options { get; } = [_json, _html, _ansi];
+
+    public static AnalyzeOutput From(ParseResult parse)
     {
-        var output = new AnalyzeOutput(line.GetString("json"), line.GetString("html"), line.Has("ansi"));
+        var output = new AnalyzeOutput(parse.GetValue(_json), parse.GetValue(_html), parse.GetValue(_ansi));
         if (output.JsonPath == "-" && output.Ansi)
-            throw CommandLine.Usage("--json - and --ansi both write to stdout; write the JSON to a file.");
+            throw CliOption.Usage("--json - and --ansi both write to stdout; write the JSON to a file.");
         if (output.JsonPath is "")
-            throw CommandLine.Usage("--json needs a file name (or '-').");
+            throw CliOption.Usage("--json needs a file name (or '-').");
         if (output.HtmlPath is "" or "-")
-            throw CommandLine.Usage("--html needs a file name.");
+            throw CliOption.Usage("--html needs a file name.");
         return output;
     }
 

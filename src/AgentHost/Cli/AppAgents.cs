@@ -1,3 +1,4 @@
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel;
 using AgentHost.SemanticKernel.Agents;
@@ -12,12 +13,12 @@ namespace AgentHost.Cli;
 /// (prompt plugins run on the default model), and one chat client per model the agents name, loaded on
 /// first use and disposed with the session.
 /// </summary>
-internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptions, AppPlugins plugins, ModelLoader loader, IHostEnvironment environment)
+internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptions, AppPlugins plugins, ILlamaModelProvider models, IHostEnvironment environment)
 {
     public async Task<AgentSession> OpenAsync(string? defaultModel, CancellationToken cancellationToken)
     {
         var catalog = AgentCatalog.Load(Path.GetFullPath(options.Directory, environment.ContentRootPath));
-        var session = new AgentSession(loader, defaultModel ?? hostOptions.DefaultModel, hostOptions.FormatsDirectory());
+        var session = new AgentSession(models, defaultModel ?? hostOptions.DefaultModel, hostOptions.FormatsDirectory());
         var builder = Kernel.CreateBuilder();
         var defaultClient = await session.GetClientAsync(null, cancellationToken);
         builder.Services.AddSingleton(defaultClient);
@@ -28,31 +29,27 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
     }
 }
 
-/// <summary>The models and clients one agent session loaded.</summary>
-internal sealed class AgentSession(ModelLoader loader, string defaultModel, string? formatsDirectory) : IDisposable
+/// <summary>The chat clients one agent session made, over the models of the provider (which owns them).</summary>
+internal sealed class AgentSession(ILlamaModelProvider models, string defaultModel, string? formatsDirectory) : IDisposable
 {
-    private readonly Dictionary<string, (LlamaModel Model, LlamaChatClient Client)> _loaded = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, LlamaChatClient> _clients = new(StringComparer.OrdinalIgnoreCase);
 
     public AgentRunner Runner { get; set; } = null!;
 
     public async Task<IChatClient> GetClientAsync(string? model, CancellationToken cancellationToken)
     {
         var name = model ?? defaultModel;
-        if (!_loaded.TryGetValue(name, out var entry))
+        if (!_clients.TryGetValue(name, out var client))
         {
-            var loaded = await loader.LoadAsync(name, cancellationToken);
-            entry = (loaded, new LlamaChatClient(loaded, new LlamaChatClientOptions { FormatsDirectory = formatsDirectory }));
-            _loaded[name] = entry;
+            var loaded = await models.GetModelAsync(name, cancellationToken);
+            _clients[name] = client = new LlamaChatClient(loaded, new LlamaChatClientOptions { FormatsDirectory = formatsDirectory });
         }
-        return entry.Client;
+        return client;
     }
 
     public void Dispose()
     {
-        foreach (var (model, client) in _loaded.Values)
-        {
+        foreach (var client in _clients.Values)
             client.Dispose();
-            model.Dispose();
-        }
     }
 }

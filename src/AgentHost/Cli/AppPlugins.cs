@@ -1,4 +1,3 @@
-using AgentHost.Llama;
 using AgentHost.Plugins;
 using AgentHost.SemanticKernel.Plugins;
 using Microsoft.Extensions.Hosting;
@@ -16,17 +15,7 @@ internal sealed class AppPlugins(PluginOptions options, IHostEnvironment environ
     public IReadOnlyList<KernelPlugin> ImportInto(Kernel kernel)
     {
         var baseDirectory = environment.ContentRootPath;
-        string? filesRoot = null;
-        if (!string.IsNullOrWhiteSpace(options.FilesRoot))
-        {
-            filesRoot = Path.GetFullPath(options.FilesRoot, baseDirectory);
-            if (!Directory.Exists(filesRoot))
-                throw new AgentHostException(ErrorKind.InvalidPlugin, $"{PluginOptions.SectionName}:FilesRoot '{filesRoot}' does not exist.");
-        }
-        else if (options.Native.Contains("Files", StringComparer.OrdinalIgnoreCase))
-        {
-            throw new AgentHostException(ErrorKind.InvalidPlugin, $"{PluginOptions.SectionName}:Native lists Files but {PluginOptions.SectionName}:FilesRoot is empty; set it to the folder the Files plugin may read.");
-        }
+        var filesRoot = options.ResolveFilesRoot(baseDirectory);
         return kernel.ImportPlugins(options, baseDirectory, NativePlugins.Create(TimeProvider.System, filesRoot));
     }
 }

@@ -1,4 +1,7 @@
+using System.CommandLine;
 using System.Globalization;
+using AgentHost.Llama.Hosting;
+using AgentHost.SemanticKernel.ToolTokens;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
@@ -16,76 +19,79 @@ namespace AgentHost.Cli;
 /// terminal or a pipe), streams each reply to stdout and keeps the history, whose shared prefix the
 /// prompt cache does not decode again. Slash commands steer the session.
 /// </summary>
-internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAgents agents, AgentHostOptions hostOptions, ToolTokenTools toolTokenTools) : ICommand
+internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins, AppAgents agents, AgentHostOptions hostOptions, ToolTokenTools toolTokenTools) : ICommand
 {
     private const string CommandHelp = "commands: /reset (forget the conversation), /strategy NAME, /stats (last reply), /help, /exit";
+
+    private static readonly Option<string?> _system = CliOption.Text("--system", "System message that starts the conversation.", "TEXT");
+    private static readonly Option<string> _strategy = SharedOptions.Strategy();
+    private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(256, "Most tokens per reply.");
+    private static readonly Option<string?> _format = CliOption.Text("--format", "Chat format name (default: detected from the model).", "NAME");
+    private static readonly Option<string?> _agent = CliOption.Text("--agent", "Chat with an agent from prompts/agents (its instructions, tools and strategy); the trace of its calls goes to stderr.", "NAME");
+    private static readonly Option<string> _tools = CliOption.Text("--tools", "Offer the configured plugins as tools: none, auto or required.", "MODE", "none", "none", "auto", "required");
+    private static readonly Option<string[]> _plugin = CliOption.Repeated("--plugin", "With --tools: offer only this plugin (Math) or function (Math.Add); default all.", "NAME");
 
     public string Name => "chat";
 
     public string Summary => "Chat with a model: one turn per input line, replies streamed; /reset, /strategy NAME, /stats, /exit.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
+    public IReadOnlyList<Symbol> Options { get; } =
     [
-        ModelLoader.ModelOption,
-        new("system", "System message that starts the conversation.", ValueName: "TEXT"),
-        new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)} (default greedy).", ValueName: "NAME"),
-        new("max-tokens", "Most tokens per reply (default 256).", ValueName: "N"),
-        new("temperature", "Sampling temperature (sampling strategies).", ValueName: "T"),
-        new("top-k", "Top-k, 0 = off.", ValueName: "K"),
-        new("top-p", "Top-p in (0, 1].", ValueName: "P"),
-        new("seed", "Random seed for sampling.", ValueName: "S"),
-        new("format", "Chat format name (default: detected from the model).", ValueName: "NAME"),
-        new("agent", "Chat with an agent from prompts/agents (its instructions, tools and strategy); the trace of its calls goes to stderr.", ValueName: "NAME"),
-        new("tools", "Offer the configured plugins as tools: none (default), auto or required.", ValueName: "MODE"),
-        new("plugin", "With --tools: offer only this plugin (Math) or function (Math.Add); default all.", Repeatable: true, ValueName: "NAME"),
-        .. StrategyArguments.Specs,
+        SharedOptions.Model,
+        _system,
+        _strategy,
+        _maxTokens,
+        SharedOptions.Temperature,
+        SharedOptions.TopK,
+        SharedOptions.TopP,
+        SharedOptions.Seed,
+        _format,
+        _agent,
+        _tools,
+        _plugin,
+        .. StrategyArguments.Options,
     ];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var head = line.GetString("head");
-        var strategy = line.GetString("strategy") ?? (head is null ? DecodingStrategies.Greedy.Name : ToolTokenStrategy.StrategyName);
-        if (head is not null && strategy != ToolTokenStrategy.StrategyName)
-            throw CommandLine.Usage($"--head applies to strategy {ToolTokenStrategy.StrategyName} only.");
-        if (head is null)
-            StrategyArguments.Create(line, [strategy]);   // validates the strategy and that every knob applies to it
+        var knobs = StrategyArguments.Values(parse);
+        var head = knobs.GetValueOrDefault(ToolTokenStrategy.HeadKey);
+        var strategy = parse.Has(_strategy) ? parse.GetValue(_strategy)! : head is null ? DecodingStrategies.Greedy.Name : ToolTokenStrategy.StrategyName;
+        // Validates the strategy and that every knob applies to it (a head's tools are the built-in ones).
+        StrategyArguments.Create(parse, [strategy], new StrategyContext { ResolveTools = toolTokenTools.Resolve });
         var headTools = head is null ? null : toolTokenTools.Functions(ToolTokenHead.Load(head).Tools.Select(t => t.Name));
-        var knobs = DecodingStrategies.All.SelectMany(d => d.Options)
-            .Where(o => line.Has(StrategyArguments.Flag(o)))
-            .DistinctBy(o => o.Key)
-            .ToDictionary(o => o.Key, o => line.GetString(StrategyArguments.Flag(o))!);
         var baseOptions = new ChatOptions
         {
-            MaxOutputTokens = line.GetInt("max-tokens", min: 1) ?? 256,
-            Temperature = line.GetFloat("temperature"),
-            TopK = line.GetInt("top-k", min: 0),
-            TopP = line.GetFloat("top-p"),
-            Seed = line.GetULong("seed") is { } seed ? unchecked((long)seed) : null,
+            MaxOutputTokens = parse.GetValue(_maxTokens),
+            Temperature = parse.Given(SharedOptions.Temperature),
+            TopK = parse.Given(SharedOptions.TopK),
+            TopP = parse.Given(SharedOptions.TopP),
+            Seed = parse.GetValue(SharedOptions.Seed) is { } seed ? unchecked((long)seed) : null,
         };
 
-        if (line.GetString("agent") is { } agentName)
-            return await RunAgentChatAsync(line, agentName, cancellationToken);
-        baseOptions.ToolMode = line.GetString("tools") switch
+        if (parse.GetValue(_agent) is { } agentName)
+            return await RunAgentChatAsync(parse, agentName, cancellationToken);
+        baseOptions.ToolMode = parse.GetValue(_tools) switch
         {
-            null or "none" => null,
+            "none" => null,
             "auto" => ChatToolMode.Auto,
             "required" => ChatToolMode.RequireAny,
-            var other => throw CommandLine.Usage($"--tools must be none, auto or required, not '{other}'."),
+            var other => throw CliOption.Usage($"--tools must be none, auto or required, not '{other}'."),
         };
 
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken);
-        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = line.GetString("format"), FormatsDirectory = hostOptions.FormatsDirectory(), HiddenStates = head is not null });
+        var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = parse.GetValue(_format), FormatsDirectory = hostOptions.FormatsDirectory(), HiddenStates = head is not null });
         IChatClient client = llama;
         if (baseOptions.ToolMode is not null)
         {
             var kernel = new Kernel();
             plugins.ImportInto(kernel);
 #pragma warning disable CS0618   // binds each function to the kernel (prompt functions need its services); SK 1.82 has no other way
-            baseOptions.Tools = [.. SelectFunctions(kernel, line.GetAll("plugin")).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
+            baseOptions.Tools = [.. SelectFunctions(kernel, parse.GetValue(_plugin)!).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
 #pragma warning restore CS0618
             client = new FunctionInvokingChatClient(llama) { IncludeDetailedErrors = true, MaximumIterationsPerRequest = 4 };
         }
-        var system = line.GetString("system");
+        var system = parse.GetValue(_system);
         var history = NewHistory(system);
         var interactive = !Console.IsInputRedirected;
         if (interactive)
@@ -160,23 +166,23 @@ internal sealed class ChatCommand(ModelLoader loader, AppPlugins plugins, AppAge
         {
             var parts = name.Split('.', 2);
             if (!kernel.Plugins.TryGetPlugin(parts[0], out var plugin))
-                throw CommandLine.Usage($"--plugin {name}: no plugin '{parts[0]}' is loaded (loaded: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}).");
+                throw CliOption.Usage($"--plugin {name}: no plugin '{parts[0]}' is loaded (loaded: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}).");
             if (parts.Length == 1)
                 return plugin;
             return plugin.TryGetFunction(parts[1], out var function) ? [function]
-                : throw CommandLine.Usage($"--plugin {name}: plugin {plugin.Name} has no function '{parts[1]}' (it has: {string.Join(", ", plugin.Select(f => f.Name))}).");
+                : throw CliOption.Usage($"--plugin {name}: plugin {plugin.Name} has no function '{parts[1]}' (it has: {string.Join(", ", plugin.Select(f => f.Name))}).");
         });
     }
 
     /// <summary>Chat with an agent: each turn runs the agent (tools, other agents) over the conversation so far.</summary>
-    private async Task<int> RunAgentChatAsync(CommandLine line, string agentName, CancellationToken cancellationToken)
+    private async Task<int> RunAgentChatAsync(ParseResult parse, string agentName, CancellationToken cancellationToken)
     {
-        foreach (var other in new[] { "strategy", "tools", "system", "format" })
+        foreach (var other in new Option[] { _strategy, _tools, _system, _format })
         {
-            if (line.Has(other))
-                throw CommandLine.Usage($"--{other} does not apply with --agent: the agent's definition sets it.");
+            if (parse.Has(other))
+                throw CliOption.Usage($"{other.Name} does not apply with --agent: the agent's definition sets it.");
         }
-        using var session = await agents.OpenAsync(line.GetString("model"), cancellationToken);
+        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         session.Runner.Catalog.Get(agentName);   // an unknown agent is a usage error before the first turn
         var history = new List<ChatMessage>();
         var failures = 0;

@@ -1,18 +1,20 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
 using AgentHost.Llama;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.Plugins;
+using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace AgentHost.Cli;
 
 /// <summary>
-/// Entry point: builds the generic host (appsettings.json next to the executable, environment
-/// variables, logging to stderr, DI) and runs one verb. A user mistake prints one line on stderr and
-/// exits non-zero; it never shows a stack trace.
+/// Entry point: builds the generic host (appsettings.json next to the executable, environment variables,
+/// logging to stderr, DI), parses the command line with System.CommandLine and runs one verb. A user mistake
+/// prints one line on stderr and exits non-zero; it never shows a stack trace.
 /// </summary>
 internal static class CliApp
 {
@@ -22,11 +24,22 @@ internal static class CliApp
     public const int ExitInternal = 70;
     public const int ExitCancelled = 130;
 
-    private static readonly OptionSpec[] _globalOptions =
-    [
-        new("verbose", "Log debug detail (native llama.cpp log included) to stderr.", IsFlag: true),
-        new("help", "Show help for the verb.", IsFlag: true),
-    ];
+    private const string Description = "AgentHost: local GGUF models with token-level decoding strategies.";
+
+    /// <summary>Groups that are not verbs themselves: their help.</summary>
+    private static readonly Dictionary<string, string> _groups = new(StringComparer.Ordinal)
+    {
+        ["analyze"] = "Analyse a response: its critical token (rollouts) or per-token contrastive scores (contrast).",
+        ["toolkens"] = "Tool tokens: write the demo corpus, train a head, evaluate it.",
+    };
+
+    /// <summary>Groups that run one of their subcommands when given none.</summary>
+    private static readonly Dictionary<string, string> _defaultSubcommands = new(StringComparer.Ordinal)
+    {
+        ["bench"] = "strategies",
+    };
+
+    private static readonly Option<bool> _verbose = new("--verbose") { Description = "Log debug detail (native llama.cpp log included) to stderr.", Arity = ArgumentArity.Zero, Recursive = true };
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -37,11 +50,10 @@ internal static class CliApp
             cancellation.Cancel();
         };
 
-        var verbose = args.Contains("--verbose");
         IHost built;
         try
         {
-            built = BuildHost(verbose);
+            built = BuildHost(verbose: args.Contains(_verbose.Name));
         }
         catch (AgentHostException ex)
         {
@@ -50,42 +62,22 @@ internal static class CliApp
             return ExitUsage;
         }
         using var host = built;
-        var commands = host.Services.GetServices<ICommand>().ToList();
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("AgentHost");
+        var root = BuildRoot(host.Services.GetServices<ICommand>());
 
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        // No verb: the overview, as a usage error; 'help' is the overview as asked for.
+        var parse = root.Parse(args.Length == 0 || args is ["help"] ? ["--help"] : args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        // Help, --version and the [suggest] directive of shell completion run despite errors (a half-typed line).
+        if (parse.Action is ParseErrorAction && UsageError(parse) is { } usage)
         {
-            PrintUsage(commands);
-            return args.Length == 0 ? ExitUsage : ExitOk;
-        }
-
-        // A verb is one word ("generate") or two ("analyze rollouts", "models pull"); two words win over one.
-        var command = args.Length > 1 ? commands.FirstOrDefault(c => c.Name == $"{args[0]} {args[1]}") : null;
-        var verbWords = 2;
-        if (command is null)
-        {
-            command = commands.FirstOrDefault(c => c.Name == args[0]);
-            verbWords = 1;
-        }
-        if (command is null)
-        {
-            var group = commands.Where(c => c.Name.StartsWith(args[0] + " ", StringComparison.Ordinal)).Select(c => c.Name[(args[0].Length + 1)..]).ToList();
-            Console.Error.WriteLine(group.Count > 0
-                ? $"error: '{args[0]}' needs one of: {string.Join(", ", group)}."
-                : $"error: unknown verb '{args[0]}'. Verbs: {string.Join(", ", commands.Select(c => c.Name))}.");
+            Console.Error.WriteLine($"error: {usage}");
             return ExitUsage;
         }
 
         try
         {
-            var specs = command.Options.Concat(_globalOptions).ToList();
-            var line = CommandLine.Parse(command.Name, args[verbWords..], specs);
-            if (line.Has("help"))
-            {
-                PrintHelp(command, specs);
-                return ExitOk;
-            }
-            return await command.RunAsync(line, cancellation.Token);
+            var exit = await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null }, cancellation.Token);
+            return args.Length == 0 ? ExitUsage : exit;
         }
         catch (AgentHostException ex)
         {
@@ -104,6 +96,66 @@ internal static class CliApp
             Console.Error.WriteLine($"error: internal failure: {ex.Message} (run with --verbose for details).");
             return ExitInternal;
         }
+    }
+
+    /// <summary>The command tree: one command per verb, groups for two-word verbs, the global options and completion.</summary>
+    private static RootCommand BuildRoot(IEnumerable<ICommand> verbs)
+    {
+        var root = new RootCommand(Description) { _verbose };
+        root.Aliases.Add("agenthost");
+        foreach (var verb in verbs.Append(new CompletionCommand()))
+        {
+            var words = verb.Name.Split(' ');
+            var parent = words.Length == 1 ? root : Group(root, words[0]);
+            var command = parent.Subcommands.FirstOrDefault(c => c.Name == words[^1]);
+            if (command is null)
+                parent.Subcommands.Add(command = new Command(words[^1]));
+            Configure(command, verb);
+            if (words.Length == 2 && _defaultSubcommands.GetValueOrDefault(words[0]) == words[1])
+                Configure(parent, verb);
+        }
+        return root;
+    }
+
+    private static Command Group(RootCommand root, string name)
+    {
+        var group = root.Subcommands.FirstOrDefault(c => c.Name == name);
+        if (group is null)
+            root.Subcommands.Add(group = new Command(name, _groups.GetValueOrDefault(name)));
+        return group;
+    }
+
+    private static void Configure(Command command, ICommand verb)
+    {
+        command.Description = verb.Summary;
+        foreach (var symbol in verb.Options)
+        {
+            if (symbol is Option option)
+                command.Options.Add(option);
+            else if (symbol is Argument argument)
+                command.Arguments.Add(argument);
+        }
+        command.SetAction(verb.RunAsync);
+    }
+
+    /// <summary>The first mistake of a parse as one sentence, or null when there is none.</summary>
+    private static string? UsageError(ParseResult parse)
+    {
+        var command = parse.CommandResult.Command;
+        var verb = CliOption.Verb(parse);
+        if (parse.UnmatchedTokens.FirstOrDefault() is { } unmatched)
+        {
+            if (unmatched.StartsWith('-'))
+                return $"unknown option '{unmatched}' for '{verb}' (see '{verb} --help').";
+            if (command is RootCommand)
+                return $"unknown verb '{unmatched}'. Verbs: {string.Join(", ", command.Subcommands.Select(c => c.Name))}.";
+            if (command.Action is null)
+                return $"'{verb}' needs one of: {string.Join(", ", command.Subcommands.Select(c => c.Name))}.";
+            return $"unexpected argument '{unmatched}' for '{verb}'; options start with -- (see '{verb} --help').";
+        }
+        if (command.Action is null && command.Subcommands.Count > 0 && command is not RootCommand)
+            return $"'{verb}' needs one of: {string.Join(", ", command.Subcommands.Select(c => c.Name))}.";
+        return parse.Errors.Count > 0 ? parse.Errors[0].Message : null;
     }
 
     private static IHost BuildHost(bool verbose)
@@ -130,8 +182,15 @@ internal static class CliApp
         if (verbose)
             builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(category: null, level: LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
 
-        builder.Services.AddSingleton(ConfigurationBinding.BindAgentHost(builder.Configuration));
-        builder.Services.AddSingleton<ModelLoader>();
+        // The catalog as bound and range-checked here (one clear error per bad key), for the libraries' model provider;
+        // downloads and stand-in builds show a progress bar on stderr.
+        var hostOptions = ConfigurationBinding.BindAgentHost(builder.Configuration);
+        builder.Services.AddSingleton(hostOptions);
+        builder.Services.AddSingleton(Options.Create(hostOptions));
+        builder.Services.AddSingleton<IProgress<DownloadProgress>>(new ConsoleProgressBar());
+        builder.Services.AddLlamaModelProvider();
+        builder.Services.AddSingleton(services => (LlamaModelProvider)services.GetRequiredService<ILlamaModelProvider>());
+
         builder.Services.AddSingleton<ICommand, GenerateCommand>();
         builder.Services.AddSingleton<ICommand, ChatCommand>();
         builder.Services.AddSingleton<ICommand, ServeCommand>();
@@ -140,12 +199,19 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, ModelsListCommand>();
         builder.Services.AddSingleton<ICommand, ModelsRemoveCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
+        builder.Services.AddSingleton<ICommand, Bench.BenchChatCommand>();
+        builder.Services.AddSingleton<ICommand, Bench.BenchServerCommand>();
         builder.Services.AddSingleton<ICommand, AnalyzeRolloutsCommand>();
         builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<PluginOptions>(builder.Configuration, PluginOptions.SectionName));
         builder.Services.AddSingleton<AppPlugins>();
-        builder.Services.AddSingleton<ToolTokenTools>();
+        builder.Services.AddSingleton(services => new ToolTokenTools(() =>
+        {
+            var kernel = new Microsoft.SemanticKernel.Kernel();
+            services.GetRequiredService<AppPlugins>().ImportInto(kernel);
+            return kernel;
+        }));
         builder.Services.AddSingleton<ICommand, PluginsCommand>();
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<AgentOptions>(builder.Configuration, AgentOptions.SectionName));
@@ -155,28 +221,5 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, ToolkensTrainCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensEvalCommand>();
         return builder.Build();
-    }
-
-    private static void PrintUsage(IEnumerable<ICommand> commands)
-    {
-        Console.WriteLine("AgentHost: local GGUF models with token-level decoding strategies.");
-        Console.WriteLine();
-        Console.WriteLine("usage: agenthost <verb> [options]    (dotnet run --project src/AgentHost -- <verb> ...)");
-        Console.WriteLine();
-        foreach (var command in commands)
-            Console.WriteLine($"  {command.Name,-18} {command.Summary}");
-        Console.WriteLine();
-        Console.WriteLine("'<verb> --help' lists a verb's options.");
-    }
-
-    private static void PrintHelp(ICommand command, IEnumerable<OptionSpec> specs)
-    {
-        Console.WriteLine($"{command.Name}: {command.Summary}");
-        Console.WriteLine();
-        foreach (var spec in specs)
-        {
-            var left = spec.IsPositional ? spec.ValueName : spec.IsFlag ? $"--{spec.Name}" : $"--{spec.Name} {spec.ValueName}";
-            Console.WriteLine($"  {left,-26} {spec.Help}{(spec.Repeatable ? " (repeatable)" : "")}");
-        }
     }
 }

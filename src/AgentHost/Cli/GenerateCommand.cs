@@ -1,4 +1,7 @@
+using System.CommandLine;
 using System.Text.Json;
+using AgentHost.Llama.Hosting;
+using AgentHost.SemanticKernel.ToolTokens;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Grammar;
 using AgentHost.Llama.ToolTokens;
@@ -6,46 +9,45 @@ using AgentHost.Llama.ToolTokens;
 namespace AgentHost.Cli;
 
 /// <summary><c>generate</c>: continue a prompt with a decoding strategy, streaming text to stdout.</summary>
-internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTokenTools) : ICommand
+internal sealed class GenerateCommand(ILlamaModelProvider models, ToolTokenTools toolTokenTools) : ICommand
 {
+    private static readonly Option<string> _strategy = SharedOptions.Strategy();
+    private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(256);
+    private static readonly Option<string?> _grammar = CliOption.Text("--grammar", "GBNF grammar file (llama.cpp format, root rule 'root') the output must follow (greedy, sample).", "FILE");
+    private static readonly Option<string?> _jsonSchema = CliOption.Text("--json-schema", "JSON schema file; the output is one JSON value valid against it (greedy, sample).", "FILE");
+    private static readonly Option<string[]> _grammarTrigger = CliOption.Repeated("--grammar-trigger", "Make the grammar lazy: free text until this word, then the grammar.", "WORD");
+
     public string Name => "generate";
 
-    public string Summary => "Continue a prompt, streaming the text (or one JSON object with --json).";
+    public string Summary => "Continue a prompt, streaming the text (or one JSON object with --json: text, token_ids, strategy, model, stats).";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
+    public IReadOnlyList<Symbol> Options { get; } =
     [
-        ModelLoader.ModelOption,
-        new("prompt", "The text to continue (required).", ValueName: "TEXT"),
-        new("strategy", $"Decoding strategy: {string.Join(", ", DecodingStrategies.Names)} (default {DecodingStrategies.Greedy.Name}).", ValueName: "NAME"),
-        new("max-tokens", "Most tokens to generate (default 256).", ValueName: "N"),
-        new("temperature", "Sampling temperature (default 0.8).", ValueName: "T"),
-        new("top-k", "Top-k, 0 = off (default 40).", ValueName: "K"),
-        new("top-p", "Top-p in (0, 1] (default 0.95).", ValueName: "P"),
-        new("min-p", "Min-p in [0, 1) (default 0.05).", ValueName: "P"),
-        new("repeat-penalty", "Repetition penalty, 1 = off (default 1).", ValueName: "X"),
-        new("frequency-penalty", "Frequency penalty (default 0).", ValueName: "X"),
-        new("presence-penalty", "Presence penalty (default 0).", ValueName: "X"),
-        new("seed", "Random seed for sampling (default: random, reported).", ValueName: "S"),
-        new("stop", "Stop string; the text ends before it.", Repeatable: true, ValueName: "STR"),
-        new("grammar", "GBNF grammar file (llama.cpp format, root rule 'root') the output must follow (greedy, sample).", ValueName: "FILE"),
-        new("json-schema", "JSON schema file; the output is one JSON value valid against it (greedy, sample).", ValueName: "FILE"),
-        new("grammar-trigger", "Make the grammar lazy: free text until this word, then the grammar.", Repeatable: true, ValueName: "WORD"),
-        new("json", "Print one JSON object (text, token_ids, strategy, model, stats) instead of streaming.", IsFlag: true),
-        .. StrategyArguments.Specs,
+        SharedOptions.Model,
+        SharedOptions.Prompt,
+        _strategy,
+        _maxTokens,
+        .. SharedOptions.Sampling,
+        SharedOptions.Stop,
+        _grammar,
+        _jsonSchema,
+        _grammarTrigger,
+        SharedOptions.Json,
+        .. StrategyArguments.Options,
     ];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var request = BuildRequest(line);
-        var descriptor = DecodingStrategies.Find(line.GetString("strategy") ?? DecodingStrategies.Greedy.Name);
-        DecodingStrategies.EnsureSamplingApplies(descriptor, _samplingOptions.FirstOrDefault(line.Has) is { } given ? $"--{given}" : null);
+        var request = BuildRequest(parse);
+        var descriptor = DecodingStrategies.Find(parse.GetValue(_strategy)!);
+        DecodingStrategies.EnsureSamplingApplies(descriptor, SharedOptions.Sampling.FirstOrDefault(parse.Has)?.Name);
         // Strategies that fire tools (tool tokens) get the built-in tools their head names.
-        var strategy = StrategyArguments.Create(line, [descriptor.Name], new StrategyContext { ResolveTools = toolTokenTools.Resolve })[0];
-        var json = line.Has("json");
+        var strategy = StrategyArguments.Create(parse, [descriptor.Name], new StrategyContext { ResolveTools = toolTokenTools.Resolve })[0];
+        var json = parse.GetValue(SharedOptions.Json);
 
-        // Some strategies score the final hidden state, which the context only returns when asked to.
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken, descriptor.NeedsHiddenStates ? s => s.HiddenStates = true : null);
-        using var session = await model.CreateSessionAsync(cancellationToken);
+        var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        // Some strategies score the final hidden state, which a session only returns when created for it.
+        using var session = await model.CreateSessionAsync(hiddenStates: descriptor.NeedsHiddenStates, cancellationToken);
 
         GenerationResult result = null!;   // the stream's last update always carries it
         await foreach (var update in session.GenerateStreamingAsync(strategy, request, cancellationToken))
@@ -81,31 +83,29 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
         return CliApp.ExitOk;
     }
 
-    private static readonly string[] _samplingOptions = ["temperature", "top-k", "top-p", "min-p", "repeat-penalty", "frequency-penalty", "presence-penalty", "seed"];
-
-    private static GenerationRequest BuildRequest(CommandLine line)
+    private static GenerationRequest BuildRequest(ParseResult parse)
     {
         var request = new GenerationRequest
         {
-            Prompt = line.RequireString("prompt"),
-            MaxTokens = line.GetInt("max-tokens", min: 1) ?? 256,
-            Stop = line.GetAll("stop"),
-            Sampling = _samplingOptions.Any(line.Has) ? BuildSampling(line) : null,
-            Grammar = BuildGrammar(line),
+            Prompt = parse.Require(SharedOptions.Prompt),
+            MaxTokens = parse.GetValue(_maxTokens),
+            Stop = parse.GetValue(SharedOptions.Stop)!,
+            Sampling = SharedOptions.ReadSampling(parse),
+            Grammar = BuildGrammar(parse),
         };
         request.Validate();
         return request;
     }
 
-    private static GrammarConstraint? BuildGrammar(CommandLine line)
+    private static GrammarConstraint? BuildGrammar(ParseResult parse)
     {
-        var gbnfFile = line.GetString("grammar");
-        var schemaFile = line.GetString("json-schema");
-        var triggers = line.GetAll("grammar-trigger");
+        var gbnfFile = parse.GetValue(_grammar);
+        var schemaFile = parse.GetValue(_jsonSchema);
+        var triggers = parse.GetValue(_grammarTrigger)!;
         if (gbnfFile is not null && schemaFile is not null)
-            throw CommandLine.Usage("--grammar and --json-schema exclude each other; pass one.");
+            throw CliOption.Usage("--grammar and --json-schema exclude each other; pass one.");
         if (gbnfFile is null && schemaFile is null)
-            return triggers.Count == 0 ? null : throw CommandLine.Usage("--grammar-trigger needs --grammar or --json-schema.");
+            return triggers.Length == 0 ? null : throw CliOption.Usage("--grammar-trigger needs --grammar or --json-schema.");
 
         var grammar = gbnfFile is not null
             ? new GrammarConstraint { Gbnf = ReadFile(gbnfFile, "grammar") }
@@ -123,7 +123,7 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
         }
         catch (JsonException ex)
         {
-            throw CommandLine.Usage($"The JSON schema file '{path}' is not valid JSON: {ex.Message}");
+            throw CliOption.Usage($"The JSON schema file '{path}' is not valid JSON: {ex.Message}");
         }
     }
 
@@ -135,23 +135,7 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw CommandLine.Usage($"Cannot read the {what} file '{path}': {ex.Message}");
+            throw CliOption.Usage($"Cannot read the {what} file '{path}': {ex.Message}");
         }
-    }
-
-    private static SamplingOptions BuildSampling(CommandLine line)
-    {
-        var defaults = new SamplingOptions();
-        return new SamplingOptions
-        {
-            Temperature = line.GetFloat("temperature") ?? defaults.Temperature,
-            TopK = line.GetInt("top-k", min: 0) ?? defaults.TopK,
-            TopP = line.GetFloat("top-p") ?? defaults.TopP,
-            MinP = line.GetFloat("min-p") ?? defaults.MinP,
-            RepeatPenalty = line.GetFloat("repeat-penalty") ?? defaults.RepeatPenalty,
-            FrequencyPenalty = line.GetFloat("frequency-penalty") ?? defaults.FrequencyPenalty,
-            PresencePenalty = line.GetFloat("presence-penalty") ?? defaults.PresencePenalty,
-            Seed = line.GetULong("seed"),
-        };
     }
 }

@@ -1,23 +1,22 @@
+using System.CommandLine;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 
 namespace AgentHost.Cli;
 
 /// <summary><c>models</c>: the catalog and where each model resolves now, or why it does not.</summary>
-internal sealed class ModelsCommand(ModelLoader loader, AgentHostOptions options) : ICommand
+internal sealed class ModelsCommand(LlamaModelProvider models, AgentHostOptions options) : ICommand
 {
     public string Name => "models";
 
     public string Summary => "List the model catalog and where each model resolves (or why not).";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("json", "Print the list as JSON.", IsFlag: true),
-    ];
+    public IReadOnlyList<Symbol> Options { get; } = [SharedOptions.Json];
 
-    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var locations = loader.Resolver.DescribeAll();
-        if (line.Has("json"))
+        var locations = models.Resolver.DescribeAll();
+        if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(locations.Select(l => new Dictionary<string, object?>
             {

@@ -1,26 +1,28 @@
+using System.CommandLine;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 
 namespace AgentHost.Cli;
 
 /// <summary><c>models pull NAME|URL</c>: makes a model local (downloading it with progress) and prints its path and SHA-256.</summary>
-internal sealed class ModelsPullCommand(ModelLoader loader) : ICommand
+internal sealed class ModelsPullCommand(LlamaModelProvider models) : ICommand
 {
-    private static readonly OptionSpec _model = new("name", "A catalog name, or an http(s) URL of a .gguf file.", ValueName: "NAME|URL", IsPositional: true);
+    private static readonly Argument<string?> _model = new("name") { Description = "A catalog name, or an http(s) URL of a .gguf file.", HelpName = "NAME|URL", Arity = ArgumentArity.ZeroOrOne };
 
     public string Name => "models pull";
 
     public string Summary => "Download a catalog model (or a .gguf URL) into the user cache; print its path and SHA-256.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } = [_model];
+    public IReadOnlyList<Symbol> Options { get; } = [_model];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var name = line.RequirePositional(_model);
+        var name = parse.Require(_model);
         var progress = new ConsoleProgressBar("downloading");
         (ResolvedModel Model, string Sha256) pulled;
         try
         {
-            pulled = await loader.Resolver.PullAsync(name, progress, cancellationToken);
+            pulled = await models.Resolver.PullAsync(name, progress, cancellationToken);
         }
         finally
         {
@@ -33,18 +35,18 @@ internal sealed class ModelsPullCommand(ModelLoader loader) : ICommand
 }
 
 /// <summary><c>models list</c>: the model files on this machine, with size and how their content is vouched for.</summary>
-internal sealed class ModelsListCommand(ModelLoader loader) : ICommand
+internal sealed class ModelsListCommand(LlamaModelProvider provider) : ICommand
 {
     public string Name => "models list";
 
     public string Summary => "List the local model files (models folder and user cache): name, size, digest status.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } = [new("json", "Print the list as JSON.", IsFlag: true)];
+    public IReadOnlyList<Symbol> Options { get; } = [SharedOptions.Json];
 
-    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var models = loader.Resolver.ListLocal();
-        if (line.Has("json"))
+        var models = provider.Resolver.ListLocal();
+        if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(models.Select(m => new Dictionary<string, object?>
             {
@@ -58,7 +60,7 @@ internal sealed class ModelsListCommand(ModelLoader loader) : ICommand
         }
         if (models.Count == 0)
         {
-            Console.Out.WriteLine($"No model files in the models folder or the user cache '{loader.Resolver.CacheDirectory}'.");
+            Console.Out.WriteLine($"No model files in the models folder or the user cache '{provider.Resolver.CacheDirectory}'.");
             return Task.FromResult(CliApp.ExitOk);
         }
         var width = Math.Max(4, models.Max(m => m.Name.Length));
@@ -79,19 +81,19 @@ internal sealed class ModelsListCommand(ModelLoader loader) : ICommand
 }
 
 /// <summary><c>models rm NAME</c>: removes a model from the user cache with its digest record and any partial download.</summary>
-internal sealed class ModelsRemoveCommand(ModelLoader loader) : ICommand
+internal sealed class ModelsRemoveCommand(LlamaModelProvider models) : ICommand
 {
-    private static readonly OptionSpec _model = new("name", "A catalog name or the file name of a model in the user cache.", ValueName: "NAME", IsPositional: true);
+    private static readonly Argument<string?> _model = new("name") { Description = "A catalog name or the file name of a model in the user cache.", HelpName = "NAME", Arity = ArgumentArity.ZeroOrOne };
 
     public string Name => "models rm";
 
     public string Summary => "Remove a model from the user cache (with its recorded digest and partial download).";
 
-    public IReadOnlyList<OptionSpec> Options { get; } = [_model];
+    public IReadOnlyList<Symbol> Options { get; } = [_model];
 
-    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        foreach (var path in loader.Resolver.RemoveCached(line.RequirePositional(_model)))
+        foreach (var path in models.Resolver.RemoveCached(parse.Require(_model)))
             Console.Out.WriteLine($"removed {path}");
         return Task.FromResult(CliApp.ExitOk);
     }

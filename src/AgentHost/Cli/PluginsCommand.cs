@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;
@@ -12,15 +13,12 @@ internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
 
     public string Summary => "Load the configured plugins (Plugins in appsettings.json) and list their functions.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("json", "Print the list as JSON.", IsFlag: true),
-    ];
+    public IReadOnlyList<Symbol> Options { get; } = [SharedOptions.Json];
 
-    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var plugins = appPlugins.ImportInto(new Kernel());
-        if (line.Has("json"))
+        if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(plugins.Select(p => new Dictionary<string, object?>
             {

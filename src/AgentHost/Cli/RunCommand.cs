@@ -1,3 +1,4 @@
+using System.CommandLine;
 using AgentHost.SemanticKernel.Agents;
 
 namespace AgentHost.Cli;
@@ -9,22 +10,20 @@ internal sealed class RunCommand(AppAgents agents) : ICommand
 
     public string Summary => "Ask an agent (prompts/agents/NAME.yaml) once: its answer, and the trace of the calls it made.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("agent", "Agent name (required).", ValueName: "NAME"),
-        new("input", "The question or task (required).", ValueName: "TEXT"),
-        new("model", "Model for agents that name none (default: AgentHost:DefaultModel).", ValueName: "NAME|PATH"),
-        new("json", "Print one JSON object: agent, answer and trace.", IsFlag: true),
-    ];
+    private static readonly Option<string?> _agent = CliOption.Text("--agent", "Agent name (required).", "NAME");
+    private static readonly Option<string?> _input = CliOption.Text("--input", "The question or task (required).", "TEXT");
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public IReadOnlyList<Symbol> Options { get; } = [_agent, _input, SharedOptions.Model, SharedOptions.Json];
+
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var agent = line.RequireString("agent");
-        var input = line.RequireString("input");
-        using var session = await agents.OpenAsync(line.GetString("model"), cancellationToken);
+        var agent = parse.Require(_agent);
+        var input = parse.Require(_input);
+        // The model serves agents that name none.
+        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         var result = await session.Runner.RunAsync(agent, input, cancellationToken);
 
-        if (line.Has("json"))
+        if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
             {

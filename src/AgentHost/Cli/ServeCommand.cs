@@ -1,4 +1,6 @@
+using System.CommandLine;
 using AgentHost.Llama;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Server;
 using Microsoft.Extensions.Configuration;
@@ -6,32 +8,33 @@ using Microsoft.Extensions.Configuration;
 namespace AgentHost.Cli;
 
 /// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C or SIGTERM (in-flight requests drain within Server:ShutdownTimeoutSeconds).</summary>
-internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration, ModelLoader loader) : ICommand
+internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration, LlamaModelProvider models) : ICommand
 {
     public string Name => "serve";
 
     public string Summary => "Serve the catalog's models over an OpenAI-compatible HTTP API (chat, completions, models, metrics).";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("urls", "Listen address(es), ';'-separated (default Server:Urls, http://127.0.0.1:8080).", ValueName: "URLS"),
-        new("api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", ValueName: "KEY"),
-        new("slots", "Session slots per model (default Server:Slots, 4).", ValueName: "N"),
-        new("max-queue", "Requests per model that may queue before 429 (default Server:MaxQueue, 32).", ValueName: "N"),
-        new("batching", "Continuous batching of greedy/sampling requests (Server:Batching; more throughput with many clients).", IsFlag: true),
-    ];
+    // An option not given keeps the configured value (Server:*), whose own default help shows.
+    private static readonly ServerOptions _defaults = new();
+    private static readonly Option<string?> _urls = CliOption.Text("--urls", $"Listen address(es), ';'-separated (default Server:Urls, {_defaults.Urls}).", "URLS");
+    private static readonly Option<string?> _apiKey = CliOption.Text("--api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", "KEY");
+    private static readonly Option<int?> _slots = CliOption.OptionalInt("--slots", $"Session slots per model (default Server:Slots, {_defaults.Slots}).", "N", min: 1, max: 64);
+    private static readonly Option<int?> _maxQueue = CliOption.OptionalInt("--max-queue", $"Requests per model that may queue before 429 (default Server:MaxQueue, {_defaults.MaxQueue}).", "N", min: 1);
+    private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching of greedy/sampling requests (Server:Batching; more throughput with many clients).");
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public IReadOnlyList<Symbol> Options { get; } = [_urls, _apiKey, _slots, _maxQueue, _batching];
+
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var serverOptions = ConfigurationBinding.Bind<ServerOptions>(configuration, ServerOptions.SectionName);
-        serverOptions.Urls = line.GetString("urls") ?? serverOptions.Urls;
-        serverOptions.ApiKey = line.GetString("api-key") ?? serverOptions.ApiKey;
-        serverOptions.Slots = line.GetInt("slots", min: 1, max: 64) ?? serverOptions.Slots;
-        serverOptions.MaxQueue = line.GetInt("max-queue", min: 1) ?? serverOptions.MaxQueue;
-        serverOptions.Batching |= line.Has("batching");
+        serverOptions.Urls = parse.GetValue(_urls) ?? serverOptions.Urls;
+        serverOptions.ApiKey = parse.GetValue(_apiKey) ?? serverOptions.ApiKey;
+        serverOptions.Slots = parse.GetValue(_slots) ?? serverOptions.Slots;
+        serverOptions.MaxQueue = parse.GetValue(_maxQueue) ?? serverOptions.MaxQueue;
+        serverOptions.Batching |= parse.GetValue(_batching);
 
         // Models load at their first request: a setting or file that cannot load is refused now, not then.
-        foreach (var model in loader.Resolver.DescribeAll())
+        foreach (var model in models.Resolver.DescribeAll())
         {
             if (model.Path is { } path)
                 LlamaModel.Check(model.Name, path, model.Settings);

@@ -1,54 +1,76 @@
+using System.CommandLine;
 using AgentHost.Llama.Decoding;
 
 namespace AgentHost.Cli;
 
-/// <summary>The command-line options of every strategy (declared by <see cref="DecodingStrategies"/>), and building a strategy from them.</summary>
+/// <summary>
+/// The command-line options of every strategy and building strategies from them: the one place the CLI turns
+/// strategy names and options into strategies. Each option's flag derives from its engine key
+/// (<c>recycling_tree</c> is <c>--recycling-tree</c>); the short flags of earlier releases stay as aliases.
+/// </summary>
 internal static class StrategyArguments
 {
-    // The short flags the CLI had before flags were derived from option keys (the rest are the keys with dashes).
-    private static readonly Dictionary<string, string> _shortFlags = new(StringComparer.Ordinal)
+    // Key -> the short flag it also answers to.
+    private static readonly Dictionary<string, string> _aliases = new(StringComparer.Ordinal)
     {
-        ["recycling_tree"] = "tree",
-        ["cautious_max_trials"] = "max-trials",
-        ["cautious_entropy_low"] = "entropy-low",
-        ["cautious_entropy_high"] = "entropy-high",
-        ["cautious_formula"] = "trial-formula",
-        ["cautious_stop_rule"] = "stop-rule",
-        ["toolkens_head"] = "head",
-        ["toolkens_bias"] = "tool-bias",
+        ["recycling_tree"] = "--tree",
+        ["cautious_max_trials"] = "--max-trials",
+        ["cautious_entropy_low"] = "--entropy-low",
+        ["cautious_entropy_high"] = "--entropy-high",
+        ["cautious_formula"] = "--trial-formula",
+        ["cautious_stop_rule"] = "--stop-rule",
+        ["toolkens_head"] = "--head",
+        ["toolkens_bias"] = "--tool-bias",
     };
 
-    /// <summary>The flag (without dashes) of a strategy option.</summary>
-    public static string Flag(StrategyOption option) => _shortFlags.TryGetValue(option.Key, out var flag) ? flag : option.Key.Replace('_', '-');
-
-    /// <summary>One CLI option per distinct strategy option name.</summary>
-    public static IReadOnlyList<OptionSpec> Specs { get; } = DecodingStrategies.All
-        .SelectMany(d => d.Options.Select(o => (d.Name, Option: o)))
-        .GroupBy(x => Flag(x.Option))
-        .Select(g => new OptionSpec(g.Key, $"[{string.Join(", ", g.Select(x => x.Name))}] {g.First().Option.Help}", ValueName: "VALUE"))
+    private static readonly (string Key, Option<string?> Option)[] _options = DecodingStrategies.All
+        .SelectMany(d => d.Options.Select(o => (Strategy: d.Name, Option: o)))
+        .GroupBy(x => x.Option.Key, StringComparer.Ordinal)
+        .Select(g => (g.Key, Create(g.Key, $"[{string.Join(", ", g.Select(x => x.Strategy))}] {g.First().Option.Help}")))
         .ToArray();
 
-    /// <summary>The strategy options given on the command line for <paramref name="descriptor"/>, by key.</summary>
-    public static StrategyOptions Values(CommandLine line, StrategyDescriptor descriptor)
-        => new(descriptor.Options.Where(o => line.Has(Flag(o))).Select(o => KeyValuePair.Create(o.Key, line.GetString(Flag(o))!)));
+    /// <summary>One option per distinct strategy option key.</summary>
+    public static IReadOnlyList<Option> Options { get; } = [.. _options.Select(o => o.Option)];
+
+    /// <summary>The flag of option <paramref name="key"/>: <c>--</c> and the key with dashes.</summary>
+    public static string Flag(string key) => "--" + key.Replace('_', '-');
+
+    /// <summary>The strategy options the user gave, by engine key.</summary>
+    public static Dictionary<string, string> Values(ParseResult parse)
+        => _options.Where(o => parse.Has(o.Option)).ToDictionary(o => o.Key, o => parse.GetValue(o.Option)!, StringComparer.Ordinal);
 
     /// <summary>
-    /// Builds each named strategy through the factory with the options it declares; an option none of them declares,
-    /// or a required one missing, is a usage error naming the flag.
+    /// Builds each named strategy through the engine's factory with the options it declares, in <paramref name="context"/>;
+    /// an option none of them declares, or a required one missing, is a usage error naming the flag.
     /// </summary>
-    public static IReadOnlyList<IDecodingStrategy> Create(CommandLine line, IReadOnlyList<string> names, StrategyContext? context = null)
+    public static IReadOnlyList<IDecodingStrategy> Create(ParseResult parse, IReadOnlyList<string> names, StrategyContext? context = null)
     {
         var descriptors = names.Select(DecodingStrategies.Find).ToList();
-        foreach (var spec in Specs)
+        foreach (var (key, option) in _options)
         {
-            if (line.Has(spec.Name) && !descriptors.Any(d => d.Options.Any(o => Flag(o) == spec.Name)))
-                throw CommandLine.Usage($"--{spec.Name} does not apply to strategy {string.Join(", ", names)}.");
+            // The error names the flag as the user typed it (an alias or the derived name).
+            if (parse.GetResult(option) is { Implicit: false } given && !descriptors.Any(d => d.Options.Any(o => o.Key == key)))
+                throw CliOption.Usage($"{given.IdentifierToken?.Value ?? option.Name} does not apply to strategy {string.Join(", ", names)}.");
         }
+        var values = Values(parse);
         foreach (var descriptor in descriptors)
         {
-            foreach (var option in descriptor.Options.Where(o => o.Required && !line.Has(Flag(o))))
-                throw CommandLine.Usage($"strategy {descriptor.Name} needs --{Flag(option)}: {option.Help}");
+            foreach (var required in descriptor.Options.Where(o => o.Required && !values.ContainsKey(o.Key)))
+                throw CliOption.Usage($"strategy {descriptor.Name} needs {_aliases.GetValueOrDefault(required.Key, Flag(required.Key))}: {required.Help}");
         }
-        return descriptors.Select(d => DecodingStrategies.Create(d, Values(line, d), context)).ToList();
+        return Create(values, names, context);
+    }
+
+    /// <summary>Builds each named strategy from option values by engine key, each with the values it declares.</summary>
+    public static IReadOnlyList<IDecodingStrategy> Create(IReadOnlyDictionary<string, string> values, IReadOnlyList<string> names, StrategyContext? context = null)
+        => names.Select(DecodingStrategies.Find).Select(d => DecodingStrategies.Create(d, new StrategyOptions(
+            d.Options.Where(o => values.ContainsKey(o.Key)).Select(o => KeyValuePair.Create(o.Key, values[o.Key]))), context)).ToList();
+
+    private static Option<string?> Create(string key, string help)
+    {
+        var option = CliOption.Text(Flag(key), help, "VALUE");
+        if (_aliases.TryGetValue(key, out var alias))
+            option.Aliases.Add(alias);
+        return option;
     }
 }

@@ -1,87 +1,12 @@
+using System.CommandLine;
 using System.Globalization;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;
-
-/// <summary>
-/// The tools tool-token heads fire from the CLI: the built-in arithmetic functions (add, subtract, multiply,
-/// what the demo corpus annotates) and every function of the configured plugins (a head names a tool by its
-/// function name, e.g. <c>Add</c> for <c>Math.Add</c>; the corpus must use the same name).
-/// </summary>
-internal sealed class ToolTokenTools(AppPlugins plugins)
-{
-    private static readonly Kernel _builtInKernel = new();
-
-    private static readonly KernelFunction[] _arithmetic =
-    [
-        KernelFunctionFactory.CreateFromMethod((long a, long b) => a + b, "add", "Adds two whole numbers."),
-        KernelFunctionFactory.CreateFromMethod((long a, long b) => a - b, "subtract", "Subtracts b from a."),
-        KernelFunctionFactory.CreateFromMethod((long a, long b) => a * b, "multiply", "Multiplies two whole numbers."),
-    ];
-
-    private Kernel? _kernel;
-
-    /// <summary>The <c>--plugins</c> option.</summary>
-    public static OptionSpec PluginsOption { get; } = new("plugins",
-        "Tools, comma-separated: 'arithmetic' (add, subtract, multiply; the default), a built-in name, a configured plugin (Math) or plugin function (Math.Add).", Repeatable: true, ValueName: "NAMES");
-
-    /// <summary>The tools named by <c>--plugins</c> (default: arithmetic).</summary>
-    public IReadOnlyList<ToolDefinition> FromOption(CommandLine line)
-    {
-        var names = line.GetAll("plugins").SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList();
-        if (names.Count == 0)
-            names.Add("arithmetic");
-        var functions = names.SelectMany(name => name == "arithmetic" ? _arithmetic.Select(f => (f, _builtInKernel))
-            : !name.Contains('.', StringComparison.Ordinal) && Configured().Plugins.TryGetPlugin(name, out var plugin) ? plugin.Select(f => (f, Configured()))
-            : [Find(name)]);
-        return [.. functions.DistinctBy(f => f.Item1.Name).Select(f => f.Item1.AsToolDefinition(f.Item2))];
-    }
-
-    /// <summary>The tools with these names (a head's tools), in this order.</summary>
-    public IReadOnlyList<ToolDefinition> Resolve(IEnumerable<string> names) => [.. names.Select(Find).Select(f => f.Function.AsToolDefinition(f.Kernel))];
-
-    /// <summary>The same tools as functions a chat client can be given (same schemas as <see cref="Resolve"/>).</summary>
-    public IReadOnlyList<Microsoft.Extensions.AI.AIFunction> Functions(IEnumerable<string> names) =>
-    [
-#pragma warning disable CS0618   // binds the function to its kernel; SK 1.82 has no other way
-        .. names.Select(Find).Select(f => f.Function.AsAIFunction(f.Kernel)),
-#pragma warning restore CS0618
-    ];
-
-    /// <summary>A built-in tool, <c>Plugin.Function</c>, or a configured function by its (unique) name.</summary>
-    private (KernelFunction Function, Kernel Kernel) Find(string name)
-    {
-        if (_arithmetic.FirstOrDefault(f => f.Name == name) is { } builtIn)
-            return (builtIn, _builtInKernel);
-        var kernel = Configured();
-        var parts = name.Split('.', 2);
-        if (parts.Length == 2)
-        {
-            return kernel.Plugins.TryGetFunction(parts[0], parts[1], out var function) ? (function, kernel)
-                : throw CommandLine.Usage($"unknown tool or plugin '{name}': no configured plugin function of that name.");
-        }
-        var matches = kernel.Plugins.SelectMany(p => p.Where(f => f.Name == name)).ToList();
-        return matches.Count switch
-        {
-            1 => (matches[0], kernel),
-            0 => throw CommandLine.Usage($"unknown tool or plugin '{name}'; built-in: arithmetic ({string.Join(", ", _arithmetic.Select(f => f.Name))}); configured plugins: {string.Join(", ", kernel.Plugins.Select(p => p.Name))}."),
-            _ => throw CommandLine.Usage($"tool '{name}' is ambiguous: {string.Join(", ", matches.Select(f => $"{f.PluginName}.{f.Name}"))}; name it as Plugin.Function."),
-        };
-    }
-
-    private Kernel Configured()
-    {
-        if (_kernel is null)
-        {
-            _kernel = new Kernel();
-            plugins.ImportInto(_kernel);
-        }
-        return _kernel;
-    }
-}
 
 /// <summary><c>toolkens corpus</c>: writes the demo corpus (training and held-out parts).</summary>
 internal sealed class ToolkensCorpusCommand : ICommand
@@ -90,20 +15,19 @@ internal sealed class ToolkensCorpusCommand : ICommand
 
     public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt).";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("out", "Folder to write train.txt and heldout.txt into (required).", ValueName: "DIR"),
-        new("train", "Training lines (default 400).", ValueName: "N"),
-        new("heldout", "Held-out lines (default 100).", ValueName: "N"),
-        new("seed", "Random seed (default 1).", ValueName: "S"),
-    ];
+    private static readonly Option<string?> _out = CliOption.Text("--out", "Folder to write train.txt and heldout.txt into (required).", "DIR");
+    private static readonly Option<int> _train = CliOption.Int("--train", "Training lines.", "N", 400, min: 1, max: DemoCorpus.MaxLines);
+    private static readonly Option<int> _heldOut = CliOption.Int("--heldout", "Held-out lines.", "N", 100, min: 1, max: DemoCorpus.MaxLines);
+    private static readonly Option<int> _seed = CliOption.Int("--seed", "Random seed.", "S", 1, min: 0);
 
-    public Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public IReadOnlyList<Symbol> Options { get; } = [_out, _train, _heldOut, _seed];
+
+    public Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var directory = line.RequireString("out");
+        var directory = parse.Require(_out);
         try
         {
-            var (train, heldOut) = DemoCorpus.Write(directory, line.GetInt("train", min: 1, max: DemoCorpus.MaxLines) ?? 400, line.GetInt("heldout", min: 1, max: DemoCorpus.MaxLines) ?? 100, line.GetInt("seed", min: 0) ?? 1);
+            var (train, heldOut) = DemoCorpus.Write(directory, parse.GetValue(_train), parse.GetValue(_heldOut), parse.GetValue(_seed));
             Console.Out.WriteLine($"{train}\n{heldOut}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -115,69 +39,72 @@ internal sealed class ToolkensCorpusCommand : ICommand
 }
 
 /// <summary><c>toolkens train</c>: trains a tool-token head on an annotated corpus and saves it.</summary>
-internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools toolTokenTools) : ICommand
+internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolTokenTools toolTokenTools) : ICommand
 {
+    private static readonly ToolTokenTrainingOptions _defaults = new();
+    private static readonly Option<string[]> _plugins = CliOption.Repeated("--plugins",
+        "Tools, comma-separated: 'arithmetic' (add, subtract, multiply; the default), a built-in name, a configured plugin (Math) or plugin function (Math.Add).", "NAMES");
+    private static readonly Option<string?> _corpus = CliOption.Text("--corpus", "Annotated corpus: one example per line, calls as <name>(args)=result (required).", "FILE");
+    private static readonly Option<string?> _out = CliOption.Text("--out", "Head file to write (required).", "HEAD");
+    private static readonly Option<int> _epochs = CliOption.Int("--epochs", "Passes over the corpus.", "N", _defaults.Epochs, min: 1);
+    private static readonly Option<double> _lr = CliOption.Double("--lr", "Adam learning rate.", "X", _defaults.LearningRate);
+    private static readonly Option<int> _batchSize = CliOption.Int("--batch-size", "Positions per Adam step.", "N", _defaults.BatchSize, min: 1);
+    private static readonly Option<double> _lambda = CliOption.Double("--lambda", "Weight of the penalty towards the prior.", "X", _defaults.Lambda);
+    private static readonly Option<string> _regularizer = CliOption.Text("--regularizer", "frobenius (lambda*||W-W0||) or squared (lambda*||W-W0||^2).", "KIND", "frobenius", "frobenius", "squared");
+    private static readonly Option<string> _prior = CliOption.Text("--prior", "Prior W0: hidden (the name's hidden states), embedding (output-embedding rows) or none.", "KIND", "hidden", "hidden", "embedding", "none");
+    private static readonly Option<float> _priorScale = CliOption.Float("--prior-scale", "Norm of the hidden-state prior rows (1/sqrt(5120)).", "X", ToolTokenPriors.DefaultScale);
+    private static readonly Option<bool> _onlyToolTokens = CliOption.Flag("--only-tool-tokens", "Train on call starts only (TokenLearning's setting).");
+    private static readonly Option<float> _bias = CliOption.Float("--bias", "Bias stored in the head, added to tool scores at inference.", "X", 0);
+    private static readonly Option<int> _seed = CliOption.Int("--seed", "Seed of the batch order.", "S", _defaults.Seed, min: 0);
+
     public string Name => "toolkens train";
 
     public string Summary => "Train a tool-token head (ToolkenGPT / TokenLearning) on an annotated corpus.";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
+    public IReadOnlyList<Symbol> Options { get; } =
     [
-        ModelLoader.ModelOption,
-        ToolTokenTools.PluginsOption,
-        new("corpus", "Annotated corpus: one example per line, calls as <name>(args)=result (required).", ValueName: "FILE"),
-        new("out", "Head file to write (required).", ValueName: "HEAD"),
-        new("epochs", "Passes over the corpus (default 20).", ValueName: "N"),
-        new("lr", "Adam learning rate (default 0.01).", ValueName: "X"),
-        new("batch-size", "Positions per Adam step (default 64).", ValueName: "N"),
-        new("lambda", "Weight of the penalty towards the prior (default 0.01).", ValueName: "X"),
-        new("regularizer", "frobenius (lambda*||W-W0||, default) or squared (lambda*||W-W0||^2).", ValueName: "KIND"),
-        new("prior", "Prior W0: hidden (name's hidden states, default), embedding (output-embedding rows) or none.", ValueName: "KIND"),
-        new("prior-scale", "Norm of the hidden-state prior rows (default 1/sqrt(5120)).", ValueName: "X"),
-        new("only-tool-tokens", "Train on call starts only (TokenLearning's setting).", IsFlag: true),
-        new("bias", "Bias stored in the head, added to tool scores at inference (default 0).", ValueName: "X"),
-        new("seed", "Seed of the batch order (default 1).", ValueName: "S"),
-        new("json", "Print the summary as JSON.", IsFlag: true),
+        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _seed, SharedOptions.Json,
     ];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var tools = toolTokenTools.FromOption(line);
-        var examples = AnnotatedCorpus.Load(line.RequireString("corpus"));
-        var output = line.RequireString("out");
+        var tools = toolTokenTools.FromNames(parse.GetValue(_plugins)!);
+        var examples = AnnotatedCorpus.Load(parse.Require(_corpus));
+        var output = parse.Require(_out);
         var options = new ToolTokenTrainingOptions
         {
-            Epochs = line.GetInt("epochs", min: 1) ?? 20,
-            LearningRate = line.GetFloat("lr") ?? 1e-2,
-            BatchSize = line.GetInt("batch-size", min: 1) ?? 64,
-            Lambda = line.GetFloat("lambda") ?? 0.01,
-            Regularizer = line.GetString("regularizer") switch
+            Epochs = parse.GetValue(_epochs),
+            LearningRate = parse.GetValue(_lr),
+            BatchSize = parse.GetValue(_batchSize),
+            Lambda = parse.GetValue(_lambda),
+            Regularizer = parse.GetValue(_regularizer) switch
             {
-                null or "frobenius" => ToolTokenRegularizer.Frobenius,
+                "frobenius" => ToolTokenRegularizer.Frobenius,
                 "squared" => ToolTokenRegularizer.SquaredL2,
-                var other => throw CommandLine.Usage($"--regularizer must be frobenius or squared, not '{other}'."),
+                var other => throw CliOption.Usage($"--regularizer must be frobenius or squared, not '{other}'."),
             },
-            OnlyToolTokens = line.Has("only-tool-tokens"),
-            Seed = line.GetInt("seed", min: 0) ?? 1,
+            OnlyToolTokens = parse.GetValue(_onlyToolTokens),
+            Seed = parse.GetValue(_seed),
         };
         options.Validate();
-        var priorKind = line.GetString("prior") switch
+        var priorKind = parse.GetValue(_prior) switch
         {
-            null or "hidden" => ToolTokenPrior.HiddenStates,
+            "hidden" => ToolTokenPrior.HiddenStates,
             "embedding" => ToolTokenPrior.OutputEmbeddings,
             "none" => ToolTokenPrior.None,
-            var other => throw CommandLine.Usage($"--prior must be hidden, embedding or none, not '{other}'."),
+            var other => throw CliOption.Usage($"--prior must be hidden, embedding or none, not '{other}'."),
         };
-        var bias = line.GetFloat("bias") ?? 0;
+        var bias = parse.GetValue(_bias);
 
-        using var model = await loader.LoadAsync(line.GetString("model"), cancellationToken, s => s.HiddenStates = true);
-        using var session = await model.CreateSessionAsync(cancellationToken);
+        var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        // Training reads final hidden states: a session created for them, on the model as loaded.
+        using var session = await model.CreateSessionAsync(hiddenStates: true, cancellationToken);
         var names = tools.Select(t => t.Name).ToList();
 
         var reading = new ConsoleProgressBar("reading corpus");
         var data = await ToolTokenDataset.BuildAsync(session, examples, names, new SyncProgress<double>(f => reading.Show(f, $"{examples.Count} examples")), cancellationToken);
         reading.Finish();
-        var prior = await ToolTokenPriors.BuildAsync(priorKind, session, names, line.GetFloat("prior-scale") ?? ToolTokenPriors.DefaultScale, cancellationToken);
+        var prior = await ToolTokenPriors.BuildAsync(priorKind, session, names, parse.GetValue(_priorScale), cancellationToken);
 
         var trainer = new ToolTokenTrainer(data, prior, options);
         var initialLoss = trainer.CrossEntropy(prior);
@@ -202,7 +129,7 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools to
         head.Save(output);
         var fit = ToolTokenEvaluation.Evaluate(head, data);
 
-        if (line.Has("json"))
+        if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
             {
@@ -229,36 +156,34 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools to
 }
 
 /// <summary><c>toolkens eval</c>: precision / recall / F1 of a head's firing on an annotated corpus, against its prior alone and chance.</summary>
-internal sealed class ToolkensEvalCommand(ModelLoader loader) : ICommand
+internal sealed class ToolkensEvalCommand(ILlamaModelProvider models) : ICommand
 {
+    private static readonly Option<string?> _head = CliOption.Text("--head", "Head file (required).", "HEAD");
+    private static readonly Option<string?> _corpus = CliOption.Text("--corpus", "Annotated held-out corpus (required).", "FILE");
+    private static readonly Option<string?> _model = CliOption.Text("--model", "Model name or path (default: the model the head was trained on).", "NAME|PATH");
+    private static readonly Option<float?> _bias = CliOption.OptionalFloat("--bias", "Override the head's bias.", "X");
+
     public string Name => "toolkens eval";
 
     public string Summary => "Evaluate where a tool-token head fires on an annotated corpus (vs its prior alone and chance).";
 
-    public IReadOnlyList<OptionSpec> Options { get; } =
-    [
-        new("head", "Head file (required).", ValueName: "HEAD"),
-        new("corpus", "Annotated held-out corpus (required).", ValueName: "FILE"),
-        new("model", "Model name or path (default: the model the head was trained on).", ValueName: "NAME|PATH"),
-        new("bias", "Override the head's bias.", ValueName: "X"),
-        new("json", "Print the metrics as JSON.", IsFlag: true),
-    ];
+    public IReadOnlyList<Symbol> Options { get; } = [_head, _corpus, _model, _bias, SharedOptions.Json];
 
-    public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var head = ToolTokenHead.Load(line.RequireString("head"));
-        if (line.GetFloat("bias") is { } bias)
+        var head = ToolTokenHead.Load(parse.Require(_head));
+        if (parse.GetValue(_bias) is { } bias)
             head = head.WithBias(bias);
-        var examples = AnnotatedCorpus.Load(line.RequireString("corpus"));
-        using var model = await loader.LoadAsync(line.GetString("model") ?? head.ModelName, cancellationToken, s => s.HiddenStates = true);
+        var examples = AnnotatedCorpus.Load(parse.Require(_corpus));
+        var model = await models.GetModelAsync(parse.GetValue(_model) ?? head.ModelName, cancellationToken);
         head.EnsureMatches(model);
-        using var session = await model.CreateSessionAsync(cancellationToken);
+        using var session = await model.CreateSessionAsync(hiddenStates: true, cancellationToken);
         var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], cancellationToken: cancellationToken);
 
         var trained = ToolTokenEvaluation.Evaluate(head, data);
         var prior = ToolTokenEvaluation.Evaluate(head.PriorOnly(), data);
         var chance = ToolTokenEvaluation.Chance(data);
-        if (line.Has("json"))
+        if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
             {

@@ -1,4 +1,3 @@
-using AgentHost.Cli;
 using AgentHost.Llama.Models;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -20,8 +19,10 @@ internal static class AgentHostServer
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
         builder.Services.AddSingleton(serverOptions);
-        builder.Services.AddSingleton<ModelLoader>();
+        // Models load through the libraries' provider; download progress goes to the log, never to a console bar.
+        builder.Services.AddLlamaModelProvider();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<ServerMetrics>();
 

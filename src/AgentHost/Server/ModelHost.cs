@@ -1,16 +1,17 @@
 using System.Collections.Concurrent;
-using AgentHost.Cli;
 using AgentHost.Llama.Engine;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Extensions.AI;
 
 namespace AgentHost.Server;
 
 /// <summary>
-/// The models the server answers for: catalog names only (a request can never name a file), each loaded
-/// on first use and kept, with one <see cref="LlamaChatClient"/> whose slots all its requests share.
+/// The models the server answers for: catalog names only (a request can never name a file), each taken from the
+/// model provider (which loads it once and owns it) on first use, with one <see cref="LlamaChatClient"/> whose
+/// slots all its requests share, and its admission count.
 /// </summary>
-internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ModelLoader loader) : IDisposable
+internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedModel>>> _models = new(StringComparer.OrdinalIgnoreCase);
 
@@ -39,7 +40,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
 
     private async Task<HostedModel> LoadAsync(string name)
     {
-        var model = await loader.LoadAsync(name, CancellationToken.None);
+        var model = await models.GetModelAsync(name, CancellationToken.None);
         var client = new LlamaChatClient(model, new LlamaChatClientOptions
         {
             Slots = serverOptions.Slots,
@@ -61,7 +62,6 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
         {
             hosted.Client.Dispose();
             hosted.Embedder.Dispose();
-            hosted.Model.Dispose();
         }
     }
 }

@@ -110,9 +110,10 @@ public sealed class StandInModelTests : IDisposable
         Assert.Equal(ModelSource.Cache, reused.Source);
         Assert.Equal(built.Path, reused.Path);
         var length = new FileInfo(built.Path).Length;
-        Assert.Equal(new DownloadProgress(length, length), progress.Reports[^1]);
+        Assert.Equal(new DownloadProgress(length, length) { IsBuild = true }, progress.Reports[^1]);
         Assert.True(progress.Reports[0].BytesReceived < length);
         Assert.All(progress.Reports, p => Assert.Equal(length, p.TotalBytes));
+        Assert.All(progress.Reports, p => Assert.True(p.IsBuild));   // a build, not a download: hosts label it so
         Assert.Equal($"{Sha256(built.Path)}  wide.gguf\n", File.ReadAllText(built.Path + ".sha256"));
         Assert.Equal(["wide.gguf", "wide.gguf.sha256"], Directory.GetFiles(Cache).Select(Path.GetFileName).Order());
         Assert.Equal("user cache (stand-in of stories260k, verified on use)", CreateResolver(options).Describe(Wide).Status);
