@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using AgentHost.Llama.Decoding;
@@ -36,12 +37,14 @@ public sealed partial class LlamaChatClient : IChatClient
     private readonly IReadOnlyList<int> _stopTokens;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ToolTokenHead> _heads = new(StringComparer.Ordinal);
     private readonly ILogger _logger;
+    private readonly GenerationTelemetry _telemetry;
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
     /// <param name="model">The model.</param>
     /// <param name="options">How to serve it; defaults when null.</param>
     /// <param name="logger">Receives per-request facts such as the tools' token cost.</param>
-    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null, ILogger? logger = null)
+    /// <param name="meterFactory">Creates the <see cref="AgentHostTelemetry.MeterName"/> meter (a container's, so its listeners see this client); null for a process-wide one.</param>
+    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null, ILogger? logger = null, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         Model = model;
@@ -54,6 +57,7 @@ public sealed partial class LlamaChatClient : IChatClient
         _pool = new SessionPool(model, _options.Slots, _options.HiddenStates);
         _batcher = _options.ContinuousBatching ? new BatchedGenerator(model) : null;
         _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
+        _telemetry = new GenerationTelemetry(meterFactory);
     }
 
     /// <summary>The model this client decodes with.</summary>
@@ -68,18 +72,21 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
+        using var telemetry = _telemetry.Start(GenerationTelemetry.Chat, Model.Name, options);
         var call = Prepare(messages, options, cancellationToken);
         var result = await RunAsync(call.Strategy, call.Request, call.PromptTokens, null, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
         EnsureCallsComplete(call, result, contents);
+        var finishReason = result.StopReason.ToFinishReason(contents.Any(c => c is FunctionCallContent));
+        telemetry.Finish(result, finishReason);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
             ModelId = Model.Name,
             CreatedAt = call.Created,
-            FinishReason = ToFinishReason(result.StopReason, contents),
-            Usage = ToUsage(result.Stats),
+            FinishReason = finishReason,
+            Usage = result.Stats.ToUsage(),
             AdditionalProperties = ToProperties(result, call.ToolTokens),
         };
     }
@@ -87,6 +94,7 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <inheritdoc />
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        using var telemetry = _telemetry.Start(GenerationTelemetry.Chat, Model.Name, options);
         var call = Prepare(messages, options, cancellationToken);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -121,9 +129,11 @@ public sealed partial class LlamaChatClient : IChatClient
         List<AIContent> rest = [.. call.ToolParser?.Complete() ?? []];
         calls += rest.Count(c => c is FunctionCallContent);
         EnsureCallsComplete(call, result, rest, calls > 0);
-        var last = Update(call, [.. rest, new UsageContent(ToUsage(result.Stats))]);
-        last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
+        var last = Update(call, [.. rest, new UsageContent(result.Stats.ToUsage())]);
+        var finishReason = result.StopReason.ToFinishReason(calls > 0);
+        last.FinishReason = finishReason;
         last.AdditionalProperties = ToProperties(result, call.ToolTokens);
+        telemetry.Finish(result, finishReason);
         yield return last;
     }
 
@@ -134,12 +144,15 @@ public sealed partial class LlamaChatClient : IChatClient
     public async Task<GenerationResult> CompleteAsync(string prompt, ChatOptions? options = null, Action<string>? onText = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
+        using var telemetry = _telemetry.Start(GenerationTelemetry.TextCompletion, Model.Name, options);
         var strategyName = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
         var strategy = ChatRequestMapper.CreateStrategy(options, _options);
         var tokens = prompt.Length == 0 ? [] : Model.Tokenize(prompt, Model.Vocabulary.AddBos);
         var request = ChatRequestMapper.CreateRequest(prompt, tokens, options, _options, [], strategyName);
         request.Validate();   // before waiting for a slot
-        return await RunAsync(strategy, request, tokens, onText, cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(strategy, request, tokens, onText, cancellationToken).ConfigureAwait(false);
+        telemetry.Finish(result, result.StopReason.ToFinishReason());
+        return result;
     }
 
     /// <inheritdoc />
@@ -300,23 +313,6 @@ public sealed partial class LlamaChatClient : IChatClient
         MessageId = call.Id,
         ModelId = Model.Name,
         CreatedAt = call.Created,
-    };
-
-    private static ChatFinishReason ToFinishReason(StopReason reason, IList<AIContent> contents)
-        => contents.Any(c => c is FunctionCallContent) ? ChatFinishReason.ToolCalls : ToFinishReason(reason);
-
-    private static ChatFinishReason ToFinishReason(StopReason reason) => reason switch
-    {
-        StopReason.MaxTokens or StopReason.ContextFull => ChatFinishReason.Length,
-        _ => ChatFinishReason.Stop,
-    };
-
-    private static UsageDetails ToUsage(GenerationStats stats) => new()
-    {
-        InputTokenCount = stats.PromptTokens,
-        OutputTokenCount = stats.GeneratedTokens,
-        TotalTokenCount = stats.PromptTokens + stats.GeneratedTokens,
-        CachedInputTokenCount = stats.CachedPromptTokens,
     };
 
     /// <summary>
