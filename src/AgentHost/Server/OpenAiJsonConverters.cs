@@ -17,7 +17,7 @@ internal static class OpenAiJsonConverters
     /// <summary>The string at the reader; a string that is not valid Unicode is a <see cref="JsonFieldException"/>.</summary>
     public static string ReadText(ref Utf8JsonReader reader, string mustBe)
     {
-        if (reader.TokenType != JsonTokenType.String)
+        if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName))
             throw new JsonFieldException(mustBe);
         try
         {
@@ -48,6 +48,10 @@ internal sealed class StrictStringConverter : JsonConverter<string>
     public override string Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => OpenAiJsonConverters.ReadText(ref reader, "must be a string");
 
     public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteStringValue(value);
+
+    public override string ReadAsPropertyName(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => OpenAiJsonConverters.ReadText(ref reader, "must be a string");
+
+    public override void WriteAsPropertyName(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WritePropertyName(value);
 }
 
 internal sealed class StrictInt32Converter : JsonConverter<int>

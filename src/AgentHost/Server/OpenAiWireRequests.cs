@@ -7,7 +7,7 @@ namespace AgentHost.Server;
 // here; OpenAiRequests checks what is required and what each value may be, naming the field in its 400.
 
 /// <summary>Fields shared by <c>/v1/chat/completions</c> and <c>/v1/completions</c>.</summary>
-internal abstract record SamplingRequest
+internal abstract class SamplingRequest
 {
     public string? Model { get; init; }
 
@@ -36,11 +36,11 @@ internal abstract record SamplingRequest
 
     /// <summary>Fields not declared here: AgentHost's decoding options travel on from these; the rest are ignored.</summary>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 /// <summary>A <c>/v1/chat/completions</c> body.</summary>
-internal sealed record ChatCompletionRequest : SamplingRequest
+internal sealed class ChatCompletionRequest : SamplingRequest
 {
     public List<RequestMessage>? Messages { get; init; }
 
@@ -55,14 +55,14 @@ internal sealed record ChatCompletionRequest : SamplingRequest
 }
 
 /// <summary>A <c>/v1/completions</c> body.</summary>
-internal sealed record CompletionRequest : SamplingRequest
+internal sealed class CompletionRequest : SamplingRequest
 {
     [JsonConverter(typeof(TextListConverter))]
     public List<string>? Prompt { get; init; }
 }
 
 /// <summary>A <c>/v1/embeddings</c> body.</summary>
-internal sealed record EmbeddingRequest
+internal sealed class EmbeddingRequest
 {
     public string? Model { get; init; }
 
@@ -75,13 +75,13 @@ internal sealed record EmbeddingRequest
     public JsonElement? Dimensions { get; init; }
 }
 
-internal sealed record StreamOptions
+internal sealed class StreamOptions
 {
     public bool? IncludeUsage { get; init; }
 }
 
 /// <summary>One message; <see cref="Content"/> is a string or text parts, joined.</summary>
-internal sealed record RequestMessage
+internal sealed class RequestMessage
 {
     public string? Role { get; init; }
 
@@ -94,14 +94,14 @@ internal sealed record RequestMessage
 }
 
 /// <summary>A tool call in an assistant message of the history.</summary>
-internal sealed record RequestToolCall
+internal sealed class RequestToolCall
 {
     public string? Id { get; init; }
 
     public FunctionCallSpec? Function { get; init; }
 }
 
-internal sealed record FunctionCallSpec
+internal sealed class FunctionCallSpec
 {
     public string? Name { get; init; }
 
@@ -110,7 +110,7 @@ internal sealed record FunctionCallSpec
 }
 
 /// <summary>A tool offered to the model.</summary>
-internal sealed record ToolSpec
+internal sealed class ToolSpec
 {
     /// <summary>Must be the string <c>function</c>; kept raw so that any other value is one error naming the tool.</summary>
     public JsonElement? Type { get; init; }
@@ -118,7 +118,7 @@ internal sealed record ToolSpec
     public FunctionSpec? Function { get; init; }
 }
 
-internal sealed record FunctionSpec
+internal sealed class FunctionSpec
 {
     public string? Name { get; init; }
 
@@ -131,14 +131,14 @@ internal sealed record FunctionSpec
 /// <summary><c>tool_choice</c>: a mode (none, auto, required) or a named function.</summary>
 internal sealed record ToolChoice(string? Mode, string? FunctionName);
 
-internal sealed record ResponseFormatSpec
+internal sealed class ResponseFormatSpec
 {
     public string? Type { get; init; }
 
     public JsonSchemaSpec? JsonSchema { get; init; }
 }
 
-internal sealed record JsonSchemaSpec
+internal sealed class JsonSchemaSpec
 {
     public string? Name { get; init; }
 
