@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Engine;
@@ -35,12 +36,14 @@ public sealed partial class LlamaChatClient : IChatClient
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
     private readonly ILogger _logger;
+    private readonly GenerationTelemetry _telemetry;
 
     /// <summary>Creates a client on <paramref name="model"/> (not owned: the caller disposes the model after the client).</summary>
     /// <param name="model">The model.</param>
     /// <param name="options">How to serve it; defaults when null.</param>
     /// <param name="logger">Receives per-request facts such as the tools' token cost.</param>
-    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null, ILogger? logger = null)
+    /// <param name="meterFactory">Creates the <see cref="AgentHostTelemetry.MeterName"/> meter (a container's, so its listeners see this client); null for a process-wide one.</param>
+    public LlamaChatClient(LlamaModel model, LlamaChatClientOptions? options = null, ILogger? logger = null, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         Model = model;
@@ -53,6 +56,7 @@ public sealed partial class LlamaChatClient : IChatClient
         _pool = new SessionPool(model, _options.Slots, _options.HiddenStates);
         _batcher = _options.ContinuousBatching ? new BatchedGenerator(model) : null;
         _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
+        _telemetry = new GenerationTelemetry(meterFactory);
     }
 
     /// <summary>The model this client decodes with.</summary>
@@ -67,18 +71,21 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
+        using var telemetry = _telemetry.Start(GenerationTelemetry.Chat, Model.Name, options);
         var call = Prepare(messages, options, cancellationToken);
         var result = await RunAsync(call, cancellationToken).ConfigureAwait(false);
 
         IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
         EnsureCallsComplete(call, result, contents);
+        var finishReason = result.StopReason.ToFinishReason(contents.Any(c => c is FunctionCallContent));
+        telemetry.Finish(result, finishReason);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
             ModelId = Model.Name,
             CreatedAt = call.Created,
-            FinishReason = ToFinishReason(result.StopReason, contents),
-            Usage = ToUsage(result.Stats),
+            FinishReason = finishReason,
+            Usage = result.Stats.ToUsage(),
             AdditionalProperties = ToProperties(result, call.ToolTokens),
         };
     }
@@ -86,6 +93,7 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <inheritdoc />
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        using var telemetry = _telemetry.Start(GenerationTelemetry.Chat, Model.Name, options);
         var call = Prepare(messages, options, cancellationToken);
         GenerationResult? result = null;
         var calls = 0;
@@ -106,9 +114,11 @@ public sealed partial class LlamaChatClient : IChatClient
         List<AIContent> rest = [.. call.ToolParser?.Complete() ?? []];
         calls += rest.Count(c => c is FunctionCallContent);
         EnsureCallsComplete(call, result!, rest, calls > 0);
-        var last = Update(call, [.. rest, new UsageContent(ToUsage(result!.Stats))]);
-        last.FinishReason = calls > 0 ? ChatFinishReason.ToolCalls : ToFinishReason(result.StopReason);
+        var last = Update(call, [.. rest, new UsageContent(result!.Stats.ToUsage())]);
+        var finishReason = result.StopReason.ToFinishReason(calls > 0);
+        last.FinishReason = finishReason;
         last.AdditionalProperties = ToProperties(result, call.ToolTokens);
+        telemetry.Finish(result, finishReason);
         yield return last;
     }
 
@@ -116,12 +126,25 @@ public sealed partial class LlamaChatClient : IChatClient
     /// Continues <paramref name="prompt"/> as plain text (no chat format), with the same options, slots and
     /// prompt cache as chats.
     /// </summary>
-    public Task<GenerationResult> CompleteAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default)
-        => RunAsync(PrepareCompletion(prompt, options), cancellationToken);
+    public async Task<GenerationResult> CompleteAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        using var telemetry = _telemetry.Start(GenerationTelemetry.TextCompletion, Model.Name, options);
+        var result = await RunAsync(PrepareCompletion(prompt, options), cancellationToken).ConfigureAwait(false);
+        telemetry.Finish(result, result.StopReason.ToFinishReason());
+        return result;
+    }
 
     /// <summary>As <see cref="CompleteAsync"/>, streaming the text; the last update carries the result.</summary>
-    public IAsyncEnumerable<GenerationUpdate> CompleteStreamingAsync(string prompt, ChatOptions? options = null, CancellationToken cancellationToken = default)
-        => RunStreamingAsync(PrepareCompletion(prompt, options), cancellationToken);
+    public async IAsyncEnumerable<GenerationUpdate> CompleteStreamingAsync(string prompt, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var telemetry = _telemetry.Start(GenerationTelemetry.TextCompletion, Model.Name, options);
+        await foreach (var update in RunStreamingAsync(PrepareCompletion(prompt, options), cancellationToken).ConfigureAwait(false))
+        {
+            if (update.Result is { } result)
+                telemetry.Finish(result, result.StopReason.ToFinishReason());
+            yield return update;
+        }
+    }
 
     /// <inheritdoc />
     public object? GetService(Type serviceType, object? serviceKey = null)
@@ -309,23 +332,6 @@ public sealed partial class LlamaChatClient : IChatClient
         MessageId = call.Id,
         ModelId = Model.Name,
         CreatedAt = call.Created,
-    };
-
-    private static ChatFinishReason ToFinishReason(StopReason reason, IList<AIContent> contents)
-        => contents.Any(c => c is FunctionCallContent) ? ChatFinishReason.ToolCalls : ToFinishReason(reason);
-
-    private static ChatFinishReason ToFinishReason(StopReason reason) => reason switch
-    {
-        StopReason.MaxTokens or StopReason.ContextFull => ChatFinishReason.Length,
-        _ => ChatFinishReason.Stop,
-    };
-
-    private static UsageDetails ToUsage(GenerationStats stats) => new()
-    {
-        InputTokenCount = stats.PromptTokens,
-        OutputTokenCount = stats.GeneratedTokens,
-        TotalTokenCount = stats.PromptTokens + stats.GeneratedTokens,
-        CachedInputTokenCount = stats.CachedPromptTokens,
     };
 
     /// <summary>

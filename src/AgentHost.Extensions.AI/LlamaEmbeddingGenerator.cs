@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using Microsoft.Extensions.AI;
@@ -8,8 +9,11 @@ namespace AgentHost.Extensions.AI;
 /// <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> on a local model: each text becomes the mean of its
 /// final hidden states, L2-normalised (see <see cref="TextEmbedder"/>). Usage counts the input tokens.
 /// </summary>
-public sealed class LlamaEmbeddingGenerator(LlamaModel model) : IEmbeddingGenerator<string, Embedding<float>>
+/// <param name="model">The model (not owned).</param>
+/// <param name="meterFactory">Creates the <see cref="AgentHostTelemetry.MeterName"/> meter; null for a process-wide one.</param>
+public sealed class LlamaEmbeddingGenerator(LlamaModel model, IMeterFactory? meterFactory = null) : IEmbeddingGenerator<string, Embedding<float>>
 {
+    private readonly GenerationTelemetry _telemetry = new(meterFactory);
     private readonly TextEmbedder _embedder = new(model);
     private readonly EmbeddingGeneratorMetadata _metadata = new(LlamaChatClient.ProviderName, null, model.Name, model.Weights.EmbeddingSize);
 
@@ -17,6 +21,7 @@ public sealed class LlamaEmbeddingGenerator(LlamaModel model) : IEmbeddingGenera
     public async Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(values);
+        using var telemetry = _telemetry.Start(GenerationTelemetry.Embeddings, model.Name);
         var embeddings = new GeneratedEmbeddings<Embedding<float>>();
         long tokens = 0;
         foreach (var value in values)
@@ -26,6 +31,7 @@ public sealed class LlamaEmbeddingGenerator(LlamaModel model) : IEmbeddingGenera
             embeddings.Add(new Embedding<float>(vector) { ModelId = model.Name, CreatedAt = DateTimeOffset.UtcNow });
         }
         embeddings.Usage = new UsageDetails { InputTokenCount = tokens, TotalTokenCount = tokens };
+        telemetry.Finish(tokens);
         return embeddings;
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using AgentHost.Extensions.AI;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
@@ -56,7 +57,7 @@ public static class LlamaServiceCollectionExtensions
         return services.AddKeyedSingleton<IChatClient>(serviceId, (provider, _) =>
         {
             var loggerFactory = provider.GetService<ILoggerFactory>();
-            var builder = new LlamaChatClient(modelFactory(provider), options, loggerFactory?.CreateLogger<LlamaChatClient>()).AsBuilder();
+            var builder = new LlamaChatClient(modelFactory(provider), options, loggerFactory?.CreateLogger<LlamaChatClient>(), provider.GetService<IMeterFactory>()).AsBuilder();
             if (loggerFactory is not null)
                 builder.UseLogging(loggerFactory);
             return builder.UseFunctionInvocation(loggerFactory).Build(provider);

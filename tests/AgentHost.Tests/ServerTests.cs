@@ -214,6 +214,25 @@ public sealed class ServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MetricsComeFromThisServersMetersOnly()
+    {
+        await using var other = await TestServer.StartAsync();
+        var (status, _, _) = await other.PostAsync("/v1/chat/completions", Story);
+        Assert.Equal(HttpStatusCode.OK, status);
+        await other.PostAsync("/v1/embeddings", """{"model": "stories260k", "input": "The cat sat."}""");
+
+        var mine = await _server.Http.GetStringAsync("/metrics");
+        var theirs = await other.Http.GetStringAsync("/metrics");
+
+        Assert.DoesNotContain("agenthost_completion_tokens_total{", mine);
+        Assert.Contains("agenthost_completion_tokens_total{model=\"stories260k\"} 24", theirs);
+        Assert.Contains("agenthost_generations_total{model=\"stories260k\",operation=\"chat\",strategy=\"greedy\"} 1", theirs);
+        Assert.Contains("agenthost_generations_total{model=\"stories260k\",operation=\"embeddings\"} 1", theirs);
+        Assert.Contains("# TYPE agenthost_active_generations gauge", theirs);
+        Assert.Contains("agenthost_active_generations{model=\"stories260k\"} 0", theirs);
+    }
+
+    [Fact]
     public async Task EmbeddingsOverHttpInFloatAndBase64AndThroughTheOpenAiSdk()
     {
         var (status, body, _) = await _server.PostAsync("/v1/embeddings", """{"model": "stories260k", "input": ["The cat sat.", "The cat sat.", "A big red car."]}""");

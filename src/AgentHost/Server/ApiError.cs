@@ -1,4 +1,3 @@
-using System.Text.Json;
 using AgentHost.Llama;
 
 namespace AgentHost.Server;
@@ -24,15 +23,11 @@ internal sealed class ApiError(int status, string message, string type = "invali
         _ => new(StatusCodes.Status500InternalServerError, error.Message, "server_error"),
     };
 
-    public object Body => new Dictionary<string, object?>
-    {
-        ["error"] = new Dictionary<string, object?> { ["message"] = Message, ["type"] = Type, ["param"] = Param, ["code"] = Code },
-    };
+    public ErrorResponse Body => new(new ErrorBody(Message, Type, Param, Code));
 
     public async Task WriteAsync(HttpResponse response)
     {
         response.StatusCode = Status;
-        response.ContentType = "application/json";
-        await response.WriteAsync(JsonSerializer.Serialize(Body));
+        await response.WriteAsJsonAsync(Body, OpenAiJsonContext.Default.ErrorResponse);
     }
 }

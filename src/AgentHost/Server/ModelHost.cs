@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using AgentHost.Llama.Engine;
+using System.Diagnostics.Metrics;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Extensions.AI;
@@ -11,7 +11,7 @@ namespace AgentHost.Server;
 /// model provider (which loads it once and owns it) on first use, with one <see cref="LlamaChatClient"/> whose
 /// slots all its requests share, and its admission count.
 /// </summary>
-internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models) : IDisposable
+internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models, IMeterFactory meterFactory) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedModel>>> _models = new(StringComparer.OrdinalIgnoreCase);
 
@@ -49,8 +49,8 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
             ContinuousBatching = serverOptions.Batching,
             AllowFileOptions = false,   // requests never name server-side files
             RecyclingMatrixFile = serverOptions.StateDirectory is { } state ? Path.Combine(Path.GetFullPath(state), $"{FileSafe(name)}.recycling-matrix") : null,
-        });
-        return new HostedModel(name, model, client, new TextEmbedder(model));
+        }, meterFactory: meterFactory);
+        return new HostedModel(name, model, client, new LlamaEmbeddingGenerator(model, meterFactory));
     }
 
     // Catalog names come from the operator, but a file name must still stay inside the state folder.
@@ -67,7 +67,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
 }
 
 /// <summary>A loaded model, the client serving it and its admission count.</summary>
-internal sealed class HostedModel(string name, LlamaModel model, LlamaChatClient client, TextEmbedder embedder)
+internal sealed class HostedModel(string name, LlamaModel model, LlamaChatClient client, LlamaEmbeddingGenerator embedder)
 {
     private int _admitted;
 
@@ -77,7 +77,7 @@ internal sealed class HostedModel(string name, LlamaModel model, LlamaChatClient
 
     public LlamaChatClient Client { get; } = client;
 
-    public TextEmbedder Embedder { get; } = embedder;
+    public LlamaEmbeddingGenerator Embedder { get; } = embedder;
 
     /// <summary>Requests admitted and not yet finished (waiting for or holding the model): the queue depth.</summary>
     public int Admitted => Volatile.Read(ref _admitted);

@@ -16,10 +16,10 @@ namespace AgentHost.Server;
 /// </summary>
 internal static class OpenAiApi
 {
-    private static readonly JsonSerializerOptions _json = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never };
-
     public static void Map(WebApplication app, ServerOptions options)
     {
+        // Created with the app, so its listener sees every generation from the first.
+        app.Services.GetRequiredService<ServerMetrics>();
         app.Use(async (context, next) =>
         {
             if (Refuse(context.Request, options) is { } refusal)
@@ -32,19 +32,16 @@ internal static class OpenAiApi
             await next(context);
         });
 
-        app.MapGet("/health", () => Results.Json(new Dictionary<string, string> { ["status"] = "ok" }));
+        app.MapGet("/health", () => Results.Json(new HealthBody("ok"), OpenAiJsonContext.Default.HealthBody));
         app.MapGet("/metrics", (ServerMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
-        app.MapGet("/v1/models", (ModelHost models) => Results.Json(new Dictionary<string, object>
-        {
-            ["object"] = "list",
-            ["data"] = models.Names.Select(n => new Dictionary<string, object> { ["id"] = n, ["object"] = "model", ["created"] = 0, ["owned_by"] = LlamaChatClient.ProviderName }).ToList(),
-        }));
+        app.MapGet("/v1/models", (ModelHost models) => Results.Json(
+            new ModelList(models.Names.Select(n => new ModelBody(n, LlamaChatClient.ProviderName)).ToList()), OpenAiJsonContext.Default.ModelList));
         app.MapPost("/v1/chat/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
-            Guard(context, metrics, logs, "chat", () => ChatAsync(context, models, metrics, options)));
+            Guard(context, metrics, logs, "chat", () => ChatAsync(context, models, options)));
         app.MapPost("/v1/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
-            Guard(context, metrics, logs, "completions", () => CompletionAsync(context, models, metrics, options)));
+            Guard(context, metrics, logs, "completions", () => CompletionAsync(context, models, options)));
         app.MapPost("/v1/embeddings", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
-            Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, metrics, options)));
+            Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, options)));
         app.MapFallback((HttpContext context) => new ApiError(StatusCodes.Status404NotFound, $"No endpoint {context.Request.Method} {context.Request.Path}.", code: "not_found").WriteAsync(context.Response));
     }
 
@@ -153,7 +150,7 @@ internal static class OpenAiApi
         throw new ApiError(StatusCodes.Status429TooManyRequests, $"The queue of model '{hosted.Name}' is full ({options.MaxQueue} requests); retry shortly.", "rate_limit_error", "queue_full");
     }
 
-    private static async Task ChatAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
+    private static async Task ChatAsync(HttpContext context, ModelHost models, ServerOptions options)
     {
         var call = OpenAiRequests.ParseChat(await ReadBodyAsync(context, options));
         var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
@@ -165,28 +162,17 @@ internal static class OpenAiApi
         if (!call.Stream)
         {
             var response = await hosted.Client.GetResponseAsync(call.Messages, call.Options, ct);
-            metrics.Record(hosted.Name, response.Usage, response.AdditionalProperties);
-            var contents = response.Messages.SelectMany(m => m.Contents).ToList();
-            var calls = contents.OfType<FunctionCallContent>().ToList();
-            var message = new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = calls.Count > 0 && response.Text.Length == 0 ? null : response.Text };
-            if (calls.Count > 0)
-                message["tool_calls"] = calls.Select((c, i) => ToolCall(c, null)).ToList();
-            await context.Response.WriteAsJsonAsync(new Dictionary<string, object?>
-            {
-                ["id"] = id,
-                ["object"] = "chat.completion",
-                ["created"] = created,
-                ["model"] = hosted.Name,
-                ["choices"] = new[] { new Dictionary<string, object?> { ["index"] = 0, ["message"] = message, ["finish_reason"] = FinishReason(response.FinishReason), ["logprobs"] = null } },
-                ["usage"] = Usage(response.Usage),
-                ["decoding"] = Decoding(response.AdditionalProperties),
-            }, _json, ct);
+            var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(c => ToolCall(c, null)).ToList();
+            var message = new ResponseMessage(calls.Count > 0 && response.Text.Length == 0 ? null : response.Text, calls.Count > 0 ? calls : null);
+            await context.Response.WriteAsJsonAsync(
+                new ChatCompletionResponse(id, created, hosted.Name, [new ChatChoice(message, response.FinishReason?.Value)], Usage(response.Usage), Decoding(response.AdditionalProperties)),
+                OpenAiJsonContext.Default.ChatCompletionResponse, cancellationToken: ct);
             return;
         }
 
         StartEvents(context.Response);
-        var chunk = Chunk(id, created, hosted.Name);
-        await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = "" }, null), ct);
+        ChatCompletionChunk Chunk(Delta delta, string? finish = null) => new(id, created, hosted.Name, [new ChunkChoice(delta, finish)]);
+        await WriteEventAsync(context.Response, Chunk(new Delta { Role = "assistant", Content = "" }), ct);
         var toolIndex = 0;
         await foreach (var update in hosted.Client.GetStreamingResponseAsync(call.Messages, call.Options, ct))
         {
@@ -195,25 +181,23 @@ internal static class OpenAiApi
                 switch (content)
                 {
                     case TextContent { Text.Length: > 0 } text:
-                        await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?> { ["content"] = text.Text }, null), ct);
+                        await WriteEventAsync(context.Response, Chunk(new Delta { Content = text.Text }), ct);
                         break;
                     case FunctionCallContent functionCall:
-                        await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?> { ["tool_calls"] = new[] { ToolCall(functionCall, toolIndex++) } }, null), ct);
+                        await WriteEventAsync(context.Response, Chunk(new Delta { ToolCalls = [ToolCall(functionCall, toolIndex++)] }), ct);
                         break;
-                    case UsageContent usage:
-                        metrics.Record(hosted.Name, usage.Details, update.AdditionalProperties);
-                        if (call.IncludeUsage)
-                            await WriteEventAsync(context.Response, UsageChunk(id, created, hosted.Name, usage.Details, update.AdditionalProperties), ct);
+                    case UsageContent usage when call.IncludeUsage:
+                        await WriteEventAsync(context.Response, new ChatCompletionChunk(id, created, hosted.Name, [], Usage(usage.Details), Decoding(update.AdditionalProperties)), ct);
                         break;
                 }
             }
             if (update.FinishReason is { } finish)
-                await WriteEventAsync(context.Response, chunk(new Dictionary<string, object?>(), FinishReason(finish)), ct);
+                await WriteEventAsync(context.Response, Chunk(new Delta(), finish.Value), ct);
         }
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
 
-    private static async Task CompletionAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
+    private static async Task CompletionAsync(HttpContext context, ModelHost models, ServerOptions options)
     {
         var call = OpenAiRequests.ParseCompletion(await ReadBodyAsync(context, options));
         var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
@@ -222,23 +206,15 @@ internal static class OpenAiApi
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var ct = context.RequestAborted;
 
-        object Body(string text, string? finish, UsageDetails? usage, GenerationResult? result) => new Dictionary<string, object?>
-        {
-            ["id"] = id,
-            ["object"] = "text_completion",
-            ["created"] = created,
-            ["model"] = hosted.Name,
-            ["choices"] = new[] { new Dictionary<string, object?> { ["index"] = 0, ["text"] = text, ["finish_reason"] = finish, ["logprobs"] = null } },
-            ["usage"] = usage is null ? null : Usage(usage),
-            ["decoding"] = result is null ? null : Decoding(LlamaChatClient.ToProperties(result)),
-        };
+        CompletionResponse Body(string text, GenerationResult? result = null, bool withUsage = true) => new(id, created, hosted.Name,
+            [new CompletionChoice(text, result?.StopReason.ToFinishReason().Value)],
+            result is not null && withUsage ? Usage(result.Stats.ToUsage()) : null,
+            result is null ? null : Decoding(LlamaChatClient.ToProperties(result)));
 
         if (!call.Stream)
         {
             var result = await hosted.Client.CompleteAsync(call.Prompt, call.Options, ct);
-            var usage = ToUsage(result);
-            metrics.Record(hosted.Name, usage, LlamaChatClient.ToProperties(result));
-            await context.Response.WriteAsJsonAsync(Body(result.Text, FinishReason(result.StopReason), usage, result), _json, ct);
+            await context.Response.WriteAsJsonAsync(Body(result.Text, result), OpenAiJsonContext.Default.CompletionResponse, cancellationToken: ct);
             return;
         }
 
@@ -249,96 +225,33 @@ internal static class OpenAiApi
             if (update.Result is not null)
                 finished = update.Result;
             else
-                await WriteEventAsync(context.Response, Body(update.Text, null, null, null), ct);
+                await WriteEventAsync(context.Response, Body(update.Text), ct);
         }
-        var finalUsage = ToUsage(finished);
-        metrics.Record(hosted.Name, finalUsage, LlamaChatClient.ToProperties(finished));
-        await WriteEventAsync(context.Response, Body("", FinishReason(finished.StopReason), call.IncludeUsage ? finalUsage : null, finished), ct);
+        await WriteEventAsync(context.Response, Body("", finished, call.IncludeUsage), ct);
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
 
-    private static async Task EmbeddingsAsync(HttpContext context, ModelHost models, ServerMetrics metrics, ServerOptions options)
+    private static async Task EmbeddingsAsync(HttpContext context, ModelHost models, ServerOptions options)
     {
         var call = OpenAiRequests.ParseEmbeddings(await ReadBodyAsync(context, options), options.MaxEmbeddingInputs);
         var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
         using var admission = ticket;
-        var data = new List<Dictionary<string, object?>>();
-        var tokens = 0;
-        foreach (var (input, index) in call.Inputs.Select((input, index) => (input, index)))
-        {
-            var (vector, count) = await hosted.Embedder.EmbedAsync(input, context.RequestAborted);
-            tokens += count;
-            object embedding = call.Base64 ? Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.AsSpan())) : vector;
-            data.Add(new Dictionary<string, object?> { ["object"] = "embedding", ["index"] = index, ["embedding"] = embedding });
-        }
-        metrics.Record(hosted.Name, new UsageDetails { InputTokenCount = tokens }, null);
-        await context.Response.WriteAsJsonAsync(new Dictionary<string, object?>
-        {
-            ["object"] = "list",
-            ["data"] = data,
-            ["model"] = hosted.Name,
-            ["usage"] = new Dictionary<string, object?> { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens },
-        }, _json, context.RequestAborted);
+        var embeddings = await hosted.Embedder.GenerateAsync(call.Inputs, cancellationToken: context.RequestAborted);
+        var data = embeddings.Select((embedding, index) => new EmbeddingBody(index, call.Base64
+            ? Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(embedding.Vector.Span))
+            : embedding.Vector.ToArray())).ToList();
+        var tokens = embeddings.Usage?.InputTokenCount ?? 0;
+        await context.Response.WriteAsJsonAsync(new EmbeddingResponse(data, hosted.Name, new EmbeddingUsage(tokens, tokens)), OpenAiJsonContext.Default.EmbeddingResponse, cancellationToken: context.RequestAborted);
     }
 
-    private static Func<Dictionary<string, object?>, string?, object> Chunk(string id, long created, string model) => (delta, finish) => new Dictionary<string, object?>
-    {
-        ["id"] = id,
-        ["object"] = "chat.completion.chunk",
-        ["created"] = created,
-        ["model"] = model,
-        ["choices"] = new[] { new Dictionary<string, object?> { ["index"] = 0, ["delta"] = delta, ["finish_reason"] = finish, ["logprobs"] = null } },
-    };
+    private static ToolCallBody ToolCall(FunctionCallContent call, int? index)
+        => new(call.CallId, new FunctionCallBody(call.Name, JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions)), index);
 
-    private static object UsageChunk(string id, long created, string model, UsageDetails usage, AdditionalPropertiesDictionary? properties) => new Dictionary<string, object?>
-    {
-        ["id"] = id,
-        ["object"] = "chat.completion.chunk",
-        ["created"] = created,
-        ["model"] = model,
-        ["choices"] = Array.Empty<object>(),
-        ["usage"] = Usage(usage),
-        ["decoding"] = Decoding(properties),
-    };
+    private static UsageBody Usage(UsageDetails? usage) => new(
+        usage?.InputTokenCount ?? 0, usage?.OutputTokenCount ?? 0, usage?.TotalTokenCount ?? 0, new PromptTokensDetails(usage?.CachedInputTokenCount ?? 0));
 
-    private static Dictionary<string, object?> ToolCall(FunctionCallContent call, int? index)
-    {
-        var entry = new Dictionary<string, object?>
-        {
-            ["id"] = call.CallId,
-            ["type"] = "function",
-            ["function"] = new Dictionary<string, object?> { ["name"] = call.Name, ["arguments"] = JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>()) },
-        };
-        if (index is { } i)
-            entry["index"] = i;
-        return entry;
-    }
-
-    private static UsageDetails ToUsage(GenerationResult result) => new()
-    {
-        InputTokenCount = result.Stats.PromptTokens,
-        OutputTokenCount = result.Stats.GeneratedTokens,
-        TotalTokenCount = result.Stats.PromptTokens + result.Stats.GeneratedTokens,
-        CachedInputTokenCount = result.Stats.CachedPromptTokens,
-    };
-
-    private static Dictionary<string, object?> Usage(UsageDetails? usage) => new()
-    {
-        ["prompt_tokens"] = usage?.InputTokenCount ?? 0,
-        ["completion_tokens"] = usage?.OutputTokenCount ?? 0,
-        ["total_tokens"] = usage?.TotalTokenCount ?? 0,
-        ["prompt_tokens_details"] = new Dictionary<string, object?> { ["cached_tokens"] = usage?.CachedInputTokenCount ?? 0 },
-    };
-
-    private static Dictionary<string, object?>? Decoding(AdditionalPropertiesDictionary? properties) => properties is null ? null : new()
-    {
-        ["strategy"] = properties.GetValueOrDefault(ChatRequestMapper.StrategyKey),
-        ["stats"] = properties.GetValueOrDefault(LlamaChatClient.StatsKey),
-    };
-
-    private static string? FinishReason(ChatFinishReason? reason) => reason?.Value;
-
-    private static string FinishReason(StopReason reason) => reason is StopReason.MaxTokens or StopReason.ContextFull ? "length" : "stop";
+    private static DecodingBody? Decoding(AdditionalPropertiesDictionary? properties) => properties is null ? null
+        : new(properties.GetValueOrDefault(ChatRequestMapper.StrategyKey) as string, properties.GetValueOrDefault(LlamaChatClient.StatsKey) as IReadOnlyDictionary<string, double>);
 
     private static void StartEvents(HttpResponse response)
     {
@@ -346,9 +259,9 @@ internal static class OpenAiApi
         response.Headers.CacheControl = "no-cache";
     }
 
-    private static async Task WriteEventAsync(HttpResponse response, object payload, CancellationToken cancellationToken)
+    private static async Task WriteEventAsync<T>(HttpResponse response, T payload, CancellationToken cancellationToken)
     {
-        await response.WriteAsync($"data: {JsonSerializer.Serialize(payload, _json)}\n\n", cancellationToken);
+        await response.WriteAsync($"data: {JsonSerializer.Serialize(payload, typeof(T), OpenAiJsonContext.Default)}\n\n", cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using AgentHost.Llama.Decoding;
 using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
@@ -16,10 +17,10 @@ internal sealed record CompletionCall(string Model, string Prompt, ChatOptions O
 internal sealed record EmbeddingCall(string Model, IReadOnlyList<string> Inputs, bool Base64);
 
 /// <summary>
-/// Reads OpenAI request bodies into MEAI messages and options, checking every field it uses: a wrong type or
-/// value (wrong element type, empty name, unknown enum value, a string that is not valid Unicode) is one 400
-/// naming the field. Fields it does not know are ignored (clients send many), except that AgentHost's decoding
-/// options (<c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c>, <c>top_k</c> and every strategy knob)
+/// Reads OpenAI request bodies (typed, through <see cref="OpenAiJsonContext"/>) into MEAI messages and options, checking
+/// every field it uses: a wrong type or value (wrong element type, empty name, unknown enum value, a string that is not
+/// valid Unicode) is one 400 naming the field. Fields it does not know are ignored (clients send many), except that
+/// AgentHost's decoding options (<c>decoding_strategy</c>, <c>min_p</c>, <c>repeat_penalty</c> and every strategy knob)
 /// travel on to the client as <see cref="ChatOptions.AdditionalProperties"/>, and that a field naming a file
 /// (<see cref="AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys"/>) is refused: requests never name server-side paths.
 /// </summary>
@@ -34,267 +35,228 @@ internal static class OpenAiRequests
         .. DecodingStrategies.All.SelectMany(d => d.Options).Select(o => o.Key),
     ];
 
-    public static ChatCompletionCall ParseChat(JsonElement body) => Checked(() => ReadChat(body));
+    private static readonly JsonElement _emptySchema = JsonDocument.Parse("""{"type":"object","properties":{}}""").RootElement;
 
-    public static CompletionCall ParseCompletion(JsonElement body) => Checked(() => ReadCompletion(body));
-
-    public static EmbeddingCall ParseEmbeddings(JsonElement body, int maxInputs) => Checked(() => ReadEmbeddings(body, maxInputs));
-
-    /// <summary>A backstop for the class of fault: any JSON element read as the wrong kind is the client's 400, never a 500.</summary>
-    private static T Checked<T>(Func<T> parse)
+    public static ChatCompletionCall ParseChat(JsonElement body)
     {
-        try
-        {
-            return parse();
-        }
-        catch (InvalidOperationException e)
-        {
-            throw ApiError.BadRequest($"The request has a field of the wrong type: {e.Message}");
-        }
-    }
-
-    private static ChatCompletionCall ReadChat(JsonElement body)
-    {
-        RequireObject(body);
+        var request = Read(body, OpenAiJsonContext.Default.ChatCompletionRequest);
         var messages = new List<ChatMessage>();
-        var list = Required(body, "messages", JsonValueKind.Array);
-        foreach (var item in list.EnumerateArray())
-            messages.Add(ParseMessage(item, messages.Count));
+        foreach (var message in request.Messages ?? throw Required("messages"))
+            messages.Add(ToMessage(message, $"messages[{messages.Count}]"));
         if (messages.Count == 0)
             throw ApiError.BadRequest("'messages' must hold at least one message.", "messages");
 
-        var options = ParseOptions(body);
-        if (body.TryGetProperty("max_completion_tokens", out _))
-            options.MaxOutputTokens = WholeNumber(body, "max_completion_tokens", 1);
-        ParseTools(body, options);
-        ParseResponseFormat(body, options);
-        var (stream, includeUsage) = ParseStream(body);
-        return new ChatCompletionCall(ModelName(body), messages, options, stream, includeUsage);
+        var options = ToOptions(request);
+        if (request.MaxCompletionTokens is { } maxCompletionTokens)
+            options.MaxOutputTokens = AtLeast(maxCompletionTokens, 1, "max_completion_tokens");
+        AddTools(request, options);
+        options.ResponseFormat = ToResponseFormat(request.ResponseFormat);
+        return new ChatCompletionCall(ModelName(request.Model), messages, options, request.Stream == true, request.StreamOptions?.IncludeUsage == true);
     }
 
-    private static CompletionCall ReadCompletion(JsonElement body)
+    public static CompletionCall ParseCompletion(JsonElement body)
     {
-        RequireObject(body);
-        var prompt = Required(body, "prompt", JsonValueKind.Undefined);
-        var text = prompt.ValueKind switch
+        var request = Read(body, OpenAiJsonContext.Default.CompletionRequest);
+        var prompt = request.Prompt switch
         {
-            JsonValueKind.String => Text(prompt, "prompt"),
-            JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String => Text(prompt[0], "prompt"),
+            null => throw Required("prompt"),
+            [var text] => text,
             _ => throw ApiError.BadRequest("'prompt' must be a string (or an array of one string).", "prompt"),
         };
-        var (stream, includeUsage) = ParseStream(body);
-        return new CompletionCall(ModelName(body), text, ParseOptions(body), stream, includeUsage);
+        return new CompletionCall(ModelName(request.Model), prompt, ToOptions(request), request.Stream == true, request.StreamOptions?.IncludeUsage == true);
     }
 
-    private static EmbeddingCall ReadEmbeddings(JsonElement body, int maxInputs)
+    public static EmbeddingCall ParseEmbeddings(JsonElement body, int maxInputs)
     {
-        RequireObject(body);
-        var input = Required(body, "input", JsonValueKind.Undefined);
-        if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > maxInputs)
-            throw new ApiError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {input.GetArrayLength()} inputs; the limit is {maxInputs} (Server:MaxEmbeddingInputs).", code: "too_many_inputs", param: "input");
-        List<string> inputs = input.ValueKind switch
-        {
-            JsonValueKind.String => [Text(input, "input")],
-            JsonValueKind.Array when input.GetArrayLength() > 0 && input.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)
-                => input.EnumerateArray().Select(e => Text(e, "input")).ToList(),
-            _ => throw ApiError.BadRequest("'input' must be a string or a non-empty array of strings (token arrays are not supported).", "input"),
-        };
-        if (inputs.Any(string.IsNullOrEmpty))
-            throw ApiError.BadRequest("'input' must not contain empty strings.", "input");
-        var format = OptionalString(body, "encoding_format") ?? "float";
+        var request = Read(body, OpenAiJsonContext.Default.EmbeddingRequest);
+        var inputs = request.Input ?? throw Required("input");
+        if (inputs.Count > maxInputs)
+            throw new ApiError(StatusCodes.Status413PayloadTooLarge, $"'input' holds {inputs.Count} inputs; the limit is {maxInputs} (Server:MaxEmbeddingInputs).", code: "too_many_inputs", param: "input");
+        if (inputs.Count == 0 || inputs.Any(string.IsNullOrEmpty))
+            throw ApiError.BadRequest("'input' must be a string or a non-empty array of non-empty strings (token arrays are not supported).", "input");
+        var format = request.EncodingFormat ?? "float";
         if (format is not ("float" or "base64"))
             throw ApiError.BadRequest($"'encoding_format' must be float or base64, not '{format}'.", "encoding_format");
-        if (Has(body, "dimensions"))
+        if (request.Dimensions is { ValueKind: not JsonValueKind.Null })
             throw ApiError.BadRequest("'dimensions' is not supported: embeddings have the model's hidden size.", "dimensions");
-        return new EmbeddingCall(ModelName(body), inputs, format == "base64");
+        return new EmbeddingCall(ModelName(request.Model), inputs, format == "base64");
     }
 
-    private static string ModelName(JsonElement body)
+    /// <summary>The typed body; a field of the wrong kind or shape is a 400 naming it (the serializer's path, without <c>$.</c>).</summary>
+    private static T Read<T>(JsonElement body, JsonTypeInfo<T> type)
     {
-        var model = Text(Required(body, "model", JsonValueKind.String), "model");
-        return model.Length > 0 ? model : throw ApiError.BadRequest("'model' must not be empty.", "model");
-    }
-
-    private static ChatOptions ParseOptions(JsonElement body)
-    {
-        var options = new ChatOptions();
-        if (body.TryGetProperty("n", out var n) && (n.ValueKind != JsonValueKind.Number || !n.TryGetInt32(out var count) || count != 1))
-            throw ApiError.BadRequest("Only 'n': 1 is supported.", "n");
-        if (Has(body, "max_tokens"))
-            options.MaxOutputTokens = WholeNumber(body, "max_tokens", 1);
-        if (Has(body, "temperature"))
-            options.Temperature = Number(body, "temperature", 0, 2);
-        if (Has(body, "top_p"))
-            options.TopP = Number(body, "top_p", 0, 1);
-        if (Has(body, "frequency_penalty"))
-            options.FrequencyPenalty = Number(body, "frequency_penalty", -2, 2);
-        if (Has(body, "presence_penalty"))
-            options.PresencePenalty = Number(body, "presence_penalty", -2, 2);
-        if (Has(body, "top_k"))
-            options.TopK = WholeNumber(body, "top_k", 0);
-        if (Has(body, "seed"))
+        if (body.ValueKind != JsonValueKind.Object)
+            throw ApiError.BadRequest("The request body must be a JSON object.");
+        try
         {
-            var seed = body.GetProperty("seed");
-            options.Seed = seed.ValueKind == JsonValueKind.Number && seed.TryGetInt64(out var value)
-                ? value : throw ApiError.BadRequest("'seed' must be an integer.", "seed");
+            return body.Deserialize(type)!;
         }
-        if (Has(body, "stop"))
-            options.StopSequences = ParseStop(body.GetProperty("stop"));
+        catch (JsonException e)
+        {
+            var param = e.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+            var mustBe = e is JsonFieldException ? e.Message : "has the wrong type or shape";
+            throw ApiError.BadRequest(param is null ? $"The request has a field of the wrong type: {mustBe}." : $"'{param}' {mustBe}.", param);
+        }
+    }
+
+    private static ApiError Required(string param) => ApiError.BadRequest($"'{param}' is required.", param);
+
+    private static string ModelName(string? model) => model switch
+    {
+        null => throw Required("model"),
+        "" => throw ApiError.BadRequest("'model' must not be empty.", "model"),
+        _ => model,
+    };
+
+    private static ChatOptions ToOptions(SamplingRequest request)
+    {
+        if (request.N is not (null or 1))
+            throw ApiError.BadRequest("Only 'n': 1 is supported.", "n");
+        var options = new ChatOptions
+        {
+            MaxOutputTokens = request.MaxTokens is { } maxTokens ? AtLeast(maxTokens, 1, "max_tokens") : null,
+            Temperature = Within(request.Temperature, 0, 2, "temperature"),
+            TopP = Within(request.TopP, 0, 1, "top_p"),
+            FrequencyPenalty = Within(request.FrequencyPenalty, -2, 2, "frequency_penalty"),
+            PresencePenalty = Within(request.PresencePenalty, -2, 2, "presence_penalty"),
+            TopK = request.TopK is { } topK ? AtLeast(topK, 0, "top_k") : null,
+            Seed = request.Seed,
+            StopSequences = request.Stop is { } stop ? Stops(stop) : null,
+        };
+        if (request.Extra is not { } extra)
+            return options;
 
         foreach (var key in AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys)
         {
-            if (body.TryGetProperty(key, out _))
+            if (extra.ContainsKey(key))
                 throw ApiError.BadRequest($"'{key}' names a server-side file, which requests may not do; the operator configures server state (Server:StateDirectory).", key);
         }
-        foreach (var property in body.EnumerateObject())
+        foreach (var (name, value) in extra)
         {
-            if (!_decodingKeys.Contains(property.Name) || property.Value.ValueKind == JsonValueKind.Null)
+            if (!_decodingKeys.Contains(name) || value.ValueKind == JsonValueKind.Null)
                 continue;
-            (options.AdditionalProperties ??= [])[property.Name] = property.Value.ValueKind switch
+            (options.AdditionalProperties ??= [])[name] = value.ValueKind switch
             {
-                JsonValueKind.String => Text(property.Value, property.Name),
-                JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
-                _ => throw ApiError.BadRequest($"'{property.Name}' must be a string or a number.", property.Name),
+                JsonValueKind.String => DecodingText(value, name),
+                JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => value.GetRawText(),
+                _ => throw ApiError.BadRequest($"'{name}' must be a string or a number.", name),
             };
         }
         return options;
     }
 
-    private static List<string> ParseStop(JsonElement stop) => stop.ValueKind switch
+    private static string DecodingText(JsonElement value, string name)
     {
-        JsonValueKind.String => [Text(stop, "stop")],
-        JsonValueKind.Array when stop.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) && stop.GetArrayLength() <= 4
-            => stop.EnumerateArray().Select(e => Text(e, "stop")).ToList(),
-        _ => throw ApiError.BadRequest("'stop' must be a string or an array of up to 4 strings.", "stop"),
-    } is var stops && stops.Any(string.IsNullOrEmpty) ? throw ApiError.BadRequest("'stop' strings must not be empty.", "stop") : stops;
-
-    private static (bool Stream, bool IncludeUsage) ParseStream(JsonElement body)
-    {
-        var stream = Has(body, "stream") && Bool(body, "stream");
-        var includeUsage = Has(body, "stream_options") && Required(body, "stream_options", JsonValueKind.Object) is var streamOptions
-            && Has(streamOptions, "include_usage") && Bool(streamOptions, "include_usage", "stream_options.include_usage");
-        return (stream, includeUsage);
+        try
+        {
+            return OpenAiJsonConverters.TextOf(value)!;
+        }
+        catch (JsonFieldException e)
+        {
+            throw ApiError.BadRequest($"'{name}' {e.Message}.", name);
+        }
     }
 
-    private static ChatMessage ParseMessage(JsonElement item, int index)
+    private static float? Within(double? value, float min, float max, string name)
+        => value is not { } number ? null
+            : number >= min && number <= max ? (float)number
+            : throw ApiError.BadRequest($"'{name}' must be a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.", name);
+
+    private static int AtLeast(int value, int min, string name)
+        => value >= min ? value : throw ApiError.BadRequest($"'{name}' must be a whole number of at least {min}.", name);
+
+    private static List<string> Stops(List<string> stops)
     {
-        var where = $"messages[{index}]";
-        if (item.ValueKind != JsonValueKind.Object)
-            throw ApiError.BadRequest($"'{where}' must be an object.", where);
-        var role = Text(Required(item, "role", JsonValueKind.String, where), $"{where}.role");
-        var text = ParseContent(item, where);
-        switch (role)
+        if (stops.Count > 4)
+            throw ApiError.BadRequest("'stop' must be a string or an array of up to 4 strings.", "stop");
+        return stops.Any(string.IsNullOrEmpty) ? throw ApiError.BadRequest("'stop' strings must not be empty.", "stop") : stops;
+    }
+
+    private static ChatMessage ToMessage(RequestMessage message, string where)
+    {
+        var text = message.Content;
+        switch (message.Role ?? throw Required($"{where}.role"))
         {
             case "system" or "developer":
                 return new ChatMessage(ChatRole.System, text ?? "");
             case "user":
-                return new ChatMessage(ChatRole.User, text ?? throw ApiError.BadRequest($"'{where}.content' is required.", $"{where}.content"));
+                return new ChatMessage(ChatRole.User, text ?? throw Required($"{where}.content"));
             case "assistant":
                 var contents = new List<AIContent>();
                 if (!string.IsNullOrEmpty(text))
                     contents.Add(new TextContent(text));
-                if (Has(item, "tool_calls"))
-                {
-                    var callIndex = 0;
-                    foreach (var call in Required(item, "tool_calls", JsonValueKind.Array, where).EnumerateArray())
-                        contents.Add(ParseToolCall(call, $"{where}.tool_calls[{callIndex++}]"));
-                }
+                var index = 0;
+                foreach (var call in message.ToolCalls ?? [])
+                    contents.Add(ToFunctionCall(call, $"{where}.tool_calls[{index++}]"));
                 return new ChatMessage(ChatRole.Assistant, contents);
             case "tool":
-                var callId = Text(Required(item, "tool_call_id", JsonValueKind.String, where), $"{where}.tool_call_id");
-                return new ChatMessage(ChatRole.Tool, [new FunctionResultContent(callId, text ?? "")]);
-            default:
+                return new ChatMessage(ChatRole.Tool, [new FunctionResultContent(message.ToolCallId ?? throw Required($"{where}.tool_call_id"), text ?? "")]);
+            case var role:
                 throw ApiError.BadRequest($"'{where}.role' must be system, developer, user, assistant or tool, not '{role}'.", $"{where}.role");
         }
     }
 
-    private static string? ParseContent(JsonElement item, string where)
+    private static FunctionCallContent ToFunctionCall(RequestToolCall call, string where)
     {
-        if (!item.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null)
-            return null;
-        if (content.ValueKind == JsonValueKind.String)
-            return Text(content, $"{where}.content");
-        if (content.ValueKind != JsonValueKind.Array)
-            throw ApiError.BadRequest($"'{where}.content' must be a string or an array of text parts.", $"{where}.content");
-        var parts = new List<string>();
-        foreach (var part in content.EnumerateArray())
-        {
-            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || !type.ValueEquals("text")
-                || !part.TryGetProperty("text", out var partText) || partText.ValueKind != JsonValueKind.String)
-            {
-                throw ApiError.BadRequest($"'{where}.content' parts must be text parts ({{\"type\": \"text\", \"text\": ...}}); this model reads text only.", $"{where}.content");
-            }
-            parts.Add(Text(partText, $"{where}.content"));
-        }
-        return string.Concat(parts);
-    }
-
-    private static FunctionCallContent ParseToolCall(JsonElement call, string where)
-    {
-        if (call.ValueKind != JsonValueKind.Object)
-            throw ApiError.BadRequest($"'{where}' must be a tool call object ({{\"id\", \"type\": \"function\", \"function\": {{\"name\", \"arguments\"}}}}).", where);
-        var id = Text(Required(call, "id", JsonValueKind.String, where), $"{where}.id");
-        var function = Required(call, "function", JsonValueKind.Object, where);
-        var name = FunctionName(function, $"{where}.function");
-        var argumentsText = OptionalString(function, "arguments", $"{where}.function") ?? "{}";
+        var id = call.Id ?? throw Required($"{where}.id");
+        var function = call.Function ?? throw Required($"{where}.function");
+        var name = FunctionName(function.Name, $"{where}.function.name");
         Dictionary<string, object?>? arguments;
         try
         {
-            arguments = JsonSerializer.Deserialize<Dictionary<string, object?>>(argumentsText);
+            arguments = JsonSerializer.Deserialize(function.Arguments ?? "{}", OpenAiJsonContext.Default.DictionaryStringJsonElement)?
+                .ToDictionary(a => a.Key, a => (object?)a.Value);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        catch (JsonException)
         {
             throw ApiError.BadRequest($"'{where}.function.arguments' is not a JSON object.", $"{where}.function.arguments");
         }
         return new FunctionCallContent(id, name, arguments);
     }
 
-    /// <summary>The <c>name</c> of a function object, checked against OpenAI's rule (letters, digits, _ and -, 1 to 64).</summary>
-    private static string FunctionName(JsonElement function, string where)
+    /// <summary>A function name, checked against OpenAI's rule (letters, digits, _ and -, 1 to 64).</summary>
+    private static string FunctionName(string? name, string param)
     {
-        var name = Text(Required(function, "name", JsonValueKind.String, where), $"{where}.name");
+        if (name is null)
+            throw Required(param);
         return _functionName.IsMatch(name) ? name
-            : throw ApiError.BadRequest($"'{where}.name' must be 1 to 64 letters, digits, '_' or '-', not '{name}'.", $"{where}.name");
+            : throw ApiError.BadRequest($"'{param}' must be 1 to 64 letters, digits, '_' or '-', not '{name}'.", param);
     }
 
-    private static void ParseTools(JsonElement body, ChatOptions options)
+    private static void AddTools(ChatCompletionRequest request, ChatOptions options)
     {
-        if (Has(body, "tools"))
+        if (request.Tools is { } tools)
         {
-            var tools = Required(body, "tools", JsonValueKind.Array);
             options.Tools = [];
             var index = 0;
-            foreach (var tool in tools.EnumerateArray())
+            foreach (var tool in tools)
             {
                 var where = $"tools[{index++}]";
-                if (tool.ValueKind != JsonValueKind.Object || !tool.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || !type.ValueEquals("function"))
+                if (tool is not { Type: { ValueKind: JsonValueKind.String } type } || !type.ValueEquals("function"))
                     throw ApiError.BadRequest($"'{where}' must be a function tool ({{\"type\": \"function\", \"function\": ...}}).", where);
-                var function = Required(tool, "function", JsonValueKind.Object, where);
-                var name = FunctionName(function, $"{where}.function");
+                var function = tool.Function ?? throw Required($"{where}.function");
+                var name = FunctionName(function.Name, $"{where}.function.name");
                 if (options.Tools.Any(t => t.Name == name))
                     throw ApiError.BadRequest($"'{where}.function.name' repeats the tool name '{name}'.", $"{where}.function.name");
-                var description = OptionalString(function, "description", $"{where}.function");
-                var parameters = Has(function, "parameters")
-                    ? Required(function, "parameters", JsonValueKind.Object, $"{where}.function").Clone() : JsonDocument.Parse("""{"type":"object","properties":{}}""").RootElement;
-                options.Tools.Add(AIFunctionFactory.CreateDeclaration(name, description, parameters));
+                var parameters = function.Parameters switch
+                {
+                    null or { ValueKind: JsonValueKind.Null } => _emptySchema,
+                    { ValueKind: JsonValueKind.Object } schema => schema,
+                    _ => throw ApiError.BadRequest($"'{where}.function.parameters' must be an object.", $"{where}.function.parameters"),
+                };
+                options.Tools.Add(AIFunctionFactory.CreateDeclaration(name, function.Description, parameters));
             }
         }
 
-        if (!Has(body, "tool_choice"))
+        if (request.ToolChoice is not { } choice)
             return;
-        var choice = body.GetProperty("tool_choice");
-        options.ToolMode = choice.ValueKind switch
+        options.ToolMode = choice switch
         {
-            JsonValueKind.String => Text(choice, "tool_choice") switch
-            {
-                "none" => ChatToolMode.None,
-                "auto" => ChatToolMode.Auto,
-                "required" => ChatToolMode.RequireAny,
-                var other => throw ApiError.BadRequest($"'tool_choice' must be none, auto, required or a named function, not '{other}'.", "tool_choice"),
-            },
-            JsonValueKind.Object when choice.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object
-                && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String => ChatToolMode.RequireSpecific(FunctionName(f, "tool_choice.function")),
-            _ => throw ApiError.BadRequest("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice"),
+            { FunctionName: { } function } => ChatToolMode.RequireSpecific(FunctionName(function, "tool_choice.function.name")),
+            { Mode: "none" } => ChatToolMode.None,
+            { Mode: "auto" } => ChatToolMode.Auto,
+            { Mode: "required" } => ChatToolMode.RequireAny,
+            { Mode: var other } => throw ApiError.BadRequest($"'tool_choice' must be none, auto, required or a named function, not '{other}'.", "tool_choice"),
         };
         if (options.ToolMode is RequiredChatToolMode { RequiredFunctionName: { } required } && options.Tools?.Any(t => t.Name == required) != true)
             throw ApiError.BadRequest($"'tool_choice' names the function '{required}', which is not in 'tools'.", "tool_choice");
@@ -302,99 +264,16 @@ internal static class OpenAiRequests
             throw ApiError.BadRequest("'tool_choice' requires a tool call but 'tools' is empty.", "tool_choice");
     }
 
-    private static void ParseResponseFormat(JsonElement body, ChatOptions options)
+    private static ChatResponseFormat? ToResponseFormat(ResponseFormatSpec? format) => format?.Type switch
     {
-        if (!Has(body, "response_format"))
-            return;
-        var format = Required(body, "response_format", JsonValueKind.Object);
-        var type = Text(Required(format, "type", JsonValueKind.String, "response_format"), "response_format.type");
-        options.ResponseFormat = type switch
-        {
-            "text" => ChatResponseFormat.Text,
-            "json_object" => ChatResponseFormat.Json,
-            "json_schema" => ParseJsonSchema(format),
-            _ => throw ApiError.BadRequest($"'response_format.type' must be text, json_object or json_schema, not '{type}'.", "response_format.type"),
-        };
-    }
-
-    private static ChatResponseFormatJson ParseJsonSchema(JsonElement format)
-    {
-        var spec = Required(format, "json_schema", JsonValueKind.Object, "response_format");
-        var schema = Required(spec, "schema", JsonValueKind.Object, "response_format.json_schema");
-        var name = OptionalString(spec, "name", "response_format.json_schema");
-        var description = OptionalString(spec, "description", "response_format.json_schema");
-        return ChatResponseFormat.ForJsonSchema(schema.Clone(), name, description);
-    }
-
-    private static void RequireObject(JsonElement body)
-    {
-        if (body.ValueKind != JsonValueKind.Object)
-            throw ApiError.BadRequest("The request body must be a JSON object.");
-    }
-
-    private static bool Has(JsonElement body, string name) => body.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null;
-
-    /// <summary>A JSON string's text; a string that is not valid Unicode (bad UTF-8, a lone surrogate escape) is a 400 naming <paramref name="path"/>.</summary>
-    private static string Text(JsonElement value, string path)
-    {
-        try
-        {
-            return value.GetString()!;
-        }
-        catch (InvalidOperationException)
-        {
-            throw ApiError.BadRequest($"'{path}' is not valid Unicode text (invalid UTF-8 or an unpaired surrogate).", path);
-        }
-    }
-
-    /// <summary>An optional string field: absent or null is null, any other kind a 400.</summary>
-    private static string? OptionalString(JsonElement body, string name, string? parent = null)
-    {
-        var path = parent is null ? name : $"{parent}.{name}";
-        return Has(body, name) ? Text(Required(body, name, JsonValueKind.String, parent), path) : null;
-    }
-
-    private static JsonElement Required(JsonElement body, string name, JsonValueKind kind, string? parent = null)
-    {
-        var path = parent is null ? name : $"{parent}.{name}";
-        if (!body.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-            throw ApiError.BadRequest($"'{path}' is required.", path);
-        if (kind != JsonValueKind.Undefined && value.ValueKind != kind)
-            throw ApiError.BadRequest($"'{path}' must be {Describe(kind)}.", path);
-        return value;
-    }
-
-    private static string Describe(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "an array",
-        JsonValueKind.String => "a string",
-        _ => kind.ToString().ToLowerInvariant(),
+        null when format is null => null,
+        null => throw Required("response_format.type"),
+        "text" => ChatResponseFormat.Text,
+        "json_object" => ChatResponseFormat.Json,
+        "json_schema" => format.JsonSchema is not { } spec ? throw Required("response_format.json_schema")
+            : spec.Schema is not { ValueKind: JsonValueKind.Object } schema
+                ? throw ApiError.BadRequest("'response_format.json_schema.schema' must be an object.", "response_format.json_schema.schema")
+                : ChatResponseFormat.ForJsonSchema(schema, spec.Name, spec.Description),
+        var type => throw ApiError.BadRequest($"'response_format.type' must be text, json_object or json_schema, not '{type}'.", "response_format.type"),
     };
-
-    private static float Number(JsonElement body, string name, float min, float max)
-    {
-        var value = body.GetProperty(name);
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || number < min || number > max)
-            throw ApiError.BadRequest($"'{name}' must be a number from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.", name);
-        return (float)number;
-    }
-
-    private static int WholeNumber(JsonElement body, string name, int min)
-    {
-        var value = body.GetProperty(name);
-        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) && number >= min
-            ? number : throw ApiError.BadRequest($"'{name}' must be a whole number of at least {min}.", name);
-    }
-
-    private static bool Bool(JsonElement body, string name, string? path = null)
-    {
-        var value = body.GetProperty(name);
-        return value.ValueKind switch
-        {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
-            _ => throw ApiError.BadRequest($"'{path ?? name}' must be true or false.", path ?? name),
-        };
-    }
 }
