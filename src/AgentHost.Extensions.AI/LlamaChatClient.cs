@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama;
@@ -170,7 +171,10 @@ public sealed partial class LlamaChatClient : IChatClient
         if (_batcher is not null && BatchedGenerator.CanRun(strategy.Name, request))
             return await _batcher.GenerateAsync(request, sample: strategy.Name == "sample", onText, cancellationToken).ConfigureAwait(false);
         using var lease = await _pool.RentAsync(promptTokens, cancellationToken).ConfigureAwait(false);
-        return await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
+        var result = await lease.Session.GenerateAsync(strategy, request, onText, cancellationToken).ConfigureAwait(false);
+        if (strategy is RecyclingStrategy { MatrixFile: not null } recycling)
+            await lease.Session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken).ConfigureAwait(false); // the host's warm start for the next run
+        return result;
     }
 
     private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Grammar;
 using AgentHost.Llama.ToolTokens;
 
@@ -54,6 +55,8 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
 
         Action<string>? onText = json ? null : piece => Console.Out.Write(piece);
         var result = await session.GenerateAsync(strategy, request, onText, cancellationToken);
+        if (strategy is RecyclingStrategy recycling)
+            await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken); // --recycling-matrix: warm start for the next run
 
         if (json)
         {
