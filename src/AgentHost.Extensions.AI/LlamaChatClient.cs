@@ -1,10 +1,10 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama;
-using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Extensions.AI.Chat;
 using Microsoft.Extensions.AI;
@@ -174,7 +174,9 @@ public sealed partial class LlamaChatClient : IChatClient
         if (Batched(call))
             return await _batcher!.GenerateAsync(call.Request, Samples(call), cancellationToken).ConfigureAwait(false);
         using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
-        return await lease.Session.GenerateAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false);
+        var result = await lease.Session.GenerateAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false);
+        await SaveStateAsync(call, lease.Session, cancellationToken).ConfigureAwait(false);
+        return result;
     }
 
     /// <summary>As <see cref="RunAsync"/>, streaming.</summary>
@@ -188,7 +190,18 @@ public sealed partial class LlamaChatClient : IChatClient
         }
         using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
         await foreach (var update in lease.Session.GenerateStreamingAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false))
+        {
+            if (update.Result is not null)
+                await SaveStateAsync(call, lease.Session, cancellationToken).ConfigureAwait(false);
             yield return update;
+        }
+    }
+
+    /// <summary>Saves what a strategy learned where the host keeps it (the recycling matrix file: the next run's warm start).</summary>
+    private static async Task SaveStateAsync(PreparedCall call, InferenceSession session, CancellationToken cancellationToken)
+    {
+        if (call.Strategy is RecyclingStrategy { MatrixFile: not null } recycling)
+            await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken).ConfigureAwait(false);
     }
 
     private bool Batched(PreparedCall call) => _batcher is not null && BatchedGenerator.CanRun(call.Descriptor, call.Request);

@@ -279,6 +279,8 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
         {
             var strategy = (RecyclingStrategy)DecodingStrategies.Create("recycling", Options((RecyclingStrategy.TreeOption, "chain-2"), (RecyclingStrategy.MatrixOption, path)));
             await Generate(strategy, "Once upon a time", 40);
+            Assert.False(File.Exists(path)); // a step never writes it: saving is the caller's explicit call
+            Assert.True(await fixture.Session.RunAsync(_ => strategy.SaveMatrix()));
             Assert.True(File.Exists(path));
 
             var key = AdjacencyMatrix.KeyOf(fixture.Model);
@@ -298,18 +300,23 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
     }
 
     [Fact]
-    public async Task Auto_measures_the_cost_of_trees_once_and_reports_its_choice()
+    public async Task Auto_decodes_nothing_but_its_own_steps_and_learns_their_cost_from_them()
     {
-        var result = await Generate(Recycling("auto"), "Once upon a time", 40);
+        var result = await Generate(Recycling("auto"), "Once upon a time", 80);
         var details = Assert.IsType<Dictionary<string, object?>>(result.Details);
 
         Assert.Equal("auto", details["chosen_by"]);
-        var template = TreeTemplate.Parse((string)details["template"]!);
-        var state = fixture.Model.GetState(m => new RecyclingState(m));
-        Assert.True(state.HasCosts);
-        Assert.Equal(1.0, state.Cost(TreeTemplate.Parse("none")));
-        Assert.True(state.Cost(TreeTemplate.Parse("chain-4")) > 1.0, "a 5-token verification should cost more than a 1-token decode");
-        Assert.Equal(template.Name, state.AutoChoice!.Name); // kept for the next request
+        Assert.Equal("auto", details["template"]);
+        var extra = result.Stats.Extra;
+        // No calibration inside the request: one prefill decode, then one decode per step.
+        Assert.Equal(1 + extra["forwards"], result.Stats.DecodeCalls);
+        Assert.True(extra["plain_steps"] >= 1, "plain steps keep C(1) measured");
+        Assert.True(extra["verification_cost"] >= extra["forwards"], "every step costs at least a plain step");
+        Assert.True(extra["expected_tokens"] >= extra["forwards"], "every step expects at least the verifier's own token");
+        var costs = fixture.Model.GetState(_ => new VerificationCosts());
+        Assert.True(costs.IsMeasured(1));
+        Assert.Equal(1.0, costs.Cost(1));
+        Assert.True(costs.PlainStepMilliseconds > 0);
     }
 
     [Theory]

@@ -91,6 +91,12 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
             Report(run, warmup, runs, PeerRow);
         }
 
+        foreach (var row in rows)
+        {
+            if (row.Strategy is RecyclingStrategy recycling)
+                await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken); // --recycling-matrix, after timing
+        }
+
         PrintTable(rows, baselineRow);
         PrintSpeculativeTable(rows, baselineRow);
         if (jsonPath is not null)
@@ -169,6 +175,8 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
         }
     }
 
+    // Per row, over each run's steps (medians over runs): verified tokens per step, MAT, the mean C(b)
+    // the steps were costed at, the tokens per cost the drafts were chosen for (predicted) and got (MAT/C).
     private static void PrintSpeculativeTable(IReadOnlyList<Row> rows, Row baseline)
     {
         var speculative = rows.Where(r => r.MedianMat is not null).ToList();
@@ -177,16 +185,16 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
         var greedy = rows.FirstOrDefault(r => r.Name == "greedy");
         var ci = CultureInfo.InvariantCulture;
         Console.WriteLine();
-        Console.WriteLine($"{"speculative",-22} {"template",-10} {"nodes",5} {"MAT",6} {"C(tree)",8} {"MAT/C",6} {"measured",9} {"= greedy",9}");
+        Console.WriteLine($"{"speculative",-22} {"template",-10} {"nodes",6} {"MAT",6} {"C",6} {"predicted",9} {"MAT/C",6} {"measured",9} {"= greedy",9}");
         foreach (var row in speculative)
         {
             var details = row.Samples[^1].Details as IReadOnlyDictionary<string, object?>;
             var template = details?.GetValueOrDefault("template") as string ?? "chain";
-            var nodes = details?.GetValueOrDefault("tree_nodes");
-            var cost = details?.GetValueOrDefault("c_tree") as double?;
+            var nodes = row.MedianRatio("drafted_tokens", "forwards") + 1;
+            var cost = row.MedianRatio("verification_cost", "forwards");
             var mat = row.MedianMat!.Value;
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,-10} {2,5} {3,6:F2} {4,8} {5,6} {6,8:F2}x {7,9}",
-                row.Name, template, nodes ?? "-", mat, cost is { } c ? c.ToString("F2", ci) : "-", cost is { } c2 ? (mat / c2).ToString("F2", ci) : "-",
+            Console.WriteLine(string.Format(ci, "{0,-22} {1,-10} {2,6:F2} {3,6:F2} {4,6:F2} {5,8:F2}x {6,6:F2} {7,8:F2}x {8,9}",
+                row.Name, template, nodes, mat, cost, row.MedianRatio("expected_tokens", "verification_cost"), mat / cost,
                 row.MedianTokensPerSecond / baseline.MedianTokensPerSecond,
                 greedy is null ? "-" : $"{row.SameOutputs(greedy)}/{greedy.Samples[0].Outputs.Count}"));
         }
@@ -276,9 +284,11 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
         public IDecodingStrategy? Strategy { get; } = strategy;
 
         /// <summary>Tokens per forward of a speculative row: emitted by trees over forwards, medians over runs.</summary>
-        public double? MedianMat => Samples.Count > 0 && Samples[0].Extra.ContainsKey("forwards")
-            ? Statistics.Median(Samples.Select(s => s.Extra["tree_emitted_tokens"] / Math.Max(1, s.Extra["forwards"])))
-            : null;
+        public double? MedianMat => Samples.Count > 0 && Samples[0].Extra.ContainsKey("forwards") ? MedianRatio("tree_emitted_tokens", "forwards") : null;
+
+        /// <summary>The median over runs of one summed statistic over another.</summary>
+        public double MedianRatio(string numerator, string denominator)
+            => Statistics.Median(Samples.Select(s => s.Extra.GetValueOrDefault(numerator) / Math.Max(1e-9, s.Extra.GetValueOrDefault(denominator))));
 
         /// <summary>How many prompts' outputs equal the reference row's, in the first measured run.</summary>
         public int SameOutputs(Row reference)

@@ -3,6 +3,7 @@ using System.Text.Json;
 using AgentHost.Llama.Hosting;
 using AgentHost.SemanticKernel.ToolTokens;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Grammar;
 using AgentHost.Llama.ToolTokens;
 
@@ -57,6 +58,8 @@ internal sealed class GenerateCommand(ILlamaModelProvider models, ToolTokenTools
             else if (!json)
                 Console.Out.Write(update.Text);
         }
+        if (strategy is RecyclingStrategy recycling)
+            await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken); // --recycling-matrix: warm start for the next run
 
         if (json)
         {

@@ -30,6 +30,9 @@ public sealed class AdjacencyMatrix
     /// <summary>The candidates after <paramref name="token"/>, most likely first.</summary>
     public ReadOnlySpan<int> Row(int token) => _rows.AsSpan(token * Width, Width);
 
+    /// <summary>Whether the row of <paramref name="token"/> holds candidates (a zero row has never been written).</summary>
+    public bool IsWritten(int token) => _rows[token * Width] != _rows[token * Width + 1];
+
     /// <summary>Sets a row by hand (tests, warm start).</summary>
     public void SetRow(int token, ReadOnlySpan<int> candidates) => candidates[..Width].CopyTo(_rows.AsSpan(token * Width, Width));
 

@@ -55,6 +55,25 @@ public sealed class DraftTree
         return -1;
     }
 
+    /// <summary>
+    /// The lossless walk: from the root, emit the verifier's choice at the node and descend while a child
+    /// holds it; the first choice no child holds (or a stop) ends the walk and, unless generation stopped,
+    /// roots the next draft. Returns the deepest node walked; every emitted token is the verifier's own.
+    /// </summary>
+    public int Walk<TVerifier>(ref TVerifier verifier, out int last, out bool stopped) where TVerifier : IDraftVerifier
+    {
+        var node = 0;
+        while (true)
+        {
+            last = verifier.Choose(node);
+            stopped = verifier.Emit(node, last);
+            var child = stopped ? -1 : FindChild(node, last);
+            if (child < 0)
+                return node;
+            node = child;
+        }
+    }
+
     /// <summary>Starts a new draft with <paramref name="root"/>.</summary>
     public void Reset(int root)
     {

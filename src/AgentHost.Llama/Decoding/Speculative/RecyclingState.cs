@@ -1,138 +1,212 @@
-using System.Diagnostics;
-using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 
 namespace AgentHost.Llama.Decoding.Speculative;
 
 /// <summary>
-/// What token recycling keeps per loaded model across requests: the adjacency matrix, the measured
-/// verification costs C(b) and the observed rank statistics that <c>auto</c> chooses a template from.
+/// What token recycling keeps per loaded model across requests: the adjacency matrix and how often each
+/// row's candidates turned out right, from which every step drafts the tree that pays best. Only the
+/// model's scheduler thread touches it. Loading and saving the matrix file are explicit calls of
+/// whoever owns the file (<see cref="WarmStart"/>, <see cref="SaveMatrix"/>).
 /// </summary>
 public sealed class RecyclingState
 {
-    private const int Misses = TreeTemplate.Width;
-    private readonly double[] _rankCounts = new double[TreeTemplate.Width + 1];
-    private Dictionary<string, double>? _cost;
+    /// <summary>Most draft tokens per step (a verification batch of at most 16).</summary>
+    public const int MaxDraft = 15;
+
+    private const int Width = TreeTemplate.Width;
+    private const int Miss = Width;           // slot of "the verified token was not in the row"
+    private const float RowWeight = 4;        // pseudo-observations of the global rank prior in a row's estimate
+    private const float RowMemory = 32;       // a row's counts halve beyond this, so rows follow their latest context
+    private const double MinReach = 0.02;     // drafts likelier than this are considered at all
+
+    private readonly LlamaModel? _model;
+    private readonly float[] _rowCounts;      // per row: verified token at rank r (Width slots) or missed
+    private readonly float[] _rowTotals;
+    private readonly double[] _rankCounts = new double[Width + 1];
+    private double _rankTotal;
+    private string? _modelKey;
+
+    // Best-first drafting scratch: the frontier (candidates) and the chosen nodes, in choice order.
+    private readonly int[] _frontierParent = new int[(MaxDraft + 1) * Width];
+    private readonly int[] _frontierToken = new int[(MaxDraft + 1) * Width];
+    private readonly double[] _frontierReach = new double[(MaxDraft + 1) * Width];
+    private readonly int[] _chosenParent = new int[MaxDraft];
+    private readonly int[] _chosenToken = new int[MaxDraft];
+    private readonly int[] _chosenDepth = new int[MaxDraft];
+    private readonly bool[] _chosenHasChild = new bool[MaxDraft + 1];
+    private readonly double[] _chosenReach = new double[MaxDraft];
+    private double[] _reach = new double[16];
 
     /// <summary>Creates the state for <paramref name="model"/>.</summary>
     public RecyclingState(LlamaModel model)
+        : this(model.Vocabulary.Count) => _model = model;
+
+    /// <summary>Creates a state for a vocabulary without a model (tests: no matrix file).</summary>
+    public RecyclingState(int vocabularySize)
     {
-        Matrix = new AdjacencyMatrix(model.Vocabulary.Count);
+        Matrix = new AdjacencyMatrix(vocabularySize);
+        _rowCounts = new float[vocabularySize * (Width + 1)];
+        _rowTotals = new float[vocabularySize];
         // A weak prior until drafts are observed: the top candidate is right a bit less than half the time.
         _rankCounts[0] = 4;
         _rankCounts[1] = 1;
         _rankCounts[2] = 0.5;
-        _rankCounts[Misses] = 4.5;
+        _rankCounts[Miss] = 4.5;
+        _rankTotal = 10;
     }
 
     /// <summary>The adjacency matrix.</summary>
     public AdjacencyMatrix Matrix { get; }
 
     /// <summary>The matrix file this state was loaded from, if any.</summary>
-    public string? LoadedFrom { get; set; }
+    public string? LoadedFrom { get; private set; }
 
-    /// <summary>The template <c>auto</c> chose last (kept for the next request).</summary>
-    public TreeTemplate? AutoChoice { get; set; }
-
-    /// <summary>Whether C(b) has been measured.</summary>
-    public bool HasCosts => _cost is not null;
-
-    /// <summary>Records where the verified token ranked in the candidate row it was drafted from (-1: not there).</summary>
-    public void RecordRank(int rank) => _rankCounts[rank < 0 ? Misses : rank]++;
-
-    /// <summary>Estimated probability that the verified token has rank <paramref name="rank"/> in its row.</summary>
-    public double RankProbability(int rank)
+    /// <summary>Loads the matrix from <paramref name="path"/> once per model, if the file exists (a warm start).</summary>
+    public void WarmStart(string path)
     {
-        var total = 0.0;
-        foreach (var count in _rankCounts)
-            total += count;
-        return _rankCounts[rank] / total;
+        if (LoadedFrom is not null || !File.Exists(path))
+            return;
+        Matrix.Load(path, ModelKey);
+        LoadedFrom = path;
+    }
+
+    /// <summary>Writes the matrix to <paramref name="path"/> (atomically), keyed by the model's weights.</summary>
+    public void SaveMatrix(string path) => Matrix.Save(path, ModelKey);
+
+    private string ModelKey => _modelKey ??= AdjacencyMatrix.KeyOf(_model ?? throw new InvalidOperationException("A state without a model has no matrix file."));
+
+    /// <summary>
+    /// Estimated probability that the token after <paramref name="token"/> is candidate
+    /// <paramref name="rank"/> of its row: the row's own record, smoothed towards all rows' record.
+    /// </summary>
+    public double Acceptance(int token, int rank)
+    {
+        if (!Matrix.IsWritten(token))
+            return 0;
+        var global = _rankCounts[rank] / _rankTotal;
+        var at = token * (Width + 1);
+        return (_rowCounts[at + rank] + RowWeight * global) / (_rowTotals[token] + RowWeight);
     }
 
     /// <summary>
-    /// Expected tokens per forward of a template, assuming each node's verified token ranks
-    /// independently as observed: 1 (the bonus) + the probability of reaching each node.
+    /// Learns from one verified node holding <paramref name="token"/>: scores its row's candidates against
+    /// <paramref name="chosen"/> (the token the walk emitted after it; -1 where the walk did not pass:
+    /// the argmax stands in) and overwrites the row with the top candidates of <paramref name="logits"/>.
+    /// Returns the argmax.
     /// </summary>
-    public double ExpectedMat(TreeTemplate template)
+    public int Observe(int token, ReadOnlySpan<float> logits, int chosen)
     {
-        Span<double> reach = stackalloc double[template.Size];
-        reach[0] = 1;
-        var expected = 1.0;
-        for (var n = 1; n < template.Size; n++)
+        Span<int> before = stackalloc int[Width];
+        Matrix.Row(token).CopyTo(before);
+        var written = Matrix.IsWritten(token);
+        var argMax = Matrix.Update(token, logits);
+        if (written)
+            RecordRank(token, before.IndexOf(chosen < 0 ? argMax : chosen));
+        return argMax;
+    }
+
+    /// <summary>Records where the verified token after <paramref name="token"/> ranked in its row (-1: not there).</summary>
+    public void RecordRank(int token, int rank)
+    {
+        var slot = rank < 0 ? Miss : rank;
+        _rankCounts[slot]++;
+        _rankTotal++;
+        var at = token * (Width + 1);
+        if (_rowTotals[token] >= RowMemory)
         {
-            reach[n] = reach[template.Parent[n]] * RankProbability(template.Rank[n]);
-            expected += reach[n];
+            for (var r = 0; r <= Width; r++)
+                _rowCounts[at + r] *= 0.5f;
+            _rowTotals[token] *= 0.5f;
+        }
+        _rowCounts[at + slot]++;
+        _rowTotals[token]++;
+    }
+
+    /// <summary>
+    /// Drafts the tree that pays best below the root of <paramref name="tree"/>: candidates are chosen
+    /// best-first by the probability of being reached and accepted (a node's is its parent's times its
+    /// row's record for its rank), then the <see cref="DraftPlanner"/> keeps the first k that maximise
+    /// tokens per cost (none: a plain step). Returns k; <paramref name="expected"/> and
+    /// <paramref name="cost"/> are E(k) and C(k+1).
+    /// </summary>
+    public int DraftBest(DraftTree tree, int maxNodes, int maxLeaves, int maxDepth, VerificationCosts costs, out double expected, out double cost)
+    {
+        ArgumentNullException.ThrowIfNull(tree);
+        maxNodes = Math.Min(maxNodes, MaxDraft);
+        var frontier = 0;
+        var chosen = 0;
+        var leaves = 1;
+        _chosenHasChild[0] = false; // index 0: the root; chosen node i is index i + 1
+        if (maxDepth >= 1)
+            Expand(tree.Token(0), parent: 0, reach: 1, ref frontier);
+        while (chosen < maxNodes)
+        {
+            var best = -1;
+            for (var i = 0; i < frontier; i++)
+            {
+                var parent = _frontierParent[i];
+                if ((best < 0 || _frontierReach[i] > _frontierReach[best]) && (!_chosenHasChild[parent] || leaves < maxLeaves))
+                    best = i;
+            }
+            if (best < 0 || _frontierReach[best] < MinReach)
+                break;
+
+            var from = _frontierParent[best];
+            if (_chosenHasChild[from])
+                leaves++;
+            _chosenHasChild[from] = true;
+            _chosenParent[chosen] = from;
+            _chosenToken[chosen] = _frontierToken[best];
+            _chosenReach[chosen] = _frontierReach[best];
+            _chosenDepth[chosen] = from == 0 ? 1 : _chosenDepth[from - 1] + 1;
+            frontier--;
+            _frontierParent[best] = _frontierParent[frontier];
+            _frontierToken[best] = _frontierToken[frontier];
+            _frontierReach[best] = _frontierReach[frontier];
+            chosen++;
+            _chosenHasChild[chosen] = false;
+            if (_chosenDepth[chosen - 1] < maxDepth)
+                Expand(_chosenToken[chosen - 1], parent: chosen, _chosenReach[chosen - 1], ref frontier);
+        }
+
+        var length = DraftPlanner.BestLength(_chosenReach.AsSpan(0, chosen), costs, out expected, out cost);
+        for (var i = 0; i < length; i++)
+            tree.Add(_chosenParent[i], _chosenToken[i]); // tree node i + 1 = chosen node i: the indices agree
+        return length;
+    }
+
+    private void Expand(int token, int parent, double reach, ref int frontier)
+    {
+        if (!Matrix.IsWritten(token))
+            return;
+        var row = Matrix.Row(token);
+        for (var rank = 0; rank < Width; rank++)
+        {
+            _frontierParent[frontier] = parent;
+            _frontierToken[frontier] = row[rank];
+            _frontierReach[frontier] = reach * Acceptance(token, rank);
+            frontier++;
+        }
+    }
+
+    /// <summary>
+    /// E: the expected tokens a step with <paramref name="tree"/> emits, 1 (the verifier's own choice)
+    /// plus the probability of reaching and accepting each node, from the rows' records.
+    /// </summary>
+    public double Expected(DraftTree tree)
+    {
+        ArgumentNullException.ThrowIfNull(tree);
+        if (_reach.Length < tree.Count)
+            _reach = new double[Math.Max(tree.Count, _reach.Length * 2)];
+        _reach[0] = 1;
+        var expected = 1.0;
+        for (var n = 1; n < tree.Count; n++)
+        {
+            var parent = tree.Parent(n);
+            var rank = Matrix.Row(tree.Token(parent)).IndexOf(tree.Token(n));
+            _reach[n] = rank < 0 ? 0 : _reach[parent] * Acceptance(tree.Token(parent), rank);
+            expected += _reach[n];
         }
         return expected;
-    }
-
-    /// <summary>
-    /// C(tree): the time of one verification step with <paramref name="template"/> (sequence copies,
-    /// the tree decode and the clean-up) over a plain one-token decode, as measured here; NaN if not measured.
-    /// </summary>
-    public double Cost(TreeTemplate template) => _cost is not null && _cost.TryGetValue(template.Name, out var c) ? c : double.NaN;
-
-    /// <summary>
-    /// Measures C(tree) for <paramref name="templates"/> once per model and process: median times of
-    /// real verification steps of each shape after a short prefix, over the median of plain one-token
-    /// decodes. Leaves the session empty.
-    /// </summary>
-    public void MeasureCosts(InferenceSession session, IEnumerable<TreeTemplate> templates)
-    {
-        var vocabulary = session.Model.Vocabulary.Count;
-        var prefix = Enumerable.Range(0, Math.Min(64, session.ContextSize / 4)).Select(i => 1 + i % (vocabulary - 1)).ToArray();
-        session.Reset();
-        session.Prefill(prefix, 0);
-        var tree = new DraftTree();
-        var plain = Median(session, () =>
-        {
-            session.ClearBatch();
-            session.AddToBatch(1, prefix.Length, 0, logits: true);
-            session.Decode();
-            session.TruncateAll(prefix.Length);
-        });
-        var costs = new Dictionary<string, double>();
-        foreach (var template in templates)
-        {
-            if (template.Size == 1)
-            {
-                costs[template.Name] = 1; // the root alone is a plain step by definition
-                continue;
-            }
-            if (prefix.Length + template.MaxDepth >= session.ContextSize)
-                continue;
-            tree.Reset(1);
-            for (var n = 1; n < template.Size; n++)
-                tree.Add(template.Parent[n], 1 + n % (vocabulary - 1));
-            tree.Complete();
-            costs[template.Name] = Median(session, () =>
-            {
-                for (var leaf = 1; leaf < tree.LeafCount; leaf++)
-                    session.CopySequence(0, leaf);
-                session.ClearBatch();
-                for (var n = 0; n < tree.Count; n++)
-                    session.AddToBatch(tree.Token(n), prefix.Length + tree.Depth(n), tree.Sequences(n), logits: true);
-                session.Decode();
-                session.TruncateAll(prefix.Length);
-                for (var leaf = 1; leaf < tree.LeafCount; leaf++)
-                    session.RemoveSequence(leaf);
-            }) / plain;
-        }
-        session.Reset();
-        _cost = costs;
-    }
-
-    private static double Median(InferenceSession session, Action step)
-    {
-        var times = new double[12];
-        for (var rep = -3; rep < times.Length; rep++)
-        {
-            var start = Stopwatch.GetTimestamp();
-            step();
-            if (rep >= 0)
-                times[rep] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        }
-        Array.Sort(times);
-        return times[times.Length / 2];
     }
 }

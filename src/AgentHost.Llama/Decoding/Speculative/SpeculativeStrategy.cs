@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Grammar;
 
@@ -13,24 +14,22 @@ public sealed record SpeculativeStep(int[] Tokens, int[] Parents, int[] ArgMax, 
 
 /// <summary>
 /// Lossless speculative decoding on one verifier: draft a tree from the last accepted token, decode
-/// the whole tree in one batch (tree attention through sequence-id sets), then walk it from the root:
-/// at each node choose the next token exactly as plain decoding would from that node's logits
-/// (argmax, or a draw from the sampler chain: "sample, then match"); descend while a child holds the
-/// chosen token; the first unmatched choice is the bonus token that roots the next tree. Every
-/// emitted token is the verifier's own choice, so greedy output equals plain greedy and sampled
-/// output has the plain sampling distribution. Subclasses only draft (and may learn from the logits).
+/// the whole tree in one batch (tree attention through sequence-id sets), then walk it from the root
+/// (<see cref="DraftTree.Walk"/>): at each node choose the next token exactly as plain decoding would
+/// from that node's logits (argmax, or a draw from the sampler chain: "sample, then match"); descend
+/// while a child holds the chosen token; the first unmatched choice is the bonus token that roots the
+/// next tree. Every emitted token is the verifier's own choice, so greedy output equals plain greedy
+/// and sampled output has the plain sampling distribution. Subclasses only draft (and may learn from
+/// the logits); an empty draft is a plain step. Every step is timed into the model's
+/// <see cref="VerificationCosts"/>, which is how drafts learn what they cost.
 /// An instance reuses its buffers between requests: use it for one request at a time.
 /// </summary>
 public abstract class SpeculativeStrategy : IDecodingStrategy
 {
     private readonly DraftTree _tree = new();
-    private int[] _batchIndex = new int[16];
 
     /// <inheritdoc />
     public abstract string Name { get; }
-
-    /// <summary>The session of the request in progress (set for the duration of <see cref="Generate"/>).</summary>
-    protected InferenceSession Session { get; private set; } = null!;
 
     /// <summary>Called on the scheduler thread after every step (tests check invariants here).</summary>
     public Action<InferenceSession, SpeculativeStep>? StepObserver { get; set; }
@@ -38,13 +37,14 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     /// <inheritdoc />
     public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
         GrammarConstraint.Refuse(request.Grammar, Name);
-        Session = session;
-        Prepare(session, request);
+        var context = new SpeculativeContext(session, request, session.Model.GetState(_ => new VerificationCosts()));
+        Prepare(context);
         var run = GenerationRun.Start(session, request, onText, cancellationToken);
         var sampler = request.Sampling is { Temperature: > 0 } sampling ? new TokenSampler(sampling, session.Model.Vocabulary.Count) : null;
-        var history = new List<int>(run.PromptTokens.Length + request.MaxTokens);
+        var history = context.HistoryList;
         history.AddRange(run.PromptTokens);
         foreach (var token in run.PromptTokens)
             sampler?.Accept(token);
@@ -58,11 +58,14 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
         while (!stopped)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            var started = Stopwatch.GetTimestamp();
             var past = session.GetPast(0);
 
             // 1. Draft, never past the end of the context.
             _tree.Reset(root);
-            Draft(_tree, history, maxDepth: session.ContextSize - past - 1);
+            context.MaxDepth = session.ContextSize - past - 1;
+            context.ExpectedTokens = double.NaN;
+            Draft(context, _tree);
             _tree.Complete();
             if (_tree.LeafCount > session.SequenceCount || _tree.Count > session.BatchCapacity)
                 throw new AgentHostException(ErrorKind.InvalidArgument,
@@ -71,82 +74,67 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             // 2. Verify the whole tree in one decode.
             for (var leaf = 1; leaf < _tree.LeafCount; leaf++)
                 session.CopySequence(0, leaf);
-            if (_batchIndex.Length < _tree.Count)
-                _batchIndex = new int[Math.Max(_tree.Count, _batchIndex.Length * 2)];
+            var batchIndex = context.BatchIndex(_tree.Count);
             session.ClearBatch();
             for (var n = 0; n < _tree.Count; n++)
-                _batchIndex[n] = session.AddToBatch(_tree.Token(n), past + _tree.Depth(n), _tree.Sequences(n), logits: true);
+                batchIndex[n] = session.AddToBatch(_tree.Token(n), past + _tree.Depth(n), _tree.Sequences(n), logits: true);
             session.Decode(cancellationToken);
-            stats.Forwards++;
-            stats.DraftedTokens += _tree.Count - 1;
 
             // 3. Walk: choose as plain decoding would at each node, descend while a child matches.
-            var node = 0;
-            var emittedAtStart = history.Count;
-            while (true)
-            {
-                var logits = session.GetLogits(_batchIndex[node]);
-                var choice = sampler is null ? TokenSampler.ArgMax(logits) : sampler.Sample(logits);
-                history.Add(choice);
-                stopped = run.Output.Accept(choice);
-                if (!stopped && past + _tree.Depth(node) + 1 >= session.ContextSize)
-                {
-                    run.Output.StopFor(StopReason.ContextFull);
-                    stopped = true;
-                }
-                var child = stopped ? -1 : _tree.FindChild(node, choice);
-                if (child < 0)
-                {
-                    root = choice;
-                    break;
-                }
-                node = child;
-            }
-            var emitted = history.Count - emittedAtStart;
-            stats.Record(_tree.Depth(node), emitted);
+            context.FirstEmitted = history.Count;
+            var verifier = new Verifier(session, sampler, run, _tree, batchIndex, history, past);
+            var node = _tree.Walk(ref verifier, out root, out stopped);
+            context.LastNode = node;
+            stats.Record(_tree.Count, _tree.Depth(node), history.Count - context.FirstEmitted, context.ExpectedTokens, context.Costs.Cost(_tree.Count));
 
-            Observe(_tree, history, emittedAtStart, node, session, _batchIndex);
+            Observe(context, _tree);
             if (StepObserver is not null)
-                StepObserver(session, Trace(session, history, emittedAtStart, node));
+                StepObserver(session, Trace(session, history, context.FirstEmitted, node, batchIndex));
 
             // 4. Keep what was accepted: the walked nodes end up in sequence 0, everything else goes.
-            var newPast = past + _tree.Depth(node) + 1;
-            var leafSequence = _tree.LeafBelow(node);
-            if (leafSequence != 0)
+            if (_tree.Count > 1)
             {
-                session.RemoveSequence(0, past);
-                session.CopySequence(leafSequence, 0, past, newPast);
+                var newPast = past + _tree.Depth(node) + 1;
+                var leafSequence = _tree.LeafBelow(node);
+                if (leafSequence != 0)
+                {
+                    session.RemoveSequence(0, past);
+                    session.CopySequence(leafSequence, 0, past, newPast);
+                }
+                session.TruncateAll(newPast);
+                for (var leaf = 1; leaf < _tree.LeafCount; leaf++)
+                    session.RemoveSequence(leaf);
             }
-            session.TruncateAll(newPast);
-            for (var leaf = 1; leaf < _tree.LeafCount; leaf++)
-                session.RemoveSequence(leaf);
             if (StepObserver is not null)
                 session.VerifyKvCache();
+            context.Costs.Record(_tree.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
 
         var extra = stats.ToDictionary();
         var details = new Dictionary<string, object?> { ["mat"] = stats.Mat };
-        AddResults(extra, details);
+        AddResults(context, extra, details);
         return run.Finish(Name, sampler?.Seed, extra, details);
     }
 
-    /// <summary>Fills <paramref name="tree"/> (already holding the root) with drafts no deeper than <paramref name="maxDepth"/>.</summary>
-    /// <param name="tree">The draft to fill.</param>
-    /// <param name="history">Prompt and emitted tokens so far; the last one is the root.</param>
-    /// <param name="maxDepth">Deepest node the context has room for.</param>
-    protected abstract void Draft(DraftTree tree, IReadOnlyList<int> history, int maxDepth);
+    /// <summary>
+    /// Fills <paramref name="tree"/> (already holding the root, <c>History[^1]</c>) with drafts no deeper
+    /// than <see cref="SpeculativeContext.MaxDepth"/>, or leaves it alone for a plain step; sets
+    /// <see cref="SpeculativeContext.ExpectedTokens"/>.
+    /// </summary>
+    protected abstract void Draft(SpeculativeContext context, DraftTree tree);
 
-    /// <summary>Called once per request before the prompt is decoded (checks, one-time measurements).</summary>
-    protected virtual void Prepare(InferenceSession session, GenerationRequest request)
+    /// <summary>Called once per request before the prompt is decoded (checks, per-model state).</summary>
+    protected virtual void Prepare(SpeculativeContext context)
     {
     }
 
     /// <summary>
-    /// Sees every node's verifier logits after the walk and before the next decode (token recycling
-    /// learns its matrix here). <paramref name="history"/> from <paramref name="firstEmitted"/> on holds
-    /// this step's emitted tokens; <paramref name="lastNode"/> is the deepest node walked.
+    /// Sees every node's verifier logits (<see cref="SpeculativeContext.Logits"/>) after the walk and
+    /// before the next decode (token recycling learns its matrix here). <c>History</c> from
+    /// <see cref="SpeculativeContext.FirstEmitted"/> on holds this step's emitted tokens;
+    /// <see cref="SpeculativeContext.LastNode"/> is the deepest node walked.
     /// </summary>
-    protected virtual void Observe(DraftTree tree, IReadOnlyList<int> history, int firstEmitted, int lastNode, InferenceSession session, ReadOnlySpan<int> batchIndex)
+    protected virtual void Observe(SpeculativeContext context, DraftTree tree)
     {
     }
 
@@ -154,11 +142,11 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     /// Adds strategy-specific counters (additive over requests, as <c>bench</c> sums them) and
     /// details (derived values such as the template used) to the result.
     /// </summary>
-    protected virtual void AddResults(Dictionary<string, double> extra, Dictionary<string, object?> details)
+    protected virtual void AddResults(SpeculativeContext context, Dictionary<string, double> extra, Dictionary<string, object?> details)
     {
     }
 
-    private SpeculativeStep Trace(InferenceSession session, List<int> history, int firstEmitted, int lastNode)
+    private SpeculativeStep Trace(InferenceSession session, List<int> history, int firstEmitted, int lastNode, int[] batchIndex)
     {
         var tokens = new int[_tree.Count];
         var parents = new int[_tree.Count];
@@ -167,7 +155,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
         {
             tokens[n] = _tree.Token(n);
             parents[n] = _tree.Parent(n);
-            argMax[n] = TokenSampler.ArgMax(session.GetLogits(_batchIndex[n]));
+            argMax[n] = TokenSampler.ArgMax(session.GetLogits(batchIndex[n]));
         }
         var path = new List<int>();
         for (var n = lastNode; n >= 0; n = _tree.Parent(n))
@@ -175,22 +163,49 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
         return new SpeculativeStep(tokens, parents, argMax, [.. path], history.Skip(firstEmitted).ToArray());
     }
 
+    /// <summary>The engine's verifier: plain decoding's choice from each node's logits, emitted into the run.</summary>
+    private readonly struct Verifier(InferenceSession session, TokenSampler? sampler, GenerationRun run, DraftTree tree, int[] batchIndex, List<int> history, int past) : IDraftVerifier
+    {
+        public int Choose(int node)
+        {
+            var logits = session.GetLogits(batchIndex[node]);
+            return sampler is null ? TokenSampler.ArgMax(logits) : sampler.Sample(logits);
+        }
+
+        public bool Emit(int node, int token)
+        {
+            history.Add(token);
+            if (run.Output.Accept(token))
+                return true;
+            if (past + tree.Depth(node) + 1 < session.ContextSize)
+                return false;
+            run.Output.StopFor(StopReason.ContextFull);
+            return true;
+        }
+    }
+
     private sealed class SpeculativeStats
     {
         private readonly List<int> _depthReached = [];   // steps whose walk reached depth d (index d-1)
 
-        public int Forwards { get; set; }
+        private int _forwards;
+        private int _plainSteps;
+        private long _draftedTokens;
+        private long _acceptedDrafts;
+        private long _emittedTokens;
+        private double _expectedTokens;
+        private double _cost;
 
-        public long DraftedTokens { get; set; }
-
-        public long AcceptedDrafts { get; private set; }
-
-        public long EmittedTokens { get; private set; }
-
-        public void Record(int depth, int emitted)
+        public void Record(int nodes, int depth, int emitted, double expected, double cost)
         {
-            AcceptedDrafts += depth;
-            EmittedTokens += emitted;
+            _forwards++;
+            if (nodes == 1)
+                _plainSteps++;
+            _draftedTokens += nodes - 1;
+            _acceptedDrafts += depth;
+            _emittedTokens += emitted;
+            _expectedTokens += double.IsNaN(expected) ? 1 : expected;
+            _cost += cost;
             for (var d = 1; d <= depth; d++)
             {
                 if (_depthReached.Count < d)
@@ -199,16 +214,20 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             }
         }
 
-        public double Mat => Forwards == 0 ? 0 : Math.Round((double)EmittedTokens / Forwards, 4);
+        public double Mat => _forwards == 0 ? 0 : Math.Round((double)_emittedTokens / _forwards, 4);
 
         public Dictionary<string, double> ToDictionary()
         {
             var extra = new Dictionary<string, double>
             {
-                ["forwards"] = Forwards,
-                ["tree_emitted_tokens"] = EmittedTokens,
-                ["drafted_tokens"] = DraftedTokens,
-                ["accepted_drafts"] = AcceptedDrafts,
+                ["forwards"] = _forwards,
+                ["plain_steps"] = _plainSteps,
+                ["tree_emitted_tokens"] = _emittedTokens,
+                ["drafted_tokens"] = _draftedTokens,
+                ["accepted_drafts"] = _acceptedDrafts,
+                // Sums over steps of the prediction the draft was chosen by (E) and of the C(b) it was costed at.
+                ["expected_tokens"] = Math.Round(_expectedTokens, 3),
+                ["verification_cost"] = Math.Round(_cost, 3),
             };
             for (var d = 0; d < _depthReached.Count; d++)
                 extra[$"accepted_at_depth_{d + 1}"] = _depthReached[d];

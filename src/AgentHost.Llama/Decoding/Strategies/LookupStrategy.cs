@@ -6,7 +6,8 @@ namespace AgentHost.Llama.Decoding.Strategies;
 /// Prompt lookup decoding (llama.cpp <c>lookup</c>, PLD): find the most recent earlier occurrence of
 /// the last n tokens (n from <c>lookup_ngram</c> down to 1) in prompt + output and draft the tokens that
 /// followed it as one chain; verified exactly like token recycling, so it is the peer measured in the
-/// same engine.
+/// same engine. The chain is cut where its acceptance so far (per match length and depth) no longer
+/// pays for the verification cost C(b), down to a plain step.
 /// </summary>
 public sealed class LookupStrategy : SpeculativeStrategy
 {
@@ -18,36 +19,61 @@ public sealed class LookupStrategy : SpeculativeStrategy
 
     private readonly int _ngram;
     private readonly int _draft;
+    private readonly double[] _acceptance;
+    private LookupRecord? _record;
+    private int _matched;      // this step's match length, 0 when nothing was drafted
 
     /// <summary>Creates the strategy from its options.</summary>
     public LookupStrategy(StrategyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _ngram = options.GetInt(NgramOption, 3, min: 1, max: 16);
-        _draft = options.GetInt(DraftOption, 3, min: 1, max: 64);
+        _ngram = options.GetInt(NgramOption, 3, min: 1, max: LookupRecord.MaxNgram);
+        _draft = options.GetInt(DraftOption, 3, min: 1, max: LookupRecord.MaxDepth);
+        _acceptance = new double[_draft];
     }
 
     /// <inheritdoc />
     public override string Name => "lookup";
 
     /// <inheritdoc />
-    protected override void Draft(DraftTree tree, IReadOnlyList<int> history, int maxDepth)
+    protected override void Prepare(SpeculativeContext context) => _record = context.Session.Model.GetState(_ => new LookupRecord());
+
+    /// <inheritdoc />
+    protected override void Draft(SpeculativeContext context, DraftTree tree)
     {
-        var length = Math.Min(_draft, maxDepth);
+        _matched = 0;
+        context.ExpectedTokens = 1;
+        if (context.PlainStepDue)
+            return;
+        var history = context.History;
+        var limit = Math.Min(Math.Min(_draft, context.MaxDepth), context.MaxDraft);
         var end = history.Count;
-        for (var n = Math.Min(_ngram, end - 1); n >= 1 && length > 0; n--)
+        for (var n = Math.Min(_ngram, end - 1); n >= 1 && limit > 0; n--)
         {
             // Most recent earlier match of history[end-n .. end-1] that has a continuation.
             for (var start = end - n - 1; start >= 0; start--)
             {
                 if (!Matches(history, start, end - n, n))
                     continue;
+                var available = Math.Min(limit, end - start - n);
+                var acceptance = _acceptance.AsSpan(0, available);
+                _record!.Chain(n, acceptance);
+                var length = DraftPlanner.BestLength(acceptance, context.Costs, out var expected, out _);
                 var node = 0;
-                for (var i = start + n; i < end && tree.Count <= length; i++)
-                    node = tree.Add(node, history[i]);
+                for (var i = 0; i < length; i++)
+                    node = tree.Add(node, history[start + n + i]);
+                _matched = length > 0 ? n : 0;
+                context.ExpectedTokens = expected;
                 return;
             }
         }
+    }
+
+    /// <inheritdoc />
+    protected override void Observe(SpeculativeContext context, DraftTree tree)
+    {
+        if (_matched > 0)
+            _record!.Record(_matched, tree.Count - 1, tree.Depth(context.LastNode));
     }
 
     private static bool Matches(IReadOnlyList<int> history, int a, int b, int length)

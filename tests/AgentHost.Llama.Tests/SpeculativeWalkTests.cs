@@ -1,0 +1,215 @@
+using AgentHost.Llama.Decoding.Speculative;
+
+namespace AgentHost.Llama.Tests;
+
+/// <summary>
+/// The speculative pieces that need no model, against scripted verifier choices: the walk, the drafts
+/// recycling builds from its matrix and records, the draft length the costs allow, and what is learned.
+/// The real-model tests in <see cref="SpeculativeDecodingTests"/> are what prove the whole.
+/// </summary>
+public sealed class SpeculativeWalkTests
+{
+    private const int Vocabulary = 16;
+
+    // root 1 -> 2 -> 4, root 1 -> 3
+    private static DraftTree SmallTree()
+    {
+        var tree = new DraftTree();
+        tree.Reset(1);
+        var two = tree.Add(0, 2);
+        tree.Add(0, 3);
+        tree.Add(two, 4);
+        tree.Complete();
+        return tree;
+    }
+
+    [Fact]
+    public void The_walk_emits_the_verifiers_choices_and_descends_while_a_child_holds_them()
+    {
+        var tree = SmallTree();
+        var verifier = new ScriptedVerifier(new() { [0] = 2, [1] = 4, [3] = 9 });
+
+        var last = tree.Walk(ref verifier, out var bonus, out var stopped);
+
+        Assert.Equal(3, last);                       // root -> 2 -> 4
+        Assert.Equal([2, 4, 9], verifier.Emitted);   // two accepted drafts and the bonus token
+        Assert.Equal(9, bonus);
+        Assert.False(stopped);
+    }
+
+    [Fact]
+    public void The_walk_takes_the_branch_the_verifier_chooses_and_stops_where_generation_stops()
+    {
+        var tree = SmallTree();
+        var branch = new ScriptedVerifier(new() { [0] = 3, [2] = 7 });
+        Assert.Equal(2, tree.Walk(ref branch, out var bonus, out _));
+        Assert.Equal([3, 7], branch.Emitted);
+        Assert.Equal(7, bonus);
+
+        var stopping = new ScriptedVerifier(new() { [0] = 2, [1] = 4 }) { StopAfter = 1 };
+        Assert.Equal(0, tree.Walk(ref stopping, out _, out var stopped));
+        Assert.True(stopped);
+        Assert.Equal([2], stopping.Emitted);         // a stop ends the walk even where a child matches
+    }
+
+    [Fact]
+    public void The_planner_drafts_the_length_with_the_most_tokens_per_cost_and_nothing_when_no_draft_pays()
+    {
+        var prior = new VerificationCosts();        // C(b) = 1 + 0.1 (b - 1) until measured
+        Assert.Equal(2, DraftPlanner.BestLength([0.9, 0.8, 0.1], prior, out var expected, out var cost));
+        Assert.Equal(2.7, expected, 9);
+        Assert.Equal(1.2, cost, 9);
+
+        var expensive = Costs((1, 10), (2, 25), (3, 30), (4, 35));
+        Assert.Equal(0, DraftPlanner.BestLength([0.9, 0.8, 0.1], expensive, out expected, out cost));
+        Assert.Equal(1.0, expected);
+        Assert.Equal(1.0, cost);
+    }
+
+    [Fact]
+    public void Costs_are_measured_ratios_once_sampled_and_an_unmeasured_size_costs_no_less_than_a_measured_smaller_one()
+    {
+        var costs = new VerificationCosts();
+        Assert.True(costs.PlainStepDue);
+        Assert.Equal(VerificationCosts.Prior(4), costs.Cost(4));
+
+        costs = Costs((1, 10), (2, 16));
+        Assert.Equal(1.6, costs.Cost(2), 9);
+        Assert.Equal(1.6, costs.Cost(5), 9);         // not measured: at least C(2)
+        Assert.Equal(VerificationCosts.Prior(9), costs.Cost(9), 9);
+        Assert.False(costs.PlainStepDue);
+        for (var i = 0; i < VerificationCosts.PlainStepEvery; i++)
+            costs.Record(2, 16);
+        Assert.True(costs.PlainStepDue);             // C(1) is refreshed now and then
+    }
+
+    [Fact]
+    public void Recycling_drafts_a_reliable_chain_as_deep_as_it_pays_and_stops_at_an_unreliable_row()
+    {
+        var state = ChainState(unreliable: 4);
+        var tree = Draft(state, new VerificationCosts(), out var expected);
+
+        // Rows 1, 2, 3 were always right at rank 0; row 4 never: the chain 2, 3, 4 pays, 5 does not.
+        Assert.Equal([2, 3, 4], Tokens(tree));
+        Assert.Equal([0, 1, 2], Parents(tree));
+        Assert.Equal(expected, state.Expected(tree), 9);
+        Assert.True(expected > 3.5);
+
+        // Where a two-token verification costs little but three cost three plain steps, one draft token pays best.
+        Assert.Equal([2], Tokens(Draft(state, Costs((1, 10), (2, 12), (3, 30)), out _)));
+        // Where nothing pays, a plain step.
+        Assert.Empty(Tokens(Draft(state, Costs((1, 10), (2, 25), (3, 40)), out expected)));
+        Assert.Equal(1.0, expected);
+    }
+
+    [Fact]
+    public void Recycling_branches_where_a_row_splits_between_two_candidates_unless_sequences_run_out()
+    {
+        var state = new RecyclingState(Vocabulary);
+        state.Matrix.SetRow(1, Row(1));
+        for (var i = 0; i < 40; i++)
+            state.RecordRank(1, i % 2); // after 1: candidate 0 and candidate 1, half the time each
+
+        var tree = Draft(state, new VerificationCosts(), out _);
+        Assert.Equal([2, 3], Tokens(tree));
+        Assert.Equal([0, 0], Parents(tree));
+        Assert.Equal(2, tree.LeafCount);
+
+        var narrow = new DraftTree();
+        narrow.Reset(1);
+        state.DraftBest(narrow, maxNodes: 15, maxLeaves: 1, maxDepth: 8, new VerificationCosts(), out _, out _);
+        narrow.Complete();
+        Assert.Equal([2], Tokens(narrow));
+    }
+
+    [Fact]
+    public void Observing_a_node_scores_its_row_against_the_emitted_token_and_recycles_the_top_candidates()
+    {
+        var state = new RecyclingState(Vocabulary);
+        var logits = new float[Vocabulary];
+        for (var t = 0; t < Vocabulary; t++)
+            logits[t] = t; // argmax 15, then 14, 13 ...
+
+        Assert.Equal(0, state.Acceptance(7, 0));     // a row never written drafts nothing
+        Assert.Equal(15, state.Observe(7, logits, chosen: -1));
+        Assert.Equal([15, 14, 13, 12, 11, 10, 9, 8], state.Matrix.Row(7).ToArray());
+
+        var before = state.Acceptance(7, 2);
+        state.Observe(7, logits, chosen: 13);        // the walk emitted candidate 2 of the old row
+        Assert.True(state.Acceptance(7, 2) > before);
+    }
+
+    [Fact]
+    public void Lookup_records_acceptance_per_match_length_and_depth()
+    {
+        var record = new LookupRecord();
+        Assert.Equal(0.5, record.Acceptance(2, 1));
+
+        record.Record(ngram: 2, drafted: 3, accepted: 1); // depth 1 accepted, depth 2 rejected, depth 3 never reached
+        Assert.Equal(2.0 / 3, record.Acceptance(2, 1), 9);
+        Assert.Equal(1.0 / 3, record.Acceptance(2, 2), 9);
+        Assert.Equal(0.5, record.Acceptance(2, 3));
+        Assert.Equal(0.5, record.Acceptance(3, 1));  // other match lengths keep their own record
+
+        var chain = new double[3];
+        record.Chain(2, chain);
+        Assert.Equal(2.0 / 3, chain[0], 9);
+        Assert.Equal(2.0 / 9, chain[1], 9);
+        Assert.Equal(1.0 / 9, chain[2], 9);
+    }
+
+    private static int[] Row(int token) => Enumerable.Range(1, 8).Select(c => (token + c) % Vocabulary).ToArray();
+
+    // Rows 1..4 written (candidate c of row t is t + c + 1); rows 1..3 always right at rank 0, row `unreliable` never.
+    private static RecyclingState ChainState(int unreliable)
+    {
+        var state = new RecyclingState(Vocabulary);
+        for (var t = 1; t <= 4; t++)
+        {
+            state.Matrix.SetRow(t, Row(t));
+            for (var i = 0; i < 40; i++)
+                state.RecordRank(t, t == unreliable ? -1 : 0);
+        }
+        return state;
+    }
+
+    private static DraftTree Draft(RecyclingState state, VerificationCosts costs, out double expected)
+    {
+        var tree = new DraftTree();
+        tree.Reset(1);
+        state.DraftBest(tree, maxNodes: 15, maxLeaves: 16, maxDepth: 8, costs, out expected, out _);
+        tree.Complete();
+        return tree;
+    }
+
+    private static VerificationCosts Costs(params (int Batch, double Milliseconds)[] times)
+    {
+        var costs = new VerificationCosts();
+        foreach (var (batch, milliseconds) in times)
+        {
+            for (var i = 0; i < VerificationCosts.MinSamples; i++)
+                costs.Record(batch, milliseconds);
+        }
+        return costs;
+    }
+
+    private static int[] Tokens(DraftTree tree) => Enumerable.Range(1, tree.Count - 1).Select(tree.Token).ToArray();
+
+    private static int[] Parents(DraftTree tree) => Enumerable.Range(1, tree.Count - 1).Select(tree.Parent).ToArray();
+
+    /// <summary>Verifier choices scripted by node; records what was emitted.</summary>
+    private struct ScriptedVerifier(Dictionary<int, int> choices) : IDraftVerifier
+    {
+        public List<int> Emitted { get; } = [];
+
+        public int StopAfter { get; init; } = int.MaxValue;
+
+        public readonly int Choose(int node) => choices[node];
+
+        public readonly bool Emit(int node, int token)
+        {
+            Emitted.Add(token);
+            return Emitted.Count >= StopAfter;
+        }
+    }
+}
