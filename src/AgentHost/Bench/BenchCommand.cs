@@ -21,9 +21,12 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
 {
     public const string PeerRow = "llamasharp-stateless";
 
+    /// <summary>The bare llama_decode greedy loop (<see cref="RawDecodeLoop"/>): the limit greedy is measured against.</summary>
+    public const string RawRow = "raw";
+
     public string Name => "bench";
 
-    public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline and LLamaSharp's StatelessExecutor.";
+    public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline, a bare llama_decode loop and LLamaSharp's StatelessExecutor.";
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
@@ -54,7 +57,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
             return await RunServerAsync(line, cancellationToken);
         var strategyNames = (line.GetString("strategies") ?? "greedy,sample")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var rows = ExpandTrees(line, StrategyArguments.Create(line, strategyNames)).Append(new Row(PeerRow, null)).ToList();
+        var rows = ExpandTrees(line, StrategyArguments.Create(line, strategyNames)).Append(new Row(RawRow, null)).Append(new Row(PeerRow, null)).ToList();
         var baseline = line.GetString("baseline") ?? "greedy";
         var baselineRow = rows.FirstOrDefault(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase))
             ?? throw CommandLine.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", rows.Select(r => r.Name))}).");
@@ -84,6 +87,9 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
                 if (run >= warmup)
                     row.Samples.Add(sample);
             }
+            var raw = await RawDecodeLoop.RunAsync(model, prompts, maxTokens, cancellationToken);
+            if (run >= warmup)
+                rows[^2].Samples.Add(new RunSample(raw.Tokens, raw.Tokens, raw.Elapsed, []) { Outputs = raw.Outputs });
             Report(run, warmup, runs, "AgentHost rows");
         }
         for (var run = 0; run < warmup + runs; run++)
@@ -95,6 +101,8 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         }
 
         PrintTable(rows, baselineRow);
+        if (rows.FirstOrDefault(r => r.Name == "greedy") is { } greedyRow)
+            Console.WriteLine($"{RawRow} outputs equal to greedy: {rows[^2].SameOutputs(greedyRow)}/{prompts.Count}");
         PrintSpeculativeTable(rows, baselineRow);
         if (jsonPath is not null)
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
@@ -288,7 +296,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
                 ["median_extra"] = r.MedianExtra(),
                 ["median_mat"] = r.MedianMat is { } mat ? Math.Round(mat, 4) : null,
                 ["details"] = r.Samples.Count > 0 ? r.Samples[^1].Details : null,
-                ["outputs_equal_to_greedy"] = r.Strategy is not null && rows.FirstOrDefault(g => g.Name == "greedy") is { } greedy ? r.SameOutputs(greedy) : null,
+                ["outputs_equal_to_greedy"] = r.Name != PeerRow && rows.FirstOrDefault(g => g.Name == "greedy") is { } greedy ? r.SameOutputs(greedy) : null,
                 ["runs"] = r.Samples.Select(s => new Dictionary<string, object?>
                 {
                     ["tokens"] = s.Tokens,
