@@ -42,7 +42,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         new("turns", "Turns of the chat scenario (default 5).", ValueName: "N"),
         new("server", "Server scenario instead: tokens/s over HTTP at 1, 4 and 16 clients, and the HTTP overhead against in-process at 1 client.", IsFlag: true),
         new("slots", "Session slots of the server scenario (default 4).", ValueName: "N"),
-        new("batching", "Server scenario with continuous batching on.", IsFlag: true),
+        new("batching", "Server scenario with continuous batching on only (default: on, then off).", IsFlag: true),
         new("trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", ValueName: "A,B"),
         .. StrategyArguments.Specs,
     ];
@@ -140,7 +140,7 @@ internal sealed class BenchCommand(ModelLoader loader, AgentHostOptions options)
         var model = line.GetString("model") ?? options.DefaultModel;
         if (!options.Models.ContainsKey(model))
             throw CommandLine.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
-        await ServerBench.RunAsync(options, model, prompts, runs, warmup, maxTokens, slots, line.Has("batching"), line.GetString("json"), cancellationToken);
+        await ServerBench.RunAsync(options, model, prompts, runs, warmup, maxTokens, slots, line.Has("batching") ? [true] : [true, false], line.GetString("json"), cancellationToken);
         return CliApp.ExitOk;
     }
 
