@@ -252,8 +252,10 @@ public sealed class CliTests : IDisposable
         var root = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement;
         Assert.Equal("greedy", root.GetProperty("baseline").GetString());
         var rows = root.GetProperty("rows").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
-        Assert.Equal(["greedy", "sample", "llamasharp-stateless"], rows.Keys);
+        Assert.Equal(["greedy", "sample", "raw", "llamasharp-stateless"], rows.Keys);
         Assert.Equal(1.0, rows["greedy"].GetProperty("ratio_vs_baseline").GetDouble());
+        // The bare llama_decode loop computes greedy's tokens.
+        Assert.Equal(root.GetProperty("prompts").GetArrayLength(), rows["raw"].GetProperty("outputs_equal_to_greedy").GetInt32());
         Assert.Equal(2, rows["llamasharp-stateless"].GetProperty("runs").GetArrayLength());
         Assert.True(rows["llamasharp-stateless"].GetProperty("ratio_vs_baseline").GetDouble() > 0);
         Assert.Equal(1, root.GetProperty("settings").GetProperty("threads").GetInt32()); // as AgentHostProcess configures
