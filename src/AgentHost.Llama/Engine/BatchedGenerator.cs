@@ -29,6 +29,7 @@ public sealed class BatchedGenerator : IDisposable
     private long[] _lastUsed = [];     // step at which each slot's request ended (least recently used is evicted first)
     private long _step;
     private int _pending;
+    private int _disposed;
 
     /// <summary>Starts the batching loop for <paramref name="model"/> (its session is created on its scheduler).</summary>
     public BatchedGenerator(LlamaModel model)
@@ -328,6 +329,9 @@ public sealed class BatchedGenerator : IDisposable
     /// <summary>Stops the loop; requests still waiting or running are cancelled.</summary>
     public void Dispose()
     {
+        // A client (and so its batcher) may be disposed more than once, e.g. by a using and by its DI container.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            return;
         _stop.Cancel();
         _incoming.Writer.TryComplete();
         try
