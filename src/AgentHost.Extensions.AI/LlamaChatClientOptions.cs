@@ -16,12 +16,13 @@ public sealed class LlamaChatClientOptions
     public bool PromptCache { get; set; } = true;
 
     /// <summary>
-    /// Continuous batching: greedy and sampling requests without a grammar share one context and are decoded
-    /// together, one token each per step, which raises throughput with many concurrent requests. Off by default:
-    /// batched decodes can differ from one-at-a-time decodes in the last bits of the logits (so a greedy reply may
-    /// differ at a near tie), and batched requests do not use the prompt cache.
+    /// Continuous batching (default on): greedy and sampling requests without a grammar run as sequences of one shared
+    /// context and are decoded together, one token each per step, which raises throughput with many concurrent
+    /// requests; each sequence keeps its prompt cache like a slot does. Other requests (speculative strategies,
+    /// cautious decoding, tool tokens, grammars) run on <see cref="Slots"/>. A batched greedy reply equals its serial
+    /// result except where the top two logits are nearly tied (batched decodes can differ in their last bits).
     /// </summary>
-    public bool ContinuousBatching { get; set; }
+    public bool ContinuousBatching { get; set; } = true;
 
     /// <summary>Sessions (each a context with its own cache) requests are spread over (default 1).</summary>
     public int Slots { get; set; } = 1;

@@ -354,8 +354,8 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
     [Fact]
     public async Task ContinuousBatchingDecodesConcurrentRequestsTogether()
     {
-        using var plain = NewClient(new LlamaChatClientOptions { PromptCache = false });
-        using var batched = NewClient(new LlamaChatClientOptions { ContinuousBatching = true });
+        using var plain = NewClient(new LlamaChatClientOptions { PromptCache = false, ContinuousBatching = false });
+        using var batched = NewClient();   // batching is the default
         var options = new ChatOptions { MaxOutputTokens = 30 };
 
         // Alone in the batch a request computes exactly what the slot path computes.
@@ -381,10 +381,16 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
         var recycling = await batched.GetResponseAsync(_story, new ChatOptions { MaxOutputTokens = 10, AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "recycling" } });
         Assert.Equal("recycling", recycling.AdditionalProperties![ChatRequestMapper.StrategyKey]);
 
-        // A batched request holds ContextSize / Sequences tokens.
-        var tooLong = string.Join(' ', Enumerable.Repeat("the dog ran to the park", 20));
-        var error = await Assert.ThrowsAsync<AgentHostException>(() => batched.GetResponseAsync([new ChatMessage(ChatRole.User, tooLong)], options));
-        Assert.Contains("ContextSize / Sequences", error.Message);
+        // A batched request may use the whole context (no longer ContextSize / Sequences), and the next turn of a
+        // conversation reuses its slot's cache.
+        var longPrompt = string.Join(' ', Enumerable.Repeat("the dog ran to the park", 20));
+        List<ChatMessage> conversation = [new(ChatRole.User, longPrompt)];
+        var first = await batched.GetResponseAsync(conversation, options);
+        Assert.Equal(1.0, MeanBatch(first));
+        conversation.AddRange(first.Messages);
+        conversation.Add(new ChatMessage(ChatRole.User, "And then?"));
+        var second = await batched.GetResponseAsync(conversation, options);
+        Assert.True(second.Usage!.CachedInputTokenCount >= first.Usage!.InputTokenCount, $"cached {second.Usage.CachedInputTokenCount} of {second.Usage.InputTokenCount}");
     }
 
     private static double MeanBatch(ChatResponse response) => ((Dictionary<string, double>)response.AdditionalProperties![LlamaChatClient.StatsKey]!)["mean_batch"];

@@ -242,6 +242,23 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Bench_server_measures_batching_on_and_off_and_the_cost_curve()
+    {
+        var jsonPath = Path.Combine(_temp, "server.json");
+        var prompts = Path.Combine(_temp, "one-prompt.txt");
+        await File.WriteAllTextAsync(prompts, "Once upon a time\n");
+        var result = await Run("bench", "--server", "--prompts", prompts, "--runs", "1", "--warmup", "0", "--max-tokens", "2", "--json", jsonPath);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("16 clients:", result.StdOut);
+        var servers = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement.GetProperty("servers").EnumerateArray().ToList();
+        Assert.Equal([true, false], servers.Select(s => s.GetProperty("batching").GetBoolean()));
+        var cost = servers[0].GetProperty("cost_by_batch");
+        Assert.Equal(["1", "2", "4", "8", "16"], cost.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(1.0, cost.GetProperty("1").GetDouble());
+    }
+
+    [Fact]
     public async Task Bench_reports_every_row_with_a_ratio_against_the_baseline()
     {
         var jsonPath = Path.Combine(_temp, "bench.json");
@@ -252,8 +269,10 @@ public sealed class CliTests : IDisposable
         var root = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement;
         Assert.Equal("greedy", root.GetProperty("baseline").GetString());
         var rows = root.GetProperty("rows").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
-        Assert.Equal(["greedy", "sample", "llamasharp-stateless"], rows.Keys);
+        Assert.Equal(["greedy", "sample", "raw", "llamasharp-stateless"], rows.Keys);
         Assert.Equal(1.0, rows["greedy"].GetProperty("ratio_vs_baseline").GetDouble());
+        // The bare llama_decode loop computes greedy's tokens.
+        Assert.Equal(root.GetProperty("prompts").GetArrayLength(), rows["raw"].GetProperty("outputs_equal_to_greedy").GetInt32());
         Assert.Equal(2, rows["llamasharp-stateless"].GetProperty("runs").GetArrayLength());
         Assert.True(rows["llamasharp-stateless"].GetProperty("ratio_vs_baseline").GetDouble() > 0);
         Assert.Equal(1, root.GetProperty("settings").GetProperty("threads").GetInt32()); // as AgentHostProcess configures

@@ -22,14 +22,12 @@ public sealed class InferenceSession : IDisposable
     private readonly int[] _pendingPast;   // per sequence: highest position in the pending batch + 1
     private readonly int[] _oneSequence = new int[1];
 
-    internal InferenceSession(LlamaModel model, bool hiddenStates, bool unifiedKv = true)
+    internal InferenceSession(LlamaModel model, bool hiddenStates)
     {
         model.Scheduler.VerifyAccess();
         Model = model;
         HasHiddenStates = hiddenStates || model.Settings.HiddenStates;
         var parameters = HasHiddenStates ? model.Parameters with { Embeddings = true, PoolingType = LLamaPoolingType.None } : model.Parameters;
-        if (!unifiedKv)
-            parameters = parameters with { KVUnified = false };
         _context = model.Weights.CreateContext(parameters);
         _handle = _context.NativeHandle;
         ContextSize = Math.Min((int)_handle.ContextSize, model.ContextSize);

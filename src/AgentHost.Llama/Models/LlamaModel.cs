@@ -315,12 +315,6 @@ public sealed class LlamaModel : IDisposable
     public Task<InferenceSession> CreateSessionAsync(bool hiddenStates, CancellationToken cancellationToken = default)
         => Scheduler.RunAsync(() => new InferenceSession(this, hiddenStates), cancellationToken);
 
-    // A cache split evenly between the sequences (ContextSize / Sequences cells each): a token then attends only
-    // to its own sequence's cells, which makes batches of independent requests cheap. Tokens shared by several
-    // sequences cannot be decoded in such a context.
-    internal Task<InferenceSession> CreateSplitCacheSessionAsync(CancellationToken cancellationToken)
-        => Scheduler.RunAsync(() => new InferenceSession(this, hiddenStates: false, unifiedKv: false), cancellationToken);
-
     /// <summary>Stops the scheduler and frees the weights.</summary>
     public void Dispose()
     {

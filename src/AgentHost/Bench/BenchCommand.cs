@@ -29,6 +29,9 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
     private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(128, "Most tokens per prompt.");
     private static readonly Option<string?> _trees = CliOption.Text("--trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", "A,B");
 
+    /// <summary>The bare llama_decode greedy loop (<see cref="RawDecodeLoop"/>): the limit greedy is measured against.</summary>
+    public const string RawRow = "raw";
+
     public string Name => "bench strategies";
 
     public string Summary => "Measure strategies' tokens/s on a fixed prompt set against a baseline and LLamaSharp's StatelessExecutor; plain 'bench' runs this.";
@@ -51,7 +54,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
     {
         var strategyNames = parse.GetValue(_strategies)!
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var rows = ExpandTrees(parse, StrategyArguments.Create(parse, strategyNames)).Append(new Row(PeerRow, null)).ToList();
+        var rows = ExpandTrees(parse, StrategyArguments.Create(parse, strategyNames)).Append(new Row(RawRow, null)).Append(new Row(PeerRow, null)).ToList();
         var baseline = parse.GetValue(_baseline)!;
         var baselineRow = rows.FirstOrDefault(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase))
             ?? throw CliOption.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", rows.Select(r => r.Name))}).");
@@ -81,6 +84,9 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
                 if (run >= warmup)
                     row.Samples.Add(sample);
             }
+            var raw = await RawDecodeLoop.RunAsync(model, prompts, maxTokens, cancellationToken);
+            if (run >= warmup)
+                rows[^2].Samples.Add(new RunSample(raw.Tokens, raw.Tokens, raw.Elapsed, []) { Outputs = raw.Outputs });
             Report(run, warmup, runs, "AgentHost rows");
         }
         for (var run = 0; run < warmup + runs; run++)
@@ -98,6 +104,8 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
         }
 
         PrintTable(rows, baselineRow);
+        if (rows.FirstOrDefault(r => r.Name == "greedy") is { } greedyRow)
+            Console.WriteLine($"{RawRow} outputs equal to greedy: {rows[^2].SameOutputs(greedyRow)}/{prompts.Count}");
         PrintSpeculativeTable(rows, baselineRow);
         if (jsonPath is not null)
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
@@ -248,7 +256,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
                 ["median_extra"] = r.MedianExtra(),
                 ["median_mat"] = r.MedianMat is { } mat ? Math.Round(mat, 4) : null,
                 ["details"] = r.Samples.Count > 0 ? r.Samples[^1].Details : null,
-                ["outputs_equal_to_greedy"] = r.Strategy is not null && rows.FirstOrDefault(g => g.Name == "greedy") is { } greedy ? r.SameOutputs(greedy) : null,
+                ["outputs_equal_to_greedy"] = r.Name != PeerRow && rows.FirstOrDefault(g => g.Name == "greedy") is { } greedy ? r.SameOutputs(greedy) : null,
                 ["runs"] = r.Samples.Select(s => new Dictionary<string, object?>
                 {
                     ["tokens"] = s.Tokens,

@@ -10,7 +10,7 @@ internal sealed class BenchServerCommand(AgentHostOptions options) : ICommand
     private static readonly Option<int> _runs = BenchOptions.Runs(3);
     private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(64, "Most tokens per request.");
     private static readonly Option<int> _slots = CliOption.Int("--slots", "Session slots of the server.", "N", 4, min: 1, max: 64);
-    private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching on.");
+    private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching on only (default: on, then off).");
 
     public string Name => "bench server";
 
@@ -25,7 +25,7 @@ internal sealed class BenchServerCommand(AgentHostOptions options) : ICommand
         if (!options.Models.ContainsKey(model))
             throw CliOption.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
         await ServerBench.RunAsync(options, model, prompts, parse.GetValue(_runs), parse.GetValue(BenchOptions.Warmup), parse.GetValue(_maxTokens),
-            parse.GetValue(_slots), parse.GetValue(_batching), parse.GetValue(BenchOptions.JsonFile), cancellationToken);
+            parse.GetValue(_slots), parse.GetValue(_batching) ? [true] : [true, false], parse.GetValue(BenchOptions.JsonFile), cancellationToken);
         return CliApp.ExitOk;
     }
 }

@@ -13,23 +13,50 @@ namespace AgentHost.Bench;
 /// <c>bench server</c>: the OpenAI-compatible server on loopback, measured from real HTTP clients.
 /// Throughput is generated tokens per second summed over 1, 4 and 16 concurrent clients; the HTTP path's
 /// overhead is the 1-client throughput against the same requests made in-process on the same client
-/// (same model, slots and prompt cache), measured in the same run.
+/// (same model, slots and prompt cache), measured in the same run. Continuous batching on and off are measured on a
+/// server each, with the cost curve C(b) of batched decodes, which bounds what many clients can reach.
 /// </summary>
 internal static class ServerBench
 {
     private static readonly int[] _clientCounts = [1, 4, 16];
 
-    public static async Task RunAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, string? jsonPath, CancellationToken cancellationToken)
+    /// <summary>Measures each of <paramref name="batchingModes"/> (continuous batching on / off) on a server of its own, one after the other.</summary>
+    public static async Task RunAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, IReadOnlyList<bool> batchingModes, string? jsonPath, CancellationToken cancellationToken)
+    {
+        var reports = new List<Dictionary<string, object?>>();
+        foreach (var batching in batchingModes)
+            reports.Add(await MeasureServerAsync(options, modelName, prompts, runs, warmup, maxTokens, slots, batching, cancellationToken));
+        if (jsonPath is not null)
+        {
+            var report = new Dictionary<string, object?>
+            {
+                ["model"] = modelName,
+                ["scenario"] = "server",
+                ["prompts"] = prompts,
+                ["max_tokens"] = maxTokens,
+                ["slots"] = slots,
+                ["runs"] = runs,
+                ["warmup"] = warmup,
+                ["servers"] = reports,
+            };
+            await File.WriteAllTextAsync(jsonPath, JsonOutput.Serialize(report), cancellationToken);
+            Console.Error.WriteLine($"wrote {jsonPath}");
+        }
+    }
+
+    private static async Task<Dictionary<string, object?>> MeasureServerAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, CancellationToken cancellationToken)
     {
         var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Slots = slots, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
         var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(modelName, cancellationToken);
+        var model = hosted.Client.Model;
         Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
 
         var inProcess = new List<double>();
         var overHttp = _clientCounts.ToDictionary(c => c, _ => new List<double>());
+        var costs = CostCurve.Sizes(model).ToDictionary(b => b, _ => new List<double>());
         for (var run = 0; run < warmup + runs; run++)
         {
             var direct = await MeasureAsync(1, prompts, async prompt =>
@@ -40,44 +67,55 @@ internal static class ServerBench
             var viaHttp = new Dictionary<int, double>();
             foreach (var clients in _clientCounts)
                 viaHttp[clients] = await MeasureAsync(clients, prompts, prompt => PostAsync(http, hosted.Name, prompt, maxTokens, cancellationToken));
+            // Decodes at about the middle of a bench request: a chat prompt and half a reply.
+            var cost = await CostCurve.MeasureAsync(model, position: 32 + maxTokens / 2, steps: 8, cancellationToken);
             if (run >= warmup)
             {
                 inProcess.Add(direct);
                 foreach (var (clients, value) in viaHttp)
                     overHttp[clients].Add(value);
+                foreach (var (b, ms) in cost)
+                    costs[b].Add(ms);
             }
             Console.Error.WriteLine(run >= warmup ? $"  run {run - warmup + 1}/{runs} done" : $"  warm-up {run + 1}/{warmup} done");
         }
 
         var ci = CultureInfo.InvariantCulture;
         var baseline = Statistics.Median(inProcess);
-        Console.WriteLine($"{"path",-22} {"clients",8} {"median tok/s",13} {"vs in-process",14}");
-        Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x", "in-process", 1, baseline, 1.0));
+        var one = Statistics.Median(overHttp[1]);
+        var c = costs.ToDictionary(p => p.Key, p => Statistics.Median(p.Value) / Statistics.Median(costs[1]));
+        Console.WriteLine($"batching {(batching ? "on" : "off")}");
+        Console.WriteLine($"{"path",-22} {"clients",8} {"median tok/s",13} {"vs in-process",14} {"vs 1 client",12}");
+        Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,12}", "in-process", 1, baseline, 1.0, "-"));
         foreach (var clients in _clientCounts)
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x", "http", clients, Statistics.Median(overHttp[clients]), Statistics.Median(overHttp[clients]) / baseline));
-        var overhead = 1 - Statistics.Median(overHttp[1]) / baseline;
-        Console.WriteLine(string.Format(ci, "HTTP overhead at 1 client: {0:P1} of in-process throughput", overhead));
-
-        if (jsonPath is not null)
         {
-            var report = new Dictionary<string, object?>
-            {
-                ["model"] = hosted.Name,
-                ["scenario"] = "server",
-                ["prompts"] = prompts,
-                ["max_tokens"] = maxTokens,
-                ["slots"] = slots,
-                ["batching"] = batching,
-                ["runs"] = runs,
-                ["warmup"] = warmup,
-                ["in_process_tokens_per_second"] = inProcess,
-                ["http_tokens_per_second"] = overHttp.ToDictionary(p => p.Key.ToString(ci), p => p.Value),
-                ["http_overhead_at_1_client"] = Math.Round(overhead, 4),
-            };
-            await File.WriteAllTextAsync(jsonPath, JsonOutput.Serialize(report), cancellationToken);
-            Console.Error.WriteLine($"wrote {jsonPath}");
+            var value = Statistics.Median(overHttp[clients]);
+            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,11:F2}x", "http", clients, value, value / baseline, value / one));
         }
+        Console.WriteLine(string.Format(ci, "HTTP overhead at 1 client: {0:P1} of in-process throughput", 1 - one / baseline));
+        Console.WriteLine("cost of a decode of b sequences x 1 token: " + string.Join(", ", c.Select(p => string.Format(ci, "C({0}) = {1:F2}", p.Key, p.Value))) +
+            string.Format(ci, " (C(1) = {0:F1} ms)", Statistics.Median(costs[1])));
+        var largest = _clientCounts[^1];
+        double? ofLimit = null;
+        if (c.TryGetValue(largest, out var cLargest))
+        {
+            var limit = largest / cLargest * one;
+            ofLimit = Statistics.Median(overHttp[largest]) / limit;
+            Console.WriteLine(string.Format(ci, "{0} clients: {1:P0} of the limit {0} / C({0}) x 1 client = {2:N0} tok/s", largest, ofLimit, limit));
+        }
+        Console.WriteLine();
+
         await app.StopAsync(CancellationToken.None);
+        return new Dictionary<string, object?>
+        {
+            ["batching"] = batching,
+            ["in_process_tokens_per_second"] = inProcess,
+            ["http_tokens_per_second"] = overHttp.ToDictionary(p => p.Key.ToString(ci), p => p.Value),
+            ["http_overhead_at_1_client"] = Math.Round(1 - one / baseline, 4),
+            ["decode_ms_by_batch"] = costs.ToDictionary(p => p.Key.ToString(ci), p => p.Value),
+            ["cost_by_batch"] = c.ToDictionary(p => p.Key.ToString(ci), p => Math.Round(p.Value, 3)),
+            ["share_of_limit_at_16_clients"] = ofLimit is { } share ? Math.Round(share, 3) : null,
+        };
     }
 
     /// <summary>Every client sends every prompt in turn; returns generated tokens per second of wall time, summed over clients.</summary>

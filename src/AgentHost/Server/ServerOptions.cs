@@ -28,9 +28,9 @@ internal sealed class ServerOptions
 
     /// <summary>
     /// Continuous batching of greedy/sampling requests (see <c>LlamaChatClientOptions.ContinuousBatching</c>):
-    /// more throughput with many clients; each batched request then holds ContextSize / Sequences tokens. Default off.
+    /// more throughput with many clients. Default on; false runs every request on a slot.
     /// </summary>
-    public bool Batching { get; set; }
+    public bool Batching { get; set; } = true;
 
     /// <summary>Largest request body in bytes (default 4 MiB); larger gets 413.</summary>
     public long MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
