@@ -67,7 +67,10 @@ public sealed partial class ModelResolver
     }
 
     /// <summary>Resolves a model, downloading it into the user cache if it is found nowhere locally.</summary>
-    /// <param name="nameOrPath">A catalog name (any case) or a path to a model file; <see langword="null"/> or empty takes <see cref="AgentHostOptions.DefaultModel"/>.</param>
+    /// <param name="nameOrPath">
+    /// A catalog name (any case), a path to a model file or a Hugging Face reference (<see cref="HuggingFaceReference"/>);
+    /// <see langword="null"/> or empty takes <see cref="AgentHostOptions.DefaultModel"/>.
+    /// </param>
     /// <param name="progress">Receives download progress, if a download happens, and build progress, if a stand-in is built.</param>
     /// <param name="cancellationToken">Cancels a download or a build.</param>
     /// <returns>The file and its settings.</returns>
@@ -83,10 +86,21 @@ public sealed partial class ModelResolver
         CancellationToken cancellationToken = default)
     {
         var value = ValueOrDefault(nameOrPath);
+        if (HuggingFaceReference.IsReference(value))
+        {
+            var (reference, entry) = await ReferenceEntryAsync(HuggingFaceReference.Parse(value), cancellationToken).ConfigureAwait(false);
+            return await ResolveEntryAsync(reference, entry, progress, cancellationToken).ConfigureAwait(false);
+        }
         if (IsExplicitPath(value))
             return ResolveExplicitPath(value);
 
         var (name, settings) = FindCatalogEntry(value);
+        return await ResolveEntryAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Resolves a catalog entry (or the entry of a Hugging Face reference): local folders, else a build or a download.</summary>
+    private async Task<ResolvedModel> ResolveEntryAsync(string name, ModelSettings settings, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
         if (settings.StandIn is not null)
             return await ResolveStandInAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
 
@@ -180,7 +194,12 @@ public sealed partial class ModelResolver
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrFile);
         var value = nameOrFile.Trim();
         string file;
-        if (_options.Models.Keys.Any(k => string.Equals(k, value, StringComparison.OrdinalIgnoreCase)))
+        if (HuggingFaceReference.IsReference(value))
+        {
+            file = LocalReferenceEntry(HuggingFaceReference.Parse(value))?.Settings.File?.Trim()
+                ?? throw new AgentHostException(ErrorKind.ModelNotFound, $"The user cache '{CacheDirectory}' holds no file of {value}.");
+        }
+        else if (_options.Models.Keys.Any(k => string.Equals(k, value, StringComparison.OrdinalIgnoreCase)))
         {
             var (_, settings) = FindCatalogEntry(value);
             file = settings.File?.Trim() ?? "";
@@ -221,18 +240,24 @@ public sealed partial class ModelResolver
         foreach (var path in files.Order(StringComparer.Ordinal))
         {
             var (name, settings) = FindCatalogEntryByFile(Path.GetFileName(path));
-            var digest = !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
-                : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
-                : LocalDigest.Unverified;
-            found.Add(new LocalModel(name, path, new FileInfo(path).Length, source, digest));
+            if (HuggingFaceReference.FromCacheFileName(name) is { } reference)
+                name = reference.ToString();
+            found.Add(new LocalModel(name, path, new FileInfo(path).Length, source, DigestOf(path, settings)));
         }
+    }
+
+    /// <summary>How a local file's content is vouched for: the catalog's SHA-256, one recorded on first use, or nothing.</summary>
+    private static LocalDigest DigestOf(string path, ModelSettings settings)
+    {
+        return !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
+            : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
+            : LocalDigest.Unverified;
     }
 
     /// <summary>Downloads, and records the digest beside a file whose catalog entry gives none (trust on first use).</summary>
     private async Task<string> DownloadAsync(Uri url, string destination, string? sha256, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
-        _downloader ??= new ModelDownloader(_sharedHttpClient.Value, _logger) { HuggingFaceToken = _getEnvironmentVariable("HF_TOKEN") };
-        var digest = await _downloader.DownloadAsync(url, destination, sha256, progress, cancellationToken).ConfigureAwait(false);
+        var digest = await Downloader.DownloadAsync(url, destination, sha256, progress, cancellationToken).ConfigureAwait(false);
         if (string.IsNullOrWhiteSpace(sha256))
         {
             try
@@ -277,6 +302,12 @@ public sealed partial class ModelResolver
         }
 
         var (catalogName, settings) = FindCatalogEntry(value);
+        return DescribeEntry(catalogName, settings);
+    }
+
+    /// <summary>Where a catalog entry (or the entry of a Hugging Face reference) resolves right now.</summary>
+    private ModelLocation DescribeEntry(string catalogName, ModelSettings settings)
+    {
         if (settings.StandIn is not null)
         {
             var (sourceName, _) = StandInSource(catalogName, settings.StandIn);

@@ -32,6 +32,12 @@ public sealed class ModelSettings
     /// <summary>Expected SHA-256 of the file (hex); a download that does not match is discarded.</summary>
     public string? Sha256 { get; set; }
 
+    /// <summary>The file's size in bytes, approximate (shown before a download); 0 when unknown.</summary>
+    public long Size { get; set; }
+
+    /// <summary>The model's licence, as its publisher names it (e.g. <c>Apache-2.0</c>); shown by <c>models show</c>.</summary>
+    public string? License { get; set; }
+
     /// <summary>Context size in tokens; 0 takes the size the model was trained with.</summary>
     public int ContextSize { get; set; }
 
@@ -111,6 +117,7 @@ public sealed class ModelSettings
                 throw new AgentHostException(ErrorKind.InvalidArgument, $"{ConfigurationKey(model, setting)} {rule}.");
         }
 
+        Require(Size >= 0, nameof(Size), $"must be 0 (unknown) or a size in bytes, not {Size}");
         Require(ContextSize is 0 or (>= 1 and <= MaxContextSize), nameof(ContextSize), $"must be 0 (the model's own) or between 1 and {MaxContextSize}, not {ContextSize}");
         Require(Threads is >= 0 and <= MaxThreads, nameof(Threads), $"must be 0 (all cores) or between 1 and {MaxThreads}, not {Threads}");
         Require(BatchThreads is >= 0 and <= MaxThreads, nameof(BatchThreads), $"must be 0 (same as Threads) or between 1 and {MaxThreads}, not {BatchThreads}");
@@ -151,6 +158,19 @@ public sealed class AgentHostOptions
     /// <summary>Whether a model found nowhere locally may be downloaded from its URL.</summary>
     public bool AllowDownload { get; set; } = true;
 
+    /// <summary>The Hugging Face endpoint <c>hf:</c> references resolve against (a mirror, say); empty means <c>https://huggingface.co</c>.</summary>
+    public string? HuggingFaceEndpoint { get; set; }
+
+    /// <summary>
+    /// Access token for gated or private Hugging Face repositories; the environment variable <c>HF_TOKEN</c> wins over it.
+    /// Sent only to huggingface.co and to <see cref="HuggingFaceEndpoint"/>.
+    /// </summary>
+    public string? HuggingFaceToken { get; set; }
+
     /// <summary>The named models.</summary>
     public Dictionary<string, ModelSettings> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Checks the settings outside the catalog entries (each entry has <see cref="ModelSettings.Validate"/>).</summary>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> naming the offending key.</exception>
+    public void Validate() => HuggingFaceHub.ParseEndpoint(HuggingFaceEndpoint);
 }
