@@ -419,7 +419,7 @@ public sealed partial class ModelResolver
         var known = _options.Models.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList();
         var list = known.Count == 0 ? "none (the catalog is empty)" : string.Join(", ", known);
         throw new AgentHostException(ErrorKind.ModelNotFound,
-            $"Unknown model '{value}'. Known models: {list}. Pass a catalog name or a path to a .gguf file.");
+            $"Unknown model '{value}'. Known models: {list}. Pass a catalog name, a path to a .gguf file or a Hugging Face reference (hf:OWNER/REPO:QUANT).");
     }
 
     private SearchResult Search(string name, ModelSettings settings)
