@@ -177,6 +177,7 @@ public sealed class HuggingFaceResolverTests : IDisposable
         var options = Options();
         var resolver = CreateResolver(options);
 
+        Assert.Equal("not found; the repository's file list chooses the file", resolver.Describe($"hf:{Repository}:Q4_K_M").Status);
         var before = await resolver.InspectAsync($"hf:{Repository}:Q4_K_M").WaitAsync(_bound);
         Assert.Equal((false, LocalDigest.Unverified, (long?)null), (before.Location.IsAvailable, before.Digest, before.Size));
         Assert.Equal(new Uri(_hub.Endpoint, $"{Repository}/resolve/main/{QuantFile}"), before.Url);
@@ -186,6 +187,7 @@ public sealed class HuggingFaceResolverTests : IDisposable
         var after = await resolver.InspectAsync($"hf:{Repository}:Q4_K_M").WaitAsync(_bound);
 
         Assert.Equal((true, LocalDigest.RecordedOnFirstUse, (long?)_modelBytes.Value.Length), (after.Location.IsAvailable, after.Digest, after.Size));
+        Assert.Equal(after.Location.Path, resolver.Describe($"hf:{Repository}:Q4_K_M").Path);
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(_modelBytes.Value)), after.Sha256);
         Assert.Equal("llama", after.File!.Architecture);
         Assert.Equal(GgufFile.Read(TestModels.Stories260K).GetInteger("llama.context_length"), after.TrainedContext);

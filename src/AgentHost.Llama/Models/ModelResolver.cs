@@ -7,7 +7,8 @@ namespace AgentHost.Llama.Models;
 /// Turns a user's <c>--model</c> value into a model file. Order: an explicit path; the models folder
 /// (<c>AGENTHOST_MODELS_DIR</c>, else <see cref="AgentHostOptions.ModelsDir"/>); the user cache
 /// (<see cref="AgentHostOptions.CacheDir"/>, else <c>$XDG_CACHE_HOME/agenthost/models</c>, else
-/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache. A stand-in entry
+/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache. A Hugging Face reference
+/// (<see cref="HuggingFaceReference"/>) is the catalog entry that downloads its file, else an entry of its own. A stand-in entry
 /// (<see cref="ModelSettings.StandIn"/>) is instead built into the user cache from its source entry.
 /// </summary>
 public sealed partial class ModelResolver
@@ -247,12 +248,10 @@ public sealed partial class ModelResolver
     }
 
     /// <summary>How a local file's content is vouched for: the catalog's SHA-256, one recorded on first use, or nothing.</summary>
-    private static LocalDigest DigestOf(string path, ModelSettings settings)
-    {
-        return !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
-            : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
-            : LocalDigest.Unverified;
-    }
+    private static LocalDigest DigestOf(string path, ModelSettings settings) =>
+        !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
+        : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
+        : LocalDigest.Unverified;
 
     /// <summary>Downloads, and records the digest beside a file whose catalog entry gives none (trust on first use).</summary>
     private async Task<string> DownloadAsync(Uri url, string destination, string? sha256, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
@@ -292,6 +291,13 @@ public sealed partial class ModelResolver
     public ModelLocation Describe(string name)
     {
         var value = ValueOrDefault(name);
+        if (HuggingFaceReference.IsReference(value))
+        {
+            var reference = HuggingFaceReference.Parse(value);
+            return LocalReferenceEntry(reference) is { } entry
+                ? DescribeEntry(entry.Name, entry.Settings)
+                : new ModelLocation(reference.ToString(), new ModelSettings(), null, null, "not found; the repository's file list chooses the file");
+        }
         if (IsExplicitPath(value))
         {
             var full = FullPath(value);
