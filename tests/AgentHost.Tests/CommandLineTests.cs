@@ -11,7 +11,7 @@ public sealed class CommandLineTests
     [InlineData("analyze", "rollouts", "contrast")]
     [InlineData("toolkens", "corpus", "train", "eval")]
     [InlineData("bench", "strategies", "chat", "server")]
-    [InlineData("models", "pull", "list", "rm")]
+    [InlineData("models", "pull", "list", "rm", "show")]
     public async Task A_group_help_lists_its_subcommands_and_exits_0(string group, params string[] subcommands)
     {
         var result = await Run(group, "--help");

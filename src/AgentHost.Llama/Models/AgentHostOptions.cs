@@ -24,6 +24,19 @@ public sealed class AgentHostOptions
     /// <summary>Whether a model found nowhere locally may be downloaded from its URL.</summary>
     public bool AllowDownload { get; set; } = true;
 
+    /// <summary>The Hugging Face endpoint <c>hf:</c> references resolve against (a mirror, say); empty means <c>https://huggingface.co</c>.</summary>
+    public string? HuggingFaceEndpoint { get; set; }
+
+    /// <summary>
+    /// Access token for gated or private Hugging Face repositories; the environment variable <c>HF_TOKEN</c> wins over it.
+    /// Sent only to huggingface.co and to <see cref="HuggingFaceEndpoint"/>.
+    /// </summary>
+    public string? HuggingFaceToken { get; set; }
+
     /// <summary>The named models.</summary>
     public Dictionary<string, ModelSettings> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Checks the settings outside the catalog entries (each entry has <see cref="ModelSettings.Validate"/>).</summary>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> naming the offending key.</exception>
+    public void Validate() => HuggingFaceHub.ParseEndpoint(HuggingFaceEndpoint);
 }

@@ -89,10 +89,17 @@ public sealed partial class ModelDownloader
     }
 
     /// <summary>
-    /// A Hugging Face access token (e.g. from <c>HF_TOKEN</c>), sent as a bearer token to https URLs on
-    /// huggingface.co only (never to another host; .NET drops it on a redirect). Needed for gated or private models.
+    /// A Hugging Face access token (e.g. from <c>HF_TOKEN</c>), sent as a bearer token to https URLs on huggingface.co
+    /// and to <see cref="HuggingFaceEndpoint"/> only (never to another host; .NET drops it on a redirect). Needed for gated
+    /// or private models.
     /// </summary>
     public string? HuggingFaceToken { get; init; }
+
+    /// <summary>A Hugging Face mirror that also receives <see cref="HuggingFaceToken"/>; default <c>https://huggingface.co</c>.</summary>
+    public Uri HuggingFaceEndpoint { get; init; } = new(HuggingFaceHub.DefaultEndpoint);
+
+    /// <summary>The client the downloads use (also for the Hugging Face file list).</summary>
+    internal HttpClient HttpClient => _httpClient;
 
     /// <summary>Downloads <paramref name="url"/> to <paramref name="destination"/>.</summary>
     /// <param name="url">An absolute http or https URL.</param>
@@ -234,7 +241,7 @@ public sealed partial class ModelDownloader
             request.Headers.Range = new System.Net.Http.Headers.RangeHeaderValue(existing, null);
             request.Headers.TryAddWithoutValidation("If-Range", validator);
         }
-        if (HuggingFaceToken is { Length: > 0 } token && IsHuggingFace(url))
+        if (HuggingFaceToken is { Length: > 0 } token && HuggingFaceHub.SendsTokenTo(url, HuggingFaceEndpoint))
             request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
 
         long received = 0;
@@ -379,10 +386,6 @@ public sealed partial class ModelDownloader
             return etag.ToString();
         return response.Content.Headers.LastModified is { } modified ? modified.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : null;
     }
-
-    private static bool IsHuggingFace(Uri url) =>
-        url.Scheme == Uri.UriSchemeHttps
-        && (url.Host.Equals("huggingface.co", StringComparison.OrdinalIgnoreCase) || url.Host.EndsWith(".huggingface.co", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Whether an I/O error means the disk (or the user's quota) is full.</summary>
     internal static bool IsDiskFull(IOException ex)

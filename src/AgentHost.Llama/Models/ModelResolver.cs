@@ -7,7 +7,8 @@ namespace AgentHost.Llama.Models;
 /// Turns a user's <c>--model</c> value into a model file. Order: an explicit path; the models folder
 /// (<c>AGENTHOST_MODELS_DIR</c>, else <see cref="AgentHostOptions.ModelsDir"/>); the user cache
 /// (<see cref="AgentHostOptions.CacheDir"/>, else <c>$XDG_CACHE_HOME/agenthost/models</c>, else
-/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache. A stand-in entry
+/// <c>~/.cache/agenthost/models</c>); a download from the catalog's URL into the user cache. A Hugging Face reference
+/// (<see cref="HuggingFaceReference"/>) is the catalog entry that downloads its file, else an entry of its own. A stand-in entry
 /// (<see cref="ModelSettings.StandIn"/>) is instead built into the user cache from its source entry.
 /// </summary>
 public sealed partial class ModelResolver
@@ -67,7 +68,10 @@ public sealed partial class ModelResolver
     }
 
     /// <summary>Resolves a model, downloading it into the user cache if it is found nowhere locally.</summary>
-    /// <param name="nameOrPath">A catalog name (any case) or a path to a model file; <see langword="null"/> or empty takes <see cref="AgentHostOptions.DefaultModel"/>.</param>
+    /// <param name="nameOrPath">
+    /// A catalog name (any case), a path to a model file or a Hugging Face reference (<see cref="HuggingFaceReference"/>);
+    /// <see langword="null"/> or empty takes <see cref="AgentHostOptions.DefaultModel"/>.
+    /// </param>
     /// <param name="progress">Receives download progress, if a download happens, and build progress, if a stand-in is built.</param>
     /// <param name="cancellationToken">Cancels a download or a build.</param>
     /// <returns>The file and its settings.</returns>
@@ -83,10 +87,21 @@ public sealed partial class ModelResolver
         CancellationToken cancellationToken = default)
     {
         var value = ValueOrDefault(nameOrPath);
+        if (HuggingFaceReference.IsReference(value))
+        {
+            var (reference, entry) = await ReferenceEntryAsync(HuggingFaceReference.Parse(value), cancellationToken).ConfigureAwait(false);
+            return await ResolveEntryAsync(reference, entry, progress, cancellationToken).ConfigureAwait(false);
+        }
         if (IsExplicitPath(value))
             return ResolveExplicitPath(value);
 
         var (name, settings) = FindCatalogEntry(value);
+        return await ResolveEntryAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Resolves a catalog entry (or the entry of a Hugging Face reference): local folders, else a build or a download.</summary>
+    private async Task<ResolvedModel> ResolveEntryAsync(string name, ModelSettings settings, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
+    {
         if (settings.StandIn is not null)
             return await ResolveStandInAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
 
@@ -180,7 +195,12 @@ public sealed partial class ModelResolver
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrFile);
         var value = nameOrFile.Trim();
         string file;
-        if (_options.Models.Keys.Any(k => string.Equals(k, value, StringComparison.OrdinalIgnoreCase)))
+        if (HuggingFaceReference.IsReference(value))
+        {
+            file = LocalReferenceEntry(HuggingFaceReference.Parse(value))?.Settings.File?.Trim()
+                ?? throw new AgentHostException(ErrorKind.ModelNotFound, $"The user cache '{CacheDirectory}' holds no file of {value}.");
+        }
+        else if (_options.Models.Keys.Any(k => string.Equals(k, value, StringComparison.OrdinalIgnoreCase)))
         {
             var (_, settings) = FindCatalogEntry(value);
             file = settings.File?.Trim() ?? "";
@@ -221,18 +241,22 @@ public sealed partial class ModelResolver
         foreach (var path in files.Order(StringComparer.Ordinal))
         {
             var (name, settings) = FindCatalogEntryByFile(Path.GetFileName(path));
-            var digest = !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
-                : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
-                : LocalDigest.Unverified;
-            found.Add(new LocalModel(name, path, new FileInfo(path).Length, source, digest));
+            if (HuggingFaceReference.FromCacheFileName(name) is { } reference)
+                name = reference.ToString();
+            found.Add(new LocalModel(name, path, new FileInfo(path).Length, source, DigestOf(path, settings)));
         }
     }
+
+    /// <summary>How a local file's content is vouched for: the catalog's SHA-256, one recorded on first use, or nothing.</summary>
+    private static LocalDigest DigestOf(string path, ModelSettings settings) =>
+        !string.IsNullOrWhiteSpace(settings.Sha256) ? LocalDigest.Verified
+        : File.Exists(ModelDigest.PathFor(path)) ? LocalDigest.RecordedOnFirstUse
+        : LocalDigest.Unverified;
 
     /// <summary>Downloads, and records the digest beside a file whose catalog entry gives none (trust on first use).</summary>
     private async Task<string> DownloadAsync(Uri url, string destination, string? sha256, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
-        _downloader ??= new ModelDownloader(_sharedHttpClient.Value, _logger) { HuggingFaceToken = _getEnvironmentVariable("HF_TOKEN") };
-        var digest = await _downloader.DownloadAsync(url, destination, sha256, progress, cancellationToken).ConfigureAwait(false);
+        var digest = await Downloader.DownloadAsync(url, destination, sha256, progress, cancellationToken).ConfigureAwait(false);
         if (string.IsNullOrWhiteSpace(sha256))
         {
             try
@@ -267,6 +291,13 @@ public sealed partial class ModelResolver
     public ModelLocation Describe(string name)
     {
         var value = ValueOrDefault(name);
+        if (HuggingFaceReference.IsReference(value))
+        {
+            var reference = HuggingFaceReference.Parse(value);
+            return LocalReferenceEntry(reference) is { } entry
+                ? DescribeEntry(entry.Name, entry.Settings)
+                : new ModelLocation(reference.ToString(), new ModelSettings(), null, null, "not found; the repository's file list chooses the file");
+        }
         if (IsExplicitPath(value))
         {
             var full = FullPath(value);
@@ -277,6 +308,12 @@ public sealed partial class ModelResolver
         }
 
         var (catalogName, settings) = FindCatalogEntry(value);
+        return DescribeEntry(catalogName, settings);
+    }
+
+    /// <summary>Where a catalog entry (or the entry of a Hugging Face reference) resolves right now.</summary>
+    private ModelLocation DescribeEntry(string catalogName, ModelSettings settings)
+    {
         if (settings.StandIn is not null)
         {
             var (sourceName, _) = StandInSource(catalogName, settings.StandIn);
@@ -388,7 +425,7 @@ public sealed partial class ModelResolver
         var known = _options.Models.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList();
         var list = known.Count == 0 ? "none (the catalog is empty)" : string.Join(", ", known);
         throw new AgentHostException(ErrorKind.ModelNotFound,
-            $"Unknown model '{value}'. Known models: {list}. Pass a catalog name or a path to a .gguf file.");
+            $"Unknown model '{value}'. Known models: {list}. Pass a catalog name, a path to a .gguf file or a Hugging Face reference (hf:OWNER/REPO:QUANT).");
     }
 
     private SearchResult Search(string name, ModelSettings settings)

@@ -12,6 +12,12 @@ public sealed class ModelSettings
     /// <summary>Expected SHA-256 of the file (hex); a download that does not match is discarded.</summary>
     public string? Sha256 { get; set; }
 
+    /// <summary>The file's size in bytes, approximate (shown before a download); 0 when unknown.</summary>
+    public long Size { get; set; }
+
+    /// <summary>The model's licence, as its publisher names it (e.g. <c>Apache-2.0</c>); shown by <c>models show</c>.</summary>
+    public string? License { get; set; }
+
     /// <summary>Context size in tokens; 0 takes the size the model was trained with.</summary>
     public int ContextSize { get; set; }
 
@@ -87,6 +93,7 @@ public sealed class ModelSettings
     {
         void Require(bool ok, string setting, string rule) => Guard.Require(ok, $"{ConfigurationKey(model, setting)} {rule}.");
 
+        Require(Size >= 0, nameof(Size), $"must be 0 (unknown) or a size in bytes, not {Size}");
         Require(ContextSize is 0 or (>= 1 and <= MaxContextSize), nameof(ContextSize), $"must be 0 (the model's own) or between 1 and {MaxContextSize}, not {ContextSize}");
         Require(Threads is >= 0 and <= MaxThreads, nameof(Threads), $"must be 0 (all cores) or between 1 and {MaxThreads}, not {Threads}");
         Require(BatchThreads is >= 0 and <= MaxThreads, nameof(BatchThreads), $"must be 0 (same as Threads) or between 1 and {MaxThreads}, not {BatchThreads}");

@@ -198,6 +198,7 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, ModelsPullCommand>();
         builder.Services.AddSingleton<ICommand, ModelsListCommand>();
         builder.Services.AddSingleton<ICommand, ModelsRemoveCommand>();
+        builder.Services.AddSingleton<ICommand, ModelsShowCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchChatCommand>();
         builder.Services.AddSingleton<ICommand, Bench.BenchServerCommand>();

@@ -31,6 +31,7 @@ internal static class ConfigurationBinding
             settings.Validate(entry.Key);
             options.Models[entry.Key] = settings;
         }
+        options.Validate();
         return options;
     }
 

@@ -29,6 +29,9 @@ internal sealed class ModelsCommand(LlamaModelProvider models, AgentHostOptions 
                 ["status"] = l.Status,
                 ["url"] = l.Settings.Url,
                 ["context_size"] = l.Settings.ContextSize,
+                ["size"] = l.Settings.Size > 0 ? l.Settings.Size : null,
+                ["license"] = l.Settings.License,
+                ["chat_format"] = l.Settings.ChatFormat,
             })));
             return Task.FromResult(CliApp.ExitOk);
         }

@@ -7,11 +7,11 @@ namespace AgentHost.Cli;
 /// <summary><c>models pull NAME|URL</c>: makes a model local (downloading it with progress) and prints its path and SHA-256.</summary>
 internal sealed class ModelsPullCommand(LlamaModelProvider models) : ICommand
 {
-    private static readonly Argument<string?> _model = new("name") { Description = "A catalog name, or an http(s) URL of a .gguf file.", HelpName = "NAME|URL", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Argument<string?> _model = new("name") { Description = "A catalog name, a Hugging Face reference (hf:OWNER/REPO/FILE.gguf, hf:OWNER/REPO:QUANT) or an http(s) URL of a .gguf file.", HelpName = "NAME|URL", Arity = ArgumentArity.ZeroOrOne };
 
     public string Name => "models pull";
 
-    public string Summary => "Download a catalog model (or a .gguf URL) into the user cache; print its path and SHA-256.";
+    public string Summary => "Download a catalog model, an hf: reference or a .gguf URL into the user cache; print its path and SHA-256.";
 
     public IReadOnlyList<Symbol> Options { get; } = [_model];
 
@@ -72,7 +72,8 @@ internal sealed class ModelsListCommand(LlamaModelProvider provider) : ICommand
 
     private static string Where(ModelSource source) => source == ModelSource.ModelsDir ? "models folder" : "user cache";
 
-    private static string Status(LocalDigest digest) => digest switch
+    /// <summary>The digest status as <c>models list</c> and <c>models show --json</c> name it.</summary>
+    internal static string Status(LocalDigest digest) => digest switch
     {
         LocalDigest.Verified => "verified",
         LocalDigest.RecordedOnFirstUse => "recorded-on-first-use",
@@ -83,7 +84,7 @@ internal sealed class ModelsListCommand(LlamaModelProvider provider) : ICommand
 /// <summary><c>models rm NAME</c>: removes a model from the user cache with its digest record and any partial download.</summary>
 internal sealed class ModelsRemoveCommand(LlamaModelProvider models) : ICommand
 {
-    private static readonly Argument<string?> _model = new("name") { Description = "A catalog name or the file name of a model in the user cache.", HelpName = "NAME", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Argument<string?> _model = new("name") { Description = "A catalog name, a Hugging Face reference or the file name of a model in the user cache.", HelpName = "NAME", Arity = ArgumentArity.ZeroOrOne };
 
     public string Name => "models rm";
 

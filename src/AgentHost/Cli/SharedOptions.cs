@@ -9,7 +9,7 @@ internal static class SharedOptions
     private static readonly SamplingOptions _sampling = new();
 
     /// <summary><c>--model</c>: what every verb that loads a model takes.</summary>
-    public static Option<string?> Model { get; } = CliOption.Text("--model", "Catalog name or path to a .gguf file (default: AgentHost:DefaultModel).", "NAME|PATH");
+    public static Option<string?> Model { get; } = CliOption.Text("--model", "Catalog name, path to a .gguf file or Hugging Face reference hf:OWNER/REPO[/FILE.gguf|:QUANT] (default: AgentHost:DefaultModel).", "NAME|PATH");
 
     /// <summary><c>--json</c>: print the result as JSON instead of text.</summary>
     public static Option<bool> Json { get; } = CliOption.Flag("--json", "Print the result as one JSON document instead of text.");

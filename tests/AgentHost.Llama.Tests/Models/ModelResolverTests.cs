@@ -307,7 +307,7 @@ public sealed class ModelResolverTests : IDisposable
         var ex = await Assert.ThrowsAsync<AgentHostException>(() => CreateResolver(options).ResolveAsync("nosuch", null, CancellationToken.None));
 
         Assert.Equal(ErrorKind.ModelNotFound, ex.Kind);
-        Assert.Equal("Unknown model 'nosuch'. Known models: alpha, stories. Pass a catalog name or a path to a .gguf file.", ex.Message);
+        Assert.Equal("Unknown model 'nosuch'. Known models: alpha, stories. Pass a catalog name, a path to a .gguf file or a Hugging Face reference (hf:OWNER/REPO:QUANT).", ex.Message);
     }
 
     [Fact]

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Globalization;
+using AgentHost.Extensions.AI.Chat;
+using AgentHost.Llama.Hosting;
+using AgentHost.Llama.Models;
+
+namespace AgentHost.Cli;
+
+/// <summary>
+/// <c>models show NAME</c>: what a name will be used as (file or URL, size, digest status, context size, chat and
+/// tool-call format, licence), downloading nothing. The chat format the catalog names wins over the one detected from
+/// the file's own template; both are shown.
+/// </summary>
+internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
+{
+    private static readonly Argument<string?> _model = new("name")
+    {
+        Description = "A catalog name, a path to a .gguf file or a Hugging Face reference (hf:OWNER/REPO/FILE.gguf, hf:OWNER/REPO:QUANT).",
+        HelpName = "NAME|PATH|hf:REF",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    public string Name => "models show";
+
+    public string Summary => "Show what a model name will be used as: file or URL, size, digest, context size, chat and tool-call format, licence.";
+
+    public IReadOnlyList<Symbol> Options { get; } = [_model, SharedOptions.Json];
+
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var details = await models.Resolver.InspectAsync(parse.Require(_model), cancellationToken);
+        var location = details.Location;
+        var settings = location.Settings;
+        var configured = string.IsNullOrWhiteSpace(settings.ChatFormat) ? null : ChatFormatCatalog.Default.Get(settings.ChatFormat).Name;
+        var detected = details.File is { } file ? ChatFormatCatalog.Detect(file.GetString("tokenizer.chat_template"), file.Architecture) : null;
+        var format = configured ?? detected;
+        var toolCalls = format is null ? null : ChatFormatCatalog.Default.Get(format).ToolCalls.Name;
+        var contextSize = settings.ContextSize > 0 ? settings.ContextSize : details.TrainedContext;
+
+        if (parse.GetValue(SharedOptions.Json))
+        {
+            Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
+            {
+                ["name"] = location.Name,
+                ["local"] = location.IsAvailable,
+                ["where"] = location.Status,
+                ["path"] = location.Path,
+                ["url"] = details.Url?.AbsoluteUri,
+                ["size"] = details.Size,
+                ["size_exact"] = location.IsAvailable,
+                ["digest"] = ModelsListCommand.Status(details.Digest),
+                ["sha256"] = details.Sha256,
+                ["context_size"] = contextSize,
+                ["trained_context"] = details.TrainedContext,
+                ["chat_format"] = format,
+                ["chat_format_source"] = configured is not null ? "catalog" : detected is not null ? "detected" : null,
+                ["detected_chat_format"] = detected,
+                ["tool_call_format"] = toolCalls,
+                ["license"] = settings.License,
+                ["problem"] = details.Problem,
+            }));
+            return CliApp.ExitOk;
+        }
+
+        var lines = new List<(string Key, string Value)>
+        {
+            ("name", location.Name),
+            ("local", location.Path is { } path ? $"yes, {location.Status}: {path}"
+                : details.Url is { } from && location.Status.EndsWith(from.ToString(), StringComparison.Ordinal) ? $"no, downloaded on first use (or by 'models pull {location.Name}')"
+                : $"no, {location.Status}"),
+        };
+        if (details.Url is { } url)
+            lines.Add(("url", url.AbsoluteUri));
+        lines.Add(("size", Size(details.Size, location.IsAvailable)));
+        lines.Add(("digest", Digest(details)));
+        lines.Add(("context size", ContextSize(settings.ContextSize, details.TrainedContext, location.IsAvailable)));
+        lines.Add(("chat format", ChatFormat(configured, detected, details)));
+        lines.Add(("tool calls", toolCalls ?? "as the chat format's, once it is known"));
+        lines.Add(("licence", string.IsNullOrWhiteSpace(settings.License) ? "not stated (see the model's page)" : settings.License));
+        if (details.Problem is { } problem)
+            lines.Add(("problem", problem));
+
+        var width = lines.Max(l => l.Key.Length) + 2;
+        foreach (var (key, value) in lines)
+            Console.Out.WriteLine($"{(key + ":").PadRight(width)}{value}");
+        return CliApp.ExitOk;
+    }
+
+    private static string Size(long? size, bool local) => size switch
+    {
+        null => "unknown until downloaded",
+        long bytes when local => $"{bytes.ToString("N0", CultureInfo.InvariantCulture)} bytes ({Human(bytes)})",
+        long bytes => $"about {Human(bytes)} (catalog)",
+    };
+
+    private static string Human(long bytes) => bytes switch
+    {
+        >= 1_000_000_000 => $"{(bytes / 1e9).ToString("0.##", CultureInfo.InvariantCulture)} GB",
+        >= 1_000_000 => $"{(bytes / 1e6).ToString("0.#", CultureInfo.InvariantCulture)} MB",
+        _ => $"{(bytes / 1e3).ToString("0.#", CultureInfo.InvariantCulture)} kB",
+    };
+
+    private static string Digest(ModelDetails details) => details.Digest switch
+    {
+        LocalDigest.Verified => $"pinned by the catalog: {details.Sha256} (checked when downloaded)",
+        LocalDigest.RecordedOnFirstUse => $"recorded on first use: {details.Sha256} (trust on first use; checked on every use)",
+        _ when details.Location.IsAvailable => "none (the catalog pins no SHA-256 and none was recorded)",
+        _ when details.Url is not null => "none yet: recorded on first download (trust on first use)",
+        _ => "none",
+    };
+
+    private static string ContextSize(int configured, long? trained, bool local)
+    {
+        var trainedText = trained is { } t ? $"trained with {t}" : null;
+        if (configured > 0)
+            return $"{configured} tokens (catalog{(trainedText is null ? "" : "; " + trainedText)})";
+        if (trained is { } size)
+            return $"{size} tokens (the model's trained context)";
+        return local ? "the model's trained context" : "the model's trained context (read from the file once it is local)";
+    }
+
+    private static string ChatFormat(string? configured, string? detected, ModelDetails details)
+    {
+        var why = details.File?.GetString("tokenizer.chat_template") is { Length: > 0 } ? "its chat template" : $"no chat template, architecture {details.File?.Architecture ?? "unknown"}";
+        return (configured, detected) switch
+        {
+            ({ } c, { } d) when c == d => $"{c} (catalog; detected from the file too: {why})",
+            ({ } c, { } d) => $"{c} (catalog; wins over {d}, detected from the file: {why})",
+            ({ } c, null) => $"{c} (catalog)",
+            (null, { } d) => $"{d} (detected from the file: {why})",
+            _ => "detected from the file's chat template once it is local",
+        };
+    }
+}
