@@ -247,7 +247,7 @@ public sealed class CliTests : IDisposable
         var jsonPath = Path.Combine(_temp, "server.json");
         var prompts = Path.Combine(_temp, "one-prompt.txt");
         await File.WriteAllTextAsync(prompts, "Once upon a time\n");
-        var result = await Run("bench", "--server", "--prompts", prompts, "--runs", "1", "--warmup", "0", "--max-tokens", "2", "--json", jsonPath);
+        var result = await Run("bench", "server", "--prompts", prompts, "--runs", "1", "--warmup", "0", "--max-tokens", "2", "--json", jsonPath);
 
         Assert.Equal(0, result.ExitCode);
         Assert.Contains("16 clients:", result.StdOut);
