@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
-using AgentHost.Llama.ToolTokens;
 using Microsoft.Extensions.AI;
 
 namespace AgentHost.Extensions.AI;
@@ -26,12 +25,6 @@ public static class ChatRequestMapper
 
     /// <summary>Key of the repetition penalty.</summary>
     public const string RepeatPenaltyKey = "repeat_penalty";
-
-    /// <summary>Key of the tool-token head file (strategy <c>toolkens</c>).</summary>
-    public const string ToolTokensHeadKey = ToolTokenStrategy.HeadKey;
-
-    /// <summary>Key overriding the head's bias on tool scores (strategy <c>toolkens</c>).</summary>
-    public const string ToolTokensBiasKey = ToolTokenStrategy.BiasKey;
 
     /// <summary>
     /// The strategy a request asks for, built by the engine's factory in <paramref name="context"/> (unknown names,

@@ -145,7 +145,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
                 continue;
             }
 
-            var options = strategy == ToolTokenStrategy.StrategyName ? WithToolTokens(baseOptions, head!, headTools!) : WithStrategy(baseOptions, strategy, knobs);
+            var options = WithStrategy(baseOptions, strategy, knobs, headTools);
             if (!await TakeTurnAsync(history, input, async () =>
             {
                 last = await StreamReplyAsync(client, history, options, cancellationToken);
@@ -236,18 +236,8 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
     private static List<ChatMessage> NewHistory(string? system)
         => system is null ? [] : [new ChatMessage(ChatRole.System, system)];
 
-    /// <summary>The options of a tool-token turn: the head and the built-in tools it fires.</summary>
-    private static ChatOptions WithToolTokens(ChatOptions baseOptions, string head, IReadOnlyList<AIFunction> tools)
-    {
-        var options = baseOptions.Clone();
-        options.Tools = [.. tools];
-        options.ToolMode = null;
-        options.AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = ToolTokenStrategy.StrategyName, [ChatRequestMapper.ToolTokensHeadKey] = head };
-        return options;
-    }
-
     /// <summary>The options of one turn: the current strategy, with only the knobs it declares.</summary>
-    private static ChatOptions WithStrategy(ChatOptions baseOptions, string strategy, Dictionary<string, string> knobs)
+    private static ChatOptions WithStrategy(ChatOptions baseOptions, string strategy, Dictionary<string, string> knobs, IReadOnlyList<AIFunction>? headTools)
     {
         var options = baseOptions.Clone();
         var descriptor = DecodingStrategies.Find(strategy);
@@ -256,6 +246,12 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         {
             if (knobs.TryGetValue(option.Key, out var value))
                 options.AdditionalProperties[option.Key] = value;
+        }
+        // A strategy that fires tools itself (tool tokens) gets the built-in tools its head names, not the offered plugins.
+        if (descriptor.CallsTools)
+        {
+            options.Tools = [.. headTools ?? []];
+            options.ToolMode = null;
         }
         if (descriptor.Sampling == SamplingUse.Never)
         {
