@@ -1,3 +1,4 @@
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -23,10 +24,12 @@ internal static class AgentHostServer
         builder.Services.AddSingleton(serverOptions);
         // Models load through the libraries' provider; download progress goes to the log, never to a console bar.
         builder.Services.AddLlamaModelProvider();
+        builder.Services.AddSingleton(services => ((LlamaModelProvider)services.GetRequiredService<ILlamaModelProvider>()).Resolver);
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<ServerMetrics>();
 
         var app = builder.Build();
+        _ = app.Services.GetRequiredService<ModelHost>();   // the served names are checked now (Server:Models), not at the first request
         OpenAiApi.Map(app, serverOptions);
         return app;
     }
