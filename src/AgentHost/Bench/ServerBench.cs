@@ -46,7 +46,7 @@ internal static class ServerBench
 
     private static async Task<Dictionary<string, object?>> MeasureServerAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, CancellationToken cancellationToken)
     {
-        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Slots = slots, MaxQueue = 64, Batching = batching };
+        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Models = modelName, Slots = slots, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
