@@ -122,35 +122,54 @@ internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
         new("negative", "Negative model with the same vocabulary (default: the positive model, for use with --negative-lora).", ValueName: "NAME|PATH"),
         new("lora", "LoRA adapter GGUF applied to the positive model.", ValueName: "FILE"),
         new("negative-lora", "LoRA adapter GGUF applied to the negative model (two adapters on one base model: give --lora and --negative-lora only).", ValueName: "FILE"),
-        new("prompt", "The prompt (required).", ValueName: "TEXT"),
-        new("response", "The response to score (required).", ValueName: "TEXT"),
+        new("prompt", "The prompt (required without --pairs).", ValueName: "TEXT"),
+        new("response", "The response to score (required without --pairs).", ValueName: "TEXT"),
         new("beta", "beta (default 1, as in the paper; 0 gives the positive model's probabilities).", ValueName: "B"),
+        new("pairs", "cDPO export: preference pairs, JSONL with prompt, chosen and rejected per line (instead of --prompt/--response; needs --cdpo).", ValueName: "FILE"),
+        new("cdpo", "cDPO export: write each pair with per-token weights (s_t on chosen, 1 - s_t on rejected) as JSONL to FILE.", ValueName: "FILE"),
         .. AnalyzeOutput.Options,
     ];
 
     public async Task<int> RunAsync(CommandLine line, CancellationToken cancellationToken)
     {
-        var output = AnalyzeOutput.From(line);
-        var request = new ContrastiveRequest
-        {
-            Prompt = line.RequireString("prompt"),
-            Response = line.RequireString("response"),
-            Beta = line.GetFloat("beta") ?? 1.0,
-        };
+        var pairsPath = line.GetString("pairs");
+        var cdpoPath = line.GetString("cdpo");
+        if ((pairsPath is null) != (cdpoPath is null))
+            throw CommandLine.Usage("--pairs and --cdpo go together: pairs in, weighted cDPO records out.");
         var negativeName = line.GetString("negative");
         if (negativeName is null && !line.Has("negative-lora"))
             throw CommandLine.Usage("'analyze contrast' needs --negative (a second model) or --negative-lora (an adapter on the same model).");
-        using var positive = await loader.LoadAsync(line.GetString("model"), cancellationToken);
+        // The work, fixed before the models load so that bad input fails fast: one response, or a file of pairs.
+        Func<ContrastiveSide, ContrastiveSide, Task<int>> work;
+        var beta = line.GetFloat("beta") ?? 1.0;
+        if (pairsPath is not null && cdpoPath is not null)
+        {
+            foreach (var single in new[] { "prompt", "response", "json", "html", "ansi" })
+            {
+                if (line.Has(single))
+                    throw CommandLine.Usage($"--{single} scores one response; with --pairs the output is --cdpo.");
+            }
+            var pairs = CdpoJsonl.ReadPairs(GenerateCommand.ReadFile(pairsPath, "pairs"), pairsPath);
+            work = (positive, negative) => ExportCdpoAsync(positive, negative, pairs, beta, cdpoPath, cancellationToken);
+        }
+        else
+        {
+            var output = AnalyzeOutput.From(line);
+            var request = new ContrastiveRequest { Prompt = line.RequireString("prompt"), Response = line.RequireString("response"), Beta = beta };
+            work = (positive, negative) => ScoreAsync(positive, negative, request, output, cancellationToken);
+        }
+        using var positiveModel = await loader.LoadAsync(line.GetString("model"), cancellationToken);
         using var loaded = negativeName is null || negativeName == line.GetString("model") ? null : await loader.LoadAsync(negativeName, cancellationToken);
-        var negative = loaded ?? positive;
-        var positiveSide = new ContrastiveSide(positive, line.GetString("lora"));
-        var negativeSide = new ContrastiveSide(negative, line.GetString("negative-lora"));
+        return await work(new ContrastiveSide(positiveModel, line.GetString("lora")), new ContrastiveSide(loaded ?? positiveModel, line.GetString("negative-lora")));
+    }
 
+    private static async Task<int> ScoreAsync(ContrastiveSide positive, ContrastiveSide negative, ContrastiveRequest request, AnalyzeOutput output, CancellationToken cancellationToken)
+    {
         var progress = new AnalysisProgressBar();
         ContrastiveReport report;
         try
         {
-            report = await ContrastiveScorer.ScoreAsync(positiveSide, negativeSide, request, progress, cancellationToken);
+            report = await ContrastiveScorer.ScoreAsync(positive, negative, request, progress, cancellationToken);
         }
         finally
         {
@@ -164,6 +183,27 @@ internal sealed class AnalyzeContrastCommand(ModelLoader loader) : ICommand
             string.Create(CultureInfo.InvariantCulture, $"lowest: token {report.LowestIndex + 1} \"{low.Text.Replace("\n", "\\n", StringComparison.Ordinal)}\" s = {low.Score:0.0000}."),
         };
         await output.WriteAsync(AnalysisRendering.ToJson(report), AnalysisRendering.ToHtml(report), output.Ansi ? AnalysisRendering.ToAnsi(report) : null, summary, cancellationToken);
+        return CliApp.ExitOk;
+    }
+
+    // Scores both responses of every pair and writes the cDPO records.
+    private static async Task<int> ExportCdpoAsync(ContrastiveSide positive, ContrastiveSide negative, IReadOnlyList<CdpoPair> pairs, double beta, string path,
+        CancellationToken cancellationToken)
+    {
+        var records = new List<CdpoRecord>(pairs.Count);
+        var progress = new AnalysisProgressBar();
+        try
+        {
+            foreach (var pair in pairs)
+                records.Add(await CdpoRecord.ScoreAsync(positive, negative, pair, beta, progress, cancellationToken));
+        }
+        finally
+        {
+            progress.Finish();
+        }
+        await AnalyzeOutput.WriteFileAsync(path, CdpoJsonl.ToJsonl(records), cancellationToken);
+        var tokens = records.Sum(r => r.ChosenTokenIds.Length + r.RejectedTokenIds.Length);
+        Console.Out.WriteLine($"{records.Count} pairs scored ({tokens} tokens), {positive.Name} vs {negative.Name}, beta {beta.ToString(CultureInfo.InvariantCulture)}.");
         return CliApp.ExitOk;
     }
 }
@@ -210,7 +250,7 @@ internal sealed record AnalyzeOutput(string? JsonPath, string? HtmlPath, bool An
             Console.Out.WriteLine(text);
     }
 
-    private static async Task WriteFileAsync(string path, string content, CancellationToken cancellationToken)
+    public static async Task WriteFileAsync(string path, string content, CancellationToken cancellationToken)
     {
         try
         {

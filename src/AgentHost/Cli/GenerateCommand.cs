@@ -134,7 +134,7 @@ internal sealed class GenerateCommand(ModelLoader loader, ToolTokenTools toolTok
         }
     }
 
-    private static string ReadFile(string path, string what)
+    internal static string ReadFile(string path, string what)
     {
         try
         {

@@ -83,18 +83,18 @@ internal sealed class ToolTokenTools(AppPlugins plugins)
     }
 }
 
-/// <summary><c>toolkens corpus</c>: writes the demo corpus (training and held-out parts).</summary>
+/// <summary><c>toolkens corpus</c>: writes the demo corpus (training, held-out, and held-out from unseen templates).</summary>
 internal sealed class ToolkensCorpusCommand : ICommand
 {
     public string Name => "toolkens corpus";
 
-    public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt).";
+    public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt, unseen.txt).";
 
     public IReadOnlyList<OptionSpec> Options { get; } =
     [
-        new("out", "Folder to write train.txt and heldout.txt into (required).", ValueName: "DIR"),
+        new("out", "Folder to write train.txt, heldout.txt and unseen.txt (templates never in training) into (required).", ValueName: "DIR"),
         new("train", "Training lines (default 400).", ValueName: "N"),
-        new("heldout", "Held-out lines (default 100).", ValueName: "N"),
+        new("heldout", "Held-out lines, each of heldout.txt and unseen.txt (default 100).", ValueName: "N"),
         new("seed", "Random seed (default 1).", ValueName: "S"),
     ];
 
@@ -103,8 +103,8 @@ internal sealed class ToolkensCorpusCommand : ICommand
         var directory = line.RequireString("out");
         try
         {
-            var (train, heldOut) = DemoCorpus.Write(directory, line.GetInt("train", min: 1, max: DemoCorpus.MaxLines) ?? 400, line.GetInt("heldout", min: 1, max: DemoCorpus.MaxLines) ?? 100, line.GetInt("seed", min: 0) ?? 1);
-            Console.Out.WriteLine($"{train}\n{heldOut}");
+            var (train, heldOut, unseen) = DemoCorpus.Write(directory, line.GetInt("train", min: 1, max: DemoCorpus.MaxLines) ?? 400, line.GetInt("heldout", min: 1, max: DemoCorpus.MaxLines) ?? 100, line.GetInt("seed", min: 0) ?? 1);
+            Console.Out.WriteLine($"{train}\n{heldOut}\n{unseen}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -127,10 +127,10 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools to
         ToolTokenTools.PluginsOption,
         new("corpus", "Annotated corpus: one example per line, calls as <name>(args)=result (required).", ValueName: "FILE"),
         new("out", "Head file to write (required).", ValueName: "HEAD"),
-        new("epochs", "Passes over the corpus (default 20).", ValueName: "N"),
+        new("epochs", "Passes over the corpus (default 30).", ValueName: "N"),
         new("lr", "Adam learning rate (default 0.01).", ValueName: "X"),
         new("batch-size", "Positions per Adam step (default 64).", ValueName: "N"),
-        new("lambda", "Weight of the penalty towards the prior (default 0.01).", ValueName: "X"),
+        new("lambda", "Weight of the penalty towards the prior (default 0.003; ToolkenGPT: none, TokenLearning: 0.01).", ValueName: "X"),
         new("regularizer", "frobenius (lambda*||W-W0||, default) or squared (lambda*||W-W0||^2).", ValueName: "KIND"),
         new("prior", "Prior W0: hidden (name's hidden states, default), embedding (output-embedding rows) or none.", ValueName: "KIND"),
         new("prior-scale", "Norm of the hidden-state prior rows (default 1/sqrt(5120)).", ValueName: "X"),
@@ -145,12 +145,13 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools to
         var tools = toolTokenTools.FromOption(line);
         var examples = AnnotatedCorpus.Load(line.RequireString("corpus"));
         var output = line.RequireString("out");
+        var defaults = new ToolTokenTrainingOptions();
         var options = new ToolTokenTrainingOptions
         {
-            Epochs = line.GetInt("epochs", min: 1) ?? 20,
-            LearningRate = line.GetFloat("lr") ?? 1e-2,
-            BatchSize = line.GetInt("batch-size", min: 1) ?? 64,
-            Lambda = line.GetFloat("lambda") ?? 0.01,
+            Epochs = line.GetInt("epochs", min: 1) ?? defaults.Epochs,
+            LearningRate = line.GetFloat("lr") ?? defaults.LearningRate,
+            BatchSize = line.GetInt("batch-size", min: 1) ?? defaults.BatchSize,
+            Lambda = line.GetFloat("lambda") ?? defaults.Lambda,
             Regularizer = line.GetString("regularizer") switch
             {
                 null or "frobenius" => ToolTokenRegularizer.Frobenius,
@@ -158,7 +159,7 @@ internal sealed class ToolkensTrainCommand(ModelLoader loader, ToolTokenTools to
                 var other => throw CommandLine.Usage($"--regularizer must be frobenius or squared, not '{other}'."),
             },
             OnlyToolTokens = line.Has("only-tool-tokens"),
-            Seed = line.GetInt("seed", min: 0) ?? 1,
+            Seed = line.GetInt("seed", min: 0) ?? defaults.Seed,
         };
         options.Validate();
         var priorKind = line.GetString("prior") switch
@@ -239,6 +240,7 @@ internal sealed class ToolkensEvalCommand(ModelLoader loader) : ICommand
     [
         new("head", "Head file (required).", ValueName: "HEAD"),
         new("corpus", "Annotated held-out corpus (required).", ValueName: "FILE"),
+        new("unseen", "A second held-out corpus, written from templates never used in training (e.g. the demo's unseen.txt); reported beside --corpus.", ValueName: "FILE"),
         new("model", "Model name or path (default: the model the head was trained on).", ValueName: "NAME|PATH"),
         new("bias", "Override the head's bias.", ValueName: "X"),
         new("json", "Print the metrics as JSON.", IsFlag: true),
@@ -249,36 +251,55 @@ internal sealed class ToolkensEvalCommand(ModelLoader loader) : ICommand
         var head = ToolTokenHead.Load(line.RequireString("head"));
         if (line.GetFloat("bias") is { } bias)
             head = head.WithBias(bias);
-        var examples = AnnotatedCorpus.Load(line.RequireString("corpus"));
+        var corpora = new List<(string Label, IReadOnlyList<AnnotatedExample> Examples)> { ("corpus", AnnotatedCorpus.Load(line.RequireString("corpus"))) };
+        if (line.GetString("unseen") is { } unseenPath)
+            corpora.Add(("unseen", AnnotatedCorpus.Load(unseenPath)));
         using var model = await loader.LoadAsync(line.GetString("model") ?? head.ModelName, cancellationToken, s => s.HiddenStates = true);
         head.EnsureMatches(model);
         using var session = await model.CreateSessionAsync(cancellationToken);
-        var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], cancellationToken: cancellationToken);
 
-        var trained = ToolTokenEvaluation.Evaluate(head, data);
-        var prior = ToolTokenEvaluation.Evaluate(head.PriorOnly(), data);
-        var chance = ToolTokenEvaluation.Chance(data);
+        var results = new List<Figures>();
+        foreach (var (label, examples) in corpora)
+        {
+            var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], cancellationToken: cancellationToken);
+            results.Add(new Figures(label, data, ToolTokenEvaluation.Evaluate(head, data), ToolTokenEvaluation.Evaluate(head.PriorOnly(), data), ToolTokenEvaluation.Chance(data)));
+        }
         if (line.Has("json"))
         {
-            Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
-            {
-                ["model"] = model.Name,
-                ["positions"] = data.Count,
-                ["calls"] = data.CallPositions,
-                ["skipped_calls"] = data.SkippedCalls,
-                ["head"] = Metrics(trained),
-                ["prior"] = Metrics(prior),
-                ["chance"] = Metrics(chance),
-            }));
+            // The --corpus figures at the top level (as before); the unseen corpus's under "unseen".
+            var json = new Dictionary<string, object?> { ["model"] = model.Name };
+            foreach (var (key, value) in results[0].ToJson())
+                json[key] = value;
+            if (results.Count > 1)
+                json["unseen"] = results[1].ToJson();
+            Console.Out.WriteLine(JsonOutput.Serialize(json));
         }
         else
         {
-            Console.Out.WriteLine($"{data.Count} positions, {data.CallPositions} calls ({data.SkippedCalls} skipped)");
-            Console.Out.WriteLine("          precision  recall  f1");
-            foreach (var (label, e) in new[] { ("head", trained), ("prior", prior), ("chance", chance) })
-                Console.Out.WriteLine(FormattableString.Invariant($"{label,-8}  {e.Precision,9:F3}  {e.Recall,6:F3}  {e.F1:F3}"));
+            foreach (var r in results)
+            {
+                var title = r.Label == "unseen" ? "unseen templates: " : "";
+                Console.Out.WriteLine($"{title}{r.Data.Count} positions, {r.Data.CallPositions} calls ({r.Data.SkippedCalls} skipped)");
+                Console.Out.WriteLine("          precision  recall  f1");
+                foreach (var (label, e) in new[] { ("head", r.Head), ("prior", r.Prior), ("chance", r.Chance) })
+                    Console.Out.WriteLine(FormattableString.Invariant($"{label,-8}  {e.Precision,9:F3}  {e.Recall,6:F3}  {e.F1:F3}"));
+            }
         }
         return CliApp.ExitOk;
+    }
+
+    // One corpus's figures: the head, its prior alone, and chance.
+    private sealed record Figures(string Label, ToolTokenDataset Data, ToolTokenEvaluation Head, ToolTokenEvaluation Prior, ToolTokenEvaluation Chance)
+    {
+        public Dictionary<string, object?> ToJson() => new()
+        {
+            ["positions"] = Data.Count,
+            ["calls"] = Data.CallPositions,
+            ["skipped_calls"] = Data.SkippedCalls,
+            ["head"] = Metrics(Head),
+            ["prior"] = Metrics(Prior),
+            ["chance"] = Metrics(Chance),
+        };
     }
 
     public static Dictionary<string, double> Metrics(ToolTokenEvaluation e) => new()
