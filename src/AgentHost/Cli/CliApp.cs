@@ -4,6 +4,7 @@ using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Agents;
+using AgentHost.SemanticKernel.Mcp;
 using AgentHost.SemanticKernel.Plugins;
 using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.Extensions.Configuration;
@@ -206,6 +207,7 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<PluginOptions>(builder.Configuration, PluginOptions.SectionName));
+        builder.Services.AddSingleton(ConfigurationBinding.Bind<McpOptions>(builder.Configuration, McpOptions.SectionName));
         builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton(services => new ToolTokenTools(() =>
         {
@@ -218,6 +220,7 @@ internal static class CliApp
         builder.Services.AddSingleton(ConfigurationBinding.Bind<AgentOptions>(builder.Configuration, AgentOptions.SectionName));
         builder.Services.AddSingleton<AppAgents>();
         builder.Services.AddSingleton<ICommand, RunCommand>();
+        builder.Services.AddSingleton<ICommand, McpCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensCorpusCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensTrainCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensEvalCommand>();
