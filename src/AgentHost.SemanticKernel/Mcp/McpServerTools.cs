@@ -1,3 +1,4 @@
+using System.Text.Json;
 using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
@@ -37,7 +38,7 @@ public static class McpServerTools
         {
             if (!names.Add(function.Name))
                 throw new InvalidOperationException($"Two MCP tools would be named '{function.Name}': rename the agent or the plugin function.");
-            tools.Add(McpServerTool.Create(new ErrorsAsResults(function.WithSchemaCheck())));
+            tools.Add(McpServerTool.Create(new Served(function.WithSchemaCheck())));
         }
         return tools;
     }
@@ -58,14 +59,18 @@ public static class McpServerTools
         return options;
     }
 
-    /// <summary>The SDK reports only an <see cref="McpException"/>'s message to the client; every failure's message is what the client needs.</summary>
-    private sealed class ErrorsAsResults(AIFunction inner) : DelegatingAIFunction(inner)
+    /// <summary>
+    /// A served function: a text result as plain text (SK hands it back as a JSON string, which clients would show
+    /// quoted), and every failure as an <see cref="McpException"/>, the one exception whose message the SDK passes on.
+    /// </summary>
+    private sealed class Served(AIFunction inner) : DelegatingAIFunction(inner)
     {
         protected override async ValueTask<object?> InvokeCoreAsync(AIFunctionArguments arguments, CancellationToken cancellationToken)
         {
             try
             {
-                return await base.InvokeCoreAsync(arguments, cancellationToken).ConfigureAwait(false);
+                var result = await base.InvokeCoreAsync(arguments, cancellationToken).ConfigureAwait(false);
+                return result is JsonElement { ValueKind: JsonValueKind.String } text ? text.GetString() : result;
             }
             catch (Exception e) when (e is not (OperationCanceledException or McpException))
             {
