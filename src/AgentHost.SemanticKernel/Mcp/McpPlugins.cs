@@ -146,13 +146,16 @@ public sealed partial class McpPlugins : IAsyncDisposable
                 await client.DisposeAsync().ConfigureAwait(false);
             var why = deadline.IsCancellationRequested || e is TimeoutException
                 ? $"did not answer within {options.StartTimeoutSeconds} s ({McpOptions.SectionName}:StartTimeoutSeconds)"
-                : $"failed to start: {e.Message}";
+                : $"failed to start: {FirstLine(e.GetBaseException().Message)}";   // the SDK's own wrapper says only "Failed to connect transport"
             string tail;
             lock (stderr)
                 tail = stderr.Count == 0 ? "" : $" Its last output: {string.Join(" | ", stderr)}";
             throw new AgentHostException(ErrorKind.InvalidPlugin, $"MCP server '{name}' ({Describe(entry)}) {why}.{tail}", e);
         }
     }
+
+    // One line: the SDK appends the server's stderr, which the error reports once, as its last output.
+    private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim().TrimEnd('.');
 
     private static string Describe(McpServerEntry entry)
         => entry.Url is { Length: > 0 } url ? url : string.Join(' ', [entry.Command!, .. entry.Args]);
@@ -182,7 +185,7 @@ public sealed partial class McpPlugins : IAsyncDisposable
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                throw new InvalidOperationException($"{where} failed: {e.Message}", e);
+                throw new InvalidOperationException($"{where} failed: {string.Join(' ', e.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))}", e);   // one line: a trace entry or a log line
             }
             var text = Text(result);
             return result.IsError == true ? throw new InvalidOperationException($"{where} returned an error: {text}") : text;

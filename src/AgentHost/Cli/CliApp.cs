@@ -180,6 +180,8 @@ internal static class CliApp
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         // The category-less rule overrides appsettings.json's Logging:LogLevel:Default, which would otherwise
         // keep AgentHost's own debug messages out (a minimum level alone does not beat a configured rule).
+        // The MCP SDK logs, with a stack trace, the failures AgentHost reports as one line; --verbose shows them.
+        builder.Logging.AddFilter("ModelContextProtocol", verbose ? LogLevel.Debug : LogLevel.None);
         if (verbose)
             builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(category: null, level: LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
 
