@@ -49,7 +49,7 @@ public sealed partial class McpPlugins : IAsyncDisposable
         {
             foreach (var (name, entry) in options.Servers)
             {
-                var (client, plugin) = await ConnectAsync(name, entry, options, loggerFactory, cancellationToken).ConfigureAwait(false);
+                var (client, plugin) = await ConnectServerAsync(name, entry, options, loggerFactory, cancellationToken).ConfigureAwait(false);
                 clients.Add(client);
                 plugins.Add(plugin);
             }
@@ -85,7 +85,7 @@ public sealed partial class McpPlugins : IAsyncDisposable
         _clients.Clear();
     }
 
-    private static async Task<(McpClient, KernelPlugin)> ConnectAsync(string name, McpServerEntry entry, McpOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    private static async Task<(McpClient, KernelPlugin)> ConnectServerAsync(string name, McpServerEntry entry, McpOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var logger = loggerFactory.CreateLogger($"AgentHost.Mcp.{name}");
         var stderr = new Queue<string>();
