@@ -141,7 +141,8 @@ public sealed class HostingTests
             Assert.Equal(["Math"], kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Plugins.PluginOptions>>().Value.Native);
             Assert.Equal(5, kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Agents.AgentOptions>>().Value.MaxDepth);
             var git = kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Mcp.McpOptions>>().Value.Servers["git"];
-            Assert.Equal(("uvx", ["mcp-server-git"]), (git.Command, git.Args));
+            Assert.Equal("uvx", git.Command);
+            Assert.Equal(["mcp-server-git"], git.Args);
             var reply = await kernel.GetRequiredService<IChatCompletionService>()
                 .GetChatMessageContentAsync("Once upon a time", new LlamaPromptExecutionSettings { MaxTokens = 4 }, kernel);
             Assert.False(string.IsNullOrWhiteSpace(reply.Content));
