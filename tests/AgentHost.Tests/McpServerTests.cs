@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using AgentHost.Llama.Tests.Support;
 using ModelContextProtocol.Client;
@@ -86,50 +84,23 @@ public sealed class McpServerTests
     [Fact]
     public async Task HttpClientListsAndCallsToolsOfServeBehindItsApiKey()
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
-        using var process = Process.Start(AgentHostProcess.StartInfo(["serve", "--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string>
-        {
-            ["AGENTHOST_Server__ApiKey"] = ApiKey,
-        }))!;
-        var serving = new TaskCompletionSource();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data?.StartsWith("serving", StringComparison.Ordinal) == true)
-                serving.TrySetResult();
-        };
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        try
-        {
-            await serving.Task.WaitAsync(TimeSpan.FromSeconds(90));
-            var endpoint = new Uri($"http://127.0.0.1:{port}/mcp");
+        using var serve = await ServeProcess.StartAsync(new Dictionary<string, string> { ["AGENTHOST_Server__ApiKey"] = ApiKey });
+        var endpoint = new Uri($"http://127.0.0.1:{serve.Port}/mcp");
 
-            await Assert.ThrowsAnyAsync<Exception>(async () =>
-            {
-                await using var keyless = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions { Endpoint = endpoint }));
-            });
-
-            await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
-            {
-                Endpoint = endpoint,
-                AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = $"Bearer {ApiKey}" },
-            }));
-            var tools = await client.ListToolsAsync();
-            Assert.Contains(tools, t => t.Name == "Math_Add");
-            Assert.Contains(tools, t => t.Name == "calculator");
-            await AssertCallsAsync(client);
-        }
-        finally
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
         {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-        }
+            await using var keyless = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions { Endpoint = endpoint }));
+        });
+
+        await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = endpoint,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = $"Bearer {ApiKey}" },
+        }));
+        var tools = await client.ListToolsAsync();
+        Assert.Contains(tools, t => t.Name == "Math_Add");
+        Assert.Contains(tools, t => t.Name == "calculator");
+        await AssertCallsAsync(client);
     }
 
     /// <summary>A plugin function, an agent (on the real model) and a call with bad arguments (an error result, the server lives on).</summary>

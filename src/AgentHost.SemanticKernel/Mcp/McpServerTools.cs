@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AgentHost.Llama;
 using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
@@ -21,7 +22,7 @@ public static class McpServerTools
     /// <param name="kernel">The kernel whose plugins are served; prompt functions run on its chat client.</param>
     /// <param name="agents">The agents to serve, or null for none.</param>
     /// <returns>The tools, plugins first.</returns>
-    /// <exception cref="InvalidOperationException">An agent is named like a plugin function.</exception>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: an agent is named like a plugin function.</exception>
     public static IReadOnlyList<McpServerTool> Create(Kernel kernel, AgentRunner? agents)
     {
         ArgumentNullException.ThrowIfNull(kernel);
@@ -37,7 +38,7 @@ public static class McpServerTools
         foreach (var function in functions)
         {
             if (!names.Add(function.Name))
-                throw new InvalidOperationException($"Two MCP tools would be named '{function.Name}': rename the agent or the plugin function.");
+                throw new AgentHostException(ErrorKind.InvalidPlugin, $"Two MCP tools would be named '{function.Name}': rename the agent or the plugin function.");
             tools.Add(McpServerTool.Create(new Served(function.WithSchemaCheck())));
         }
         return tools;
