@@ -131,6 +131,8 @@ public sealed class HostingTests
             ["AgentHost:Models:mine:ContextSize"] = "128",
             ["Plugins:Native:0"] = "Math",
             ["Agents:MaxDepth"] = "5",
+            ["Mcp:Servers:git:Command"] = "uvx",
+            ["Mcp:Servers:git:Args:0"] = "mcp-server-git",
         }).Build();
 
         var kernel = Kernel.CreateBuilder().AddAgentHost(configuration).AddLlamaChatCompletion("mine").Build();
@@ -138,6 +140,9 @@ public sealed class HostingTests
         {
             Assert.Equal(["Math"], kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Plugins.PluginOptions>>().Value.Native);
             Assert.Equal(5, kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Agents.AgentOptions>>().Value.MaxDepth);
+            var git = kernel.GetRequiredService<IOptions<AgentHost.SemanticKernel.Mcp.McpOptions>>().Value.Servers["git"];
+            Assert.Equal("uvx", git.Command);
+            Assert.Equal(["mcp-server-git"], git.Args);
             var reply = await kernel.GetRequiredService<IChatCompletionService>()
                 .GetChatMessageContentAsync("Once upon a time", new LlamaPromptExecutionSettings { MaxTokens = 4 }, kernel);
             Assert.False(string.IsNullOrWhiteSpace(reply.Content));

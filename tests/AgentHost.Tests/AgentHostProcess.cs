@@ -59,3 +59,67 @@ internal static class AgentHostProcess
         return start;
     }
 }
+
+/// <summary>A real <c>serve</c> process on a free loopback port, started until it says it is serving; its stderr is kept.</summary>
+internal sealed class ServeProcess : IDisposable
+{
+    private readonly System.Text.StringBuilder _stderr = new();
+
+    private ServeProcess(Process process, int port)
+    {
+        Process = process;
+        Port = port;
+    }
+
+    public Process Process { get; }
+
+    public int Port { get; }
+
+    public string StdErr
+    {
+        get
+        {
+            lock (_stderr)
+                return _stderr.ToString();
+        }
+    }
+
+    public static async Task<ServeProcess> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
+    {
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        var serve = new ServeProcess(Process.Start(AgentHostProcess.StartInfo(["serve", "--urls", $"http://127.0.0.1:{port}"], environment))!, port);
+        var serving = new TaskCompletionSource();
+        serve.Process.ErrorDataReceived += (_, e) =>
+        {
+            lock (serve._stderr)
+                serve._stderr.AppendLine(e.Data);
+            if (e.Data?.StartsWith("serving", StringComparison.Ordinal) == true)
+                serving.TrySetResult();
+        };
+        serve.Process.OutputDataReceived += (_, _) => { };
+        serve.Process.BeginErrorReadLine();
+        serve.Process.BeginOutputReadLine();
+        try
+        {
+            await serving.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        }
+        catch
+        {
+            serve.Dispose();
+            throw;
+        }
+        return serve;
+    }
+
+    public void Dispose()
+    {
+        if (!Process.HasExited)
+            Process.Kill(entireProcessTree: true);
+        Process.Dispose();
+    }
+}

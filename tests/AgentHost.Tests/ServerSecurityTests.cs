@@ -476,74 +476,45 @@ public sealed class ServeProcessTests
     [Fact]
     public async Task SigtermStopsAcceptingDrainsTheStreamWithinTheBoundAndExits0()
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
-        using var process = Process.Start(AgentHostProcess.StartInfo(["serve", "--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string>
+        using var serve = await ServeProcess.StartAsync(new Dictionary<string, string>
         {
             // A context large enough that the reply below cannot end by itself within the drain time.
             ["AGENTHOST_AgentHost__Models__stories260k__ContextSize"] = "16384",
             ["AGENTHOST_Server__ShutdownTimeoutSeconds"] = "3",
-        }))!;
-        var stderr = new StringBuilder();
-        var serving = new TaskCompletionSource();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            lock (stderr)
-                stderr.AppendLine(e.Data);
-            if (e.Data?.StartsWith("serving", StringComparison.Ordinal) == true)
-                serving.TrySetResult();
-        };
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
+        });
+        var process = serve.Process;
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{serve.Port}") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(ServerSoakTests.EndlessStream, Encoding.UTF8, "application/json") };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        string? line;
+        do
+            line = await reader.ReadLineAsync();
+        while (line is not null && !line.Contains("\"content\":\"[", StringComparison.Ordinal));
+        Assert.NotNull(line);
+
+        var signalled = Stopwatch.StartNew();
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync();
+
+        // The stream ends within the drain bound: finished ([DONE]) or closed by the server, never hanging.
+        var rest = new StringBuilder();
         try
         {
-            await serving.Task.WaitAsync(TimeSpan.FromSeconds(90));
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(ServerSoakTests.EndlessStream, Encoding.UTF8, "application/json") };
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-            string? line;
-            do
-                line = await reader.ReadLineAsync();
-            while (line is not null && !line.Contains("\"content\":\"[", StringComparison.Ordinal));
-            Assert.NotNull(line);
-
-            var signalled = Stopwatch.StartNew();
-            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
-                await kill.WaitForExitAsync();
-
-            // The stream ends within the drain bound: finished ([DONE]) or closed by the server, never hanging.
-            var rest = new StringBuilder();
-            try
-            {
-                while ((line = await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30))) is not null)
-                    rest.AppendLine(line);
-            }
-            catch (Exception e) when (e is IOException or HttpRequestException)
-            {
-            }
-            await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
-
-            Assert.Equal(0, process.ExitCode);
-            Assert.InRange(signalled.Elapsed.TotalSeconds, 0, 20);
-            Assert.DoesNotContain("\"error\"", rest.ToString());
-            lock (stderr)
-            {
-                Assert.Contains("stopped.", stderr.ToString());
-                Assert.DoesNotContain("   at ", stderr.ToString());
-            }
-            await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync("/health"));
+            while ((line = await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30))) is not null)
+                rest.AppendLine(line);
         }
-        finally
+        catch (Exception e) when (e is IOException or HttpRequestException)
         {
-            if (!process.HasExited)
-                process.Kill(entireProcessTree: true);
         }
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+
+        Assert.Equal(0, process.ExitCode);
+        Assert.InRange(signalled.Elapsed.TotalSeconds, 0, 20);
+        Assert.DoesNotContain("\"error\"", rest.ToString());
+        Assert.Contains("stopped.", serve.StdErr);
+        Assert.DoesNotContain("   at ", serve.StdErr);
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync("/health"));
     }
 }
 

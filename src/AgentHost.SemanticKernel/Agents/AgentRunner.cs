@@ -38,6 +38,9 @@ public sealed class AgentRunner(AgentCatalog catalog, Kernel kernel, Func<string
     /// <summary>The agents this runner knows.</summary>
     public AgentCatalog Catalog => catalog;
 
+    /// <summary>The kernel whose plugins agents may use.</summary>
+    public Kernel Kernel => kernel;
+
     /// <summary>How deep agents may call agents (default 3: an agent, its helpers and theirs).</summary>
     public int MaxDepth { get; init; } = 3;
 
@@ -110,14 +113,22 @@ public sealed class AgentRunner(AgentCatalog catalog, Kernel kernel, Func<string
         return tools;
     }
 
-    /// <summary>Another agent as a function: one <c>input</c> text in, its answer out.</summary>
-    private AIFunction AgentFunction(AgentDefinition callee, int depth, List<AgentTraceEntry> trace)
+    /// <summary>
+    /// <paramref name="agent"/> as a function for callers outside the runner (an MCP client): one <c>input</c> text in,
+    /// its answer out; each call is a fresh run.
+    /// </summary>
+    /// <exception cref="AgentHostException">No agent has that name.</exception>
+    public AIFunction AsFunction(string agent)
+        => AgentFunction(catalog.Get(agent), depth: 0, trace: null);
+
+    /// <summary>Another agent as a function: one <c>input</c> text in, its answer out (its steps into <paramref name="trace"/>, or a fresh trace per call).</summary>
+    private AIFunction AgentFunction(AgentDefinition callee, int depth, List<AgentTraceEntry>? trace)
         => AIFunctionFactory.Create(
             async (string input, CancellationToken cancellationToken) =>
             {
                 if (depth > MaxDepth)
                     throw new InvalidOperationException($"Agent '{callee.Name}' was not called: agents may call agents only {MaxDepth} levels deep.");
-                var result = await RunCoreAsync(callee, [new ChatMessage(ChatRole.User, input)], depth, trace, cancellationToken).ConfigureAwait(false);
+                var result = await RunCoreAsync(callee, [new ChatMessage(ChatRole.User, input)], depth, trace ?? [], cancellationToken).ConfigureAwait(false);
                 return result.Answer;
             },
             callee.Name,

@@ -3,6 +3,7 @@ using AgentHost.Extensions.AI;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Agents;
+using AgentHost.SemanticKernel.Mcp;
 using AgentHost.SemanticKernel.Plugins;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
@@ -84,7 +85,8 @@ public static class LlamaKernelBuilderExtensions
     /// <summary>
     /// What the CLI has, for an app's kernel: <see cref="AgentHostServiceCollectionExtensions.AddAgentHost"/> (the
     /// <c>AgentHost</c> section: catalog, models folder, cache, downloads, and the model provider) plus
-    /// <see cref="PluginOptions"/> and <see cref="AgentOptions"/> bound from the <c>Plugins</c> and <c>Agents</c> sections.
+    /// <see cref="PluginOptions"/>, <see cref="AgentOptions"/> and <see cref="McpOptions"/> bound from the <c>Plugins</c>,
+    /// <c>Agents</c> and <c>Mcp</c> sections (connect the MCP servers with <see cref="McpPlugins.ConnectAsync"/>).
     /// </summary>
     /// <param name="builder">The kernel builder.</param>
     /// <param name="configuration">The app's configuration.</param>
@@ -96,6 +98,7 @@ public static class LlamaKernelBuilderExtensions
         builder.Services.AddAgentHost(configuration);
         builder.Services.AddOptions<PluginOptions>().Bind(configuration.GetSection(PluginOptions.SectionName));
         builder.Services.AddOptions<AgentOptions>().Bind(configuration.GetSection(AgentOptions.SectionName));
+        builder.Services.AddOptions<McpOptions>().Bind(configuration.GetSection(McpOptions.SectionName));
         return builder;
     }
 

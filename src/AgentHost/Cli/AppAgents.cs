@@ -9,23 +9,54 @@ using Microsoft.SemanticKernel;
 namespace AgentHost.Cli;
 
 /// <summary>
-/// Agents for the CLI: the catalog from <c>Agents:Directory</c>, a kernel with the configured plugins
-/// (prompt plugins run on the default model), and one chat client per model the agents name, loaded on
-/// first use and disposed with the session.
+/// Agents for the CLI and the server: the catalog from <c>Agents:Directory</c>, a kernel with the configured plugins
+/// (prompt plugins run on the default model), and the chat clients of the models the agents name.
 /// </summary>
 internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptions, AppPlugins plugins, ILlamaModelProvider models, IHostEnvironment environment)
 {
-    public async Task<AgentSession> OpenAsync(string? defaultModel, CancellationToken cancellationToken)
+    /// <summary>
+    /// A session whose clients (one per model, loaded on first use) are disposed with it; the default model loads now.
+    /// With <paramref name="mcpServers"/> the kernel also holds the tools of <c>Mcp:Servers</c>.
+    /// </summary>
+    public async Task<AgentSession> OpenAsync(string? defaultModel, bool mcpServers, CancellationToken cancellationToken)
+    {
+        var session = new AgentSession(models, defaultModel ?? hostOptions.DefaultModel, hostOptions.FormatsDirectory());
+        await session.GetClientAsync(null, cancellationToken);
+        session.Runner = CreateRunner(session.GetClientAsync);
+        if (mcpServers)
+            await plugins.ImportAllAsync(session.Runner.Kernel, cancellationToken);
+        else
+            plugins.ImportInto(session.Runner.Kernel);
+        return session;
+    }
+
+    /// <summary>A runner of the catalog's agents over <paramref name="clients"/>, with a kernel whose plugins the caller imports.</summary>
+    public AgentRunner CreateRunner(Func<string?, CancellationToken, Task<IChatClient>> clients)
     {
         var catalog = AgentCatalog.Load(Path.GetFullPath(options.Directory, environment.ContentRootPath));
-        var session = new AgentSession(models, defaultModel ?? hostOptions.DefaultModel, hostOptions.FormatsDirectory());
         var builder = Kernel.CreateBuilder();
-        var defaultClient = await session.GetClientAsync(null, cancellationToken);
-        builder.Services.AddSingleton(defaultClient);
-        var kernel = builder.Build();
-        plugins.ImportInto(kernel);
-        session.Runner = new AgentRunner(catalog, kernel, session.GetClientAsync) { MaxDepth = options.MaxDepth };
-        return session;
+        builder.Services.AddSingleton<IChatClient>(new DeferredChatClient(cancellationToken => clients(null, cancellationToken)));
+        return new AgentRunner(catalog, builder.Build(), clients) { MaxDepth = options.MaxDepth };
+    }
+
+    /// <summary>The default model's client for prompt plugins, fetched at their first call (the server loads models on first use).</summary>
+    private sealed class DeferredChatClient(Func<CancellationToken, Task<IChatClient>> client) : IChatClient
+    {
+        public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+            => await (await client(cancellationToken)).GetResponseAsync(messages, options, cancellationToken);
+
+        public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            await foreach (var update in (await client(cancellationToken)).GetStreamingResponseAsync(messages, options, cancellationToken))
+                yield return update;
+        }
+
+        public object? GetService(Type serviceType, object? serviceKey = null) => serviceType.IsInstanceOfType(this) ? this : null;
+
+        public void Dispose()
+        {
+            // The clients belong to whoever made them.
+        }
     }
 }
 

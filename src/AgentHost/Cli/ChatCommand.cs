@@ -85,7 +85,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         if (baseOptions.ToolMode is not null)
         {
             var kernel = new Kernel();
-            plugins.ImportInto(kernel);
+            await plugins.ImportAllAsync(kernel, cancellationToken);
 #pragma warning disable CS0618   // binds each function to the kernel (prompt functions need its services); SK 1.82 has no other way
             baseOptions.Tools = [.. SelectFunctions(kernel, parse.GetValue(_plugin)!).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
 #pragma warning restore CS0618
@@ -182,7 +182,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
             if (parse.Has(other))
                 throw CliOption.Usage($"{other.Name} does not apply with --agent: the agent's definition sets it.");
         }
-        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), mcpServers: true, cancellationToken);
         session.Runner.Catalog.Get(agentName);   // an unknown agent is a usage error before the first turn
         var history = new List<ChatMessage>();
         var failures = 0;

@@ -4,6 +4,7 @@ using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Agents;
+using AgentHost.SemanticKernel.Mcp;
 using AgentHost.SemanticKernel.Plugins;
 using AgentHost.SemanticKernel.ToolTokens;
 using Microsoft.Extensions.Configuration;
@@ -179,6 +180,8 @@ internal static class CliApp
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         // The category-less rule overrides appsettings.json's Logging:LogLevel:Default, which would otherwise
         // keep AgentHost's own debug messages out (a minimum level alone does not beat a configured rule).
+        // The MCP SDK logs, with a stack trace, the failures AgentHost reports as one line; --verbose shows them.
+        builder.Logging.AddFilter("ModelContextProtocol", verbose ? LogLevel.Debug : LogLevel.None);
         if (verbose)
             builder.Logging.SetMinimumLevel(LogLevel.Debug).AddFilter(category: null, level: LogLevel.Debug).AddFilter(NativeRuntime.LogCategory, LogLevel.Debug);
 
@@ -206,6 +209,7 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<PluginOptions>(builder.Configuration, PluginOptions.SectionName));
+        builder.Services.AddSingleton(ConfigurationBinding.Bind<McpOptions>(builder.Configuration, McpOptions.SectionName));
         builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton(services => new ToolTokenTools(() =>
         {
@@ -218,6 +222,7 @@ internal static class CliApp
         builder.Services.AddSingleton(ConfigurationBinding.Bind<AgentOptions>(builder.Configuration, AgentOptions.SectionName));
         builder.Services.AddSingleton<AppAgents>();
         builder.Services.AddSingleton<ICommand, RunCommand>();
+        builder.Services.AddSingleton<ICommand, McpCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensCorpusCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensTrainCommand>();
         builder.Services.AddSingleton<ICommand, ToolkensEvalCommand>();

@@ -4,20 +4,20 @@ using Microsoft.SemanticKernel;
 namespace AgentHost.Cli;
 
 /// <summary>
-/// <c>plugins</c>: loads the plugins configured under <c>Plugins</c> exactly as a kernel would and lists their
-/// functions, so a broken plugin folder shows up as one clear error.
+/// <c>plugins</c>: loads the plugins configured under <c>Plugins</c> and the MCP servers of <c>Mcp:Servers</c> exactly
+/// as a kernel would and lists their functions, so a broken plugin folder or server shows up as one clear error.
 /// </summary>
 internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
 {
     public string Name => "plugins";
 
-    public string Summary => "Load the configured plugins (Plugins in appsettings.json) and list their functions.";
+    public string Summary => "Load the configured plugins (Plugins and Mcp:Servers in appsettings.json) and list their functions.";
 
     public IReadOnlyList<Symbol> Options { get; } = [SharedOptions.Json];
 
-    public Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var plugins = appPlugins.ImportInto(new Kernel());
+        var plugins = await appPlugins.ImportAllAsync(new Kernel(), cancellationToken);
         if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(plugins.Select(p => new Dictionary<string, object?>
@@ -30,7 +30,7 @@ internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
                     ["parameters"] = f.Metadata.Parameters.Select(a => a.Name).ToList(),
                 }).ToList(),
             })));
-            return Task.FromResult(CliApp.ExitOk);
+            return CliApp.ExitOk;
         }
 
         if (plugins.Count == 0)
@@ -44,6 +44,6 @@ internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
                 Console.Out.WriteLine($"  {function.Name}({parameters})  {function.Description}");
             }
         }
-        return Task.FromResult(CliApp.ExitOk);
+        return CliApp.ExitOk;
     }
 }

@@ -2,17 +2,19 @@ using System.CommandLine;
 using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Mcp;
 using AgentHost.Server;
+using ModelContextProtocol.Server;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentHost.Cli;
 
 /// <summary><c>serve</c>: the OpenAI-compatible HTTP API over the model catalog, until Ctrl+C or SIGTERM (in-flight requests drain within Server:ShutdownTimeoutSeconds).</summary>
-internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration, LlamaModelProvider models) : ICommand
+internal sealed class ServeCommand(AgentHostOptions options, IConfiguration configuration, LlamaModelProvider models, AppPlugins plugins, AppAgents agents) : ICommand
 {
     public string Name => "serve";
 
-    public string Summary => "Serve the catalog's models over an OpenAI-compatible HTTP API (chat, completions, models, metrics).";
+    public string Summary => "Serve the catalog's models over an OpenAI-compatible HTTP API (chat, completions, models, metrics) and the plugins and agents over MCP (/mcp).";
 
     // An option not given keeps the configured value (Server:*), whose own default help shows.
     private static readonly ServerOptions _defaults = new();
@@ -45,7 +47,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
-            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning), McpTools);
         try
         {
             await app.StartAsync(cancellationToken);
@@ -79,5 +81,17 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         }
         Console.Error.WriteLine("stopped.");
         return CliApp.ExitOk;
+    }
+
+    /// <summary>
+    /// The plugins and agents served at /mcp: agents and prompt plugins run on the server's own models (loaded once,
+    /// shared with the OpenAI endpoints). As with <c>mcp</c>, the tools of Mcp:Servers are not served again.
+    /// </summary>
+    private McpServerOptions McpTools(IServiceProvider services)
+    {
+        var host = services.GetRequiredService<ModelHost>();
+        var runner = agents.CreateRunner(async (model, cancellationToken) => (await host.GetAsync(model ?? options.DefaultModel, cancellationToken)).Client);
+        plugins.ImportInto(runner.Kernel);
+        return McpServerTools.CreateOptions(runner.Kernel, runner);
     }
 }

@@ -2,14 +2,21 @@ using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using ModelContextProtocol.Server;
 
 namespace AgentHost.Server;
 
 /// <summary>Builds the OpenAI-compatible server (Kestrel on the generic host) over a model catalog.</summary>
 internal static class AgentHostServer
 {
-    /// <summary>Builds the server; every server option is checked first (an <see cref="Llama.AgentHostException"/> naming the key).</summary>
-    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null)
+    /// <summary>The path of the MCP endpoint (streamable HTTP).</summary>
+    public const string McpPath = "/mcp";
+
+    /// <summary>
+    /// Builds the server; every server option is checked first (an <see cref="Llama.AgentHostException"/> naming the key).
+    /// With <paramref name="mcpTools"/> (given the server's services, at the first MCP request) it also serves MCP tools at <see cref="McpPath"/>.
+    /// </summary>
+    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null, Func<IServiceProvider, McpServerOptions>? mcpTools = null)
     {
         serverOptions.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
@@ -28,9 +35,27 @@ internal static class AgentHostServer
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<ServerMetrics>();
 
+        if (mcpTools is not null)
+        {
+            // Stateless: every request stands alone (no server-held session), as the OpenAI endpoints do.
+            builder.Services.AddMcpServer().WithHttpTransport(http => http.Stateless = true);
+            builder.Services.AddOptions<McpServerOptions>().Configure<IServiceProvider>((mcp, services) =>
+            {
+                var described = mcpTools(services);
+                mcp.ServerInfo = described.ServerInfo;
+                mcp.ToolCollection = described.ToolCollection;
+            });
+        }
+
         var app = builder.Build();
         _ = app.Services.GetRequiredService<ModelHost>();   // the served names are checked now (Server:Models), not at the first request
+        // A broken plugin or agent definition is refused now, not at the first MCP request.
+        if (mcpTools is not null)
+            _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<McpServerOptions>>().Value;
         OpenAiApi.Map(app, serverOptions);
+        // Behind the same host, key and JSON checks as the OpenAI endpoints (OpenAiApi's middleware runs first).
+        if (mcpTools is not null)
+            app.MapMcp(McpPath);
         return app;
     }
 
