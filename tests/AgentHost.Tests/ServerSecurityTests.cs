@@ -337,6 +337,49 @@ public sealed class ServerSecurityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task McpRequestsAreBoundedByMaxQueue()
+    {
+        await using var server = await TestServer.StartAsync(o => o.MaxQueue = 1, mcpTools: _ => AgentHost.SemanticKernel.Mcp.McpServerTools.CreateOptions(new Microsoft.SemanticKernel.Kernel(), null));
+        var address = new Uri(server.Address);
+        const string list = """{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}""";
+
+        // One MCP request held open by a body that has not arrived takes the only place.
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(address.Host, address.Port);
+            await tcp.GetStream().WriteAsync(Encoding.ASCII.GetBytes($"POST /mcp HTTP/1.1\r\nHost: {address.Authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{{"));
+            HttpStatusCode status = 0;
+            for (var attempt = 0; attempt < 50 && status != HttpStatusCode.TooManyRequests; attempt++)   // until the held request is in
+            {
+                status = (await McpPostAsync(server, list)).StatusCode;
+                await Task.Delay(100);
+            }
+            Assert.Equal(HttpStatusCode.TooManyRequests, status);
+        }
+
+        // Its connection gone, the place is free again.
+        HttpResponseMessage answer = null!;
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            answer = await McpPostAsync(server, list);
+            if (answer.StatusCode == HttpStatusCode.OK)
+                break;
+            await Task.Delay(100);
+        }
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Contains("\"tools\"", await answer.Content.ReadAsStringAsync());
+        await AssertStillServesAsync(server);
+
+        static Task<HttpResponseMessage> McpPostAsync(TestServer server, string json)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+            request.Headers.Accept.ParseAdd("application/json");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            return server.Http.SendAsync(request);
+        }
+    }
+
+    [Fact]
     public async Task ABodySentTooSlowlyIs408()
     {
         await using var server = await TestServer.StartAsync(o => o.BodyTimeoutSeconds = 2);

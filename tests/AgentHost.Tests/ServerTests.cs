@@ -29,7 +29,7 @@ internal sealed class TestServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, int contextSize = 512, Action<AgentHostOptions>? catalog = null)
+    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, int contextSize = 512, Action<AgentHostOptions>? catalog = null, Func<IServiceProvider, ModelContextProtocol.Server.McpServerOptions>? mcpTools = null)
     {
         var options = new AgentHostOptions { ModelsDir = TestModels.Directory, AllowDownload = false, CacheDir = Path.Combine(Path.GetTempPath(), "agenthost-server-tests-cache") };
         options.Models["stories260k"] = new ModelSettings
@@ -39,7 +39,7 @@ internal sealed class TestServer : IAsyncDisposable
         catalog?.Invoke(options);
         var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", DefaultMaxTokens = 64 };
         configure?.Invoke(serverOptions);
-        var app = AgentHostServer.Build(options, serverOptions);
+        var app = AgentHostServer.Build(options, serverOptions, mcpTools: mcpTools);
         await app.StartAsync();
         return new TestServer(app, AgentHostServer.Addresses(app)[0]);
     }

@@ -55,8 +55,35 @@ internal static class AgentHostServer
         OpenAiApi.Map(app, serverOptions);
         // Behind the same host, key and JSON checks as the OpenAI endpoints (OpenAiApi's middleware runs first).
         if (mcpTools is not null)
+        {
+            AdmitMcpCalls(app, serverOptions.MaxQueue);
             app.MapMcp(McpPath);
+        }
         return app;
+    }
+
+    // MCP calls run agents and prompt plugins on the served models: at most MaxQueue at once, as each OpenAI
+    // endpoint's model admits, so a client cannot pile up waiting generations; more get 429.
+    private static void AdmitMcpCalls(WebApplication app, int limit)
+    {
+        var running = new SemaphoreSlim(limit);
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(McpPath), branch => branch.Use(async (context, next) =>
+        {
+            if (!running.Wait(0))
+            {
+                context.Response.Headers.RetryAfter = "1";
+                await new ApiError(StatusCodes.Status429TooManyRequests, $"{limit} MCP requests are running (Server:MaxQueue); retry shortly.", "rate_limit_error", "queue_full").WriteAsync(context.Response);
+                return;
+            }
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                running.Release();
+            }
+        }));
     }
 
     /// <summary>The addresses Kestrel bound (port 0 resolved).</summary>
