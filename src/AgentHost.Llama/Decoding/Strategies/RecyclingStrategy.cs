@@ -9,7 +9,8 @@ namespace AgentHost.Llama.Decoding.Strategies;
 /// Lossless (see <see cref="SpeculativeStrategy"/>). With <c>auto</c> (the default) every step drafts
 /// the tree that pays best: candidates best-first by their observed acceptance (per matrix row and
 /// rank), as many as beat their verification cost C(b) learned from the steps already run; none when
-/// no draft pays (a plain step). A named template drafts that tree every step.
+/// no draft pays (a plain step); prompt lookup's continuation of the latest repeated n-gram competes in the same
+/// search as one more chain of candidates. A named template drafts that tree every step.
 /// </summary>
 public sealed class RecyclingStrategy : SpeculativeStrategy
 {
