@@ -81,6 +81,27 @@ public sealed class BatchedGeneratorTests(Stories260KFixture fixture)
         Assert.Equal(ErrorKind.ContextOverflow, error.Kind);
     }
 
+    [Fact]
+    public async Task Work_queued_for_the_model_runs_between_the_steps_of_a_running_request()
+    {
+        // The batcher runs steps back to back on the scheduler thread; other users of the model must still get their turn.
+        var request = new GenerationRequest { Prompt = "Once upon a time", MaxTokens = 300 };
+        var serial = await fixture.Session.GenerateAsync(new GreedyStrategy(), request);
+        Assert.True(serial.Tokens.Count >= 100, $"the request must run long enough to be overtaken ({serial.Tokens.Count} tokens)");
+
+        using var batcher = new BatchedGenerator(fixture.Model);
+        int? runningWhenQueuedWorkRan = null;
+        GenerationResult? result = null;
+        await foreach (var update in batcher.GenerateStreamingAsync(request, sample: false, CancellationToken.None))
+        {
+            runningWhenQueuedWorkRan ??= await fixture.Model.Scheduler.RunAsync(() => batcher.Pending);
+            result = update.Result ?? result;
+        }
+
+        Assert.Equal(1, runningWhenQueuedWorkRan);
+        Assert.Equal(serial.Tokens, result!.Tokens);
+    }
+
     /// <summary>Replays the serial run up to <paramref name="prefix"/> (prefill, then one token per decode) and returns its top-2 logit gap and runner-up.</summary>
     private async Task<(float Gap, int Second)> SerialTopTwoAsync(GenerationRequest request, int[] prefix)
     {

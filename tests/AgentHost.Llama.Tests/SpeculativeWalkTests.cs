@@ -140,6 +140,36 @@ public sealed class SpeculativeWalkTests
     }
 
     [Fact]
+    public void Recycling_drafts_a_reliable_prompt_lookup_chain_and_shares_the_nodes_the_matrix_also_proposes()
+    {
+        // No row written: only the lookup chain (5, 6, 7), accepted every time so far, can draft.
+        var state = new RecyclingState(Vocabulary);
+        for (var i = 0; i < 20; i++)
+            state.Lookup.Record(ngram: 2, drafted: 3, accepted: 3);
+        var tree = Draft(state, new VerificationCosts(), out var expected, lookup: [5, 6, 7], lookupNgram: 2);
+        Assert.Equal([5, 6, 7], Tokens(tree));
+        Assert.Equal([0, 1, 2], Parents(tree));
+        Assert.Equal([1, 2, 3], Enumerable.Range(1, 3).Select(state.LookupDepth).ToArray());
+        Assert.True(expected > 3.5);
+
+        // Rows 1..4 reliable at rank 0 (1 -> 2 -> 3 ...): a chain starting with 2 shares the matrix's node rather than adding a twin.
+        var both = ChainState(unreliable: -1);
+        tree = Draft(both, new VerificationCosts(), out _, lookup: [2, 3], lookupNgram: 2);
+        Assert.Single(Enumerable.Range(1, tree.Count - 1), n => tree.Parent(n) == 0 && tree.Token(n) == 2);
+        Assert.Equal(1, both.LookupDepth(1));
+        Assert.Equal(2, tree.Token(1));
+    }
+
+    [Fact]
+    public void Prompt_lookup_finds_the_latest_earlier_occurrence_of_the_longest_suffix()
+    {
+        int[] history = [1, 2, 3, 9, 2, 3, 8, 7, 2, 3];
+        Assert.Equal(2, LookupRecord.FindMatch(history, maxNgram: 3, out var start));
+        Assert.Equal(4, start);  // "2 3" at 4 (followed by 8), not at 1
+        Assert.Equal(0, LookupRecord.FindMatch([4, 5, 6], maxNgram: 3, out _));
+    }
+
+    [Fact]
     public void Lookup_records_acceptance_per_match_length_and_depth()
     {
         var record = new LookupRecord();
@@ -173,11 +203,11 @@ public sealed class SpeculativeWalkTests
         return state;
     }
 
-    private static DraftTree Draft(RecyclingState state, VerificationCosts costs, out double expected)
+    private static DraftTree Draft(RecyclingState state, VerificationCosts costs, out double expected, int[]? lookup = null, int lookupNgram = 0)
     {
         var tree = new DraftTree();
         tree.Reset(1);
-        state.DraftBest(tree, maxNodes: 15, maxLeaves: 16, maxDepth: 8, costs, out expected, out _);
+        state.DraftBest(tree, maxNodes: 15, maxLeaves: 16, maxDepth: 8, costs, out expected, out _, lookup, lookupNgram);
         tree.Complete();
         return tree;
     }

@@ -34,6 +34,9 @@ public sealed class ModelScheduler : IDisposable
     /// <summary>Whether the caller is on the scheduler thread.</summary>
     public bool IsCurrentThread => Environment.CurrentManagedThreadId == _thread.ManagedThreadId;
 
+    /// <summary>Whether work is queued behind the running work (a long-running work item yields when it is).</summary>
+    public bool HasQueuedWork => _queue.Count > 0;
+
     /// <summary>Throws when called off the scheduler thread: native contexts must never be touched elsewhere.</summary>
     public void VerifyAccess()
     {

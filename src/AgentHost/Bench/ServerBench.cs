@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using AgentHost.Cli;
+using AgentHost.Extensions.AI;
 using AgentHost.Llama.Models;
 using AgentHost.Server;
 using Microsoft.Extensions.AI;
@@ -52,18 +53,18 @@ internal static class ServerBench
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
         var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(modelName, cancellationToken);
         var model = hosted.Client.Model;
+        // With batching on, the same requests in-process on a plain slot too: what one client costs without the batcher.
+        using var slot = batching ? new LlamaChatClient(model, new LlamaChatClientOptions { Slots = 1, ContinuousBatching = false, FormatsDirectory = options.FormatsDirectory() }) : null;
         Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
 
         var inProcess = new List<double>();
+        var onSlot = new List<double>();
         var overHttp = _clientCounts.ToDictionary(c => c, _ => new List<double>());
         var costs = CostCurve.Sizes(model).ToDictionary(b => b, _ => new List<double>());
         for (var run = 0; run < warmup + runs; run++)
         {
-            var direct = await MeasureAsync(1, prompts, async prompt =>
-            {
-                var response = await hosted.Client.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { MaxOutputTokens = maxTokens }, cancellationToken);
-                return (int)response.Usage!.OutputTokenCount!;
-            });
+            var direct = await MeasureInProcessAsync(hosted.Client, prompts, maxTokens, cancellationToken);
+            var plain = slot is null ? 0 : await MeasureInProcessAsync(slot, prompts, maxTokens, cancellationToken);
             var viaHttp = new Dictionary<int, double>();
             foreach (var clients in _clientCounts)
                 viaHttp[clients] = await MeasureAsync(clients, prompts, prompt => PostAsync(http, hosted.Name, prompt, maxTokens, cancellationToken));
@@ -72,6 +73,8 @@ internal static class ServerBench
             if (run >= warmup)
             {
                 inProcess.Add(direct);
+                if (slot is not null)
+                    onSlot.Add(plain);
                 foreach (var (clients, value) in viaHttp)
                     overHttp[clients].Add(value);
                 foreach (var (b, ms) in cost)
@@ -87,12 +90,17 @@ internal static class ServerBench
         Console.WriteLine($"batching {(batching ? "on" : "off")}");
         Console.WriteLine($"{"path",-22} {"clients",8} {"median tok/s",13} {"vs in-process",14} {"vs 1 client",12}");
         Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,12}", "in-process", 1, baseline, 1.0, "-"));
+        double? slotBaseline = onSlot.Count > 0 ? Statistics.Median(onSlot) : null;
+        if (slotBaseline is { } plainSpeed)
+            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,12}", "in-process, no batcher", 1, plainSpeed, plainSpeed / baseline, "-"));
         foreach (var clients in _clientCounts)
         {
             var value = Statistics.Median(overHttp[clients]);
             Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,11:F2}x", "http", clients, value, value / baseline, value / one));
         }
         Console.WriteLine(string.Format(ci, "HTTP overhead at 1 client: {0:P1} of in-process throughput", 1 - one / baseline));
+        if (slotBaseline is { } plainBaseline)
+            Console.WriteLine(string.Format(ci, "1 client batched over HTTP against in-process without the batcher: {0:F2}x", one / plainBaseline));
         Console.WriteLine("cost of a decode of b sequences x 1 token: " + string.Join(", ", c.Select(p => string.Format(ci, "C({0}) = {1:F2}", p.Key, p.Value))) +
             string.Format(ci, " (C(1) = {0:F1} ms)", Statistics.Median(costs[1])));
         var largest = _clientCounts[^1];
@@ -110,6 +118,7 @@ internal static class ServerBench
         {
             ["batching"] = batching,
             ["in_process_tokens_per_second"] = inProcess,
+            ["in_process_no_batcher_tokens_per_second"] = slot is null ? null : onSlot,
             ["http_tokens_per_second"] = overHttp.ToDictionary(p => p.Key.ToString(ci), p => p.Value),
             ["http_overhead_at_1_client"] = Math.Round(1 - one / baseline, 4),
             ["decode_ms_by_batch"] = costs.ToDictionary(p => p.Key.ToString(ci), p => p.Value),
@@ -117,6 +126,14 @@ internal static class ServerBench
             ["share_of_limit_at_16_clients"] = ofLimit is { } share ? Math.Round(share, 3) : null,
         };
     }
+
+    /// <summary>One in-process client sends every prompt in turn through <paramref name="client"/>; returns tokens per second.</summary>
+    private static Task<double> MeasureInProcessAsync(IChatClient client, IReadOnlyList<string> prompts, int maxTokens, CancellationToken cancellationToken)
+        => MeasureAsync(1, prompts, async prompt =>
+        {
+            var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { MaxOutputTokens = maxTokens }, cancellationToken);
+            return (int)response.Usage!.OutputTokenCount!;
+        });
 
     /// <summary>Every client sends every prompt in turn; returns generated tokens per second of wall time, summed over clients.</summary>
     private static async Task<double> MeasureAsync(int clients, IReadOnlyList<string> prompts, Func<string, Task<int>> send)

@@ -52,5 +52,25 @@ public sealed class LookupRecord
         }
     }
 
+    /// <summary>
+    /// Prompt lookup: the longest n (at most <paramref name="maxNgram"/>) whose last n tokens of <paramref name="history"/> occurred
+    /// earlier with a continuation, and where the latest such occurrence starts; 0 when none does.
+    /// </summary>
+    public static int FindMatch(ReadOnlySpan<int> history, int maxNgram, out int start)
+    {
+        var end = history.Length;
+        for (var n = Math.Min(maxNgram, end - 1); n >= 1; n--)
+        {
+            var suffix = history[(end - n)..];
+            for (start = end - n - 1; start >= 0; start--)
+            {
+                if (history.Slice(start, n).SequenceEqual(suffix))
+                    return n;
+            }
+        }
+        start = -1;
+        return 0;
+    }
+
     private static int Index(int ngram, int depth) => Math.Clamp(ngram, 1, MaxNgram) * (MaxDepth + 1) + Math.Clamp(depth, 1, MaxDepth);
 }

@@ -13,6 +13,9 @@ public sealed class RecyclingState
     /// <summary>Most draft tokens per step (a verification batch of at most 16).</summary>
     public const int MaxDraft = 15;
 
+    /// <summary>Longest n-gram matched for the prompt-lookup chain that competes with the matrix's candidates.</summary>
+    public const int LookupNgram = 3;
+
     private const int Width = TreeTemplate.Width;
     private const int Miss = Width;           // slot of "the verified token was not in the row"
     private const float RowWeight = 4;        // pseudo-observations of the global rank prior in a row's estimate
@@ -26,10 +29,13 @@ public sealed class RecyclingState
     private double _rankTotal;
     private string? _modelKey;
 
-    // Best-first drafting scratch: the frontier (candidates) and the chosen nodes, in choice order.
-    private readonly int[] _frontierParent = new int[(MaxDraft + 1) * Width];
-    private readonly int[] _frontierToken = new int[(MaxDraft + 1) * Width];
-    private readonly double[] _frontierReach = new double[(MaxDraft + 1) * Width];
+    // Best-first drafting scratch: the frontier (candidates) and the chosen nodes, in choice order. A node's lookup
+    // depth is its depth on the prompt-lookup chain (0: the root; -1: not on the chain).
+    private readonly int[] _frontierParent = new int[(MaxDraft + 1) * (Width + 1)];
+    private readonly int[] _frontierToken = new int[(MaxDraft + 1) * (Width + 1)];
+    private readonly double[] _frontierReach = new double[(MaxDraft + 1) * (Width + 1)];
+    private readonly int[] _frontierLookup = new int[(MaxDraft + 1) * (Width + 1)];
+    private readonly int[] _chosenLookup = new int[MaxDraft + 1];
     private readonly int[] _chosenParent = new int[MaxDraft];
     private readonly int[] _chosenToken = new int[MaxDraft];
     private readonly int[] _chosenDepth = new int[MaxDraft];
@@ -57,6 +63,12 @@ public sealed class RecyclingState
 
     /// <summary>The adjacency matrix.</summary>
     public AdjacencyMatrix Matrix { get; }
+
+    /// <summary>How often the prompt-lookup chains drafted beside the matrix's candidates were accepted.</summary>
+    public LookupRecord Lookup { get; } = new();
+
+    /// <summary>Depth on the prompt-lookup chain of node <paramref name="node"/> of the last <see cref="DraftBest"/> tree (-1: not on it).</summary>
+    public int LookupDepth(int node) => _chosenLookup[node];
 
     /// <summary>The matrix file this state was loaded from, if any.</summary>
     public string? LoadedFrom { get; private set; }
@@ -128,8 +140,13 @@ public sealed class RecyclingState
     /// row's record for its rank), then the <see cref="DraftPlanner"/> keeps the first k that maximise
     /// tokens per cost (none: a plain step). Returns k; <paramref name="expected"/> and
     /// <paramref name="cost"/> are E(k) and C(k+1).
+    /// <paramref name="lookup"/>, the tokens that followed the latest earlier occurrence of the last
+    /// <paramref name="lookupNgram"/> tokens (prompt lookup), compete as one more chain of candidates, scored by
+    /// <see cref="Lookup"/>'s record; where the matrix proposes the same token, the node is shared and the
+    /// better of the two estimates counts.
     /// </summary>
-    public int DraftBest(DraftTree tree, int maxNodes, int maxLeaves, int maxDepth, VerificationCosts costs, out double expected, out double cost)
+    public int DraftBest(DraftTree tree, int maxNodes, int maxLeaves, int maxDepth, VerificationCosts costs, out double expected, out double cost,
+        ReadOnlySpan<int> lookup = default, int lookupNgram = 0)
     {
         ArgumentNullException.ThrowIfNull(tree);
         maxNodes = Math.Min(maxNodes, MaxDraft);
@@ -137,8 +154,9 @@ public sealed class RecyclingState
         var chosen = 0;
         var leaves = 1;
         _chosenHasChild[0] = false; // index 0: the root; chosen node i is index i + 1
+        _chosenLookup[0] = 0;
         if (maxDepth >= 1)
-            Expand(tree.Token(0), parent: 0, reach: 1, ref frontier);
+            Expand(tree.Token(0), parent: 0, reach: 1, parentLookup: 0, lookup, lookupNgram, ref frontier);
         while (chosen < maxNodes)
         {
             var best = -1;
@@ -159,14 +177,16 @@ public sealed class RecyclingState
             _chosenToken[chosen] = _frontierToken[best];
             _chosenReach[chosen] = _frontierReach[best];
             _chosenDepth[chosen] = from == 0 ? 1 : _chosenDepth[from - 1] + 1;
+            _chosenLookup[chosen + 1] = _frontierLookup[best];
             frontier--;
             _frontierParent[best] = _frontierParent[frontier];
             _frontierToken[best] = _frontierToken[frontier];
             _frontierReach[best] = _frontierReach[frontier];
+            _frontierLookup[best] = _frontierLookup[frontier];
             chosen++;
             _chosenHasChild[chosen] = false;
             if (_chosenDepth[chosen - 1] < maxDepth)
-                Expand(_chosenToken[chosen - 1], parent: chosen, _chosenReach[chosen - 1], ref frontier);
+                Expand(_chosenToken[chosen - 1], parent: chosen, _chosenReach[chosen - 1], _chosenLookup[chosen], lookup, lookupNgram, ref frontier);
         }
 
         var length = DraftPlanner.BestLength(_chosenReach.AsSpan(0, chosen), costs, out expected, out cost);
@@ -175,18 +195,33 @@ public sealed class RecyclingState
         return length;
     }
 
-    private void Expand(int token, int parent, double reach, ref int frontier)
+    // Adds the children of a chosen node: its row's candidates and, where the node is on the lookup chain, the chain's next token.
+    private void Expand(int token, int parent, double reach, int parentLookup, ReadOnlySpan<int> lookup, int lookupNgram, ref int frontier)
     {
-        if (!Matrix.IsWritten(token))
-            return;
-        var row = Matrix.Row(token);
-        for (var rank = 0; rank < Width; rank++)
+        var next = parentLookup >= 0 && parentLookup < lookup.Length ? lookup[parentLookup] : -1;
+        var nextAcceptance = next >= 0 ? Lookup.Acceptance(lookupNgram, parentLookup + 1) : 0;
+        if (Matrix.IsWritten(token))
         {
-            _frontierParent[frontier] = parent;
-            _frontierToken[frontier] = row[rank];
-            _frontierReach[frontier] = reach * Acceptance(token, rank);
-            frontier++;
+            var row = Matrix.Row(token);
+            for (var rank = 0; rank < Width; rank++)
+            {
+                var shared = row[rank] == next;
+                Add(parent, row[rank], reach * (shared ? Math.Max(Acceptance(token, rank), nextAcceptance) : Acceptance(token, rank)), shared ? parentLookup + 1 : -1, ref frontier);
+                if (shared)
+                    next = -1;
+            }
         }
+        if (next >= 0)
+            Add(parent, next, reach * nextAcceptance, parentLookup + 1, ref frontier);
+    }
+
+    private void Add(int parent, int token, double reach, int lookupDepth, ref int frontier)
+    {
+        _frontierParent[frontier] = parent;
+        _frontierToken[frontier] = token;
+        _frontierReach[frontier] = reach;
+        _frontierLookup[frontier] = lookupDepth;
+        frontier++;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AgentHost.Llama.Decoding.Speculative;
 
 namespace AgentHost.Llama.Decoding.Strategies;
@@ -45,28 +46,20 @@ public sealed class LookupStrategy : SpeculativeStrategy
         context.ExpectedTokens = 1;
         if (context.PlainStepDue)
             return;
-        var history = context.History;
+        var history = CollectionsMarshal.AsSpan(context.HistoryList);
         var limit = Math.Min(Math.Min(_draft, context.MaxDepth), context.MaxDraft);
-        var end = history.Count;
-        for (var n = Math.Min(_ngram, end - 1); n >= 1 && limit > 0; n--)
-        {
-            // Most recent earlier match of history[end-n .. end-1] that has a continuation.
-            for (var start = end - n - 1; start >= 0; start--)
-            {
-                if (!Matches(history, start, end - n, n))
-                    continue;
-                var available = Math.Min(limit, end - start - n);
-                var acceptance = _acceptance.AsSpan(0, available);
-                _record!.Chain(n, acceptance);
-                var length = DraftPlanner.BestLength(acceptance, context.Costs, out var expected, out _);
-                var node = 0;
-                for (var i = 0; i < length; i++)
-                    node = tree.Add(node, history[start + n + i]);
-                _matched = length > 0 ? n : 0;
-                context.ExpectedTokens = expected;
-                return;
-            }
-        }
+        var n = LookupRecord.FindMatch(history, _ngram, out var start);
+        if (n == 0 || limit <= 0)
+            return;
+        var available = Math.Min(limit, history.Length - start - n);
+        var acceptance = _acceptance.AsSpan(0, available);
+        _record!.Chain(n, acceptance);
+        var length = DraftPlanner.BestLength(acceptance, context.Costs, out var expected, out _);
+        var node = 0;
+        for (var i = 0; i < length; i++)
+            node = tree.Add(node, history[start + n + i]);
+        _matched = length > 0 ? n : 0;
+        context.ExpectedTokens = expected;
     }
 
     /// <inheritdoc />
@@ -74,15 +67,5 @@ public sealed class LookupStrategy : SpeculativeStrategy
     {
         if (_matched > 0)
             _record!.Record(_matched, tree.Count - 1, tree.Depth(context.LastNode));
-    }
-
-    private static bool Matches(IReadOnlyList<int> history, int a, int b, int length)
-    {
-        for (var i = 0; i < length; i++)
-        {
-            if (history[a + i] != history[b + i])
-                return false;
-        }
-        return true;
     }
 }

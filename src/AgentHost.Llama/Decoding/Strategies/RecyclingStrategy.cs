@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AgentHost.Llama.Decoding.Speculative;
 
 namespace AgentHost.Llama.Decoding.Strategies;
@@ -8,7 +9,8 @@ namespace AgentHost.Llama.Decoding.Strategies;
 /// Lossless (see <see cref="SpeculativeStrategy"/>). With <c>auto</c> (the default) every step drafts
 /// the tree that pays best: candidates best-first by their observed acceptance (per matrix row and
 /// rank), as many as beat their verification cost C(b) learned from the steps already run; none when
-/// no draft pays (a plain step). A named template drafts that tree every step.
+/// no draft pays (a plain step); prompt lookup's continuation of the latest repeated n-gram competes in the same
+/// search as one more chain of candidates. A named template drafts that tree every step.
 /// </summary>
 public sealed class RecyclingStrategy : SpeculativeStrategy
 {
@@ -21,6 +23,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     private readonly TreeTemplate? _fixed;
     private readonly int[] _path = new int[64];
     private RecyclingState? _state;
+    private int _lookupNgram;  // this step's prompt-lookup match length, 0 when none was offered
 
     /// <summary>Creates the strategy from its options.</summary>
     public RecyclingStrategy(StrategyOptions options)
@@ -80,12 +83,17 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
             context.ExpectedTokens = state.Expected(tree);
             return;
         }
+        _lookupNgram = 0;
         if (context.PlainStepDue)
         {
             context.ExpectedTokens = 1;
             return;
         }
-        state.DraftBest(tree, context.MaxDraft, context.MaxLeaves, Math.Min(context.MaxDepth, _path.Length - 1), context.Costs, out var expected, out _);
+        // Prompt lookup's continuation competes with the matrix's candidates (repeats in the context that the rows do not hold).
+        var history = CollectionsMarshal.AsSpan(context.HistoryList);
+        _lookupNgram = LookupRecord.FindMatch(history, RecyclingState.LookupNgram, out var start);
+        var lookup = _lookupNgram == 0 ? default : history.Slice(start + _lookupNgram, Math.Min(history.Length - start - _lookupNgram, RecyclingState.MaxDraft));
+        state.DraftBest(tree, context.MaxDraft, context.MaxLeaves, Math.Min(context.MaxDepth, _path.Length - 1), context.Costs, out var expected, out _, lookup, _lookupNgram);
         context.ExpectedTokens = expected;
     }
 
@@ -96,6 +104,19 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
         var depth = tree.Depth(context.LastNode);
         for (int node = context.LastNode, d = depth; node >= 0; node = tree.Parent(node), d--)
             _path[d] = node;
+
+        if (_lookupNgram > 0)
+        {
+            // The lookup chain's record: how far it was drafted, and how far the walk followed it.
+            var drafted = 0;
+            for (var n = 1; n < tree.Count; n++)
+                drafted = Math.Max(drafted, _state!.LookupDepth(n));
+            var followed = 0;
+            while (followed < depth && _state!.LookupDepth(_path[followed + 1]) == followed + 1)
+                followed++;
+            if (drafted > 0)
+                _state!.Lookup.Record(_lookupNgram, drafted, followed);
+        }
 
         // Recycle: every node's top-8, in BFS order (later writes win).
         var history = context.History;
