@@ -150,9 +150,9 @@ public sealed class CliTests : IDisposable
     [InlineData("Models__stories260k__FlashAttention", "bogus", "'AgentHost:Models:stories260k:FlashAttention'")]
     [InlineData("Models__stories260k__FlashAttention", "7", "AgentHost:Models:stories260k:FlashAttention must be Auto, On or Off")]
     [InlineData("Models__stories260k__ContextSize", "100000000", "AgentHost:Models:stories260k:ContextSize must be 0")]
-    [InlineData("Models__stories260k__ContextSize", "8", "AgentHost:Models:stories260k:ContextSize (8) must be at least Sequences (16)")]
+    [InlineData("Models__stories260k__ContextSize", "8", "AgentHost:Models:stories260k:ContextSize (8) must be at least Sequences (40)")]
     [InlineData("Models__stories260k__ContextSize", "20000", "AgentHost:Models:stories260k:ContextSize (20000) exceeds 8 times")]
-    [InlineData("Models__stories260k__BatchSize", "4", "AgentHost:Models:stories260k:BatchSize (4) must be at least Sequences (16)")]
+    [InlineData("Models__stories260k__BatchSize", "4", "AgentHost:Models:stories260k:BatchSize (4) must be at least Sequences (40)")]
     [InlineData("Models__tinystories656k__Sequences", "-3", "AgentHost:Models:tinystories656k:Sequences must be between 1 and 256")]
     [InlineData("Models__tinystories656k__GpuLayers", "x", "'AgentHost:Models:tinystories656k:GpuLayers'")]
     [InlineData("AllowDownload", "bogus", "'AgentHost:AllowDownload'")]
@@ -194,7 +194,7 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)")]
+    [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (40)")]
     [InlineData("5000", "AgentHost:Models:tinystories656k:ContextSize (5000) exceeds 8 times the 512 tokens")]
     public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request(string contextSize, string expected)
     {
