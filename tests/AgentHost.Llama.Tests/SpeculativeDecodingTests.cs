@@ -6,9 +6,9 @@ using AgentHost.Llama.Models;
 
 namespace AgentHost.Llama.Tests;
 
-/// <summary>stories260K with room for trees (16 sequences), shared by the speculative tests.</summary>
+/// <summary>stories260K with the default Sequences (room for the paper's 2.2.2 tree), shared by the speculative tests.</summary>
 public sealed class SpeculativeFixture() : ModelFixture(TestModels.Stories260K,
-    new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16 });
+    new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
 
 /// <summary>Token recycling and prompt lookup on the real model: the "done" list of the spec.</summary>
 public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SpeculativeFixture>
@@ -62,12 +62,32 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
     [InlineData("lookup", null)]
     public async Task Greedy_output_equals_plain_greedy_on_20_prompts_except_at_measured_near_ties(string strategyName, string? tree)
     {
+        var divergences = await NearTieDivergencesAsync(() => tree is null ? DecodingStrategies.Create(strategyName) : Recycling(tree), _prompts, 200);
+        // Reported, not hidden: on stories260K three of these prompts meet a near-tie within 200 tokens.
+        output.WriteLine($"{strategyName} {tree}: {_prompts.Length - divergences.Count}/{_prompts.Length} identical; near-tie divergences: {string.Join(", ", divergences)}");
+        Assert.True(divergences.Count <= _prompts.Length / 4, $"near-ties are rare, yet {divergences.Count} prompts diverged: {string.Join(", ", divergences)}");
+    }
+
+    [Fact]
+    public async Task The_papers_2_2_2_tree_runs_with_the_default_sequences_and_diverges_from_greedy_only_at_near_ties()
+    {
+        // 81-token verification batches differ from single-token decodes in the last bits more often than narrow trees
+        // (13 of 20 prompts identical over 200 tokens, every divergence at a top-2 gap below 0.01), so only the
+        // lossless property is asserted here, on the first 8 prompts.
+        var prompts = _prompts[..8];
+        var divergences = await NearTieDivergencesAsync(() => Recycling("2.2.2"), prompts, 100);
+        output.WriteLine($"recycling 2.2.2: {prompts.Length - divergences.Count}/{prompts.Length} identical; near-tie divergences: {string.Join(", ", divergences)}");
+    }
+
+    // Runs each prompt with plain greedy and with the strategy; asserts that any divergence starts at a near-tie of
+    // greedy (anything else is a bug) and returns those divergences as "prompt@index".
+    private async Task<List<string>> NearTieDivergencesAsync(Func<IDecodingStrategy> strategy, IReadOnlyList<string> prompts, int maxTokens)
+    {
         var divergences = new List<string>();
-        foreach (var prompt in _prompts)
+        foreach (var prompt in prompts)
         {
-            var (reference, gaps) = await GreedyWithGaps(prompt, 200);
-            var strategy = tree is null ? DecodingStrategies.Create(strategyName) : Recycling(tree);
-            var result = await Generate(strategy, prompt, 200);
+            var (reference, gaps) = await GreedyWithGaps(prompt, maxTokens);
+            var result = await Generate(strategy(), prompt, maxTokens);
 
             var expected = reference.TakeWhile(t => !fixture.Model.Vocabulary.IsEndOfGeneration(t)).ToList();
             var first = Enumerable.Range(0, Math.Min(expected.Count, result.Tokens.Count)).FirstOrDefault(i => expected[i] != result.Tokens[i], -1);
@@ -76,18 +96,16 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
                 Assert.Equal(expected.Count, result.Tokens.Count);
                 continue;
             }
-            // Any divergence must start at a near-tie of the baseline; anything else is a bug.
             Assert.True(gaps[first] < NearTie, $"'{prompt}' diverged at token {first} where the top-2 gap is {gaps[first]} (>= {NearTie}).");
             divergences.Add($"{prompt}@{first}");
         }
-        // Reported, not hidden: on stories260K three of these prompts meet a near-tie within 200 tokens.
-        output.WriteLine($"{strategyName} {tree}: {_prompts.Length - divergences.Count}/{_prompts.Length} identical; near-tie divergences: {string.Join(", ", divergences)}");
-        Assert.True(divergences.Count <= _prompts.Length / 4, $"near-ties are rare, yet {divergences.Count} prompts diverged: {string.Join(", ", divergences)}");
+        return divergences;
     }
 
     [Theory]
     [InlineData("chain-4")]
     [InlineData("tree-10")]
+    [InlineData("2.2.2")]
     public async Task Every_emitted_token_is_the_verifier_argmax_at_its_parent_node_and_the_cache_stays_exact(string tree)
     {
         var strategy = Recycling(tree);
@@ -334,8 +352,10 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
     [Fact]
     public async Task A_tree_with_more_leaves_than_sequences_is_refused_before_decoding()
     {
-        var error = await Assert.ThrowsAsync<AgentHostException>(() => Generate(Recycling("2.2.2"), "Once upon a time", 10));
-        Assert.Contains("Sequences >= 40", error.Message);
+        // 8 children of the root, 8 below each: 64 leaves, more than the default 40 sequences.
+        var wide = "[" + string.Join(",", Enumerable.Range(0, 8).Select(a => $"[{a}]").Concat(Enumerable.Range(0, 64).Select(n => $"[{n / 8},{n % 8}]"))) + "]";
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => Generate(Recycling(wide), "Once upon a time", 10));
+        Assert.Contains("Sequences >= 64", error.Message);
     }
 
     private static (double ChiSquare, int Degrees) TwoSampleChiSquare(Dictionary<string, int> a, Dictionary<string, int> b)

@@ -117,23 +117,27 @@ public sealed class AnalyzeCliTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task Contrast_scores_each_token_against_a_perturbed_model_and_its_html_renders()
+    // A perturbed copy of stories260K as catalog model "perturbed" (one compute thread, like every test model).
+    private Dictionary<string, string> PerturbedCatalog(out string path)
     {
-        var negative = _folder.Combine("perturbed.gguf");
-        PerturbedModel.Write(TestModels.Stories260K, negative);
-        var json = _folder.Combine("contrast.json");
-        var html = _folder.Combine("contrast.html");
-        const string Response = ", there was a big dog named Max.";
-
-        // A catalog entry for the copy, so that it runs with one compute thread like every test model.
-        var catalog = new Dictionary<string, string>
+        path = _folder.Combine("perturbed.gguf");
+        PerturbedModel.Write(TestModels.Stories260K, path);
+        return new Dictionary<string, string>
         {
-            ["AGENTHOST_AgentHost__Models__perturbed__File"] = negative,
+            ["AGENTHOST_AgentHost__Models__perturbed__File"] = path,
             ["AGENTHOST_AgentHost__Models__perturbed__ContextSize"] = "512",
             ["AGENTHOST_AgentHost__Models__perturbed__Threads"] = "1",
             ["AGENTHOST_AgentHost__Models__perturbed__BatchThreads"] = "1",
         };
+    }
+
+    [Fact]
+    public async Task Contrast_scores_each_token_against_a_perturbed_model_and_its_html_renders()
+    {
+        var catalog = PerturbedCatalog(out _);
+        var json = _folder.Combine("contrast.json");
+        var html = _folder.Combine("contrast.html");
+        const string Response = ", there was a big dog named Max.";
 
         var result = await AgentHostProcess.RunAsync(
             ["analyze", "contrast", "--negative", "perturbed", "--prompt", Prompt, "--response", Response, "--beta", "0.5", "--json", json, "--html", html, "--ansi"], catalog);
@@ -172,8 +176,7 @@ public sealed class AnalyzeCliTests : IDisposable
     [Fact]
     public async Task Cdpo_export_writes_weighted_pairs_that_a_dpo_consumer_loads()
     {
-        var negative = _folder.Combine("perturbed.gguf");
-        PerturbedModel.Write(TestModels.Stories260K, negative);
+        var catalog = PerturbedCatalog(out var negative);
         var pairs = _folder.Combine("pairs.jsonl");
         var cdpo = _folder.Combine("cdpo.jsonl");
         (string Prompt, string Chosen, string Rejected)[] given =
@@ -182,13 +185,6 @@ public sealed class AnalyzeCliTests : IDisposable
             ("Lily and Tom went to the park", ". They played with a ball.", " and they saw a big tree."),
         ];
         File.WriteAllLines(pairs, given.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected })).Append(""));
-        var catalog = new Dictionary<string, string>
-        {
-            ["AGENTHOST_AgentHost__Models__perturbed__File"] = negative,
-            ["AGENTHOST_AgentHost__Models__perturbed__ContextSize"] = "512",
-            ["AGENTHOST_AgentHost__Models__perturbed__Threads"] = "1",
-            ["AGENTHOST_AgentHost__Models__perturbed__BatchThreads"] = "1",
-        };
 
         var result = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", cdpo], catalog);
 

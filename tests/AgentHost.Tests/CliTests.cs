@@ -127,8 +127,8 @@ public sealed class CliTests : IDisposable
     {
         var result = await AgentHostProcess.RunAsync(
             ["generate", "--prompt", string.Join(' ', Enumerable.Repeat("Once upon a time there was a dog.", 20))],
-            new Dictionary<string, string> { ["AGENTHOST_AgentHost__Models__stories260k__ContextSize"] = "32" });
-        AssertOneClearError(result, 1, "context holds 32");
+            new Dictionary<string, string> { ["AGENTHOST_AgentHost__Models__stories260k__ContextSize"] = "64" });   // at least the catalog's 40 Sequences
+        AssertOneClearError(result, 1, "context holds 64");
     }
 
     [Theory]
@@ -150,9 +150,9 @@ public sealed class CliTests : IDisposable
     [InlineData("Models__stories260k__FlashAttention", "bogus", "'AgentHost:Models:stories260k:FlashAttention'")]
     [InlineData("Models__stories260k__FlashAttention", "7", "AgentHost:Models:stories260k:FlashAttention must be Auto, On or Off")]
     [InlineData("Models__stories260k__ContextSize", "100000000", "AgentHost:Models:stories260k:ContextSize must be 0")]
-    [InlineData("Models__stories260k__ContextSize", "8", "AgentHost:Models:stories260k:ContextSize (8) must be at least Sequences (16)")]
+    [InlineData("Models__stories260k__ContextSize", "8", "AgentHost:Models:stories260k:ContextSize (8) must be at least Sequences (40)")]
     [InlineData("Models__stories260k__ContextSize", "20000", "AgentHost:Models:stories260k:ContextSize (20000) exceeds 8 times")]
-    [InlineData("Models__stories260k__BatchSize", "4", "AgentHost:Models:stories260k:BatchSize (4) must be at least Sequences (16)")]
+    [InlineData("Models__stories260k__BatchSize", "4", "AgentHost:Models:stories260k:BatchSize (4) must be at least Sequences (40)")]
     [InlineData("Models__tinystories656k__Sequences", "-3", "AgentHost:Models:tinystories656k:Sequences must be between 1 and 256")]
     [InlineData("Models__tinystories656k__GpuLayers", "x", "'AgentHost:Models:tinystories656k:GpuLayers'")]
     [InlineData("AllowDownload", "bogus", "'AgentHost:AllowDownload'")]
@@ -194,7 +194,7 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (16)")]
+    [InlineData("4", "AgentHost:Models:tinystories656k:ContextSize (4) must be at least Sequences (40)")]
     [InlineData("5000", "AgentHost:Models:tinystories656k:ContextSize (5000) exceeds 8 times the 512 tokens")]
     public async Task Serve_refuses_a_bad_model_setting_at_start_not_at_the_first_request(string contextSize, string expected)
     {
@@ -289,6 +289,26 @@ public sealed class CliTests : IDisposable
         Assert.Equal(2, rows["llamasharp-stateless"].GetProperty("runs").GetArrayLength());
         Assert.True(rows["llamasharp-stateless"].GetProperty("ratio_vs_baseline").GetDouble() > 0);
         Assert.Equal(1, root.GetProperty("settings").GetProperty("threads").GetInt32()); // as AgentHostProcess configures
+    }
+
+    [Fact]
+    public async Task Bench_runs_the_papers_tree_with_the_catalog_defaults_and_labels_recycling_rows_with_their_tree()
+    {
+        var jsonPath = Path.Combine(_temp, "bench.json");
+        var result = await Run("bench", "--strategies", "greedy,recycling", "--tree", "2.2.2", "--baseline", "recycling", "--runs", "1", "--warmup", "0", "--max-tokens", "16", "--json", jsonPath);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement;
+        Assert.Equal("recycling[2.2.2]", root.GetProperty("baseline").GetString());   // --baseline names the strategy of its only row
+        var rows = root.GetProperty("rows").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+        Assert.Equal(["greedy", "recycling[2.2.2]", "raw", "llamasharp-stateless"], rows.Keys);
+        Assert.Equal("2.2.2", rows["recycling[2.2.2]"].GetProperty("details").GetProperty("template").GetString());
+        Assert.Matches(@"recycling\[2\.2\.2\]\s+2\.2\.2\s", result.StdOut);   // the speculative table's row and template column
+
+        var trees = await Run("bench", "--strategies", "recycling", "--trees", "auto,chain-2", "--baseline", "recycling[auto]", "--runs", "1", "--warmup", "0", "--max-tokens", "8");
+        Assert.True(trees.ExitCode == 0, trees.StdErr);
+        Assert.Contains("recycling[auto]", trees.StdOut, StringComparison.Ordinal);
+        Assert.Contains("recycling[chain-2]", trees.StdOut, StringComparison.Ordinal);
     }
 }
 

@@ -33,8 +33,12 @@ public sealed class ModelSettings
     /// <summary>Largest number of tokens one decode call may hold.</summary>
     public int BatchSize { get; set; } = 512;
 
-    /// <summary>How many parallel sequences a context supports (1 to 256).</summary>
-    public int Sequences { get; set; } = 16;
+    /// <summary>
+    /// How many parallel sequences a context supports (1 to 256). The default, 40, is the leaf count of Token Recycling's
+    /// <c>2.2.2</c> tree (each leaf verifies in a sequence of its own); with a unified KV cache a sequence costs one
+    /// output row (n_vocab floats) and a token array of ContextSize ints per context, not cache cells.
+    /// </summary>
+    public int Sequences { get; set; } = 40;
 
     /// <summary>Layers offloaded to the GPU (CUDA backend only; 0 keeps everything on the CPU).</summary>
     public int GpuLayers { get; set; }

@@ -56,7 +56,10 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
         var rows = ExpandTrees(parse, StrategyArguments.Create(parse, strategyNames)).Append(new Row(RawRow, null)).Append(new Row(PeerRow, null)).ToList();
         var baseline = parse.GetValue(_baseline)!;
-        var baselineRow = rows.FirstOrDefault(r => string.Equals(r.Name, baseline, StringComparison.OrdinalIgnoreCase))
+        // A row answers to its label, or to its strategy's name where it is that strategy's only row (recycling rows carry their tree).
+        bool Named(string? name) => string.Equals(name, baseline, StringComparison.OrdinalIgnoreCase);
+        var candidates = rows.Where(r => Named(r.Name) || Named(r.Strategy?.Name)).ToList();
+        var baselineRow = candidates.FirstOrDefault(r => Named(r.Name)) ?? (candidates.Count == 1 ? candidates[0] : null)
             ?? throw CliOption.Usage($"--baseline '{baseline}' is not one of the measured rows ({string.Join(", ", rows.Select(r => r.Name))}).");
         var runs = parse.GetValue(_runs);
         var warmup = parse.GetValue(BenchOptions.Warmup);
@@ -160,7 +163,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
         return new RunSample(tokens, DecodeCalls: null, clock.Elapsed, Extra: []);
     }
 
-    // --trees: each recycling row becomes one row per template.
+    // --trees: each recycling row becomes one row per template. Every recycling row is labelled with the tree it ran.
     private static IEnumerable<Row> ExpandTrees(ParseResult parse, IReadOnlyList<IDecodingStrategy> strategies)
     {
         var trees = parse.GetValue(_trees)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -171,17 +174,19 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
             throw CliOption.Usage("--trees needs recycling among --strategies.");
         foreach (var strategy in strategies)
         {
-            if (trees is null || strategy is not RecyclingStrategy)
-            {
+            if (strategy is not RecyclingStrategy recycling)
                 yield return new Row(strategy.Name, strategy);
-                continue;
-            }
-            foreach (var tree in trees)
+            else if (trees is null)
+                yield return RecyclingRow(recycling);
+            else
             {
-                yield return new Row($"recycling[{tree}]", StrategyArguments.Create(new Dictionary<string, string>(values) { [RecyclingStrategy.TreeOption] = tree }, [strategy.Name])[0]);
+                foreach (var tree in trees)
+                    yield return RecyclingRow((RecyclingStrategy)StrategyArguments.Create(new Dictionary<string, string>(values) { [RecyclingStrategy.TreeOption] = tree }, [strategy.Name])[0]);
             }
         }
     }
+
+    private static Row RecyclingRow(RecyclingStrategy recycling) => new($"{recycling.Name}[{recycling.Template?.Name ?? "auto"}]", recycling);
 
     // Per row, over each run's steps (medians over runs): verified tokens per step, MAT, the mean C(b)
     // the steps were costed at, the tokens per cost the drafts were chosen for (predicted) and got (MAT/C).

@@ -238,31 +238,22 @@ public sealed class CautiousStrategy : IDecodingStrategy
         var maxTrials = options.GetInt(MaxTrialsKey, DefaultMaxTrials, min: 1, max: LlamaModel.MaxSequences - 1);
         var low = Widen(options.GetFloat(EntropyLowKey, (float)DefaultEntropyLow, min: 0), DefaultEntropyLow, options, EntropyLowKey);
         var high = Widen(options.GetFloat(EntropyHighKey, (float)DefaultEntropyHigh, min: 0), DefaultEntropyHigh, options, EntropyHighKey);
-        var formulaText = options.GetString(FormulaKey, "code");
-        TrialFormula formula;
-        if (string.Equals(formulaText, "code", StringComparison.OrdinalIgnoreCase))
-            formula = TrialFormula.Code;
-        else if (string.Equals(formulaText, "paper", StringComparison.OrdinalIgnoreCase))
-            formula = TrialFormula.Paper;
-        else
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{FormulaKey}' must be 'code' or 'paper', not '{formulaText}'.");
-        var ruleText = options.GetString(StopRuleKey, "running-text");
-        StopRule rule;
-        if (string.Equals(ruleText, "running-text", StringComparison.OrdinalIgnoreCase))
-            rule = StopRule.RunningText;
-        else if (string.Equals(ruleText, "paper-code", StringComparison.OrdinalIgnoreCase))
-            rule = StopRule.PaperCode;
-        else
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{StopRuleKey}' must be 'running-text' or 'paper-code', not '{ruleText}'.");
-        var samplerText = options.GetString(SamplerKey, "paper");
-        CautiousSampler sampler;
-        if (string.Equals(samplerText, "paper", StringComparison.OrdinalIgnoreCase))
-            sampler = CautiousSampler.Paper;
-        else if (string.Equals(samplerText, "llama", StringComparison.OrdinalIgnoreCase))
-            sampler = CautiousSampler.Llama;
-        else
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{SamplerKey}' must be 'paper' or 'llama', not '{samplerText}'.");
+        var formula = Choose(options, FormulaKey, ("code", TrialFormula.Code), ("paper", TrialFormula.Paper));
+        var rule = Choose(options, StopRuleKey, ("running-text", StopRule.RunningText), ("paper-code", StopRule.PaperCode));
+        var sampler = Choose(options, SamplerKey, ("paper", CautiousSampler.Paper), ("llama", CautiousSampler.Llama));
         return new CautiousStrategy(maxTrials, low, high, formula, rule, sampler);
+    }
+
+    // The value named by option key (the first choice is the default); any other text is one clear error listing them.
+    private static T Choose<T>(StrategyOptions options, string key, params (string Text, T Value)[] choices)
+    {
+        var text = options.GetString(key, choices[0].Text);
+        foreach (var (name, value) in choices)
+        {
+            if (string.Equals(text, name, StringComparison.OrdinalIgnoreCase))
+                return value;
+        }
+        throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be {string.Join(" or ", choices.Select(c => $"'{c.Text}'"))}, not '{text}'.");
     }
 
     /// <summary>
