@@ -46,12 +46,15 @@ internal static class ServerBench
 
     private static async Task<Dictionary<string, object?>> MeasureServerAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, CancellationToken cancellationToken)
     {
+        if (options.FindRemote(modelName) is { } remote)
+            throw remote.Settings.NeedsLocalModel(remote.Name, "bench");
         var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Slots = slots, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
         var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(modelName, cancellationToken);
-        var model = hosted.Client.Model;
+        var local = hosted.Local("bench server");
+        var model = local.Model;
         Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
 
         var inProcess = new List<double>();
@@ -61,7 +64,7 @@ internal static class ServerBench
         {
             var direct = await MeasureAsync(1, prompts, async prompt =>
             {
-                var response = await hosted.Client.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { MaxOutputTokens = maxTokens }, cancellationToken);
+                var response = await local.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { MaxOutputTokens = maxTokens }, cancellationToken);
                 return (int)response.Usage!.OutputTokenCount!;
             });
             var viaHttp = new Dictionary<int, double>();

@@ -3,13 +3,16 @@ using System.Diagnostics.Metrics;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Extensions.AI;
+using AgentHost.Extensions.AI.Remote;
+using Microsoft.Extensions.AI;
 
 namespace AgentHost.Server;
 
 /// <summary>
 /// The models the server answers for: catalog names only (a request can never name a file), each taken from the
 /// model provider (which loads it once and owns it) on first use, with one <see cref="LlamaChatClient"/> whose
-/// slots all its requests share, and its admission count.
+/// slots all its requests share, and its admission count. A remote entry gets a <see cref="RemoteChatClient"/>
+/// instead, so the server routes its chat requests to the entry's endpoint.
 /// </summary>
 internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models, IMeterFactory meterFactory) : IDisposable
 {
@@ -40,6 +43,8 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
 
     private async Task<HostedModel> LoadAsync(string name)
     {
+        if (options.FindRemote(name) is { } remote)
+            return new HostedModel(name, new RemoteChatClient(remote.Name, remote.Settings), null, null);
         var model = await models.GetModelAsync(name, CancellationToken.None);
         var client = new LlamaChatClient(model, new LlamaChatClientOptions
         {
@@ -50,7 +55,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
             AllowFileOptions = false,   // requests never name server-side files
             RecyclingMatrixFile = serverOptions.StateDirectory is { } state ? Path.Combine(Path.GetFullPath(state), $"{FileSafe(name)}.recycling-matrix") : null,
         }, meterFactory: meterFactory);
-        return new HostedModel(name, model, client, new LlamaEmbeddingGenerator(model, meterFactory));
+        return new HostedModel(name, client, client, new LlamaEmbeddingGenerator(model, meterFactory));
     }
 
     // Catalog names come from the operator, but a file name must still stay inside the state folder.
@@ -59,25 +64,34 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     public void Dispose()
     {
         foreach (var hosted in Loaded)
-        {
-            hosted.Client.Dispose();
-            hosted.Embedder.Dispose();
-        }
+            hosted.Dispose();
     }
 }
 
-/// <summary>A loaded model, the client serving it and its admission count.</summary>
-internal sealed class HostedModel(string name, LlamaModel model, LlamaChatClient client, LlamaEmbeddingGenerator embedder)
+/// <summary>A model the server answers for: its chat client (local or remote), the local client and embedder if it is local, and its admission count.</summary>
+internal sealed class HostedModel(string name, IChatClient chat, LlamaChatClient? local, LlamaEmbeddingGenerator? embedder) : IDisposable
 {
     private int _admitted;
 
     public string Name { get; } = name;
 
-    public LlamaModel Model { get; } = model;
+    /// <summary>Serves chat completions, locally or by forwarding them to a remote entry's endpoint.</summary>
+    public IChatClient Chat => chat;
 
-    public LlamaChatClient Client { get; } = client;
+    /// <summary>The local client, for what needs the model itself (text completions); 400 for a remote entry.</summary>
+    public LlamaChatClient Local(string endpoint) => local ?? throw NotLocal(endpoint);
 
-    public LlamaEmbeddingGenerator Embedder { get; } = embedder;
+    /// <summary>The local embedder; 400 for a remote entry.</summary>
+    public LlamaEmbeddingGenerator Embedder(string endpoint) => embedder ?? throw NotLocal(endpoint);
+
+    public void Dispose()
+    {
+        chat.Dispose();
+        embedder?.Dispose();
+    }
+
+    private ApiError NotLocal(string endpoint) => new(StatusCodes.Status400BadRequest,
+        $"Model '{Name}' is remote: this server forwards only chat completions to it, and {endpoint} needs a local GGUF model.", code: "model_not_local", param: "model");
 
     /// <summary>Requests admitted and not yet finished (waiting for or holding the model): the queue depth.</summary>
     public int Admitted => Volatile.Read(ref _admitted);
