@@ -29,13 +29,14 @@ internal sealed class TestServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, int contextSize = 512)
+    public static async Task<TestServer> StartAsync(Action<ServerOptions>? configure = null, int contextSize = 512, Action<AgentHostOptions>? catalog = null)
     {
         var options = new AgentHostOptions { ModelsDir = TestModels.Directory, AllowDownload = false, CacheDir = Path.Combine(Path.GetTempPath(), "agenthost-server-tests-cache") };
         options.Models["stories260k"] = new ModelSettings
         {
             File = "stories260K.gguf", ContextSize = contextSize, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 16,
         };
+        catalog?.Invoke(options);
         var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", DefaultMaxTokens = 64 };
         configure?.Invoke(serverOptions);
         var app = AgentHostServer.Build(options, serverOptions);

@@ -113,15 +113,32 @@ public sealed class RemoteChatClient : DelegatingChatClient
         return e switch
         {
             _ when cancellationToken.IsCancellationRequested => null,
+            // The retry policy gathers the failures of every try; the last one says why it gave up.
+            AggregateException { InnerExceptions: [.., var last] } => Failure(last, cancellationToken),
             ClientResultException { Status: 401 or 403 } result => new(ErrorKind.RemoteFailed,
                 $"{where} refused the API key (HTTP {result.Status}); set {ModelSettings.ConfigurationKey(_name, "Remote:ApiKey")} or the variable its ApiKeyVariable names.", e),
-            ClientResultException { Status: > 0 } result => new(ErrorKind.RemoteFailed, $"{where} answered HTTP {result.Status}: {FirstLine(result.Message)}", e),
+            ClientResultException { Status: > 0 } result => new(ErrorKind.RemoteFailed, $"{where} answered HTTP {result.Status}: {Detail(result)}", e),
             ClientResultException or HttpRequestException => new(ErrorKind.RemoteFailed,
                 $"{where} could not be reached ({FirstLine(e.Message)}), after {_settings.MaxRetries} retries.", e),
             OperationCanceledException => new(ErrorKind.RemoteFailed,
                 $"{where} did not answer within {_settings.TimeoutSeconds} s ({ModelSettings.ConfigurationKey(_name, "Remote:TimeoutSeconds")}), after {_settings.MaxRetries} retries.", e),
             _ => null,
         };
+    }
+
+    /// <summary>The endpoint's own error message (OpenAI's <c>{"error": {"message"}}</c>), else the exception's first line.</summary>
+    private static string Detail(ClientResultException result)
+    {
+        try
+        {
+            using var body = System.Text.Json.JsonDocument.Parse(result.GetRawResponse()?.Content ?? BinaryData.Empty);
+            if (body.RootElement.TryGetProperty("error", out var error) && error.TryGetProperty("message", out var message) && message.GetString() is { Length: > 0 } text)
+                return FirstLine(text);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+        return FirstLine(result.Message);
     }
 
     private static string FirstLine(string message)

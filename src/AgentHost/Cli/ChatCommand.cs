@@ -307,12 +307,12 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         var properties = response.AdditionalProperties;
         var parts = new List<string>
         {
-            $"strategy {properties?[ChatRequestMapper.StrategyKey]}",
+            $"strategy {properties?.GetValueOrDefault(ChatRequestMapper.StrategyKey) ?? "of the endpoint"}",
             $"prompt {usage?.InputTokenCount} tokens ({usage?.CachedInputTokenCount} from cache)",
             $"reply {usage?.OutputTokenCount} tokens",
             $"finish {response.FinishReason}",
         };
-        if (properties?[LlamaChatClient.StatsKey] is Dictionary<string, double> stats)
+        if (properties?.GetValueOrDefault(LlamaChatClient.StatsKey) is Dictionary<string, double> stats)
             parts.AddRange(stats.Select(s => $"{s.Key} {s.Value.ToString("0.##", CultureInfo.InvariantCulture)}"));
         return $"[{string.Join(", ", parts)}]";
     }
