@@ -46,9 +46,8 @@ public sealed class RemoteModelTests : IAsyncLifetime
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
         request.Headers.Authorization = new("Bearer", Key);
-        var metrics = await (await _backend.Http.SendAsync(request)).Content.ReadAsStringAsync();
-        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("agenthost_requests_total{", StringComparison.Ordinal) && l.Contains("endpoint=\"chat\"") && l.Contains("status=\"200\""));
-        return line is null ? 0 : (int)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        var metrics = PrometheusText.Parse(await (await _backend.Http.SendAsync(request)).Content.ReadAsStringAsync());
+        return (int)(metrics.Find("agenthost_requests_total", ("endpoint", "chat"), ("status", "200")).SingleOrDefault()?.Value ?? 0);
     }
 
     [Fact]

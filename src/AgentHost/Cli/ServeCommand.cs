@@ -3,6 +3,7 @@ using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Server;
+using AgentHost.Telemetry;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentHost.Cli;
@@ -41,7 +42,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
-            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning));
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning), ConfigurationBinding.Bind<TelemetryOptions>(configuration, TelemetryOptions.SectionName));
         try
         {
             await app.StartAsync(cancellationToken);

@@ -1,4 +1,5 @@
 using AgentHost.Llama.Models;
+using AgentHost.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
@@ -8,7 +9,7 @@ namespace AgentHost.Server;
 internal static class AgentHostServer
 {
     /// <summary>Builds the server; every server option is checked first (an <see cref="Llama.AgentHostException"/> naming the key).</summary>
-    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null)
+    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null, TelemetryOptions? telemetry = null)
     {
         serverOptions.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
@@ -25,6 +26,8 @@ internal static class AgentHostServer
         builder.Services.AddLlamaModelProvider();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<ServerMetrics>();
+        // /metrics is OpenTelemetry's Prometheus exporter over this container's meters; OTLP export when configured.
+        builder.Services.AddAgentHostTelemetry(telemetry ?? new TelemetryOptions(), prometheus: true);
 
         var app = builder.Build();
         OpenAiApi.Map(app, serverOptions);

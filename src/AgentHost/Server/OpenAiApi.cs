@@ -18,7 +18,7 @@ internal static class OpenAiApi
 {
     public static void Map(WebApplication app, ServerOptions options)
     {
-        // Created with the app, so its listener sees every generation from the first.
+        // Created with the app, so that the queue gauge is there from the first scrape.
         app.Services.GetRequiredService<ServerMetrics>();
         app.Use(async (context, next) =>
         {
@@ -33,7 +33,7 @@ internal static class OpenAiApi
         });
 
         app.MapGet("/health", () => Results.Json(new HealthBody("ok"), OpenAiJsonContext.Default.HealthBody));
-        app.MapGet("/metrics", (ServerMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/v1/models", (ModelHost models) => Results.Json(
             new ModelList(models.Names.Select(n => new ModelBody(n, LlamaChatClient.ProviderName)).ToList()), OpenAiJsonContext.Default.ModelList));
         app.MapPost("/v1/chat/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
