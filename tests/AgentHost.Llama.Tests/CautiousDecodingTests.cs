@@ -136,6 +136,7 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
     {
         var strategy = Assert.IsType<CautiousStrategy>(DecodingStrategies.Create("cautious"));
         Assert.Equal((10, 0.01, 1.5, TrialFormula.Code), (strategy.MaxTrials, strategy.EntropyLow, strategy.EntropyHigh, strategy.Formula));
+        Assert.Equal((CautiousSampler.Paper, SamplerChain.HuggingFace), (strategy.Sampler, strategy.Chain));
 
         var options = new StrategyOptions(new Dictionary<string, string>
         {
@@ -143,9 +144,52 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
             [CautiousStrategy.EntropyLowKey] = "0.2",
             [CautiousStrategy.EntropyHighKey] = "2.5",
             [CautiousStrategy.FormulaKey] = "paper",
+            [CautiousStrategy.SamplerKey] = "llama",
         });
         var custom = Assert.IsType<CautiousStrategy>(DecodingStrategies.Create("cautious", options));
         Assert.Equal((4, 0.2, 2.5, TrialFormula.Paper), (custom.MaxTrials, custom.EntropyLow, custom.EntropyHigh, custom.Formula));
+        Assert.Equal((CautiousSampler.Llama, SamplerChain.LlamaCpp), (custom.Sampler, custom.Chain));
+    }
+
+    [Fact]
+    public void The_paper_sampler_swaps_llama_cpp_defaults_for_hugging_face_ones_and_keeps_other_values()
+    {
+        var paper = new CautiousStrategy();
+        var mapped = paper.SamplingFor(null);
+        Assert.Equal((0.8f, 50, 0.95f, 0f), (mapped.Temperature, mapped.TopK, mapped.TopP, mapped.MinP));   // the paper's scripts: T 0.8, top-p 0.95
+
+        var chosen = new SamplingOptions { Temperature = 0.6f, TopK = 20, TopP = 0.9f, MinP = 0.1f, RepeatPenalty = 1.2f, Seed = 7 };
+        Assert.Equal(chosen, paper.SamplingFor(chosen));
+        Assert.Equal(new SamplingOptions { Seed = 3 } with { TopK = 50, MinP = 0 }, paper.SamplingFor(new SamplingOptions { Seed = 3 }));
+
+        var llama = new CautiousStrategy(sampler: CautiousSampler.Llama);
+        Assert.Equal(new SamplingOptions(), llama.SamplingFor(null));
+        Assert.Same(chosen, llama.SamplingFor(chosen));
+    }
+
+    [Fact]
+    public async Task The_entropy_of_a_step_is_measured_on_the_chosen_chain()
+    {
+        // An uncertain point: both chains branch at the first step, each with the entropy of its own distribution.
+        const string prompt = "Once upon a time, there was a";
+        var sampling = new SamplingOptions();
+        var (paperEntropy, llamaEntropy) = await fixture.Reference.RunAsync(s =>
+        {
+            var logits = LastLogits(s, Model.Tokenize(prompt, addBos: true));
+            var paper = new CautiousStrategy();
+            var huggingFace = new TokenSampler(paper.SamplingFor(sampling), logits.Length, SamplerChain.HuggingFace).Process(logits);
+            var llamaCpp = new TokenSampler(sampling, logits.Length).Process(logits);
+            return (CautiousStrategy.Entropy(huggingFace), CautiousStrategy.Entropy(llamaCpp));
+        });
+        Assert.True(Math.Abs(paperEntropy - llamaEntropy) > 0.05, $"paper {paperEntropy}, llama {llamaEntropy}");
+
+        foreach (var (strategy, expected) in new[] { (new CautiousStrategy(), paperEntropy), (new CautiousStrategy(sampler: CautiousSampler.Llama), llamaEntropy) })
+        {
+            var first = Steps(await Generate(strategy, Request(1, maxTokens: 4, sampling, prompt)))[0];
+            Assert.Equal(0, first.Position);
+            Assert.Equal(expected, first.Entropy, 4);
+            Assert.Equal(CautiousStrategy.TrialCount(expected, 10, 0.01, 1.5, TrialFormula.Code), first.Trials);
+        }
     }
 
     // ---- Options ----
@@ -159,6 +203,7 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
     [InlineData(CautiousStrategy.EntropyLowKey, "2", "Option 'cautious_entropy_high' (1.5) must be greater than 'cautious_entropy_low' (2).")]
     [InlineData(CautiousStrategy.EntropyHighKey, "0.01", "Option 'cautious_entropy_high' (0.01) must be greater than 'cautious_entropy_low' (0.01).")]
     [InlineData(CautiousStrategy.FormulaKey, "beam", "Option 'cautious_formula' must be 'code' or 'paper', not 'beam'.")]
+    [InlineData(CautiousStrategy.SamplerKey, "hf", "Option 'cautious_sampler' must be 'paper' or 'llama', not 'hf'.")]
     public void Bad_option_values_are_clear_errors(string key, string value, string expected)
     {
         var options = new StrategyOptions(new Dictionary<string, string> { [key] = value });
@@ -198,7 +243,8 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
         var request = Request(seed, maxTokens: 120, sampling, stop: stop is null ? null : [stop]);
         var sample = await Generate(new SamplingStrategy(), request);
 
-        foreach (var cautious in new[] { new CautiousStrategy(maxTrials: 1), new CautiousStrategy(maxTrials: 10, entropyLow: 50, entropyHigh: 100) })
+        // sample's chain, pinned: the paper's (the default) draws from another distribution.
+        foreach (var cautious in new[] { new CautiousStrategy(maxTrials: 1, sampler: CautiousSampler.Llama), new CautiousStrategy(maxTrials: 10, entropyLow: 50, entropyHigh: 100, sampler: CautiousSampler.Llama) })
         {
             var result = await Generate(cautious, request);
             Assert.Equal(sample.Tokens, result.Tokens);
@@ -211,7 +257,7 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
         }
 
         // The comparison has teeth: with the defaults the same request branches.
-        var branching = await Generate(new CautiousStrategy(), request);
+        var branching = await Generate(new CautiousStrategy(sampler: CautiousSampler.Llama), request);
         Assert.True(branching.Stats.Extra["branching_steps"] > 0);
     }
 
@@ -260,7 +306,7 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
     public async Task Each_trial_ends_right_after_a_stop_id_or_its_limit_and_a_winning_stop_token_is_kept_in_text_and_perplexity()
     {
         var stopIds = await fixture.Session.RunAsync(_ => CautiousStrategy.PunctuationIds(Model));
-        var strategy = new CautiousStrategy { RecordTrials = true };
+        var strategy = new CautiousStrategy(sampler: CautiousSampler.Llama) { RecordTrials = true };   // the recompute below uses sample's chain
         var sampling = new SamplingOptions { Temperature = 1.0f };
         int endedOnStop = 0, endedAtLimit = 0, keptStops = 0, stopMatters = 0;
         for (ulong seed = 1; seed <= 8; seed++)
@@ -377,7 +423,7 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
         // Penalties make each trial's distribution depend on its own tokens: a history shared between
         // trials would change the probabilities and fail the recompute.
         var sampling = new SamplingOptions { Temperature = 1.0f, RepeatPenalty = 1.5f, PresencePenalty = 0.5f };
-        var strategy = new CautiousStrategy { RecordTrials = true };
+        var strategy = new CautiousStrategy(sampler: CautiousSampler.Llama) { RecordTrials = true };   // the recompute uses sample's chain
         var prompt = Model.Tokenize(Prompt, addBos: true);
         var checkedTrials = 0;
         for (ulong seed = 1; seed <= 3; seed++)

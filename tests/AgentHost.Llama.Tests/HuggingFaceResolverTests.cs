@@ -68,15 +68,17 @@ public sealed class HuggingFaceResolverTests : IDisposable
         Assert.Empty(Directory.GetFiles(CacheDir));
     }
 
-    [Fact]
-    public async Task A_reference_to_a_catalog_entrys_file_is_that_entry_with_its_checksum_and_no_file_list_request()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_reference_to_a_catalog_entrys_file_is_that_entry_with_its_checksum_and_no_file_list_request(bool urlIsReference)
     {
         var options = Options();
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(_modelBytes.Value));
         options.Models["stories-q4"] = new ModelSettings
         {
             File = "stories-q4.gguf",
-            Url = new Uri(_hub.Endpoint, $"{Repository}/resolve/main/{QuantFile}").AbsoluteUri,
+            Url = urlIsReference ? $"hf:{Repository}/{QuantFile}" : new Uri(_hub.Endpoint, $"{Repository}/resolve/main/{QuantFile}").AbsoluteUri,
             Sha256 = sha256,
             ContextSize = 64,
         };
@@ -88,6 +90,24 @@ public sealed class HuggingFaceResolverTests : IDisposable
         Assert.Equal((0, 1), (_hub.FileListRequests, _hub.FileRequests));
         Assert.False(File.Exists(model.Path + ".sha256"));
         Assert.Equal(LocalDigest.Verified, (await resolver.InspectAsync($"hf:{Repository}/{QuantFile}").WaitAsync(_bound)).Digest);
+    }
+
+    [Fact]
+    public async Task A_catalog_url_given_as_a_reference_downloads_from_the_configured_endpoint_a_mirror_say()
+    {
+        var options = Options();
+        options.Models["mirrored"] = new ModelSettings { File = "mirrored.gguf", Url = $"hf:{Repository}/{QuantFile}", ContextSize = 64 };
+        options.Models["no-file"] = new ModelSettings { File = "no-file.gguf", Url = $"hf:{Repository}:Q4_K_M" };
+        var resolver = CreateResolver(options);
+
+        var model = await resolver.ResolveAsync("mirrored").WaitAsync(_bound);
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => resolver.ResolveAsync("no-file").WaitAsync(_bound));
+
+        Assert.Equal((Path.Combine(CacheDir, "mirrored.gguf"), ModelSource.Downloaded), (model.Path, model.Source));
+        Assert.Equal(_modelBytes.Value, await File.ReadAllBytesAsync(model.Path));
+        Assert.Equal((0, 1), (_hub.FileListRequests, _hub.FileRequests));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains("names no file", error.Message);
     }
 
     [Fact]

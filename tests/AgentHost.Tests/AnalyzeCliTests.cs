@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using AgentHost.Llama.Analysis;
+using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
 using AgentHost.Llama.Tests.Support;
 
@@ -168,6 +169,80 @@ public sealed class AnalyzeCliTests : IDisposable
         Assert.Contains("lowest: token ", result.StdErr, StringComparison.Ordinal);   // the summary moves to stderr with --json -
     }
 
+    [Fact]
+    public async Task Cdpo_export_writes_weighted_pairs_that_a_dpo_consumer_loads()
+    {
+        var negative = _folder.Combine("perturbed.gguf");
+        PerturbedModel.Write(TestModels.Stories260K, negative);
+        var pairs = _folder.Combine("pairs.jsonl");
+        var cdpo = _folder.Combine("cdpo.jsonl");
+        (string Prompt, string Chosen, string Rejected)[] given =
+        [
+            (Prompt, ", there was a little girl named Lily.", ", there was a big dog named Max."),
+            ("Lily and Tom went to the park", ". They played with a ball.", " and they saw a big tree."),
+        ];
+        File.WriteAllLines(pairs, given.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected })).Append(""));
+        var catalog = new Dictionary<string, string>
+        {
+            ["AGENTHOST_AgentHost__Models__perturbed__File"] = negative,
+            ["AGENTHOST_AgentHost__Models__perturbed__ContextSize"] = "512",
+            ["AGENTHOST_AgentHost__Models__perturbed__Threads"] = "1",
+            ["AGENTHOST_AgentHost__Models__perturbed__BatchThreads"] = "1",
+        };
+
+        var result = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", cdpo], catalog);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        Assert.Contains("2 pairs scored", result.StdOut, StringComparison.Ordinal);
+        // As a TRL-style trainer reads it: one JSON object per line, the DPO fields as given, and per side one weight per token.
+        var lines = File.ReadAllLines(cdpo);
+        Assert.Equal(given.Length, lines.Length);
+        using var model = LlamaModel.Load("stories260k", TestModels.Stories260K, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
+        using var perturbed = LlamaModel.Load("perturbed", negative, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var record = JsonDocument.Parse(lines[i]).RootElement;
+            Assert.Equal(given[i].Prompt, record.GetProperty("prompt").GetString());
+            Assert.Equal(given[i].Chosen, record.GetProperty("chosen").GetString());
+            Assert.Equal(given[i].Rejected, record.GetProperty("rejected").GetString());
+            Assert.Equal(1.0, record.GetProperty("beta").GetDouble());
+            foreach (var (side, response, positiveScore) in new[] { ("chosen", given[i].Chosen, true), ("rejected", given[i].Rejected, false) })
+            {
+                var ids = record.GetProperty($"{side}_token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+                var weights = record.GetProperty($"{side}_weights").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                Assert.Equal(ids.Length, weights.Length);
+                Assert.Equal(ids.Length, record.GetProperty($"{side}_tokens").GetArrayLength());
+                Assert.Equal(response, model.Detokenize(ids));   // the ids spell the response: a consumer can align them
+                // The weights are the paper's: s_t on the chosen side, 1 - s_t on the rejected one, recomputed here.
+                var scores = await ContrastiveScorer.ScoreAsync(model, perturbed, new ContrastiveRequest { Prompt = given[i].Prompt, Response = response });
+                Assert.Equal(scores.Tokens.Select(t => t.Token), ids);
+                for (var t = 0; t < ids.Length; t++)
+                {
+                    Assert.InRange(weights[t], 0, 1);
+                    Assert.Equal(positiveScore ? scores.Tokens[t].Score : 1 - scores.Tokens[t].Score, weights[t], 5);
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"prompt\": \"Hi\", \"chosen\": \" there\"}", "line 2 needs a non-empty string 'rejected'.")]
+    [InlineData("[1, 2]", "line 2 is not a JSON object.")]
+    [InlineData("{\"prompt\": ", "line 2 is not valid JSON")]
+    public async Task A_bad_pairs_line_is_one_clear_error_naming_it(string badLine, string expected)
+    {
+        var pairs = _folder.Combine("pairs.jsonl");
+        File.WriteAllLines(pairs, ["{\"prompt\": \"Hi\", \"chosen\": \" there\", \"rejected\": \" you\"}", badLine]);
+
+        var result = await Run("analyze", "contrast", "--negative", "stories260k", "--pairs", pairs, "--cdpo", _folder.Combine("out.jsonl"));
+
+        Assert.Equal(2, result.ExitCode);
+        var line = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(pairs + " " + expected, line, StringComparison.Ordinal);
+        Assert.False(File.Exists(_folder.Combine("out.jsonl")));
+    }
+
     [Theory]
     [InlineData(new[] { "analyze" }, "'analyze' needs one of: rollouts, contrast.")]
     [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there" }, "'analyze contrast' needs --negative")]
@@ -180,6 +255,9 @@ public sealed class AnalyzeCliTests : IDisposable
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--judge", "partial" }, "--judge must be 'completion' or 'full', not 'partial'.")]
     [InlineData(new[] { "analyze", "rollouts", "--prompt", "Hi", "--verify", "contains:dog", "--stop", "" }, "a stop string must have 1 to 256 characters.")]
     [InlineData(new[] { "analyze", "contrast", "--prompt", "Hi", "--response", "there", "--negative", "tinystories656k" }, "Models stories260k and tinystories656k have different vocabularies")]
+    [InlineData(new[] { "analyze", "contrast", "--negative", "stories260k", "--pairs", "pairs.jsonl" }, "--pairs and --cdpo go together")]
+    [InlineData(new[] { "analyze", "contrast", "--negative", "stories260k", "--pairs", "missing-pairs.jsonl", "--cdpo", "out.jsonl" }, "Cannot read the pairs file 'missing-pairs.jsonl'")]
+    [InlineData(new[] { "analyze", "contrast", "--negative", "stories260k", "--pairs", "p.jsonl", "--cdpo", "o.jsonl", "--prompt", "Hi" }, "--prompt scores one response; with --pairs the output is --cdpo.")]
     public async Task Bad_analyze_input_is_one_clear_usage_error(string[] args, string expected)
     {
         var result = await Run(args);

@@ -76,6 +76,7 @@ public sealed class CautiousCliTests
     [InlineData("cautious", "--max-trials", "0", "Option 'cautious_max_trials' must be a whole number from 1 to 255, not '0'.")]
     [InlineData("cautious", "--trial-formula", "beam", "Option 'cautious_formula' must be 'code' or 'paper', not 'beam'.")]
     [InlineData("cautious", "--stop-rule", "first", "Option 'cautious_stop_rule' must be 'running-text' or 'paper-code', not 'first'.")]
+    [InlineData("cautious", "--cautious-sampler", "hf", "Option 'cautious_sampler' must be 'paper' or 'llama', not 'hf'.")]
     [InlineData("cautious", "--max-trials", "16", "Cautious decoding with 16 trials needs 17 sequences, but model stories260k has Sequences = 16")]
     [InlineData("greedy", "--max-trials", "3", "--max-trials does not apply to strategy greedy")]
     public async Task Bad_cautious_options_are_one_clear_error_with_exit_code_2(string strategy, string option, string value, string expected)

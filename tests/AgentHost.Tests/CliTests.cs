@@ -206,6 +206,19 @@ public sealed class CliTests : IDisposable
         AssertOneClearError(result, 2, expected);
     }
 
+    [Theory]
+    [InlineData("stories260k;nosuch", 2, "Server:Models names 'nosuch', which is not in the model catalog")]
+    [InlineData("qwen2.5-0.5b", 1, "downloads are disabled")]
+    public async Task Serve_refuses_a_served_model_it_cannot_have_at_start(string models, int exitCode, string expected)
+    {
+        // serve fetches the models it serves before it listens (requests never do); with downloads off that is one clear error.
+        var environment = new Dictionary<string, string> { ["AGENTHOST_AgentHost__AllowDownload"] = "false", ["AGENTHOST_AgentHost__CacheDir"] = _temp };
+
+        var result = await AgentHostProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0", "--models", models], environment, TimeSpan.FromSeconds(60));
+
+        AssertOneClearError(result, exitCode, expected);
+    }
+
     [Fact]
     public async Task A_crafted_model_file_is_one_clear_error_not_a_native_crash()
     {

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using AgentHost.Extensions.AI;
+using LlamaTestsSupport = AgentHost.Llama.Tests.Support;
 
 namespace AgentHost.Tests;
 
@@ -76,6 +77,69 @@ public sealed class ServerSecurityTests : IAsyncLifetime
         Assert.Equal(before, Snapshot(_sandbox));
         Assert.False(File.Exists(Path.Combine(Path.GetTempPath(), "relative.bin")));
         await AssertStillServesAsync(_server);
+    }
+
+    [Fact]
+    public async Task ARequestNeverDownloadsOrBuildsAModel()
+    {
+        // A catalog entry a real loopback origin would serve GGUF bytes for, and a stand-in not built yet: a client
+        // naming either must not start a download (gigabytes for the catalog's real models) or a build.
+        using var origin = LlamaTestsSupport.LoopbackHttpServer.Serving(await File.ReadAllBytesAsync(Llama.Tests.TestModels.Stories260K));
+        using var cache = new LlamaTestsSupport.TempFolder();
+        void Catalog(Llama.Models.AgentHostOptions options)
+        {
+            options.AllowDownload = true;
+            options.CacheDir = cache.Path;
+            options.Models["fetched"] = new Llama.Models.ModelSettings { File = "fetched.gguf", Url = origin.Url("/fetched.gguf").ToString() };
+            options.Models["built"] = new Llama.Models.ModelSettings { File = "built.gguf", StandIn = new Llama.Models.StandInSettings { Source = "stories260k" } };
+        }
+        string[] missing = ["fetched", "built"];
+
+        // By default the server answers for its default model and what is already on this machine only.
+        await using (var server = await TestServer.StartAsync(catalog: Catalog))
+        {
+            var listed = JsonDocument.Parse(await server.Http.GetStringAsync("/v1/models")).RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString());
+            Assert.Equal(["stories260k"], listed);
+            foreach (var (endpoint, name) in Requests(missing))
+            {
+                var (status, body, _) = await server.PostAsync(endpoint, Body(name));
+                Assert.Equal(HttpStatusCode.NotFound, status);
+                Assert.Equal("model_not_found", body.GetProperty("error").GetProperty("code").GetString());
+            }
+            Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/chat/completions", Story)).Status);
+        }
+
+        // Listed by the operator but not fetched: a request is refused (serve itself fetches listed models before it listens).
+        await using (var server = await TestServer.StartAsync(o => o.Models = "stories260k; fetched; built", catalog: Catalog))
+        {
+            foreach (var (endpoint, name) in Requests(missing))
+            {
+                var (status, body, _) = await server.PostAsync(endpoint, Body(name));
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+                Assert.Equal("model_unavailable", body.GetProperty("error").GetProperty("code").GetString());
+                Assert.Contains($"agenthost models pull {name}", body.GetProperty("error").GetProperty("message").GetString());
+            }
+            Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("/v1/chat/completions", Story)).Status);
+        }
+
+        Assert.Equal(0, origin.RequestCount);
+        Assert.Empty(cache.Files());
+
+        static IEnumerable<(string Endpoint, string Model)> Requests(string[] names) =>
+            from name in names from endpoint in new[] { "/v1/chat/completions", "/v1/completions", "/v1/embeddings" } select (endpoint, name);
+
+        static string Body(string model) => JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["model"] = model, ["max_tokens"] = 4, ["messages"] = new[] { new { role = "user", content = "Hi" } }, ["prompt"] = "Hi", ["input"] = "Hi",
+        });
+    }
+
+    [Fact]
+    public async Task AServedNameTheCatalogLacksIsRefusedAtStartNamingTheKey()
+    {
+        var error = await Assert.ThrowsAsync<Llama.AgentHostException>(() => TestServer.StartAsync(o => o.Models = "stories260k;nosuch"));
+
+        Assert.Contains("Server:Models names 'nosuch'", error.Message);
     }
 
     [Fact]

@@ -13,12 +13,15 @@ public sealed class TrainedHeadFixture : IAsyncLifetime
 
     public string HeldOut => Path.Combine(Directory, "heldout.txt");
 
+    public string Unseen => Path.Combine(Directory, "unseen.txt");
+
     internal AgentHostProcess.Result Training { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory, "--train", "300", "--heldout", "100", "--seed", "7"]);
         Assert.Equal(0, corpus.ExitCode);
+        Assert.Equal([Train, HeldOut, Unseen], corpus.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Training = await AgentHostProcess.RunAsync(["toolkens", "train", "--model", "stories260k", "--plugins", "arithmetic", "--corpus", Train, "--out", Head,
             "--epochs", "30", "--seed", "3", "--json"]);
     }
@@ -61,6 +64,27 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
         Assert.True(head > prior + 0.3);
         Assert.True(head > chance + 0.5);
         Assert.True(root.GetProperty("calls").GetInt32() >= 60);
+    }
+
+    [Fact]
+    public async Task Eval_reports_the_unseen_template_figures_beside_the_held_out_ones()
+    {
+        var result = await AgentHostProcess.RunAsync(["toolkens", "eval", "--head", fixture.Head, "--corpus", fixture.HeldOut, "--unseen", fixture.Unseen, "--json"]);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(result.StdOut).RootElement;
+        var seen = root.GetProperty("head").GetProperty("f1").GetDouble();
+        var unseen = root.GetProperty("unseen");
+        var head = unseen.GetProperty("head").GetProperty("f1").GetDouble();
+        Assert.True(unseen.GetProperty("calls").GetInt32() >= 60);
+        Assert.Equal(100, File.ReadAllLines(fixture.Unseen).Length);
+        // Templates never trained on: well above the prior and chance, and (on stories260K) well below the seen figure.
+        Assert.True(head > unseen.GetProperty("prior").GetProperty("f1").GetDouble() + 0.1, $"unseen F1 {head}");
+        Assert.True(head > unseen.GetProperty("chance").GetProperty("f1").GetDouble() + 0.1, $"unseen F1 {head}");
+        Assert.True(seen > head, $"seen {seen}, unseen {head}");
+
+        var text = await AgentHostProcess.RunAsync(["toolkens", "eval", "--head", fixture.Head, "--corpus", fixture.HeldOut, "--unseen", fixture.Unseen]);
+        Assert.Contains("unseen templates: ", text.StdOut, StringComparison.Ordinal);
     }
 
     [Fact]

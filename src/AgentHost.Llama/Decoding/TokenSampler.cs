@@ -13,15 +13,29 @@ public struct TokenCandidate
     public float Probability;
 }
 
+/// <summary>The order of a <see cref="TokenSampler"/>'s steps (after the penalties, before the draw).</summary>
+public enum SamplerChain
+{
+    /// <summary>llama.cpp's: top-k, top-p and min-p on the distribution at temperature 1, temperature last. The default.</summary>
+    LlamaCpp,
+
+    /// <summary>
+    /// Hugging Face's warpers (<c>generate(do_sample=True)</c>): temperature first, then top-k, top-p and min-p on the
+    /// tempered distribution. The cut sets differ from <see cref="LlamaCpp"/>'s when the temperature is not 1.
+    /// </summary>
+    HuggingFace,
+}
+
 /// <summary>
-/// Managed sampler over a logits span, in llama.cpp's order: penalties, top-k, top-p, min-p,
-/// temperature, then a seeded draw. <see cref="Process"/> exposes the final distribution, so a
+/// Managed sampler over a logits span, by default in llama.cpp's order: penalties, top-k, top-p, min-p,
+/// temperature, then a seeded draw (<see cref="SamplerChain"/> offers Hugging Face's order). <see cref="Process"/> exposes the final distribution, so a
 /// strategy can inspect it (entropy, alternatives) and then <see cref="Draw"/> from it.
 /// Allocation-free per token: every buffer is sized once for the vocabulary.
 /// </summary>
 public sealed class TokenSampler
 {
     private readonly SamplingOptions _options;
+    private readonly SamplerChain _chain;
     private readonly float[] _work;
     private readonly TokenCandidate[] _candidates;
     private readonly int[] _counts;         // occurrences of each token in the penalty window
@@ -34,11 +48,17 @@ public sealed class TokenSampler
     private ulong _state;
 
     /// <summary>Creates a sampler for a vocabulary of <paramref name="vocabularySize"/> tokens.</summary>
-    public TokenSampler(SamplingOptions options, int vocabularySize)
+    /// <param name="options">The sampling knobs.</param>
+    /// <param name="vocabularySize">Number of logits per step.</param>
+    /// <param name="chain">The order of the steps; llama.cpp's by default.</param>
+    public TokenSampler(SamplingOptions options, int vocabularySize, SamplerChain chain = SamplerChain.LlamaCpp)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (!Enum.IsDefined(chain))
+            throw new ArgumentOutOfRangeException(nameof(chain), chain, "Unknown sampler chain.");
         _options = options;
+        _chain = chain;
         Seed = options.Seed ?? (ulong)Random.Shared.NextInt64();
         _state = Seed;
         _work = new float[vocabularySize];
@@ -83,8 +103,10 @@ public sealed class TokenSampler
             return Candidates;
         }
 
+        // Top-k keeps the same set at any temperature; top-p and min-p see temperature 1 (llama.cpp) or the
+        // tempered distribution (Hugging Face); the last softmax renormalises the kept set at the temperature.
         SelectTopK(source);
-        Softmax(1.0f);
+        Softmax(_chain == SamplerChain.HuggingFace ? _options.Temperature : 1.0f);
         ApplyTopP();
         ApplyMinP();
         Softmax(_options.Temperature);

@@ -44,8 +44,7 @@ public sealed partial class ModelResolver
         var endpoint = HuggingFaceEndpoint;
         foreach (var (name, settings) in _options.Models.OrderBy(e => e.Key, StringComparer.OrdinalIgnoreCase))
         {
-            if (settings is { StandIn: null } && Uri.TryCreate(settings.Url?.Trim(), UriKind.Absolute, out var url)
-                && HuggingFaceReference.FromUrl(url, endpoint) is { } entry && reference.Matches(entry))
+            if (settings is { StandIn: null } && HubFile(settings.Url, endpoint) is { } entry && reference.Matches(entry))
             {
                 return (name, settings);
             }
@@ -59,6 +58,23 @@ public sealed partial class ModelResolver
             reference = cached[0];
         }
         return (reference.ToString(), new ModelSettings { File = reference.CacheFileName, Url = reference.FileUrl(endpoint).AbsoluteUri });
+    }
+
+    /// <summary>The hub file a catalog <c>Url</c> names (an <c>hf:</c> file reference or a URL on the endpoint); null for any other.</summary>
+    private static HuggingFaceReference? HubFile(string? url, Uri endpoint)
+    {
+        if (HuggingFaceReference.IsReference(url))
+        {
+            try
+            {
+                return HuggingFaceReference.Parse(url!) is { File: not null } reference ? reference : null;
+            }
+            catch (AgentHostException)
+            {
+                return null;   // a malformed entry says so when it is used, not while another one is looked up
+            }
+        }
+        return Uri.TryCreate(url?.Trim(), UriKind.Absolute, out var parsed) ? HuggingFaceReference.FromUrl(parsed, endpoint) : null;
     }
 
     private IEnumerable<string> CachedFiles()

@@ -531,10 +531,16 @@ public sealed partial class ModelResolver
     {
         if (string.IsNullOrWhiteSpace(settings.Url))
             return null;
+        if (HuggingFaceReference.IsReference(settings.Url))
+        {
+            var reference = HuggingFaceReference.Parse(settings.Url);
+            return reference.File is not null ? reference.FileUrl(HuggingFaceEndpoint) : throw new AgentHostException(ErrorKind.InvalidArgument,
+                $"The catalog entry '{name}' has Url '{settings.Url}', which names no file; a catalog Url names one: hf:OWNER/REPO/FILE.");
+        }
         if (!Uri.TryCreate(settings.Url.Trim(), UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
         {
             throw new AgentHostException(ErrorKind.InvalidArgument,
-                $"The catalog entry '{name}' has Url '{settings.Url}', which is not an absolute http or https URL.");
+                $"The catalog entry '{name}' has Url '{settings.Url}', which is not an absolute http or https URL or an hf:OWNER/REPO/FILE reference.");
         }
         return url;
     }

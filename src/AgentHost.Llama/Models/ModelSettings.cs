@@ -6,7 +6,10 @@ public sealed class ModelSettings
     /// <summary>File name looked up in the models folder and the user cache, e.g. <c>stories260K.gguf</c>.</summary>
     public string? File { get; set; }
 
-    /// <summary>Public download URL used when the file is found nowhere locally.</summary>
+    /// <summary>
+    /// Public download URL used when the file is found nowhere locally: an http(s) URL, or a Hugging Face file
+    /// reference <c>hf:OWNER/REPO/FILE</c>, fetched from <see cref="AgentHostOptions.HuggingFaceEndpoint"/> (a mirror, say).
+    /// </summary>
     public string? Url { get; set; }
 
     /// <summary>Expected SHA-256 of the file (hex); a download that does not match is discarded.</summary>

@@ -1,11 +1,12 @@
 using System.CommandLine;
 using AgentHost.Cli;
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 
 namespace AgentHost.Bench;
 
 /// <summary><c>bench server</c>: tokens/s over HTTP at 1, 4 and 16 clients (see <see cref="ServerBench"/>).</summary>
-internal sealed class BenchServerCommand(AgentHostOptions options) : ICommand
+internal sealed class BenchServerCommand(AgentHostOptions options, LlamaModelProvider models) : ICommand
 {
     private static readonly Option<int> _runs = BenchOptions.Runs(3);
     private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(64, "Most tokens per request.");
@@ -24,6 +25,7 @@ internal sealed class BenchServerCommand(AgentHostOptions options) : ICommand
         var model = parse.GetValue(SharedOptions.Model) ?? options.DefaultModel;
         if (!options.Models.ContainsKey(model))
             throw CliOption.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
+        await models.Resolver.ResolveAsync(model, new ConsoleProgressBar(), cancellationToken);   // fetched or built now, as serve does: requests never do
         await ServerBench.RunAsync(options, model, prompts, parse.GetValue(_runs), parse.GetValue(BenchOptions.Warmup), parse.GetValue(_maxTokens),
             parse.GetValue(_slots), parse.GetValue(_batching) ? [true] : [true, false], parse.GetValue(BenchOptions.JsonFile), cancellationToken);
         return CliApp.ExitOk;

@@ -48,7 +48,7 @@ internal static class ServerBench
     {
         if (options.FindRemote(modelName) is { } remote)
             throw remote.Settings.NeedsLocalModel(remote.Name, "bench");
-        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Slots = slots, MaxQueue = 64, Batching = batching };
+        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Models = modelName, Slots = slots, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };

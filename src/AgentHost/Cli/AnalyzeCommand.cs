@@ -131,8 +131,10 @@ internal sealed class AnalyzeContrastCommand(ILlamaModelProvider models) : IComm
     private static readonly Option<string?> _negative = CliOption.Text("--negative", "Negative model with the same vocabulary (default: the positive model, for use with --negative-lora).", "NAME|PATH");
     private static readonly Option<string?> _lora = CliOption.Text("--lora", "LoRA adapter GGUF applied to the positive model.", "FILE");
     private static readonly Option<string?> _negativeLora = CliOption.Text("--negative-lora", "LoRA adapter GGUF applied to the negative model (two adapters on one base model: give --lora and --negative-lora only).", "FILE");
-    private static readonly Option<string?> _response = CliOption.Text("--response", "The response to score (required).", "TEXT");
+    private static readonly Option<string?> _response = CliOption.Text("--response", "The response to score (required without --pairs).", "TEXT");
     private static readonly Option<double> _beta = CliOption.Double("--beta", "beta (as in the paper; 0 gives the positive model's probabilities).", "B", 1.0);
+    private static readonly Option<string?> _pairs = CliOption.Text("--pairs", "cDPO export: preference pairs, JSONL with prompt, chosen and rejected per line (instead of --prompt/--response; needs --cdpo).", "FILE");
+    private static readonly Option<string?> _cdpo = CliOption.Text("--cdpo", "cDPO export: write each pair with per-token weights (s_t on chosen, 1 - s_t on rejected) as JSONL to FILE.", "FILE");
 
     public string Name => "analyze contrast";
 
@@ -147,32 +149,50 @@ internal sealed class AnalyzeContrastCommand(ILlamaModelProvider models) : IComm
         SharedOptions.Prompt,
         _response,
         _beta,
+        _pairs,
+        _cdpo,
         .. AnalyzeOutput.Options,
     ];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var output = AnalyzeOutput.From(parse);
-        var request = new ContrastiveRequest
-        {
-            Prompt = parse.Require(SharedOptions.Prompt),
-            Response = parse.Require(_response),
-            Beta = parse.GetValue(_beta),
-        };
+        var pairsPath = parse.GetValue(_pairs);
+        var cdpoPath = parse.GetValue(_cdpo);
+        if ((pairsPath is null) != (cdpoPath is null))
+            throw CliOption.Usage("--pairs and --cdpo go together: pairs in, weighted cDPO records out.");
         var negativeName = parse.GetValue(_negative);
         if (negativeName is null && !parse.Has(_negativeLora))
             throw CliOption.Usage("'analyze contrast' needs --negative (a second model) or --negative-lora (an adapter on the same model).");
+        // The work, fixed before the models load so that bad input fails fast: one response, or a file of pairs.
+        Func<ContrastiveSide, ContrastiveSide, Task<int>> work;
+        var beta = parse.GetValue(_beta);
+        if (pairsPath is not null && cdpoPath is not null)
+        {
+            Option[] singleResponse = [SharedOptions.Prompt, _response, .. AnalyzeOutput.Options];
+            if (singleResponse.FirstOrDefault(parse.Has) is { } single)
+                throw CliOption.Usage($"{single.Name} scores one response; with --pairs the output is --cdpo.");
+            var pairs = CdpoJsonl.ReadPairs(GenerateCommand.ReadFile(pairsPath, "pairs"), pairsPath);
+            work = (positive, negative) => ExportCdpoAsync(positive, negative, pairs, beta, cdpoPath, cancellationToken);
+        }
+        else
+        {
+            var output = AnalyzeOutput.From(parse);
+            var request = new ContrastiveRequest { Prompt = parse.Require(SharedOptions.Prompt), Response = parse.Require(_response), Beta = beta };
+            work = (positive, negative) => ScoreAsync(positive, negative, request, output, cancellationToken);
+        }
         // The provider loads each model once: naming the positive model again gives the same instance.
-        var positive = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
-        var negative = negativeName is null ? positive : await models.GetModelAsync(negativeName, cancellationToken);
-        var positiveSide = new ContrastiveSide(positive, parse.GetValue(_lora));
-        var negativeSide = new ContrastiveSide(negative, parse.GetValue(_negativeLora));
+        var positiveModel = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        var negativeModel = negativeName is null ? positiveModel : await models.GetModelAsync(negativeName, cancellationToken);
+        return await work(new ContrastiveSide(positiveModel, parse.GetValue(_lora)), new ContrastiveSide(negativeModel, parse.GetValue(_negativeLora)));
+    }
 
+    private static async Task<int> ScoreAsync(ContrastiveSide positive, ContrastiveSide negative, ContrastiveRequest request, AnalyzeOutput output, CancellationToken cancellationToken)
+    {
         var progress = new AnalysisProgressBar();
         ContrastiveReport report;
         try
         {
-            report = await ContrastiveScorer.ScoreAsync(positiveSide, negativeSide, request, progress, cancellationToken);
+            report = await ContrastiveScorer.ScoreAsync(positive, negative, request, progress, cancellationToken);
         }
         finally
         {
@@ -186,6 +206,27 @@ internal sealed class AnalyzeContrastCommand(ILlamaModelProvider models) : IComm
             string.Create(CultureInfo.InvariantCulture, $"lowest: token {report.LowestIndex + 1} \"{low.Text.Replace("\n", "\\n", StringComparison.Ordinal)}\" s = {low.Score:0.0000}."),
         };
         await output.WriteAsync(AnalysisRendering.ToJson(report), AnalysisRendering.ToHtml(report), output.Ansi ? AnalysisRendering.ToAnsi(report) : null, summary, cancellationToken);
+        return CliApp.ExitOk;
+    }
+
+    // Scores both responses of every pair and writes the cDPO records.
+    private static async Task<int> ExportCdpoAsync(ContrastiveSide positive, ContrastiveSide negative, IReadOnlyList<CdpoPair> pairs, double beta, string path,
+        CancellationToken cancellationToken)
+    {
+        var records = new List<CdpoRecord>(pairs.Count);
+        var progress = new AnalysisProgressBar();
+        try
+        {
+            foreach (var pair in pairs)
+                records.Add(await CdpoRecord.ScoreAsync(positive, negative, pair, beta, progress, cancellationToken));
+        }
+        finally
+        {
+            progress.Finish();
+        }
+        await AnalyzeOutput.WriteFileAsync(path, CdpoJsonl.ToJsonl(records), cancellationToken);
+        var tokens = records.Sum(r => r.ChosenTokenIds.Length + r.RejectedTokenIds.Length);
+        Console.Out.WriteLine($"{records.Count} pairs scored ({tokens} tokens), {positive.Name} vs {negative.Name}, beta {beta.ToString(CultureInfo.InvariantCulture)}.");
         return CliApp.ExitOk;
     }
 }
@@ -231,7 +272,7 @@ internal sealed record AnalyzeOutput(string? JsonPath, string? HtmlPath, bool An
             Console.Out.WriteLine(text);
     }
 
-    private static async Task WriteFileAsync(string path, string content, CancellationToken cancellationToken)
+    public static async Task WriteFileAsync(string path, string content, CancellationToken cancellationToken)
     {
         try
         {

@@ -130,7 +130,7 @@ internal sealed class GenerateCommand(ILlamaModelProvider models, ToolTokenTools
         }
     }
 
-    private static string ReadFile(string path, string what)
+    internal static string ReadFile(string path, string what)
     {
         try
         {

@@ -21,9 +21,10 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
     private static readonly Option<string?> _apiKey = CliOption.Text("--api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", "KEY");
     private static readonly Option<int?> _slots = CliOption.OptionalInt("--slots", $"Session slots per model (default Server:Slots, {_defaults.Slots}).", "N", min: 1, max: 64);
     private static readonly Option<int?> _maxQueue = CliOption.OptionalInt("--max-queue", $"Requests per model that may queue before 429 (default Server:MaxQueue, {_defaults.MaxQueue}).", "N", min: 1);
+    private static readonly Option<string?> _models = CliOption.Text("--models", "Catalog names to serve, ';'-separated (default Server:Models; empty: the default model and every model already on this machine).", "NAMES");
     private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching of greedy/sampling requests (Server:Batching; more throughput with many clients).");
 
-    public IReadOnlyList<Symbol> Options { get; } = [_urls, _apiKey, _slots, _maxQueue, _batching];
+    public IReadOnlyList<Symbol> Options { get; } = [_urls, _apiKey, _models, _slots, _maxQueue, _batching];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
@@ -33,12 +34,17 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         serverOptions.Slots = parse.GetValue(_slots) ?? serverOptions.Slots;
         serverOptions.MaxQueue = parse.GetValue(_maxQueue) ?? serverOptions.MaxQueue;
         serverOptions.Batching |= parse.GetValue(_batching);
+        serverOptions.Models = parse.GetValue(_models) ?? serverOptions.Models;
 
-        // Models load at their first request: a setting or file that cannot load is refused now, not then.
-        foreach (var model in models.Resolver.DescribeAll())
+        // Requests never download or build a model, so a served model that is missing is fetched now, by the operator's
+        // command; and models load at their first request, so a setting or file that cannot load is refused now, not then.
+        foreach (var name in ModelHost.ServedNames(options, serverOptions, models.Resolver))
         {
-            if (model.Path is { } path)
-                LlamaModel.Check(model.Name, path, model.Settings);
+            var model = models.Resolver.Describe(name);
+            if (model.Settings.Remote is not null)
+                continue;   // forwarded to its endpoint: nothing to fetch or load here
+            var path = model.Path ?? (await models.Resolver.ResolveAsync(name, new ConsoleProgressBar(), cancellationToken)).Path;
+            LlamaModel.Check(model.Name, path, model.Settings);
         }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)

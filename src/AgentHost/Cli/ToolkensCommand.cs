@@ -8,16 +8,16 @@ using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;
 
-/// <summary><c>toolkens corpus</c>: writes the demo corpus (training and held-out parts).</summary>
+/// <summary><c>toolkens corpus</c>: writes the demo corpus (training, held-out, and held-out from unseen templates).</summary>
 internal sealed class ToolkensCorpusCommand : ICommand
 {
     public string Name => "toolkens corpus";
 
-    public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt).";
+    public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt, unseen.txt).";
 
-    private static readonly Option<string?> _out = CliOption.Text("--out", "Folder to write train.txt and heldout.txt into (required).", "DIR");
+    private static readonly Option<string?> _out = CliOption.Text("--out", "Folder to write train.txt, heldout.txt and unseen.txt (templates never in training) into (required).", "DIR");
     private static readonly Option<int> _train = CliOption.Int("--train", "Training lines.", "N", 400, min: 1, max: DemoCorpus.MaxLines);
-    private static readonly Option<int> _heldOut = CliOption.Int("--heldout", "Held-out lines.", "N", 100, min: 1, max: DemoCorpus.MaxLines);
+    private static readonly Option<int> _heldOut = CliOption.Int("--heldout", "Held-out lines, each of heldout.txt and unseen.txt.", "N", 100, min: 1, max: DemoCorpus.MaxLines);
     private static readonly Option<int> _seed = CliOption.Int("--seed", "Random seed.", "S", 1, min: 0);
 
     public IReadOnlyList<Symbol> Options { get; } = [_out, _train, _heldOut, _seed];
@@ -27,8 +27,8 @@ internal sealed class ToolkensCorpusCommand : ICommand
         var directory = parse.Require(_out);
         try
         {
-            var (train, heldOut) = DemoCorpus.Write(directory, parse.GetValue(_train), parse.GetValue(_heldOut), parse.GetValue(_seed));
-            Console.Out.WriteLine($"{train}\n{heldOut}");
+            var (train, heldOut, unseen) = DemoCorpus.Write(directory, parse.GetValue(_train), parse.GetValue(_heldOut), parse.GetValue(_seed));
+            Console.Out.WriteLine($"{train}\n{heldOut}\n{unseen}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -49,7 +49,7 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
     private static readonly Option<int> _epochs = CliOption.Int("--epochs", "Passes over the corpus.", "N", _defaults.Epochs, min: 1);
     private static readonly Option<double> _lr = CliOption.Double("--lr", "Adam learning rate.", "X", _defaults.LearningRate);
     private static readonly Option<int> _batchSize = CliOption.Int("--batch-size", "Positions per Adam step.", "N", _defaults.BatchSize, min: 1);
-    private static readonly Option<double> _lambda = CliOption.Double("--lambda", "Weight of the penalty towards the prior.", "X", _defaults.Lambda);
+    private static readonly Option<double> _lambda = CliOption.Double("--lambda", "Weight of the penalty towards the prior (ToolkenGPT: none, TokenLearning: 0.01).", "X", _defaults.Lambda);
     private static readonly Option<string> _regularizer = CliOption.Text("--regularizer", "frobenius (lambda*||W-W0||) or squared (lambda*||W-W0||^2).", "KIND", "frobenius", "frobenius", "squared");
     private static readonly Option<string> _prior = CliOption.Text("--prior", "Prior W0: hidden (the name's hidden states), embedding (output-embedding rows) or none.", "KIND", "hidden", "hidden", "embedding", "none");
     private static readonly Option<float> _priorScale = CliOption.Float("--prior-scale", "Norm of the hidden-state prior rows (1/sqrt(5120)).", "X", ToolTokenPriors.DefaultScale);
@@ -160,6 +160,8 @@ internal sealed class ToolkensEvalCommand(ILlamaModelProvider models) : ICommand
 {
     private static readonly Option<string?> _head = CliOption.Text("--head", "Head file (required).", "HEAD");
     private static readonly Option<string?> _corpus = CliOption.Text("--corpus", "Annotated held-out corpus (required).", "FILE");
+    private static readonly Option<string?> _unseen = CliOption.Text("--unseen",
+        "A second held-out corpus, written from templates never used in training (e.g. the demo's unseen.txt); reported beside --corpus.", "FILE");
     private static readonly Option<string?> _model = CliOption.Text("--model", "Model name or path (default: the model the head was trained on).", "NAME|PATH");
     private static readonly Option<float?> _bias = CliOption.OptionalFloat("--bias", "Override the head's bias.", "X");
 
@@ -167,43 +169,62 @@ internal sealed class ToolkensEvalCommand(ILlamaModelProvider models) : ICommand
 
     public string Summary => "Evaluate where a tool-token head fires on an annotated corpus (vs its prior alone and chance).";
 
-    public IReadOnlyList<Symbol> Options { get; } = [_head, _corpus, _model, _bias, SharedOptions.Json];
+    public IReadOnlyList<Symbol> Options { get; } = [_head, _corpus, _unseen, _model, _bias, SharedOptions.Json];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var head = ToolTokenHead.Load(parse.Require(_head));
         if (parse.GetValue(_bias) is { } bias)
             head = head.WithBias(bias);
-        var examples = AnnotatedCorpus.Load(parse.Require(_corpus));
+        var corpora = new List<(string Label, IReadOnlyList<AnnotatedExample> Examples)> { ("corpus", AnnotatedCorpus.Load(parse.Require(_corpus))) };
+        if (parse.GetValue(_unseen) is { } unseenPath)
+            corpora.Add(("unseen", AnnotatedCorpus.Load(unseenPath)));
         var model = await models.GetModelAsync(parse.GetValue(_model) ?? head.ModelName, cancellationToken);
         head.EnsureMatches(model);
         using var session = await model.CreateSessionAsync(hiddenStates: true, cancellationToken);
-        var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], cancellationToken: cancellationToken);
 
-        var trained = ToolTokenEvaluation.Evaluate(head, data);
-        var prior = ToolTokenEvaluation.Evaluate(head.PriorOnly(), data);
-        var chance = ToolTokenEvaluation.Chance(data);
+        var results = new List<Figures>();
+        foreach (var (label, examples) in corpora)
+        {
+            var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], cancellationToken: cancellationToken);
+            results.Add(new Figures(label, data, ToolTokenEvaluation.Evaluate(head, data), ToolTokenEvaluation.Evaluate(head.PriorOnly(), data), ToolTokenEvaluation.Chance(data)));
+        }
         if (parse.GetValue(SharedOptions.Json))
         {
-            Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
-            {
-                ["model"] = model.Name,
-                ["positions"] = data.Count,
-                ["calls"] = data.CallPositions,
-                ["skipped_calls"] = data.SkippedCalls,
-                ["head"] = Metrics(trained),
-                ["prior"] = Metrics(prior),
-                ["chance"] = Metrics(chance),
-            }));
+            // The --corpus figures at the top level (as before); the unseen corpus's under "unseen".
+            var json = new Dictionary<string, object?> { ["model"] = model.Name };
+            foreach (var (key, value) in results[0].ToJson())
+                json[key] = value;
+            if (results.Count > 1)
+                json["unseen"] = results[1].ToJson();
+            Console.Out.WriteLine(JsonOutput.Serialize(json));
         }
         else
         {
-            Console.Out.WriteLine($"{data.Count} positions, {data.CallPositions} calls ({data.SkippedCalls} skipped)");
-            Console.Out.WriteLine("          precision  recall  f1");
-            foreach (var (label, e) in new[] { ("head", trained), ("prior", prior), ("chance", chance) })
-                Console.Out.WriteLine(FormattableString.Invariant($"{label,-8}  {e.Precision,9:F3}  {e.Recall,6:F3}  {e.F1:F3}"));
+            foreach (var r in results)
+            {
+                var title = r.Label == "unseen" ? "unseen templates: " : "";
+                Console.Out.WriteLine($"{title}{r.Data.Count} positions, {r.Data.CallPositions} calls ({r.Data.SkippedCalls} skipped)");
+                Console.Out.WriteLine("          precision  recall  f1");
+                foreach (var (label, e) in new[] { ("head", r.Head), ("prior", r.Prior), ("chance", r.Chance) })
+                    Console.Out.WriteLine(FormattableString.Invariant($"{label,-8}  {e.Precision,9:F3}  {e.Recall,6:F3}  {e.F1:F3}"));
+            }
         }
         return CliApp.ExitOk;
+    }
+
+    // One corpus's figures: the head, its prior alone, and chance.
+    private sealed record Figures(string Label, ToolTokenDataset Data, ToolTokenEvaluation Head, ToolTokenEvaluation Prior, ToolTokenEvaluation Chance)
+    {
+        public Dictionary<string, object?> ToJson() => new()
+        {
+            ["positions"] = Data.Count,
+            ["calls"] = Data.CallPositions,
+            ["skipped_calls"] = Data.SkippedCalls,
+            ["head"] = Metrics(Head),
+            ["prior"] = Metrics(Prior),
+            ["chance"] = Metrics(Chance),
+        };
     }
 
     public static Dictionary<string, double> Metrics(ToolTokenEvaluation e) => new()

@@ -1,3 +1,4 @@
+using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -24,12 +25,14 @@ internal static class AgentHostServer
         builder.Services.AddSingleton(serverOptions);
         // Models load through the libraries' provider; download progress goes to the log, never to a console bar.
         builder.Services.AddLlamaModelProvider();
+        builder.Services.AddSingleton(services => ((LlamaModelProvider)services.GetRequiredService<ILlamaModelProvider>()).Resolver);
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<ServerMetrics>();
         // /metrics is OpenTelemetry's Prometheus exporter over this container's meters; OTLP export when configured.
         builder.Services.AddAgentHostTelemetry(telemetry ?? new TelemetryOptions(), prometheus: true);
 
         var app = builder.Build();
+        _ = app.Services.GetRequiredService<ModelHost>();   // the served names are checked now (Server:Models), not at the first request
         OpenAiApi.Map(app, serverOptions);
         return app;
     }

@@ -9,17 +9,39 @@ using Microsoft.Extensions.AI;
 namespace AgentHost.Server;
 
 /// <summary>
-/// The models the server answers for: catalog names only (a request can never name a file), each taken from the
-/// model provider (which loads it once and owns it) on first use, with one <see cref="LlamaChatClient"/> whose
-/// slots all its requests share, and its admission count. A remote entry gets a <see cref="RemoteChatClient"/>
-/// instead, so the server routes its chat requests to the entry's endpoint.
+/// The models the server answers for: the served catalog names only (a request can never name a file), each taken
+/// from the model provider (which loads it once and owns it) on first use, with one <see cref="LlamaChatClient"/>
+/// whose slots all its requests share, and its admission count. A request never downloads or builds a model: only
+/// files already on this machine load (<c>serve</c> pulls what it serves before it listens). A remote entry gets a
+/// <see cref="RemoteChatClient"/> instead, so the server routes its chat requests to the entry's endpoint.
 /// </summary>
-internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models, IMeterFactory meterFactory) : IDisposable
+internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models, ModelResolver resolver, IMeterFactory meterFactory) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<HostedModel>>> _models = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Catalog names, the default model first.</summary>
-    public IReadOnlyList<string> Names => options.Models.Keys.OrderBy(n => string.Equals(n, options.DefaultModel, StringComparison.OrdinalIgnoreCase) ? 0 : 1).ThenBy(n => n, StringComparer.Ordinal).ToList();
+    /// <summary>The served catalog names, the default model first (see <see cref="ServedNames"/>).</summary>
+    public IReadOnlyList<string> Names { get; } = ServedNames(options, serverOptions, resolver);
+
+    /// <summary>
+    /// The catalog names a server answers for: <see cref="ServerOptions.Models"/> when set (each must be a catalog
+    /// name), else the default model and every catalog entry whose file is already on this machine or that is remote
+    /// (nothing to fetch). Never the whole
+    /// catalog: its real models are gigabytes each, and a client's request must not fetch or load them.
+    /// </summary>
+    /// <exception cref="Llama.AgentHostException">A name in Server:Models the catalog does not know (naming the key).</exception>
+    public static IReadOnlyList<string> ServedNames(AgentHostOptions options, ServerOptions serverOptions, ModelResolver resolver)
+    {
+        var listed = serverOptions.ModelNames();
+        var names = listed.Count > 0
+            ? listed.Select(n => CatalogName(options, n) ?? throw new Llama.AgentHostException(Llama.ErrorKind.InvalidArgument,
+                $"Server:Models names '{n}', which is not in the model catalog. Known: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}."))
+            : resolver.DescribeAll().Where(l => l.Path is not null || l.Settings.Remote is not null).Select(l => l.Name).Prepend(options.DefaultModel);
+        return names.Distinct(StringComparer.OrdinalIgnoreCase).OrderBy(n => IsDefault(options, n) ? 0 : 1).ThenBy(n => n, StringComparer.Ordinal).ToList();
+    }
+
+    private static bool IsDefault(AgentHostOptions options, string name) => string.Equals(name, options.DefaultModel, StringComparison.OrdinalIgnoreCase);
+
+    private static string? CatalogName(AgentHostOptions options, string name) => options.Models.Keys.FirstOrDefault(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Models loaded so far.</summary>
     public IEnumerable<HostedModel> Loaded => _models.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully).Select(l => l.Value.Result);
@@ -27,8 +49,11 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     /// <summary>The model <paramref name="name"/>, loading it on first use; 404 for a name not in the catalog.</summary>
     public async Task<HostedModel> GetAsync(string name, CancellationToken cancellationToken)
     {
-        var key = options.Models.Keys.FirstOrDefault(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase))
-            ?? throw new ApiError(StatusCodes.Status404NotFound, $"The model '{name}' does not exist. Available: {string.Join(", ", Names)}.", code: "model_not_found", param: "model");
+        var key = Names.FirstOrDefault(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase))
+            ?? throw new ApiError(StatusCodes.Status404NotFound,
+                CatalogName(options, name) is null ? $"The model '{name}' does not exist. Available: {string.Join(", ", Names)}."
+                    : $"The model '{name}' is not served here (the operator chooses served models with Server:Models). Available: {string.Join(", ", Names)}.",
+                code: "model_not_found", param: "model");
         var lazy = _models.GetOrAdd(key, k => new Lazy<Task<HostedModel>>(() => LoadAsync(k)));
         try
         {
@@ -45,6 +70,9 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     {
         if (options.FindRemote(name) is { } remote)
             return new HostedModel(name, new RemoteChatClient(remote.Name, remote.Settings), null, null);
+        // The provider would download a missing file or build a stand-in: that is the operator's step, never a request's.
+        if (resolver.Describe(name).Path is null)
+            throw new ApiError(StatusCodes.Status503ServiceUnavailable, $"The model '{name}' is not on this machine; the server never downloads. The operator can fetch it with 'agenthost models pull {name}'.", type: "server_error", code: "model_unavailable");
         var model = await models.GetModelAsync(name, CancellationToken.None);
         var client = new LlamaChatClient(model, new LlamaChatClientOptions
         {

@@ -20,6 +20,15 @@ internal sealed class ServerOptions
     /// <summary>When set, every endpoint but /health requires <c>Authorization: Bearer KEY</c>.</summary>
     public string? ApiKey { get; set; }
 
+    /// <summary>
+    /// Catalog names served, ';'-separated. Empty (default): the default model and every catalog entry whose file is
+    /// already on this machine. <c>serve</c> fetches a listed model that is missing before it listens; requests never do.
+    /// </summary>
+    public string Models { get; set; } = "";
+
+    /// <summary>The names in <see cref="Models"/>.</summary>
+    public IReadOnlyList<string> ModelNames() => Models.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
     /// <summary>Requests per model admitted at once (waiting for or holding a slot, embeddings included); more get 429 (default 32).</summary>
     public int MaxQueue { get; set; } = 32;
 

@@ -92,6 +92,24 @@ public sealed class AnalysisContrastTests(ContrastFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_cdpo_record_weights_the_chosen_tokens_by_s_and_the_rejected_ones_by_one_minus_s()
+    {
+        var pair = new CdpoPair(Prompt, Response, ", there was a big cat.");
+        var record = await CdpoRecord.ScoreAsync(new ContrastiveSide(fixture.Model), new ContrastiveSide(fixture.Perturbed), pair, beta: 0.5);
+
+        var chosen = await ContrastiveScorer.ScoreAsync(fixture.Model, fixture.Perturbed, new ContrastiveRequest { Prompt = Prompt, Response = pair.Chosen, Beta = 0.5 });
+        var rejected = await ContrastiveScorer.ScoreAsync(fixture.Model, fixture.Perturbed, new ContrastiveRequest { Prompt = Prompt, Response = pair.Rejected, Beta = 0.5 });
+        Assert.Equal((pair.Prompt, pair.Chosen, pair.Rejected, 0.5), (record.Prompt, record.Chosen, record.Rejected, record.Beta));
+        Assert.Equal(("stories260k", "perturbed"), (record.PositiveModel, record.NegativeModel));
+        Assert.Equal(chosen.Tokens.Select(t => t.Token), record.ChosenTokenIds);
+        Assert.Equal(chosen.Tokens.Select(t => t.Text), record.ChosenTokens);
+        Assert.Equal(chosen.Tokens.Select(t => t.Score), record.ChosenWeights);
+        Assert.Equal(rejected.Tokens.Select(t => t.Token), record.RejectedTokenIds);
+        Assert.Equal(rejected.Tokens.Select(t => 1 - t.Score), record.RejectedWeights);
+        Assert.Equal(pair.Rejected, fixture.Model.Detokenize(record.RejectedTokenIds));
+    }
+
+    [Fact]
     public async Task Models_with_different_vocabularies_are_refused()
     {
         using var other = LlamaModel.Load("tinystories656k", TestModels.TinyStories656K, ContrastFixture.Settings);

@@ -54,6 +54,40 @@ public sealed class TokenSamplerTests
     }
 
     [Fact]
+    public void Hugging_face_chain_cuts_top_p_on_the_tempered_distribution_and_llama_cpp_at_temperature_one()
+    {
+        // Temperature 0.5 doubles the logits: p(1)=.656, p(4)=.241, p(2)=.089 ... At top-p .7 llama.cpp's chain cuts
+        // at temperature 1 (.463 + .281 reaches .7: ids 1 and 4); Hugging Face's cuts the tempered one (.656 + .241).
+        var options = new SamplingOptions { Temperature = 0.5f, TopK = 0, TopP = 0.7f, MinP = 0, Seed = 1 };
+        var llama = new TokenSampler(options, _logits.Length).Process(_logits).ToArray();
+        var huggingFace = new TokenSampler(options, _logits.Length, SamplerChain.HuggingFace).Process(_logits).ToArray();
+        Assert.Equal([1, 4], llama.Select(c => c.Id));
+        Assert.Equal([1, 4], huggingFace.Select(c => c.Id));
+        // At top-p .65 the tempered top token alone (.656) reaches p, the untempered one (.463) does not.
+        var tight = options with { TopP = 0.65f };
+        Assert.Equal([1, 4], new TokenSampler(tight, _logits.Length).Process(_logits).ToArray().Select(c => c.Id));
+        var single = new TokenSampler(tight, _logits.Length, SamplerChain.HuggingFace).Process(_logits).ToArray();
+        Assert.Equal([1], single.Select(c => c.Id));
+        Assert.Equal(1.0, single[0].Probability, 6);
+
+        // Both renormalise the kept set at the temperature, and at temperature 1 they are the same chain.
+        Assert.Equal(1 / (1 + Math.Exp(-1.0)), huggingFace[0].Probability, 5);
+        Assert.Equal(1 / (1 + Math.Exp(-1.0)), llama[0].Probability, 5);
+        var plain = options with { Temperature = 1, TopK = 3, MinP = 0.3f };
+        Assert.Equal(new TokenSampler(plain, _logits.Length).Process(_logits).ToArray(), new TokenSampler(plain, _logits.Length, SamplerChain.HuggingFace).Process(_logits).ToArray());
+    }
+
+    [Fact]
+    public void Hugging_face_chain_applies_min_p_to_the_tempered_distribution()
+    {
+        // Temperature 2 halves the logits: p(2)/p(1) = e^-0.5 = .61 and p(0)/p(1) = e^-1 = .37 stay at min-p .3,
+        // p(3)/p(1) = e^-1.5 = .22 goes; at temperature 1 (llama.cpp) p(0)/p(1) = e^-2 = .14 goes too.
+        var options = new SamplingOptions { Temperature = 2, TopK = 0, TopP = 1, MinP = 0.3f, Seed = 1 };
+        Assert.Equal([1, 4, 2], new TokenSampler(options, _logits.Length).Process(_logits).ToArray().Select(c => c.Id));
+        Assert.Equal([1, 4, 2, 0], new TokenSampler(options, _logits.Length, SamplerChain.HuggingFace).Process(_logits).ToArray().Select(c => c.Id));
+    }
+
+    [Fact]
     public void Penalties_lower_the_logits_of_recent_tokens()
     {
         var sampler = Sampler(new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0, RepeatPenalty = 2f, FrequencyPenalty = 0.5f, PresencePenalty = 0.25f });

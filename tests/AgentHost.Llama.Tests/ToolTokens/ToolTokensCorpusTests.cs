@@ -49,4 +49,34 @@ public sealed class ToolTokensCorpusTests
             Assert.Equal(expected.ToString(System.Globalization.CultureInfo.InvariantCulture), call.Result);
         }
     }
+
+    [Fact]
+    public void Unseen_templates_never_appear_in_training_and_are_as_well_formed()
+    {
+        var seen = DemoCorpus.Generate(2000, seed: 3);
+        var unseen = DemoCorpus.Generate(300, seed: 3, DemoTemplates.Unseen);
+        Assert.Equal(unseen, DemoCorpus.Generate(300, seed: 3, DemoTemplates.Unseen));
+
+        // A line's skeleton: the words that are no name, thing, pronoun or number. No unseen skeleton is a seen one.
+        var seenSkeletons = seen.Select(Skeleton).ToHashSet();
+        Assert.InRange(seenSkeletons.Count, 8, 40);
+        Assert.All(unseen, line => Assert.DoesNotContain(Skeleton(line), seenSkeletons));
+
+        var calls = AnnotatedCorpus.Parse(string.Join('\n', unseen)).SelectMany(e => e.Calls).ToList();
+        foreach (var tool in DemoCorpus.ToolNames)
+            Assert.Contains(calls, c => c.Tool == tool);
+        Assert.InRange(calls.Count, 180, 280);
+        // Other call positions and numbers that are no call: an operand first in the sentence, an age, a day.
+        Assert.Contains(unseen, line => char.IsAsciiDigit(line[0]));
+        Assert.Contains(unseen, line => line.StartsWith("When ", StringComparison.Ordinal));
+        Assert.Contains(unseen, line => line.StartsWith("On day ", StringComparison.Ordinal) && line.Contains('<', StringComparison.Ordinal));
+    }
+
+    private static string Skeleton(string line)
+    {
+        string[] variable = ["Lily", "Tom", "Ben", "Mia", "Sue", "Max", "Anna", "Tim", "Sam", "Lucy", "Jack", "Kim", "she", "he", "her", "him", "his", "She", "He",
+            "apples", "toys", "cookies", "balls", "flowers", "rocks", "cars", "books", "candies", "shells", "stars", "blocks"];
+        var words = System.Text.RegularExpressions.Regex.Replace(line, @"<\w+>\([^)]*\)=\d+|\d+", "#").Split(' ');
+        return string.Join(' ', words.Select(w => variable.Contains(w.TrimEnd('.', ',', '!')) ? "_" : w));
+    }
 }

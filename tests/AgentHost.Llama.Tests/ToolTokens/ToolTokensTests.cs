@@ -55,6 +55,25 @@ public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutp
     }
 
     [Fact]
+    public async Task On_templates_never_seen_in_training_the_head_still_beats_its_prior_and_chance()
+    {
+        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, fixture.Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
+        var head = Head(new ToolTokenTrainer(fixture.Train, prior, _training).Train(), prior);
+        var unseen = await ToolTokenDataset.BuildAsync(fixture.Session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(100, seed: 7, DemoTemplates.Unseen))), DemoCorpus.ToolNames);
+
+        var trained = ToolTokenEvaluation.Evaluate(head, unseen);
+        var seen = ToolTokenEvaluation.Evaluate(head, fixture.HeldOut);
+        var chance = ToolTokenEvaluation.Chance(unseen);
+        output.WriteLine($"unseen templates: {unseen.CallPositions} calls; P {trained.Precision:F3} R {trained.Recall:F3} F1 {trained.F1:F3} (seen F1 {seen.F1:F3}, chance {chance.F1:F3})");
+
+        // The goal (F1 >= 0.6 here) is not reached on stories260K (docs/tool-tokens.md); this pins what is.
+        Assert.True(unseen.CallPositions >= 60);
+        Assert.True(trained.F1 > ToolTokenEvaluation.Evaluate(head.PriorOnly(), unseen).F1 + 0.1, $"F1 {trained.F1:F3}");
+        Assert.True(trained.F1 > chance.F1 + 0.1, $"F1 {trained.F1:F3}");
+        Assert.True(seen.F1 > trained.F1);
+    }
+
+    [Fact]
     public async Task In_a_generated_story_the_head_calls_the_tool_and_the_text_carries_the_result_it_computed()
     {
         var head = await TrainedHead();

@@ -34,6 +34,20 @@ public enum StopRule
     PaperCode,
 }
 
+/// <summary>Which sampler chain <see cref="CautiousStrategy"/> measures the entropy on and samples from.</summary>
+public enum CautiousSampler
+{
+    /// <summary>
+    /// The default, as the paper's code (Hugging Face <c>generate</c>): temperature, then top-k, then top-p
+    /// (<see cref="SamplerChain.HuggingFace"/>), with Hugging Face's defaults where the request keeps llama.cpp's:
+    /// top-k 40 becomes 50 and min-p 0.05 becomes off. Any other value is honoured.
+    /// </summary>
+    Paper,
+
+    /// <summary>The plain sampler's chain and the request's values as they are (llama.cpp's order, <c>sample</c>'s draws).</summary>
+    Llama,
+}
+
 /// <summary>What happened at one branching step of <see cref="CautiousStrategy"/> (one entry of <see cref="GenerationResult.Details"/>).</summary>
 public sealed record CautiousStep
 {
@@ -90,7 +104,9 @@ public delegate void BranchingStepObserver(InferenceSession session, IReadOnlyLi
 /// <item>Each trial has its own <see cref="TokenSampler"/> whose penalty history is copied from the main
 /// sampler at the step, so no trial sees another's tokens; every draw (plain steps and trials) takes the
 /// next number of the main sampler's seeded generator, trials in index order within a round. With N = 1
-/// at every step the draws are exactly <c>sample</c>'s, so the output is token-identical.</item>
+/// at every step and <see cref="CautiousSampler.Llama"/> the draws are exactly <c>sample</c>'s, so the output is token-identical.</item>
+/// <item>The chain is the paper's by default (<see cref="CautiousSampler.Paper"/>: temperature before top-k and top-p, as
+/// the thresholds 0.01 / 1.5 were tuned on); <see cref="CautiousSampler.Llama"/> keeps <c>sample</c>'s.</item>
 /// <item>A trial's last token is decoded (and its logits kept) only when generation could go on after it;
 /// then the winner's cells already hold every token and the next step needs no extra decode.</item>
 /// <item>Length limit of a trial: the max tokens left, and the context's free cells divided by N (trials
@@ -125,6 +141,12 @@ public sealed class CautiousStrategy : IDecodingStrategy
     /// <summary>Option key of the stop-id rule (<c>running-text</c> or <c>paper-code</c>).</summary>
     public const string StopRuleKey = "cautious_stop_rule";
 
+    /// <summary>Option key of the sampler chain (<c>paper</c> or <c>llama</c>).</summary>
+    public const string SamplerKey = "cautious_sampler";
+
+    /// <summary>Top-k of the paper's chain when the request keeps llama.cpp's default (Hugging Face's default).</summary>
+    public const int PaperTopK = 50;
+
     /// <summary>Default most trials (the paper's N_max).</summary>
     public const int DefaultMaxTrials = 10;
 
@@ -150,6 +172,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
             new(EntropyHighKey, $"Entropy in nats at or above which a step gets the most trials (default {DefaultEntropyHigh.ToString(CultureInfo.InvariantCulture)})."),
             new(FormulaKey, "Entropy-to-trials formula: code (default, the official code) or paper (Algorithm 1)."),
             new(StopRuleKey, "Trial stop ids: running-text (default: the token spelling each punctuation mark after a word) or paper-code (encode(c)[0], the bare space on SentencePiece)."),
+            new(SamplerKey, $"Sampler chain: paper (default: temperature, top-k, top-p as Hugging Face; default top-k {PaperTopK}, no min-p) or llama (sample's chain)."),
         ],
         (options, _) => FromOptions(options));
 
@@ -159,8 +182,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
     /// <param name="entropyHigh">Entropy in nats at or above which a step has the most trials (greater than <paramref name="entropyLow"/>).</param>
     /// <param name="formula">Entropy-to-trials formula.</param>
     /// <param name="stopRule">How the trial stop ids are picked.</param>
+    /// <param name="sampler">The sampler chain the entropy is measured on and every token drawn from.</param>
     public CautiousStrategy(int maxTrials = DefaultMaxTrials, double entropyLow = DefaultEntropyLow, double entropyHigh = DefaultEntropyHigh, TrialFormula formula = TrialFormula.Code,
-        StopRule stopRule = StopRule.RunningText)
+        StopRule stopRule = StopRule.RunningText, CautiousSampler sampler = CautiousSampler.Paper)
     {
         Require(maxTrials is >= 1 and < LlamaModel.MaxSequences, $"Option '{MaxTrialsKey}' must be a whole number from 1 to {LlamaModel.MaxSequences - 1}, not {maxTrials}.");
         Require(double.IsFinite(entropyLow) && entropyLow >= 0, $"Option '{EntropyLowKey}' must be a number of at least 0, not {entropyLow.ToString(CultureInfo.InvariantCulture)}.");
@@ -168,11 +192,13 @@ public sealed class CautiousStrategy : IDecodingStrategy
             $"Option '{EntropyHighKey}' ({entropyHigh.ToString(CultureInfo.InvariantCulture)}) must be greater than '{EntropyLowKey}' ({entropyLow.ToString(CultureInfo.InvariantCulture)}).");
         Require(Enum.IsDefined(formula), $"Option '{FormulaKey}' must be 'code' or 'paper'.");
         Require(Enum.IsDefined(stopRule), $"Option '{StopRuleKey}' must be 'running-text' or 'paper-code'.");
+        Require(Enum.IsDefined(sampler), $"Option '{SamplerKey}' must be 'paper' or 'llama'.");
         MaxTrials = maxTrials;
         EntropyLow = entropyLow;
         EntropyHigh = entropyHigh;
         Formula = formula;
         StopRule = stopRule;
+        Sampler = sampler;
     }
 
     /// <inheritdoc />
@@ -192,6 +218,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
 
     /// <summary>How the trial stop ids are picked.</summary>
     public StopRule StopRule { get; }
+
+    /// <summary>The sampler chain the entropy is measured on and every token drawn from.</summary>
+    public CautiousSampler Sampler { get; }
 
     /// <summary>Also record every trial's tokens and perplexity in each <see cref="CautiousStep"/> (allocates per step; off by default).</summary>
     public bool RecordTrials { get; init; }
@@ -225,8 +254,37 @@ public sealed class CautiousStrategy : IDecodingStrategy
             rule = StopRule.PaperCode;
         else
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{StopRuleKey}' must be 'running-text' or 'paper-code', not '{ruleText}'.");
-        return new CautiousStrategy(maxTrials, low, high, formula, rule);
+        var samplerText = options.GetString(SamplerKey, "paper");
+        CautiousSampler sampler;
+        if (string.Equals(samplerText, "paper", StringComparison.OrdinalIgnoreCase))
+            sampler = CautiousSampler.Paper;
+        else if (string.Equals(samplerText, "llama", StringComparison.OrdinalIgnoreCase))
+            sampler = CautiousSampler.Llama;
+        else
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{SamplerKey}' must be 'paper' or 'llama', not '{samplerText}'.");
+        return new CautiousStrategy(maxTrials, low, high, formula, rule, sampler);
     }
+
+    /// <summary>
+    /// The sampling options this strategy samples with for a request's <paramref name="requested"/> ones (null: the
+    /// defaults): as they are under <see cref="CautiousSampler.Llama"/>; under <see cref="CautiousSampler.Paper"/>,
+    /// llama.cpp's default top-k and min-p become Hugging Face's (<see cref="PaperTopK"/>, off).
+    /// </summary>
+    public SamplingOptions SamplingFor(SamplingOptions? requested)
+    {
+        var options = requested ?? new SamplingOptions();
+        if (Sampler == CautiousSampler.Llama)
+            return options;
+        var llamaDefaults = new SamplingOptions();
+        return options with
+        {
+            TopK = options.TopK == llamaDefaults.TopK ? PaperTopK : options.TopK,
+            MinP = options.MinP == llamaDefaults.MinP ? 0 : options.MinP,
+        };
+    }
+
+    /// <summary>The order of the sampler steps: Hugging Face's for <see cref="CautiousSampler.Paper"/>, else llama.cpp's.</summary>
+    public SamplerChain Chain => Sampler == CautiousSampler.Paper ? SamplerChain.HuggingFace : SamplerChain.LlamaCpp;
 
     /// <summary>Entropy in nats of a processed distribution: <c>-sum p ln(p + 1e-10)</c>, as the official code computes it.</summary>
     public static double Entropy(ReadOnlySpan<TokenCandidate> candidates)
@@ -339,6 +397,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
         private readonly CancellationToken _cancellationToken;
         private readonly Punctuation _punctuation;
         private readonly TokenVocabulary _vocabulary;
+        private readonly SamplingOptions _sampling;
         private readonly TokenSampler _main;
         private readonly Trial?[] _trials;
         private readonly double[] _perplexities;
@@ -358,7 +417,8 @@ public sealed class CautiousStrategy : IDecodingStrategy
             _cancellationToken = cancellationToken;
             _punctuation = Punctuation.For(session.Model, strategy.StopRule);
             _vocabulary = session.Model.Vocabulary;
-            _main = new TokenSampler(request.Sampling ?? new SamplingOptions(), _vocabulary.Count);
+            _sampling = strategy.SamplingFor(request.Sampling);
+            _main = new TokenSampler(_sampling, _vocabulary.Count, strategy.Chain);
             _trials = new Trial?[strategy.MaxTrials];
             _perplexities = new double[strategy.MaxTrials];
         }
@@ -530,7 +590,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
         }
 
         private Trial GetTrial(int i)
-            => _trials[i] ??= new Trial(new TokenSampler(_request.Sampling ?? new SamplingOptions(), _vocabulary.Count), Math.Min(_request.MaxTokens, _session.ContextSize), _vocabulary.Count,
+            => _trials[i] ??= new Trial(new TokenSampler(_sampling, _vocabulary.Count, _strategy.Chain), Math.Min(_request.MaxTokens, _session.ContextSize), _vocabulary.Count,
                 _request.Stop.Count > 0 ? new GenerationOutput(_vocabulary, int.MaxValue, _request.Stop, onText: null) : null);
 
         private int[][] RecordTokens(int count)
