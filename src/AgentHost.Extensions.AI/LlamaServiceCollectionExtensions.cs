@@ -4,6 +4,7 @@ using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -13,8 +14,9 @@ public static class LlamaServiceCollectionExtensions
     /// <summary>
     /// Adds a keyed singleton <see cref="IChatClient"/> on the model <paramref name="modelNameOrPath"/> names (a catalog
     /// name such as <c>stories260k</c>, or a path to a .gguf file), loaded once on first use through the
-    /// <see cref="ILlamaModelProvider"/> (added if missing) and disposed with the container. Built as
-    /// <c>client.AsBuilder().UseLogging().UseFunctionInvocation().Build(sp)</c>.
+    /// <see cref="ILlamaModelProvider"/> (added if missing) and disposed with the container; a remote catalog entry gets
+    /// a <see cref="AgentHost.Extensions.AI.Remote.RemoteChatClient"/> on its endpoint instead (see <see cref="ModelChatClients"/>).
+    /// Built as <c>client.AsBuilder().UseLogging().UseFunctionInvocation().Build(sp)</c>.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="modelNameOrPath">A catalog name (any case) or a path to a .gguf file.</param>
@@ -26,7 +28,7 @@ public static class LlamaServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(modelNameOrPath);
         services.AddLlamaModelProvider();
-        return services.AddLlamaChatClient(provider => provider.GetLlamaModel(modelNameOrPath), options, serviceId);
+        return services.AddChatClientPipeline(provider => provider.CreateModelChatClient(modelNameOrPath, options), serviceId);
     }
 
     /// <summary>
@@ -54,15 +56,36 @@ public static class LlamaServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(modelFactory);
-        return services.AddKeyedSingleton<IChatClient>(serviceId, (provider, _) =>
+        return services.AddChatClientPipeline(provider => new LlamaChatClient(modelFactory(provider), options,
+            provider.GetService<ILoggerFactory>()?.CreateLogger<LlamaChatClient>(), provider.GetService<IMeterFactory>()), serviceId);
+    }
+
+    /// <summary>
+    /// The chat client of <paramref name="modelNameOrPath"/> from the container's model provider and catalog (see
+    /// <see cref="ModelChatClients"/>; for service factories, which are synchronous). The caller owns the client.
+    /// </summary>
+    /// <param name="provider">The container.</param>
+    /// <param name="modelNameOrPath">A catalog name or a path to a .gguf file.</param>
+    /// <param name="options">How a local model is served; defaults when null.</param>
+    /// <returns>A <see cref="LlamaChatClient"/>, or a remote entry's <see cref="AgentHost.Extensions.AI.Remote.RemoteChatClient"/>.</returns>
+    public static IChatClient CreateModelChatClient(this IServiceProvider provider, string modelNameOrPath, LlamaChatClientOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(provider);
+        // The provider loads on the thread pool and never captures a context, so this wait cannot deadlock.
+        return ModelChatClients.CreateAsync(provider.GetRequiredService<ILlamaModelProvider>(), provider.GetRequiredService<IOptions<AgentHostOptions>>().Value,
+            modelNameOrPath, options, provider.GetService<ILoggerFactory>(), provider.GetService<IMeterFactory>()).GetAwaiter().GetResult();
+    }
+
+    // MEAI's function invocation over the model's client (local or remote), as MEAI's own provider registrations build it.
+    private static IServiceCollection AddChatClientPipeline(this IServiceCollection services, Func<IServiceProvider, IChatClient> create, string? serviceId)
+        => services.AddKeyedSingleton<IChatClient>(serviceId, (provider, _) =>
         {
             var loggerFactory = provider.GetService<ILoggerFactory>();
-            var builder = new LlamaChatClient(modelFactory(provider), options, loggerFactory?.CreateLogger<LlamaChatClient>(), provider.GetService<IMeterFactory>()).AsBuilder();
+            var builder = create(provider).AsBuilder();
             if (loggerFactory is not null)
                 builder.UseLogging(loggerFactory);
             return builder.UseFunctionInvocation(loggerFactory).Build(provider);
         });
-    }
 
     /// <summary>
     /// The model <paramref name="modelNameOrPath"/> names, from the container's <see cref="ILlamaModelProvider"/>

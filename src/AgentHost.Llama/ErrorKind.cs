@@ -17,4 +17,6 @@ public enum ErrorKind
     UnsupportedInput,
     /// <summary>A configured plugin is unknown, or a prompt plugin folder is missing or malformed.</summary>
     InvalidPlugin,
+    /// <summary>A remote model's endpoint could not be reached, refused the request or did not answer in time.</summary>
+    RemoteFailed,
 }

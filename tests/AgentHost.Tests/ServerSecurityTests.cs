@@ -461,11 +461,7 @@ public sealed class ServerSecurityTests : IAsyncLifetime
     }
 
     internal static int QueueDepth(string metrics)
-    {
-        const string prefix = "agenthost_queue_depth{model=\"stories260k\"} ";
-        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
-        return line is null ? 0 : int.Parse(line[prefix.Length..], CultureInfo.InvariantCulture);
-    }
+        => (int)(PrometheusText.Parse(metrics).Find("agenthost_queue_depth", ("model", "stories260k")).SingleOrDefault()?.Value ?? 0);
 
     // Every entry under the folder with its size and write time: equal snapshots mean nothing was created, changed or removed.
     private static string Snapshot(string folder) => string.Join('\n', Directory

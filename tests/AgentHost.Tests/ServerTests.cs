@@ -207,11 +207,13 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.Equal("stories260k", models.GetProperty("data")[0].GetProperty("id").GetString());
         Assert.Contains("ok", await _server.Http.GetStringAsync("/health"));
 
-        var metrics = await _server.Http.GetStringAsync("/metrics");
-        Assert.Contains("agenthost_requests_total{endpoint=\"completions\",status=\"200\"} 1", metrics);
-        Assert.Contains("agenthost_completion_tokens_total{model=\"stories260k\"} 10", metrics);
-        Assert.Contains("agenthost_queue_depth{model=\"stories260k\"} 0", metrics);
-        Assert.Contains("# TYPE agenthost_tokens_per_second gauge", metrics);
+        var metrics = PrometheusText.Parse(await _server.Http.GetStringAsync("/metrics"));
+        Assert.Equal(1, metrics.Value("agenthost_requests_total", ("endpoint", "completions"), ("status", "200")));
+        Assert.Equal(10, metrics.Value("agenthost_completion_tokens_total", ("model", "stories260k")));
+        Assert.Equal(0, metrics.Value("agenthost_queue_depth", ("model", "stories260k")));
+        // Tokens per second: a histogram of the generations since OpenTelemetry's exporter serves /metrics (was a since-start gauge).
+        Assert.Equal("histogram", metrics.Types["agenthost_tokens_per_second"]);
+        Assert.Equal(1, metrics.Value("agenthost_tokens_per_second_count", ("model", "stories260k")));
     }
 
     [Fact]
@@ -222,15 +224,17 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, status);
         await other.PostAsync("/v1/embeddings", """{"model": "stories260k", "input": "The cat sat."}""");
 
-        var mine = await _server.Http.GetStringAsync("/metrics");
-        var theirs = await other.Http.GetStringAsync("/metrics");
+        var mine = PrometheusText.Parse(await _server.Http.GetStringAsync("/metrics"));
+        var theirs = PrometheusText.Parse(await other.Http.GetStringAsync("/metrics"));
 
-        Assert.DoesNotContain("agenthost_completion_tokens_total{", mine);
-        Assert.Contains("agenthost_completion_tokens_total{model=\"stories260k\"} 24", theirs);
-        Assert.Contains("agenthost_generations_total{model=\"stories260k\",operation=\"chat\",strategy=\"greedy\"} 1", theirs);
-        Assert.Contains("agenthost_generations_total{model=\"stories260k\",operation=\"embeddings\"} 1", theirs);
-        Assert.Contains("# TYPE agenthost_active_generations gauge", theirs);
-        Assert.Contains("agenthost_active_generations{model=\"stories260k\"} 0", theirs);
+        Assert.Empty(mine.Find("agenthost_completion_tokens_total"));
+        Assert.Equal(24, theirs.Value("agenthost_completion_tokens_total", ("model", "stories260k")));
+        Assert.Equal(1, theirs.Value("agenthost_generations_total", ("model", "stories260k"), ("operation", "chat"), ("strategy", "greedy")));
+        var embeddings = Assert.Single(theirs.Find("agenthost_generations_total", ("model", "stories260k"), ("operation", "embeddings")));
+        Assert.Equal(1, embeddings.Value);
+        Assert.False(embeddings.Labels.ContainsKey("strategy"));
+        Assert.Equal("gauge", theirs.Types["agenthost_active_generations"]);
+        Assert.Equal(0, theirs.Value("agenthost_active_generations", ("model", "stories260k")));
     }
 
     [Fact]
@@ -269,8 +273,10 @@ public sealed class ServerTests : IAsyncLifetime
         var decoding = body.GetProperty("decoding");
         Assert.Equal("recycling", decoding.GetProperty("strategy").GetString());
         Assert.True(decoding.GetProperty("stats").GetProperty("forwards").GetDouble() > 0);
-        var metrics = await _server.Http.GetStringAsync("/metrics");
-        Assert.Contains("agenthost_speculative_mat{model=\"stories260k\"}", metrics);
+        // Mean accepted tokens per forward: a histogram per generation (was a since-start gauge).
+        var metrics = PrometheusText.Parse(await _server.Http.GetStringAsync("/metrics"));
+        Assert.Equal(1, metrics.Value("agenthost_speculative_mat_count", ("model", "stories260k")));
+        Assert.True(metrics.Value("agenthost_speculative_mat_sum", ("model", "stories260k")) >= 1);
     }
 
     [Theory]
@@ -343,8 +349,8 @@ public sealed class ServerTests : IAsyncLifetime
 
         foreach (var (prompt, texts) in results)
             Assert.All(texts, t => Assert.Equal(serial[prompt], t));
-        var metrics = await _server.Http.GetStringAsync("/metrics");
-        Assert.Contains("agenthost_requests_total{endpoint=\"chat\",status=\"200\"} 96", metrics);
+        var metrics = PrometheusText.Parse(await _server.Http.GetStringAsync("/metrics"));
+        Assert.Equal(96, metrics.Value("agenthost_requests_total", ("endpoint", "chat"), ("status", "200")));
     }
 }
 
@@ -438,8 +444,9 @@ public sealed class ServerLimitsTests
         for (var i = 0; i < 50 && !freed; i++)
         {
             // Freed: the slot is back and the aborted request is counted (status 499, nobody left to answer).
-            var metrics = await server.Http.GetStringAsync("/metrics");
-            freed = metrics.Contains("agenthost_queue_depth{model=\"stories260k\"} 0") && metrics.Contains("agenthost_requests_total{endpoint=\"chat\",status=\"499\"} 1");
+            var metrics = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics"));
+            freed = metrics.Find("agenthost_queue_depth", ("model", "stories260k")).SingleOrDefault()?.Value == 0
+                && metrics.Find("agenthost_requests_total", ("endpoint", "chat"), ("status", "499")).SingleOrDefault()?.Value == 1;
             if (!freed)
                 await Task.Delay(100);
         }

@@ -8,7 +8,9 @@ namespace AgentHost.Extensions.AI;
 /// <see cref="System.Diagnostics.Metrics.MeterListener"/> / <see cref="ActivityListener"/>. Every generation of a
 /// <see cref="LlamaChatClient"/> and every batch of a <see cref="LlamaEmbeddingGenerator"/> is one span with the
 /// OpenTelemetry GenAI attributes (<c>gen_ai.operation.name</c>, <c>gen_ai.request.model</c>,
-/// <c>gen_ai.usage.input_tokens</c> ...) and updates the instruments named here.
+/// <c>gen_ai.usage.input_tokens</c> ...) and updates the instruments named here. A remote catalog entry's client
+/// (<see cref="Remote.RemoteChatClient"/>) is traced by MEAI's OpenTelemetry client under the same names
+/// (<c>gen_ai.client.token.usage</c>, <c>gen_ai.client.operation.duration</c>).
 /// </summary>
 public static class AgentHostTelemetry
 {
@@ -50,6 +52,9 @@ public static class AgentHostTelemetry
 
     /// <summary>Histogram (seconds, GenAI convention): from the request until its first token was decoded (queue wait and prefill included).</summary>
     public const string TimeToFirstToken = "gen_ai.server.time_to_first_token";
+
+    /// <summary>Histogram (seconds, GenAI convention): time per generated token after the first, of one generation.</summary>
+    public const string TimePerOutputToken = "gen_ai.server.time_per_output_token";
 
     /// <summary>Histogram (seconds, GenAI convention): the whole request, from the call until the last token.</summary>
     public const string RequestDuration = "gen_ai.server.request.duration";

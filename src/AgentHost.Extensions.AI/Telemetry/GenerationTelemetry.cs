@@ -23,6 +23,12 @@ internal sealed class GenerationTelemetry
     // Without a container's factory every client shares one process-wide meter, which OpenTelemetry finds by name.
     private static readonly Meter _shared = new(AgentHostTelemetry.MeterName);
 
+    // Histogram buckets as advice to exporters (the defaults suit milliseconds): the GenAI conventions' for durations.
+    private static readonly double[] _secondBuckets = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+    private static readonly double[] _tokenSecondBuckets = [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5];
+    private static readonly double[] _rateBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+    private static readonly double[] _matBuckets = [1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 5, 6, 8];
+
     private readonly Counter<long> _generations;
     private readonly Counter<long> _promptTokens;
     private readonly Counter<long> _cachedPromptTokens;
@@ -34,6 +40,7 @@ internal sealed class GenerationTelemetry
     private readonly Histogram<double> _tokensPerSecond;
     private readonly Histogram<double> _speculativeMat;
     private readonly Histogram<double> _timeToFirstToken;
+    private readonly Histogram<double> _timePerOutputToken;
     private readonly Histogram<double> _requestDuration;
 
     /// <param name="meterFactory">The container's factory (its listeners see only its meters); null for the shared meter.</param>
@@ -48,11 +55,14 @@ internal sealed class GenerationTelemetry
         _speculativeForwards = meter.CreateCounter<long>(AgentHostTelemetry.SpeculativeForwards, "{forward}", "Verification forwards of speculative strategies (recycling, lookup).");
         _speculativeTokens = meter.CreateCounter<long>(AgentHostTelemetry.SpeculativeTokens, "{token}", "Tokens emitted by those forwards.");
         _active = meter.CreateUpDownCounter<long>(AgentHostTelemetry.ActiveGenerations, "{generation}", "Generations started and not finished (waiting for or holding a slot).");
-        _tokensPerSecond = meter.CreateHistogram<double>(AgentHostTelemetry.TokensPerSecond, "{token}/s", "Generated tokens per second of one generation.");
-        _speculativeMat = meter.CreateHistogram<double>(AgentHostTelemetry.SpeculativeMat, "{token}", "Mean tokens accepted per verification forward of one speculative generation.");
-        _timeToFirstToken = meter.CreateHistogram<double>(AgentHostTelemetry.TimeToFirstToken, "s", "From the request until its first token was decoded.");
-        _requestDuration = meter.CreateHistogram<double>(AgentHostTelemetry.RequestDuration, "s", "From the request until its last token.");
+        _tokensPerSecond = meter.CreateHistogram(AgentHostTelemetry.TokensPerSecond, "{token}/s", "Generated tokens per second of one generation.", advice: Buckets(_rateBuckets));
+        _speculativeMat = meter.CreateHistogram(AgentHostTelemetry.SpeculativeMat, "{token}", "Mean tokens accepted per verification forward of one speculative generation.", advice: Buckets(_matBuckets));
+        _timeToFirstToken = meter.CreateHistogram(AgentHostTelemetry.TimeToFirstToken, "s", "From the request until its first token was decoded.", advice: Buckets(_secondBuckets));
+        _timePerOutputToken = meter.CreateHistogram(AgentHostTelemetry.TimePerOutputToken, "s", "Time per generated token after the first, of one generation.", advice: Buckets(_tokenSecondBuckets));
+        _requestDuration = meter.CreateHistogram(AgentHostTelemetry.RequestDuration, "s", "From the request until its last token.", advice: Buckets(_secondBuckets));
     }
+
+    private static InstrumentAdvice<double> Buckets(double[] boundaries) => new() { HistogramBucketBoundaries = boundaries };
 
     /// <summary>Starts the span of one request for <paramref name="model"/>; dispose it when the request ends.</summary>
     public Scope Start(string operation, string model, ChatOptions? options = null) => new(this, operation, model, options);
@@ -98,24 +108,32 @@ internal sealed class GenerationTelemetry
             _owner._cachedPromptTokens.Add(stats.CachedPromptTokens, _model);
             _owner._completionTokens.Add(stats.GeneratedTokens, _model);
             _owner._generationSeconds.Add(stats.Elapsed.TotalSeconds, _model);
-            if (stats.GeneratedTokens > 0 && stats.Elapsed > TimeSpan.Zero)
-                _owner._tokensPerSecond.Record(stats.TokensPerSecond, _model);
+            double? tokensPerSecond = stats.GeneratedTokens > 0 && stats.Elapsed > TimeSpan.Zero ? stats.TokensPerSecond : null;
+            if (tokensPerSecond is { } rate)
+                _owner._tokensPerSecond.Record(rate, _model);
+            double? mat = null;
             if (stats.Extra.TryGetValue("forwards", out var forwards) && forwards > 0)
             {
+                mat = stats.GeneratedTokens / forwards;
                 _owner._speculativeForwards.Add((long)forwards, _model);
                 _owner._speculativeTokens.Add(stats.GeneratedTokens, _model);
-                _owner._speculativeMat.Record(stats.GeneratedTokens / forwards, _model);
+                _owner._speculativeMat.Record(mat.Value, _model);
             }
             // The first token comes from the prefill's logits: the wait before the generation began, then its prefill.
-            var firstToken = seconds - stats.Elapsed.TotalSeconds + stats.PrefillTime.TotalSeconds;
-            _owner._timeToFirstToken.Record(Math.Max(0, firstToken), GenAiTags());
+            var firstToken = Math.Max(0, seconds - stats.Elapsed.TotalSeconds + stats.PrefillTime.TotalSeconds);
+            _owner._timeToFirstToken.Record(firstToken, GenAiTags());
+            if (stats.GeneratedTokens > 1)
+                _owner._timePerOutputToken.Record(Math.Max(0, seconds - firstToken) / (stats.GeneratedTokens - 1), GenAiTags());
             _owner._requestDuration.Record(seconds, GenAiTags());
             _activity?.SetTag("gen_ai.response.model", _model.Value)
                 .SetTag("gen_ai.response.finish_reasons", new[] { finishReason.Value })
                 .SetTag("gen_ai.usage.input_tokens", stats.PromptTokens)
                 .SetTag("gen_ai.usage.output_tokens", stats.GeneratedTokens)
-                .SetTag("agenthost.usage.cached_input_tokens", stats.CachedPromptTokens)
-                .SetTag("agenthost.decoding.strategy", result.Strategy);
+                .SetTag("gen_ai.usage.cache_read.input_tokens", stats.CachedPromptTokens)
+                .SetTag("gen_ai.response.time_to_first_chunk", firstToken)
+                .SetTag("agenthost.decoding.strategy", result.Strategy)
+                .SetTag("agenthost.tokens_per_second", tokensPerSecond)
+                .SetTag("agenthost.speculative.mat", mat);
         }
 
         /// <summary>Records a finished embedding batch of <paramref name="tokens"/> input tokens.</summary>

@@ -36,6 +36,21 @@ public sealed class AgentHostOptions
     /// <summary>The named models.</summary>
     public Dictionary<string, ModelSettings> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// The remote entry <paramref name="nameOrPath"/> names (a catalog name in any case; null or empty: <see cref="DefaultModel"/>),
+    /// or null for anything else (a local entry, a path, an unknown name).
+    /// </summary>
+    public (string Name, RemoteModelSettings Settings)? FindRemote(string? nameOrPath)
+    {
+        var value = string.IsNullOrWhiteSpace(nameOrPath) ? DefaultModel : nameOrPath.Trim();
+        foreach (var (name, settings) in Models)
+        {
+            if (settings?.Remote is { } remote && string.Equals(name, value, StringComparison.OrdinalIgnoreCase))
+                return (name, remote);
+        }
+        return null;
+    }
+
     /// <summary>Checks the settings outside the catalog entries (each entry has <see cref="ModelSettings.Validate"/>).</summary>
     /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> naming the offending key.</exception>
     public void Validate() => HuggingFaceHub.ParseEndpoint(HuggingFaceEndpoint);

@@ -102,6 +102,8 @@ public sealed partial class ModelResolver
     /// <summary>Resolves a catalog entry (or the entry of a Hugging Face reference): local folders, else a build or a download.</summary>
     private async Task<ResolvedModel> ResolveEntryAsync(string name, ModelSettings settings, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
+        if (settings.Remote is { } remote)
+            throw remote.NeedsLocalModel(name);
         if (settings.StandIn is not null)
             return await ResolveStandInAsync(name, settings, progress, cancellationToken).ConfigureAwait(false);
 
@@ -314,6 +316,8 @@ public sealed partial class ModelResolver
     /// <summary>Where a catalog entry (or the entry of a Hugging Face reference) resolves right now.</summary>
     private ModelLocation DescribeEntry(string catalogName, ModelSettings settings)
     {
+        if (settings.Remote is { } remote)
+            return new ModelLocation(catalogName, settings.Clone(), null, null, $"remote: {remote.Endpoint} (model {remote.RemoteName(catalogName)})");
         if (settings.StandIn is not null)
         {
             var (sourceName, _) = StandInSource(catalogName, settings.StandIn);

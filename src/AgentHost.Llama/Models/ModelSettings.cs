@@ -61,6 +61,9 @@ public sealed class ModelSettings
     /// <summary>When set, the file is not downloaded but built from another catalog entry (see <see cref="StandInSettings"/>).</summary>
     public StandInSettings? StandIn { get; set; }
 
+    /// <summary>When set, the model is not a file but an OpenAI-compatible endpoint (see <see cref="RemoteModelSettings"/>).</summary>
+    public RemoteModelSettings? Remote { get; set; }
+
     /// <summary>Largest <see cref="ContextSize"/> of any model, in tokens (a further bound is the model's trained context × <see cref="MaxContextFactor"/>).</summary>
     public const int MaxContextSize = 1 << 24;
 
@@ -84,6 +87,7 @@ public sealed class ModelSettings
     {
         var copy = (ModelSettings)MemberwiseClone();
         copy.StandIn = StandIn?.Clone();
+        copy.Remote = Remote?.Clone();
         return copy;
     }
 
@@ -113,6 +117,7 @@ public sealed class ModelSettings
         Require(GpuLayers is >= -1 and <= MaxGpuLayers, nameof(GpuLayers), $"must be -1 (all), 0 or up to {MaxGpuLayers}, not {GpuLayers}");
         // The binder accepts any number for an enum.
         Require(Enum.IsDefined(FlashAttention), nameof(FlashAttention), $"must be Auto, On or Off, not {FlashAttention}");
+        Remote?.Validate(model);
         Require(Enum.IsDefined(UnsupportedCharacters), nameof(UnsupportedCharacters), $"must be Replace or Reject, not {UnsupportedCharacters}");
     }
 }

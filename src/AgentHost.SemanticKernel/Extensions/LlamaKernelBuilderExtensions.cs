@@ -23,7 +23,7 @@ public static class LlamaKernelBuilderExtensions
     /// Adds an <see cref="IChatClient"/> and an <see cref="IChatCompletionService"/> (both keyed by <paramref name="serviceId"/>)
     /// on the model <paramref name="modelNameOrPath"/> names: loaded once on first use through the <see cref="ILlamaModelProvider"/>
     /// (added if missing; the built-in catalog and <c>AGENTHOST_MODELS_DIR</c> work without configuration) and disposed with
-    /// the kernel's service container.
+    /// the kernel's service container. A remote catalog entry gets its endpoint's client instead (see <see cref="ModelChatClients"/>).
     /// </summary>
     /// <param name="builder">The kernel builder.</param>
     /// <param name="modelNameOrPath">A catalog name (any case, e.g. <c>stories260k</c>) or a path to a .gguf file.</param>
@@ -48,7 +48,7 @@ public static class LlamaKernelBuilderExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(modelNameOrPath);
         services.AddLlamaModelProvider();
-        AddKernelChatClient(services, provider => provider.GetLlamaModel(modelNameOrPath), options, serviceId);
+        AddKernelChatClient(services, provider => provider.CreateModelChatClient(modelNameOrPath, options), serviceId);
         return services.AddKeyedSingleton<IChatCompletionService>(serviceId,
             (provider, _) => provider.GetRequiredKeyedService<IChatClient>(serviceId).AsChatCompletionService(provider));
     }
@@ -78,7 +78,8 @@ public static class LlamaKernelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(modelFactory);
-        AddKernelChatClient(builder.Services, modelFactory, options, serviceId);
+        AddKernelChatClient(builder.Services, provider => new LlamaChatClient(modelFactory(provider), options,
+            provider.GetService<ILoggerFactory>()?.CreateLogger<LlamaChatClient>(), provider.GetService<IMeterFactory>()), serviceId);
         return builder;
     }
 
@@ -103,11 +104,11 @@ public static class LlamaKernelBuilderExtensions
     }
 
     // SK invokes kernel functions itself (filters, auto invocation), hence UseKernelFunctionInvocation rather than MEAI's.
-    private static void AddKernelChatClient(IServiceCollection services, Func<IServiceProvider, LlamaModel> modelFactory, LlamaChatClientOptions? options, string? serviceId)
+    private static void AddKernelChatClient(IServiceCollection services, Func<IServiceProvider, IChatClient> create, string? serviceId)
         => services.AddKeyedSingleton<IChatClient>(serviceId, (provider, _) =>
         {
             var loggerFactory = provider.GetService<ILoggerFactory>();
-            var builder = new LlamaChatClient(modelFactory(provider), options, loggerFactory?.CreateLogger<LlamaChatClient>(), provider.GetService<IMeterFactory>()).AsBuilder();
+            var builder = create(provider).AsBuilder();
             if (loggerFactory is not null)
                 builder.UseLogging(loggerFactory);
             return builder.UseKernelFunctionInvocation(loggerFactory).Build(provider);

@@ -47,12 +47,15 @@ internal static class ServerBench
 
     private static async Task<Dictionary<string, object?>> MeasureServerAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, CancellationToken cancellationToken)
     {
+        if (options.FindRemote(modelName) is { } remote)
+            throw remote.Settings.NeedsLocalModel(remote.Name, "bench");
         var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Models = modelName, Slots = slots, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
         var hosted = await app.Services.GetRequiredService<ModelHost>().GetAsync(modelName, cancellationToken);
-        var model = hosted.Client.Model;
+        var local = hosted.Local("bench server");
+        var model = local.Model;
         // With batching on, the same requests in-process on a plain slot too: what one client costs without the batcher.
         using var slot = batching ? new LlamaChatClient(model, new LlamaChatClientOptions { Slots = 1, ContinuousBatching = false, FormatsDirectory = options.FormatsDirectory() }) : null;
         Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
@@ -63,7 +66,7 @@ internal static class ServerBench
         var costs = CostCurve.Sizes(model).ToDictionary(b => b, _ => new List<double>());
         for (var run = 0; run < warmup + runs; run++)
         {
-            var direct = await MeasureInProcessAsync(hosted.Client, prompts, maxTokens, cancellationToken);
+            var direct = await MeasureInProcessAsync(local, prompts, maxTokens, cancellationToken);
             var plain = slot is null ? 0 : await MeasureInProcessAsync(slot, prompts, maxTokens, cancellationToken);
             var viaHttp = new Dictionary<int, double>();
             foreach (var clients in _clientCounts)

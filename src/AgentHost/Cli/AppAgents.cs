@@ -20,7 +20,7 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
     /// </summary>
     public async Task<AgentSession> OpenAsync(string? defaultModel, bool mcpServers, CancellationToken cancellationToken)
     {
-        var session = new AgentSession(models, defaultModel ?? hostOptions.DefaultModel, hostOptions.FormatsDirectory());
+        var session = new AgentSession(models, hostOptions, defaultModel ?? hostOptions.DefaultModel);
         await session.GetClientAsync(null, cancellationToken);
         session.Runner = CreateRunner(session.GetClientAsync);
         if (mcpServers)
@@ -60,10 +60,10 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
     }
 }
 
-/// <summary>The chat clients one agent session made, over the models of the provider (which owns them).</summary>
-internal sealed class AgentSession(ILlamaModelProvider models, string defaultModel, string? formatsDirectory) : IDisposable
+/// <summary>The chat clients one agent session made, over the models of the provider (which owns them) or remote endpoints.</summary>
+internal sealed class AgentSession(ILlamaModelProvider models, AgentHostOptions hostOptions, string defaultModel) : IDisposable
 {
-    private readonly Dictionary<string, LlamaChatClient> _clients = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, IChatClient> _clients = new(StringComparer.OrdinalIgnoreCase);
 
     public AgentRunner Runner { get; set; } = null!;
 
@@ -72,8 +72,8 @@ internal sealed class AgentSession(ILlamaModelProvider models, string defaultMod
         var name = model ?? defaultModel;
         if (!_clients.TryGetValue(name, out var client))
         {
-            var loaded = await models.GetModelAsync(name, cancellationToken);
-            _clients[name] = client = new LlamaChatClient(loaded, new LlamaChatClientOptions { FormatsDirectory = formatsDirectory });
+            _clients[name] = client = await ModelChatClients.CreateAsync(models, hostOptions, name,
+                new LlamaChatClientOptions { FormatsDirectory = hostOptions.FormatsDirectory() }, cancellationToken: cancellationToken);
         }
         return client;
     }

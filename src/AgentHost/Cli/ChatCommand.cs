@@ -6,6 +6,7 @@ using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Extensions.AI;
+using AgentHost.Extensions.AI.Remote;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
@@ -79,9 +80,16 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
             var other => throw CliOption.Usage($"--tools must be none, auto or required, not '{other}'."),
         };
 
-        var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
-        using var llama = new LlamaChatClient(model, new LlamaChatClientOptions { ChatFormat = parse.GetValue(_format), FormatsDirectory = hostOptions.FormatsDirectory(), HiddenStates = head is not null });
-        IChatClient client = llama;
+        using var modelClient = await ModelChatClients.CreateAsync(models, hostOptions, parse.GetValue(SharedOptions.Model),
+            new LlamaChatClientOptions { ChatFormat = parse.GetValue(_format), FormatsDirectory = hostOptions.FormatsDirectory(), HiddenStates = head is not null },
+            cancellationToken: cancellationToken);
+        if (modelClient is RemoteChatClient remote)
+        {
+            if (parse.Has(_format))
+                throw CliOption.Usage($"--format does not apply to remote model '{remote.Name}': its endpoint formats the chat itself.");
+            remote.ToEndpointOptions(WithStrategy(baseOptions, strategy, knobs, headTools));   // a token-level strategy is refused now, not at the first turn
+        }
+        IChatClient client = modelClient;
         if (baseOptions.ToolMode is not null)
         {
             var kernel = new Kernel();
@@ -89,13 +97,13 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
 #pragma warning disable CS0618   // binds each function to the kernel (prompt functions need its services); SK 1.82 has no other way
             baseOptions.Tools = [.. SelectFunctions(kernel, parse.GetValue(_plugin)!).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
 #pragma warning restore CS0618
-            client = new FunctionInvokingChatClient(llama) { IncludeDetailedErrors = true, MaximumIterationsPerRequest = 4 };
+            client = new FunctionInvokingChatClient(modelClient) { IncludeDetailedErrors = true, MaximumIterationsPerRequest = 4 };
         }
         var system = parse.GetValue(_system);
         var history = NewHistory(system);
         var interactive = !Console.IsInputRedirected;
         if (interactive)
-            Console.Error.WriteLine($"chatting with {model.Name} ({llama.Format.Name} format, {strategy}{(baseOptions.Tools is { } tools ? $", {tools.Count} tools" : "")}); {CommandHelp}");
+            Console.Error.WriteLine($"chatting with {Describe(modelClient)} ({strategy}{(baseOptions.Tools is { } tools ? $", {tools.Count} tools" : "")}); {CommandHelp}");
 
         ChatResponse? last = null;
         var failures = 0;
@@ -157,6 +165,13 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         }
         return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
     }
+
+    private static string Describe(IChatClient client) => client switch
+    {
+        LlamaChatClient llama => $"{llama.Model.Name}, {llama.Format.Name} format",
+        RemoteChatClient remote => $"{remote.Name}, remote at {remote.Endpoint}",
+        _ => client.GetService<ChatClientMetadata>()?.DefaultModelId ?? "a model",
+    };
 
     private static IEnumerable<KernelFunction> SelectFunctions(Kernel kernel, IReadOnlyList<string> names)
     {
@@ -292,12 +307,12 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         var properties = response.AdditionalProperties;
         var parts = new List<string>
         {
-            $"strategy {properties?[ChatRequestMapper.StrategyKey]}",
+            $"strategy {properties?.GetValueOrDefault(ChatRequestMapper.StrategyKey) ?? "of the endpoint"}",
             $"prompt {usage?.InputTokenCount} tokens ({usage?.CachedInputTokenCount} from cache)",
             $"reply {usage?.OutputTokenCount} tokens",
             $"finish {response.FinishReason}",
         };
-        if (properties?[LlamaChatClient.StatsKey] is Dictionary<string, double> stats)
+        if (properties?.GetValueOrDefault(LlamaChatClient.StatsKey) is Dictionary<string, double> stats)
             parts.AddRange(stats.Select(s => $"{s.Key} {s.Value.ToString("0.##", CultureInfo.InvariantCulture)}"));
         return $"[{string.Join(", ", parts)}]";
     }

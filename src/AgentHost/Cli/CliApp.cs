@@ -7,6 +7,7 @@ using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.Mcp;
 using AgentHost.SemanticKernel.Plugins;
 using AgentHost.SemanticKernel.ToolTokens;
+using AgentHost.Telemetry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -63,6 +64,7 @@ internal static class CliApp
             return ExitUsage;
         }
         using var host = built;
+        await host.StartTelemetryAsync(cancellation.Token);
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("AgentHost");
         var root = BuildRoot(host.Services.GetServices<ICommand>());
 
@@ -192,6 +194,9 @@ internal static class CliApp
         builder.Services.AddSingleton(Options.Create(hostOptions));
         builder.Services.AddSingleton<IProgress<DownloadProgress>>(new ConsoleProgressBar());
         builder.Services.AddLlamaModelProvider();
+        // OTLP export of the verbs' spans and metrics, when Telemetry:Otlp:Endpoint is set (serve has its own container).
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);   // a host started for telemetry says nothing
+        builder.Services.AddAgentHostTelemetry(ConfigurationBinding.Bind<TelemetryOptions>(builder.Configuration, TelemetryOptions.SectionName), prometheus: false);
         builder.Services.AddSingleton(services => (LlamaModelProvider)services.GetRequiredService<ILlamaModelProvider>());
 
         builder.Services.AddSingleton<ICommand, GenerateCommand>();

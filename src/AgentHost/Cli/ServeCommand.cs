@@ -5,6 +5,7 @@ using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Mcp;
 using AgentHost.Server;
 using ModelContextProtocol.Server;
+using AgentHost.Telemetry;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentHost.Cli;
@@ -42,12 +43,14 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         foreach (var name in ModelHost.ServedNames(options, serverOptions, models.Resolver))
         {
             var model = models.Resolver.Describe(name);
+            if (model.Settings.Remote is not null)
+                continue;   // forwarded to its endpoint: nothing to fetch or load here
             var path = model.Path ?? (await models.Resolver.ResolveAsync(name, new ConsoleProgressBar(), cancellationToken)).Path;
             LlamaModel.Check(model.Name, path, model.Settings);
         }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
-            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning), McpTools);
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning), McpTools, ConfigurationBinding.Bind<TelemetryOptions>(configuration, TelemetryOptions.SectionName));
         try
         {
             await app.StartAsync(cancellationToken);
@@ -90,7 +93,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
     private McpServerOptions McpTools(IServiceProvider services)
     {
         var host = services.GetRequiredService<ModelHost>();
-        var runner = agents.CreateRunner(async (model, cancellationToken) => (await host.GetAsync(model ?? options.DefaultModel, cancellationToken)).Client);
+        var runner = agents.CreateRunner(async (model, cancellationToken) => (await host.GetAsync(model ?? options.DefaultModel, cancellationToken)).Chat);
         plugins.ImportInto(runner.Kernel);
         return McpServerTools.CreateOptions(runner.Kernel, runner);
     }

@@ -1,5 +1,6 @@
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
+using AgentHost.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using ModelContextProtocol.Server;
@@ -15,8 +16,9 @@ internal static class AgentHostServer
     /// <summary>
     /// Builds the server; every server option is checked first (an <see cref="Llama.AgentHostException"/> naming the key).
     /// With <paramref name="mcpTools"/> (given the server's services, at the first MCP request) it also serves MCP tools at <see cref="McpPath"/>.
+    /// <paramref name="telemetry"/> configures OTLP export (none when null).
     /// </summary>
-    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null, Func<IServiceProvider, McpServerOptions>? mcpTools = null)
+    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null, Func<IServiceProvider, McpServerOptions>? mcpTools = null, TelemetryOptions? telemetry = null)
     {
         serverOptions.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
@@ -34,6 +36,8 @@ internal static class AgentHostServer
         builder.Services.AddSingleton(services => ((LlamaModelProvider)services.GetRequiredService<ILlamaModelProvider>()).Resolver);
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<ServerMetrics>();
+        // /metrics is OpenTelemetry's Prometheus exporter over this container's meters; OTLP export when configured.
+        builder.Services.AddAgentHostTelemetry(telemetry ?? new TelemetryOptions(), prometheus: true);
 
         if (mcpTools is not null)
         {

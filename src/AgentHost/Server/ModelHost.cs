@@ -3,6 +3,8 @@ using System.Diagnostics.Metrics;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
 using AgentHost.Extensions.AI;
+using AgentHost.Extensions.AI.Remote;
+using Microsoft.Extensions.AI;
 
 namespace AgentHost.Server;
 
@@ -10,7 +12,8 @@ namespace AgentHost.Server;
 /// The models the server answers for: the served catalog names only (a request can never name a file), each taken
 /// from the model provider (which loads it once and owns it) on first use, with one <see cref="LlamaChatClient"/>
 /// whose slots all its requests share, and its admission count. A request never downloads or builds a model: only
-/// files already on this machine load (<c>serve</c> pulls what it serves before it listens).
+/// files already on this machine load (<c>serve</c> pulls what it serves before it listens). A remote entry gets a
+/// <see cref="RemoteChatClient"/> instead, so the server routes its chat requests to the entry's endpoint.
 /// </summary>
 internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOptions, ILlamaModelProvider models, ModelResolver resolver, IMeterFactory meterFactory) : IDisposable
 {
@@ -21,7 +24,8 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
 
     /// <summary>
     /// The catalog names a server answers for: <see cref="ServerOptions.Models"/> when set (each must be a catalog
-    /// name), else the default model and every catalog entry whose file is already on this machine. Never the whole
+    /// name), else the default model and every catalog entry whose file is already on this machine or that is remote
+    /// (nothing to fetch). Never the whole
     /// catalog: its real models are gigabytes each, and a client's request must not fetch or load them.
     /// </summary>
     /// <exception cref="Llama.AgentHostException">A name in Server:Models the catalog does not know (naming the key).</exception>
@@ -31,7 +35,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
         var names = listed.Count > 0
             ? listed.Select(n => CatalogName(options, n) ?? throw new Llama.AgentHostException(Llama.ErrorKind.InvalidArgument,
                 $"Server:Models names '{n}', which is not in the model catalog. Known: {string.Join(", ", options.Models.Keys.Order(StringComparer.Ordinal))}."))
-            : resolver.DescribeAll().Where(l => l.Path is not null).Select(l => l.Name).Prepend(options.DefaultModel);
+            : resolver.DescribeAll().Where(l => l.Path is not null || l.Settings.Remote is not null).Select(l => l.Name).Prepend(options.DefaultModel);
         return names.Distinct(StringComparer.OrdinalIgnoreCase).OrderBy(n => IsDefault(options, n) ? 0 : 1).ThenBy(n => n, StringComparer.Ordinal).ToList();
     }
 
@@ -64,6 +68,8 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
 
     private async Task<HostedModel> LoadAsync(string name)
     {
+        if (options.FindRemote(name) is { } remote)
+            return new HostedModel(name, new RemoteChatClient(remote.Name, remote.Settings), null, null);
         // The provider would download a missing file or build a stand-in: that is the operator's step, never a request's.
         if (resolver.Describe(name).Path is null)
             throw new ApiError(StatusCodes.Status503ServiceUnavailable, $"The model '{name}' is not on this machine; the server never downloads. The operator can fetch it with 'agenthost models pull {name}'.", type: "server_error", code: "model_unavailable");
@@ -77,7 +83,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
             AllowFileOptions = false,   // requests never name server-side files
             RecyclingMatrixFile = serverOptions.StateDirectory is { } state ? Path.Combine(Path.GetFullPath(state), $"{FileSafe(name)}.recycling-matrix") : null,
         }, meterFactory: meterFactory);
-        return new HostedModel(name, model, client, new LlamaEmbeddingGenerator(model, meterFactory));
+        return new HostedModel(name, client, client, new LlamaEmbeddingGenerator(model, meterFactory));
     }
 
     // Catalog names come from the operator, but a file name must still stay inside the state folder.
@@ -86,25 +92,34 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     public void Dispose()
     {
         foreach (var hosted in Loaded)
-        {
-            hosted.Client.Dispose();
-            hosted.Embedder.Dispose();
-        }
+            hosted.Dispose();
     }
 }
 
-/// <summary>A loaded model, the client serving it and its admission count.</summary>
-internal sealed class HostedModel(string name, LlamaModel model, LlamaChatClient client, LlamaEmbeddingGenerator embedder)
+/// <summary>A model the server answers for: its chat client (local or remote), the local client and embedder if it is local, and its admission count.</summary>
+internal sealed class HostedModel(string name, IChatClient chat, LlamaChatClient? local, LlamaEmbeddingGenerator? embedder) : IDisposable
 {
     private int _admitted;
 
     public string Name { get; } = name;
 
-    public LlamaModel Model { get; } = model;
+    /// <summary>Serves chat completions, locally or by forwarding them to a remote entry's endpoint.</summary>
+    public IChatClient Chat => chat;
 
-    public LlamaChatClient Client { get; } = client;
+    /// <summary>The local client, for what needs the model itself (text completions); 400 for a remote entry.</summary>
+    public LlamaChatClient Local(string endpoint) => local ?? throw NotLocal(endpoint);
 
-    public LlamaEmbeddingGenerator Embedder { get; } = embedder;
+    /// <summary>The local embedder; 400 for a remote entry.</summary>
+    public LlamaEmbeddingGenerator Embedder(string endpoint) => embedder ?? throw NotLocal(endpoint);
+
+    public void Dispose()
+    {
+        chat.Dispose();
+        embedder?.Dispose();
+    }
+
+    private ApiError NotLocal(string endpoint) => new(StatusCodes.Status400BadRequest,
+        $"Model '{Name}' is remote: this server forwards only chat completions to it, and {endpoint} needs a local GGUF model.", code: "model_not_local", param: "model");
 
     /// <summary>Requests admitted and not yet finished (waiting for or holding the model): the queue depth.</summary>
     public int Admitted => Volatile.Read(ref _admitted);

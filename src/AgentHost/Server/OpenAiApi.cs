@@ -18,7 +18,7 @@ internal static class OpenAiApi
 {
     public static void Map(WebApplication app, ServerOptions options)
     {
-        // Created with the app, so its listener sees every generation from the first.
+        // Created with the app, so that the queue gauge is there from the first scrape.
         app.Services.GetRequiredService<ServerMetrics>();
         app.Use(async (context, next) =>
         {
@@ -33,7 +33,7 @@ internal static class OpenAiApi
         });
 
         app.MapGet("/health", () => Results.Json(new HealthBody("ok"), OpenAiJsonContext.Default.HealthBody));
-        app.MapGet("/metrics", (ServerMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/v1/models", (ModelHost models) => Results.Json(
             new ModelList(models.Names.Select(n => new ModelBody(n, LlamaChatClient.ProviderName)).ToList()), OpenAiJsonContext.Default.ModelList));
         app.MapPost("/v1/chat/completions", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
@@ -161,7 +161,7 @@ internal static class OpenAiApi
 
         if (!call.Stream)
         {
-            var response = await hosted.Client.GetResponseAsync(call.Messages, call.Options, ct);
+            var response = await hosted.Chat.GetResponseAsync(call.Messages, call.Options, ct);
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(c => ToolCall(c, null)).ToList();
             var message = new ResponseMessage(calls.Count > 0 && response.Text.Length == 0 ? null : response.Text, calls.Count > 0 ? calls : null);
             await context.Response.WriteAsJsonAsync(
@@ -174,7 +174,7 @@ internal static class OpenAiApi
         ChatCompletionChunk Chunk(Delta delta, string? finish = null) => new(id, created, hosted.Name, [new ChunkChoice(delta, finish)]);
         await WriteEventAsync(context.Response, Chunk(new Delta { Role = "assistant", Content = "" }), ct);
         var toolIndex = 0;
-        await foreach (var update in hosted.Client.GetStreamingResponseAsync(call.Messages, call.Options, ct))
+        await foreach (var update in hosted.Chat.GetStreamingResponseAsync(call.Messages, call.Options, ct))
         {
             foreach (var content in update.Contents)
             {
@@ -213,14 +213,14 @@ internal static class OpenAiApi
 
         if (!call.Stream)
         {
-            var result = await hosted.Client.CompleteAsync(call.Prompt, call.Options, ct);
+            var result = await hosted.Local("/v1/completions").CompleteAsync(call.Prompt, call.Options, ct);
             await context.Response.WriteAsJsonAsync(Body(result.Text, result), OpenAiJsonContext.Default.CompletionResponse, cancellationToken: ct);
             return;
         }
 
         StartEvents(context.Response);
         GenerationResult finished = null!;   // the stream's last update always carries it
-        await foreach (var update in hosted.Client.CompleteStreamingAsync(call.Prompt, call.Options, ct))
+        await foreach (var update in hosted.Local("/v1/completions").CompleteStreamingAsync(call.Prompt, call.Options, ct))
         {
             if (update.Result is not null)
                 finished = update.Result;
@@ -236,7 +236,7 @@ internal static class OpenAiApi
         var call = OpenAiRequests.ParseEmbeddings(await ReadBodyAsync(context, options), options.MaxEmbeddingInputs);
         var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
         using var admission = ticket;
-        var embeddings = await hosted.Embedder.GenerateAsync(call.Inputs, cancellationToken: context.RequestAborted);
+        var embeddings = await hosted.Embedder("/v1/embeddings").GenerateAsync(call.Inputs, cancellationToken: context.RequestAborted);
         var data = embeddings.Select((embedding, index) => new EmbeddingBody(index, call.Base64
             ? Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(embedding.Vector.Span))
             : embedding.Vector.ToArray())).ToList();
