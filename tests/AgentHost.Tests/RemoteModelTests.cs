@@ -104,6 +104,23 @@ public sealed class RemoteModelTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Models_show_says_where_a_remote_entry_sends_requests_and_never_prints_the_key()
+    {
+        var text = await AgentHostProcess.RunAsync(["models", "show", "remote"], RemoteEntry());
+        var json = await AgentHostProcess.RunAsync(["models", "show", "remote", "--json"], RemoteEntry());
+
+        Assert.Equal((0, 0), (text.ExitCode, json.ExitCode));
+        var lines = text.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.RegularExpressions.Regex.Replace(l, " +", " ")).ToList();
+        Assert.Contains($"remote: {Endpoint}", lines);
+        Assert.Contains("api key: from the environment variable REMOTE_TEST_KEY", lines);
+        Assert.DoesNotContain("size", text.StdOut);
+        var fields = System.Text.Json.JsonDocument.Parse(json.StdOut).RootElement;
+        Assert.Equal(("stories260k", Endpoint), (fields.GetProperty("remote_model").GetString(), fields.GetProperty("endpoint").GetString()));
+        Assert.DoesNotContain(Key, text.StdOut + json.StdOut);
+        Assert.Equal(0, await BackendChatRequestsAsync());
+    }
+
+    [Fact]
     public async Task Token_level_strategies_and_logit_readers_refuse_a_remote_model_naming_why()
     {
         var chat = await AgentHostProcess.RunAsync(["chat", "--model", "remote", "--strategy", "recycling"], RemoteEntry(), input: "Hi.\n");

@@ -31,6 +31,8 @@ internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
         var details = await models.Resolver.InspectAsync(parse.Require(_model), cancellationToken);
         var location = details.Location;
         var settings = location.Settings;
+        if (settings.Remote is { } remote)
+            return ShowRemote(location.Name, remote, settings, parse.GetValue(SharedOptions.Json));
         var configured = string.IsNullOrWhiteSpace(settings.ChatFormat) ? null : ChatFormatCatalog.Default.Get(settings.ChatFormat).Name;
         var detected = details.File is { } file ? ChatFormatCatalog.Detect(file.GetString("tokenizer.chat_template"), file.Architecture) : null;
         var format = configured ?? detected;
@@ -83,6 +85,33 @@ internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
         var width = lines.Max(l => l.Key.Length) + 2;
         foreach (var (key, value) in lines)
             Console.Out.WriteLine($"{(key + ":").PadRight(width)}{value}");
+        return CliApp.ExitOk;
+    }
+
+    // A remote entry has no file: what is shown is where requests go and how (the key itself is never printed).
+    private static int ShowRemote(string name, RemoteModelSettings remote, ModelSettings settings, bool json)
+    {
+        var key = !string.IsNullOrWhiteSpace(remote.ApiKeyVariable) ? $"from the environment variable {remote.ApiKeyVariable.Trim()}"
+            : string.IsNullOrEmpty(remote.ApiKey) ? "none" : "from the configuration";
+        var fields = new (string Key, string Json, object? Value)[]
+        {
+            ("name", "name", name),
+            ("remote", "endpoint", remote.Endpoint),
+            ("remote model", "remote_model", remote.RemoteName(name)),
+            ("api key", "api_key", key),
+            ("timeout", "timeout_seconds", remote.TimeoutSeconds),
+            ("retries", "max_retries", remote.MaxRetries),
+            ("token level", "token_level", "no: strategies other than greedy/sample, analysis, tool tokens and embeddings need a local model"),
+            ("licence", "license", string.IsNullOrWhiteSpace(settings.License) ? null : settings.License),
+        };
+        if (json)
+        {
+            Console.Out.WriteLine(JsonOutput.Serialize(fields.ToDictionary(f => f.Json, f => f.Value)));
+            return CliApp.ExitOk;
+        }
+        var width = fields.Max(f => f.Key.Length) + 2;
+        foreach (var (label, _, value) in fields.Where(f => f.Value is not null))
+            Console.Out.WriteLine($"{(label + ":").PadRight(width)}{Convert.ToString(value, CultureInfo.InvariantCulture)}");
         return CliApp.ExitOk;
     }
 

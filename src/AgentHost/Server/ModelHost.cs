@@ -25,8 +25,8 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
     /// <summary>
     /// The catalog names a server answers for: <see cref="ServerOptions.Models"/> when set (each must be a catalog
     /// name), else the default model and every catalog entry whose file is already on this machine or that is remote
-    /// (nothing to fetch). Never the whole
-    /// catalog: its real models are gigabytes each, and a client's request must not fetch or load them.
+    /// (nothing to fetch). Never the whole catalog: its real models are gigabytes each, and a client's request must
+    /// not fetch or load them.
     /// </summary>
     /// <exception cref="Llama.AgentHostException">A name in Server:Models the catalog does not know (naming the key).</exception>
     public static IReadOnlyList<string> ServedNames(AgentHostOptions options, ServerOptions serverOptions, ModelResolver resolver)
