@@ -339,35 +339,31 @@ public sealed class ServerSecurityTests : IAsyncLifetime
     [Fact]
     public async Task McpRequestsAreBoundedByMaxQueue()
     {
-        await using var server = await TestServer.StartAsync(o => o.MaxQueue = 1, mcpTools: _ => AgentHost.SemanticKernel.Mcp.McpServerTools.CreateOptions(new Microsoft.SemanticKernel.Kernel(), null));
-        var address = new Uri(server.Address);
+        // A tool that holds its call until released: the one MCP place is taken for as long as the test says.
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var kernel = new Microsoft.SemanticKernel.Kernel();
+        kernel.Plugins.Add(Microsoft.SemanticKernel.KernelPluginFactory.CreateFromFunctions("Gate", [Microsoft.SemanticKernel.KernelFunctionFactory.CreateFromMethod(async () =>
+        {
+            started.TrySetResult();
+            await release.Task;
+            return "released";
+        }, "Hold")]));
+        await using var server = await TestServer.StartAsync(o => o.MaxQueue = 1, mcpTools: _ => AgentHost.SemanticKernel.Mcp.McpServerTools.CreateOptions(kernel, null));
         const string list = """{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}""";
 
-        // One MCP request held open by a body that has not arrived takes the only place.
-        using (var tcp = new TcpClient())
-        {
-            await tcp.ConnectAsync(address.Host, address.Port);
-            await tcp.GetStream().WriteAsync(Encoding.ASCII.GetBytes($"POST /mcp HTTP/1.1\r\nHost: {address.Authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{{"));
-            HttpStatusCode status = 0;
-            for (var attempt = 0; attempt < 50 && status != HttpStatusCode.TooManyRequests; attempt++)   // until the held request is in
-            {
-                status = (await McpPostAsync(server, list)).StatusCode;
-                await Task.Delay(100);
-            }
-            Assert.Equal(HttpStatusCode.TooManyRequests, status);
-        }
+        var held = McpPostAsync(server, """{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "Gate_Hold", "arguments": {}}}""");
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var refused = await McpPostAsync(server, list);
+        release.SetResult();
+        var answer = await (await held).Content.ReadAsStringAsync();
+        var after = await McpPostAsync(server, list);
 
-        // Its connection gone, the place is free again.
-        HttpResponseMessage answer = null!;
-        for (var attempt = 0; attempt < 50; attempt++)
-        {
-            answer = await McpPostAsync(server, list);
-            if (answer.StatusCode == HttpStatusCode.OK)
-                break;
-            await Task.Delay(100);
-        }
-        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
-        Assert.Contains("\"tools\"", await answer.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.Equal("queue_full", JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("released", answer);
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        Assert.Contains("Gate_Hold", await after.Content.ReadAsStringAsync());
         await AssertStillServesAsync(server);
 
         static Task<HttpResponseMessage> McpPostAsync(TestServer server, string json)
