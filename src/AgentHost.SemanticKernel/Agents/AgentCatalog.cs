@@ -38,6 +38,28 @@ public sealed class AgentCatalog
         return new AgentCatalog(files.Select(f => AgentDefinition.Parse(File.ReadAllText(f), f)));
     }
 
+    /// <summary>
+    /// The plugins <paramref name="agent"/> and every agent it may call (and they, recursively) list, by plugin name
+    /// (<c>Math</c> for <c>Math.Add</c>): what a kernel must hold to run it.
+    /// </summary>
+    /// <exception cref="AgentHostException">No agent has that name.</exception>
+    public IReadOnlySet<string> PluginsUsedBy(string agent)
+    {
+        var plugins = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var pending = new Stack<AgentDefinition>([Get(agent)]);
+        while (pending.TryPop(out var next))
+        {
+            if (!seen.Add(next.Name))
+                continue;   // agents may call each other in a cycle
+            foreach (var entry in next.Plugins)
+                plugins.Add(entry.Split('.', 2)[0]);
+            foreach (var callee in next.Agents)
+                pending.Push(Get(callee));
+        }
+        return plugins;
+    }
+
     /// <summary>The agent <paramref name="name"/>, or an error listing the known ones.</summary>
     public AgentDefinition Get(string name)
         => _agents.TryGetValue(name, out var agent) ? agent

@@ -30,6 +30,25 @@ public sealed partial class McpOptions
     /// <summary>How long one tool call may take before it fails (default 120 s).</summary>
     public int CallTimeoutSeconds { get; set; } = 120;
 
+    /// <summary>
+    /// A copy with only the servers among <paramref name="plugins"/> (plugin names; those that name no server are
+    /// ignored), so a caller that uses some plugins starts only their servers.
+    /// </summary>
+    /// <param name="plugins">Plugin names, such as an agent's (<see cref="Agents.AgentCatalog.PluginsUsedBy"/>).</param>
+    /// <returns>The same timeouts with the named servers, in configuration order.</returns>
+    public McpOptions Only(IEnumerable<string> plugins)
+    {
+        ArgumentNullException.ThrowIfNull(plugins);
+        var names = plugins.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var only = new McpOptions { StartTimeoutSeconds = StartTimeoutSeconds, CallTimeoutSeconds = CallTimeoutSeconds };
+        foreach (var (name, server) in Servers)
+        {
+            if (names.Contains(name))
+                only.Servers[name] = server;
+        }
+        return only;
+    }
+
     /// <summary>Checks every entry; throws an <see cref="AgentHostException"/> naming the key.</summary>
     /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: a bad name, both or neither of command and URL, a bad URL or timeout.</exception>
     public void Validate()

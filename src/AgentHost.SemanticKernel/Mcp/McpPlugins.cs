@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -23,44 +24,78 @@ public sealed partial class McpPlugins : IAsyncDisposable
     private const int StderrLinesKept = 5;
     private readonly List<McpClient> _clients;
 
-    private McpPlugins(List<McpClient> clients, IReadOnlyList<KernelPlugin> plugins)
+    private McpPlugins(List<McpClient> clients, IReadOnlyList<KernelPlugin> plugins, IReadOnlyList<AgentHostException> failures)
     {
         _clients = clients;
         Plugins = plugins;
+        Failures = failures;
     }
 
-    /// <summary>One plugin per configured server, in configuration order.</summary>
+    /// <summary>One plugin per connected server, in configuration order.</summary>
     public IReadOnlyList<KernelPlugin> Plugins { get; }
 
-    /// <summary>Starts (or connects to) every configured server and lists its tools.</summary>
+    /// <summary>
+    /// The servers that did not connect, one error each in configuration order: only after
+    /// <see cref="ConnectAvailableAsync"/> (<see cref="ConnectAsync"/> throws the first instead).
+    /// </summary>
+    public IReadOnlyList<AgentHostException> Failures { get; }
+
+    /// <summary>
+    /// Starts (or connects to) every configured server, all at once, and lists its tools; the first server that
+    /// fails stops the others. Pass <see cref="McpOptions.Only"/> to connect only the servers a caller names.
+    /// </summary>
     /// <param name="options">The servers and timeouts; validated first.</param>
     /// <param name="loggerFactory">Logging (a server's stderr goes to it at debug level).</param>
     /// <param name="cancellationToken">Cancels the connection.</param>
     /// <returns>The connected servers; none when none is configured.</returns>
     /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: a bad entry, or a server that cannot be started, does not answer in time or returns bad data.</exception>
-    public static async Task<McpPlugins> ConnectAsync(McpOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    public static Task<McpPlugins> ConnectAsync(McpOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+        => ConnectCoreAsync(options, keepGoing: false, loggerFactory, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="ConnectAsync"/>, but a server that fails to connect is left out and its error added to
+    /// <see cref="Failures"/>, so the others are still usable (a listing of what works).
+    /// </summary>
+    /// <param name="options">The servers and timeouts; validated first.</param>
+    /// <param name="loggerFactory">Logging (a server's stderr goes to it at debug level).</param>
+    /// <param name="cancellationToken">Cancels the connection.</param>
+    /// <returns>The servers that connected and the errors of those that did not.</returns>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: a bad entry.</exception>
+    public static Task<McpPlugins> ConnectAvailableAsync(McpOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+        => ConnectCoreAsync(options, keepGoing: true, loggerFactory, cancellationToken);
+
+    // Servers start concurrently: N slow servers take about the slowest one's time, not the sum.
+    private static async Task<McpPlugins> ConnectCoreAsync(McpOptions options, bool keepGoing, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         loggerFactory ??= NullLoggerFactory.Instance;
-        var clients = new List<McpClient>();
-        var plugins = new List<KernelPlugin>();
-        try
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var connecting = options.Servers.Select(async server =>
         {
-            foreach (var (name, entry) in options.Servers)
+            try
             {
-                var (client, plugin) = await ConnectServerAsync(name, entry, options, loggerFactory, cancellationToken).ConfigureAwait(false);
-                clients.Add(client);
-                plugins.Add(plugin);
+                return await ConnectServerAsync(server.Key, server.Value, options, loggerFactory, stop.Token).ConfigureAwait(false);
             }
-        }
-        catch
+            catch (AgentHostException) when (!keepGoing)
+            {
+                await stop.CancelAsync().ConfigureAwait(false);   // one failure is the answer: stop waiting for the others
+                throw;
+            }
+        }).ToList();
+        await ((Task)Task.WhenAll(connecting)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);   // each outcome is read below
+
+        // A server either connected, failed (ConnectServerAsync turns every failure into an AgentHostException) or was stopped.
+        var connected = connecting.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToList();
+        var failures = connecting.Where(t => t.IsFaulted).Select(t => (AgentHostException)t.Exception!.InnerException!).ToList();
+        var mcp = new McpPlugins([.. connected.Select(s => s.Client)], [.. connected.Select(s => s.Plugin)], failures);
+        if (cancellationToken.IsCancellationRequested || (failures.Count > 0 && !keepGoing))
         {
-            foreach (var client in clients)
-                await client.DisposeAsync().ConfigureAwait(false);
-            throw;
+            await mcp.DisposeAsync().ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            ExceptionDispatchInfo.Throw(failures[0]);
         }
-        return new McpPlugins(clients, plugins);
+        return mcp;
     }
 
     /// <summary>Adds the plugins to <paramref name="kernel"/>.</summary>
@@ -85,7 +120,7 @@ public sealed partial class McpPlugins : IAsyncDisposable
         _clients.Clear();
     }
 
-    private static async Task<(McpClient, KernelPlugin)> ConnectServerAsync(string name, McpServerEntry entry, McpOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    private static async Task<(McpClient Client, KernelPlugin Plugin)> ConnectServerAsync(string name, McpServerEntry entry, McpOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var logger = loggerFactory.CreateLogger($"AgentHost.Mcp.{name}");
         var stderr = new Queue<string>();
@@ -140,10 +175,11 @@ public sealed partial class McpPlugins : IAsyncDisposable
             var description = client.ServerInstructions ?? client.ServerInfo?.Title ?? client.ServerInfo?.Name;
             return (client, KernelPluginFactory.CreateFromFunctions(name, description, functions));
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception e)
         {
             if (client is not null)
                 await client.DisposeAsync().ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();   // stopped, not failed: whatever the SDK threw on the way out
             var why = deadline.IsCancellationRequested || e is TimeoutException
                 ? $"did not answer within {options.StartTimeoutSeconds} s ({McpOptions.SectionName}:StartTimeoutSeconds)"
                 : $"failed to start: {FirstLine(e.GetBaseException().Message)}";   // the SDK's own wrapper says only "Failed to connect transport"

@@ -16,18 +16,27 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
 {
     /// <summary>
     /// A session whose clients (one per model, loaded on first use) are disposed with it; the default model loads now.
-    /// With <paramref name="mcpServers"/> the kernel also holds the tools of <c>Mcp:Servers</c>.
+    /// With <paramref name="agent"/> (the agent the session runs) the kernel also holds the tools of the
+    /// <c>Mcp:Servers</c> that agent and the agents it calls name, and no other server is started; without, none.
     /// </summary>
-    public async Task<AgentSession> OpenAsync(string? defaultModel, bool mcpServers, CancellationToken cancellationToken)
+    public async Task<AgentSession> OpenAsync(string? defaultModel, string? agent, CancellationToken cancellationToken)
     {
         var session = new AgentSession(models, hostOptions, defaultModel ?? hostOptions.DefaultModel);
-        await session.GetClientAsync(null, cancellationToken);
-        session.Runner = CreateRunner(session.GetClientAsync);
-        if (mcpServers)
-            await plugins.ImportAllAsync(session.Runner.Kernel, cancellationToken);
-        else
-            plugins.ImportInto(session.Runner.Kernel);
-        return session;
+        try
+        {
+            session.Runner = CreateRunner(session.GetClientAsync);
+            if (agent is null)
+                plugins.ImportInto(session.Runner.Kernel);
+            else
+                await plugins.ImportAsync(session.Runner.Kernel, session.Runner.Catalog.PluginsUsedBy(agent), cancellationToken);
+            await session.GetClientAsync(null, cancellationToken);
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A runner of the catalog's agents over <paramref name="clients"/>, with a kernel whose plugins the caller imports.</summary>

@@ -93,9 +93,11 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         if (baseOptions.ToolMode is not null)
         {
             var kernel = new Kernel();
-            await plugins.ImportAllAsync(kernel, cancellationToken);
+            var selected = parse.GetValue(_plugin)!;
+            // Every MCP server, or only those --plugin names (Plugin or Plugin.Function).
+            await plugins.ImportAsync(kernel, selected.Length == 0 ? null : selected.Select(name => name.Split('.', 2)[0]), cancellationToken);
 #pragma warning disable CS0618   // binds each function to the kernel (prompt functions need its services); SK 1.82 has no other way
-            baseOptions.Tools = [.. SelectFunctions(kernel, parse.GetValue(_plugin)!).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
+            baseOptions.Tools = [.. SelectFunctions(kernel, selected).Select(f => f.AsAIFunction(kernel).WithSchemaCheck())];
 #pragma warning restore CS0618
             client = new FunctionInvokingChatClient(modelClient) { IncludeDetailedErrors = true, MaximumIterationsPerRequest = 4 };
         }
@@ -197,8 +199,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
             if (parse.Has(other))
                 throw CliOption.Usage($"{other.Name} does not apply with --agent: the agent's definition sets it.");
         }
-        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), mcpServers: true, cancellationToken);
-        session.Runner.Catalog.Get(agentName);   // an unknown agent is a usage error before the first turn
+        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), agentName, cancellationToken);   // an unknown agent is a usage error here
         var history = new List<ChatMessage>();
         var failures = 0;
         while (await Console.In.ReadLineAsync(cancellationToken) is { } input)

@@ -20,7 +20,7 @@ internal sealed class McpCommand(AppAgents agents, ILoggerFactory loggerFactory)
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         // The model serves prompt plugins and agents that name none.
-        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), mcpServers: false, cancellationToken);
+        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), agent: null, cancellationToken);
         var options = McpServerTools.CreateOptions(session.Runner.Kernel, session.Runner);
         await using var server = McpServer.Create(new StdioServerTransport(options, loggerFactory), options, loggerFactory);
         await server.RunAsync(cancellationToken);

@@ -5,7 +5,9 @@ namespace AgentHost.Cli;
 
 /// <summary>
 /// <c>plugins</c>: loads the plugins configured under <c>Plugins</c> and the MCP servers of <c>Mcp:Servers</c> exactly
-/// as a kernel would and lists their functions, so a broken plugin folder or server shows up as one clear error.
+/// as a kernel would and lists their functions, so a broken plugin folder shows up as one clear error. Servers are
+/// independent processes: the listing shows every one that connected, and each that did not is one <c>error:</c>
+/// line on stderr and exit code 1.
 /// </summary>
 internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
 {
@@ -17,7 +19,10 @@ internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var plugins = await appPlugins.ImportAllAsync(new Kernel(), cancellationToken);
+        var (plugins, failures) = await appPlugins.ImportAvailableAsync(new Kernel(), cancellationToken);
+        foreach (var failure in failures)
+            Console.Error.WriteLine($"error: {failure.Message}");
+        var exit = failures.Count == 0 ? CliApp.ExitOk : CliApp.ExitError;
         if (parse.GetValue(SharedOptions.Json))
         {
             Console.Out.WriteLine(JsonOutput.Serialize(plugins.Select(p => new Dictionary<string, object?>
@@ -30,10 +35,10 @@ internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
                     ["parameters"] = f.Metadata.Parameters.Select(a => a.Name).ToList(),
                 }).ToList(),
             })));
-            return CliApp.ExitOk;
+            return exit;
         }
 
-        if (plugins.Count == 0)
+        if (plugins.Count == 0 && failures.Count == 0)
             Console.Out.WriteLine("No plugins are configured (Plugins:Native and Plugins:PromptDirectories in appsettings.json).");
         foreach (var plugin in plugins)
         {
@@ -44,6 +49,6 @@ internal sealed class PluginsCommand(AppPlugins appPlugins) : ICommand
                 Console.Out.WriteLine($"  {function.Name}({parameters})  {function.Description}");
             }
         }
-        return CliApp.ExitOk;
+        return exit;
     }
 }

@@ -20,7 +20,7 @@ internal sealed class RunCommand(AppAgents agents) : ICommand
         var agent = parse.Require(_agent);
         var input = parse.Require(_input);
         // The model serves agents that name none.
-        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), mcpServers: true, cancellationToken);
+        using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), agent, cancellationToken);
         var result = await session.Runner.RunAsync(agent, input, cancellationToken);
 
         if (parse.GetValue(SharedOptions.Json))
