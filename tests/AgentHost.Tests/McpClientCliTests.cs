@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AgentHost.Llama.Tests.Support;
+using AgentHost.SemanticKernel.Tests.Support;
 
 namespace AgentHost.Tests;
 
@@ -75,19 +76,71 @@ public sealed class McpClientCliTests : IDisposable
         Assert.Contains("  calculator(input)", result.StdOut);
     }
 
-    [Fact]
-    public async Task A_server_command_that_does_not_exist_is_one_clear_error()
+    /// <summary>
+    /// Three servers that would break or stall whoever starts them: <c>absent</c> and <c>ghost</c> (commands that do
+    /// not exist) and <c>mute</c> (never answers, within a 600 s start timeout); agents from <see cref="_agents"/>.
+    /// </summary>
+    private Dictionary<string, string> BrokenServers() => new()
     {
-        var missing = Path.Combine(_agents.Path, "no-such-server");
-        var result = await AgentHostProcess.RunAsync(["run", "--agent", "calculator", "--input", "What is 2 plus 2?"], new Dictionary<string, string>
-        {
-            ["AGENTHOST_Mcp__Servers__ghost__Command"] = missing,
-        }, TimeSpan.FromSeconds(90));
+        ["AGENTHOST_Mcp__Servers__absent__Command"] = _agents.Combine("no-such-server"),
+        ["AGENTHOST_Mcp__Servers__ghost__Command"] = _agents.Combine("no-such-server"),
+        ["AGENTHOST_Mcp__Servers__mute__Command"] = "sleep",
+        ["AGENTHOST_Mcp__Servers__mute__Args__0"] = "600",
+        ["AGENTHOST_Mcp__StartTimeoutSeconds"] = "600",
+    };
 
+    [Fact]
+    public async Task An_agent_that_names_no_mcp_server_starts_none()
+    {
+        // calculator uses Math.Add only: the broken servers are never started, and 'mute' is never waited for.
+        var result = await AgentHostProcess.RunAsync(["run", "--agent", "calculator", "--input", "What is 2 plus 2?", "--json"], BrokenServers());
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        Assert.DoesNotContain("MCP server", result.StdErr);
+        using var json = JsonDocument.Parse(result.StdOut);
+        Assert.Equal("calculator", json.RootElement.GetProperty("agent").GetString());
+    }
+
+    [Fact]
+    public async Task A_server_an_agent_calls_through_another_agent_that_does_not_start_is_one_clear_error()
+    {
+        File.WriteAllText(Path.Combine(_agents.Path, "relay.yaml"), "name: relay\ndescription: Asks the haunted agent.\nagents: [haunted]\n");
+        File.WriteAllText(Path.Combine(_agents.Path, "haunted.yaml"), "name: haunted\ndescription: Uses the ghost server.\nplugins: [ghost.boo]\n");
+        var environment = BrokenServers();
+        environment["AGENTHOST_Agents__Directory"] = _agents.Path;
+
+        var result = await AgentHostProcess.RunAsync(["run", "--agent", "relay", "--input", "Hello"], environment);
+
+        // Only 'ghost' was started: 'absent' (which sorts first) is not named, and 'mute' is not waited for.
         Assert.Equal(1, result.ExitCode);
         var line = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith($"error: MCP server 'ghost' ({missing}) failed to start: ", line);
+        Assert.StartsWith($"error: MCP server 'ghost' ({_agents.Combine("no-such-server")}) failed to start: ", line);
         Assert.Equal("", result.StdOut);
+    }
+
+    [Fact]
+    public async Task Plugins_lists_what_loaded_and_reports_a_server_that_did_not_start_on_stderr()
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["AGENTHOST_Mcp__Servers__absent__Command"] = _agents.Combine("no-such-server"),
+            ["AGENTHOST_Mcp__Servers__scripted__Command"] = "sh",
+        };
+        foreach (var (i, arg) in ScriptedMcpServer.Entry(_agents, "ok").Args.Index())
+            environment[$"AGENTHOST_Mcp__Servers__scripted__Args__{i}"] = arg;
+        var error = $"error: MCP server 'absent' ({_agents.Combine("no-such-server")}) failed to start: ";
+
+        var text = await AgentHostProcess.RunAsync(["plugins"], environment);
+        var json = await AgentHostProcess.RunAsync(["plugins", "--json"], environment);
+
+        Assert.Equal(1, text.ExitCode);
+        Assert.StartsWith(error, Assert.Single(text.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.StartsWith("Math\n", text.StdOut.ReplaceLineEndings("\n"));
+        Assert.Contains("\nscripted\n  echo_text(text)  Echoes a text.", text.StdOut.ReplaceLineEndings("\n"));
+        Assert.Equal(1, json.ExitCode);
+        Assert.StartsWith(error, Assert.Single(json.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        using var listing = JsonDocument.Parse(json.StdOut);
+        Assert.Equal(["Math", "Time", "Text", "Writing", "scripted"], listing.RootElement.EnumerateArray().Select(p => p.GetProperty("name").GetString()));
     }
 
     public void Dispose() => _agents.Dispose();

@@ -84,6 +84,24 @@ public sealed class AgentTests(ChatModelFixture fixture)
     }
 
     [Fact]
+    public void The_plugins_an_agent_uses_include_those_of_the_agents_it_calls()
+    {
+        var catalog = new AgentCatalog(
+        [
+            AgentDefinition.Parse("name: a\ndescription: d\nplugins: [Math.Add, git]\nagents: [b]", "a.yaml"),
+            AgentDefinition.Parse("name: b\ndescription: d\nplugins: [Text]\nagents: [a]", "b.yaml"),   // a cycle
+            AgentDefinition.Parse("name: c\ndescription: d\nplugins: [Time]", "c.yaml"),
+            AgentDefinition.Parse("name: d\ndescription: d", "d.yaml"),
+        ]);
+
+        Assert.Equal(["Math", "Text", "git"], catalog.PluginsUsedBy("A").Order(StringComparer.Ordinal));
+        Assert.Equal(["Time"], catalog.PluginsUsedBy("c"));
+        Assert.Empty(catalog.PluginsUsedBy("d"));
+        Assert.Equal(["Math"], AgentCatalog.Load(ShippedAgentsDirectory).PluginsUsedBy("storyteller"));
+        Assert.Contains("Unknown agent 'nobody'", Assert.Throws<AgentHostException>(() => catalog.PluginsUsedBy("nobody")).Message);
+    }
+
+    [Fact]
     public async Task An_agent_listing_a_plugin_that_is_not_loaded_is_a_clear_error()
     {
         using var client = new LlamaChatClient(fixture.Model);

@@ -1,41 +1,18 @@
 using AgentHost.Llama;
 using AgentHost.Llama.Tests.Support;
 using AgentHost.SemanticKernel.Mcp;
+using AgentHost.SemanticKernel.Tests.Support;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.SemanticKernel.Tests.Mcp;
 
 /// <summary>
-/// MCP servers that misbehave, as real processes: a shell script speaks just enough of the protocol (the handshake
-/// and a tool list) and then fails the way asked. What a well-behaved server does is covered against AgentHost's own
-/// <c>mcp</c> process in AgentHost.Tests.
+/// MCP servers that misbehave, as real processes (<see cref="ScriptedMcpServer"/>, a command that does not exist, a
+/// server that never answers). What a well-behaved server does is covered against AgentHost's own <c>mcp</c> process
+/// in AgentHost.Tests.
 /// </summary>
 public sealed class McpPluginsTests : IDisposable
 {
-    // Answers initialize and tools/list (one tool, "echo-text"), "method not found" to other requests, and on
-    // tools/call does what $1 says: answer, answer with isError, exit, write garbage or stay silent.
-    private const string Script = """
-        mode="$1"
-        while IFS= read -r line; do
-          id=$(printf '%s' "$line" | grep -o '"id":[^,}]*' | head -n 1 | cut -d: -f2)
-          case "$line" in
-            *'"method":"initialize"'*)
-              printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"scripted","version":"1"}}}\n' "$id" ;;
-            *'"method":"tools/list"'*)
-              printf '{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"echo-text","description":"Echoes a text.","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}]}}\n' "$id" ;;
-            *'"method":"tools/call"'*)
-              case "$mode" in
-                ok) printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"echo"}]}}\n' "$id" ;;
-                error) printf '{"jsonrpc":"2.0","id":%s,"result":{"isError":true,"content":[{"type":"text","text":"the text is too long"}]}}\n' "$id" ;;
-                exit) echo "scripted server: exiting mid-call" >&2; exit 3 ;;
-                garbage) echo 'this is not JSON' ;;
-                silent) ;;
-              esac ;;
-            *) [ -n "$id" ] && printf '{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"Method not found"}}\n' "$id" ;;
-          esac
-        done
-        """;
-
     private readonly TempFolder _folder = new();
 
     [Fact]
@@ -96,6 +73,48 @@ public sealed class McpPluginsTests : IDisposable
         Assert.Contains("MCP server 'mute' (sleep 60) did not answer within 2 s (Mcp:StartTimeoutSeconds)", error.Message);
     }
 
+    [Fact]
+    public async Task ConnectingWhatIsAvailableKeepsTheServersThatStartAndReportsTheOthers()
+    {
+        var options = Options("ok");
+        options.Servers["ghost"] = new McpServerEntry { Command = _folder.Combine("no-such-server") };
+
+        await using var mcp = await McpPlugins.ConnectAvailableAsync(options).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal("scripted", Assert.Single(mcp.Plugins).Name);
+        var failure = Assert.Single(mcp.Failures);
+        Assert.Equal(ErrorKind.InvalidPlugin, failure.Kind);
+        Assert.StartsWith($"MCP server 'ghost' ({_folder.Combine("no-such-server")}) failed to start", failure.Message);
+    }
+
+    [Fact]
+    public async Task TheFirstServerThatFailsStopsTheWaitForTheOthers()
+    {
+        var options = new McpOptions { StartTimeoutSeconds = 600 };
+        options.Servers["mute"] = new McpServerEntry { Command = "sleep", Args = ["600"] };
+        options.Servers["ghost"] = new McpServerEntry { Command = _folder.Combine("no-such-server") };
+
+        // A guard against a hang only: waiting for 'mute' would take its whole 600 s start timeout.
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => McpPlugins.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(60)));
+
+        Assert.StartsWith("MCP server 'ghost'", error.Message);
+    }
+
+    [Fact]
+    public void OnlyKeepsTheServersAmongThePluginNamesWithTheSameTimeouts()
+    {
+        var options = new McpOptions { StartTimeoutSeconds = 7, CallTimeoutSeconds = 9 };
+        options.Servers["git"] = new McpServerEntry { Command = "git-server" };
+        options.Servers["search"] = new McpServerEntry { Url = "http://127.0.0.1:9000/mcp" };
+
+        var only = options.Only(["Math", "GIT"]);   // Math is no server; plugin names are case-insensitive, as in a kernel
+
+        Assert.Equal(["git"], only.Servers.Keys);
+        Assert.Same(options.Servers["git"], only.Servers["GIT"]);
+        Assert.Equal((7, 9), (only.StartTimeoutSeconds, only.CallTimeoutSeconds));
+        Assert.Empty(options.Only([]).Servers);
+    }
+
     [Theory]
     [InlineData("bad-name", "x", null, "is not a valid plugin name")]
     [InlineData("both", "x", "http://127.0.0.1:1/mcp", "not both")]
@@ -126,10 +145,8 @@ public sealed class McpPluginsTests : IDisposable
 
     private McpOptions Options(string mode)
     {
-        var script = _folder.Combine("server.sh");
-        File.WriteAllText(script, Script.ReplaceLineEndings("\n"));
         var options = new McpOptions { StartTimeoutSeconds = 30, CallTimeoutSeconds = 2 };
-        options.Servers["scripted"] = new McpServerEntry { Command = "sh", Args = [script, mode] };
+        options.Servers["scripted"] = ScriptedMcpServer.Entry(_folder, mode);
         return options;
     }
 
