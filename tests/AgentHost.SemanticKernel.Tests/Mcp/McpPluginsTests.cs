@@ -54,12 +54,11 @@ public sealed class McpPluginsTests : IDisposable
     public async Task ACommandThatDoesNotExistIsOneClearError()
     {
         var options = new McpOptions { StartTimeoutSeconds = 10 };
-        options.Servers["ghost"] = new McpServerEntry { Command = _folder.Combine("no-such-server") };
+        options.Servers["ghost"] = Ghost();
 
         var error = await Assert.ThrowsAsync<AgentHostException>(() => McpPlugins.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(60)));
 
-        Assert.Equal(ErrorKind.InvalidPlugin, error.Kind);
-        Assert.StartsWith($"MCP server 'ghost' ({_folder.Combine("no-such-server")}) failed to start", error.Message);
+        AssertGhostFailedToStart(error);
     }
 
     [Fact]
@@ -77,14 +76,12 @@ public sealed class McpPluginsTests : IDisposable
     public async Task ConnectingWhatIsAvailableKeepsTheServersThatStartAndReportsTheOthers()
     {
         var options = Options("ok");
-        options.Servers["ghost"] = new McpServerEntry { Command = _folder.Combine("no-such-server") };
+        options.Servers["ghost"] = Ghost();
 
         await using var mcp = await McpPlugins.ConnectAvailableAsync(options).WaitAsync(TimeSpan.FromSeconds(60));
 
         Assert.Equal("scripted", Assert.Single(mcp.Plugins).Name);
-        var failure = Assert.Single(mcp.Failures);
-        Assert.Equal(ErrorKind.InvalidPlugin, failure.Kind);
-        Assert.StartsWith($"MCP server 'ghost' ({_folder.Combine("no-such-server")}) failed to start", failure.Message);
+        AssertGhostFailedToStart(Assert.Single(mcp.Failures));
     }
 
     [Fact]
@@ -92,7 +89,7 @@ public sealed class McpPluginsTests : IDisposable
     {
         var options = new McpOptions { StartTimeoutSeconds = 600 };
         options.Servers["mute"] = new McpServerEntry { Command = "sleep", Args = ["600"] };
-        options.Servers["ghost"] = new McpServerEntry { Command = _folder.Combine("no-such-server") };
+        options.Servers["ghost"] = Ghost();
 
         // A guard against a hang only: waiting for 'mute' would take its whole 600 s start timeout.
         var error = await Assert.ThrowsAsync<AgentHostException>(() => McpPlugins.ConnectAsync(options).WaitAsync(TimeSpan.FromSeconds(60)));
@@ -141,6 +138,15 @@ public sealed class McpPluginsTests : IDisposable
         var error = Assert.Throws<AgentHostException>(() => mcp.ImportInto(kernel));
 
         Assert.Contains("Mcp:Servers:scripted", error.Message);
+    }
+
+    /// <summary>A server whose command does not exist.</summary>
+    private McpServerEntry Ghost() => new() { Command = _folder.Combine("no-such-server") };
+
+    private void AssertGhostFailedToStart(AgentHostException error)
+    {
+        Assert.Equal(ErrorKind.InvalidPlugin, error.Kind);
+        Assert.StartsWith($"MCP server 'ghost' ({_folder.Combine("no-such-server")}) failed to start", error.Message);
     }
 
     private McpOptions Options(string mode)
