@@ -15,7 +15,7 @@ public sealed class LlamaEmbeddingGenerator(LlamaModel model, IMeterFactory? met
 {
     private readonly GenerationTelemetry _telemetry = new(meterFactory);
     private readonly TextEmbedder _embedder = new(model);
-    private readonly EmbeddingGeneratorMetadata _metadata = new(LlamaChatClient.ProviderName, null, model.Name, model.Weights.EmbeddingSize);
+    private readonly EmbeddingGeneratorMetadata _metadata = new(LlamaChatClient.ProviderName, null, model.Name, model.EmbeddingSize);
 
     /// <inheritdoc />
     public async Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null, CancellationToken cancellationToken = default)

@@ -48,6 +48,15 @@ public sealed class GenerationRun
 
     /// <summary>Validates, tokenizes and prefills. Throws <see cref="AgentHostException"/> for bad input.</summary>
     public static GenerationRun Start(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+        => Start(session, request, onText, 1, null, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="Start(InferenceSession, GenerationRequest, Action{string}, CancellationToken)"/>, with outputs for the
+    /// last <paramref name="promptOutputs"/> prompt tokens (decoded again even when cached) passed to <paramref name="onPromptOutput"/>
+    /// by batch index, in text order; the last one is also <see cref="LogitsIndex"/>.
+    /// </summary>
+    public static GenerationRun Start(InferenceSession session, GenerationRequest request, Action<string>? onText, int promptOutputs, Action<int>? onPromptOutput,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
@@ -63,24 +72,25 @@ public sealed class GenerationRun
                 $"The prompt is {tokens.Length} tokens but the context holds {session.ContextSize}; shorten it or raise ContextSize.");
         }
 
-        var cached = request.ReusePrefix ? KeepCommonPrefix(session, tokens) : 0;
+        promptOutputs = Math.Clamp(promptOutputs, 1, tokens.Length);
+        var cached = request.ReusePrefix ? KeepCommonPrefix(session, tokens, promptOutputs) : 0;
         if (cached == 0)
             session.Reset();
         var decodeCalls = session.DecodeCalls;
-        var index = session.Prefill(tokens.AsSpan(cached), 0, cancellationToken);
+        var index = session.Prefill(tokens.AsSpan(cached), 0, promptOutputs, onPromptOutput, cancellationToken);
         var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText, request.StopTokens);
         return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed, cached);
     }
 
     /// <summary>
     /// Keeps the longest prefix sequence 0 shares with <paramref name="tokens"/>, at most all but the
-    /// last token (its logits are needed), and drops everything else; returns the kept length.
+    /// last <paramref name="outputs"/> tokens (their outputs are needed), and drops everything else; returns the kept length.
     /// </summary>
-    private static int KeepCommonPrefix(InferenceSession session, int[] tokens)
+    private static int KeepCommonPrefix(InferenceSession session, int[] tokens, int outputs)
     {
         var held = session.GetTokens(0);
         var common = held.CommonPrefixLength(tokens);
-        common = Math.Min(common, tokens.Length - 1);
+        common = Math.Min(common, tokens.Length - outputs);
         if (common == 0)
             return 0;
         session.KeepSequence(0);

@@ -127,9 +127,18 @@ public sealed class InferenceSession : IDisposable
     /// of the batch size, requesting logits for the last token only. Returns that token's batch index.
     /// </summary>
     public int Prefill(ReadOnlySpan<int> tokens, int sequence, CancellationToken cancellationToken = default)
+        => Prefill(tokens, sequence, 1, null, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="Prefill(ReadOnlySpan{int}, int, CancellationToken)"/>, requesting outputs (logits, hidden states)
+    /// for the last <paramref name="outputs"/> tokens; after each chunk's decode <paramref name="onOutput"/> gets the batch
+    /// index of each of that chunk's outputs, in text order (read them before the next decode).
+    /// </summary>
+    public int Prefill(ReadOnlySpan<int> tokens, int sequence, int outputs, Action<int>? onOutput, CancellationToken cancellationToken = default)
     {
         if (tokens.IsEmpty)
             throw new ArgumentException("Nothing to prefill.", nameof(tokens));
+        ArgumentOutOfRangeException.ThrowIfLessThan(outputs, 1);
         if (_past[sequence] + tokens.Length > ContextSize)
             throw new AgentHostException(ErrorKind.ContextOverflow, $"The input is {tokens.Length} tokens but only {ContextSize - _past[sequence]} of the context's {ContextSize} are free.");
 
@@ -139,14 +148,22 @@ public sealed class InferenceSession : IDisposable
             var chunk = tokens.Slice(start, Math.Min(BatchCapacity, tokens.Length - start));
             ClearBatch();
             var position = _past[sequence];
+            var firstOutput = -1;
             for (var i = 0; i < chunk.Length; i++)
             {
-                var isLast = start + i == tokens.Length - 1;
-                var index = AddToBatch(chunk[i], position + i, sequence, isLast);
-                if (isLast)
+                var output = start + i >= tokens.Length - outputs;
+                var index = AddToBatch(chunk[i], position + i, sequence, output);
+                if (output && firstOutput < 0)
+                    firstOutput = index;
+                if (start + i == tokens.Length - 1)
                     lastIndex = index;
             }
             Decode(cancellationToken);
+            if (onOutput is not null && firstOutput >= 0)
+            {
+                for (var index = firstOutput; index < chunk.Length; index++)
+                    onOutput(index);
+            }
         }
         return lastIndex;
     }

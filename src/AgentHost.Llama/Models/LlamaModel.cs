@@ -77,6 +77,9 @@ public sealed class LlamaModel : IDisposable
     /// <summary>Context size of new sessions, in tokens.</summary>
     public int ContextSize => (int)Parameters.ContextSize!.Value;
 
+    /// <summary>Hidden size d: the length of a final hidden state.</summary>
+    public int EmbeddingSize => Weights.EmbeddingSize;
+
     /// <summary>
     /// Validates the file (exists, readable, GGUF, not truncated), then loads it. Every user-caused
     /// failure is an <see cref="AgentHostException"/> with one clear message.

@@ -33,12 +33,66 @@ public static class DemoCorpus
 
     private static readonly string[] _things = ["apples", "toys", "cookies", "balls", "flowers", "rocks", "cars", "books"];
 
+    private static readonly string[] _places = ["garden", "house", "park", "box", "room", "kitchen", "yard", "shop"];
+
+    // The training templates are composed from parts, so a head sees each situation in many shapes: a setup (the first
+    // number), an event (the second) or for multiply one sentence with both, a result clause built from a connective, a
+    // subject, a counting verb and a tail, inside a frame that may add a lead or a number that is no call.
+    // Placeholders: {name} {he} {him} {his} {friend} {thing} {place} {a} {b} {d} (a number that is no call) {call}.
+    private static readonly string[] _setups =
+    [
+        "{name} had {a} {thing}", "{name} found {a} {thing}", "{name} picked {a} {thing}", "{name} got {a} {thing} for {his} birthday",
+        "{name} bought {a} {thing}", "{name} made {a} {thing}", "{name} collected {a} {thing}", "there were {a} {thing} in the {place}",
+        "{name} saw {a} {thing} in the {place}", "dad gave {name} {a} {thing}", "{name} kept {a} {thing} in a box",
+        "{name} put {a} {thing} on the table", "{a} {thing} were in the {place}", "{name} had a bag with {a} {thing}",
+    ];
+
+    private static readonly string[] _addEvents =
+    [
+        "{he} found {b} more", "{friend} gave {him} {b} more", "{he} got {b} more", "{he} picked {b} more", "{b} more {thing} came",
+        "{he} bought {b} more", "dad brought {b} more", "{friend} brought {b} {thing} too", "{he} made {b} more", "{he} won {b} more {thing}",
+        "{friend} added {b} {thing}",
+    ];
+
+    private static readonly string[] _subtractEvents =
+    [
+        "{he} lost {b}", "{he} gave {b} to {friend}", "{b} of them broke", "the dog took {b}", "{he} ate {b}", "{b} {thing} rolled away",
+        "{friend} took {b} of them", "{he} sold {b}", "{b} got lost", "{he} dropped {b} of them", "the wind blew {b} away",
+    ];
+
+    private static readonly string[] _multiplySetups =
+    [
+        "{name} had {a} bags with {b} {thing} in each bag", "there were {a} boxes and each box had {b} {thing}",
+        "{name} saw {a} trees with {b} {thing} on each tree", "{a} kids came and each kid had {b} {thing}",
+        "{name} filled {a} jars with {b} {thing} each", "{name} made {a} piles of {b} {thing}", "each of the {a} cats had {b} {thing}",
+        "{name} needed {b} {thing} for each of {a} friends", "{name} had {a} shelves and every shelf held {b} {thing}",
+        "{a} baskets held {b} {thing} each", "{name} found {b} {thing} on each of {a} days",
+    ];
+
+    private static readonly string[] _connectives = ["now ", "so ", "then ", "in the end ", "after that ", "at last ", ""];
+    private static readonly string[] _subjects = ["{he}", "{name}", "the {place}", "they"];
+    private static readonly string[] _countVerbs = ["had", "got", "saw", "made", "counted", "kept", "held", "found", "owned", "collected", "picked", "ended up with", "was left with"];
+    private static readonly string[] _tails = ["", " in all", " in total", " now", " altogether", " left", " for the party"];
+    private static readonly string[] _leads = ["on day {d}", "when {he} was {d}", "at {d} o'clock", "after {d} days", "one day"];
+
+    // {S} setup, {E} event, {M} multiply setup, {R} result clause, {L} lead.
+    private static readonly string[] _frames =
+    [
+        "{S}. Then {E}. {R}.", "{S}, and then {E}. {R}.", "{S}. {E}, so {R}.", "{S} and {E}, so {R}.", "{L}, {S}. {E}. {R}.",
+        "{S}. After a while {E}. {R}.", "{S}. {E}. {R} for {his} {d} friends.", "{S}. {E}. {R}, and {he} was {d} years old.", "{S}. {E}. {R}!",
+    ];
+
+    private static readonly string[] _multiplyFrames = ["{M}. {R}.", "{M}, so {R}.", "{L}, {M}. {R}.", "{M}. {R} for {his} {d} friends.", "{M}. {R}, and {he} was happy."];
+
     private static readonly string[] _plain =
     [
-        "{0} had {1} {3} in a big box. {4} liked to play with them every day.",
-        "{0} saw {1} birds in the tree. {4} was very happy and smiled.",
-        "{0} and {5} played with {1} {3} in the park. They had a lot of fun.",
-        "{0} found {1} {3} under the bed. {4} showed them to mom.",
+        "{name} had {a} {thing} and {friend} had {b} {thing}.", "on day {d}, {name} saw {a} {thing} in the {place}.",
+        "{name} was {d} years old and had {a} {thing}.", "{name} counted to {d} and then played with {friend}.",
+        "{a} birds sat in the tree and {b} dogs ran in the {place}.", "{name} gave {friend} {a} {thing} and a hug.",
+        "{name} had {a} {thing}. Then {he} found {b} more and smiled.", "{name} had {a} {thing} and {friend} had {b}. Later they saw {d} birds.",
+        "{name} made {a} {thing}, and {friend} counted {b} stars.", "{name} lost {a} {thing} in the {place}, but {he} found them again.",
+        "{friend} ate {a} {thing} and drank {b} cups of milk.", "{name} had {a} bags and {friend} had {b} boxes.",
+        "at {d} o'clock {name} went to the {place} with {a} {thing}.", "{name} read {a} books about {thing} with {friend}.",
     ];
 
     // Placeholders: {name} {he} {He} {him} {his} {friend} {thing} {a} {b} {d} (a number that is no call) {call}.
@@ -73,6 +127,9 @@ public static class DemoCorpus
         "On day {d}, {name} and {friend} read {a} books about {thing}.",
     ];
 
+    /// <summary>Training lines <c>toolkens corpus</c> writes unless told otherwise.</summary>
+    public const int DefaultTrainLines = 1200;
+
     /// <summary>Most lines of a demo corpus (training and held-out together).</summary>
     public const int MaxLines = 1_000_000;
 
@@ -90,11 +147,11 @@ public static class DemoCorpus
     }
 
     /// <summary>
-    /// Writes <c>train.txt</c> (e.g. 400 lines), <c>heldout.txt</c> (100 other lines of the training templates) and
+    /// Writes <c>train.txt</c> (by default 1,200 lines), <c>heldout.txt</c> (100 other lines of the training templates) and
     /// <c>unseen.txt</c> (as many lines of templates never used for training).
     /// </summary>
     /// <exception cref="AgentHostException">More than <see cref="MaxLines"/> lines in all (<see cref="ErrorKind.InvalidArgument"/>).</exception>
-    public static (string Train, string HeldOut, string Unseen) Write(string directory, int trainLines = 400, int heldOutLines = 100, int seed = 1)
+    public static (string Train, string HeldOut, string Unseen) Write(string directory, int trainLines = DefaultTrainLines, int heldOutLines = 100, int seed = 1)
     {
         if (trainLines < 0 || heldOutLines < 0 || (long)trainLines + 2L * heldOutLines > MaxLines)
             throw new AgentHostException(ErrorKind.InvalidArgument, $"A demo corpus holds 0 to {MaxLines} lines in all, not {trainLines} + 2 x {heldOutLines}.");
@@ -126,42 +183,70 @@ public static class DemoCorpus
         return string.Join('\n', lines) + '\n';
     }
 
+    // A line of the training templates: about one in five without a call.
     private static string Line(Random random)
     {
         var person = _people[random.Next(_people.Length)];
         var friend = _people[random.Next(_people.Length)];
+        while (friend.Name == person.Name)
+            friend = _people[random.Next(_people.Length)];
         var thing = _things[random.Next(_things.Length)];
-        var he = person.He;
-        var he0 = char.ToUpperInvariant(he[0]) + he[1..];
+        var place = _places[random.Next(_places.Length)];
+        var d = random.Next(2, 10);
         var kind = random.Next(10);
+        var lead = Pick(random, _leads);
+        string template, call = "";
+        int a, b;
         if (kind < 2)
         {
-            var template = _plain[random.Next(_plain.Length)];
-            return string.Format(CultureInfo.InvariantCulture, template, person.Name, random.Next(2, 10), "", thing, he0, friend.Name);
+            (template, a, b) = (Pick(random, _plain), random.Next(2, 10), random.Next(2, 10));
         }
-        if (kind < 5)
+        else
         {
-            int a = random.Next(1, 10), b = random.Next(1, 10);
-            var call = $"<add>({a}, {b})={a + b}";
-            return random.Next(2) == 0
-                ? $"{person.Name} had {a} {thing}. Then {he} found {b} more {thing}. Now {he} had {call} {thing}."
-                : $"{person.Name} had {a} {thing} and {friend.Name} gave {person.Him} {b} more, so {he} had {call} {thing}.";
+            string tool;
+            int result;
+            if (kind < 5)
+                (tool, a, b, result) = ("add", random.Next(1, 10), random.Next(1, 10), 0);
+            else if (kind < 8)
+                (tool, a, b, result) = ("subtract", random.Next(5, 10), random.Next(1, 5), 0);
+            else
+                (tool, a, b, result) = ("multiply", random.Next(2, 6), random.Next(2, 6), 0);
+            result = tool switch { "add" => a + b, "subtract" => a - b, _ => a * b };
+            call = $"<{tool}>({Number(a)}, {Number(b)})={Number(result)}";
+            var clause = random.Next(10) == 0
+                ? "there were {call} {thing}" + Pick(random, _tails)
+                : Pick(random, _connectives) + Pick(random, _subjects) + " " + Pick(random, _countVerbs) + " {call} {thing}" + Pick(random, _tails);
+            template = tool == "multiply"
+                ? Pick(random, _multiplyFrames).Replace("{M}", Pick(random, _multiplySetups), StringComparison.Ordinal)
+                : Pick(random, _frames).Replace("{S}", Pick(random, _setups), StringComparison.Ordinal)
+                    .Replace("{E}", Pick(random, tool == "add" ? _addEvents : _subtractEvents), StringComparison.Ordinal);
+            template = template.Replace("{R}", clause, StringComparison.Ordinal);
         }
-        if (kind < 8)
+        var line = new StringBuilder(template.Replace("{L}", lead, StringComparison.Ordinal))
+            .Replace("{call}", call).Replace("{name}", person.Name).Replace("{friend}", friend.Name).Replace("{thing}", thing).Replace("{place}", place)
+            .Replace("{he}", person.He).Replace("{him}", person.Him).Replace("{his}", person.Him == "him" ? "his" : "her")
+            .Replace("{a}", Number(a)).Replace("{b}", Number(b)).Replace("{d}", Number(d))
+            .ToString();
+        return CapitalizeSentences(line);
+    }
+
+    private static string Pick(Random random, string[] items) => items[random.Next(items.Length)];
+
+    // Upper-case the first letter of the line and of every sentence in it.
+    private static string CapitalizeSentences(string line)
+    {
+        var chars = line.ToCharArray();
+        var start = true;
+        for (var i = 0; i < chars.Length; i++)
         {
-            int a = random.Next(5, 10), b = random.Next(1, 5);
-            var call = $"<subtract>({a}, {b})={a - b}";
-            return random.Next(2) == 0
-                ? $"{person.Name} had {a} {thing}. Then {he} lost {b} of them. Now {he} had only {call} {thing}."
-                : $"{person.Name} had {a} {thing} but gave {b} to {friend.Name}, so {he} had only {call} {thing} left.";
+            if (start && char.IsLetter(chars[i]))
+                chars[i] = char.ToUpperInvariant(chars[i]);
+            if (char.IsLetterOrDigit(chars[i]) || chars[i] == '<')
+                start = false;
+            else if (chars[i] is '.' or '!' or '?')
+                start = true;
         }
-        {
-            int a = random.Next(2, 6), b = random.Next(2, 6);
-            var call = $"<multiply>({a}, {b})={a * b}";
-            return random.Next(2) == 0
-                ? $"{person.Name} had {a} bags with {b} {thing} in each bag. In all {he} had {call} {thing}."
-                : $"There were {a} boxes and each box had {b} {thing}, so in all there were {call} {thing}.";
-        }
+        return new string(chars);
     }
 
     // A line of the unseen templates, with the training lines' people, things and number ranges.

@@ -5,19 +5,21 @@ namespace AgentHost.Llama.ToolTokens;
 
 /// <summary>
 /// What training and evaluation of a tool-token head need from the frozen model, computed in one pass
-/// over an annotated corpus: per labelled position the final hidden state h, the vocabulary log-sum-exp,
+/// over an annotated corpus: per labelled position the head's input (the final hidden state h, with a
+/// context window also the mean of the last hidden states: <see cref="ToolTokenContext"/>), the vocabulary log-sum-exp,
 /// the largest vocabulary logit and the label (a vocabulary token, or <c>VocabularySize + tool</c> at a
 /// call start). Positions inside a call's result are not labelled (ToolkenGPT ignores them).
 /// </summary>
 public sealed class ToolTokenDataset
 {
-    private ToolTokenDataset(int dimension, int vocabularySize, IReadOnlyList<string> tools, List<float> hidden, List<float> logSumExp, List<float> maxLogit,
+    private ToolTokenDataset(int dimension, int contextWindow, int vocabularySize, IReadOnlyList<string> tools, List<float> features, List<float> logSumExp, List<float> maxLogit,
         List<float> labelLogit, List<int> labels, int skippedCalls)
     {
         Dimension = dimension;
+        ContextWindow = contextWindow;
         VocabularySize = vocabularySize;
         Tools = tools;
-        Hidden = [.. hidden];
+        Features = [.. features];
         VocabLogSumExp = [.. logSumExp];
         MaxVocabLogit = [.. maxLogit];
         LabelLogit = [.. labelLogit];
@@ -30,8 +32,11 @@ public sealed class ToolTokenDataset
         }
     }
 
-    /// <summary>Hidden size d.</summary>
+    /// <summary>Length of the head's input per position: the hidden size d, or 2d with a context window.</summary>
     public int Dimension { get; }
+
+    /// <summary>Tokens averaged into the context part of the features (0: h alone).</summary>
+    public int ContextWindow { get; }
 
     /// <summary>Vocabulary size V (tool i has label V + i).</summary>
     public int VocabularySize { get; }
@@ -48,8 +53,8 @@ public sealed class ToolTokenDataset
     /// <summary>Calls left out because the text before them did not tokenize to a prefix of the line's tokens.</summary>
     public int SkippedCalls { get; }
 
-    /// <summary>Hidden states, Count x d.</summary>
-    public float[] Hidden { get; }
+    /// <summary>The head's inputs, Count x <see cref="Dimension"/>.</summary>
+    public float[] Features { get; }
 
     /// <summary>log sum exp of the vocabulary logits per position.</summary>
     public float[] VocabLogSumExp { get; }
@@ -63,22 +68,24 @@ public sealed class ToolTokenDataset
     /// <summary>Label per position: a token id below V, or V + tool index.</summary>
     public int[] Labels { get; }
 
-    /// <summary>The hidden state of position <paramref name="position"/>.</summary>
-    public ReadOnlySpan<float> HiddenAt(int position) => Hidden.AsSpan(position * Dimension, Dimension);
+    /// <summary>The head's input at position <paramref name="position"/>.</summary>
+    public ReadOnlySpan<float> FeaturesAt(int position) => Features.AsSpan(position * Dimension, Dimension);
 
     /// <summary>
     /// Runs the model (loaded with <see cref="Models.ModelSettings.HiddenStates"/>) once over
     /// <paramref name="examples"/> on <paramref name="session"/>'s scheduler thread and caches the positions.
-    /// The session's KV cache is cleared (it decodes one example at a time into sequence 0).
+    /// The session's KV cache is cleared (it decodes one example at a time into sequence 0). <paramref name="contextWindow"/>
+    /// is the number of tokens averaged into the context part of the features (0: h alone, as the papers).
     /// </summary>
     public static Task<ToolTokenDataset> BuildAsync(InferenceSession session, IReadOnlyList<AnnotatedExample> examples, IReadOnlyList<string> tools,
-        IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+        int contextWindow = 0, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(tools);
+        ArgumentOutOfRangeException.ThrowIfNegative(contextWindow);
         RequireHiddenStates(session);
-        return session.RunAsync(s => Build(s, examples, tools, progress, cancellationToken), cancellationToken);
+        return session.RunAsync(s => Build(s, examples, tools, contextWindow, progress, cancellationToken), cancellationToken);
     }
 
     internal static void RequireHiddenStates(InferenceSession session)
@@ -87,13 +94,15 @@ public sealed class ToolTokenDataset
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Tool tokens need hidden states: load model '{session.Model.Name}' with HiddenStates = true (or use a session created with hidden states).");
     }
 
-    private static ToolTokenDataset Build(InferenceSession session, IReadOnlyList<AnnotatedExample> examples, IReadOnlyList<string> tools, IProgress<double>? progress, CancellationToken cancellationToken)
+    private static ToolTokenDataset Build(InferenceSession session, IReadOnlyList<AnnotatedExample> examples, IReadOnlyList<string> tools, int contextWindow,
+        IProgress<double>? progress, CancellationToken cancellationToken)
     {
         var model = session.Model;
         var vocabulary = model.Vocabulary.Count;
-        List<float> hidden = [], lse = [], max = [], labelLogit = [];
+        List<float> features = [], lse = [], max = [], labelLogit = [];
         List<int> labels = [];
-        var dimension = 0;
+        var context = new ToolTokenContext(model.EmbeddingSize, contextWindow);
+        var buffer = new float[context.FeatureSize];
         var skipped = 0;
 
         for (var e = 0; e < examples.Count; e++)
@@ -113,7 +122,10 @@ public sealed class ToolTokenDataset
             {
                 var tool = IndexOf(tools, call.Tool)
                     ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Corpus line {example.Line} calls '{call.Tool}', which is not among the tools [{string.Join(", ", tools)}].");
+                // Most vocabularies put the space before the result into its first token ("▁7"); some end words with it ("had ").
                 var before = model.Tokenize(example.Text[..call.Start].TrimEnd(), model.Vocabulary.AddBos);
+                if (!IsPrefix(before, tokens))
+                    before = model.Tokenize(example.Text[..call.Start], model.Vocabulary.AddBos);
                 var through = model.Tokenize(example.Text[..(call.Start + call.Result.Length)], model.Vocabulary.AddBos);
                 if (before.Length == 0 || through.Length <= before.Length || !IsPrefix(before, tokens) || !IsPrefix(through, tokens))
                 {
@@ -126,6 +138,7 @@ public sealed class ToolTokenDataset
             }
 
             session.Reset();
+            context.Reset();
             for (var start = 0; start < tokens.Length; start += session.BatchCapacity)
             {
                 var length = Math.Min(session.BatchCapacity, tokens.Length - start);
@@ -135,15 +148,15 @@ public sealed class ToolTokenDataset
                 session.Decode(cancellationToken);
                 for (var i = 0; i < length; i++)
                 {
+                    // Every token's hidden state enters the context (results included); only labelled positions are kept.
+                    context.Push(session.GetHiddenState(i));
                     var target = targets[start + i];
                     if (target < 0)
                         continue;
-                    var h = session.GetHiddenState(i);
-                    dimension = h.Length;
+                    context.Write(buffer);
                     var logits = session.GetLogits(i);
                     var (m, s) = LogitMath.LogSumExp(logits);
-                    foreach (var value in h)
-                        hidden.Add(value);
+                    features.AddRange(buffer);
                     lse.Add((float)s);
                     max.Add(m);
                     labelLogit.Add(target < vocabulary ? logits[target] : 0);
@@ -153,7 +166,7 @@ public sealed class ToolTokenDataset
             progress?.Report((e + 1) / (double)examples.Count);
         }
         session.Reset();
-        return new ToolTokenDataset(dimension, vocabulary, tools, hidden, lse, max, labelLogit, labels, skipped);
+        return new ToolTokenDataset(context.FeatureSize, contextWindow, vocabulary, tools, features, lse, max, labelLogit, labels, skipped);
     }
 
     private static int? IndexOf(IReadOnlyList<string> tools, string name)

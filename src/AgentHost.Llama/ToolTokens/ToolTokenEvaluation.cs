@@ -24,13 +24,13 @@ public sealed record ToolTokenEvaluation(int Positions, int Calls, double Fired,
     {
         ArgumentNullException.ThrowIfNull(head);
         ArgumentNullException.ThrowIfNull(data);
-        if (head.Dimension != data.Dimension || head.Tools.Count != data.Tools.Count)
-            throw new AgentHostException(ErrorKind.InvalidArgument, "The head and the evaluation data differ in hidden size or tools.");
+        if (head.Dimension != data.Dimension || head.ContextWindow != data.ContextWindow || head.Tools.Count != data.Tools.Count)
+            throw new AgentHostException(ErrorKind.InvalidArgument, "The head and the evaluation data differ in hidden size, context window or tools.");
         var scores = new float[head.Tools.Count];
         int fired = 0, correct = 0;
         for (var p = 0; p < data.Count; p++)
         {
-            head.Score(data.HiddenAt(p), scores);
+            head.Score(data.FeaturesAt(p), scores);
             var best = 0;
             for (var i = 1; i < scores.Length; i++)
             {

@@ -11,7 +11,8 @@ public sealed record ToolTokenSlot(string Name, string SchemaHash);
 
 /// <summary>
 /// A tool-token head (ToolkenGPT): a matrix W [tools x d] whose rows score the final normalised hidden
-/// state h, <c>score_i = W_i . h + Bias</c>, appended to the vocabulary logits. It also keeps the prior W0
+/// state h, <c>score_i = W_i . h + Bias</c>, appended to the vocabulary logits; with a context window of K
+/// tokens W is [tools x 2d] and scores <c>[h ; mean of the last K hidden states]</c> (<see cref="ToolTokenContext"/>). It also keeps the prior W0
 /// it was trained from (TokenLearning) and the identity of the model and tools it belongs to; loading it
 /// onto another model or a changed tool set is refused.
 /// </summary>
@@ -25,7 +26,7 @@ public sealed class ToolTokenHead
     /// <summary>Creates a head.</summary>
     /// <param name="modelName">Name of the model it belongs to (for messages).</param>
     /// <param name="modelHash">The model's <see cref="ModelFingerprint"/>.</param>
-    /// <param name="dimension">Hidden size d.</param>
+    /// <param name="dimension">Length of the head's input: the hidden size d, or 2d with a context window.</param>
     /// <param name="tools">The tools, in score order.</param>
     /// <param name="weights">W, row-major [tools x d].</param>
     /// <param name="prior">W0 the head was initialised from and regularised towards, or null (zero).</param>
@@ -54,8 +55,24 @@ public sealed class ToolTokenHead
     /// <summary>Fingerprint of that model (<see cref="ModelFingerprint"/>).</summary>
     public string ModelHash { get; }
 
-    /// <summary>Hidden size d.</summary>
+    /// <summary>Length of the head's input: the hidden size d, or 2d with a context window.</summary>
     public int Dimension { get; }
+
+    /// <summary>Tokens averaged into the context part of the input; 0 (the papers' head) scores h alone.</summary>
+    public int ContextWindow
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            if (value > 0 && Dimension % 2 != 0)
+                throw new ArgumentException($"A head with a context window reads [h ; mean], an even length, not {Dimension}.", nameof(value));
+            field = value;
+        }
+    }
+
+    /// <summary>Hidden size d of the model the head reads.</summary>
+    public int HiddenSize => ContextWindow > 0 ? Dimension / 2 : Dimension;
 
     /// <summary>The tools, in score order.</summary>
     public IReadOnlyList<ToolTokenSlot> Tools { get; }
@@ -73,17 +90,20 @@ public sealed class ToolTokenHead
     public IReadOnlyDictionary<string, double> TrainingInfo { get; init; } = new Dictionary<string, double>();
 
     /// <summary>The same head with another bias.</summary>
-    public ToolTokenHead WithBias(float bias) => new(ModelName, ModelHash, Dimension, Tools, _weights, Prior, bias) { TrainingInfo = TrainingInfo };
+    public ToolTokenHead WithBias(float bias) => new(ModelName, ModelHash, Dimension, Tools, _weights, Prior, bias) { ContextWindow = ContextWindow, TrainingInfo = TrainingInfo };
 
     /// <summary>The head made of the prior alone (W = W0), for comparisons.</summary>
-    public ToolTokenHead PriorOnly() => new(ModelName, ModelHash, Dimension, Tools, (float[])Prior.Clone(), Prior, Bias);
+    public ToolTokenHead PriorOnly() => new(ModelName, ModelHash, Dimension, Tools, (float[])Prior.Clone(), Prior, Bias) { ContextWindow = ContextWindow };
 
-    /// <summary>Writes <c>W . h + Bias</c> into <paramref name="scores"/> (one per tool). Allocation-free.</summary>
-    public void Score(ReadOnlySpan<float> hidden, Span<float> scores)
+    /// <summary>The builder of this head's input from a text's hidden states.</summary>
+    public ToolTokenContext CreateContext() => new(HiddenSize, ContextWindow);
+
+    /// <summary>Writes <c>W . x + Bias</c> for the input <paramref name="features"/> (<see cref="ToolTokenContext"/>) into <paramref name="scores"/> (one per tool). Allocation-free.</summary>
+    public void Score(ReadOnlySpan<float> features, Span<float> scores)
     {
         var d = Dimension;
         for (var i = 0; i < Tools.Count; i++)
-            scores[i] = Dot(_weights.AsSpan(i * d, d), hidden) + Bias;
+            scores[i] = Dot(_weights.AsSpan(i * d, d), features) + Bias;
     }
 
     internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
@@ -131,6 +151,7 @@ public sealed class ToolTokenHead
             ModelName = ModelName,
             ModelHash = ModelHash,
             Dimension = Dimension,
+            ContextWindow = ContextWindow,
             Bias = Bias,
             Tools = [.. Tools.Select(t => new HeadTool { Name = t.Name, SchemaHash = t.SchemaHash })],
             Weights = _weights,
@@ -173,12 +194,13 @@ public sealed class ToolTokenHead
             throw new AgentHostException(ErrorKind.InvalidArgument, $"'{path}' is not a tool-token head file (format '{FormatTag}' expected).");
         if (file.ModelHash is null || file.Tools is null || file.Weights is null || file.Dimension < 1
             || file.Weights.Length != file.Tools.Length * file.Dimension || (file.Prior is not null && file.Prior.Length != file.Weights.Length)
-            || file.Tools.Any(t => string.IsNullOrEmpty(t.Name) || t.SchemaHash is null) || !float.IsFinite(file.Bias) && !float.IsNegativeInfinity(file.Bias))
+            || file.Tools.Any(t => string.IsNullOrEmpty(t.Name) || t.SchemaHash is null) || !float.IsFinite(file.Bias) && !float.IsNegativeInfinity(file.Bias)
+            || file.ContextWindow < 0 || file.ContextWindow > 0 && file.Dimension % 2 != 0)
         {
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Tool-token head file '{path}' is damaged: its model hash, tools or weights are missing or inconsistent.");
         }
         return new ToolTokenHead(file.ModelName ?? "", file.ModelHash, file.Dimension, [.. file.Tools.Select(t => new ToolTokenSlot(t.Name!, t.SchemaHash!))],
-            file.Weights, file.Prior, file.Bias) { TrainingInfo = file.Training ?? [] };
+            file.Weights, file.Prior, file.Bias) { ContextWindow = file.ContextWindow, TrainingInfo = file.Training ?? [] };
     }
 
     private static string Short(string hash) => hash.Length > 12 ? hash[..12] : hash;
@@ -198,6 +220,7 @@ public sealed class ToolTokenHead
         public string? ModelName { get; set; }
         public string? ModelHash { get; set; }
         public int Dimension { get; set; }
+        public int ContextWindow { get; set; }
         public float Bias { get; set; }
         public HeadTool[]? Tools { get; set; }
         public float[]? Weights { get; set; }

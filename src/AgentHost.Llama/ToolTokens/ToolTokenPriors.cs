@@ -85,7 +85,7 @@ public static class ToolTokenPriors
         return tokens;
     }
 
-    private static int Dimension(InferenceSession session) => (int)session.Model.Weights.NativeHandle.EmbeddingSize;
+    private static int Dimension(InferenceSession session) => session.Model.EmbeddingSize;
 
     private static void Normalize(Span<float> row, float scale)
     {

@@ -122,8 +122,10 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         foreach (var tool in _tools)
             _options.ArgumentConstraints.Create(tool, model); // refuses tools it cannot constrain, before any output
 
-        var run = GenerationRun.Start(session, request, onText, cancellationToken);
-        var state = new RunState(this, run, request, cancellationToken);
+        // The head reads the hidden states of the text so far: the prompt's last tokens (its context window) come from the prefill.
+        var context = _head.CreateContext();
+        var run = GenerationRun.Start(session, request, onText, Math.Max(1, _head.ContextWindow), i => context.Push(session.GetHiddenState(i)), cancellationToken);
+        var state = new RunState(this, run, request, context, cancellationToken);
         var index = run.LogitsIndex;
         while (index >= 0)
         {
@@ -154,12 +156,17 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         private readonly int[]?[] _argumentPrompt;
         private readonly int[] _candidates;
         private readonly ILogger _logger;
+        private readonly ToolTokenContext _context;
+        private readonly float[] _features;
         private bool _afterCall;
+        private bool _pushed = true;   // the prefill pushed the prompt's last token
 
-        public RunState(ToolTokenStrategy owner, GenerationRun run, GenerationRequest request, CancellationToken cancellationToken)
+        public RunState(ToolTokenStrategy owner, GenerationRun run, GenerationRequest request, ToolTokenContext context, CancellationToken cancellationToken)
         {
             _owner = owner;
             _run = run;
+            _context = context;
+            _features = new float[context.FeatureSize];
             _session = run.Session;
             _cancellationToken = cancellationToken;
             var model = _session.Model;
@@ -201,7 +208,11 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             var union = _union.AsSpan();
             _session.GetLogits(index).CopyTo(union);
             var tools = union[_vocabulary..];
-            _owner._head.Score(_session.GetHiddenState(index), tools);
+            if (!_pushed)
+                _context.Push(_session.GetHiddenState(index));
+            _pushed = false;
+            _context.Write(_features);
+            _owner._head.Score(_features, tools);
             if (_afterCall)
             {
                 // ToolkenGPT: one token with digits masked after a result, so the number is not repeated; no call right after a call either.
@@ -290,9 +301,12 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                     next = -1;
                     return true;
                 }
-                next = _session.AddToBatch(inserted[i], start + i, 0, logits: i == inserted.Length - 1);
+                // Outputs for every result token: their hidden states enter the head's context window.
+                next = _session.AddToBatch(inserted[i], start + i, 0, logits: true);
             }
             _session.Decode(_cancellationToken);
+            for (var i = 0; i < next; i++)
+                _context.Push(_session.GetHiddenState(i));   // the last one is pushed by the next step
             _afterCall = true;
             return true;
         }

@@ -104,7 +104,7 @@ public sealed class ToolTokenTrainer
         var total = 0.0;
         foreach (var p in positions)
         {
-            var h = _data.HiddenAt(p);
+            var h = _data.FeaturesAt(p);
             var max = (double)_data.VocabLogSumExp[p];
             for (var i = 0; i < tools; i++)
             {

@@ -3,17 +3,20 @@ namespace AgentHost.Llama.ToolTokens;
 /// <summary>Settings of <see cref="ToolTokenTrainer"/>.</summary>
 public sealed record ToolTokenTrainingOptions
 {
-    /// <summary>Adam learning rate.</summary>
-    public double LearningRate { get; init; } = 1e-2;
+    /// <summary>Adam learning rate (with <see cref="Epochs"/>, measured best of 0.01 / 0.003 and 20 / 40 on three demo corpora).</summary>
+    public double LearningRate { get; init; } = 3e-3;
 
     /// <summary>Passes over the data.</summary>
-    public int Epochs { get; init; } = 20;
+    public int Epochs { get; init; } = 40;
 
     /// <summary>Positions per Adam step.</summary>
     public int BatchSize { get; init; } = 64;
 
-    /// <summary>Weight of the penalty towards W0.</summary>
-    public double Lambda { get; init; } = 0.01;
+    /// <summary>
+    /// Weight of the penalty towards W0: none, as ToolkenGPT (TokenLearning uses 0.01). A penalty towards the name's
+    /// prior kept the head from learning the context part and lowered both F1 figures on the demo corpus.
+    /// </summary>
+    public double Lambda { get; init; }
 
     /// <summary>Form of the penalty.</summary>
     public ToolTokenRegularizer Regularizer { get; init; } = ToolTokenRegularizer.Frobenius;

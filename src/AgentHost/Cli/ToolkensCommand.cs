@@ -16,7 +16,7 @@ internal sealed class ToolkensCorpusCommand : ICommand
     public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt, unseen.txt).";
 
     private static readonly Option<string?> _out = CliOption.Text("--out", "Folder to write train.txt, heldout.txt and unseen.txt (templates never in training) into (required).", "DIR");
-    private static readonly Option<int> _train = CliOption.Int("--train", "Training lines.", "N", 400, min: 1, max: DemoCorpus.MaxLines);
+    private static readonly Option<int> _train = CliOption.Int("--train", "Training lines.", "N", DemoCorpus.DefaultTrainLines, min: 1, max: DemoCorpus.MaxLines);
     private static readonly Option<int> _heldOut = CliOption.Int("--heldout", "Held-out lines, each of heldout.txt and unseen.txt.", "N", 100, min: 1, max: DemoCorpus.MaxLines);
     private static readonly Option<int> _seed = CliOption.Int("--seed", "Random seed.", "S", 1, min: 0);
 
@@ -55,6 +55,8 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
     private static readonly Option<float> _priorScale = CliOption.Float("--prior-scale", "Norm of the hidden-state prior rows (1/sqrt(5120)).", "X", ToolTokenPriors.DefaultScale);
     private static readonly Option<bool> _onlyToolTokens = CliOption.Flag("--only-tool-tokens", "Train on call starts only (TokenLearning's setting).");
     private static readonly Option<float> _bias = CliOption.Float("--bias", "Bias stored in the head, added to tool scores at inference.", "X", 0);
+    private static readonly Option<int> _context = CliOption.Int("--context",
+        "Context window: the head also reads the mean hidden state of the last N tokens (0: h alone, as the papers).", "N", ToolTokenContext.DefaultWindow, min: 0, max: 4096);
     private static readonly Option<int> _seed = CliOption.Int("--seed", "Seed of the batch order.", "S", _defaults.Seed, min: 0);
 
     public string Name => "toolkens train";
@@ -63,7 +65,7 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
 
     public IReadOnlyList<Symbol> Options { get; } =
     [
-        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _seed, SharedOptions.Json,
+        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _context, _seed, SharedOptions.Json,
     ];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
@@ -95,6 +97,7 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
             var other => throw CliOption.Usage($"--prior must be hidden, embedding or none, not '{other}'."),
         };
         var bias = parse.GetValue(_bias);
+        var window = parse.GetValue(_context);
 
         var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         // Training reads final hidden states: a session created for them, on the model as loaded.
@@ -102,9 +105,10 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         var names = tools.Select(t => t.Name).ToList();
 
         var reading = new ConsoleProgressBar("reading corpus");
-        var data = await ToolTokenDataset.BuildAsync(session, examples, names, new SyncProgress<double>(f => reading.Show(f, $"{examples.Count} examples")), cancellationToken);
+        var data = await ToolTokenDataset.BuildAsync(session, examples, names, window, new SyncProgress<double>(f => reading.Show(f, $"{examples.Count} examples")), cancellationToken);
         reading.Finish();
-        var prior = await ToolTokenPriors.BuildAsync(priorKind, session, names, parse.GetValue(_priorScale), cancellationToken);
+        var namePrior = await ToolTokenPriors.BuildAsync(priorKind, session, names, parse.GetValue(_priorScale), cancellationToken);
+        var prior = ToolTokenContext.WidenPrior(namePrior, names.Count, model.EmbeddingSize, window);
 
         var trainer = new ToolTokenTrainer(data, prior, options);
         var initialLoss = trainer.CrossEntropy(prior);
@@ -116,6 +120,7 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
 
         var head = new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias)
         {
+            ContextWindow = window,
             TrainingInfo = new Dictionary<string, double>
             {
                 ["positions"] = data.Count,
@@ -186,7 +191,7 @@ internal sealed class ToolkensEvalCommand(ILlamaModelProvider models) : ICommand
         var results = new List<Figures>();
         foreach (var (label, examples) in corpora)
         {
-            var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], cancellationToken: cancellationToken);
+            var data = await ToolTokenDataset.BuildAsync(session, examples, [.. head.Tools.Select(t => t.Name)], head.ContextWindow, cancellationToken: cancellationToken);
             results.Add(new Figures(label, data, ToolTokenEvaluation.Evaluate(head, data), ToolTokenEvaluation.Evaluate(head.PriorOnly(), data), ToolTokenEvaluation.Chance(data)));
         }
         if (parse.GetValue(SharedOptions.Json))
