@@ -59,7 +59,7 @@ public sealed class ToolTokensCorpusTests
 
         // A line's skeleton: the words that are no name, thing, pronoun or number. No unseen skeleton is a seen one.
         var seenSkeletons = seen.Select(Skeleton).ToHashSet();
-        Assert.InRange(seenSkeletons.Count, 8, 40);
+        Assert.True(seenSkeletons.Count >= 1000, $"{seenSkeletons.Count} training skeletons in 2,000 lines");   // composed from parts: varied
         Assert.All(unseen, line => Assert.DoesNotContain(Skeleton(line), seenSkeletons));
 
         var calls = AnnotatedCorpus.Parse(string.Join('\n', unseen)).SelectMany(e => e.Calls).ToList();

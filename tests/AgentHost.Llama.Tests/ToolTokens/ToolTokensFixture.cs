@@ -4,27 +4,63 @@ using AgentHost.Llama.ToolTokens;
 namespace AgentHost.Llama.Tests.ToolTokens;
 
 /// <summary>
-/// stories260K with hidden states, and the demo corpus cached once: a training set (300 lines) and a
-/// held-out set (100 other lines) run through the frozen model.
+/// stories260K with hidden states, and the demo corpus cached once as `toolkens corpus` writes it: a training set
+/// (1,200 lines), a held-out set of the training templates (100 other lines) and 100 lines of templates never used
+/// in training, run through the frozen model with the default context window; and the head the CLI's defaults train.
 /// </summary>
 public sealed class ToolTokensFixture() : ModelFixture(TestModels.Stories260K, Settings), IAsyncLifetime
 {
+    public const int Seed = 7;
+
+    private Task<ToolTokenHead>? _head;
+
     public static ModelSettings Settings => new() { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 4, HiddenStates = true };
+
+    public IReadOnlyList<string> TrainLines { get; private set; } = null!;
 
     public ToolTokenDataset Train { get; private set; } = null!;
 
     public ToolTokenDataset HeldOut { get; private set; } = null!;
 
+    public ToolTokenDataset Unseen { get; private set; } = null!;
+
     public IReadOnlyList<string> HeldOutLines { get; private set; } = null!;
+
+    public IReadOnlyList<string> UnseenLines { get; private set; } = null!;
 
     async Task IAsyncLifetime.InitializeAsync()
     {
         await InitializeAsync();
-        var lines = DemoCorpus.Generate(400, seed: 7);
-        HeldOutLines = lines.Skip(300).ToList();
-        Train = await ToolTokenDataset.BuildAsync(Session, AnnotatedCorpus.Parse(string.Join('\n', lines.Take(300))), DemoCorpus.ToolNames);
-        HeldOut = await ToolTokenDataset.BuildAsync(Session, AnnotatedCorpus.Parse(string.Join('\n', HeldOutLines)), DemoCorpus.ToolNames);
+        var lines = DemoCorpus.Generate(DemoCorpus.DefaultTrainLines + 100, Seed);
+        TrainLines = lines.Take(DemoCorpus.DefaultTrainLines).ToList();
+        HeldOutLines = lines.Skip(DemoCorpus.DefaultTrainLines).ToList();
+        UnseenLines = DemoCorpus.Generate(100, Seed, DemoTemplates.Unseen);
+        Train = await DatasetAsync(TrainLines, ToolTokenContext.DefaultWindow);
+        HeldOut = await DatasetAsync(HeldOutLines, ToolTokenContext.DefaultWindow);
+        Unseen = await DatasetAsync(UnseenLines, ToolTokenContext.DefaultWindow);
     }
+
+    public Task<ToolTokenDataset> DatasetAsync(IReadOnlyList<string> lines, int contextWindow)
+        => ToolTokenDataset.BuildAsync(Session, AnnotatedCorpus.Parse(string.Join('\n', lines)), DemoCorpus.ToolNames, contextWindow);
+
+    /// <summary>The name prior (TokenLearning's hidden-state variant) widened to <paramref name="data"/>'s features.</summary>
+    public async Task<float[]> PriorAsync(ToolTokenDataset data)
+    {
+        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
+        return ToolTokenContext.WidenPrior(prior, DemoCorpus.ToolNames.Count, Model.EmbeddingSize, data.ContextWindow);
+    }
+
+    /// <summary>A head trained on <paramref name="data"/> with <paramref name="options"/> from the widened name prior.</summary>
+    public async Task<ToolTokenHead> TrainAsync(ToolTokenDataset data, ToolTokenTrainingOptions options)
+    {
+        var prior = await PriorAsync(data);
+        return new ToolTokenHead(Model.Name, ModelFingerprint.Compute(Model.Path), data.Dimension,
+            [.. TestTools.Arithmetic().Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], new ToolTokenTrainer(data, prior, options).Train(), prior)
+        { ContextWindow = data.ContextWindow };
+    }
+
+    /// <summary>The head `toolkens train` makes with its defaults on the training set (trained once).</summary>
+    public Task<ToolTokenHead> DefaultHeadAsync() => _head ??= TrainAsync(Train, new ToolTokenTrainingOptions());
 }
 
 [CollectionDefinition(Name)]

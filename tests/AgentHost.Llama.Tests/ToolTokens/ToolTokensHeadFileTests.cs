@@ -19,7 +19,11 @@ public sealed class ToolTokensHeadFileTests(ToolTokensFixture fixture) : IDispos
         var weights = Enumerable.Range(0, tools.Length * d).Select(i => MathF.Sin(i) / 3).ToArray();
         var prior = Enumerable.Range(0, tools.Length * d).Select(i => MathF.Cos(i) / 7).ToArray();
         return new ToolTokenHead(fixture.Model.Name, ModelFingerprint.Compute(fixture.Model.Path), d,
-            [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias) { TrainingInfo = new Dictionary<string, double> { ["final_loss"] = 1.25 } };
+            [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias)
+        {
+            ContextWindow = fixture.Train.ContextWindow,
+            TrainingInfo = new Dictionary<string, double> { ["final_loss"] = 1.25 },
+        };
     }
 
     [Fact]
@@ -57,6 +61,7 @@ public sealed class ToolTokensHeadFileTests(ToolTokensFixture fixture) : IDispos
         Assert.Equal(head.Bias, loaded.Bias);
         Assert.Equal(head.Tools, loaded.Tools);
         Assert.Equal(head.ModelHash, loaded.ModelHash);
+        Assert.Equal(ToolTokenContext.DefaultWindow, loaded.ContextWindow);
         Assert.Equal(64, loaded.ModelHash.Length);
         Assert.Equal(1.25, loaded.TrainingInfo["final_loss"]);
         loaded.EnsureMatches(fixture.Model);
@@ -114,9 +119,12 @@ public sealed class ToolTokensHeadFileTests(ToolTokensFixture fixture) : IDispos
         Assert.Contains("is not a tool-token head file", Assert.Throws<AgentHostException>(() => ToolTokenHead.Load(foreign)).Message);
 
         var path = Path.Combine(_directory, "head.json");
-        NewHead().Save(path);
+        var head = NewHead();
+        head.Save(path);
         var damaged = Path.Combine(_directory, "damaged.json");
-        File.WriteAllText(damaged, File.ReadAllText(path).Replace("\"dimension\": 64", "\"dimension\": 63", StringComparison.Ordinal));
+        File.WriteAllText(damaged, File.ReadAllText(path).Replace($"\"dimension\": {head.Dimension}", $"\"dimension\": {head.Dimension - 1}", StringComparison.Ordinal));
+        Assert.Contains("is damaged", Assert.Throws<AgentHostException>(() => ToolTokenHead.Load(damaged)).Message);
+        File.WriteAllText(damaged, File.ReadAllText(path).Replace($"\"context_window\": {head.ContextWindow}", "\"context_window\": -1", StringComparison.Ordinal));
         Assert.Contains("is damaged", Assert.Throws<AgentHostException>(() => ToolTokenHead.Load(damaged)).Message);
     }
 

@@ -29,24 +29,18 @@ internal static class TestTools
 [Collection(ToolTokensCollection.Name)]
 public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutputHelper output)
 {
-    private static readonly ToolTokenTrainingOptions _training = new() { Epochs = 30, LearningRate = 1e-2, Seed = 3 };
-
     [Fact]
-    public async Task A_trained_head_fires_where_calls_belong_on_held_out_text_far_better_than_its_prior_and_chance()
+    public async Task The_default_head_fires_where_calls_belong_on_held_out_text_far_better_than_its_prior_and_chance()
     {
-        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, fixture.Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
-        var trainer = new ToolTokenTrainer(fixture.Train, prior, _training);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var weights = trainer.Train();
-        output.WriteLine($"train: {fixture.Train.Count} positions, {fixture.Train.CallPositions} calls, {fixture.Train.SkippedCalls} skipped, {clock.ElapsedMilliseconds} ms");
-        var head = Head(weights, prior);
+        var head = await fixture.DefaultHeadAsync();
 
         var trained = ToolTokenEvaluation.Evaluate(head, fixture.HeldOut);
         var priorOnly = ToolTokenEvaluation.Evaluate(head.PriorOnly(), fixture.HeldOut);
         var chance = ToolTokenEvaluation.Chance(fixture.HeldOut);
-        output.WriteLine($"held out: {fixture.HeldOut.Count} positions, {fixture.HeldOut.CallPositions} calls");
+        output.WriteLine($"train: {fixture.Train.Count} positions, {fixture.Train.CallPositions} calls; held out: {fixture.HeldOut.Count} positions, {fixture.HeldOut.CallPositions} calls");
         output.WriteLine($"trained P {trained.Precision:F3} R {trained.Recall:F3} F1 {trained.F1:F3}; prior P {priorOnly.Precision:F3} R {priorOnly.Recall:F3} F1 {priorOnly.F1:F3}; chance F1 {chance.F1:F3}");
 
+        Assert.Equal(0, fixture.Train.SkippedCalls);
         Assert.Equal(0, fixture.HeldOut.SkippedCalls);
         Assert.True(fixture.HeldOut.CallPositions >= 60);
         Assert.True(trained.F1 >= 0.8, $"F1 {trained.F1:F3}");
@@ -55,22 +49,32 @@ public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutp
     }
 
     [Fact]
-    public async Task On_templates_never_seen_in_training_the_head_still_beats_its_prior_and_chance()
+    public async Task On_templates_never_seen_in_training_the_default_head_reaches_the_issue_goal_and_the_papers_head_on_h_alone_does_not()
     {
-        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, fixture.Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
-        var head = Head(new ToolTokenTrainer(fixture.Train, prior, _training).Train(), prior);
-        var unseen = await ToolTokenDataset.BuildAsync(fixture.Session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(100, seed: 7, DemoTemplates.Unseen))), DemoCorpus.ToolNames);
-
-        var trained = ToolTokenEvaluation.Evaluate(head, unseen);
+        var head = await fixture.DefaultHeadAsync();
+        var unseen = ToolTokenEvaluation.Evaluate(head, fixture.Unseen);
         var seen = ToolTokenEvaluation.Evaluate(head, fixture.HeldOut);
-        var chance = ToolTokenEvaluation.Chance(unseen);
-        output.WriteLine($"unseen templates: {unseen.CallPositions} calls; P {trained.Precision:F3} R {trained.Recall:F3} F1 {trained.F1:F3} (seen F1 {seen.F1:F3}, chance {chance.F1:F3})");
+        var chance = ToolTokenEvaluation.Chance(fixture.Unseen);
 
-        // The issue's goal (F1 >= 0.6 here) is not reached on stories260K (docs/tool-tokens.md); this pins what is.
-        Assert.True(unseen.CallPositions >= 60);
-        Assert.True(trained.F1 > ToolTokenEvaluation.Evaluate(head.PriorOnly(), unseen).F1 + 0.1, $"F1 {trained.F1:F3}");
-        Assert.True(trained.F1 > chance.F1 + 0.1, $"F1 {trained.F1:F3}");
-        Assert.True(seen.F1 > trained.F1);
+        // The same corpus and training without the context window: the final hidden state alone.
+        var paperHead = await fixture.TrainAsync(await fixture.DatasetAsync(fixture.TrainLines, 0), new ToolTokenTrainingOptions());
+        var paperUnseen = ToolTokenEvaluation.Evaluate(paperHead, await fixture.DatasetAsync(fixture.UnseenLines, 0));
+        output.WriteLine($"unseen templates: {fixture.Unseen.CallPositions} calls; P {unseen.Precision:F3} R {unseen.Recall:F3} F1 {unseen.F1:F3} (seen F1 {seen.F1:F3}, chance {chance.F1:F3}); h alone: unseen F1 {paperUnseen.F1:F3}");
+
+        Assert.Equal(0, fixture.Unseen.SkippedCalls);
+        Assert.True(fixture.Unseen.CallPositions >= 60);
+        Assert.True(unseen.F1 >= 0.6, $"unseen F1 {unseen.F1:F3}");
+        Assert.True(seen.F1 >= 0.8, $"seen F1 {seen.F1:F3}");
+        Assert.True(unseen.F1 > paperUnseen.F1 + 0.2, $"with the window {unseen.F1:F3}, h alone {paperUnseen.F1:F3}");
+    }
+
+    [Fact]
+    public void No_unseen_template_line_is_ever_generated_for_training()
+    {
+        var training = DemoCorpus.Generate(20_000, seed: 1).ToHashSet(StringComparer.Ordinal);
+        var unseen = DemoCorpus.Generate(2_000, seed: 1, DemoTemplates.Unseen);
+
+        Assert.DoesNotContain(unseen, training.Contains);
     }
 
     [Fact]
@@ -133,8 +137,8 @@ public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutp
     public async Task A_failing_call_backs_off_to_the_next_best_token_of_that_step()
     {
         var head = await TrainedHead();
-        var failing = TestTools.Arithmetic();
-        failing[0] = new ToolDefinition("add", TestTools.TwoNumbers, (_, _, _) => throw new InvalidOperationException("out of service"));
+        // Every tool fails, so that the step's candidates after the winning tool (other tools among them) all back off.
+        var failing = TestTools.Arithmetic().Select(t => new ToolDefinition(t.Name, TestTools.TwoNumbers, (_, _, _) => throw new InvalidOperationException("out of service"))).ToArray();
         var request = new GenerationRequest { Prompt = "Tom had 3 apples. Then he found 4 more apples. Now he had", MaxTokens = 6 };
 
         var result = await fixture.Session.GenerateAsync(new ToolTokenStrategy(head, failing), request);
@@ -166,7 +170,7 @@ public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutp
 
         var trained = await TrainedHead();
         var silenced = await fixture.Session.GenerateAsync(new ToolTokenStrategy(trained, TestTools.Arithmetic(), new ToolTokenOptions { Bias = float.NegativeInfinity }), request);
-        var noTools = new ToolTokenHead(fixture.Model.Name, trained.ModelHash, trained.Dimension, [], []);
+        var noTools = new ToolTokenHead(fixture.Model.Name, trained.ModelHash, trained.Dimension, [], []) { ContextWindow = trained.ContextWindow };
         var empty = await fixture.Session.GenerateAsync(new ToolTokenStrategy(noTools, []), request);
 
         Assert.Equal(60, baseline.Tokens.Count);
@@ -175,15 +179,12 @@ public sealed class ToolTokensEndToEndTests(ToolTokensFixture fixture, ITestOutp
         Assert.Equal(baseline.Text, empty.Text);
         // And the trained head does change this output (it calls add), so the comparison can fail.
         var active = await fixture.Session.GenerateAsync(new ToolTokenStrategy(trained, TestTools.Arithmetic()), request with { Sampling = null });
-        Assert.Equal(1, active.Stats.Extra["tool_calls"]);
+        output.WriteLine(active.Text);
+        foreach (var call in (List<ToolTokenCall>)active.Details!)
+            output.WriteLine($"{call.Position}: {call.Tool}{call.Arguments}={call.Result} {call.Error}");
+        // Not only once: after stories260K's nonsensical arguments the story derails and the head fires again (docs/tool-tokens.md).
+        Assert.True(active.Stats.Extra["tool_calls"] >= 1);
     }
 
-    private async Task<ToolTokenHead> TrainedHead()
-    {
-        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, fixture.Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
-        return Head(new ToolTokenTrainer(fixture.Train, prior, _training).Train(), prior);
-    }
-
-    private ToolTokenHead Head(float[] weights, float[] prior) => new(fixture.Model.Name, ModelFingerprint.Compute(fixture.Model.Path), fixture.Train.Dimension,
-        [.. TestTools.Arithmetic().Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior);
+    private Task<ToolTokenHead> TrainedHead() => fixture.DefaultHeadAsync();
 }

@@ -69,7 +69,7 @@ public sealed class ToolTokensTrainingTests(ToolTokensFixture fixture)
     {
         var prior = new float[fixture.Train.Tools.Count * fixture.Train.Dimension];
         var priorCopy = (float[])prior.Clone();
-        var hidden = (float[])fixture.Train.Hidden.Clone();
+        var hidden = (float[])fixture.Train.Features.Clone();
         var labels = (int[])fixture.Train.Labels.Clone();
         var lse = (float[])fixture.Train.VocabLogSumExp.Clone();
         var progress = new List<ToolTokenTrainingProgress>();
@@ -80,7 +80,7 @@ public sealed class ToolTokensTrainingTests(ToolTokensFixture fixture)
         var otherSeed = new ToolTokenTrainer(fixture.Train, prior, _fast with { Seed = 6 }).Train();
 
         Assert.Equal(priorCopy, prior);
-        Assert.Equal(hidden, fixture.Train.Hidden);
+        Assert.Equal(hidden, fixture.Train.Features);
         Assert.Equal(labels, fixture.Train.Labels);
         Assert.Equal(lse, fixture.Train.VocabLogSumExp);
         Assert.Equal(first, second);
