@@ -19,11 +19,10 @@ public sealed class TrainedHeadFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory, "--train", "300", "--heldout", "100", "--seed", "7"]);
+        var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory, "--seed", "7"]);
         Assert.Equal(0, corpus.ExitCode);
         Assert.Equal([Train, HeldOut, Unseen], corpus.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Training = await AgentHostProcess.RunAsync(["toolkens", "train", "--model", "stories260k", "--plugins", "arithmetic", "--corpus", Train, "--out", Head,
-            "--epochs", "30", "--seed", "3", "--json"]);
+        Training = await AgentHostProcess.RunAsync(["toolkens", "train", "--model", "stories260k", "--plugins", "arithmetic", "--corpus", Train, "--out", Head, "--json"]);   // the defaults
     }
 
     public Task DisposeAsync()
@@ -46,8 +45,8 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
         var training = root.GetProperty("training");
         Assert.True(training.GetProperty("final_loss").GetDouble() < training.GetProperty("initial_loss").GetDouble());
         Assert.True(training.GetProperty("calls").GetDouble() > 200);
-        Assert.Contains("training: 100% (epoch 30/30 loss", fixture.Training.StdErr);
-        Assert.Equal(300, File.ReadAllLines(fixture.Train).Length);
+        Assert.Contains("training: 100% (epoch 40/40 loss", fixture.Training.StdErr);
+        Assert.Equal(1200, File.ReadAllLines(fixture.Train).Length);
     }
 
     [Fact]
@@ -78,10 +77,11 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
         var head = unseen.GetProperty("head").GetProperty("f1").GetDouble();
         Assert.True(unseen.GetProperty("calls").GetInt32() >= 60);
         Assert.Equal(100, File.ReadAllLines(fixture.Unseen).Length);
-        // Templates never trained on: well above the prior and chance, and (on stories260K) well below the seen figure.
-        Assert.True(head > unseen.GetProperty("prior").GetProperty("f1").GetDouble() + 0.1, $"unseen F1 {head}");
-        Assert.True(head > unseen.GetProperty("chance").GetProperty("f1").GetDouble() + 0.1, $"unseen F1 {head}");
-        Assert.True(seen > head, $"seen {seen}, unseen {head}");
+        // Templates never trained on: the goal with the CLI's defaults, far above the prior and chance.
+        Assert.True(head >= 0.6, $"unseen F1 {head}");
+        Assert.True(seen >= 0.8, $"seen F1 {seen}");
+        Assert.True(head > unseen.GetProperty("prior").GetProperty("f1").GetDouble() + 0.3, $"unseen F1 {head}");
+        Assert.True(head > unseen.GetProperty("chance").GetProperty("f1").GetDouble() + 0.3, $"unseen F1 {head}");
 
         var text = await AgentHostProcess.RunAsync(["toolkens", "eval", "--head", fixture.Head, "--corpus", fixture.HeldOut, "--unseen", fixture.Unseen]);
         Assert.Contains("unseen templates: ", text.StdOut, StringComparison.Ordinal);
@@ -97,12 +97,12 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
             .Select(l => l.Replace("<add>", "<Add>", StringComparison.Ordinal)));
         var head = Path.Combine(fixture.Directory, "math-add.head.json");
 
-        var train = await AgentHostProcess.RunAsync(["toolkens", "train", "--plugins", "Math.Add", "--corpus", corpus, "--out", head, "--epochs", "30", "--seed", "3", "--json"]);
+        var train = await AgentHostProcess.RunAsync(["toolkens", "train", "--plugins", "Math.Add", "--corpus", corpus, "--out", head, "--json"]);
         Assert.True(train.ExitCode == 0, train.StdErr);
         Assert.Equal(["Add"], JsonDocument.Parse(train.StdOut).RootElement.GetProperty("tools").EnumerateArray().Select(t => t.GetString()));
 
         var generate = await AgentHostProcess.RunAsync(["generate", "--strategy", "toolkens", "--head", head,
-            "--prompt", "Tom had 3 apples and found 4 more, so he had", "--max-tokens", "10", "--json"]);
+            "--prompt", "Tom had 3 apples. Then he found 4 more apples. Now he had", "--max-tokens", "10", "--json"]);
         Assert.True(generate.ExitCode == 0, generate.StdErr);
         var calls = JsonDocument.Parse(generate.StdOut).RootElement.GetProperty("details").EnumerateArray().ToList();
         Assert.NotEmpty(calls);

@@ -1,4 +1,5 @@
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Engine;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Llama.Tests;
@@ -63,12 +64,8 @@ public sealed class ToolTokensKernelFunctionTests
         using var session = await model.CreateSessionAsync();
         var calls = new List<string>();
         var tools = Arithmetic(calls).AsToolDefinitions(_kernel);
-        var names = tools.Select(t => t.Name).ToList();
 
-        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(300, seed: 7))), names);
-        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale);
-        var weights = new ToolTokenTrainer(data, prior, new ToolTokenTrainingOptions { Epochs = 30, Seed = 3 }).Train();
-        var head = new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior);
+        var head = await DefaultHeadAsync(session, tools);
 
         var result = await session.GenerateAsync(new ToolTokenStrategy(head, tools),
             new GenerationRequest { Prompt = "Mia had 5 cookies. Then she lost 2 of them. Now she had only", MaxTokens = 10 });
@@ -96,14 +93,10 @@ public sealed class ToolTokensKernelFunctionTests
             Microsoft.Extensions.AI.AIFunctionFactory.Create((int a, int b) => { calls.Add($"multiply {a} {b}"); return a * b; }, "multiply", "Multiplies two numbers."),
         ];
         var tools = functions.Select(f => f.AsToolDefinition()).ToList();
-        var names = tools.Select(t => t.Name).ToList();
 
         // Train a head on a session with hidden states (the model itself was loaded without them).
         using var session = await model.CreateSessionAsync(hiddenStates: true);
-        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(300, seed: 7))), names);
-        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale);
-        var weights = new ToolTokenTrainer(data, prior, new ToolTokenTrainingOptions { Epochs = 30, Seed = 3 }).Train();
-        var head = new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior);
+        var head = await DefaultHeadAsync(session, tools);
         using var folder = new AgentHost.Llama.Tests.Support.TempFolder();
         var headPath = folder.Combine("head.json");
         head.Save(headPath);
@@ -130,5 +123,20 @@ public sealed class ToolTokensKernelFunctionTests
         missing.Tools = [functions[0]];
         var error = await Assert.ThrowsAsync<AgentHost.Llama.AgentHostException>(() => client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Hi")], missing));
         Assert.Contains("'subtract', which is not among the request's tools", error.Message);
+    }
+
+    // The head `toolkens train` makes with its defaults on the demo corpus of seed 7.
+    private static async Task<ToolTokenHead> DefaultHeadAsync(InferenceSession session, IReadOnlyList<ToolDefinition> tools)
+    {
+        var names = tools.Select(t => t.Name).ToList();
+        var window = ToolTokenContext.DefaultWindow;
+        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(DemoCorpus.DefaultTrainLines, seed: 7))), names, window);
+        var prior = ToolTokenContext.WidenPrior(await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale),
+            names.Count, session.Model.EmbeddingSize, window);
+        var weights = new ToolTokenTrainer(data, prior, new ToolTokenTrainingOptions()).Train();
+        return new ToolTokenHead(session.Model.Name, ModelFingerprint.Compute(session.Model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior)
+        {
+            ContextWindow = window,
+        };
     }
 }
