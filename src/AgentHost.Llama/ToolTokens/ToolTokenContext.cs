@@ -40,6 +40,9 @@ public sealed class ToolTokenContext
     /// <summary>Length of a feature vector for hidden size <paramref name="dimension"/> and window <paramref name="window"/>.</summary>
     public static int FeatureSizeOf(int dimension, int window) => window > 0 ? 2 * dimension : dimension;
 
+    /// <summary>The hidden size d behind features of length <paramref name="featureSize"/> with window <paramref name="window"/>.</summary>
+    public static int HiddenSizeOf(int featureSize, int window) => window > 0 ? featureSize / 2 : featureSize;
+
     /// <summary>Forgets the text so far (a new line or generation).</summary>
     public void Reset()
     {

@@ -49,6 +49,14 @@ public sealed class ToolTokenHead
         Bias = bias;
     }
 
+    /// <summary>A head for <paramref name="model"/> read the way <paramref name="data"/> was built (its features and context window).</summary>
+    public static ToolTokenHead Create(LlamaModel model, ToolTokenDataset data, IReadOnlyList<ToolTokenSlot> tools, float[] weights, float[]? prior = null, float bias = 0)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        return new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, tools, weights, prior, bias) { ContextWindow = data.ContextWindow };
+    }
+
     /// <summary>Name of the model the head was trained on.</summary>
     public string ModelName { get; }
 
@@ -72,7 +80,7 @@ public sealed class ToolTokenHead
     }
 
     /// <summary>Hidden size d of the model the head reads.</summary>
-    public int HiddenSize => ContextWindow > 0 ? Dimension / 2 : Dimension;
+    public int HiddenSize => ToolTokenContext.HiddenSizeOf(Dimension, ContextWindow);
 
     /// <summary>The tools, in score order.</summary>
     public IReadOnlyList<ToolTokenSlot> Tools { get; }
@@ -124,6 +132,8 @@ public sealed class ToolTokenHead
             throw new AgentHostException(ErrorKind.InvalidArgument,
                 $"This tool-token head was trained on model '{ModelName}' (fingerprint {Short(ModelHash)}) and cannot be used with model '{model.Name}' (fingerprint {Short(hash)}); train a head for that model.");
         }
+        if (HiddenSize != model.EmbeddingSize)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"This tool-token head reads hidden states of {HiddenSize} values, but model '{model.Name}' has {model.EmbeddingSize}.");
     }
 
     /// <summary>Refuses (clear <see cref="AgentHostException"/>) a tool set that differs from the head's: names, order or schemas.</summary>

@@ -20,15 +20,21 @@ public sealed class ToolTokenTrainer
     private readonly int[] _positions;
     private readonly double[] _scores;
 
-    /// <summary>Creates a trainer starting from (and regularised towards) <paramref name="prior"/>.</summary>
+    /// <summary>
+    /// Creates a trainer starting from (and regularised towards) <paramref name="prior"/>: [tools x d] as
+    /// <see cref="ToolTokenPriors"/> builds it (widened with zeros for a context window), or already [tools x features].
+    /// </summary>
     public ToolTokenTrainer(ToolTokenDataset data, float[] prior, ToolTokenTrainingOptions options)
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(prior);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        var hidden = ToolTokenContext.HiddenSizeOf(data.Dimension, data.ContextWindow);
+        if (prior.Length == data.Tools.Count * hidden)
+            prior = ToolTokenContext.WidenPrior(prior, data.Tools.Count, hidden, data.ContextWindow);
         if (prior.Length != data.Tools.Count * data.Dimension)
-            throw new ArgumentException($"W0 must have {data.Tools.Count} x {data.Dimension} values.", nameof(prior));
+            throw new ArgumentException($"W0 must have {data.Tools.Count} x {data.Dimension} values (or {data.Tools.Count} x {hidden}).", nameof(prior));
         _data = data;
         _prior = prior;
         _options = options;
@@ -43,6 +49,9 @@ public sealed class ToolTokenTrainer
         _positions = [.. selected];
         _scores = new double[data.Tools.Count];
     }
+
+    /// <summary>W0 as the head stores it: [tools x features].</summary>
+    public float[] Prior => _prior;
 
     /// <summary>Positions the loss is taken over.</summary>
     public int PositionCount => _positions.Length;

@@ -108,9 +108,9 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         var data = await ToolTokenDataset.BuildAsync(session, examples, names, window, new SyncProgress<double>(f => reading.Show(f, $"{examples.Count} examples")), cancellationToken);
         reading.Finish();
         var namePrior = await ToolTokenPriors.BuildAsync(priorKind, session, names, parse.GetValue(_priorScale), cancellationToken);
-        var prior = ToolTokenContext.WidenPrior(namePrior, names.Count, model.EmbeddingSize, window);
 
-        var trainer = new ToolTokenTrainer(data, prior, options);
+        var trainer = new ToolTokenTrainer(data, namePrior, options);
+        var prior = trainer.Prior;
         var initialLoss = trainer.CrossEntropy(prior);
         var training = new ConsoleProgressBar("training");
         var weights = trainer.Train(new SyncProgress<ToolTokenTrainingProgress>(p =>
@@ -118,9 +118,8 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         training.Finish();
         var finalLoss = trainer.CrossEntropy(weights);
 
-        var head = new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias)
+        var head = ToolTokenHead.Create(model, data, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias)
         {
-            ContextWindow = window,
             TrainingInfo = new Dictionary<string, double>
             {
                 ["positions"] = data.Count,

@@ -43,20 +43,12 @@ public sealed class ToolTokensFixture() : ModelFixture(TestModels.Stories260K, S
     public Task<ToolTokenDataset> DatasetAsync(IReadOnlyList<string> lines, int contextWindow)
         => ToolTokenDataset.BuildAsync(Session, AnnotatedCorpus.Parse(string.Join('\n', lines)), DemoCorpus.ToolNames, contextWindow);
 
-    /// <summary>The name prior (TokenLearning's hidden-state variant) widened to <paramref name="data"/>'s features.</summary>
-    public async Task<float[]> PriorAsync(ToolTokenDataset data)
-    {
-        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
-        return ToolTokenContext.WidenPrior(prior, DemoCorpus.ToolNames.Count, Model.EmbeddingSize, data.ContextWindow);
-    }
-
-    /// <summary>A head trained on <paramref name="data"/> with <paramref name="options"/> from the widened name prior.</summary>
+    /// <summary>A head trained on <paramref name="data"/> with <paramref name="options"/> from the name prior (TokenLearning's hidden-state variant).</summary>
     public async Task<ToolTokenHead> TrainAsync(ToolTokenDataset data, ToolTokenTrainingOptions options)
     {
-        var prior = await PriorAsync(data);
-        return new ToolTokenHead(Model.Name, ModelFingerprint.Compute(Model.Path), data.Dimension,
-            [.. TestTools.Arithmetic().Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], new ToolTokenTrainer(data, prior, options).Train(), prior)
-        { ContextWindow = data.ContextWindow };
+        var prior = await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, Session, DemoCorpus.ToolNames, ToolTokenPriors.DefaultScale);
+        var trainer = new ToolTokenTrainer(data, prior, options);
+        return ToolTokenHead.Create(Model, data, [.. TestTools.Arithmetic().Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], trainer.Train(), trainer.Prior);
     }
 
     /// <summary>The head `toolkens train` makes with its defaults on the training set (trained once).</summary>

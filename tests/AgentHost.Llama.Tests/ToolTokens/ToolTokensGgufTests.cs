@@ -112,4 +112,25 @@ public sealed class ToolTokensGgufTests
         Assert.Equal(0.5, Math.Sqrt(code.Skip(d).Sum(v => (double)v * v)), 1e-5);
         Assert.NotEqual(code.Take(d), code.Skip(d));
     }
+
+    [Fact]
+    public async Task A_vocabulary_that_ends_words_with_the_space_labels_every_call_and_the_head_reads_its_hidden_size()
+    {
+        // TinyStories-656K writes "had 7" as "had " + "7": the text before a call tokenizes to a prefix only with its space.
+        var settings = new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 2, HiddenStates = true };
+        using var model = LlamaModel.Load("tinystories656k", TestModels.TinyStories656K, settings);
+        using var session = await model.CreateSessionAsync();
+        var lines = DemoCorpus.Generate(40, seed: 3);
+
+        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', lines)), DemoCorpus.ToolNames, contextWindow: 4);
+
+        Assert.Equal(0, data.SkippedCalls);
+        Assert.Equal(AnnotatedCorpus.Parse(string.Join('\n', lines)).Sum(e => e.Calls.Count), data.CallPositions);
+        Assert.Equal(2 * model.EmbeddingSize, data.Dimension);
+        var head = ToolTokenHead.Create(model, data, [.. DemoCorpus.ToolNames.Select(n => new ToolTokenSlot(n, ""))], new float[3 * data.Dimension]);
+        Assert.Equal(model.EmbeddingSize, head.HiddenSize);
+        head.EnsureMatches(model);
+        var wrongSize = new ToolTokenHead(model.Name, head.ModelHash, data.Dimension, head.Tools, new float[3 * data.Dimension]);   // no window: reads 2d
+        Assert.Contains("hidden states of", Assert.Throws<AgentHostException>(() => wrongSize.EnsureMatches(model)).Message);
+    }
 }

@@ -129,14 +129,9 @@ public sealed class ToolTokensKernelFunctionTests
     private static async Task<ToolTokenHead> DefaultHeadAsync(InferenceSession session, IReadOnlyList<ToolDefinition> tools)
     {
         var names = tools.Select(t => t.Name).ToList();
-        var window = ToolTokenContext.DefaultWindow;
-        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(DemoCorpus.DefaultTrainLines, seed: 7))), names, window);
-        var prior = ToolTokenContext.WidenPrior(await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale),
-            names.Count, session.Model.EmbeddingSize, window);
-        var weights = new ToolTokenTrainer(data, prior, new ToolTokenTrainingOptions()).Train();
-        return new ToolTokenHead(session.Model.Name, ModelFingerprint.Compute(session.Model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior)
-        {
-            ContextWindow = window,
-        };
+        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(DemoCorpus.DefaultTrainLines, seed: 7))), names,
+            ToolTokenContext.DefaultWindow);
+        var trainer = new ToolTokenTrainer(data, await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale), new ToolTokenTrainingOptions());
+        return ToolTokenHead.Create(session.Model, data, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], trainer.Train(), trainer.Prior);
     }
 }
