@@ -118,8 +118,9 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         training.Finish();
         var finalLoss = trainer.CrossEntropy(weights);
 
-        var head = ToolTokenHead.Create(model, data, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias)
+        var head = new ToolTokenHead(model.Name, ModelFingerprint.Compute(model.Path), data.Dimension, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], weights, prior, bias)
         {
+            ContextWindow = data.ContextWindow,
             TrainingInfo = new Dictionary<string, double>
             {
                 ["positions"] = data.Count,
