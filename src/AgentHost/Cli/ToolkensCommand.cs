@@ -57,7 +57,9 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
     private static readonly Option<float> _bias = CliOption.Float("--bias", "Bias stored in the head, added to tool scores at inference.", "X", 0);
     private static readonly Option<int> _context = CliOption.Int("--context",
         "Context window: the head also reads the mean hidden state of the last N tokens (0: h alone, as the papers).", "N", ToolTokenContext.DefaultWindow, min: 0, max: 4096);
-    private static readonly Option<int> _seed = CliOption.Int("--seed", "Seed of the batch order.", "S", _defaults.Seed, min: 0);
+    private static readonly Option<int> _negatives = CliOption.Int("--negatives",
+        "Stories the model writes itself, added as text where no tool belongs (0: the corpus alone).", "N", ToolTokenNegatives.DefaultStories, min: 0, max: 10_000);
+    private static readonly Option<int> _seed = CliOption.Int("--seed", "Seed of the batch order and of the model's stories.", "S", _defaults.Seed, min: 0);
 
     public string Name => "toolkens train";
 
@@ -65,7 +67,7 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
 
     public IReadOnlyList<Symbol> Options { get; } =
     [
-        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _context, _seed, SharedOptions.Json,
+        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _context, _negatives, _seed, SharedOptions.Json,
     ];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
@@ -104,6 +106,13 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         using var session = await model.CreateSessionAsync(hiddenStates: true, cancellationToken);
         var names = tools.Select(t => t.Name).ToList();
 
+        if (parse.GetValue(_negatives) is > 0 and var stories)
+        {
+            var writing = new ConsoleProgressBar("model's stories");
+            examples = [.. examples, .. await ToolTokenNegatives.SampleAsync(session, stories, options.Seed,
+                new SyncProgress<double>(f => writing.Show(f, $"{stories} stories")), cancellationToken)];
+            writing.Finish();
+        }
         var reading = new ConsoleProgressBar("reading corpus");
         var data = await ToolTokenDataset.BuildAsync(session, examples, names, window, new SyncProgress<double>(f => reading.Show(f, $"{examples.Count} examples")), cancellationToken);
         reading.Finish();

@@ -5,8 +5,9 @@ namespace AgentHost.Llama.Tests.ToolTokens;
 
 /// <summary>
 /// stories260K with hidden states, and the demo corpus cached once as `toolkens corpus` writes it: a training set
-/// (1,200 lines), a held-out set of the training templates (100 other lines) and 100 lines of templates never used
-/// in training, run through the frozen model with the default context window; and the head the CLI's defaults train.
+/// (1,200 lines, plus the model's own stories as `toolkens train` adds them), a held-out set of the training templates
+/// (100 other lines) and 100 lines of templates never used in training, run through the frozen model with the default
+/// context window; and the head the CLI's defaults train.
 /// </summary>
 public sealed class ToolTokensFixture() : ModelFixture(TestModels.Stories260K, Settings), IAsyncLifetime
 {
@@ -16,7 +17,11 @@ public sealed class ToolTokensFixture() : ModelFixture(TestModels.Stories260K, S
 
     public static ModelSettings Settings => new() { ContextSize = 512, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 4, HiddenStates = true };
 
-    public IReadOnlyList<string> TrainLines { get; private set; } = null!;
+    /// <summary>The demo corpus's training lines.</summary>
+    public IReadOnlyList<AnnotatedExample> DemoExamples { get; private set; } = null!;
+
+    /// <summary>The demo lines and the model's own stories: what `toolkens train` reads by default.</summary>
+    public IReadOnlyList<AnnotatedExample> TrainExamples { get; private set; } = null!;
 
     public ToolTokenDataset Train { get; private set; } = null!;
 
@@ -32,16 +37,20 @@ public sealed class ToolTokensFixture() : ModelFixture(TestModels.Stories260K, S
     {
         await InitializeAsync();
         var lines = DemoCorpus.Generate(DemoCorpus.DefaultTrainLines + 100, Seed);
-        TrainLines = lines.Take(DemoCorpus.DefaultTrainLines).ToList();
         HeldOutLines = lines.Skip(DemoCorpus.DefaultTrainLines).ToList();
         UnseenLines = DemoCorpus.Generate(100, Seed, DemoTemplates.Unseen);
-        Train = await DatasetAsync(TrainLines, ToolTokenContext.DefaultWindow);
-        HeldOut = await DatasetAsync(HeldOutLines, ToolTokenContext.DefaultWindow);
-        Unseen = await DatasetAsync(UnseenLines, ToolTokenContext.DefaultWindow);
+        var stories = await ToolTokenNegatives.SampleAsync(Session, ToolTokenNegatives.DefaultStories, new ToolTokenTrainingOptions().Seed);
+        DemoExamples = Parse(lines.Take(DemoCorpus.DefaultTrainLines).ToList());
+        TrainExamples = [.. DemoExamples, .. stories];
+        Train = await DatasetAsync(TrainExamples, ToolTokenContext.DefaultWindow);
+        HeldOut = await DatasetAsync(Parse(HeldOutLines), ToolTokenContext.DefaultWindow);
+        Unseen = await DatasetAsync(Parse(UnseenLines), ToolTokenContext.DefaultWindow);
     }
 
-    public Task<ToolTokenDataset> DatasetAsync(IReadOnlyList<string> lines, int contextWindow)
-        => ToolTokenDataset.BuildAsync(Session, AnnotatedCorpus.Parse(string.Join('\n', lines)), DemoCorpus.ToolNames, contextWindow);
+    public static IReadOnlyList<AnnotatedExample> Parse(IReadOnlyList<string> lines) => AnnotatedCorpus.Parse(string.Join('\n', lines));
+
+    public Task<ToolTokenDataset> DatasetAsync(IReadOnlyList<AnnotatedExample> examples, int contextWindow)
+        => ToolTokenDataset.BuildAsync(Session, examples, DemoCorpus.ToolNames, contextWindow);
 
     /// <summary>A head trained on <paramref name="data"/> with <paramref name="options"/> from the name prior (TokenLearning's hidden-state variant).</summary>
     public async Task<ToolTokenHead> TrainAsync(ToolTokenDataset data, ToolTokenTrainingOptions options)
