@@ -19,7 +19,7 @@ public sealed class TrainedHeadFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory, "--seed", "7"]);
+        var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory]);   // the documented command: default seed and sizes
         Assert.Equal(0, corpus.ExitCode);
         Assert.Equal([Train, HeldOut, Unseen], corpus.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Training = await AgentHostProcess.RunAsync(["toolkens", "train", "--model", "stories260k", "--plugins", "arithmetic", "--corpus", Train, "--out", Head, "--json"]);   // the defaults

@@ -125,13 +125,15 @@ public sealed class ToolTokensKernelFunctionTests
         Assert.Contains("'subtract', which is not among the request's tools", error.Message);
     }
 
-    // The head `toolkens train` makes with its defaults on the demo corpus of seed 7.
+    // The head `toolkens train` makes with its defaults on the default demo corpus (seed 1) and the model's own stories.
     private static async Task<ToolTokenHead> DefaultHeadAsync(InferenceSession session, IReadOnlyList<ToolDefinition> tools)
     {
         var names = tools.Select(t => t.Name).ToList();
-        var data = await ToolTokenDataset.BuildAsync(session, AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(DemoCorpus.DefaultTrainLines, seed: 7))), names,
-            ToolTokenContext.DefaultWindow);
-        var trainer = new ToolTokenTrainer(data, await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale), new ToolTokenTrainingOptions());
+        var options = new ToolTokenTrainingOptions();
+        IReadOnlyList<AnnotatedExample> examples =
+            [.. AnnotatedCorpus.Parse(string.Join('\n', DemoCorpus.Generate(DemoCorpus.DefaultTrainLines, seed: 1))), .. await ToolTokenNegatives.SampleAsync(session, ToolTokenNegatives.DefaultStories, options.Seed)];
+        var data = await ToolTokenDataset.BuildAsync(session, examples, names, ToolTokenContext.DefaultWindow);
+        var trainer = new ToolTokenTrainer(data, await ToolTokenPriors.BuildAsync(ToolTokenPrior.HiddenStates, session, names, ToolTokenPriors.DefaultScale), options);
         return ToolTokenHead.Create(session.Model, data, [.. tools.Select(t => new ToolTokenSlot(t.Name, t.SchemaHash))], trainer.Train(), trainer.Prior);
     }
 }
