@@ -204,14 +204,13 @@ public static class DemoCorpus
         else
         {
             string tool;
-            int result;
             if (kind < 5)
-                (tool, a, b, result) = ("add", random.Next(1, 10), random.Next(1, 10), 0);
+                (tool, a, b) = ("add", random.Next(1, 10), random.Next(1, 10));
             else if (kind < 8)
-                (tool, a, b, result) = ("subtract", random.Next(5, 10), random.Next(1, 5), 0);
+                (tool, a, b) = ("subtract", random.Next(5, 10), random.Next(1, 5));
             else
-                (tool, a, b, result) = ("multiply", random.Next(2, 6), random.Next(2, 6), 0);
-            result = tool switch { "add" => a + b, "subtract" => a - b, _ => a * b };
+                (tool, a, b) = ("multiply", random.Next(2, 6), random.Next(2, 6));
+            var result = tool switch { "add" => a + b, "subtract" => a - b, _ => a * b };
             call = $"<{tool}>({Number(a)}, {Number(b)})={Number(result)}";
             var clause = random.Next(10) == 0
                 ? "there were {call} {thing}" + Pick(random, _tails)
