@@ -13,6 +13,7 @@ public sealed class ToolTokenContext
     public const int DefaultWindow = 16;
 
     private readonly float[] _ring;
+    private readonly double[] _sum;   // of the ring's rows, kept as they enter and leave: a step costs O(d), not O(K d)
     private readonly float[] _latest;
     private int _count;
     private int _next;
@@ -25,6 +26,7 @@ public sealed class ToolTokenContext
         Dimension = dimension;
         Window = window;
         _ring = new float[window * dimension];
+        _sum = new double[window > 0 ? dimension : 0];
         _latest = new float[dimension];
     }
 
@@ -48,6 +50,7 @@ public sealed class ToolTokenContext
     {
         _count = 0;
         _next = 0;
+        Array.Clear(_sum);
     }
 
     /// <summary>Adds the hidden state of the next token of the text.</summary>
@@ -59,7 +62,11 @@ public sealed class ToolTokenContext
         _count++;
         if (Window == 0)
             return;
-        hidden.CopyTo(_ring.AsSpan(_next * Dimension, Dimension));
+        var row = _ring.AsSpan(_next * Dimension, Dimension);
+        var leaving = _count > Window;
+        for (var k = 0; k < Dimension; k++)
+            _sum[k] += hidden[k] - (leaving ? row[k] : 0.0);
+        hidden.CopyTo(row);
         _next = (_next + 1) % Window;
     }
 
@@ -74,16 +81,9 @@ public sealed class ToolTokenContext
         if (Window == 0)
             return;
         var mean = features[Dimension..];
-        mean.Clear();
         var held = Math.Min(_count, Window);
-        for (var j = 0; j < held; j++)
-        {
-            var row = _ring.AsSpan(j * Dimension, Dimension);
-            for (var k = 0; k < Dimension; k++)
-                mean[k] += row[k];
-        }
         for (var k = 0; k < Dimension; k++)
-            mean[k] /= held;
+            mean[k] = (float)(_sum[k] / held);
     }
 
     /// <summary>A prior of [tools x d] widened to the features: the context part starts at zero.</summary>

@@ -8,6 +8,7 @@ using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.ToolTokens;
 using LLama;
 using LLama.Common;
 using LLama.Sampling;
@@ -19,7 +20,7 @@ namespace AgentHost.Bench;
 /// tokens/s as a ratio against the baseline measured in the same run. The peer row is LLamaSharp's
 /// own <see cref="StatelessExecutor"/> with greedy sampling on the same weights and parameters.
 /// </summary>
-internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
+internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools toolTokenTools) : ICommand
 {
     public const string PeerRow = "llamasharp-stateless";
 
@@ -54,7 +55,8 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
     {
         var strategyNames = parse.GetValue(_strategies)!
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        var rows = ExpandTrees(parse, StrategyArguments.Create(parse, strategyNames)).Append(new Row(RawRow, null)).Append(new Row(PeerRow, null)).ToList();
+        var strategies = StrategyArguments.Create(parse, strategyNames, new StrategyContext { ResolveTools = toolTokenTools.Resolve });
+        var rows = ExpandTrees(parse, strategies).Append(new Row(RawRow, null)).Append(new Row(PeerRow, null)).ToList();
         var baseline = parse.GetValue(_baseline)!;
         // A row answers to its label, or to its strategy's name where it is that strategy's only row (recycling rows carry their tree).
         bool Named(string? name) => string.Equals(name, baseline, StringComparison.OrdinalIgnoreCase);
@@ -69,6 +71,8 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
 
         var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         using var session = await model.CreateSessionAsync(cancellationToken);
+        // Rows that read hidden states (toolkens) get their own session, so that the others do not pay for them.
+        using var hiddenSession = strategies.Any(NeedsHiddenStates) ? await model.CreateSessionAsync(hiddenStates: true, cancellationToken) : null;
 
         var settings = model.Settings;
         Console.Error.WriteLine($"bench: {model.Name}, {prompts.Count} prompts x {maxTokens} max tokens, {runs} runs + {warmup} warm-up, " +
@@ -83,7 +87,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
         {
             foreach (var row in rows.Where(r => r.Strategy is not null))
             {
-                var sample = await RunStrategyAsync(session, row.Strategy!, prompts, maxTokens, cancellationToken);
+                var sample = await RunStrategyAsync(NeedsHiddenStates(row.Strategy!) ? hiddenSession! : session, row.Strategy!, prompts, maxTokens, cancellationToken);
                 if (run >= warmup)
                     row.Samples.Add(sample);
             }
@@ -114,6 +118,8 @@ internal sealed class BenchCommand(ILlamaModelProvider models) : ICommand
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
         return CliApp.ExitOk;
     }
+
+    private static bool NeedsHiddenStates(IDecodingStrategy strategy) => DecodingStrategies.Find(strategy.Name).NeedsHiddenStates;
 
     private static async Task<RunSample> RunStrategyAsync(InferenceSession session, IDecodingStrategy strategy, IReadOnlyList<string> prompts, int maxTokens, CancellationToken cancellationToken)
     {
