@@ -130,6 +130,19 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Bench_measures_a_head_beside_greedy_on_the_same_tokens()
+    {
+        var result = await AgentHostProcess.RunAsync(["bench", "--strategies", "greedy,toolkens", "--head", fixture.Head, "--tool-bias=-1000",
+            "--runs", "1", "--warmup", "0", "--max-tokens", "8"]);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var rows = result.StdOut.Split('\n').Where(l => l.StartsWith("greedy ", StringComparison.Ordinal) || l.StartsWith("toolkens ", StringComparison.Ordinal))
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToList();
+        Assert.Equal(2, rows.Count);
+        Assert.Equal(rows[0][3], rows[1][3]);   // tokens per run: the silenced head decodes what greedy does
+    }
+
+    [Fact]
     public async Task Generate_with_tool_tokens_puts_the_computed_result_into_the_story()
     {
         var result = await AgentHostProcess.RunAsync(["generate", "--strategy", "toolkens", "--head", fixture.Head,
