@@ -186,10 +186,7 @@ public static class DemoCorpus
     // A line of the training templates: about one in five without a call.
     private static string Line(Random random)
     {
-        var person = _people[random.Next(_people.Length)];
-        var friend = _people[random.Next(_people.Length)];
-        while (friend.Name == person.Name)
-            friend = _people[random.Next(_people.Length)];
+        var (person, friend) = People(random);
         var thing = _things[random.Next(_things.Length)];
         var place = _places[random.Next(_places.Length)];
         var d = random.Next(2, 10);
@@ -221,13 +218,28 @@ public static class DemoCorpus
                     .Replace("{E}", Pick(random, tool == "add" ? _addEvents : _subtractEvents), StringComparison.Ordinal);
             template = template.Replace("{R}", clause, StringComparison.Ordinal);
         }
-        var line = new StringBuilder(template.Replace("{L}", lead, StringComparison.Ordinal))
+        return CapitalizeSentences(Fill(template.Replace("{L}", lead, StringComparison.Ordinal), person, friend, thing, place, a, b, d, call));
+    }
+
+    // A person and a friend who is someone else.
+    private static ((string Name, string He, string Him) Person, (string Name, string He, string Him) Friend) People(Random random)
+    {
+        var person = _people[random.Next(_people.Length)];
+        var friend = _people[random.Next(_people.Length)];
+        while (friend.Name == person.Name)
+            friend = _people[random.Next(_people.Length)];
+        return (person, friend);
+    }
+
+    // The template with its placeholders filled in.
+    private static string Fill(string template, (string Name, string He, string Him) person, (string Name, string He, string Him) friend,
+        string thing, string place, int a, int b, int d, string call)
+        => new StringBuilder(template)
             .Replace("{call}", call).Replace("{name}", person.Name).Replace("{friend}", friend.Name).Replace("{thing}", thing).Replace("{place}", place)
-            .Replace("{he}", person.He).Replace("{him}", person.Him).Replace("{his}", person.Him == "him" ? "his" : "her")
+            .Replace("{He}", char.ToUpperInvariant(person.He[0]) + person.He[1..]).Replace("{he}", person.He).Replace("{him}", person.Him)
+            .Replace("{his}", person.Him == "him" ? "his" : "her")
             .Replace("{a}", Number(a)).Replace("{b}", Number(b)).Replace("{d}", Number(d))
             .ToString();
-        return CapitalizeSentences(line);
-    }
 
     private static string Pick(Random random, string[] items) => items[random.Next(items.Length)];
 
@@ -251,10 +263,7 @@ public static class DemoCorpus
     // A line of the unseen templates, with the training lines' people, things and number ranges.
     private static string UnseenLine(Random random)
     {
-        var person = _people[random.Next(_people.Length)];
-        var friend = _people[random.Next(_people.Length)];
-        while (friend.Name == person.Name)
-            friend = _people[random.Next(_people.Length)];
+        var (person, friend) = People(random);
         var kind = random.Next(10);
         var (templates, a, b, call) = kind switch
         {
@@ -263,13 +272,11 @@ public static class DemoCorpus
             < 8 => Call(_unseenSubtract, "subtract", random.Next(5, 10), random.Next(1, 5), static (x, y) => x - y),
             _ => Call(_unseenMultiply, "multiply", random.Next(2, 6), random.Next(2, 6), static (x, y) => x * y),
         };
-        var he = person.He;
-        var his = person.Him == "him" ? "his" : "her";
-        return new StringBuilder(templates[random.Next(templates.Length)])
-            .Replace("{name}", person.Name).Replace("{friend}", friend.Name).Replace("{thing}", _things[random.Next(_things.Length)])
-            .Replace("{He}", char.ToUpperInvariant(he[0]) + he[1..]).Replace("{he}", he).Replace("{him}", person.Him).Replace("{his}", his)
-            .Replace("{a}", Number(a)).Replace("{b}", Number(b)).Replace("{d}", Number(random.Next(2, 10))).Replace("{call}", call)
-            .ToString();
+        // Drawn in this order so that unseen.txt stays the same set of lines.
+        var template = Pick(random, templates);
+        var thing = Pick(random, _things);
+        var d = random.Next(2, 10);
+        return Fill(template, person, friend, thing, "", a, b, d, call);
 
         static (string[], int, int, string) Call(string[] templates, string tool, int x, int y, Func<int, int, int> apply)
             => (templates, x, y, $"<{tool}>({x}, {y})={apply(x, y)}");
