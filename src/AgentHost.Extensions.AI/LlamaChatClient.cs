@@ -87,6 +87,7 @@ public sealed partial class LlamaChatClient : IChatClient
             FinishReason = finishReason,
             Usage = result.Stats.ToUsage(),
             AdditionalProperties = ToProperties(result, call.ToolTokens),
+            RawRepresentation = result,
         };
     }
 
@@ -118,6 +119,7 @@ public sealed partial class LlamaChatClient : IChatClient
         var finishReason = result.StopReason.ToFinishReason(calls > 0);
         last.FinishReason = finishReason;
         last.AdditionalProperties = ToProperties(result, call.ToolTokens);
+        last.RawRepresentation = result;
         telemetry.Finish(result, finishReason);
         yield return last;
     }

@@ -13,10 +13,6 @@ public sealed class SpeculativeFixture() : ModelFixture(TestModels.Stories260K,
 /// <summary>Token recycling and prompt lookup on the real model: the "done" list of the spec.</summary>
 public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SpeculativeFixture>
 {
-    // Near-tie bound: batched and single-token decodes may differ in the last bits (about 1e-3 measured),
-    // which can flip an argmax only where the top two logits are this close.
-    private const float NearTie = 0.01f;
-
     private static readonly string[] _prompts =
     [
         "Once upon a time", "One day, a little girl named Lily", "Tom and his dog went to the park", "The sun was shining",
@@ -32,29 +28,6 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
 
     private Task<GenerationResult> Generate(IDecodingStrategy strategy, string prompt, int maxTokens, SamplingOptions? sampling = null, IReadOnlyList<string>? stop = null)
         => fixture.Session.GenerateAsync(strategy, new GenerationRequest { Prompt = prompt, MaxTokens = maxTokens, Sampling = sampling, Stop = stop ?? [] });
-
-    // Plain greedy with the top-1/top-2 logit gap of every step.
-    private Task<(List<int> Tokens, List<float> Gaps)> GreedyWithGaps(string prompt, int maxTokens) => fixture.Session.RunAsync(s =>
-    {
-        var tokens = new List<int>();
-        var gaps = new List<float>();
-        s.Reset();
-        var index = s.Prefill(s.Model.Tokenize(prompt, addBos: true), 0);
-        Span<int> top = stackalloc int[2];
-        Span<float> values = stackalloc float[2];
-        for (var i = 0; i < maxTokens; i++)
-        {
-            AdjacencyMatrix.TopK(s.GetLogits(index), top, values);
-            tokens.Add(top[0]);
-            gaps.Add(values[0] - values[1]);
-            if (s.Model.Vocabulary.IsEndOfGeneration(top[0]))
-                break;
-            s.ClearBatch();
-            index = s.AddToBatch(top[0], s.GetPast(0), 0, logits: true);
-            s.Decode();
-        }
-        return (tokens, gaps);
-    });
 
     [Theory]
     [InlineData("recycling", "chain-3")]
@@ -80,24 +53,17 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
     }
 
     // Runs each prompt with plain greedy and with the strategy; asserts that any divergence starts at a near-tie of
-    // greedy (anything else is a bug) and returns those divergences as "prompt@index".
+    // greedy (NearTie: anything else is a bug) and returns those divergences as "prompt@index".
     private async Task<List<string>> NearTieDivergencesAsync(Func<IDecodingStrategy> strategy, IReadOnlyList<string> prompts, int maxTokens)
     {
         var divergences = new List<string>();
         foreach (var prompt in prompts)
         {
-            var (reference, gaps) = await GreedyWithGaps(prompt, maxTokens);
+            var reference = await Generate(new GreedyStrategy(), prompt, maxTokens);
             var result = await Generate(strategy(), prompt, maxTokens);
-
-            var expected = reference.TakeWhile(t => !fixture.Model.Vocabulary.IsEndOfGeneration(t)).ToList();
-            var first = Enumerable.Range(0, Math.Min(expected.Count, result.Tokens.Count)).FirstOrDefault(i => expected[i] != result.Tokens[i], -1);
-            if (first < 0)
-            {
-                Assert.Equal(expected.Count, result.Tokens.Count);
-                continue;
-            }
-            Assert.True(gaps[first] < NearTie, $"'{prompt}' diverged at token {first} where the top-2 gap is {gaps[first]} (>= {NearTie}).");
-            divergences.Add($"{prompt}@{first}");
+            var comparison = await NearTie.AssertEqualUpToNearTieAsync(fixture.Session, fixture.Model.Tokenize(prompt, addBos: true), reference.Tokens, result.Tokens, $"'{prompt}'");
+            if (!comparison.Exact)
+                divergences.Add($"{prompt}@{comparison.Agreed}");
         }
         return divergences;
     }
@@ -222,32 +188,39 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
     [Fact]
     public async Task End_of_generation_max_tokens_and_stop_strings_stop_where_plain_decoding_stops()
     {
+        // Verification batches may flip a near-tie (NearTie); where they do, the stopping rule cannot be compared and only
+        // the near-tie is asserted. Everywhere else the speculative run must stop exactly where greedy stops.
         using var story = LlamaModel.Load("656k", TestModels.TinyStories656K, new ModelSettings { ContextSize = 512, Threads = TestModels.Threads, Sequences = 16 });
         using var session = await story.CreateSessionAsync();
+        var storyPrompt = story.Tokenize("Once upon a time", addBos: true);
         var greedy = await session.GenerateAsync(new GreedyStrategy(), new GenerationRequest { Prompt = "Once upon a time", MaxTokens = 480 });
         Assert.Equal(StopReason.EndOfGeneration, greedy.StopReason);
         foreach (var strategy in new IDecodingStrategy[] { Recycling("chain-3"), DecodingStrategies.Create("lookup") })
         {
             var result = await session.GenerateAsync(strategy, new GenerationRequest { Prompt = "Once upon a time", MaxTokens = 480 });
-            Assert.Equal(StopReason.EndOfGeneration, result.StopReason);
-            Assert.Equal(greedy.Tokens, result.Tokens);
+            if ((await NearTie.AssertEqualUpToNearTieAsync(session, storyPrompt, greedy.Tokens, result.Tokens, $"{strategy.Name} on 656K")).Exact)
+                Assert.Equal(StopReason.EndOfGeneration, result.StopReason);
         }
 
+        var prompt = fixture.Model.Tokenize("Once upon a time", addBos: true);
         var reference = await Generate(new GreedyStrategy(), "Once upon a time", 120);
         var stop = reference.Text.Substring(reference.Text.IndexOf("ball", StringComparison.Ordinal) - 2, 6); // spans tokens
         var plainStop = await Generate(new GreedyStrategy(), "Once upon a time", 120, stop: [stop]);
+        Assert.Equal(StopReason.StopString, plainStop.StopReason);
         for (var max = 1; max <= 41; max += 8)
         {
             var plain = await Generate(new GreedyStrategy(), "Once upon a time", max);
             foreach (var strategy in new IDecodingStrategy[] { Recycling("tree-6"), DecodingStrategies.Create("lookup") })
             {
                 var result = await Generate(strategy, "Once upon a time", max);
-                Assert.Equal(plain.Tokens, result.Tokens);
                 Assert.Equal(StopReason.MaxTokens, result.StopReason);
+                await NearTie.AssertEqualUpToNearTieAsync(fixture.Session, prompt, plain.Tokens, result.Tokens, $"{strategy.Name}, {max} tokens");
                 var stopped = await Generate(strategy, "Once upon a time", 120, stop: [stop]);
-                Assert.Equal(plainStop.Tokens, stopped.Tokens);
-                Assert.Equal(plainStop.Text, stopped.Text);
-                Assert.Equal(StopReason.StopString, stopped.StopReason);
+                if ((await NearTie.AssertEqualUpToNearTieAsync(fixture.Session, prompt, plainStop.Tokens, stopped.Tokens, $"{strategy.Name}, stop string")).Exact)
+                {
+                    Assert.Equal(plainStop.Text, stopped.Text);
+                    Assert.Equal(StopReason.StopString, stopped.StopReason);
+                }
             }
         }
     }
