@@ -574,7 +574,7 @@ internal sealed class JinjaParser
                 var text = token.Value;
                 if (text.Contains('.'))
                     return new LiteralNode(double.Parse(text, CultureInfo.InvariantCulture), token.Position);
-                return new LiteralNode(long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) ? n : double.Parse(text, CultureInfo.InvariantCulture), token.Position);
+                return new LiteralNode(long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) ? (object)n : double.Parse(text, CultureInfo.InvariantCulture), token.Position);
             }
             case TokenType.StringLiteral:
             {
