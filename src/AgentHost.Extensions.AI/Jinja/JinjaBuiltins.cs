@@ -226,7 +226,7 @@ internal sealed partial class JinjaInterpreter
     private object? ApplyFilter(string name, object? operand, List<object?> args, Dictionary<string, object?> kwargs, JinjaScope scope)
     {
         object? Arg(int index, string key, object? fallback = null) =>
-            index < args.Count ? args[index] : kwargs.TryGetValue(key, out var v) ? v : fallback;
+            index >= 0 && index < args.Count ? args[index] : kwargs.TryGetValue(key, out var v) ? v : fallback;
 
         switch (name)
         {
