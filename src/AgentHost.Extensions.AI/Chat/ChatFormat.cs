@@ -264,7 +264,7 @@ public sealed class ChatFormat
         return builder.Append('}').ToString();
     }
 
-    private static string ResultText(FunctionResultContent result) => result.Result switch
+    internal static string ResultText(FunctionResultContent result) => result.Result switch
     {
         null when result.Exception is not null => $"Error: {result.Exception.Message}",
         null => string.Empty,
