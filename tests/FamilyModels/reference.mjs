@@ -14,8 +14,10 @@ if (!family) throw new Error(`unknown family '${request.family}'`);
 const dir = require.resolve(`${family.package}/models/tokenizer.json`).replace(/tokenizer\.json$/, "");
 const tokenizerJSON = JSON.parse(readFileSync(dir + "tokenizer.json", "utf8"));
 const tokenizerConfig = JSON.parse(readFileSync(dir + "tokenizer_config.json", "utf8"));
-for (const [content, id] of Object.entries(family.extraSpecialTokens ?? {}))
+for (const [content, id] of Object.entries(family.extraSpecialTokens ?? {})) {
+  tokenizerJSON.added_tokens = tokenizerJSON.added_tokens.filter((t) => t.id !== id); // a renamed token
   tokenizerJSON.added_tokens.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+}
 
 const tokenizer = TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig });
 const ids = request.texts.map((text) => Array.from(tokenizer.encode(text, { add_special_tokens: true })));

@@ -20,7 +20,7 @@ namespace AgentHost.Llama.Tests.Support;
 /// </remarks>
 internal static class FamilyModelBuilder
 {
-    private const int BuilderVersion = 1; // bump when the written file changes
+    private const int BuilderVersion = 2; // bump when the written file changes
     private const int Layers = 2, Embedding = 64, Heads = 4, KvHeads = 2, HeadDim = 16, FeedForward = 128;
 
     // llama.cpp's llama_token_type.
@@ -83,7 +83,15 @@ internal static class FamilyModelBuilder
         using var stream = File.Create(path);
         var writer = new GgufWriter(stream);
         writer.AddMetadata("general.architecture", arch);
-        writer.AddMetadata("general.name", $"AgentHost family test model ({family})");
+        // As the real files name them: llama.cpp sets per-token attributes by this name (one holding "phi3" expects "</s>").
+        writer.AddMetadata("general.name", family switch
+        {
+            "llama" => "Llama 3.1 (AgentHost tiny test model)",
+            "qwen2" => "Qwen2.5 (AgentHost tiny test model)",
+            "qwen3" => "Qwen3 (AgentHost tiny test model)",
+            "gemma3" => "Gemma 3 (AgentHost tiny test model)",
+            _ => "Phi 4 Mini (AgentHost tiny test model)",
+        });
         writer.AddMetadata("general.file_type", 1u); // mostly F16 (the token embeddings)
         Hyperparameters(writer, arch, vocabularySize);
 
@@ -149,7 +157,7 @@ internal static class FamilyModelBuilder
         var added = new List<(int Id, string Content, bool Special)>();
         foreach (var token in tokenizer.GetProperty("added_tokens").EnumerateArray())
             added.Add((token.GetProperty("id").GetInt32(), token.GetProperty("content").GetString()!, token.GetProperty("special").GetBoolean()));
-        if (entry.TryGetProperty("extraSpecialTokens", out var extra))
+        if (entry.TryGetProperty("extraSpecialTokens", out var extra)) // added last, so they rename a token of the same id
         {
             foreach (var token in extra.EnumerateObject())
                 added.Add((token.Value.GetInt32(), token.Name, true));
