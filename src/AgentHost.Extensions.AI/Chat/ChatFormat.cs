@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
+using AgentHost.Extensions.AI.Jinja;
 using AgentHost.Extensions.AI.Templates;
 using Microsoft.Extensions.AI;
 using Scriban;
@@ -30,22 +31,68 @@ public sealed class ChatFormat
     private const char ContentStart = '\uE000';
     private const char ContentEnd = '\uE001';
 
-    private readonly Template _template;
-    private readonly ITemplateLoader _loader;
-    private readonly ScribanLimits _limits;
+    /// <summary>The name of the format that renders a model's own GGUF chat template.</summary>
+    public const string ModelTemplate = "gguf";
+
+    // A built-in (Scriban) format has these three ...
+    private readonly Template? _template;
+    private readonly ITemplateLoader? _loader;
+    private readonly ScribanLimits _limits = ScribanLimits.Default;
+
+    // ... a model's own template these: its BOS/EOS texts, the clock of strftime_now, and the family's built-in format
+    // for what the template cannot write (tools, calls or results a template without tool support would drop).
+    private readonly JinjaChatTemplate? _jinja;
+    private readonly string? _bos;
+    private readonly string? _eos;
+    private readonly TimeProvider _clock = TimeProvider.System;
+    private readonly ChatFormat? _builtIn;
+    private readonly Lazy<TemplateCapabilities>? _capabilities;
 
     internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader, ScribanLimits limits)
     {
         _limits = limits;
         Name = name;
+        Family = name;
         StopSequences = stopSequences;
         ToolCalls = toolCalls;
         _template = template;
         _loader = loader;
     }
 
-    /// <summary>The format's name, e.g. <c>chatml</c>.</summary>
+    internal ChatFormat(JinjaChatTemplate template, ChatFormat builtIn, string? bos, string? eos, TimeProvider? clock)
+    {
+        Name = ModelTemplate;
+        Family = builtIn.Family;
+        StopSequences = builtIn.StopSequences;
+        ToolCalls = builtIn.ToolCalls;
+        _jinja = template;
+        _builtIn = builtIn;
+        _bos = bos;
+        _eos = eos;
+        _clock = clock ?? TimeProvider.System;
+        _capabilities = new(() => TemplateCapabilities.Probe(this));
+    }
+
+    /// <summary>
+    /// The format's name: a built-in format's (e.g. <c>chatml</c>), or <see cref="ModelTemplate"/> (<c>gguf</c>) for a
+    /// model's own chat template.
+    /// </summary>
     public string Name { get; }
+
+    /// <summary>
+    /// The model family the format belongs to (a built-in format's name): its stop strings and tool-call syntax. For a
+    /// model's own template, the family detected from the template.
+    /// </summary>
+    public string Family { get; }
+
+    /// <summary>Whether this is the model's own GGUF chat template (Jinja), rather than a built-in Scriban format.</summary>
+    public bool IsModelTemplate => _jinja is not null;
+
+    /// <summary>
+    /// Whether the model's own template writes tools, assistant tool calls and tool results; where it does not, such
+    /// conversations are rendered with the family's built-in format instead. Always true for built-in formats.
+    /// </summary>
+    public bool WritesTools => _capabilities?.Value.All ?? true;
 
     /// <summary>
     /// Texts that end an assistant turn (e.g. <c>&lt;|im_end|&gt;</c>). Most are control tokens, which a
@@ -58,7 +105,7 @@ public sealed class ChatFormat
     public ToolCallFormat ToolCalls { get; }
 
     /// <inheritdoc />
-    public override string ToString() => Name;
+    public override string ToString() => IsModelTemplate ? $"{Name} ({Family} family)" : Name;
 
     /// <summary>The tokens of <paramref name="model"/> whose text is one of <see cref="StopSequences"/>.</summary>
     public IReadOnlyList<int> GetStopTokens(LlamaModel model)
@@ -85,6 +132,13 @@ public sealed class ChatFormat
     public ChatPrompt Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools = null, bool addGenerationPrompt = true)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        if (_jinja is not null)
+        {
+            return _capabilities!.Value.CanWrite(messages, tools)
+                ? RenderModelTemplate(messages, tools, addGenerationPrompt)
+                : _builtIn!.Render(messages, tools, addGenerationPrompt);
+        }
+
         var globals = new ScriptObject();
         BuildModel(messages, tools, globals);
         globals["add_generation_prompt"] = addGenerationPrompt;
@@ -94,8 +148,71 @@ public sealed class ChatFormat
         var items = tools?.Count ?? 0;
         foreach (var message in messages)
             items += 1 + message.Contents.Count;
-        var text = BoundedScriban.Render(_template, $"Chat format '{Name}'", globals, _limits, _loader, inputIterations: items);
+        var text = BoundedScriban.Render(_template!, $"Chat format '{Name}'", globals, _limits, _loader!, inputIterations: items);
         return new ChatPrompt(Split(text));
+    }
+
+    private ChatPrompt RenderModelTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, bool addGenerationPrompt)
+    {
+        try
+        {
+            return _jinja!.Render(messages, tools, addGenerationPrompt, _bos, _eos, _clock.GetLocalNow());
+        }
+        catch (JinjaRaiseException e)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"The model's chat template refused the conversation: {e.TemplateMessage}");
+        }
+    }
+
+    /// <summary>
+    /// What a model's own template writes, found once by rendering probes (as llama.cpp's template engine does): a
+    /// template that drops tools, calls or results would make the model blind to them, so those conversations go to
+    /// the family's built-in format.
+    /// </summary>
+    private sealed record TemplateCapabilities(bool Tools, bool ToolCalls, bool ToolResults)
+    {
+        private const string ProbeTool = "agenthost_probe_tool";
+        private const string ProbeResult = "agenthost_probe_result";
+
+        public bool All => Tools && ToolCalls && ToolResults;
+
+        public bool CanWrite(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools)
+        {
+            if (tools is { Count: > 0 } && !Tools)
+                return false;
+            foreach (var message in messages)
+            {
+                foreach (var content in message.Contents)
+                {
+                    if ((content is FunctionCallContent && !ToolCalls) || (content is FunctionResultContent && !ToolResults))
+                        return false;
+                }
+            }
+            return true;
+        }
+
+        public static TemplateCapabilities Probe(ChatFormat format)
+        {
+            var call = new FunctionCallContent("call_1", ProbeTool, new Dictionary<string, object?> { ["x"] = 1 });
+            ChatMessage[] conversation = [new(ChatRole.User, "Hi"), new(ChatRole.Assistant, [call])];
+            var tool = AIFunctionFactory.CreateDeclaration(ProbeTool, "A probe.", JsonDocument.Parse("{\"type\": \"object\", \"properties\": {}}").RootElement);
+            return new TemplateCapabilities(
+                Writes(format, [new(ChatRole.User, "Hi")], [tool], ProbeTool),
+                Writes(format, conversation, null, ProbeTool),
+                Writes(format, [.. conversation, new(ChatRole.Tool, [new FunctionResultContent("call_1", ProbeResult)]), new(ChatRole.User, "Thanks")], null, ProbeResult));
+        }
+
+        private static bool Writes(ChatFormat format, ChatMessage[] messages, AIFunctionDeclaration[]? tools, string probe)
+        {
+            try
+            {
+                return format.RenderModelTemplate(messages, tools, addGenerationPrompt: true).Text.Contains(probe, StringComparison.Ordinal);
+            }
+            catch (AgentHostException)
+            {
+                return false;
+            }
+        }
     }
 
     private void BuildModel(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, ScriptObject globals)

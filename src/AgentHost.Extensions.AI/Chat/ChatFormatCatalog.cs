@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using AgentHost.Llama;
 using AgentHost.Llama.Models;
+using AgentHost.Extensions.AI.Jinja;
 using AgentHost.Extensions.AI.Templates;
 using Scriban;
 using Scriban.Parsing;
@@ -69,22 +70,71 @@ public sealed class ChatFormatCatalog
     public ChatFormat Get(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (string.Equals(name.Trim(), ChatFormat.ModelTemplate, StringComparison.OrdinalIgnoreCase))
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{ChatFormat.ModelTemplate}' is a model's own chat template: resolve it for a model (Resolve).");
         var definition = Array.Find(_definitions, d => string.Equals(d.Name, name.Trim(), StringComparison.OrdinalIgnoreCase))
-            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown chat format '{name}'; the known formats are {string.Join(", ", KnownNames)}.");
+            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown chat format '{name}'; the known formats are {string.Join(", ", KnownNames)} and {ChatFormat.ModelTemplate} (the model's own template).");
         return _formats.GetOrAdd(definition.Name, _ => Create(definition));
     }
 
     /// <summary>
     /// The format for <paramref name="model"/>: <paramref name="configuredName"/> if given, else the model's
-    /// <see cref="ModelSettings.ChatFormat"/>, else the one detected from its GGUF metadata.
+    /// <see cref="ModelSettings.ChatFormat"/>, else the model's own GGUF chat template (<see cref="ChatFormat.ModelTemplate"/>)
+    /// when it has one the Jinja engine can parse, else the built-in format of the family detected from its metadata.
     /// </summary>
-    public ChatFormat Resolve(LlamaModel model, string? configuredName = null)
+    /// <param name="model">The model.</param>
+    /// <param name="configuredName">A format name (a built-in one, or <c>gguf</c> for the model's own template), or null.</param>
+    /// <param name="clock">What the template's <c>strftime_now</c> reads; the system clock when null.</param>
+    /// <exception cref="AgentHostException">An unknown name, or <c>gguf</c> for a model whose template is missing or
+    /// cannot be parsed (<see cref="ErrorKind.InvalidArgument"/>).</exception>
+    public ChatFormat Resolve(LlamaModel model, string? configuredName = null, TimeProvider? clock = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var name = !string.IsNullOrWhiteSpace(configuredName) ? configuredName
-            : !string.IsNullOrWhiteSpace(model.Settings.ChatFormat) ? model.Settings.ChatFormat
-            : Detect(model.File.GetString("tokenizer.chat_template"), model.File.Architecture);
-        return Get(name);
+        var name = !string.IsNullOrWhiteSpace(configuredName) ? configuredName.Trim()
+            : !string.IsNullOrWhiteSpace(model.Settings.ChatFormat) ? model.Settings.ChatFormat.Trim()
+            : null;
+        var source = model.File.GetString("tokenizer.chat_template");
+        var family = Detect(source, model.File.Architecture);
+        var explicitTemplate = string.Equals(name, ChatFormat.ModelTemplate, StringComparison.OrdinalIgnoreCase);
+        if (name is not null && !explicitTemplate)
+            return Get(name);
+
+        var (template, problem) = ParseModelTemplate(source);
+        if (template is null)
+        {
+            return explicitTemplate
+                ? throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{ChatFormat.ModelTemplate}' renders the model's own chat template, but {problem}; choose one of {string.Join(", ", KnownNames)}.")
+                : Get(family);
+        }
+        var tokens = model.File.GetStringArray("tokenizer.ggml.tokens");
+        string? Text(int id) => tokens is not null && id >= 0 && id < tokens.Length ? tokens[id] : null;
+        return new ChatFormat(template, Get(family), Text(model.Vocabulary.Bos), Text(model.Vocabulary.Eos), clock);
+    }
+
+    /// <summary>
+    /// Why a model's own chat template is not used by default (none, only a template name, or one the Jinja engine
+    /// cannot parse), or null when it is.
+    /// </summary>
+    public static string? ModelTemplateProblem(LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return ParseModelTemplate(model.File.GetString("tokenizer.chat_template")).Problem;
+    }
+
+    private static (JinjaChatTemplate? Template, string? Problem) ParseModelTemplate(string? source)
+    {
+        if (string.IsNullOrWhiteSpace(source))
+            return (null, "the model has no chat template");
+        if (!source.Contains("{{", StringComparison.Ordinal) && !source.Contains("{%", StringComparison.Ordinal))
+            return (null, $"the model's chat template is only a name ('{source.Trim()}')");
+        try
+        {
+            return (JinjaChatTemplate.Parse(source, name: "the model's chat template"), null);
+        }
+        catch (AgentHostException e)
+        {
+            return (null, $"the model's chat template cannot be parsed: {e.Message}");
+        }
     }
 
     /// <summary>

@@ -38,7 +38,8 @@ public sealed class ChatPrompt
         ArgumentNullException.ThrowIfNull(model);
         var specials = model.GetState(SpecialTokens.ForModel);
         var tokens = new List<int>();
-        if (model.Vocabulary.AddBos && model.Vocabulary.Bos >= 0)
+        // A template that writes the BOS text itself gets one BOS, not two (llama.cpp strips the rendered one likewise).
+        if (model.Vocabulary.AddBos && model.Vocabulary.Bos >= 0 && !StartsWithToken(specials, model.Vocabulary.Bos))
             tokens.Add(model.Vocabulary.Bos);
 
         var run = new StringBuilder();
@@ -77,4 +78,7 @@ public sealed class ChatPrompt
         FlushRun();
         return [.. tokens];
     }
+
+    private bool StartsWithToken(SpecialTokens specials, int token)
+        => Segments is [{ IsMarkup: true, Text.Length: > 0 } first, ..] && specials.TryMatch(first.Text, 0, out var found, out _) && found == token;
 }
