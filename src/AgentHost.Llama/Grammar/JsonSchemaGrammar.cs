@@ -65,7 +65,7 @@ public static class JsonSchemaGrammar
         var close = suffix.Length == 0 ? "" : " " + GbnfBuilder.Literal(suffix);
         var open = prefix.Length == 0 ? "" : GbnfBuilder.Literal(prefix) + " ";
         var block = builder.AddRule("tool-call", $"{open}{ws} {call} {ws}{close}");
-        var afterTrigger = prefix[trigger.Length..].Trim();
+        var afterTrigger = prefix[trigger.Length..]; // the rest of the opener, exactly (Hermes' newline, Mistral's "[")
         var first = !lazy ? block : afterTrigger.Length == 0 ? $"{ws} {call} {ws}{close}" : $"{ws} {GbnfBuilder.Literal(afterTrigger)} {ws} {call} {ws}{close}";
         if (nameSeparator is not null && lazy)
         {
