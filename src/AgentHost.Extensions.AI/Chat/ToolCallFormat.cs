@@ -120,6 +120,31 @@ public sealed class ToolCallFormat
         return null;
     }
 
+    /// <summary>
+    /// The tool-call format for a model whose chat template (Jinja text from <c>tokenizer.chat_template</c>) is this,
+    /// from the markers the template writes, as llama.cpp picks a chat handler: <c>&lt;｜tool▁calls▁begin｜&gt;</c> →
+    /// <see cref="DeepSeekR1"/>; <c>&lt;|tool_call|&gt;</c> or <c>&lt;|tool|&gt;</c> → <see cref="Phi4Mini"/>;
+    /// <c>[TOOL_CALLS]</c> → <see cref="Mistral"/>; <c>&lt;tool_call&gt;</c> → <see cref="Hermes"/>;
+    /// <c>&lt;|python_tag|&gt;</c> or <c>&lt;|start_header_id|&gt;</c> → <see cref="Llama3Json"/>; <c>&lt;start_of_turn&gt;</c>
+    /// → <see cref="Gemma"/>; anything else (or no template) → <see cref="Generic"/>. Reasoning is split
+    /// (<see cref="ReasoningTags"/> <c>&lt;think&gt;</c>) exactly when the template mentions <c>&lt;think&gt;</c> or
+    /// <c>&lt;/think&gt;</c> (Qwen3, QwQ, DeepSeek-R1 and its distills; not Qwen2.5).
+    /// </summary>
+    public static ToolCallFormat FromChatTemplate(string? chatTemplate)
+    {
+        if (string.IsNullOrWhiteSpace(chatTemplate))
+            return Generic;
+        var format = chatTemplate.Contains("tool▁calls▁begin", StringComparison.Ordinal) ? DeepSeekR1
+            : chatTemplate.Contains("<|tool_call|>", StringComparison.Ordinal) || chatTemplate.Contains("<|tool|>", StringComparison.Ordinal) ? Phi4Mini
+            : chatTemplate.Contains("[TOOL_CALLS]", StringComparison.Ordinal) ? Mistral
+            : chatTemplate.Contains("<tool_call>", StringComparison.Ordinal) ? Hermes
+            : chatTemplate.Contains("<|python_tag|>", StringComparison.Ordinal) || chatTemplate.Contains("<|start_header_id|>", StringComparison.Ordinal) ? Llama3Json
+            : chatTemplate.Contains("<start_of_turn>", StringComparison.Ordinal) ? Gemma
+            : Generic;
+        var thinks = chatTemplate.Contains("<think>", StringComparison.Ordinal) || chatTemplate.Contains("</think>", StringComparison.Ordinal);
+        return format.WithReasoning(thinks ? format.ReasoningTags ?? Chat.ReasoningTags.Think : null);
+    }
+
     /// <summary>The format's name: <c>hermes</c>, <c>llama3-json</c>, <c>mistral</c>, <c>phi4-mini</c>, <c>gemma</c>,
     /// <c>deepseek-r1</c> or <c>generic</c>.</summary>
     public string Name { get; }

@@ -223,6 +223,23 @@ public sealed class ToolCallFamilyTests
         Assert.Same(ToolCallFormat.Hermes, ToolCallFormat.Hermes.WithReasoning(ReasoningTags.Think));
     }
 
+    [Theory]
+    [InlineData("{%- for m in messages %}<|im_start|>{{ m.role }}{%- if tools %}<tool_call>{%- endif %}{%- endfor %}", "hermes", false)] // Qwen2.5
+    [InlineData("<|im_start|>assistant\n<tool_call>\n{%- if '</think>' in content %}<think>\n{%- endif %}", "hermes", true)] // Qwen3
+    [InlineData("{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>'}}{% if '</think>' in content %}", "deepseek-r1", true)]
+    [InlineData("{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}", "phi4-mini", false)]
+    [InlineData("{{ bos_token }}[AVAILABLE_TOOLS] {{ tools }}[/AVAILABLE_TOOLS][TOOL_CALLS] ", "mistral", false)]
+    [InlineData("<|start_header_id|>ipython<|end_header_id|>{{- '<|python_tag|>' }}", "llama3-json", false)]
+    [InlineData("{{ '<start_of_turn>' + role + '\n' }}", "gemma", false)]
+    [InlineData("### Instruction: {{ content }}", "generic", false)]
+    [InlineData(null, "generic", false)]
+    public void A_chat_template_picks_the_familys_tool_call_format_and_whether_it_thinks(string? template, string expected, bool thinks)
+    {
+        var format = ToolCallFormat.FromChatTemplate(template);
+        Assert.Equal(expected, format.Name);
+        Assert.Equal(thinks ? ReasoningTags.Think : null, format.ReasoningTags);
+    }
+
     [Fact]
     public void Random_marker_soup_never_throws_and_without_calls_every_character_comes_back()
     {
