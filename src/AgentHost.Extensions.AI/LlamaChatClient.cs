@@ -75,7 +75,7 @@ public sealed partial class LlamaChatClient : IChatClient
         var call = Prepare(messages, options, cancellationToken);
         var result = await RunAsync(call, cancellationToken).ConfigureAwait(false);
 
-        IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.ParseAll(result.Text)] : [new TextContent(result.Text)];
+        IList<AIContent> contents = call.Reader is { } reader ? [.. reader.ParseAll(result.Text)] : [new TextContent(result.Text)];
         EnsureCallsComplete(call, result, contents);
         var finishReason = result.StopReason.ToFinishReason(contents.Any(c => c is FunctionCallContent));
         telemetry.Finish(result, finishReason);
@@ -105,14 +105,14 @@ public sealed partial class LlamaChatClient : IChatClient
                 result = update.Result;
                 break;
             }
-            // Tool calls stream as whole FunctionCallContent items once the parser has seen a call end.
-            IList<AIContent> contents = call.ToolParser is { } parser ? [.. parser.Push(update.Text)] : [new TextContent(update.Text)];
+            // Reasoning streams as TextReasoningContent; tool calls as whole FunctionCallContent items once the parser has seen a call end.
+            IList<AIContent> contents = call.Reader is { } reader ? [.. reader.Push(update.Text)] : [new TextContent(update.Text)];
             calls += contents.Count(c => c is FunctionCallContent);
             if (contents.Count > 0)
                 yield return Update(call, contents);
         }
 
-        List<AIContent> rest = [.. call.ToolParser?.Complete() ?? []];
+        List<AIContent> rest = [.. call.Reader?.Complete() ?? []];
         calls += rest.Count(c => c is FunctionCallContent);
         EnsureCallsComplete(call, result!, rest, calls > 0);
         var last = Update(call, [.. rest, new UsageContent(result!.Stats.ToUsage())]);
@@ -266,8 +266,8 @@ public sealed partial class LlamaChatClient : IChatClient
             Grammar = grammar,
         };
         request.Validate();   // before waiting for a slot
-        var parser = tools is null ? null : Format.ToolCalls.CreateParser(tools.Select(t => t.Name));
-        return new PreparedCall(descriptor, strategy, request, tokens, parser, options?.ToolMode is RequiredChatToolMode, toolCost, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
+        var reader = ReplyReader.For(Format.ToolCalls, prompt.Text, tools?.Select(t => t.Name));
+        return new PreparedCall(descriptor, strategy, request, tokens, reader, options?.ToolMode is RequiredChatToolMode, toolCost, $"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow);
     }
 
     /// <summary>
@@ -296,7 +296,7 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <param name="anyCall">Whether the reply holds a complete call; by default, whether <paramref name="tail"/> does.</param>
     private void EnsureCallsComplete(PreparedCall call, GenerationResult result, IList<AIContent> tail, bool? anyCall = null)
     {
-        if (call.ToolParser is not { } parser || result.StopReason is not (StopReason.MaxTokens or StopReason.ContextFull))
+        if (call.Reader?.ToolCalls is not { } parser || result.StopReason is not (StopReason.MaxTokens or StopReason.ContextFull))
             return;
         var calls = anyCall ?? tail.Any(c => c is FunctionCallContent);
         if (parser.UnfinishedCall is null && (calls || !call.ToolRequired))
@@ -384,5 +384,5 @@ public sealed partial class LlamaChatClient : IChatClient
     [LoggerMessage(Level = LogLevel.Debug, Message = "The {Count} tools offered cost {Tokens} prompt tokens of the {ContextSize}-token context")]
     private static partial void LogToolCost(ILogger logger, int count, int tokens, int contextSize);
 
-    private sealed record PreparedCall(StrategyDescriptor Descriptor, IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ToolCallParser? ToolParser, bool ToolRequired, int ToolTokens, string Id, DateTimeOffset Created);
+    private sealed record PreparedCall(StrategyDescriptor Descriptor, IDecodingStrategy Strategy, GenerationRequest Request, int[] PromptTokens, ReplyReader? Reader, bool ToolRequired, int ToolTokens, string Id, DateTimeOffset Created);
 }

@@ -48,12 +48,14 @@ public static class ToolGrammar
         // Several calls in a row only where the format writes each call as its own block.
         var maxCalls = options?.AllowMultipleToolCalls == true && format.CallPrefix.Length > 0 && format.CallEnd is not null ? 4 : 1;
         if (required is not null)
-            return JsonSchemaGrammar.ToolCalls(functions, format.CallPrefix, format.CallSuffix, _compact, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty, cancellationToken: cancellationToken);
+            return JsonSchemaGrammar.ToolCalls(functions, format.CallPrefix, format.CallSuffix, _compact, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty,
+                cancellationToken: cancellationToken, nameSeparator: format.CallNameSeparator);
 
-        // Auto: free text until the call marker; formats whose calls start with bare JSON have no marker to wait for.
+        // Auto: free text until the call marker (the family's own opener; the rest of the call's prefix is forced after
+        // it); formats whose calls start with bare JSON have no marker to wait for.
         if (format.CallPrefix.Length == 0 || !format.CallPrefix.StartsWith(format.CallStart, StringComparison.Ordinal))
             return null;
-        var lazy = JsonSchemaGrammar.ToolCalls(functions, format.CallStart, format.CallSuffix, _compact, lazy: true, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty, cancellationToken: cancellationToken);
-        return lazy;
+        return JsonSchemaGrammar.ToolCalls(functions, format.CallPrefix, format.CallSuffix, _compact, lazy: true, maxCalls: maxCalls, argumentsKey: format.ArgumentsProperty,
+            cancellationToken: cancellationToken, trigger: format.CallStart, nameSeparator: format.CallNameSeparator);
     }
 }

@@ -28,9 +28,9 @@ public sealed class ChatFormatCatalog
         new("chatml", ["<|im_end|>"], ToolCallFormat.Hermes),
         new("llama3", ["<|eot_id|>", "<|eom_id|>"], ToolCallFormat.Llama3Json),
         new("mistral", ["</s>"], ToolCallFormat.Mistral),
-        new("gemma", ["<end_of_turn>"], ToolCallFormat.Generic),
+        new("gemma", ["<end_of_turn>"], ToolCallFormat.Gemma),
         new("phi3", ["<|end|>", "<|endoftext|>"], ToolCallFormat.Generic),
-        new("phi4", ["<|im_end|>"], ToolCallFormat.Generic),
+        new("phi4", ["<|im_end|>"], ToolCallFormat.Phi4Mini),
         new(Plain, [], ToolCallFormat.Generic),
     ];
 

@@ -24,7 +24,7 @@ public sealed class ToolCallParser
 
     private readonly ToolCallFormat _format;
     private readonly HashSet<string>? _toolNames; // null: any name is a call
-    private readonly string[] _starts;
+    private readonly CallOpener[] _openers;
     private readonly System.Buffers.SearchValues<char> _markerStarts;
     private readonly StringBuilder _buffer = new();
     private readonly List<string> _problems = [];
@@ -34,8 +34,10 @@ public sealed class ToolCallParser
     private bool _afterCall;
     private bool _completed;
     private string _opener = string.Empty; // text consumed when the call opened, given back if it is malformed
+    private CallOpener? _current; // null: a bare JSON call at the start of the reply
     private JsonValueScanner _scanner;
     private int _scanned;
+    private int _jsonEnd = -1; // where the call's JSON ended, while an optional closing tag may follow
     private string? _namedCall; // the tool name of a NAME[ARGS]{...} call being read
     private int _jsonStart;
 
@@ -43,8 +45,8 @@ public sealed class ToolCallParser
     {
         _format = format;
         _toolNames = toolNames is null ? null : new HashSet<string>(toolNames, StringComparer.Ordinal);
-        _starts = format.Markers;
-        _markerStarts = System.Buffers.SearchValues.Create(string.Concat(Array.ConvertAll(_starts, start => start[..1])));
+        _openers = format.Openers;
+        _markerStarts = System.Buffers.SearchValues.Create(string.Concat(Array.ConvertAll(_openers, opener => opener.First.ToString())));
     }
 
     /// <summary>Why calls were returned as text (one line each), for logging.</summary>
@@ -92,7 +94,7 @@ public sealed class ToolCallParser
     {
         var contents = new List<AIContent>(Push(reply));
         contents.AddRange(Complete());
-        return Merge(contents);
+        return ReplyReader.Merge(contents);
     }
 
     private IReadOnlyList<AIContent> Process(bool final)
@@ -114,62 +116,77 @@ public sealed class ToolCallParser
         if (_atCallPosition)
         {
             var ws = 0;
-            while (ws < text.Length && char.IsWhiteSpace(text[ws]))
+            while (ws < text.Length && (char.IsWhiteSpace(text[ws]) || (_afterCall && _format.CallSeparators.Contains(text[ws], StringComparison.Ordinal))))
                 ws++;
             if (ws == text.Length)
             {
                 if (final)
                 {
-                    if (!_afterCall)
+                    if (!_afterCall || !string.IsNullOrWhiteSpace(text))
                         EmitText(text);
                     _buffer.Clear();
                 }
                 return false;
             }
 
-            foreach (var start in _starts)
+            var rest = text.AsSpan(ws);
+            foreach (var opener in _openers)
             {
-                var rest = text.AsSpan(ws);
-                if (rest.StartsWith(start, StringComparison.Ordinal))
+                if (opener.Text is null)
+                    continue; // a JSON object here is a bare call (below)
+                var match = opener.Match(rest);
+                if (match > 0)
                 {
+                    var between = _afterCall ? text[..ws] : string.Empty;
                     if (!_afterCall)
                         EmitText(text[..ws]);
-                    OpenCall(consumed: ws + start.Length, opener: start);
+                    OpenCall(ws, opener, between);
                     return true;
                 }
-                if (!final && start.AsSpan().StartsWith(rest, StringComparison.Ordinal))
+                if (match == 0 && !final)
                     return false; // may still become a marker
             }
 
             if (_format.BareJsonOpeners.Contains(text[ws], StringComparison.Ordinal))
             {
-                OpenCall(consumed: ws, opener: text[..ws]);
+                OpenCall(ws, null, text[..ws]);
                 return true;
             }
-            _atCallPosition = false; // plain text follows: its leading whitespace stays
+            _atCallPosition = false; // plain text follows: its leading whitespace (and any separator) stays
         }
 
-        var best = -1;
-        string? marker = null;
-        foreach (var start in _starts)
+        var from = 0;
+        while (from < text.Length)
         {
-            var index = text.IndexOf(start, StringComparison.Ordinal);
-            if (index >= 0 && (best < 0 || index < best))
+            var index = text.AsSpan(from).IndexOfAny(_markerStarts);
+            if (index < 0)
+                break;
+            var position = from + index;
+            var rest = text.AsSpan(position);
+            var partial = false;
+            foreach (var opener in _openers)
             {
-                best = index;
-                marker = start;
+                var match = opener.Match(rest);
+                if (match > 0)
+                {
+                    EmitText(text[..position]);
+                    OpenCall(position, opener, string.Empty);
+                    return true;
+                }
+                partial |= match == 0;
             }
-        }
-        if (marker is not null)
-        {
-            EmitText(text[..best]);
-            OpenCall(consumed: best + marker.Length, opener: marker);
-            return true;
+            if (partial && !final)
+            {
+                // The end of the text may still become a marker: hold it back.
+                EmitText(text[..position]);
+                _buffer.Remove(0, position);
+                return false;
+            }
+            from = position + 1;
         }
 
-        var hold = final ? 0 : HeldBack(text);
-        EmitText(text[..^hold]);
-        _buffer.Remove(0, text.Length - hold);
+        EmitText(text);
+        _buffer.Clear();
         return false;
     }
 
@@ -177,7 +194,7 @@ public sealed class ToolCallParser
     private bool ReadCall(bool final)
     {
         var text = _buffer.ToString();
-        if (_format.CallEnd is { } end)
+        if (_current is { IsBlock: true, End: { } end })
         {
             var index = text.IndexOf(end, Math.Max(0, _scanned - end.Length + 1), StringComparison.Ordinal);
             _scanned = text.Length;
@@ -188,14 +205,17 @@ public sealed class ToolCallParser
             }
             if (final)
             {
-                // The model stopped before closing the block: still a call if the JSON is complete.
+                // The model stopped before closing the block: still a call if its content is complete.
                 FinishCall(text, _opener + text, text.Length);
                 return true;
             }
             return false;
         }
 
-        if (_namedCall is null && _format.NamedArgumentsMarker is { } argsMarker && !TryReadCallName(text, argsMarker, final, out var wait))
+        if (_jsonEnd >= 0)
+            return ReadClosingTag(text, final);
+
+        if (_current?.Text is not null && _namedCall is null && _format.NamedArgumentsMarker is { } argsMarker && !TryReadCallName(text, argsMarker, final, out var wait))
         {
             if (wait)
                 return false;
@@ -216,6 +236,11 @@ public sealed class ToolCallParser
         }
         if (last >= 0)
         {
+            if (_current?.End is not null)
+            {
+                _jsonEnd = last + 1;
+                return ReadClosingTag(text, final);
+            }
             FinishCall(text[_jsonStart..(last + 1)], _opener + text[..(last + 1)], last + 1);
             return true;
         }
@@ -228,6 +253,26 @@ public sealed class ToolCallParser
             return false;
         }
         return false;
+    }
+
+    // After a call's JSON: its optional closing tag (Phi-4-mini's <|/tool_call|>) is part of the call when it follows.
+    private bool ReadClosingTag(string text, bool final)
+    {
+        var end = _current!.End!;
+        var json = text[_jsonStart.._jsonEnd];
+        var after = _jsonEnd;
+        while (after < text.Length && char.IsWhiteSpace(text[after]))
+            after++;
+        var rest = text.AsSpan(after);
+        if (rest.StartsWith(end, StringComparison.Ordinal))
+        {
+            FinishCall(json, _opener + text[..(after + end.Length)], after + end.Length);
+            return true;
+        }
+        if (!final && end.AsSpan().StartsWith(rest, StringComparison.Ordinal))
+            return false; // the tag may still come
+        FinishCall(json, _opener + text[.._jsonEnd], _jsonEnd);
+        return true;
     }
 
     // Mistral's NAME[ARGS]{...}: reads the name and points the JSON scan after the separator. False when the text is
@@ -266,14 +311,18 @@ public sealed class ToolCallParser
         return true;
     }
 
-    private void OpenCall(int consumed, string opener)
+    // Opens a call at `position` of the buffer: `before` is dropped text (between calls) given back if the call is malformed.
+    private void OpenCall(int position, CallOpener? opener, string before)
     {
-        _buffer.Remove(0, consumed);
-        _opener = opener;
+        var consumed = opener is null || opener.KeepOpener ? 0 : opener.Consume;
+        _opener = before + _buffer.ToString(position, consumed);
+        _buffer.Remove(0, position + consumed);
+        _current = opener;
         _inCall = true;
         _atCallPosition = false;
         _scanner = default;
         _scanned = 0;
+        _jsonEnd = -1;
         _namedCall = null;
         _jsonStart = 0;
     }
@@ -282,8 +331,15 @@ public sealed class ToolCallParser
     {
         _buffer.Remove(0, consumed);
         var calls = new List<FunctionCallContent>();
-        if ((_namedCall is null ? TryReadCalls(payload, calls, out var problem) : TryReadNamedCall(_namedCall, payload, calls, out problem))
-            && KnowsAll(calls, out problem))
+        var requireArguments = _current is { Text: null };
+        var read = _namedCall is not null ? TryReadNamedCall(_namedCall, payload, calls, out var problem)
+            : (_current?.Payload ?? CallPayload.Json) switch
+            {
+                CallPayload.Code => TryReadCode(payload, calls, out problem),
+                CallPayload.DeepSeek => TryReadDeepSeekCalls(payload, calls, out problem),
+                _ => TryReadCalls(payload, calls, requireArguments, out problem),
+            };
+        if (read && KnowsAll(calls, out problem))
         {
             EndCall(asCall: true);
             _output.AddRange(calls);
@@ -329,25 +385,7 @@ public sealed class ToolCallParser
             _output.Add(new TextContent(text));
     }
 
-    // The longest end of the text that is the beginning of a call marker.
-    private int HeldBack(string text)
-    {
-        var hold = 0;
-        foreach (var start in _starts)
-        {
-            for (var length = Math.Min(start.Length - 1, text.Length); length > hold; length--)
-            {
-                if (text.AsSpan(text.Length - length).SequenceEqual(start.AsSpan(0, length)))
-                {
-                    hold = length;
-                    break;
-                }
-            }
-        }
-        return hold;
-    }
-
-    private static bool TryReadCalls(string payload, List<FunctionCallContent> calls, out string problem)
+    private static bool TryReadCalls(string payload, List<FunctionCallContent> calls, bool requireArguments, out string problem)
     {
         JsonDocument document;
         try
@@ -363,13 +401,18 @@ public sealed class ToolCallParser
         using (document)
         {
             var root = document.RootElement;
+            // llama.cpp's generic JSON shape: {"tool_call": {...}} or {"tool_calls": [...]}.
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("tool_calls", out var list) && list.ValueKind == JsonValueKind.Array)
+                root = list;
+            else if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("tool_call", out var single) && single.ValueKind == JsonValueKind.Object)
+                root = single;
             if (root.ValueKind == JsonValueKind.Object)
-                return TryReadCall(root, payload, calls, out problem);
+                return TryReadCall(root, payload, calls, requireArguments, out problem);
             if (root.ValueKind == JsonValueKind.Array && root.GetArrayLength() > 0)
             {
                 foreach (var item in root.EnumerateArray())
                 {
-                    if (!TryReadCall(item, item.GetRawText(), calls, out problem))
+                    if (!TryReadCall(item, item.GetRawText(), calls, requireArguments, out problem))
                         return false;
                 }
                 problem = string.Empty;
@@ -380,7 +423,7 @@ public sealed class ToolCallParser
         }
     }
 
-    private static bool TryReadCall(JsonElement element, string raw, List<FunctionCallContent> calls, out string problem)
+    private static bool TryReadCall(JsonElement element, string raw, List<FunctionCallContent> calls, bool requireArguments, out string problem)
     {
         if (element.ValueKind != JsonValueKind.Object)
         {
@@ -399,13 +442,103 @@ public sealed class ToolCallParser
         }
 
         var arguments = new Dictionary<string, object?>(StringComparer.Ordinal);
-        if ((element.TryGetProperty("arguments", out var args) || element.TryGetProperty("parameters", out args))
-            && !TryReadArguments(name, args, arguments, out problem))
+        var hasArguments = element.TryGetProperty("arguments", out var args) || element.TryGetProperty("parameters", out args);
+        if (!hasArguments && requireArguments)
         {
+            // JSON in the middle of text counts as a call only with its arguments (as llama.cpp reads Llama 3).
+            problem = $"JSON naming '{name}' after text has no \"parameters\" or \"arguments\", so it is not read as a call.";
             return false;
         }
+        if (hasArguments && !TryReadArguments(name, args, arguments, out problem))
+            return false;
 
         calls.Add(new FunctionCallContent(id, name, arguments) { RawRepresentation = raw });
+        problem = string.Empty;
+        return true;
+    }
+
+    // Gemma's tool_code: a JSON call, or Python-style calls name(key=value, ...), one per line.
+    private static bool TryReadCode(string payload, List<FunctionCallContent> calls, out string problem)
+    {
+        var code = payload.Trim();
+        if (code.Length > 0 && code[0] is '{' or '[')
+            return TryReadCalls(code, calls, requireArguments: false, out problem);
+        if (!PythonCalls.TryRead(code, out var read, out problem))
+            return false;
+        foreach (var (name, arguments, raw) in read)
+            calls.Add(new FunctionCallContent(NewId(), name, arguments) { RawRepresentation = raw });
+        return true;
+    }
+
+    // DeepSeek-R1: [<｜tool▁call▁begin｜>]function<｜tool▁sep｜>NAME\n```json\n{...}\n```[<｜tool▁call▁end｜>], repeated.
+    private static bool TryReadDeepSeekCalls(string payload, List<FunctionCallContent> calls, out string problem)
+    {
+        const string callBegin = "<｜tool▁call▁begin｜>";
+        const string callEnd = "<｜tool▁call▁end｜>";
+        const string separator = "<｜tool▁sep｜>";
+        var text = payload.AsSpan();
+        var read = new List<FunctionCallContent>();
+        while (true)
+        {
+            text = text.TrimStart();
+            if (text.IsEmpty)
+                break;
+            var start = text;
+            if (text.StartsWith(callBegin, StringComparison.Ordinal))
+                text = text[callBegin.Length..].TrimStart();
+            if (text.StartsWith("function", StringComparison.Ordinal))
+                text = text["function".Length..];
+            if (!text.StartsWith(separator, StringComparison.Ordinal))
+            {
+                problem = $"A DeepSeek tool call does not have the shape function{separator}NAME followed by its JSON arguments.";
+                return false;
+            }
+            text = text[separator.Length..];
+            var nameEnd = text.IndexOfAny('\n', '`', '{');
+            var name = (nameEnd < 0 ? text : text[..nameEnd]).Trim().ToString();
+            if (name.Length == 0 || nameEnd < 0)
+            {
+                problem = "A DeepSeek tool call has no name or no arguments.";
+                return false;
+            }
+            text = text[nameEnd..].TrimStart();
+            if (text.StartsWith("```json", StringComparison.Ordinal))
+                text = text["```json".Length..].TrimStart();
+            else if (text.StartsWith("```", StringComparison.Ordinal))
+                text = text[3..].TrimStart();
+            var scanner = default(JsonValueScanner);
+            var json = text.ToString();
+            var last = scanner.Feed(json, 0);
+            if (scanner.NotJson || last < 0)
+            {
+                problem = $"The arguments of tool call '{name}' are not a complete JSON object.";
+                return false;
+            }
+            var arguments = new Dictionary<string, object?>(StringComparer.Ordinal);
+            try
+            {
+                using var document = JsonDocument.Parse(json.AsMemory(0, last + 1));
+                if (!TryReadArguments(name, document.RootElement, arguments, out problem))
+                    return false;
+            }
+            catch (JsonException ex)
+            {
+                problem = $"The arguments of tool call '{name}' are not valid JSON ({ex.Message}).";
+                return false;
+            }
+            text = text[(last + 1)..].TrimStart();
+            if (text.StartsWith("```", StringComparison.Ordinal))
+                text = text[3..].TrimStart();
+            if (text.StartsWith(callEnd, StringComparison.Ordinal))
+                text = text[callEnd.Length..];
+            read.Add(new FunctionCallContent(NewId(), name, arguments) { RawRepresentation = start[..(start.Length - text.Length)].ToString() });
+        }
+        if (read.Count == 0)
+        {
+            problem = "A DeepSeek tool-call section holds no call.";
+            return false;
+        }
+        calls.AddRange(read);
         problem = string.Empty;
         return true;
     }
@@ -468,19 +601,6 @@ public sealed class ToolCallParser
         for (var i = 0; i < span.Length; i++)
             span[i] = IdAlphabet[Random.Shared.Next(IdAlphabet.Length)];
     });
-
-    private static List<AIContent> Merge(List<AIContent> contents)
-    {
-        var merged = new List<AIContent>(contents.Count);
-        foreach (var content in contents)
-        {
-            if (content is TextContent text && merged.Count > 0 && merged[^1] is TextContent previous)
-                merged[^1] = new TextContent(previous.Text + text.Text);
-            else
-                merged.Add(content);
-        }
-        return merged;
-    }
 
     /// <summary>Finds where a JSON object or array ends, fed incrementally (strings and escapes respected).</summary>
     private struct JsonValueScanner

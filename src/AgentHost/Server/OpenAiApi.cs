@@ -163,7 +163,12 @@ internal static class OpenAiApi
         {
             var response = await hosted.Chat.GetResponseAsync(call.Messages, call.Options, ct);
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Select(c => ToolCall(c, null)).ToList();
-            var message = new ResponseMessage(calls.Count > 0 && response.Text.Length == 0 ? null : response.Text, calls.Count > 0 ? calls : null);
+            // Reasoning (<think> blocks of thinking models) goes beside the answer, as llama-server writes it.
+            var reasoning = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextReasoningContent>().Select(r => r.Text));
+            var message = new ResponseMessage(calls.Count > 0 && response.Text.Length == 0 ? null : response.Text, calls.Count > 0 ? calls : null)
+            {
+                ReasoningContent = reasoning.Length > 0 ? reasoning : null,
+            };
             await context.Response.WriteAsJsonAsync(
                 new ChatCompletionResponse(id, created, hosted.Name, [new ChatChoice(message, response.FinishReason?.Value)], Usage(response.Usage), Decoding(response.AdditionalProperties)),
                 OpenAiJsonContext.Default.ChatCompletionResponse, cancellationToken: ct);
@@ -182,6 +187,9 @@ internal static class OpenAiApi
                 {
                     case TextContent { Text.Length: > 0 } text:
                         await WriteEventAsync(context.Response, Chunk(new Delta { Content = text.Text }), ct);
+                        break;
+                    case TextReasoningContent { Text.Length: > 0 } reasoning:
+                        await WriteEventAsync(context.Response, Chunk(new Delta { ReasoningContent = reasoning.Text }), ct);
                         break;
                     case FunctionCallContent functionCall:
                         await WriteEventAsync(context.Response, Chunk(new Delta { ToolCalls = [ToolCall(functionCall, toolIndex++)] }), ct);

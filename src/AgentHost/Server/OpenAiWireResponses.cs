@@ -23,6 +23,10 @@ internal sealed record ResponseMessage(string? Content, [property: JsonIgnore(Co
 {
     [JsonPropertyOrder(-1)]
     public string Role => "assistant";
+
+    /// <summary>The model's reasoning (llama-server's <c>reasoning_content</c>), written only when there is some.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? ReasoningContent { get; init; }
 }
 
 /// <summary>A tool call; <see cref="Index"/> only in streamed deltas.</summary>
@@ -61,6 +65,9 @@ internal sealed record Delta
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Content { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? ReasoningContent { get; init; }
 
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<ToolCallBody>? ToolCalls { get; init; }

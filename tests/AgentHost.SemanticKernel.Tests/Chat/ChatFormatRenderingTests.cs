@@ -160,9 +160,7 @@ public sealed class ChatFormatRenderingTests
     }
 
     [Theory]
-    [InlineData("gemma")]
     [InlineData("phi3")]
-    [InlineData("phi4")]
     [InlineData("plain")]
     public void Formats_without_native_tools_use_the_generic_tool_call_tags(string format)
     {
@@ -179,6 +177,45 @@ public sealed class ChatFormatRenderingTests
         Assert.Contains("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"", prompt.Text);
         Assert.Contains(ToolCallFormat.Generic.FormatCall("get_weather", "{\"city\": \"Paris\"}"), prompt.Text);
         Assert.Contains("<tool_response>18 C</tool_response>", prompt.Text);
+    }
+
+    [Fact]
+    public void Gemma_offers_tools_as_tool_code_blocks_and_returns_results_as_tool_output()
+    {
+        var chatFormat = _catalog.Get("gemma");
+        var prompt = chatFormat.Render(
+        [
+            new(ChatRole.User, "Weather in Paris?"),
+            new(ChatRole.Assistant, [new FunctionCallContent("c1", "get_weather", new Dictionary<string, object?> { ["city"] = "Paris" })]),
+            new(ChatRole.Tool, [new FunctionResultContent("c1", "18 C")]),
+        ], [_weather]);
+
+        Assert.Same(ToolCallFormat.Gemma, chatFormat.ToolCalls);
+        Assert.Contains("To call a tool, reply with a block\n```tool_code\n", prompt.Text);
+        Assert.Contains("<start_of_turn>model\n" + ToolCallFormat.Gemma.FormatCall("get_weather", "{\"city\": \"Paris\"}") + "<end_of_turn>", prompt.Text);
+        Assert.Contains("<start_of_turn>user\n```tool_output\n18 C\n```<end_of_turn>", prompt.Text);
+    }
+
+    [Fact]
+    public void Phi4_offers_tools_between_tool_tags_and_writes_calls_as_phi4_mini_does()
+    {
+        var chatFormat = _catalog.Get("phi4");
+        var prompt = chatFormat.Render(
+        [
+            new(ChatRole.User, "Weather in Paris and Rome?"),
+            new(ChatRole.Assistant,
+            [
+                new FunctionCallContent("c1", "get_weather", new Dictionary<string, object?> { ["city"] = "Paris" }),
+                new FunctionCallContent("c2", "get_weather", new Dictionary<string, object?> { ["city"] = "Rome" }),
+            ]),
+            new(ChatRole.Tool, [new FunctionResultContent("c1", "18 C"), new FunctionResultContent("c2", "21 C")]),
+        ], [_weather]);
+
+        Assert.Same(ToolCallFormat.Phi4Mini, chatFormat.ToolCalls);
+        Assert.Contains("<|tool|>[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"", prompt.Text);
+        const string calls = "<|tool_call|>[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}]<|/tool_call|>";
+        Assert.Contains("<|im_start|>assistant<|im_sep|>" + calls + "<|im_end|>", prompt.Text);
+        Assert.Equal(["Paris", "Rome"], ToolCallFormat.Phi4Mini.CreateParser().ParseAll(calls).Cast<FunctionCallContent>().Select(c => ((JsonElement)c.Arguments!["city"]!).GetString()));
     }
 
     [Theory]
