@@ -38,6 +38,25 @@ public sealed class JinjaEngineTests
     public void Renders_AsTheReferenceDoes(string source, string expected) => Assert.Equal(expected, Render(source));
 
     [Fact]
+    public void MistralV3Constructs_AsTheReferenceDoes()
+    {
+        // Mistral 7B v0.3 / Nemo find the last user turn by identity (`message == user_messages[-1]`): a dict equals
+        // only itself, even after selectattr | list, never an equal-looking literal (expected strings from @huggingface/jinja 0.5.13).
+        var vars = new
+        {
+            messages = new[] { new { role = "user", content = "a" }, new { role = "assistant", content = "b" }, new { role = "user", content = "a" } },
+            f = new Dictionary<string, object> { ["name"] = "x", ["return"] = 1, ["p"] = new { a = new[] { 1 } } },
+            m = new { role = "system", tools = "[]" },
+        };
+        Assert.Equal("false,false,true,|false", Render(
+            "{% set us = messages | selectattr(\"role\", \"equalto\", \"user\") | list %}{% for m in messages %}{{ m == us[-1] }},{% endfor %}" +
+            "|{{ messages[0] == {\"role\": \"user\", \"content\": \"a\"} }}", vars));
+        // Filtered tuple loop over items(), tojson sliced to drop the closing brace, `in` on a message dict (Phi-4-mini's tools field).
+        Assert.Equal("name=\"x\";p={\"a\": [1]};|{\"name\": \"x\", \"return\": 1, \"p\": {\"a\": [1]}|true|false", Render(
+            "{% for key, val in f.items() if key != \"return\" %}{{ key }}={{ val|tojson }};{% endfor %}|{{ (f|tojson)[:-1] }}|{{ 'tools' in m }}|{{ 'tools' in f }}", vars));
+    }
+
+    [Fact]
     public void WhitespaceControl_AndTrimLstripBlocks()
     {
         Assert.Equal("a|b", Render("a  {%- if true -%}  |  {%- endif -%}  b"));
