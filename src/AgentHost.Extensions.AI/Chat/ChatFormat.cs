@@ -47,6 +47,7 @@ public sealed class ChatFormat
     private readonly TimeProvider _clock = TimeProvider.System;
     private readonly ChatFormat? _builtIn;
     private readonly Lazy<TemplateCapabilities>? _capabilities;
+    private readonly ToolCallFormat _toolCalls;
 
     internal ChatFormat(string name, IReadOnlyList<string> stopSequences, ToolCallFormat toolCalls, Template template, ITemplateLoader loader, ScribanLimits limits)
     {
@@ -54,17 +55,17 @@ public sealed class ChatFormat
         Name = name;
         Family = name;
         StopSequences = stopSequences;
-        ToolCalls = toolCalls;
+        _toolCalls = toolCalls;
         _template = template;
         _loader = loader;
     }
 
-    internal ChatFormat(JinjaChatTemplate template, ChatFormat builtIn, string? bos, string? eos, TimeProvider? clock)
+    internal ChatFormat(JinjaChatTemplate template, ChatFormat builtIn, ToolCallFormat templateToolCalls, string? bos, string? eos, TimeProvider? clock)
     {
         Name = ModelTemplate;
         Family = builtIn.Family;
         StopSequences = builtIn.StopSequences;
-        ToolCalls = builtIn.ToolCalls;
+        _toolCalls = templateToolCalls;
         _jinja = template;
         _builtIn = builtIn;
         _bos = bos;
@@ -89,8 +90,9 @@ public sealed class ChatFormat
     public bool IsModelTemplate => _jinja is not null;
 
     /// <summary>
-    /// Whether the model's own template writes tools, assistant tool calls and tool results; where it does not, such
-    /// conversations are rendered with the family's built-in format instead. Always true for built-in formats.
+    /// Whether the model's own template writes tools and tool results (past calls it does not write are written as text
+    /// in its syntax); where it does not, such conversations are rendered with the family's built-in format instead.
+    /// Always true for built-in formats.
     /// </summary>
     public bool WritesTools => _capabilities?.Value.All ?? true;
 
@@ -102,7 +104,9 @@ public sealed class ChatFormat
     public IReadOnlyList<string> StopSequences { get; }
 
     /// <summary>How this family writes tool calls, and the parser that reads them back.</summary>
-    public ToolCallFormat ToolCalls { get; }
+    /// <remarks>For a model's own template, the syntax its template teaches (<see cref="ToolCallFormat.FromChatTemplate"/>)
+    /// where it writes tools, else the family's built-in format's, which then writes the tools.</remarks>
+    public ToolCallFormat ToolCalls => _builtIn is null || WritesTools ? _toolCalls : _builtIn.ToolCalls;
 
     /// <inheritdoc />
     public override string ToString() => IsModelTemplate ? $"{Name} ({Family} family)" : Name;
@@ -134,9 +138,12 @@ public sealed class ChatFormat
         ArgumentNullException.ThrowIfNull(messages);
         if (_jinja is not null)
         {
-            return _capabilities!.Value.CanWrite(messages, tools)
-                ? RenderModelTemplate(messages, tools, addGenerationPrompt)
-                : _builtIn!.Render(messages, tools, addGenerationPrompt);
+            var capabilities = _capabilities!.Value;
+            if (!capabilities.CanWrite(messages, tools))
+                return _builtIn!.Render(messages, tools, addGenerationPrompt);
+            if (!capabilities.ToolCalls)
+                messages = CallsAsText(messages);
+            return RenderModelTemplate(messages, tools, addGenerationPrompt, capabilities.SystemTools);
         }
 
         var globals = new ScriptObject();
@@ -152,11 +159,11 @@ public sealed class ChatFormat
         return new ChatPrompt(Split(text));
     }
 
-    private ChatPrompt RenderModelTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, bool addGenerationPrompt)
+    private ChatPrompt RenderModelTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, bool addGenerationPrompt, bool toolsInSystemMessage)
     {
         try
         {
-            return _jinja!.Render(messages, tools, addGenerationPrompt, _bos, _eos, _clock.GetLocalNow());
+            return _jinja!.Render(messages, tools, addGenerationPrompt, _bos, _eos, _clock.GetLocalNow(), toolsInSystemMessage);
         }
         catch (JinjaRaiseException e)
         {
@@ -164,17 +171,35 @@ public sealed class ChatFormat
         }
     }
 
+    // For a template that teaches tools but does not write past calls (Phi-4-mini's): each call as its syntax's text.
+    private List<ChatMessage> CallsAsText(IReadOnlyList<ChatMessage> messages)
+    {
+        var result = new List<ChatMessage>(messages.Count);
+        foreach (var message in messages)
+        {
+            if (!message.Contents.Any(c => c is FunctionCallContent))
+            {
+                result.Add(message);
+                continue;
+            }
+            var contents = message.Contents.Select(c => c is FunctionCallContent call ? new TextContent(_toolCalls.FormatCall(call.Name, ArgumentsJson(call.Arguments))) : c);
+            result.Add(new ChatMessage(message.Role, [.. contents]));
+        }
+        return result;
+    }
+
     /// <summary>
     /// What a model's own template writes, found once by rendering probes (as llama.cpp's template engine does): a
     /// template that drops tools, calls or results would make the model blind to them, so those conversations go to
     /// the family's built-in format.
     /// </summary>
-    private sealed record TemplateCapabilities(bool Tools, bool ToolCalls, bool ToolResults)
+    private sealed record TemplateCapabilities(bool Tools, bool ToolCalls, bool ToolResults, bool SystemTools)
     {
         private const string ProbeTool = "agenthost_probe_tool";
         private const string ProbeResult = "agenthost_probe_result";
 
-        public bool All => Tools && ToolCalls && ToolResults;
+        // Calls the template does not write itself are written as text in the syntax it teaches (CallsAsText).
+        public bool All => Tools && ToolResults;
 
         public bool CanWrite(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools)
         {
@@ -184,7 +209,7 @@ public sealed class ChatFormat
             {
                 foreach (var content in message.Contents)
                 {
-                    if ((content is FunctionCallContent && !ToolCalls) || (content is FunctionResultContent && !ToolResults))
+                    if ((content is FunctionCallContent && !ToolCalls && !Tools) || (content is FunctionResultContent && !ToolResults))
                         return false;
                 }
             }
@@ -196,17 +221,19 @@ public sealed class ChatFormat
             var call = new FunctionCallContent("call_1", ProbeTool, new Dictionary<string, object?> { ["x"] = 1 });
             ChatMessage[] conversation = [new(ChatRole.User, "Hi"), new(ChatRole.Assistant, [call])];
             var tool = AIFunctionFactory.CreateDeclaration(ProbeTool, "A probe.", JsonDocument.Parse("{\"type\": \"object\", \"properties\": {}}").RootElement);
+            var tools = Writes(format, [new(ChatRole.User, "Hi")], [tool], ProbeTool);
             return new TemplateCapabilities(
-                Writes(format, [new(ChatRole.User, "Hi")], [tool], ProbeTool),
+                tools || Writes(format, [new(ChatRole.User, "Hi")], [tool], ProbeTool, toolsInSystemMessage: true),
                 Writes(format, conversation, null, ProbeTool),
-                Writes(format, [.. conversation, new(ChatRole.Tool, [new FunctionResultContent("call_1", ProbeResult)]), new(ChatRole.User, "Thanks")], null, ProbeResult));
+                Writes(format, [.. conversation, new(ChatRole.Tool, [new FunctionResultContent("call_1", ProbeResult)]), new(ChatRole.User, "Thanks")], null, ProbeResult),
+                SystemTools: !tools);
         }
 
-        private static bool Writes(ChatFormat format, ChatMessage[] messages, AIFunctionDeclaration[]? tools, string probe)
+        private static bool Writes(ChatFormat format, ChatMessage[] messages, AIFunctionDeclaration[]? tools, string probe, bool toolsInSystemMessage = false)
         {
             try
             {
-                return format.RenderModelTemplate(messages, tools, addGenerationPrompt: true).Text.Contains(probe, StringComparison.Ordinal);
+                return format.RenderModelTemplate(messages, tools, addGenerationPrompt: true, toolsInSystemMessage).Text.Contains(probe, StringComparison.Ordinal);
             }
             catch (AgentHostException)
             {

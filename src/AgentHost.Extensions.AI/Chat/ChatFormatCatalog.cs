@@ -108,7 +108,7 @@ public sealed class ChatFormatCatalog
         }
         var tokens = model.File.GetStringArray("tokenizer.ggml.tokens");
         string? Text(int id) => tokens is not null && id >= 0 && id < tokens.Length ? tokens[id] : null;
-        return new ChatFormat(template, Get(family), Text(model.Vocabulary.Bos), Text(model.Vocabulary.Eos), clock);
+        return new ChatFormat(template, Get(family), ToolCallFormat.FromChatTemplate(source), Text(model.Vocabulary.Bos), Text(model.Vocabulary.Eos), clock);
     }
 
     /// <summary>

@@ -62,7 +62,7 @@ public sealed class ChatPrompt
             var text = segment.Text;
             for (var i = 0; i < text.Length;)
             {
-                if (specials.TryMatch(text, i, out var token, out var length))
+                if (specials.TryMatch(text, i, out var token, out var length, controlOnly: true))
                 {
                     FlushRun();
                     tokens.Add(token);
@@ -80,5 +80,5 @@ public sealed class ChatPrompt
     }
 
     private bool StartsWithToken(SpecialTokens specials, int token)
-        => Segments is [{ IsMarkup: true, Text.Length: > 0 } first, ..] && specials.TryMatch(first.Text, 0, out var found, out _) && found == token;
+        => Segments is [{ IsMarkup: true, Text.Length: > 0 } first, ..] && specials.TryMatch(first.Text, 0, out var found, out _, controlOnly: true) && found == token;
 }

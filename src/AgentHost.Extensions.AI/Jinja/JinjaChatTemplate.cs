@@ -32,15 +32,19 @@ public sealed class JinjaChatTemplate
     /// <param name="bosToken">The model's BOS text (markup), or null.</param>
     /// <param name="eosToken">The model's EOS text (markup), or null.</param>
     /// <param name="now">What <c>strftime_now</c> reads.</param>
+    /// <param name="toolsInSystemMessage">Pass the tools as the system message's <c>tools</c> field (a JSON string of the
+    /// functions, as Phi-4-mini's template takes them; an empty system message is added when there is none) instead
+    /// of the <c>tools</c> variable.</param>
     /// <exception cref="JinjaRaiseException">The template refused the conversation.</exception>
     /// <exception cref="AgentHostException">The template failed or broke a limit, or a message has content a template cannot take.</exception>
-    public ChatPrompt Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, bool addGenerationPrompt, string? bosToken, string? eosToken, DateTimeOffset now)
+    public ChatPrompt Render(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, bool addGenerationPrompt, string? bosToken, string? eosToken, DateTimeOffset now,
+        bool toolsInSystemMessage = false)
     {
-        var content = new Dictionary<string, object?>
-        {
-            ["messages"] = MapMessages(messages),
-        };
-        if (tools is { Count: > 0 })
+        var mapped = MapMessages(messages);
+        var content = new Dictionary<string, object?> { ["messages"] = mapped };
+        if (tools is { Count: > 0 } && toolsInSystemMessage)
+            content["messages"] = WithSystemTools(mapped, tools);
+        else if (tools is { Count: > 0 })
             content["tools"] = MapTools(tools);
         var markup = new Dictionary<string, object?> { ["add_generation_prompt"] = addGenerationPrompt };
         if (bosToken is not null)
@@ -115,6 +119,18 @@ public sealed class JinjaChatTemplate
                 item["tool_calls"] = calls;
             list.Add(item);
         }
+        return JsonSerializer.SerializeToElement(list);
+    }
+
+    // The messages with the functions, as Python's json.dumps writes them, in the (first, or a new) system message's `tools`.
+    private static JsonElement WithSystemTools(JsonElement messages, IReadOnlyList<AIFunctionDeclaration> tools)
+    {
+        var list = JsonNode.Parse(messages.GetRawText())!.AsArray();
+        var system = list.FirstOrDefault(m => m!["role"]?.GetValue<string>() == "system")?.AsObject();
+        if (system is null)
+            list.Insert(0, system = new JsonObject { ["role"] = "system", ["content"] = string.Empty });
+        var functions = MapTools(tools).EnumerateArray().Select(t => t.GetProperty("function")).ToList();
+        system["tools"] = JsonText.Write(JsonSerializer.SerializeToElement(functions));
         return JsonSerializer.SerializeToElement(list);
     }
 

@@ -58,7 +58,7 @@ public sealed class ChatFormatCatalogTests : IDisposable
     {
         var error = Assert.Throws<AgentHostException>(() => ChatFormatCatalog.Default.Get("vicuna"));
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
-        Assert.Equal("Unknown chat format 'vicuna'; the known formats are chatml, llama3, mistral, gemma, phi3, phi4, plain.", error.Message);
+        Assert.Equal("Unknown chat format 'vicuna'; the known formats are chatml, llama3, mistral, gemma, phi3, phi4, plain and gguf (the model's own template).", error.Message);
     }
 
     [Fact]
@@ -76,6 +76,11 @@ public sealed class ChatFormatCatalogTests : IDisposable
         Assert.Equal("phi3", ChatFormatCatalog.Default.Resolve(configured, "phi3").Name); // the caller's choice wins
         var error = Assert.Throws<AgentHostException>(() => ChatFormatCatalog.Default.Resolve(configured, "nope"));
         Assert.Contains("chatml, llama3", error.Message);
+
+        // The model's own template, asked for by name, where there is none: one clear error.
+        var missing = Assert.Throws<AgentHostException>(() => ChatFormatCatalog.Default.Resolve(configured, "gguf"));
+        Assert.Equal("Chat format 'gguf' renders the model's own chat template, but the model has no chat template; choose one of chatml, llama3, mistral, gemma, phi3, phi4, plain.", missing.Message);
+        Assert.Contains("resolve it for a model", Assert.Throws<AgentHostException>(() => ChatFormatCatalog.Default.Get("GGUF")).Message);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using AgentHost.Extensions.AI;
 using AgentHost.Extensions.AI.Chat;
+using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.Tests;
 using AgentHost.Llama.Tests.Support;
@@ -21,7 +22,7 @@ public sealed class FamilyTemplateTests
     private static readonly JsonElement Goldens = JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, "goldens.json"))).RootElement;
 
     // Family test model -> the golden template it carries (FamilyModels: the packages' own tokenizer_config.json).
-    public static TheoryData<string, string> Families() => new() { { "llama", "llama3" }, { "qwen2", "qwen3" }, { "qwen3", "qwen3" }, { "gemma3", "gemma3" } };
+    public static TheoryData<string, string> Families() => new() { { "llama", "llama3.1" }, { "qwen2", "qwen3" }, { "qwen3", "qwen3" }, { "gemma3", "gemma3" } };
 
     [Theory]
     [MemberData(nameof(Families))]
@@ -56,6 +57,32 @@ public sealed class FamilyTemplateTests
             compared++;
         }
         Assert.True(compared >= 8, $"only {compared} conversations compared");
+    }
+
+    [Theory]
+    [InlineData("qwen3", "hermes")]
+    [InlineData("llama", "llama3-json")]
+    [InlineData("gemma3", "gemma")]
+    [InlineData("phi3", "phi4-mini")]
+    public async Task A_forced_tool_call_is_written_in_the_familys_own_syntax_and_read_back(string family, string syntax)
+    {
+        using var model = LlamaModel.Load(family, FamilyModels.Get(family), new ModelSettings { ContextSize = 1024, Threads = TestModels.Threads });
+        using var client = new LlamaChatClient(model);
+        Assert.Equal(syntax, client.Format.ToolCalls.Name);
+        var tool = AIFunctionFactory.Create((bool metric) => metric ? "20 C" : "68 F", "get_weather", "Gets the weather in Paris.");
+        var options = new ChatOptions { Tools = [tool], ToolMode = ChatToolMode.RequireSpecific("get_weather"), MaxOutputTokens = 64 };
+
+        // Random weights: only the grammar, triggered at the family's own opener, makes this a call.
+        var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Weather in Paris?")], options);
+
+        var generated = Assert.IsType<GenerationResult>(response.RawRepresentation).Text;
+        Assert.StartsWith(client.Format.ToolCalls.CallPrefix, generated, StringComparison.Ordinal);
+        var call = Assert.Single(response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+        Assert.Equal("get_weather", call.Name);
+        Assert.True(call.Arguments!["metric"] is JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False }, generated);
+        // The tools were in the prompt the model saw, in the template's own place or the family format's.
+        var prompt = client.Format.Render([new ChatMessage(ChatRole.User, "Weather in Paris?")], [tool]);
+        Assert.Contains("get_weather", prompt.Text, StringComparison.Ordinal);
     }
 
     // A corpus case (transformers' shape) as MEAI messages and tools.
