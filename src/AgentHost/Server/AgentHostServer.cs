@@ -83,6 +83,11 @@ internal static class AgentHostServer
             {
                 await next(context);
             }
+            catch (Exception e) when (!context.Response.HasStarted && (e is OverflowException || e.InnerException is OverflowException))
+            {
+                // Kestrel's chunked-body parser: a chunk size beyond an int is an IOException around an OverflowException.
+                await ApiError.BadRequest("The request could not be read: a chunk size of the chunked body is out of range.").WriteAsync(context.Response);
+            }
             finally
             {
                 running.Release();
