@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -73,5 +74,106 @@ public sealed class ReliabilityCliTests
         Assert.True(result.ExitCode == 0, result.StdErr);
         Assert.DoesNotContain("   at ", result.StdErr);
         Assert.False(string.IsNullOrWhiteSpace(result.StdOut));
+    }
+
+    // A bad input file is a usage error (2); a model file that is no model is an environment error (1), as docs/cli.md says.
+    public static TheoryData<string[], int> DeviceInputs => new()
+    {
+        { new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--grammar", "/dev/zero" }, 2 },
+        { new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--json-schema", "/dev/zero" }, 2 },
+        { new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--json-schema", "/dev/urandom" }, 2 },
+        { new[] { "bench", "--prompts", "/dev/zero", "--runs", "1" }, 2 },
+        { new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--model", "/dev/zero" }, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(DeviceInputs))]
+    public async Task ADeviceAsAnInputFileIsOneClearErrorNotAStackTrace(string[] args, int exitCode)
+    {
+        var result = await AgentHostProcess.RunAsync(args, timeout: TimeSpan.FromSeconds(60));
+
+        AssertOneClearError(result, "not a regular file", exitCode);
+    }
+
+    [Fact]
+    public async Task AFifoAsModelGrammarOrPromptsIsRefusedNotAHang()
+    {
+        using var temp = new AgentHost.Llama.Tests.Support.TempFolder();
+        var fifo = temp.Combine("pipe");
+        using (var mkfifo = Process.Start("mkfifo", [fifo]))
+            await mkfifo.WaitForExitAsync();
+        var link = temp.Combine("model.gguf");
+        File.CreateSymbolicLink(link, fifo);
+
+        foreach (var args in new[]
+        {
+            (new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--model", fifo }, 1),
+            (new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--model", link }, 1),
+            (new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--grammar", fifo }, 2),
+            (new[] { "generate", "--prompt", "Once", "--max-tokens", "4", "--json-schema", link }, 2),
+            (new[] { "bench", "--prompts", fifo, "--runs", "1" }, 2),
+        })
+        {
+            var result = await AgentHostProcess.RunAsync(args.Item1, timeout: TimeSpan.FromSeconds(60));
+            AssertOneClearError(result, "FIFO", args.Item2);
+        }
+    }
+
+    [Fact]
+    public async Task OversizedGrammarSchemaAndPromptFilesAreRefusedNamingTheLimit()
+    {
+        using var temp = new AgentHost.Llama.Tests.Support.TempFolder();
+        var grammar = temp.Combine("big.gbnf");
+        await File.WriteAllTextAsync(grammar, "root ::= \"a\"\n" + new string('#', 1_100_000));
+        var schema = temp.Combine("big.json");
+        await File.WriteAllTextAsync(schema, "{\"type\": \"string\", \"description\": \"" + new string('x', 1_100_000) + "\"}");
+        var prompts = temp.Combine("many.txt");
+        await using (var writer = new StreamWriter(prompts))
+        {
+            for (var i = 0; i < 3_000_000; i++)
+                await writer.WriteAsync("a\n");
+        }
+
+        AssertOneClearError(await AgentHostProcess.RunAsync(["generate", "--prompt", "Once", "--max-tokens", "4", "--grammar", grammar]), "larger than");
+        AssertOneClearError(await AgentHostProcess.RunAsync(["generate", "--prompt", "Once", "--max-tokens", "4", "--json-schema", schema]), "larger than");
+        AssertOneClearError(await AgentHostProcess.RunAsync(["bench", "--prompts", prompts, "--runs", "1"]), "more than 100000 lines");
+    }
+
+    [Fact]
+    public async Task ChatFromDevZeroStopsWithOneClearError()
+    {
+        var start = AgentHostProcess.StartInfo(["chat"]);
+        var shell = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = start.WorkingDirectory };
+        shell.ArgumentList.Add("-c");
+        shell.ArgumentList.Add("exec \"$0\" \"$@\" < /dev/zero");
+        shell.ArgumentList.Add(start.FileName);
+        foreach (var arg in start.ArgumentList)
+            shell.ArgumentList.Add(arg);
+        foreach (var (key, value) in start.Environment)
+            shell.Environment[key] = value;
+        using var process = Process.Start(shell)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+        }
+
+        AssertOneClearError(new AgentHostProcess.Result(process.ExitCode, await stdout, await stderr), "longer than");
+    }
+
+    private static void AssertOneClearError(AgentHostProcess.Result result, string expected, int exitCode = 2)
+    {
+        Assert.True(result.ExitCode == exitCode, $"exit {result.ExitCode}: {result.StdErr}");
+        Assert.DoesNotContain("   at ", result.StdErr);
+        Assert.DoesNotContain("internal failure", result.StdErr);
+        var error = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error:", StringComparison.Ordinal));
+        Assert.Contains(expected, error);
     }
 }

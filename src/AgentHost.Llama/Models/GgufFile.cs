@@ -100,6 +100,9 @@ public sealed class GgufFile
             throw new AgentHostException(ErrorKind.InvalidModelFile, $"Model file '{fullPath}' is a directory, not a GGUF file.");
         if (!File.Exists(fullPath))
             throw new AgentHostException(ErrorKind.ModelNotFound, $"Model file '{fullPath}' does not exist.");
+        // A FIFO would block the open below forever and a device never ends: only regular files (after links) are read.
+        if (BoundedFile.FileType(fullPath) is { } type && type != 0x8000)
+            throw Invalid(fullPath, $"is a {BoundedFile.TypeName(type)}, not a regular file; only regular files are loaded.");
 
         FileStream stream;
         try
