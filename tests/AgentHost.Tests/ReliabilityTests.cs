@@ -63,6 +63,26 @@ public sealed class ReliabilityServerTests : IAsyncLifetime
     }
 }
 
+/// <summary>Issue 26, long conversations: 50 and 500 short user messages to the default (plain-format) model render and answer.</summary>
+public sealed class LongConversationServerTests
+{
+    [Theory]
+    [InlineData(50)]
+    [InlineData(500)]
+    public async Task ALongConversationThatFitsTheContextIsAnswered(int count)
+    {
+        await using var server = await TestServer.StartAsync(contextSize: 4096);
+        var messages = Enumerable.Range(0, count).Select(i => new { role = "user", content = i % 2 == 0 ? "Tom ran." : "Sue sat." }).ToArray();
+        var body = JsonSerializer.Serialize(new { model = "stories260k", messages, max_tokens = 8 });
+
+        var (status, answer, _) = await server.PostAsync("/v1/chat/completions", body);
+
+        Assert.True(status == HttpStatusCode.OK, answer.ToString());
+        Assert.True(answer.GetProperty("usage").GetProperty("prompt_tokens").GetInt32() > count);
+        Assert.InRange(answer.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), 1, 8);
+    }
+}
+
 /// <summary>Issue 26's classes against the real CLI: one clear line and a non-zero exit code, never a stack trace or a hang.</summary>
 public sealed class ReliabilityCliTests
 {
