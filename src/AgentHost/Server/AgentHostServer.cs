@@ -48,6 +48,11 @@ internal static class AgentHostServer
                 var described = mcpTools(services);
                 mcp.ServerInfo = described.ServerInfo;
                 mcp.ToolCollection = described.ToolCollection;
+                // The filters that turn an unbindable tools/call into an isError result (McpServerTools.CreateOptions).
+                foreach (var filter in described.Filters.Message.IncomingFilters)
+                    mcp.Filters.Message.IncomingFilters.Add(filter);
+                foreach (var filter in described.Filters.Request.CallToolFilters)
+                    mcp.Filters.Request.CallToolFilters.Add(filter);
             });
         }
 
