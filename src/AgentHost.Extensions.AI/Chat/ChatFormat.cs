@@ -151,12 +151,47 @@ public sealed class ChatFormat
         globals["add_generation_prompt"] = addGenerationPrompt;
         globals.Import("text_strip", new Func<string?, string>(TextStrip));
 
-        // A template loops over the conversation, so its length earns iterations on top of the loop limit.
+        // A template loops over the conversation, so its length earns iterations on top of the loop limit, and its text
+        // (written once, escaped at most to twice its length) earns output on top of the output limit: the limits scale
+        // with the conversation, which the context bounds, not with a fixed count.
         var items = tools?.Count ?? 0;
+        long length = 0;
+        if (tools is not null)
+        {
+            foreach (var tool in tools)
+                length += tool.Name.Length + (tool.Description?.Length ?? 0) + tool.JsonSchema.GetRawText().Length;
+        }
         foreach (var message in messages)
+        {
             items += 1 + message.Contents.Count;
-        var text = BoundedScriban.Render(_template!, $"Chat format '{Name}'", globals, _limits, _loader!, inputIterations: items);
+            foreach (var content in message.Contents)
+                length += ContentLength(content);
+        }
+        var text = BoundedScriban.Render(_template!, $"Chat format '{Name}'", globals, _limits, _loader!, inputIterations: items, inputLength: 2 * length);
         return new ChatPrompt(Split(text));
+    }
+
+    private static long ContentLength(AIContent content)
+    {
+        switch (content)
+        {
+            case TextContent text:
+                return text.Text?.Length ?? 0;
+            case TextReasoningContent reasoning:
+                return reasoning.Text?.Length ?? 0;
+            case FunctionResultContent result:
+                return result.Result?.ToString()?.Length ?? 0;
+            case FunctionCallContent call:
+                long length = call.Name.Length;
+                if (call.Arguments is not null)
+                {
+                    foreach (var (key, value) in call.Arguments)
+                        length += key.Length + (value?.ToString()?.Length ?? 4) + 8;
+                }
+                return length;
+            default:
+                return 0;
+        }
     }
 
     private ChatPrompt RenderModelTemplate(IReadOnlyList<ChatMessage> messages, IReadOnlyList<AIFunctionDeclaration>? tools, bool addGenerationPrompt, bool toolsInSystemMessage)

@@ -213,7 +213,7 @@ public sealed class ChatFormatCatalog
         // Reads at most one character past the limit, so a huge file is refused without being loaded.
         private string ReadBounded(string path)
         {
-            using var reader = new StreamReader(path);
+            using var reader = new StreamReader(AgentHost.Llama.BoundedFile.CheckRegular(path, "chat format template"));
             var buffer = new char[limits.MaxTemplateLength + 1];
             var length = reader.ReadBlock(buffer, 0, buffer.Length);
             BoundedScriban.CheckLength(length, path, limits);

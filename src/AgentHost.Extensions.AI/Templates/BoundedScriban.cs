@@ -42,12 +42,16 @@ internal static class BoundedScriban
     /// <param name="cancellationToken">Cancels the render.</param>
     /// <param name="inputIterations">Loop iterations the input itself warrants on top of the limit (a conversation's
     /// messages and tools), so that a long but legitimate input renders.</param>
+    /// <param name="inputLength">Characters the input itself warrants on top of the output limit (a conversation's
+    /// text, which a format writes out once), so that a conversation the context can hold renders whatever its length.</param>
     /// <exception cref="AgentHostException">The template failed or broke a limit (<see cref="ErrorKind.InvalidArgument"/>).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     public static string Render(Template template, string label, ScriptObject globals, ScribanLimits limits,
-        ITemplateLoader? loader = null, CancellationToken cancellationToken = default, int inputIterations = 0)
+        ITemplateLoader? loader = null, CancellationToken cancellationToken = default, int inputIterations = 0, long inputLength = 0)
     {
+        ArgumentNullException.ThrowIfNull(limits);
         var loopLimit = (int)Math.Min(int.MaxValue, (long)limits.LoopLimit + Math.Max(0, inputIterations));
+        var outputLimit = (int)Math.Min(Array.MaxLength / 2, (long)limits.MaxOutputLength + Math.Max(0, inputLength));
         cancellationToken.ThrowIfCancellationRequested();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(limits.RenderTimeout);
@@ -58,9 +62,9 @@ internal static class BoundedScriban
             LoopLimit = loopLimit,
             LoopLimitQueryable = loopLimit,
             RecursiveLimit = limits.RecursiveLimit,
-            LimitToString = limits.MaxOutputLength,
+            LimitToString = outputLimit,
             OnStringLimit = ScriptLimitBehavior.Throw,
-            OutputLimit = limits.MaxOutputLength,
+            OutputLimit = outputLimit,
             OnOutputLimit = ScriptLimitBehavior.Throw,
             RegexTimeOut = limits.RenderTimeout,
             MemberRenamer = member => member.Name,
@@ -84,14 +88,16 @@ internal static class BoundedScriban
         {
             // A refused include arrives wrapped: its own message says what is wrong.
             var cause = ex.InnerException is AgentHostException inner ? inner.Message : ex.Message;
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"{label} failed to render: {cause}{OptionBroken(cause, limits, inputIterations)}", ex);
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{label} failed to render: {cause}{OptionBroken(cause, limits, inputIterations, outputLimit)}", ex);
         }
     }
 
     // Scriban's messages name its own settings; say which of ours was reached, so a user knows what to change.
-    private static string OptionBroken(string cause, ScribanLimits limits, int inputIterations) =>
+    private static string OptionBroken(string cause, ScribanLimits limits, int inputIterations, int outputLimit) =>
         cause.Contains("OutputLimit", StringComparison.Ordinal) || cause.Contains("LimitToString", StringComparison.Ordinal)
-            ? $" (the limit of {limits.MaxOutputLength} characters, MaxOutputLength)"
+            ? outputLimit > limits.MaxOutputLength
+                ? $" (the limit of {limits.MaxOutputLength} characters beyond the input's {outputLimit - limits.MaxOutputLength}, MaxOutputLength)"
+                : $" (the limit of {limits.MaxOutputLength} characters, MaxOutputLength)"
         : cause.Contains("iteration limit", StringComparison.Ordinal) && inputIterations > 0 ? $" (the limit of {limits.LoopLimit} iterations beyond the input's {inputIterations} items, LoopLimit)"
         : cause.Contains("iteration limit", StringComparison.Ordinal) ? $" (the limit of {limits.LoopLimit} iterations, LoopLimit)"
         : cause.Contains("recursive depth limit", StringComparison.Ordinal) ? $" (the limit of {limits.RecursiveLimit} nested calls, RecursiveLimit)"

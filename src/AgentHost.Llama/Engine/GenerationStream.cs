@@ -11,11 +11,17 @@ namespace AgentHost.Llama.Engine;
 /// </summary>
 internal static class GenerationStream
 {
+    // The largest context a model may have (ModelSettings.ContextSize's bound), plus the final flush.
+    private const long MaxPieces = (1L << 24) + 2;
+
     public static async IAsyncEnumerable<GenerationUpdate> Run(
         Func<Action<string>, CancellationToken, Task<GenerationResult>> start, int maxTokens, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pieces = Channel.CreateBounded<string>(new BoundedChannelOptions(Math.Max(maxTokens, 1) + 2)
+        // A client may ask for int.MaxValue tokens: the capacity is computed without overflow and never above what a
+        // context can hold (a generation cannot accept more tokens than its context has positions).
+        var capacity = (int)Math.Min((long)Math.Max(maxTokens, 1) + 2, MaxPieces);
+        var pieces = Channel.CreateBounded<string>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
             SingleWriter = true,

@@ -34,8 +34,12 @@ public sealed class GgufFile
     private const int MinMetadataEntryBytes = 8 + 1 + 4 + 1;   // key length, 1-byte key, value type, 1-byte value
     private const int MinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;  // name length, 1-byte name, n_dims, type, offset
 
-    private GgufFile(string path, uint version, Dictionary<string, object> metadata, GgufTensorInfo[] tensors, long dataOffset)
+    private readonly Dictionary<string, int> _invalidUtf8;
+
+    private GgufFile(string path, uint version, Dictionary<string, object> metadata, GgufTensorInfo[] tensors, long dataOffset,
+        Dictionary<string, int> invalidUtf8)
     {
+        _invalidUtf8 = invalidUtf8;
         Path = path;
         Version = version;
         Metadata = new ReadOnlyDictionary<string, object>(metadata);
@@ -96,6 +100,9 @@ public sealed class GgufFile
             throw new AgentHostException(ErrorKind.InvalidModelFile, $"Model file '{fullPath}' is a directory, not a GGUF file.");
         if (!File.Exists(fullPath))
             throw new AgentHostException(ErrorKind.ModelNotFound, $"Model file '{fullPath}' does not exist.");
+        // A FIFO would block the open below forever and a device never ends: only regular files (after links) are read.
+        if (BoundedFile.FileType(fullPath) is { } type && type != 0x8000)
+            throw Invalid(fullPath, $"is a {BoundedFile.TypeName(type)}, not a regular file; only regular files are loaded.");
 
         FileStream stream;
         try
@@ -172,6 +179,14 @@ public sealed class GgufFile
     /// <returns>The array (not a copy), or null when the key is absent or not an int32 array.</returns>
     public int[]? GetInt32Array(string key) =>
         Metadata.TryGetValue(key, out var value) ? value as int[] : null;
+
+    /// <summary>
+    /// Where the metadata value under <paramref name="key"/> held bytes that are not valid UTF-8 (decoded as U+FFFD in
+    /// <see cref="Metadata"/>, so two different byte strings can read back equal): the index of the first such string
+    /// of an array, -1 for a string scalar, or null when every string of that key was valid UTF-8.
+    /// </summary>
+    /// <param name="key">The metadata key, e.g. <c>tokenizer.ggml.tokens</c>.</param>
+    public int? FirstInvalidUtf8(string key) => _invalidUtf8.TryGetValue(key, out var index) ? index : null;
 
     /// <summary>The tensor named <paramref name="name"/>, or null.</summary>
     public GgufTensorInfo? FindTensor(string name)
@@ -276,36 +291,37 @@ public sealed class GgufFile
                 $"is truncated or corrupt: its header declares {tensorCount} tensors, more than the {afterHeader} bytes after the header can hold.");
         }
 
-        var metadata = ReadMetadata(reader, path, (int)metadataCount);
+        var invalidUtf8 = new Dictionary<string, int>(StringComparer.Ordinal);
+        var metadata = ReadMetadata(reader, path, (int)metadataCount, invalidUtf8);
         var alignment = GetAlignment(metadata, path);
         var tensors = ReadTensorInfos(reader, path, (int)tensorCount, alignment);
 
         var dataOffset = AlignUp(reader.Position, alignment);
         CheckTensorDataInFile(tensors, dataOffset, length, path);
 
-        return new GgufFile(path, version, metadata, tensors, dataOffset);
+        return new GgufFile(path, version, metadata, tensors, dataOffset, invalidUtf8);
     }
 
-    private static Dictionary<string, object> ReadMetadata(GgufReader reader, string path, int count)
+    private static Dictionary<string, object> ReadMetadata(GgufReader reader, string path, int count, Dictionary<string, int> invalidUtf8)
     {
         var metadata = new Dictionary<string, object>(count, StringComparer.Ordinal);
         for (var i = 0; i < count; i++)
         {
             reader.SetPlace(GgufSection.Metadata, null);
-            var key = reader.ReadString(out _);
+            var key = reader.ReadString(out _, out _);
             if (key.Length == 0)
                 throw Invalid(path, $"is not a valid GGUF file: metadata entry {i} has an empty key.");
             reader.SetPlace(GgufSection.Metadata, key);
 
             var type = (GgufValueType)reader.ReadUInt32();
-            var value = ReadValue(reader, path, key, type);
+            var value = ReadValue(reader, path, key, type, invalidUtf8);
             if (!metadata.TryAdd(key, value))
                 throw Invalid(path, $"is not a valid GGUF file: it has the metadata key '{key}' twice.");
         }
         return metadata;
     }
 
-    private static object ReadValue(GgufReader reader, string path, string key, GgufValueType type) => type switch
+    private static object ReadValue(GgufReader reader, string path, string key, GgufValueType type, Dictionary<string, int> invalidUtf8) => type switch
     {
         GgufValueType.UInt8 => reader.ReadByte(),
         GgufValueType.Int8 => (sbyte)reader.ReadByte(),
@@ -315,15 +331,23 @@ public sealed class GgufFile
         GgufValueType.Int32 => (int)reader.ReadUInt32(),
         GgufValueType.Float32 => BitConverter.UInt32BitsToSingle(reader.ReadUInt32()),
         GgufValueType.Bool => reader.ReadByte() != 0,
-        GgufValueType.String => reader.ReadString(out _),
+        GgufValueType.String => ReadScalarString(reader, key, invalidUtf8),
         GgufValueType.UInt64 => reader.ReadUInt64(),
         GgufValueType.Int64 => (long)reader.ReadUInt64(),
         GgufValueType.Float64 => BitConverter.UInt64BitsToDouble(reader.ReadUInt64()),
-        GgufValueType.Array => ReadArray(reader, path, key),
+        GgufValueType.Array => ReadArray(reader, path, key, invalidUtf8),
         _ => throw Invalid(path, $"is not a valid GGUF file: metadata key '{key}' has the unknown value type {(uint)type}."),
     };
 
-    private static object ReadArray(GgufReader reader, string path, string key)
+    private static string ReadScalarString(GgufReader reader, string key, Dictionary<string, int> invalidUtf8)
+    {
+        var text = reader.ReadString(out _, out var valid);
+        if (!valid)
+            invalidUtf8.TryAdd(key, -1);
+        return text;
+    }
+
+    private static object ReadArray(GgufReader reader, string path, string key, Dictionary<string, int> invalidUtf8)
     {
         var elementType = (GgufValueType)reader.ReadUInt32();
         var count = reader.ReadUInt64();
@@ -372,7 +396,11 @@ public sealed class GgufFile
             {
                 var values = new string[n];
                 for (var i = 0; i < values.Length; i++)
-                    values[i] = reader.ReadString(out _);
+                {
+                    values[i] = reader.ReadString(out _, out var valid);
+                    if (!valid)
+                        invalidUtf8.TryAdd(key, i);
+                }
                 return values;
             }
         }
@@ -396,7 +424,7 @@ public sealed class GgufFile
         for (var i = 0; i < count; i++)
         {
             reader.SetPlace(GgufSection.TensorInfos, null);
-            var name = reader.ReadString(out var nameBytes);
+            var name = reader.ReadString(out var nameBytes, out _);
             reader.SetPlace(GgufSection.TensorInfos, name);
             if (nameBytes > MaxTensorNameBytes)
                 throw Invalid(path, $"is not a valid GGUF file: tensor name '{name}' is {nameBytes} bytes long, more than ggml's {MaxTensorNameBytes}.");
@@ -545,8 +573,11 @@ public sealed class GgufFile
             return value;
         }
 
-        /// <summary>Reads a length-prefixed UTF-8 string; the only allocation is the string itself (unless it exceeds the buffer).</summary>
-        public string ReadString(out int byteLength)
+        /// <summary>
+        /// Reads a length-prefixed UTF-8 string; the only allocation is the string itself (unless it exceeds the buffer).
+        /// <paramref name="validUtf8"/> says whether the bytes were valid UTF-8 (invalid sequences read as U+FFFD).
+        /// </summary>
+        public string ReadString(out int byteLength, out bool validUtf8)
         {
             var length = ReadUInt64();
             var remaining = Remaining;
@@ -556,11 +587,13 @@ public sealed class GgufFile
                 throw Invalid(_path, $"is not a valid GGUF file: a string in {Place()} declares {length} bytes, more than the {MaxStringBytes} bytes this reader accepts.");
 
             byteLength = (int)length;
+            validUtf8 = true;
             if (byteLength == 0)
                 return string.Empty;
             if (byteLength <= BufferSize)
             {
                 Ensure(byteLength);
+                validUtf8 = System.Text.Unicode.Utf8.IsValid(_buffer.AsSpan(_position, byteLength));
                 var text = Encoding.UTF8.GetString(_buffer, _position, byteLength);
                 _position += byteLength;
                 return text;
@@ -568,6 +601,7 @@ public sealed class GgufFile
 
             var bytes = new byte[byteLength];
             ReadExactly(bytes);
+            validUtf8 = System.Text.Unicode.Utf8.IsValid(bytes);
             return Encoding.UTF8.GetString(bytes);
         }
 

@@ -29,6 +29,19 @@ public sealed class ModelShape
         GgmlType.TQ1_0, GgmlType.TQ2_0, GgmlType.MXFP4,
     ];
 
+    private const int ByteTokenType = 6;               // LLAMA_TOKEN_TYPE_BYTE
+
+    // The tokenizers the decoder architectures above are converted with: SentencePiece (llama, gemma, phi3) and
+    // byte-level BPE (llama 3, qwen2/3, phi4).
+    private static readonly string[] _tokenizerModels = ["llama", "gpt2"];
+
+    // The special-token keys llama.cpp reads (tokenizer.ggml.<name>_token_id), deprecated spellings included.
+    private static readonly string[] _specialTokenKeys =
+    [
+        "bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "mask", "cls",
+        "fim_pre", "fim_suf", "fim_mid", "fim_pad", "fim_rep", "fim_sep", "prefix", "suffix", "middle",
+    ];
+
     private readonly GgufFile _file;
     private readonly string _arch;
 
@@ -129,16 +142,80 @@ public sealed class ModelShape
         if (tokens.Length < 3 || tokens.Length > MaxVocabulary)
             throw Invalid(tokensKey, $"holds {tokens.Length} tokens, not between 3 and {MaxVocabulary}");
         VocabularySize = tokens.Length;
-        if (_file.GetString("tokenizer.ggml.model") is null)
-            throw Invalid("tokenizer.ggml.model", "must be a string");
+        const string modelKey = "tokenizer.ggml.model";
+        var tokenizer = _file.GetString(modelKey) ?? throw Invalid(modelKey, "must be a string");
+        // llama.cpp builds any tokenizer it knows for any architecture; a WordPiece (bert), Unigram (t5), RWKV, PLaMo-2 or
+        // vocabulary-less tokenizer on a decoder these checks cover aborts later (token_to_byte, the vocab-type asserts).
+        if (Array.IndexOf(_tokenizerModels, tokenizer) < 0)
+            throw Invalid(modelKey, $"is '{tokenizer}', a tokenizer llama.cpp cannot pair with the '{_arch}' architecture (supported: {string.Join(", ", _tokenizerModels)})");
 
         // llama.cpp indexes these arrays by token id without checking their length or type.
         SameLength<float[]>("tokenizer.ggml.scores", "float32");
         SameLength<int[]>("tokenizer.ggml.token_type", "int32");
         if (_file.Metadata.TryGetValue("tokenizer.ggml.merges", out var merges) && merges is not string[])
             throw Invalid("tokenizer.ggml.merges", "must be an array of strings");
-        // Special token ids out of range are ignored by llama.cpp (files use 2^32-1 for "none").
+        if (tokenizer == "gpt2" && merges is null)
+            throw Invalid("tokenizer.ggml.merges", "is missing, and a gpt2 (BPE) tokenizer needs its merges");
+        CheckTokenTexts(tokensKey, tokens);
+        CheckSpecialTokenIds(tokenizer);
         OptionalInteger(Key("vocab_size"), VocabularySize, VocabularySize);
+    }
+
+    // llama.cpp maps each token's text (read as a C string, an empty one renamed "[EMPTY_<id>]") to its id and asserts that
+    // no two ids share a text (GGML_ASSERT(id_to_token.size() == token_to_id.size()), an abort); a byte-typed token is
+    // parsed as "<0xNN>" with substr(3, 2), which throws on a text of fewer than 3 bytes.
+    private void CheckTokenTexts(string key, string[] tokens)
+    {
+        if (_file.FirstInvalidUtf8(key) is { } invalid)
+            throw Invalid(key, $"holds token {invalid}, which is not valid UTF-8");
+        var types = _file.GetInt32Array("tokenizer.ggml.token_type");
+        var seen = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
+        for (var id = 0; id < tokens.Length; id++)
+        {
+            var text = tokens[id];
+            var nul = text.IndexOf('\0', StringComparison.Ordinal);
+            if (nul >= 0)
+                throw Invalid(key, $"holds token {id} with a NUL character at offset {nul}, which llama.cpp would cut the token at");
+            var name = text.Length == 0 ? $"[EMPTY_{id}]" : text;
+            if (!seen.TryAdd(name, id))
+                throw Invalid(key, $"holds the token text '{Printable(name)}' twice (ids {seen[name]} and {id}); every token needs its own text");
+            if (types is not null && types[id] == ByteTokenType && System.Text.Encoding.UTF8.GetByteCount(text) < 3)
+                throw Invalid("tokenizer.ggml.token_type", $"marks token {id} ('{Printable(text)}') as a byte token, which llama.cpp reads as <0xNN> and needs at least 3 bytes");
+        }
+    }
+
+    // Special token ids llama.cpp reads; an id outside the vocabulary would index past the token table later. The
+    // "none" sentinels (-1 as int32, 2^32-1 as uint32) are accepted.
+    private void CheckSpecialTokenIds(string tokenizer)
+    {
+        foreach (var name in _specialTokenKeys)
+        {
+            var key = $"tokenizer.ggml.{name}_token_id";
+            if (!_file.Metadata.TryGetValue(key, out var value))
+                continue;
+            var id = _file.GetInteger(key) ?? throw Invalid(key, "must be an integer token id");
+            if (id is -1 or uint.MaxValue)
+                continue;
+            if (id < 0 || id >= VocabularySize)
+                throw Invalid(key, $"is {id}, outside the {VocabularySize} tokens");
+        }
+        // Without the keys llama.cpp uses its defaults: BOS 1 and EOS 2 (SentencePiece), BOS and EOS 11 (gpt2).
+        if (tokenizer == "gpt2" && VocabularySize <= 11)
+        {
+            foreach (var name in new[] { "bos", "eos" })
+            {
+                if (!_file.Metadata.ContainsKey($"tokenizer.ggml.{name}_token_id"))
+                    throw Invalid($"tokenizer.ggml.{name}_token_id", $"is missing, and the gpt2 default id 11 is outside the {VocabularySize} tokens");
+            }
+        }
+    }
+
+    private static string Printable(string text)
+    {
+        var builder = new System.Text.StringBuilder(Math.Min(text.Length, 64));
+        foreach (var c in text.Length > 64 ? text[..64] : text)
+            builder.Append(char.IsControl(c) ? $"\\u{(int)c:X4}" : c.ToString());
+        return text.Length > 64 ? builder.Append("...").ToString() : builder.ToString();
     }
 
     private void SameLength<T>(string key, string elementType) where T : class

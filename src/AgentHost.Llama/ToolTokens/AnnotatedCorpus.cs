@@ -74,7 +74,7 @@ public static partial class AnnotatedCorpus
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = BoundedFile.ReadAllText(path, "corpus", BoundedFile.MaxCorpusBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -190,7 +190,7 @@ public sealed class ToolTokenHead
         HeadFile? file;
         try
         {
-            file = JsonSerializer.Deserialize<HeadFile>(File.ReadAllText(path), _json);
+            file = JsonSerializer.Deserialize<HeadFile>(BoundedFile.ReadAllText(path, "tool-token head", BoundedFile.MaxHeadBytes), _json);
         }
         catch (JsonException e)
         {

@@ -35,7 +35,7 @@ public sealed class AgentCatalog
         if (!Directory.Exists(directory))
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Agent folder '{directory}' does not exist.");
         var files = Directory.EnumerateFiles(directory, "*.yaml").Concat(Directory.EnumerateFiles(directory, "*.yml")).Order(StringComparer.Ordinal);
-        return new AgentCatalog(files.Select(f => AgentDefinition.Parse(File.ReadAllText(f), f)));
+        return new AgentCatalog(files.Select(f => AgentDefinition.Parse(AgentHost.Llama.BoundedFile.ReadAllText(f, "agent definition", AgentHost.Llama.BoundedFile.MaxTemplateBytes), f)));
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using AgentHost.Llama;
 using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.ChatClient;
@@ -57,8 +58,119 @@ public static class McpServerTools
         };
         foreach (var tool in Create(kernel, agents))
             options.ToolCollection.Add(tool);
+        // A tools/call whose params the SDK cannot bind (no name, arguments that are not an object, text that is not
+        // valid UTF-16) would be JSON-RPC -32603 "An error occurred.": it becomes an isError result saying what was wrong.
+        options.Filters.Message.IncomingFilters.Add(next => (context, cancellationToken) =>
+        {
+            if (context.JsonRpcMessage is JsonRpcRequest { Method: RequestMethods.ToolsCall } request && InvalidCall(request.Params) is { } replacement)
+                request.Params = replacement;
+            return next(context, cancellationToken);
+        });
+        options.Filters.Request.CallToolFilters.Add(next => (context, cancellationToken) =>
+            context.Params?.Meta?[InvalidCallKey] is JsonValue problem && problem.TryGetValue<string>(out var text)
+                ? ValueTask.FromResult(new CallToolResult { IsError = true, Content = [new TextContentBlock { Text = text }] })
+                : next(context, cancellationToken));
         return options;
     }
+
+    private const string InvalidCallKey = "agenthost/invalid-call";
+
+    /// <summary>
+    /// Checks a tools/call's params as the SDK will bind them; when they cannot be bound, returns a call that binds
+    /// (an empty name and arguments) carrying the problem in <c>_meta</c>, for the call filter to answer; else null.
+    /// </summary>
+    private static JsonObject? InvalidCall(JsonNode? parameters)
+    {
+        string? problem;
+        try
+        {
+            problem = parameters is JsonObject call ? InvalidCallProblem(call) : $"The tool call's params must be an object, not {Kind(parameters)}.";
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
+        {
+            problem = "The tool call holds a name or key that is not valid text (a lone surrogate or an invalid escape).";
+        }
+        return problem is null ? null : new JsonObject
+        {
+            ["name"] = "",
+            ["arguments"] = new JsonObject(),
+            ["_meta"] = new JsonObject { [InvalidCallKey] = problem },
+        };
+    }
+
+    private static string? InvalidCallProblem(JsonObject call)
+    {
+        string? name;
+        try
+        {
+            name = call["name"] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
+        {
+            return "The tool call's name is not valid text (it holds a lone surrogate or an invalid escape).";
+        }
+        if (name is null)
+        {
+            return call.ContainsKey("name")
+                ? $"The tool call's name must be a string, not {Kind(call["name"])}."
+                : "The tool call has no tool name ('name').";
+        }
+        var label = name.Length > 64 ? name[..64] + "..." : name;
+        if (call["arguments"] is { } arguments && arguments.GetValueKind() != JsonValueKind.Null)
+        {
+            if (arguments is not JsonObject)
+                return $"{label}: the arguments must be a JSON object of named values, not {Kind(arguments)}.";
+            if (FirstInvalidText(arguments, "arguments") is { } where)
+                return $"{label}: {where} is not valid text (it holds a lone surrogate or an invalid escape).";
+        }
+        if (call["_meta"] is { } meta && meta is not JsonObject)
+            return $"{label}: '_meta' must be an object, not {Kind(meta)}.";
+        return null;
+    }
+
+    // The path of the first string (key or value) that cannot be read as .NET text, or null.
+    private static string? FirstInvalidText(JsonNode node, string path)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                foreach (var (key, child) in obj)
+                {
+                    if (child is not null && FirstInvalidText(child, $"{path}.{key}") is { } found)
+                        return found;
+                }
+                return null;
+            case JsonArray array:
+                for (var i = 0; i < array.Count; i++)
+                {
+                    if (array[i] is { } child && FirstInvalidText(child, $"{path}[{i}]") is { } found)
+                        return found;
+                }
+                return null;
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                try
+                {
+                    _ = value.GetValue<string>();
+                    return null;
+                }
+                catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException)
+                {
+                    return path;
+                }
+            default:
+                return null;
+        }
+    }
+
+    private static string Kind(JsonNode? node) => node?.GetValueKind() switch
+    {
+        null or JsonValueKind.Null => "null",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        _ => "a boolean",
+    };
 
     /// <summary>
     /// A served function: a text result as plain text (SK hands it back as a JSON string, which clients would show

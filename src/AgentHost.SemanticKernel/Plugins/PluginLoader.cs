@@ -151,7 +151,7 @@ public static partial class PluginLoader
         PromptTemplateConfig config;
         try
         {
-            config = File.Exists(configPath) ? PromptTemplateConfig.FromJson(File.ReadAllText(configPath)) : new PromptTemplateConfig();
+            config = File.Exists(configPath) ? PromptTemplateConfig.FromJson(AgentHost.Llama.BoundedFile.ReadAllText(configPath, "prompt config", AgentHost.Llama.BoundedFile.MaxTemplateBytes)) : new PromptTemplateConfig();
         }
         catch (Exception ex) when (ex is JsonException or ArgumentException or NotSupportedException)
         {
@@ -167,7 +167,7 @@ public static partial class PluginLoader
         config.Name = functionName;
         try
         {
-            config.Template = File.ReadAllText(promptPath);
+            config.Template = AgentHost.Llama.BoundedFile.ReadAllText(promptPath, "prompt template", AgentHost.Llama.BoundedFile.MaxTemplateBytes);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

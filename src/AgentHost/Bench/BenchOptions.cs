@@ -23,9 +23,7 @@ internal static class BenchOptions
     public static List<string> ReadPrompts(ParseResult parse)
     {
         var path = parse.GetValue(Prompts) ?? Path.Combine(AppContext.BaseDirectory, "Bench", "prompts.txt");
-        if (!File.Exists(path))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Prompt file '{path}' does not exist.");
-        var prompts = File.ReadAllLines(path).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+        var prompts = BoundedFile.ReadLines(path, "prompts", BoundedFile.MaxPromptsBytes, BoundedFile.MaxPromptLines, l => l.Length > 0 && !l.StartsWith('#'));
         return prompts.Count > 0 ? prompts : throw new AgentHostException(ErrorKind.InvalidArgument, $"Prompt file '{path}' has no prompts.");
     }
 }

@@ -1,3 +1,4 @@
+using AgentHost.Llama;
 using System.CommandLine;
 using System.Globalization;
 using AgentHost.Llama.Hosting;
@@ -171,7 +172,7 @@ internal sealed class AnalyzeContrastCommand(ILlamaModelProvider models) : IComm
             Option[] singleResponse = [SharedOptions.Prompt, _response, .. AnalyzeOutput.Options];
             if (singleResponse.FirstOrDefault(parse.Has) is { } single)
                 throw CliOption.Usage($"{single.Name} scores one response; with --pairs the output is --cdpo.");
-            var pairs = CdpoJsonl.ReadPairs(GenerateCommand.ReadFile(pairsPath, "pairs"), pairsPath);
+            var pairs = CdpoJsonl.ReadPairs(GenerateCommand.ReadFile(pairsPath, "pairs", BoundedFile.MaxCorpusBytes), pairsPath);
             work = (positive, negative) => ExportCdpoAsync(positive, negative, pairs, beta, cdpoPath, cancellationToken);
         }
         else

@@ -24,7 +24,7 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
         var session = new AgentSession(models, hostOptions, defaultModel ?? hostOptions.DefaultModel);
         try
         {
-            session.Runner = CreateRunner(session.GetClientAsync);
+            session.Runner = CreateRunner(session.GetClientAsync, defaultModel ?? hostOptions.DefaultModel);
             if (agent is null)
                 plugins.ImportInto(session.Runner.Kernel);
             else
@@ -40,17 +40,23 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
     }
 
     /// <summary>A runner of the catalog's agents over <paramref name="clients"/>, with a kernel whose plugins the caller imports.</summary>
-    public AgentRunner CreateRunner(Func<string?, CancellationToken, Task<IChatClient>> clients)
+    /// <param name="clients">The chat client of a model (null: the default model).</param>
+    /// <param name="defaultModel">The default model's name, which the kernel's chat client reports in its metadata.</param>
+    public AgentRunner CreateRunner(Func<string?, CancellationToken, Task<IChatClient>> clients, string defaultModel)
     {
         var catalog = AgentCatalog.Load(Path.GetFullPath(options.Directory, environment.ContentRootPath));
         var builder = Kernel.CreateBuilder();
-        builder.Services.AddSingleton<IChatClient>(new DeferredChatClient(cancellationToken => clients(null, cancellationToken)));
+        builder.Services.AddSingleton<IChatClient>(new DeferredChatClient(cancellationToken => clients(null, cancellationToken), defaultModel));
         return new AgentRunner(catalog, builder.Build(), clients) { MaxDepth = options.MaxDepth };
     }
 
     /// <summary>The default model's client for prompt plugins, fetched at their first call (the server loads models on first use).</summary>
-    private sealed class DeferredChatClient(Func<CancellationToken, Task<IChatClient>> client) : IChatClient
+    private sealed class DeferredChatClient(Func<CancellationToken, Task<IChatClient>> client, string defaultModel) : IChatClient
     {
+        // SK's ChatClientAIService (every prompt function) refuses a client without metadata: "Value cannot be null.
+        // (Parameter 'metadata')". The model is not loaded yet, so the metadata names it without asking it.
+        private readonly ChatClientMetadata _metadata = new(LlamaChatClient.ProviderName, null, defaultModel);
+
         public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
             => await (await client(cancellationToken)).GetResponseAsync(messages, options, cancellationToken);
 
@@ -60,7 +66,13 @@ internal sealed class AppAgents(AgentOptions options, AgentHostOptions hostOptio
                 yield return update;
         }
 
-        public object? GetService(Type serviceType, object? serviceKey = null) => serviceType.IsInstanceOfType(this) ? this : null;
+        public object? GetService(Type serviceType, object? serviceKey = null)
+        {
+            ArgumentNullException.ThrowIfNull(serviceType);
+            if (serviceKey is not null)
+                return null;
+            return serviceType == typeof(ChatClientMetadata) ? _metadata : serviceType.IsInstanceOfType(this) ? this : null;
+        }
 
         public void Dispose()
         {

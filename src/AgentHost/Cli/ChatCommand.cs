@@ -1,3 +1,4 @@
+using AgentHost.Llama;
 using System.CommandLine;
 using System.Globalization;
 using AgentHost.Llama.Hosting;
@@ -113,7 +114,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         {
             if (interactive)
                 Console.Out.Write("> ");
-            var input = await Console.In.ReadLineAsync(cancellationToken);
+            var input = await BoundedFile.ReadLineAsync(Console.In, BoundedFile.MaxLineChars, cancellationToken);
             if (input is null)
                 break;
             input = input.Trim();
@@ -202,7 +203,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         using var session = await agents.OpenAsync(parse.GetValue(SharedOptions.Model), agentName, cancellationToken);   // an unknown agent is a usage error here
         var history = new List<ChatMessage>();
         var failures = 0;
-        while (await Console.In.ReadLineAsync(cancellationToken) is { } input)
+        while (await BoundedFile.ReadLineAsync(Console.In, BoundedFile.MaxLineChars, cancellationToken) is { } input)
         {
             input = input.Trim();
             if (input.Length == 0)

@@ -1,3 +1,4 @@
+using AgentHost.Llama;
 using System.CommandLine;
 using System.Text.Json;
 using AgentHost.Llama.Hosting;
@@ -111,14 +112,14 @@ internal sealed class GenerateCommand(ILlamaModelProvider models, ToolTokenTools
             return triggers.Length == 0 ? null : throw CliOption.Usage("--grammar-trigger needs --grammar or --json-schema.");
 
         var grammar = gbnfFile is not null
-            ? new GrammarConstraint { Gbnf = ReadFile(gbnfFile, "grammar") }
+            ? new GrammarConstraint { Gbnf = ReadFile(gbnfFile, "grammar", BoundedFile.MaxGrammarBytes) }
             : JsonSchemaGrammar.FromSchema(ParseSchema(schemaFile!));
         return grammar with { TriggerWords = triggers };
     }
 
     private static JsonElement ParseSchema(string path)
     {
-        var text = ReadFile(path, "JSON schema");
+        var text = ReadFile(path, "JSON schema", BoundedFile.MaxSchemaBytes);
         try
         {
             using var document = JsonDocument.Parse(text);
@@ -130,15 +131,6 @@ internal sealed class GenerateCommand(ILlamaModelProvider models, ToolTokenTools
         }
     }
 
-    internal static string ReadFile(string path, string what)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw CliOption.Usage($"Cannot read the {what} file '{path}': {ex.Message}");
-        }
-    }
+    /// <summary>Reads a file the user named through <see cref="BoundedFile"/>: regular files only, at most <paramref name="maxBytes"/>.</summary>
+    internal static string ReadFile(string path, string what, long maxBytes) => BoundedFile.ReadAllText(path, what, maxBytes);
 }

@@ -93,7 +93,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
     private McpServerOptions McpTools(IServiceProvider services)
     {
         var host = services.GetRequiredService<ModelHost>();
-        var runner = agents.CreateRunner(async (model, cancellationToken) => (await host.GetAsync(model ?? options.DefaultModel, cancellationToken)).Chat);
+        var runner = agents.CreateRunner(async (model, cancellationToken) => (await host.GetAsync(model ?? options.DefaultModel, cancellationToken)).Chat, options.DefaultModel);
         plugins.ImportInto(runner.Kernel);
         return McpServerTools.CreateOptions(runner.Kernel, runner);
     }

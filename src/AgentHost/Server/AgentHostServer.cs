@@ -48,6 +48,11 @@ internal static class AgentHostServer
                 var described = mcpTools(services);
                 mcp.ServerInfo = described.ServerInfo;
                 mcp.ToolCollection = described.ToolCollection;
+                // The filters that turn an unbindable tools/call into an isError result (McpServerTools.CreateOptions).
+                foreach (var filter in described.Filters.Message.IncomingFilters)
+                    mcp.Filters.Message.IncomingFilters.Add(filter);
+                foreach (var filter in described.Filters.Request.CallToolFilters)
+                    mcp.Filters.Request.CallToolFilters.Add(filter);
             });
         }
 
@@ -82,6 +87,11 @@ internal static class AgentHostServer
             try
             {
                 await next(context);
+            }
+            catch (Exception e) when (!context.Response.HasStarted && (e is OverflowException || e.InnerException is OverflowException))
+            {
+                // Kestrel's chunked-body parser: a chunk size beyond an int is an IOException around an OverflowException.
+                await ApiError.BadRequest("The request could not be read: a chunk size of the chunked body is out of range.").WriteAsync(context.Response);
             }
             finally
             {

@@ -135,6 +135,13 @@ internal static class OpenAiApi
         {
             throw new ApiError(StatusCodes.Status408RequestTimeout, $"The request body did not arrive within {options.BodyTimeoutSeconds} s (Server:BodyTimeoutSeconds).", code: "request_timeout");
         }
+        catch (Exception e) when (e is OverflowException || e.InnerException is OverflowException)
+        {
+            // Kestrel's chunked-body parser computes a chunk size with checked arithmetic: a size line of more hex digits
+            // than an int holds is an IOException around an OverflowException, not a BadHttpRequestException like other
+            // malformed framing.
+            throw ApiError.BadRequest("The request could not be read: a chunk size of the chunked body is out of range.");
+        }
     }
 
     /// <summary>

@@ -29,6 +29,13 @@ public sealed class CraftedModelTests : IDisposable
         tensors[index] = change(tensors[index]);
     }
 
+    private static void EditToken(Dictionary<string, object> metadata, int id, Func<string[], string> text)
+    {
+        var tokens = ((string[])metadata["tokenizer.ggml.tokens"]).ToArray();
+        tokens[id] = text(tokens);
+        metadata["tokenizer.ggml.tokens"] = tokens;
+    }
+
     public static TheoryData<string, string> Attacks => new()
     {
         { "block_count 0", "'llama.block_count'" },
@@ -59,6 +66,19 @@ public sealed class CraftedModelTests : IDisposable
         { "tensor shape transposed", "'blk.0.attn_k.weight'" },
         { "norm of an integer type", "'blk.0.attn_norm.weight'" },
         { "matrix of an integer type", "'blk.1.attn_q.weight'" },
+        { "duplicate token text", "'tokenizer.ggml.tokens'" },
+        { "token with a NUL byte", "'tokenizer.ggml.tokens'" },
+        { "token that becomes a duplicate when cut at NUL", "'tokenizer.ggml.tokens'" },
+        { "empty token colliding with its [EMPTY_id] name", "'tokenizer.ggml.tokens'" },
+        { "bert tokenizer on llama", "'tokenizer.ggml.model'" },
+        { "t5 tokenizer on llama", "'tokenizer.ggml.model'" },
+        { "no_vocab tokenizer on llama", "'tokenizer.ggml.model'" },
+        { "unknown tokenizer", "'tokenizer.ggml.model'" },
+        { "gpt2 tokenizer without merges", "'tokenizer.ggml.merges'" },
+        { "byte token not spelled <0xNN>", "'tokenizer.ggml.token_type'" },
+        { "bos id outside the vocabulary", "'tokenizer.ggml.bos_token_id'" },
+        { "eos id negative", "'tokenizer.ggml.eos_token_id'" },
+        { "padding id a string", "'tokenizer.ggml.padding_token_id'" },
         { "unknown architecture", "architecture 'mamba'" },
         { "architecture missing", "general.architecture missing" },
     };
@@ -106,6 +126,21 @@ public sealed class CraftedModelTests : IDisposable
             case "tensor shape transposed": tensors = t => Retype(t, "blk.0.attn_k.weight", x => x with { Dimensions = [x.Dimensions[1], x.Dimensions[0]] }); break;
             case "norm of an integer type": tensors = t => Retype(t, "blk.0.attn_norm.weight", x => x with { Type = GgmlType.I32 }); break;
             case "matrix of an integer type": tensors = t => Retype(t, "blk.1.attn_q.weight", x => x with { Type = GgmlType.I32 }); break;
+            case "duplicate token text": metadata = m => EditToken(m, 300, t => t[301]); break;
+            case "token with a NUL byte": metadata = m => EditToken(m, 300, t => "ab\0cd"); break;
+            case "token that becomes a duplicate when cut at NUL": metadata = m => EditToken(m, 300, t => t[301] + "\0x"); break;
+            case "empty token colliding with its [EMPTY_id] name":
+                metadata = m => { EditToken(m, 300, _ => ""); EditToken(m, 301, _ => "[EMPTY_300]"); };
+                break;
+            case "bert tokenizer on llama": metadata = m => m["tokenizer.ggml.model"] = "bert"; break;
+            case "t5 tokenizer on llama": metadata = m => m["tokenizer.ggml.model"] = "t5"; break;
+            case "no_vocab tokenizer on llama": metadata = m => m["tokenizer.ggml.model"] = "no_vocab"; break;
+            case "unknown tokenizer": metadata = m => m["tokenizer.ggml.model"] = "sentencepiece2"; break;
+            case "gpt2 tokenizer without merges": metadata = m => { m["tokenizer.ggml.model"] = "gpt2"; m.Remove("tokenizer.ggml.merges"); }; break;
+            case "byte token not spelled <0xNN>": metadata = m => EditToken(m, 3, _ => "<x"); break;   // id 3 is <0x00>, typed byte
+            case "bos id outside the vocabulary": metadata = m => m["tokenizer.ggml.bos_token_id"] = 512u; break;
+            case "eos id negative": metadata = m => m["tokenizer.ggml.eos_token_id"] = -7; break;
+            case "padding id a string": metadata = m => m["tokenizer.ggml.padding_token_id"] = "0"; break;
             case "unknown architecture": metadata = m => m["general.architecture"] = "mamba"; break;
             case "architecture missing": metadata = m => m.Remove("general.architecture"); break;
             default: throw new ArgumentOutOfRangeException(nameof(attack), attack);
@@ -117,6 +152,46 @@ public sealed class CraftedModelTests : IDisposable
         Assert.Equal(ErrorKind.InvalidModelFile, error.Kind);
         Assert.Contains(named, error.Message);
         Assert.Contains(path, error.Message);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_token_that_is_not_valid_UTF8_is_refused_before_llama_cpp_sees_it(bool identical)
+    {
+        // Two 7-byte markers written as tokens 300 and 301, then overwritten in the file with invalid UTF-8 bytes:
+        // identical ones are the duplicate that aborts llama.cpp; different ones read back equal (U+FFFD) in managed code.
+        var path = CraftedModel.Write(TestModels.Stories260K, _temp.Combine("utf8.gguf"), m =>
+        {
+            EditToken(m, 300, _ => "@@MK1@@");
+            EditToken(m, 301, _ => "@@MK2@@");
+        });
+        var bytes = File.ReadAllBytes(path);
+        Patch(bytes, "@@MK1@@"u8, 0xFF);
+        Patch(bytes, "@@MK2@@"u8, identical ? (byte)0xFF : (byte)0xFE);
+        File.WriteAllBytes(path, bytes);
+
+        var error = Assert.Throws<AgentHostException>(() => LlamaModel.Load("crafted", path, Settings));
+
+        Assert.Equal(ErrorKind.InvalidModelFile, error.Kind);
+        Assert.Contains("'tokenizer.ggml.tokens'", error.Message);
+        Assert.Contains("token 300, which is not valid UTF-8", error.Message);
+        Assert.Throws<AgentHostException>(() => LlamaModel.Check("crafted", path, Settings));
+
+        static void Patch(byte[] file, ReadOnlySpan<byte> marker, byte value)
+        {
+            var at = file.AsSpan().IndexOf(marker);
+            Assert.True(at > 0);
+            file.AsSpan(at, marker.Length).Fill(value);
+        }
+    }
+
+    [Fact]
+    public void Valid_vocabularies_of_both_test_models_pass_the_vocabulary_checks()
+    {
+        Assert.Equal(512, ModelShape.Read(GgufFile.Read(TestModels.Stories260K)).VocabularySize);
+        Assert.Equal(2048, ModelShape.Read(GgufFile.Read(TestModels.TinyStories656K)).VocabularySize);
+        Assert.Null(GgufFile.Read(TestModels.Stories260K).FirstInvalidUtf8("tokenizer.ggml.tokens"));
     }
 
     [Fact]

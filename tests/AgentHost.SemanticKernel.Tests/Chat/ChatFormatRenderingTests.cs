@@ -316,4 +316,118 @@ public sealed class ChatFormatRenderingTests
         var prompt = _catalog.Get("phi3").Render(messages);
         Assert.Contains("<|user|>\nm1498<|end|>\n<|assistant|>\nm1499<|end|>\n<|assistant|>\n", prompt.Text);
     }
+
+    public static TheoryData<string, int> EveryFormatAndLength()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var name in ChatFormatCatalog.KnownNames)
+        {
+            data.Add(name, 50);
+            data.Add(name, 500);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryFormatAndLength))]
+    public void Every_built_in_format_renders_a_long_conversation_of_user_turns(string format, int count)
+    {
+        // 50 user messages in a row were refused by 'plain' (array.add copies the array: quadratic iterations).
+        var messages = Enumerable.Range(0, count).Select(i => new ChatMessage(ChatRole.User, $"u{i}")).ToList();
+
+        var prompt = _catalog.Get(format).Render(messages);
+
+        Assert.Contains($"u{count - 1}", prompt.Text);
+        Assert.Contains("u0", prompt.Text);
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryFormatAndLength))]
+    public void Every_built_in_format_renders_a_long_conversation_with_tool_calls_and_results(string format, int count)
+    {
+        var messages = new List<ChatMessage> { new(ChatRole.System, "be brief") };
+        for (var i = 0; messages.Count < count; i++)
+        {
+            messages.Add(new ChatMessage(ChatRole.User, $"u{i}"));
+            messages.Add(new ChatMessage(ChatRole.Assistant, [new FunctionCallContent($"c{i}", "get_weather", new Dictionary<string, object?> { ["city"] = "Oslo" })]));
+            messages.Add(new ChatMessage(ChatRole.Tool, [new FunctionResultContent($"c{i}", $"r{i}")]));
+            messages.Add(new ChatMessage(ChatRole.Assistant, $"a{i}"));
+        }
+
+        var prompt = _catalog.Get(format).Render(messages, [_weather]);
+
+        Assert.Contains($"r{(count - 2) / 4}", prompt.Text);
+    }
+
+    // The plain template as it was before it became linear (array.add copies the array: quadratic iterations).
+    private const string QuadraticPlain = """
+{{~ # Plain text for models without a chat template (base and story models): no role markup at all.
+  # The system text, the tool list and every turn are plain paragraphs, one per line, and the reply
+  # continues the last turn's text, so a story model simply continues the story it was given. An assistant
+  # turn is written exactly where the model produced it (right after the turn it continued), so a later
+  # prompt repeats the earlier one plus the reply verbatim and the prompt cache can reuse both.
+  # Calls and results use the generic <tool_call>/<tool_response> tags.
+lines = []
+if system; lines = lines | array.add system; end
+if tools.size > 0; lines = lines | array.add (include "tools-generic"); end
+for m in messages
+  if m.role == "tool"
+    for r in m.tool_results; lines = lines | array.add ("<tool_response>" + r.content + "</tool_response>"); end
+  else
+    line = m.content
+    for c in m.tool_calls; line = line + "<tool_call>{\"name\": " + c.name_json + ", \"arguments\": " + c.arguments + "}</tool_call>"; end
+    if m.role == "assistant" && lines.size > 0 && m.tool_calls.size == 0
+      lines[lines.size - 1] = lines[lines.size - 1] + line
+    else
+      lines = lines | array.add line
+    end
+  end
+end
+lines | array.join "\n"
+~}}
+""";
+
+    [Fact]
+    public void Plain_renders_the_same_text_as_the_quadratic_template_it_replaces()
+    {
+        var folder = Directory.CreateTempSubdirectory("agenthost-plain-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "plain.scriban"), QuadraticPlain);
+            var before = new ChatFormatCatalog(folder).Get("plain");
+            var after = _catalog.Get("plain");
+            var call = new FunctionCallContent("1", "get_weather", new Dictionary<string, object?> { ["city"] = "Oslo" });
+            ChatMessage[][] conversations =
+            [
+                [new(ChatRole.User, "Once")],
+                [new(ChatRole.Assistant, "first")],
+                [new(ChatRole.System, "sys"), new(ChatRole.User, "Once"), new(ChatRole.Assistant, " upon"), new(ChatRole.User, "Next")],
+                [new(ChatRole.User, "q"), new(ChatRole.Assistant, [call]), new(ChatRole.Tool, [new FunctionResultContent("1", "sunny")]), new(ChatRole.Assistant, "It is sunny.")],
+                [new(ChatRole.System, "sys"), new(ChatRole.Tool, [new FunctionResultContent("1", "a"), new FunctionResultContent("2", "b")]), new(ChatRole.Assistant, [new TextContent("x"), call])],
+                [new(ChatRole.User, ""), new(ChatRole.Assistant, ""), new(ChatRole.User, "")],
+            ];
+            foreach (var messages in conversations)
+            {
+                foreach (var tools in new[] { null, new[] { _weather } })
+                    Assert.Equal(before.Render(messages, tools).Text, after.Render(messages, tools).Text);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("plain")]
+    [InlineData("chatml")]
+    public void A_conversation_longer_than_the_output_limit_renders_because_the_limit_grows_with_it(string format)
+    {
+        var big = new string('a', 600_000);
+        ChatMessage[] messages = [new(ChatRole.User, big), new(ChatRole.Assistant, big), new(ChatRole.User, big)];
+
+        var prompt = _catalog.Get(format).Render(messages);
+
+        Assert.True(prompt.Text.Length > 3 * big.Length, prompt.Text.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
 }
