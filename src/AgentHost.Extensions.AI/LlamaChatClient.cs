@@ -244,17 +244,38 @@ public sealed partial class LlamaChatClient : IChatClient
             : throw new AgentHostException(ErrorKind.InvalidArgument, $"The tool-token head calls '{name}', which is not among the request's tools (invocable functions are needed)."))];
     }
 
-    private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
+    /// <summary>
+    /// The prompt a chat request with these messages and options would feed the model (no generation): the options'
+    /// instructions as a leading system message, the tools on offer (none when the tool mode is None or the strategy
+    /// calls tools itself), rendered by <see cref="Format"/>. <see cref="ChatPrompt.Tokenize"/> gives its tokens.
+    /// </summary>
+    /// <param name="messages">The conversation.</param>
+    /// <param name="options">The request's options, or null.</param>
+    /// <param name="addGenerationPrompt">Whether to open the assistant's turn at the end, as a request does.</param>
+    /// <returns>The rendered prompt.</returns>
+    /// <exception cref="AgentHostException">The format refuses the conversation (e.g. a template's <c>raise_exception</c>),
+    /// or the options name an unknown strategy (<see cref="ErrorKind.InvalidArgument"/>).</exception>
+    public ChatPrompt RenderPrompt(IEnumerable<ChatMessage> messages, ChatOptions? options = null, bool addGenerationPrompt = true)
+    {
+        var (conversation, tools, _) = Conversation(messages, options);
+        return Format.Render(conversation, tools, addGenerationPrompt);
+    }
+
+    private (List<ChatMessage> Conversation, List<AIFunctionDeclaration>? Tools, StrategyDescriptor Descriptor) Conversation(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var conversation = messages.ToList();
         if (options?.Instructions is { Length: > 0 } instructions)
             conversation.Insert(0, new ChatMessage(ChatRole.System, instructions));
-
         var descriptor = ChatRequestMapper.ChooseStrategy(options, _options.DefaultStrategy);
-        var strategy = CreateStrategy(options, descriptor);
         // A strategy that calls the tools from inside decoding (tool tokens): nothing is rendered into the prompt or parsed back.
-        var tools = descriptor.CallsTools ? null : ToolsOnOffer(options);
+        return (conversation, descriptor.CallsTools ? null : ToolsOnOffer(options), descriptor);
+    }
+
+    private PreparedCall Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
+    {
+        var (conversation, tools, descriptor) = Conversation(messages, options);
+        var strategy = CreateStrategy(options, descriptor);
         // The call grammar first: it is bounded, and it refuses what no prompt could fix (limits, unsatisfiable schemas).
         var grammar = ToolGrammar.For(Format.ToolCalls, options, tools, cancellationToken);
         var prompt = Format.Render(conversation, tools, addGenerationPrompt: true);

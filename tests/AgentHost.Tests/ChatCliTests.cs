@@ -1,3 +1,6 @@
+using System.Text.Json;
+using AgentHost.Llama.Tests.Support;
+
 namespace AgentHost.Tests;
 
 /// <summary>The chat verb, fed from a pipe like a script would.</summary>
@@ -20,6 +23,60 @@ public sealed class ChatCliTests
         Assert.Contains("(0 from cache)", stats[0]);
         Assert.DoesNotContain("(0 from cache)", stats[1]);
         Assert.Contains("reply 20 tokens", stats[1]);
+    }
+
+    [Fact]
+    public async Task Print_prompt_shows_what_the_model_sees_and_generates_nothing()
+    {
+        var text = await Chat("Once upon a time\n", "--print-prompt", "--system", "Be kind.");
+        var json = await Chat("Once upon a time\n", "--print-prompt", "--system", "Be kind.", "--json");
+
+        Assert.Equal(0, text.ExitCode);
+        Assert.Equal(0, json.ExitCode);
+        using var document = JsonDocument.Parse(json.StdOut);
+        var root = document.RootElement;
+        var prompt = root.GetProperty("prompt").GetString()!;
+        Assert.Equal(prompt + "\n", text.StdOut);   // the plain format writes no control tokens: nothing is marked
+        Assert.Contains("Be kind.", prompt, StringComparison.Ordinal);
+        Assert.EndsWith("Once upon a time", prompt, StringComparison.Ordinal);
+        Assert.Equal(("plain", "plain", "generic"), (root.GetProperty("format").GetString(), root.GetProperty("family").GetString(), root.GetProperty("tool_call_format").GetString()));
+        Assert.True(root.GetProperty("tokens").GetInt32() > 2);
+        var pieces = root.GetProperty("pieces").EnumerateArray().ToList();
+        Assert.Equal(prompt, string.Concat(pieces.Select(p => p.GetProperty("text").GetString())));
+        Assert.Contains(pieces, p => p.GetProperty("kind").GetString() == "content" && p.GetProperty("text").GetString() == "Once upon a time");
+        Assert.Contains("tokens]", text.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Print_prompt_marks_the_templates_control_tokens_and_never_the_users_text()
+    {
+        using var temp = new TempFolder();
+        // stories260K's own control token </s> as the turn end of a GGUF template; the user types it too.
+        var model = TemplatedModel.Write(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"),
+            "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '</s>' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}", temp.Path);
+
+        var text = await Chat("Hi </s> there\n", "--print-prompt", "--model", model);
+        var json = await Chat("Hi </s> there\n", "--print-prompt", "--model", model, "--json");
+
+        Assert.Equal(0, text.ExitCode);
+        Assert.Equal("user: Hi </s> there⟦</s>⟧assistant: \n", text.StdOut);
+        using var document = JsonDocument.Parse(json.StdOut);
+        var root = document.RootElement;
+        Assert.Equal("gguf", root.GetProperty("format").GetString());
+        var pieces = root.GetProperty("pieces").EnumerateArray().Select(p => (p.GetProperty("kind").GetString(), p.GetProperty("text").GetString())).ToList();
+        // The role comes from the conversation, so the engine keeps it content, as every value from the messages.
+        Assert.Equal([("content", "user"), ("markup", ": "), ("content", "Hi </s> there"), ("control_token", "</s>"), ("markup", "assistant: ")], pieces);
+    }
+
+    [Theory]
+    [InlineData("--json")]
+    [InlineData("--print-prompt", "--agent", "calculator")]
+    public async Task Print_prompt_options_used_wrongly_are_usage_errors(params string[] args)
+    {
+        var result = await Chat("Hi\n", args);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith("error: ", result.StdErr.Trim(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -30,7 +30,7 @@ public sealed class ModelsShowCliTests : IDisposable
         Assert.Equal("1,185,376 bytes (1.2 MB)", show["size"]);
         Assert.Equal("pinned by the catalog: 270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d (checked when downloaded)", show["digest"]);
         Assert.Equal($"2048 tokens (catalog; trained with {TrainedContext()})", show["context size"]);
-        Assert.Equal("plain (catalog; detected from the file too: no chat template, architecture llama)", show["chat format"]);
+        Assert.Equal("built-in plain (catalog; the GGUF's own template is not used: the model has no chat template)", show["chat format"]);
         Assert.Equal("generic", show["tool calls"]);
         Assert.Equal("MIT", show["licence"]);
         Assert.Equal("", result.StdErr);
@@ -46,8 +46,47 @@ public sealed class ModelsShowCliTests : IDisposable
         var json = JsonDocument.Parse(result.StdOut).RootElement;
         Assert.Equal(("chatml", "catalog", "plain", "hermes"), (json.GetProperty("chat_format").GetString(), json.GetProperty("chat_format_source").GetString(),
             json.GetProperty("detected_chat_format").GetString(), json.GetProperty("tool_call_format").GetString()));
+        Assert.Equal(("catalog", "chatml", "the model has no chat template"), (json.GetProperty("chat_template_source").GetString(), json.GetProperty("chat_family").GetString(),
+            json.GetProperty("chat_template_problem").GetString()));
         Assert.Equal((true, _stories, 1185376L, "verified"), (json.GetProperty("local").GetBoolean(), json.GetProperty("path").GetString(),
             json.GetProperty("size").GetInt64(), json.GetProperty("digest").GetString()));
+    }
+
+    private const string ChatMlTemplate = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    private string StoriesWithTemplate(string template) => TemplatedModel.Write(_stories, template, _temp.Path);
+
+    [Fact]
+    public async Task A_file_with_a_jinja_template_uses_the_ggufs_own_template_and_the_tool_call_syntax_it_gets()
+    {
+        var path = StoriesWithTemplate(ChatMlTemplate);
+
+        var text = await AgentHostProcess.RunAsync(["models", "show", path]);
+        var json = await AgentHostProcess.RunAsync(["models", "show", path, "--json"]);
+
+        Assert.Equal(0, text.ExitCode);
+        var show = Show(text.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("the GGUF's own template (family chatml)", show["chat format"]);
+        Assert.Equal("hermes", show["tool calls"]);   // the template writes no tools: the family's built-in syntax is used
+        using var document = JsonDocument.Parse(json.StdOut);
+        var root = document.RootElement;
+        Assert.Equal(("gguf", "gguf", "chatml", "hermes"), (root.GetProperty("chat_format").GetString(), root.GetProperty("chat_template_source").GetString(),
+            root.GetProperty("chat_family").GetString(), root.GetProperty("tool_call_format").GetString()));
+    }
+
+    [Fact]
+    public async Task A_template_that_is_only_a_name_gives_the_built_in_format_and_says_why()
+    {
+        var path = StoriesWithTemplate("chatml");
+
+        var result = await AgentHostProcess.RunAsync(["models", "show", path, "--json"]);
+
+        Assert.Equal(0, result.ExitCode);
+        using var document = JsonDocument.Parse(result.StdOut);
+        var root = document.RootElement;
+        Assert.Equal(("chatml", "built-in", "hermes"), (root.GetProperty("chat_format").GetString(), root.GetProperty("chat_template_source").GetString(),
+            root.GetProperty("tool_call_format").GetString()));
+        Assert.Equal("the model's chat template is only a name ('chatml')", root.GetProperty("chat_template_problem").GetString());
     }
 
     [Fact]
@@ -58,7 +97,7 @@ public sealed class ModelsShowCliTests : IDisposable
         Assert.Equal(0, result.ExitCode);
         var show = Show(result.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal("tinystories656k", show["name"]);
-        Assert.StartsWith("plain (detected from the file: no chat template, architecture llama)", show["chat format"], StringComparison.Ordinal);
+        Assert.Equal("built-in plain (the GGUF's own template is not used: the model has no chat template; family detected from the architecture llama)", show["chat format"]);
         Assert.Equal("512 tokens (catalog; trained with 512)", show["context size"]);
         Assert.Equal("not stated (see the model's page)", show["licence"]);
     }
@@ -75,7 +114,7 @@ public sealed class ModelsShowCliTests : IDisposable
         Assert.Equal("about 1.12 GB (catalog)", show["size"]);
         Assert.Equal("none yet: recorded on first download (trust on first use)", show["digest"]);
         Assert.Equal("8192 tokens (catalog)", show["context size"]);
-        Assert.Equal("chatml (catalog)", show["chat format"]);
+        Assert.Equal("built-in chatml (catalog)", show["chat format"]);
         Assert.Equal("hermes", show["tool calls"]);
         Assert.Equal("Apache-2.0", show["licence"]);
     }

@@ -93,8 +93,30 @@ public sealed class ChatFormatCatalog
         var name = !string.IsNullOrWhiteSpace(configuredName) ? configuredName.Trim()
             : !string.IsNullOrWhiteSpace(model.Settings.ChatFormat) ? model.Settings.ChatFormat.Trim()
             : null;
-        var source = model.File.GetString("tokenizer.chat_template");
-        var family = Detect(source, model.File.Architecture);
+        return Resolve(model.File, name, model.Vocabulary.Bos, model.Vocabulary.Eos, clock);
+    }
+
+    /// <summary>
+    /// As <see cref="Resolve(LlamaModel, string?, TimeProvider?)"/> for a GGUF file that is not loaded (no weights read:
+    /// <c>models show</c>): <paramref name="configuredName"/> if given, else the file's own chat template when the Jinja
+    /// engine can parse it, else the built-in format of the detected family. The BOS/EOS texts the template sees come
+    /// from the file's <c>tokenizer.ggml.bos_token_id</c> / <c>eos_token_id</c>.
+    /// </summary>
+    /// <param name="file">The GGUF file's metadata.</param>
+    /// <param name="configuredName">A format name (a built-in one, or <c>gguf</c>), or null.</param>
+    /// <param name="clock">What the template's <c>strftime_now</c> reads; the system clock when null.</param>
+    /// <exception cref="AgentHostException">As the model overload.</exception>
+    public ChatFormat Resolve(GgufFile file, string? configuredName = null, TimeProvider? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        var name = string.IsNullOrWhiteSpace(configuredName) ? null : configuredName.Trim();
+        return Resolve(file, name, (int)(file.GetInteger("tokenizer.ggml.bos_token_id") ?? -1), (int)(file.GetInteger("tokenizer.ggml.eos_token_id") ?? -1), clock);
+    }
+
+    private ChatFormat Resolve(GgufFile file, string? name, int bos, int eos, TimeProvider? clock)
+    {
+        var source = file.GetString("tokenizer.chat_template");
+        var family = Detect(source, file.Architecture);
         var explicitTemplate = string.Equals(name, ChatFormat.ModelTemplate, StringComparison.OrdinalIgnoreCase);
         if (name is not null && !explicitTemplate)
             return Get(name);
@@ -106,9 +128,9 @@ public sealed class ChatFormatCatalog
                 ? throw new AgentHostException(ErrorKind.InvalidArgument, $"Chat format '{ChatFormat.ModelTemplate}' renders the model's own chat template, but {problem}; choose one of {string.Join(", ", KnownNames)}.")
                 : Get(family);
         }
-        var tokens = model.File.GetStringArray("tokenizer.ggml.tokens");
+        var tokens = file.GetStringArray("tokenizer.ggml.tokens");
         string? Text(int id) => tokens is not null && id >= 0 && id < tokens.Length ? tokens[id] : null;
-        return new ChatFormat(template, Get(family), ToolCallFormat.FromChatTemplate(source), Text(model.Vocabulary.Bos), Text(model.Vocabulary.Eos), clock);
+        return new ChatFormat(template, Get(family), ToolCallFormat.FromChatTemplate(source), Text(bos), Text(eos), clock);
     }
 
     /// <summary>
@@ -118,7 +140,14 @@ public sealed class ChatFormatCatalog
     public static string? ModelTemplateProblem(LlamaModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return ParseModelTemplate(model.File.GetString("tokenizer.chat_template")).Problem;
+        return ModelTemplateProblem(model.File);
+    }
+
+    /// <summary>As <see cref="ModelTemplateProblem(LlamaModel)"/> for a GGUF file that is not loaded.</summary>
+    public static string? ModelTemplateProblem(GgufFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        return ParseModelTemplate(file.GetString("tokenizer.chat_template")).Problem;
     }
 
     private static (JinjaChatTemplate? Template, string? Problem) ParseModelTemplate(string? source)

@@ -79,6 +79,72 @@ public sealed class ChatPrompt
         return [.. tokens];
     }
 
+    /// <summary>
+    /// The prompt as <paramref name="model"/> sees it, in pieces: the content (always plain text), the markup's plain
+    /// text and each control token the markup produces, in order, matching <see cref="Tokenize"/>. For showing a prompt
+    /// with its control tokens marked (<c>agenthost chat --print-prompt</c>).
+    /// </summary>
+    /// <param name="model">The model whose control tokens are matched in the markup.</param>
+    /// <returns>The pieces; concatenated, their texts are <see cref="Text"/>. The BOS token <see cref="Tokenize"/> adds is not a piece.</returns>
+    public IReadOnlyList<PromptPiece> Annotate(LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var specials = model.GetState(SpecialTokens.ForModel);
+        var pieces = new List<PromptPiece>();
+        var run = new StringBuilder();
+        void Flush(PromptPieceKind kind)
+        {
+            if (run.Length > 0)
+                pieces.Add(new PromptPiece(run.ToString(), kind));
+            run.Clear();
+        }
+
+        foreach (var segment in Segments)
+        {
+            if (!segment.IsMarkup)
+            {
+                pieces.Add(new PromptPiece(segment.Text, PromptPieceKind.Content));
+                continue;
+            }
+            var text = segment.Text;
+            for (var i = 0; i < text.Length;)
+            {
+                if (specials.TryMatch(text, i, out var token, out var length, controlOnly: true))
+                {
+                    Flush(PromptPieceKind.Markup);
+                    pieces.Add(new PromptPiece(text.Substring(i, length), PromptPieceKind.ControlToken, token));
+                    i += length;
+                }
+                else
+                {
+                    run.Append(text[i]);
+                    i++;
+                }
+            }
+            Flush(PromptPieceKind.Markup);
+        }
+        return pieces;
+    }
+
     private bool StartsWithToken(SpecialTokens specials, int token)
         => Segments is [{ IsMarkup: true, Text.Length: > 0 } first, ..] && specials.TryMatch(first.Text, 0, out var found, out _, controlOnly: true) && found == token;
 }
+
+/// <summary>What a <see cref="PromptPiece"/> of a rendered prompt is.</summary>
+public enum PromptPieceKind
+{
+    /// <summary>Text from the conversation or the tools: always tokenized as plain text.</summary>
+    Content,
+
+    /// <summary>The format's own text that is not a control token (role names, newlines, tool tags that are plain text).</summary>
+    Markup,
+
+    /// <summary>A control token the format's markup produces (<c>&lt;|im_start|&gt;</c>, <c>&lt;|eot_id|&gt;</c>, ...).</summary>
+    ControlToken,
+}
+
+/// <summary>A piece of a rendered prompt as a model sees it (<see cref="ChatPrompt.Annotate"/>).</summary>
+/// <param name="Text">The piece's text.</param>
+/// <param name="Kind">Content, markup text or a control token.</param>
+/// <param name="Token">The token id of a <see cref="PromptPieceKind.ControlToken"/>; -1 otherwise.</param>
+public readonly record struct PromptPiece(string Text, PromptPieceKind Kind, int Token = -1);

@@ -7,6 +7,7 @@ using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
 using AgentHost.Llama.ToolTokens;
 using AgentHost.Extensions.AI;
+using AgentHost.Extensions.AI.Chat;
 using AgentHost.Extensions.AI.Remote;
 using AgentHost.SemanticKernel.ChatClient;
 using Microsoft.Extensions.AI;
@@ -32,6 +33,8 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
     private static readonly Option<string?> _agent = CliOption.Text("--agent", "Chat with an agent from prompts/agents (its instructions, tools and strategy); the trace of its calls goes to stderr.", "NAME");
     private static readonly Option<string> _tools = CliOption.Text("--tools", "Offer the configured plugins as tools: none, auto or required.", "MODE", "none", "none", "auto", "required");
     private static readonly Option<string[]> _plugin = CliOption.Repeated("--plugin", "With --tools: offer only this plugin (Math) or function (Math.Add); default all.", "NAME");
+    private static readonly Option<bool> _printPrompt = CliOption.Flag("--print-prompt",
+        "Generate nothing: print the prompt the model would see for --system, the tools and one user turn per input line, control tokens marked (--json: its pieces and token count).");
 
     public string Name => "chat";
 
@@ -51,6 +54,8 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         _agent,
         _tools,
         _plugin,
+        _printPrompt,
+        SharedOptions.Json,
         .. StrategyArguments.Options,
     ];
 
@@ -71,8 +76,15 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
             Seed = parse.GetValue(SharedOptions.Seed) is { } seed ? unchecked((long)seed) : null,
         };
 
+        var printPrompt = parse.GetValue(_printPrompt);
+        if (parse.GetValue(SharedOptions.Json) && !printPrompt)
+            throw CliOption.Usage("--json applies to chat only with --print-prompt.");
         if (parse.GetValue(_agent) is { } agentName)
+        {
+            if (printPrompt)
+                throw CliOption.Usage("--print-prompt does not apply with --agent: an agent builds its own conversation.");
             return await RunAgentChatAsync(parse, agentName, cancellationToken);
+        }
         baseOptions.ToolMode = parse.GetValue(_tools) switch
         {
             "none" => null,
@@ -86,6 +98,8 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
             cancellationToken: cancellationToken);
         if (modelClient is RemoteChatClient remote)
         {
+            if (printPrompt)
+                throw CliOption.Usage($"--print-prompt needs a local model: remote model '{remote.Name}''s endpoint formats the chat itself.");
             if (parse.Has(_format))
                 throw CliOption.Usage($"--format does not apply to remote model '{remote.Name}': its endpoint formats the chat itself.");
             remote.ToEndpointOptions(WithStrategy(baseOptions, strategy, knobs, headTools));   // a token-level strategy is refused now, not at the first turn
@@ -104,6 +118,8 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         }
         var system = parse.GetValue(_system);
         var history = NewHistory(system);
+        if (printPrompt)
+            return await PrintPromptAsync((LlamaChatClient)modelClient, history, WithStrategy(baseOptions, strategy, knobs, headTools), parse.GetValue(SharedOptions.Json), cancellationToken);
         var interactive = !Console.IsInputRedirected;
         if (interactive)
             Console.Error.WriteLine($"chatting with {Describe(modelClient)} ({strategy}{(baseOptions.Tools is { } tools ? $", {tools.Count} tools" : "")}); {CommandHelp}");
@@ -167,6 +183,59 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
             }
         }
         return failures == 0 ? CliApp.ExitOk : CliApp.ExitError;
+    }
+
+    /// <summary>
+    /// <c>chat --print-prompt</c>: one user turn per input line (blank lines skipped), rendered exactly as a turn would
+    /// be fed to the model, printed with its control tokens marked: coloured on a terminal (control tokens reversed,
+    /// the format's other markup dimmed, content plain), else each control token inside ⟦ ⟧; <c>--json</c> gives the
+    /// pieces (content, markup, control tokens with their ids) and the token count.
+    /// </summary>
+    private static async Task<int> PrintPromptAsync(LlamaChatClient client, List<ChatMessage> history, ChatOptions options, bool json, CancellationToken cancellationToken)
+    {
+        while (await BoundedFile.ReadLineAsync(Console.In, BoundedFile.MaxLineChars, cancellationToken) is { } line)
+        {
+            if (line.Trim().Length > 0)
+                history.Add(new ChatMessage(ChatRole.User, line.Trim()));
+        }
+        var prompt = client.RenderPrompt(history, options);
+        var pieces = prompt.Annotate(client.Model);
+        var format = client.Format;
+        if (json)
+        {
+            Console.Out.WriteLine(JsonOutput.Serialize(new Dictionary<string, object?>
+            {
+                ["model"] = client.Model.Name,
+                ["format"] = format.Name,
+                ["family"] = format.Family,
+                ["tool_call_format"] = format.ToolCalls.Name,
+                ["tokens"] = prompt.Tokenize(client.Model).Length,
+                ["prompt"] = prompt.Text,
+                ["pieces"] = pieces.Select(p => new Dictionary<string, object?>
+                {
+                    ["kind"] = p.Kind switch { PromptPieceKind.Content => "content", PromptPieceKind.Markup => "markup", _ => "control_token" },
+                    ["text"] = p.Text,
+                    ["token"] = p.Kind == PromptPieceKind.ControlToken ? p.Token : null,
+                }).ToList(),
+            }));
+            return CliApp.ExitOk;
+        }
+
+        var colour = !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"));
+        var text = new System.Text.StringBuilder();
+        foreach (var piece in pieces)
+        {
+            text.Append((piece.Kind, colour) switch
+            {
+                (PromptPieceKind.ControlToken, true) => $"\u001b[7;36m{piece.Text}\u001b[0m",
+                (PromptPieceKind.ControlToken, false) => $"⟦{piece.Text}⟧",
+                (PromptPieceKind.Markup, true) => $"\u001b[2;33m{piece.Text}\u001b[0m",
+                _ => piece.Text,
+            });
+        }
+        Console.Out.WriteLine(text.ToString());
+        Console.Error.WriteLine($"[{client.Model.Name}: {format}, tool calls {format.ToolCalls.Name}, {prompt.Tokenize(client.Model).Length} tokens]");
+        return CliApp.ExitOk;
     }
 
     private static string Describe(IChatClient client) => client switch

@@ -33,10 +33,8 @@ internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
         var settings = location.Settings;
         if (settings.Remote is { } remote)
             return ShowRemote(location.Name, remote, settings, parse.GetValue(SharedOptions.Json));
-        var configured = string.IsNullOrWhiteSpace(settings.ChatFormat) ? null : ChatFormatCatalog.Default.Get(settings.ChatFormat).Name;
-        var detected = details.File is { } file ? ChatFormatCatalog.Detect(file.GetString("tokenizer.chat_template"), file.Architecture) : null;
-        var format = configured ?? detected;
-        var toolCalls = format is null ? null : ChatFormatCatalog.Default.Get(format).ToolCalls.Name;
+        var chat = ChatTemplate.Of(settings.ChatFormat, details.File);
+        var toolCalls = chat.Format?.ToolCalls.Name;
         var contextSize = settings.ContextSize > 0 ? settings.ContextSize : details.TrainedContext;
 
         if (parse.GetValue(SharedOptions.Json))
@@ -54,9 +52,12 @@ internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
                 ["sha256"] = details.Sha256,
                 ["context_size"] = contextSize,
                 ["trained_context"] = details.TrainedContext,
-                ["chat_format"] = format,
-                ["chat_format_source"] = configured is not null ? "catalog" : detected is not null ? "detected" : null,
-                ["detected_chat_format"] = detected,
+                ["chat_format"] = chat.Format?.Name,
+                ["chat_format_source"] = chat.Configured ? "catalog" : chat.Format is not null ? "detected" : null,
+                ["chat_template_source"] = chat.Source,
+                ["chat_family"] = chat.Format?.Family,
+                ["chat_template_problem"] = chat.Problem,
+                ["detected_chat_format"] = chat.DetectedFamily,
                 ["tool_call_format"] = toolCalls,
                 ["license"] = settings.License,
                 ["problem"] = details.Problem,
@@ -76,7 +77,7 @@ internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
         lines.Add(("size", Size(details.Size, location.IsAvailable)));
         lines.Add(("digest", Digest(details)));
         lines.Add(("context size", ContextSize(settings.ContextSize, details.TrainedContext, location.IsAvailable)));
-        lines.Add(("chat format", ChatFormat(configured, detected, details)));
+        lines.Add(("chat format", chat.Describe(details.File)));
         lines.Add(("tool calls", toolCalls ?? "as the chat format's, once it is known"));
         lines.Add(("licence", string.IsNullOrWhiteSpace(settings.License) ? "not stated (see the model's page)" : settings.License));
         if (details.Problem is { } problem)
@@ -148,16 +149,52 @@ internal sealed class ModelsShowCommand(LlamaModelProvider models) : ICommand
         return local ? "the model's trained context" : "the model's trained context (read from the file once it is local)";
     }
 
-    private static string ChatFormat(string? configured, string? detected, ModelDetails details)
+    /// <summary>
+    /// Which chat format a model gets, worked out from its GGUF metadata as <see cref="ChatFormatCatalog.Resolve(GgufFile, string?, TimeProvider?)"/>
+    /// does when the model loads (no weights read): the catalog's format, else the file's own template, else the
+    /// built-in format of the detected family.
+    /// </summary>
+    private sealed record ChatTemplate(ChatFormat? Format, bool Configured, string? Source, string? Problem, string? DetectedFamily, string? ResolveError)
     {
-        var why = details.File?.GetString("tokenizer.chat_template") is { Length: > 0 } ? "its chat template" : $"no chat template, architecture {details.File?.Architecture ?? "unknown"}";
-        return (configured, detected) switch
+        public static ChatTemplate Of(string? configuredName, GgufFile? file)
         {
-            ({ } c, { } d) when c == d => $"{c} (catalog; detected from the file too: {why})",
-            ({ } c, { } d) => $"{c} (catalog; wins over {d}, detected from the file: {why})",
-            ({ } c, null) => $"{c} (catalog)",
-            (null, { } d) => $"{d} (detected from the file: {why})",
-            _ => "detected from the file's chat template once it is local",
-        };
+            var configured = string.IsNullOrWhiteSpace(configuredName) ? null : configuredName.Trim();
+            if (file is null)
+            {
+                // Not local yet: only a built-in format the catalog names is known now.
+                var known = configured is null || string.Equals(configured, ChatFormat.ModelTemplate, StringComparison.OrdinalIgnoreCase) ? null : ChatFormatCatalog.Default.Get(configured);
+                return new(known, configured is not null, configured is null ? null : "catalog", null, null, null);
+            }
+            var problem = ChatFormatCatalog.ModelTemplateProblem(file);
+            var detected = ChatFormatCatalog.Detect(file.GetString("tokenizer.chat_template"), file.Architecture);
+            try
+            {
+                var format = ChatFormatCatalog.Default.Resolve(file, configured);
+                var source = format.IsModelTemplate ? "gguf" : configured is not null ? "catalog" : "built-in";
+                return new(format, configured is not null, source, format.IsModelTemplate ? null : problem, detected, null);
+            }
+            catch (AgentHost.Llama.AgentHostException e)
+            {
+                // The catalog names gguf but the file's template cannot be used: the model would not load with it.
+                return new(null, true, "catalog", problem, detected, e.Message);
+            }
+        }
+
+        public string Describe(GgufFile? file)
+        {
+            if (ResolveError is { } error)
+                return $"none: {error}";
+            if (Format is null)
+                return Configured ? $"{ChatFormat.ModelTemplate} (catalog): the GGUF's own template, once the file is local" : "the GGUF's own template or a built-in one, decided once the file is local";
+            var why = file is null ? null
+                : file.GetString("tokenizer.chat_template") is { Length: > 0 } ? "family detected from its chat template"
+                : $"family detected from the architecture {file.Architecture ?? "unknown"}";
+            if (Format.IsModelTemplate)
+                return $"the GGUF's own template (family {Format.Family}){(Configured ? " (catalog)" : "")}";
+            var notUsed = Problem is null ? "the catalog's choice wins over the GGUF's own template" : $"the GGUF's own template is not used: {Problem}";
+            return Configured
+                ? $"built-in {Format.Name} (catalog{(file is null ? "" : $"; {notUsed}")})"
+                : $"built-in {Format.Name} ({notUsed}; {why})";
+        }
     }
 }

@@ -42,6 +42,8 @@ internal static class OpenAiApi
             Guard(context, metrics, logs, "completions", () => CompletionAsync(context, models, options)));
         app.MapPost("/v1/embeddings", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
             Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, options)));
+        app.MapPost("/apply-template", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
+            Guard(context, metrics, logs, "apply-template", () => ApplyTemplateAsync(context, models, options)));
         app.MapFallback((HttpContext context) => new ApiError(StatusCodes.Status404NotFound, $"No endpoint {context.Request.Method} {context.Request.Path}.", code: "not_found").WriteAsync(context.Response));
     }
 
@@ -210,6 +212,22 @@ internal static class OpenAiApi
                 await WriteEventAsync(context.Response, Chunk(new Delta(), finish.Value), ct);
         }
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    /// <summary>
+    /// <c>POST /apply-template</c> (as llama-server has it): the prompt a chat request would feed the model, rendered
+    /// exactly as <c>/v1/chat/completions</c> renders it, with no generation (so no admission count and no slot).
+    /// </summary>
+    private static async Task ApplyTemplateAsync(HttpContext context, ModelHost models, ServerOptions options)
+    {
+        var call = OpenAiRequests.ParseApplyTemplate(await ReadBodyAsync(context, options));
+        var hosted = await models.GetAsync(call.Chat.Model, context.RequestAborted);
+        var client = hosted.Local("/apply-template");
+        var prompt = client.RenderPrompt(call.Chat.Messages, call.Chat.Options, call.AddGenerationPrompt);
+        var format = client.Format;
+        await context.Response.WriteAsJsonAsync(
+            new ApplyTemplateResponse(prompt.Text, format.Name, format.Family, format.ToolCalls.Name, prompt.Tokenize(client.Model).Length),
+            OpenAiJsonContext.Default.ApplyTemplateResponse, cancellationToken: context.RequestAborted);
     }
 
     private static async Task CompletionAsync(HttpContext context, ModelHost models, ServerOptions options)

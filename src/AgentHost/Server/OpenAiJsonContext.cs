@@ -19,6 +19,7 @@ namespace AgentHost.Server;
 [JsonSerializable(typeof(EmbeddingResponse))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(HealthBody))]
+[JsonSerializable(typeof(ApplyTemplateResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(float[]))]
 [JsonSerializable(typeof(string))]

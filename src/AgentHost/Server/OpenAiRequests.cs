@@ -10,6 +10,9 @@ namespace AgentHost.Server;
 /// <summary>A parsed <c>/v1/chat/completions</c> body.</summary>
 internal sealed record ChatCompletionCall(string Model, List<ChatMessage> Messages, ChatOptions Options, bool Stream, bool IncludeUsage);
 
+/// <summary>A parsed <c>/apply-template</c> body: a chat request and whether to open the assistant's turn.</summary>
+internal sealed record ApplyTemplateCall(ChatCompletionCall Chat, bool AddGenerationPrompt);
+
 /// <summary>A parsed <c>/v1/completions</c> body.</summary>
 internal sealed record CompletionCall(string Model, string Prompt, ChatOptions Options, bool Stream, bool IncludeUsage);
 
@@ -52,6 +55,23 @@ internal static class OpenAiRequests
         AddTools(request, options);
         options.ResponseFormat = ToResponseFormat(request.ResponseFormat);
         return new ChatCompletionCall(ModelName(request.Model), messages, options, request.Stream == true, request.StreamOptions?.IncludeUsage == true);
+    }
+
+    /// <summary>
+    /// An <c>/apply-template</c> body: a chat completion request (read and checked as <see cref="ParseChat"/> does) and
+    /// <c>add_generation_prompt</c> (a boolean, true by default).
+    /// </summary>
+    public static ApplyTemplateCall ParseApplyTemplate(JsonElement body)
+    {
+        var chat = ParseChat(body);
+        var add = body.TryGetProperty("add_generation_prompt", out var value) ? value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            JsonValueKind.Null => true,
+            _ => throw ApiError.BadRequest("'add_generation_prompt' must be true or false.", "add_generation_prompt"),
+        } : true;
+        return new ApplyTemplateCall(chat, add);
     }
 
     public static CompletionCall ParseCompletion(JsonElement body)

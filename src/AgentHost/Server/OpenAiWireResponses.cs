@@ -126,6 +126,12 @@ internal sealed record ModelBody(string Id, string OwnedBy)
 
 internal sealed record HealthBody(string Status);
 
+/// <summary>
+/// <c>/apply-template</c>'s answer: the rendered prompt (as llama-server's <c>prompt</c>), the format that rendered it
+/// (<c>gguf</c> or a built-in name), its family, the tool-call syntax replies are read with and the prompt's token count.
+/// </summary>
+internal sealed record ApplyTemplateResponse(string Prompt, string Format, string Family, string ToolCallFormat, int Tokens);
+
 /// <summary>OpenAI's error shape.</summary>
 internal sealed record ErrorResponse(ErrorBody Error);
 
