@@ -12,12 +12,17 @@ public sealed class ModelCatalogTests
 
     public static TheoryData<string> Downloadable => [.. _catalog.Where(e => e.Value.Url is not null).Select(e => e.Key).Order(StringComparer.Ordinal)];
 
+    // Each shipped family and the golden copy of its own chat template (ChatTemplates/templates).
+    private static readonly Dictionary<string, string> _familyTemplates = new(StringComparer.Ordinal)
+    {
+        ["qwen2.5-"] = "qwen2.5", ["llama3.2-"] = "llama3.2", ["phi4-mini"] = "phi-4-mini-hf", ["gemma3-"] = "gemma3", ["mistral-7b"] = "mistral-7b-v0.3",
+    };
+
     [Fact]
     public void The_catalog_ships_real_instruct_models_of_each_chat_family()
     {
-        var families = _catalog.Values.Where(s => s.Url is not null).Select(s => s.ChatFormat).ToHashSet(StringComparer.Ordinal);
-
-        Assert.Superset(new HashSet<string?>(["chatml", "llama3", "mistral", "gemma", "phi3"], StringComparer.Ordinal), families);
+        var real = _catalog.Where(e => e.Value.Url is not null).Select(e => e.Key).Where(n => !n.StartsWith("stories", StringComparison.Ordinal)).ToList();
+        Assert.All(_familyTemplates.Keys, prefix => Assert.Contains(real, n => n.StartsWith(prefix, StringComparison.Ordinal)));
         Assert.True(Downloadable.Count >= 9, $"only {Downloadable.Count} downloadable entries");
     }
 
@@ -37,8 +42,9 @@ public sealed class ModelCatalogTests
         Assert.True(settings.Size > 0, $"{name}: no Size");
         Assert.True(settings.ContextSize > 0, $"{name}: no ContextSize");
         Assert.False(string.IsNullOrWhiteSpace(settings.License), $"{name}: no License");
-        Assert.Contains(settings.ChatFormat, ChatFormatCatalog.KnownNames);
-        Assert.NotNull(ChatFormatCatalog.Default.Get(settings.ChatFormat!).ToolCalls);
+        // Real models are written with their GGUF's own chat template: no entry pins a built-in format over it
+        // (the story models have no template: plain).
+        Assert.Equal(name.StartsWith("stories", StringComparison.Ordinal) ? "plain" : null, settings.ChatFormat);
         // A digest only where it is known (never a guessed one): 64 hex digits or none, and then trust on first use.
         Assert.True(settings.Sha256 is null || ModelDigestFormat(settings.Sha256), $"{name}: Sha256 '{settings.Sha256}'");
     }
@@ -62,8 +68,16 @@ public sealed class ModelCatalogTests
         var docs = File.ReadAllLines(Path.Combine(TestModels.RepositoryRoot()!, "docs", "configuration.md"));
 
         var row = Assert.Single(docs, l => l.StartsWith($"| `{name}` |", StringComparison.Ordinal));
-        var toolCalls = ChatFormatCatalog.Default.Get(settings.ChatFormat!).ToolCalls.Name;
-        Assert.Contains($"| `{settings.ChatFormat}` | `{toolCalls}` |", row, StringComparison.Ordinal);
+        if (_familyTemplates.FirstOrDefault(f => name.StartsWith(f.Key, StringComparison.Ordinal)).Value is { } template)
+        {
+            // The tool-call syntax the family's own template teaches (the golden copy of it).
+            var source = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "ChatTemplates", "templates", template + ".jinja"));
+            Assert.Contains($"| `gguf` | `{ToolCallFormat.FromChatTemplate(source).Name}` |", row, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Contains("| `plain` | `generic` |", row, StringComparison.Ordinal);
+        }
         Assert.Contains($"| {settings.License} |", row, StringComparison.Ordinal);
         Assert.Contains(settings.File!, row, StringComparison.Ordinal);
     }
