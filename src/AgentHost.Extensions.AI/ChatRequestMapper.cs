@@ -134,19 +134,19 @@ public static class ChatRequestMapper
         if (GetString(options, key) is not { } text)
             return null;
         if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a number, not '{text}'.");
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a number, not '{text}'.") { Parameter = key };
         return value;
     }
 
     /// <summary>Option values arrive as strings, numbers, booleans or JSON elements (SK's settings round trip).</summary>
     private static string ToInvariantString(string key, object? value) => value switch
     {
-        null => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' has no value."),
+        null => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' has no value.") { Parameter = key },
         string text => text,
         bool flag => flag ? "true" : "false",
         IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
         JsonElement { ValueKind: JsonValueKind.String } element => element.GetString()!,
         JsonElement { ValueKind: JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False } element => element.GetRawText(),
-        _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a string, number or boolean."),
+        _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a string, number or boolean.") { Parameter = key },
     };
 }

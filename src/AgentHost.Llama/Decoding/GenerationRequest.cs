@@ -38,20 +38,20 @@ public sealed record SamplingOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        Require(float.IsFinite(Temperature) && Temperature >= 0, $"temperature must be 0 or more, not {Temperature}.");
-        Require(TopK >= 0, $"top-k must be 0 (off) or more, not {TopK}.");
-        Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.");
-        Require(MinP is >= 0 and < 1, $"min-p must be in [0, 1), not {MinP}.");
-        Require(float.IsFinite(RepeatPenalty) && RepeatPenalty > 0, $"repeat penalty must be positive, not {RepeatPenalty}.");
-        Require(float.IsFinite(FrequencyPenalty), "frequency penalty must be a finite number.");
-        Require(float.IsFinite(PresencePenalty), "presence penalty must be a finite number.");
-        Require(PenaltyLastN >= 0, $"penalty window must be 0 or more, not {PenaltyLastN}.");
+        Require(float.IsFinite(Temperature) && Temperature >= 0, $"temperature must be 0 or more, not {Temperature}.", "temperature");
+        Require(TopK >= 0, $"top-k must be 0 (off) or more, not {TopK}.", "top_k");
+        Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.", "top_p");
+        Require(MinP is >= 0 and < 1, $"min-p must be in [0, 1), not {MinP}.", "min_p");
+        Require(float.IsFinite(RepeatPenalty) && RepeatPenalty > 0, $"repeat penalty must be positive, not {RepeatPenalty}.", "repeat_penalty");
+        Require(float.IsFinite(FrequencyPenalty), "frequency penalty must be a finite number.", "frequency_penalty");
+        Require(float.IsFinite(PresencePenalty), "presence penalty must be a finite number.", "presence_penalty");
+        Require(PenaltyLastN >= 0, $"penalty window must be 0 or more, not {PenaltyLastN}.", "penalty_last_n");
     }
 
-    internal static void Require(bool ok, string message)
+    internal static void Require(bool ok, string message, string? parameter = null)
     {
         if (!ok)
-            throw new AgentHostException(ErrorKind.InvalidArgument, message);
+            throw new AgentHostException(ErrorKind.InvalidArgument, message) { Parameter = parameter };
     }
 }
 

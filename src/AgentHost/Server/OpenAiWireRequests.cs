@@ -34,7 +34,10 @@ internal abstract class SamplingRequest
 
     public StreamOptions? StreamOptions { get; init; }
 
-    /// <summary>Fields not declared here: AgentHost's decoding options travel on from these; the rest are ignored.</summary>
+    /// <summary>An end-user identifier (OpenAI's abuse monitoring); accepted and not used.</summary>
+    public string? User { get; init; }
+
+    /// <summary>Fields not declared here: AgentHost's decoding options travel on from these; any other is a 400 naming it.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Extra { get; set; }
 }
@@ -52,6 +55,9 @@ internal sealed class ChatCompletionRequest : SamplingRequest
     public ToolChoice? ToolChoice { get; init; }
 
     public ResponseFormatSpec? ResponseFormat { get; init; }
+
+    /// <summary>Whether the model may write several tool calls in one turn (MEAI's AllowMultipleToolCalls).</summary>
+    public bool? ParallelToolCalls { get; init; }
 }
 
 /// <summary>A <c>/v1/completions</c> body.</summary>
@@ -73,6 +79,13 @@ internal sealed class EmbeddingRequest
 
     /// <summary>Refused whatever its value: embeddings have the model's hidden size.</summary>
     public JsonElement? Dimensions { get; init; }
+
+    /// <summary>An end-user identifier; accepted and not used.</summary>
+    public string? User { get; init; }
+
+    /// <summary>Fields not declared here: each is a 400 naming it.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 internal sealed class StreamOptions
