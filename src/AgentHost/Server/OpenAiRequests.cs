@@ -121,10 +121,7 @@ internal static class OpenAiRequests
         ["suffix"] = "insertion (fill-in-the-middle) is not implemented",
         ["grammar"] = "raw GBNF from a request is not accepted; use response_format with a json_schema, or tools",
         ["json_schema"] = "use response_format: {\"type\": \"json_schema\", ...}",
-        ["logprobs"] = "token log-probabilities are not implemented",
-        ["top_logprobs"] = "token log-probabilities are not implemented",
-        ["logit_bias"] = "logit biases are not implemented",
-        ["n_probs"] = "token probabilities are not implemented",
+        ["n_probs"] = "use logprobs (and top_logprobs in chat)",
         ["audio"] = "the models are text only",
         ["modalities"] = "the models are text only",
         ["prediction"] = "predicted outputs are not implemented",
@@ -157,6 +154,7 @@ internal static class OpenAiRequests
             Seed = request.Seed,
             StopSequences = request.Stop is { } stop ? Stops(stop) : null,
         };
+        AddTokenLevelFields(request, chat, options);
         if (request.Extra is not { } extra)
             return options;
 
@@ -184,6 +182,57 @@ internal static class OpenAiRequests
             };
         }
         return options;
+    }
+
+    // logprobs / top_logprobs (chat: a flag and a count; completions: the count, OpenAI's legacy shape) and logit_bias,
+    // as the engine's options; the strategy (greedy or sample only) and the vocabulary are checked by the engine.
+    private static void AddTokenLevelFields(SamplingRequest request, bool chat, ChatOptions options)
+    {
+        int? top;
+        if (chat)
+        {
+            var on = request.Logprobs switch
+            {
+                null or { ValueKind: JsonValueKind.Null or JsonValueKind.False } => false,
+                { ValueKind: JsonValueKind.True } => true,
+                _ => throw ApiError.BadRequest("'logprobs' must be true or false.", "logprobs"),
+            };
+            if (request.TopLogprobs is not null && !on)
+                throw ApiError.BadRequest("'top_logprobs' needs 'logprobs': true.", "top_logprobs");
+            top = on ? request.TopLogprobs ?? 0 : null;
+            if (top is < 0 or > GenerationRequest.MaxTopLogprobs)
+                throw ApiError.BadRequest($"'top_logprobs' must be a whole number from 0 to {GenerationRequest.MaxTopLogprobs}.", "top_logprobs");
+        }
+        else
+        {
+            if (request.TopLogprobs is not null)
+                throw ApiError.BadRequest("'top_logprobs' is a chat field; completions take 'logprobs': N (0 to 20 alternatives).", "top_logprobs");
+            top = request.Logprobs switch
+            {
+                null or { ValueKind: JsonValueKind.Null } => null,
+                { ValueKind: JsonValueKind.Number } n when n.TryGetInt32(out var count) && count is >= 0 and <= GenerationRequest.MaxTopLogprobs => count,
+                _ => throw ApiError.BadRequest($"'logprobs' must be a whole number from 0 to {GenerationRequest.MaxTopLogprobs} (the alternatives per token).", "logprobs"),
+            };
+        }
+        if (top is { } alternatives)
+            (options.AdditionalProperties ??= [])[ChatRequestMapper.TopLogprobsKey] = alternatives;
+
+        if (request.LogitBias is not { ValueKind: not JsonValueKind.Null } bias)
+            return;
+        if (bias.ValueKind != JsonValueKind.Object)
+            throw ApiError.BadRequest("'logit_bias' must be an object of token ids to biases from -100 to 100.", "logit_bias");
+        var biases = new Dictionary<int, float>();
+        foreach (var entry in bias.EnumerateObject())
+        {
+            if (biases.Count == GenerationRequest.MaxLogitBiasEntries)
+                throw ApiError.BadRequest($"'logit_bias' holds more than {GenerationRequest.MaxLogitBiasEntries} entries.", "logit_bias");
+            if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token))
+                throw ApiError.BadRequest($"'logit_bias' keys must be token ids (whole numbers), not '{entry.Name}'.", "logit_bias");
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetDouble(out var value) || value is < -100 or > 100)
+                throw ApiError.BadRequest($"'logit_bias' for token {token} must be a number from -100 to 100.", "logit_bias");
+            biases[token] = (float)value;
+        }
+        (options.AdditionalProperties ??= [])[ChatRequestMapper.LogitBiasKey] = biases;
     }
 
     private static string DecodingText(JsonElement value, string name)

@@ -37,6 +37,15 @@ internal abstract class SamplingRequest
     /// <summary>An end-user identifier (OpenAI's abuse monitoring); accepted and not used.</summary>
     public string? User { get; init; }
 
+    /// <summary>Chat: true for each token's log-probability; completions: the number of alternatives (legacy shape). Kept raw: the two differ.</summary>
+    public JsonElement? Logprobs { get; init; }
+
+    /// <summary>Chat: alternatives per token (0 to 20), with <c>logprobs: true</c>.</summary>
+    public int? TopLogprobs { get; init; }
+
+    /// <summary>Token id (a string key) to a bias from -100 to 100; kept raw so that each problem names the field.</summary>
+    public JsonElement? LogitBias { get; init; }
+
     /// <summary>Fields not declared here: AgentHost's decoding options travel on from these; any other is a 400 naming it.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Extra { get; set; }
