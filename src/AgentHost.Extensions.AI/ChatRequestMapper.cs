@@ -27,6 +27,22 @@ public static class ChatRequestMapper
     public const string RepeatPenaltyKey = "repeat_penalty";
 
     /// <summary>
+    /// Key asking for each generated token's log-probability with this many alternatives (0 to 20; an integer): the
+    /// response's <c>AdditionalProperties</c> (and each streamed update's) then hold <see cref="LogprobsKey"/>.
+    /// Only greedy and sample provide them; other strategies refuse the request.
+    /// </summary>
+    public const string TopLogprobsKey = "top_logprobs";
+
+    /// <summary>Key, in a response's or update's <c>AdditionalProperties</c>, of its tokens' <see cref="TokenLogprob"/> list.</summary>
+    public const string LogprobsKey = "logprobs";
+
+    /// <summary>
+    /// Key of logit biases: token id to a bias from -100 to 100 added to the raw logits before a token is chosen (an
+    /// <c>IReadOnlyDictionary&lt;int, float&gt;</c> or a JSON object of id strings to numbers). Greedy and sample only.
+    /// </summary>
+    public const string LogitBiasKey = "logit_bias";
+
+    /// <summary>
     /// The strategy a request asks for, built by the engine's factory in <paramref name="context"/> (unknown names,
     /// misplaced knobs and, where the context forbids them, file options refused).
     /// </summary>
@@ -89,7 +105,17 @@ public static class ChatRequestMapper
 
         DecodingStrategies.EnsureSamplingApplies(strategy, SamplingOptionIn(options));
         var sampling = strategy.AcceptsSampling ? CreateSampling(options) : null;
-        return new GenerationRequest
+        var request = new GenerationRequest
+        {
+            Prompt = promptText,
+            PromptTokens = promptTokens,
+            TopLogprobs = GetTopLogprobs(options),
+            LogitBias = GetLogitBias(options),
+        };
+        // Refused here, before the request waits for a slot, by the engine's rule.
+        if (strategy != DecodingStrategies.Greedy && strategy != DecodingStrategies.Sample)
+            request.RefuseTokenLevelFields(strategy.Name);
+        return request with
         {
             Prompt = promptText,
             PromptTokens = promptTokens,
@@ -126,6 +152,40 @@ public static class ChatRequestMapper
         };
     }
 
+    private static int? GetTopLogprobs(ChatOptions? options)
+    {
+        if (GetString(options, TopLogprobsKey) is not { } text)
+            return null;
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var top) && top is >= 0 and <= GenerationRequest.MaxTopLogprobs ? top
+            : throw new AgentHostException(ErrorKind.InvalidArgument, $"top_logprobs must be a whole number from 0 to {GenerationRequest.MaxTopLogprobs}, not '{text}'.") { Parameter = TopLogprobsKey };
+    }
+
+    private static IReadOnlyDictionary<int, float>? GetLogitBias(ChatOptions? options)
+    {
+        if (options?.AdditionalProperties?.TryGetValue(LogitBiasKey, out var value) != true || value is null)
+            return null;
+        switch (value)
+        {
+            case IReadOnlyDictionary<int, float> typed:
+                return typed;
+            case JsonElement { ValueKind: JsonValueKind.Object } json:
+                var bias = new Dictionary<int, float>();
+                foreach (var entry in json.EnumerateObject())
+                {
+                    if (bias.Count == GenerationRequest.MaxLogitBiasEntries)
+                        throw new AgentHostException(ErrorKind.InvalidArgument, $"logit_bias holds more than {GenerationRequest.MaxLogitBiasEntries} entries.") { Parameter = LogitBiasKey };
+                    if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token))
+                        throw new AgentHostException(ErrorKind.InvalidArgument, $"logit_bias keys must be token ids (whole numbers), not '{entry.Name}'.") { Parameter = LogitBiasKey };
+                    if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetDouble(out var number))
+                        throw new AgentHostException(ErrorKind.InvalidArgument, $"logit_bias for token {token} must be a number.") { Parameter = LogitBiasKey };
+                    bias[token] = (float)Math.Clamp(number, -1000, 1000);   // out of range is refused by the request's validation
+                }
+                return bias;
+            default:
+                throw new AgentHostException(ErrorKind.InvalidArgument, "logit_bias must map token ids to numbers.") { Parameter = LogitBiasKey };
+        }
+    }
+
     internal static string? GetString(ChatOptions? options, string key)
         => options?.AdditionalProperties?.TryGetValue(key, out var value) == true && value is not null ? ToInvariantString(key, value) : null;
 
@@ -134,19 +194,19 @@ public static class ChatRequestMapper
         if (GetString(options, key) is not { } text)
             return null;
         if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a number, not '{text}'.");
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a number, not '{text}'.") { Parameter = key };
         return value;
     }
 
     /// <summary>Option values arrive as strings, numbers, booleans or JSON elements (SK's settings round trip).</summary>
     private static string ToInvariantString(string key, object? value) => value switch
     {
-        null => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' has no value."),
+        null => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' has no value.") { Parameter = key },
         string text => text,
         bool flag => flag ? "true" : "false",
         IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
         JsonElement { ValueKind: JsonValueKind.String } element => element.GetString()!,
         JsonElement { ValueKind: JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False } element => element.GetRawText(),
-        _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a string, number or boolean."),
+        _ => throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' must be a string, number or boolean.") { Parameter = key },
     };
 }

@@ -98,8 +98,11 @@ public sealed partial class LlamaChatClient : IChatClient
         var call = Prepare(messages, options, cancellationToken);
         GenerationResult? result = null;
         var calls = 0;
+        List<TokenLogprob>? logprobs = null;   // the tokens' log-probabilities not yet handed out (requests that ask for them)
         await foreach (var update in RunStreamingAsync(call, cancellationToken).ConfigureAwait(false))
         {
+            if (update.Logprobs is { Count: > 0 } more)
+                (logprobs ??= []).AddRange(more);
             if (update.Result is not null)
             {
                 result = update.Result;
@@ -109,7 +112,16 @@ public sealed partial class LlamaChatClient : IChatClient
             IList<AIContent> contents = call.Reader is { } reader ? [.. reader.Push(update.Text)] : [new TextContent(update.Text)];
             calls += contents.Count(c => c is FunctionCallContent);
             if (contents.Count > 0)
-                yield return Update(call, contents);
+            {
+                var chunk = Update(call, contents);
+                if (logprobs is { Count: > 0 })
+                {
+                    // Each chunk carries the tokens decoded since the previous chunk (text a parser holds back waits with its tokens).
+                    (chunk.AdditionalProperties ??= [])[ChatRequestMapper.LogprobsKey] = logprobs.ToArray();
+                    logprobs.Clear();
+                }
+                yield return chunk;
+            }
         }
 
         List<AIContent> rest = [.. call.Reader?.Complete() ?? []];
@@ -119,6 +131,11 @@ public sealed partial class LlamaChatClient : IChatClient
         var finishReason = result.StopReason.ToFinishReason(calls > 0);
         last.FinishReason = finishReason;
         last.AdditionalProperties = ToProperties(result, call.ToolTokens);
+        // The last chunk carries the rest; the whole list is the result's (RawRepresentation).
+        if (logprobs is { Count: > 0 })
+            last.AdditionalProperties[ChatRequestMapper.LogprobsKey] = logprobs.ToArray();
+        else
+            last.AdditionalProperties.Remove(ChatRequestMapper.LogprobsKey);
         last.RawRepresentation = result;
         telemetry.Finish(result, finishReason);
         yield return last;
@@ -396,6 +413,8 @@ public sealed partial class LlamaChatClient : IChatClient
             properties["seed"] = seed;
         if (toolTokens > 0)
             properties[ToolTokensKey] = toolTokens;
+        if (result.Logprobs is { } logprobs)
+            properties[ChatRequestMapper.LogprobsKey] = logprobs;
         return properties;
     }
 

@@ -188,6 +188,32 @@ public sealed class ReliabilityCliTests
         AssertOneClearError(new AgentHostProcess.Result(process.ExitCode, await stdout, await stderr), "longer than");
     }
 
+    // docs/cli.md's contract: an output file the system refuses is an environment error (1), a configuration value out
+    // of range a usage error (2) for every verb; 70 only for a real internal fault.
+    public static TheoryData<string[], string, string, string, int> ExitCodeCases => new()
+    {
+        { new[] { "bench", "--prompts", "PROMPTS", "--runs", "1", "--warmup", "0", "--max-tokens", "4", "--json", "/proc/self/mem" }, "", "", "/proc/self/mem", 1 },
+        { new[] { "models", "list" }, "AGENTHOST_Mcp__CallTimeoutSeconds", "-1", "Mcp:CallTimeoutSeconds must be at least 1", 2 },
+        { new[] { "generate", "--prompt", "Once", "--max-tokens", "4" }, "AGENTHOST_Mcp__StartTimeoutSeconds", "0", "Mcp:StartTimeoutSeconds must be at least 1", 2 },
+        { new[] { "models", "list" }, "AGENTHOST_Mcp__Servers__bad-name__Command", "x", "Mcp:Servers:bad-name", 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(ExitCodeCases))]
+    public async Task ExitCodesFollowTheContract(string[] args, string variable, string value, string expected, int exitCode)
+    {
+        using var temp = new AgentHost.Llama.Tests.Support.TempFolder();
+        var prompts = temp.Combine("prompts.txt");
+        await File.WriteAllTextAsync(prompts, "Once upon a time\n");
+        var environment = new Dictionary<string, string>();
+        if (variable.Length > 0)
+            environment[variable] = value;
+
+        var result = await AgentHostProcess.RunAsync([.. args.Select(a => a == "PROMPTS" ? prompts : a)], environment, TimeSpan.FromSeconds(120));
+
+        AssertOneClearError(result, expected, exitCode);
+    }
+
     private static void AssertOneClearError(AgentHostProcess.Result result, string expected, int exitCode = 2)
     {
         Assert.True(result.ExitCode == exitCode, $"exit {result.ExitCode}: {result.StdErr}");

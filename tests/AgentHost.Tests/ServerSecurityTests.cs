@@ -102,7 +102,7 @@ public sealed class ServerSecurityTests : IAsyncLifetime
             Assert.Equal(["stories260k"], listed);
             foreach (var (endpoint, name) in Requests(missing))
             {
-                var (status, body, _) = await server.PostAsync(endpoint, Body(name));
+                var (status, body, _) = await server.PostAsync(endpoint, Body(endpoint, name));
                 Assert.Equal(HttpStatusCode.NotFound, status);
                 Assert.Equal("model_not_found", body.GetProperty("error").GetProperty("code").GetString());
             }
@@ -114,7 +114,7 @@ public sealed class ServerSecurityTests : IAsyncLifetime
         {
             foreach (var (endpoint, name) in Requests(missing))
             {
-                var (status, body, _) = await server.PostAsync(endpoint, Body(name));
+                var (status, body, _) = await server.PostAsync(endpoint, Body(endpoint, name));
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
                 Assert.Equal("model_unavailable", body.GetProperty("error").GetProperty("code").GetString());
                 Assert.Contains($"agenthost models pull {name}", body.GetProperty("error").GetProperty("message").GetString());
@@ -128,9 +128,12 @@ public sealed class ServerSecurityTests : IAsyncLifetime
         static IEnumerable<(string Endpoint, string Model)> Requests(string[] names) =>
             from name in names from endpoint in new[] { "/v1/chat/completions", "/v1/completions", "/v1/embeddings" } select (endpoint, name);
 
-        static string Body(string model) => JsonSerializer.Serialize(new Dictionary<string, object>
+        // Each endpoint's own fields: a field an endpoint does not know is a 400 naming it.
+        static string Body(string endpoint, string model) => JsonSerializer.Serialize(endpoint switch
         {
-            ["model"] = model, ["max_tokens"] = 4, ["messages"] = new[] { new { role = "user", content = "Hi" } }, ["prompt"] = "Hi", ["input"] = "Hi",
+            "/v1/chat/completions" => new Dictionary<string, object> { ["model"] = model, ["max_tokens"] = 4, ["messages"] = new[] { new { role = "user", content = "Hi" } } },
+            "/v1/completions" => new Dictionary<string, object> { ["model"] = model, ["max_tokens"] = 4, ["prompt"] = "Hi" },
+            _ => new Dictionary<string, object> { ["model"] = model, ["input"] = "Hi" },
         });
     }
 

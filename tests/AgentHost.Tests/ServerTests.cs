@@ -287,8 +287,8 @@ public sealed class ServerTests : IAsyncLifetime
     [InlineData("""{"model": "stories260k"}""", 400, "messages", "'messages' is required")]
     [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}""", 400, "temperature", "'temperature' must be a number")]
     [InlineData("""{"model": "stories260k", "messages": [{"role": "wizard", "content": "hi"}]}""", 400, "messages[0].role", "must be system")]
-    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "n": 2}""", 400, "n", "Only 'n': 1")]
-    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "decoding_strategy": "beam"}""", 400, null, "Unknown decoding strategy")]
+    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "n": 2}""", 400, "n", "'n' must be 1")]
+    [InlineData("""{"model": "stories260k", "messages": [{"role": "user", "content": "hi"}], "decoding_strategy": "beam"}""", 400, "decoding_strategy", "Unknown decoding strategy")]
     [InlineData("""{"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}""", 404, "model", "does not exist")]
     public async Task BadRequestsGetOpenAiErrorsWithTheRightStatus(string json, int expectedStatus, string? param, string message)
     {
@@ -299,6 +299,39 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.Contains(message, error.GetProperty("message").GetString());
         Assert.Equal(param, error.GetProperty("param").GetString());
         Assert.Equal(expectedStatus == 404 ? "model_not_found" : null, error.GetProperty("code").GetString());
+    }
+
+    // Issue 26 item 6: every field AgentHost does not implement is a 400 naming it, and every validation error names
+    // its field in param, schema errors with the place inside the schema in the message; the server keeps serving.
+    [Theory]
+    [InlineData("/v1/chat/completions", "\"top_p\": 0", "top_p", "top-p must be in (0, 1]")]
+    [InlineData("/v1/chat/completions", "\"min_p\": -1", "min_p", "min-p must be in [0, 1)")]
+    [InlineData("/v1/chat/completions", "\"repeat_penalty\": 0", "repeat_penalty", "repeat penalty must be positive")]
+    [InlineData("/v1/completions", "\"top_p\": 0", "top_p", "top-p must be in (0, 1]")]
+    [InlineData("/v1/chat/completions", "\"decoding_strategy\": \"greedy\", \"min_p\": 0.1", "min_p", "does not apply")]
+    [InlineData("/v1/completions", "\"best_of\": 2", "best_of", "'best_of' is not supported")]
+    [InlineData("/v1/completions", "\"echo\": true", "echo", "'echo' is not supported")]
+    [InlineData("/v1/completions", "\"suffix\": \"end\"", "suffix", "'suffix' is not supported")]
+    [InlineData("/v1/completions", "\"n\": 3", "n", "'n' must be 1")]
+    [InlineData("/v1/chat/completions", "\"grammar\": \"root ::= \\\"a\\\"\"", "grammar", "'grammar' is not supported")]
+    [InlineData("/v1/chat/completions", "\"frobnicate\": 1", "frobnicate", "'frobnicate' is not a field")]
+    [InlineData("/v1/completions", "\"frobnicate\": {}", "frobnicate", "'frobnicate' is not a field")]
+    [InlineData("/v1/chat/completions", "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"schema\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"strng\"}}}}}",
+        "response_format.json_schema.schema", "Unknown type 'strng' at #/properties/a")]
+    [InlineData("/v1/chat/completions", "\"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"schema\": {\"$defs\": {\"a\": {\"type\": \"object\", \"properties\": {\"b\": {\"$ref\": \"#/$defs/b\"}}, \"required\": [\"b\"]}, \"b\": {\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/a\"}}, \"required\": [\"a\"]}}, \"$ref\": \"#/$defs/a\"}}}",
+        "response_format.json_schema.schema", "#/$defs/a requires #/$defs/b")]
+    [InlineData("/v1/chat/completions", "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"integer\", \"minimum\": 5, \"maximum\": 1}}}}}]",
+        "tools[0].function.parameters", "#/properties/n")]
+    public async Task EveryValidationErrorNamesItsFieldAndTheServerLives(string endpoint, string field, string param, string message)
+    {
+        var start = endpoint == "/v1/completions" ? "\"prompt\": \"Once\"" : "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]";
+        var (status, body, _) = await _server.PostAsync(endpoint, $"{{\"model\": \"stories260k\", {start}, \"max_tokens\": 4, {field}}}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var error = body.GetProperty("error");
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.Contains(message, error.GetProperty("message").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await _server.PostAsync(endpoint, $"{{\"model\": \"stories260k\", {start}, \"max_tokens\": 4, \"user\": \"u1\", \"logprobs\": null}}")).Status);
     }
 
     [Fact]

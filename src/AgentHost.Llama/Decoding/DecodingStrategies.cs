@@ -56,7 +56,7 @@ public static class DecodingStrategies
     /// <summary>The descriptor of <paramref name="name"/>, or a clear error listing the known ones.</summary>
     public static StrategyDescriptor Find(string name)
         => _all.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase))
-            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown decoding strategy '{name}'. Known strategies: {string.Join(", ", Names)}.");
+            ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Unknown decoding strategy '{name}'. Known strategies: {string.Join(", ", Names)}.") { Parameter = "decoding_strategy" };
 
     /// <summary>
     /// Creates the strategy <paramref name="name"/>: options that name files are refused where the context forbids
@@ -77,7 +77,7 @@ public static class DecodingStrategies
             foreach (var key in FileOptionKeys)
             {
                 if (options.Values.ContainsKey(key))
-                    throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' names a file, which this host does not accept in requests (server-side files are configured by its operator).");
+                    throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' names a file, which this host does not accept in requests (server-side files are configured by its operator).") { Parameter = key };
             }
         }
         if (descriptor.NeedsHiddenStates && !context.HiddenStates)
@@ -87,7 +87,7 @@ public static class DecodingStrategies
         if (defaults.Count > 0)
             options = new StrategyOptions(options.Values.Concat(defaults));
         foreach (var option in descriptor.Options.Where(o => o.Required && !options.Values.ContainsKey(o.Key)))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy {descriptor.Name} needs option '{option.Key}': {option.Help}");
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy {descriptor.Name} needs option '{option.Key}': {option.Help}") { Parameter = option.Key };
         var strategy = descriptor.Create(options, context);
         options.EnsureAllRead(descriptor.Name);
         return strategy;
@@ -103,7 +103,7 @@ public static class DecodingStrategies
         if (given is not null && !descriptor.AcceptsSampling)
         {
             var samplers = string.Join(", ", _all.Where(d => d.AcceptsSampling && !d.NeedsHiddenStates).Select(d => d.Name));
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{given}' does not apply to decoding strategy '{descriptor.Name}', which does not sample; use one that does ({samplers}).");
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{given}' does not apply to decoding strategy '{descriptor.Name}', which does not sample; use one that does ({samplers}).") { Parameter = given };
         }
     }
 }

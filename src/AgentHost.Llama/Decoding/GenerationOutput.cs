@@ -40,6 +40,9 @@ public sealed class GenerationOutput
             _longestStop = Math.Max(_longestStop, s.Length);
     }
 
+    /// <summary>Whether <paramref name="token"/> ends generation without joining the output (EOG or a stop token).</summary>
+    internal bool IsEnd(int token) => _vocabulary.IsEndOfGeneration(token) || (_stopTokens.Count > 0 && _stopTokens.Contains(token));
+
     /// <summary>Accepted tokens.</summary>
     public IReadOnlyList<int> Tokens => _tokens;
 

@@ -38,20 +38,20 @@ public sealed record SamplingOptions
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
-        Require(float.IsFinite(Temperature) && Temperature >= 0, $"temperature must be 0 or more, not {Temperature}.");
-        Require(TopK >= 0, $"top-k must be 0 (off) or more, not {TopK}.");
-        Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.");
-        Require(MinP is >= 0 and < 1, $"min-p must be in [0, 1), not {MinP}.");
-        Require(float.IsFinite(RepeatPenalty) && RepeatPenalty > 0, $"repeat penalty must be positive, not {RepeatPenalty}.");
-        Require(float.IsFinite(FrequencyPenalty), "frequency penalty must be a finite number.");
-        Require(float.IsFinite(PresencePenalty), "presence penalty must be a finite number.");
-        Require(PenaltyLastN >= 0, $"penalty window must be 0 or more, not {PenaltyLastN}.");
+        Require(float.IsFinite(Temperature) && Temperature >= 0, $"temperature must be 0 or more, not {Temperature}.", "temperature");
+        Require(TopK >= 0, $"top-k must be 0 (off) or more, not {TopK}.", "top_k");
+        Require(TopP is > 0 and <= 1, $"top-p must be in (0, 1], not {TopP}.", "top_p");
+        Require(MinP is >= 0 and < 1, $"min-p must be in [0, 1), not {MinP}.", "min_p");
+        Require(float.IsFinite(RepeatPenalty) && RepeatPenalty > 0, $"repeat penalty must be positive, not {RepeatPenalty}.", "repeat_penalty");
+        Require(float.IsFinite(FrequencyPenalty), "frequency penalty must be a finite number.", "frequency_penalty");
+        Require(float.IsFinite(PresencePenalty), "presence penalty must be a finite number.", "presence_penalty");
+        Require(PenaltyLastN >= 0, $"penalty window must be 0 or more, not {PenaltyLastN}.", "penalty_last_n");
     }
 
-    internal static void Require(bool ok, string message)
+    internal static void Require(bool ok, string message, string? parameter = null)
     {
         if (!ok)
-            throw new AgentHostException(ErrorKind.InvalidArgument, message);
+            throw new AgentHostException(ErrorKind.InvalidArgument, message) { Parameter = parameter };
     }
 }
 
@@ -95,9 +95,67 @@ public sealed record GenerationRequest
     /// </summary>
     public GrammarConstraint? Grammar { get; init; }
 
+    /// <summary>The most alternatives <see cref="TopLogprobs"/> may ask for (OpenAI's bound).</summary>
+    public const int MaxTopLogprobs = 20;
+
+    /// <summary>The most entries <see cref="LogitBias"/> may hold.</summary>
+    public const int MaxLogitBiasEntries = 1024;
+
+    /// <summary>
+    /// Record each generated token's log-probability with this many of the step's most likely tokens (0 to
+    /// <see cref="MaxTopLogprobs"/>) into <see cref="GenerationResult.Logprobs"/> (and each streamed update's); null, the
+    /// default, records nothing at no cost. Honoured by the plain strategies (greedy, sample, batched or not); the
+    /// others refuse a request with it.
+    /// </summary>
+    public int? TopLogprobs { get; init; }
+
+    /// <summary>
+    /// Biases added to the raw logits of these token ids before a token is chosen, each from -100 to 100, at most
+    /// <see cref="MaxLogitBiasEntries"/>; ids must be in the model's vocabulary. Honoured by the plain strategies; the
+    /// others refuse a request with it.
+    /// </summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
+
+    /// <summary>This run's log-probability recorder (one per generation, set by the engine's entry points).</summary>
+    internal TokenLogprobRecorder? Recorder { get; init; }
+
+    /// <summary>This request with a fresh recorder when it asks for log-probabilities and has none yet.</summary>
+    internal GenerationRequest ForRun() => TopLogprobs is { } top && Recorder is null ? this with { Recorder = new TokenLogprobRecorder(top) } : this;
+
+    /// <summary>Throws an <see cref="AgentHostException"/> when <see cref="LogitBias"/> names a token outside a vocabulary of <paramref name="vocabularySize"/>.</summary>
+    public void ValidateFor(int vocabularySize)
+    {
+        if (LogitBias is null)
+            return;
+        foreach (var token in LogitBias.Keys)
+            SamplingOptions.Require(token >= 0 && token < vocabularySize, $"logit_bias names token {token}, outside the model's vocabulary of {vocabularySize} tokens (0 to {vocabularySize - 1}).", "logit_bias");
+    }
+
+    /// <summary>
+    /// Refuses a request with <see cref="TopLogprobs"/> or <see cref="LogitBias"/> for <paramref name="strategy"/>, which
+    /// cannot honour them (it does not choose tokens one at a time from the raw logits).
+    /// </summary>
+    public void RefuseTokenLevelFields(string strategy)
+    {
+        if (TopLogprobs is not null)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"logprobs are not available with decoding strategy '{strategy}'; use greedy or sample.") { Parameter = "logprobs" };
+        if (LogitBias is not null)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"logit_bias is not available with decoding strategy '{strategy}'; use greedy or sample.") { Parameter = "logit_bias" };
+    }
+
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {
+        SamplingOptions.Require(TopLogprobs is null or (>= 0 and <= MaxTopLogprobs), $"top_logprobs must be from 0 to {MaxTopLogprobs}, not {TopLogprobs}.", "top_logprobs");
+        if (LogitBias is not null)
+        {
+            SamplingOptions.Require(LogitBias.Count <= MaxLogitBiasEntries, $"logit_bias holds {LogitBias.Count} entries; the limit is {MaxLogitBiasEntries}.", "logit_bias");
+            foreach (var (token, bias) in LogitBias)
+            {
+                SamplingOptions.Require(token >= 0, $"logit_bias names token {token}; token ids are 0 or more.", "logit_bias");
+                SamplingOptions.Require(float.IsFinite(bias) && bias is >= -100 and <= 100, $"logit_bias for token {token} must be from -100 to 100, not {bias}.", "logit_bias");
+            }
+        }
         SamplingOptions.Require(PromptTokens is null ? !string.IsNullOrEmpty(Prompt) : PromptTokens.Count > 0, "The prompt is empty; pass some text to continue.");
         SamplingOptions.Require(MaxTokens >= 1, $"max tokens must be at least 1, not {MaxTokens}.");
         foreach (var stop in Stop)

@@ -67,4 +67,7 @@ public sealed class GenerationResult
     /// Serialised as is into the CLI's <c>--json</c> output under <c>details</c>.
     /// </summary>
     public object? Details { get; init; }
+
+    /// <summary>Each generated token's log-probability, when the request asked for them (<see cref="GenerationRequest.TopLogprobs"/>); else null.</summary>
+    public IReadOnlyList<TokenLogprob>? Logprobs { get; init; }
 }

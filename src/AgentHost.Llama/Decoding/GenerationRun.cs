@@ -13,8 +13,12 @@ public sealed class GenerationRun
     private readonly Stopwatch _clock;
     private readonly int _decodeCallsAtStart;
 
-    private GenerationRun(InferenceSession session, int[] promptTokens, GenerationOutput output, int logitsIndex, Stopwatch clock, int decodeCallsAtStart, TimeSpan prefillTime, int cachedPromptTokens)
+    private readonly TokenLogprobRecorder? _recorder;
+
+    private GenerationRun(InferenceSession session, int[] promptTokens, GenerationOutput output, int logitsIndex, Stopwatch clock, int decodeCallsAtStart, TimeSpan prefillTime, int cachedPromptTokens,
+        TokenLogprobRecorder? recorder)
     {
+        _recorder = recorder;
         CachedPromptTokens = cachedPromptTokens;
         Session = session;
         PromptTokens = promptTokens;
@@ -61,6 +65,7 @@ public sealed class GenerationRun
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
+        request.ValidateFor(session.Model.Vocabulary.Count);
         cancellationToken.ThrowIfCancellationRequested();
 
         var clock = Stopwatch.StartNew();
@@ -79,7 +84,7 @@ public sealed class GenerationRun
         var decodeCalls = session.DecodeCalls;
         var index = session.Prefill(tokens.AsSpan(cached), 0, promptOutputs, onPromptOutput, cancellationToken);
         var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText, request.StopTokens);
-        return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed, cached);
+        return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed, cached, request.Recorder);
     }
 
     /// <summary>
@@ -139,6 +144,7 @@ public sealed class GenerationRun
             Text = text,
             StopReason = Output.StopReason ?? StopReason.MaxTokens,
             Details = details,
+            Logprobs = _recorder?.All,
             Stats = new GenerationStats
             {
                 PromptTokens = PromptTokens.Length,

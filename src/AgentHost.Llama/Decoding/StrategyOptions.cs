@@ -57,7 +57,7 @@ public sealed class StrategyOptions
         foreach (var key in _values.Keys)
         {
             if (!_read.Contains(key))
-                throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' does not apply to decoding strategy '{strategy}'.");
+                throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{key}' does not apply to decoding strategy '{strategy}'.") { Parameter = key };
         }
     }
 
@@ -68,5 +68,5 @@ public sealed class StrategyOptions
     }
 
     private static AgentHostException Invalid(string key, string text, string expected)
-        => new(ErrorKind.InvalidArgument, $"Option '{key}' must be {expected}, not '{text}'.");
+        => new(ErrorKind.InvalidArgument, $"Option '{key}' must be {expected}, not '{text}'.") { Parameter = key };
 }

@@ -57,13 +57,16 @@ public sealed class BatchedGenerator : IDisposable
     public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(GenerationRequest request, bool sample, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return GenerationStream.Run((onText, token) => Enqueue(request, sample, onText, token), request.MaxTokens, cancellationToken);
+        request = request.ForRun();
+        return GenerationStream.Run((onText, token) => Enqueue(request, sample, onText, token), request.MaxTokens, cancellationToken, request.Recorder);
     }
 
     private Task<GenerationResult> Enqueue(GenerationRequest request, bool sample, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        request = request.ForRun();
         request.Validate();
+        request.ValidateFor(_model.Vocabulary.Count);
         if (request.Grammar is not null)
             throw new AgentHostException(ErrorKind.InvalidArgument, "Batched generation does not take a grammar.");
         var tokens = request.PromptTokens is { } given ? [.. given] : _model.Tokenize(request.Prompt, _model.Vocabulary.AddBos);
@@ -304,8 +307,18 @@ public sealed class BatchedGenerator : IDisposable
     {
         if (job.Output.Tokens.Count == 0)
             job.PrefillTime = job.Clock.Elapsed;
-        var logits = session.GetLogits(job.BatchIndex);
+        var raw = session.GetLogits(job.BatchIndex);
+        var logits = raw;
+        if (job.Request.LogitBias is { } bias)
+        {
+            job.Biased ??= new float[raw.Length];
+            raw.CopyTo(job.Biased);
+            LogitBias.Apply(bias, job.Biased);
+            logits = job.Biased;
+        }
         var token = job.Sampler is { } sampler ? sampler.Sample(logits) : TokenSampler.ArgMax(logits);
+        if (job.Request.Recorder is { } recorder && !job.Output.IsEnd(token))
+            recorder.Record(raw, token);
         var stop = job.Output.Accept(token);
         if (!stop && session.GetPast(job.Sequence) >= job.Reserved)
         {
@@ -336,6 +349,7 @@ public sealed class BatchedGenerator : IDisposable
         Tokens = job.Output.Tokens,
         Text = job.Output.Complete(),
         StopReason = job.Output.StopReason ?? StopReason.MaxTokens,
+        Logprobs = job.Request.Recorder?.All,
         Stats = new GenerationStats
         {
             PromptTokens = job.Prompt.Length,
@@ -394,5 +408,7 @@ public sealed class BatchedGenerator : IDisposable
         public long BatchedRequests { get; set; }
         public int Steps { get; set; }
         public TimeSpan PrefillTime { get; set; }
+        /// <summary>The logits with the request's biases added (only for a request with logit_bias).</summary>
+        public float[]? Biased { get; set; }
     }
 }

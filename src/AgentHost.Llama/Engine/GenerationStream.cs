@@ -15,19 +15,22 @@ internal static class GenerationStream
     private const long MaxPieces = (1L << 24) + 2;
 
     public static async IAsyncEnumerable<GenerationUpdate> Run(
-        Func<Action<string>, CancellationToken, Task<GenerationResult>> start, int maxTokens, [EnumeratorCancellation] CancellationToken cancellationToken)
+        Func<Action<string>, CancellationToken, Task<GenerationResult>> start, int maxTokens, [EnumeratorCancellation] CancellationToken cancellationToken,
+        TokenLogprobRecorder? recorder = null)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // A client may ask for int.MaxValue tokens: the capacity is computed without overflow and never above what a
         // context can hold (a generation cannot accept more tokens than its context has positions).
         var capacity = (int)Math.Min((long)Math.Max(maxTokens, 1) + 2, MaxPieces);
-        var pieces = Channel.CreateBounded<string>(new BoundedChannelOptions(capacity)
+        // Each piece carries the log-probabilities of the tokens recorded since the previous one (taken on the model's
+        // thread, where they are recorded, as the piece is written).
+        var pieces = Channel.CreateBounded<(string Text, TokenLogprob[]? Logprobs)>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        var generation = start(piece => Write(pieces.Writer, piece, stop.Token), stop.Token);
+        var generation = start(piece => Write(pieces.Writer, (piece, recorder?.TakeNew()), stop.Token), stop.Token);
         // Errors surface from awaiting the generation below, with their own type.
         _ = generation.ContinueWith(_ => pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
@@ -38,7 +41,7 @@ internal static class GenerationStream
             {
                 // Buffered pieces are not handed out once the reader cancelled.
                 cancellationToken.ThrowIfCancellationRequested();
-                yield return new GenerationUpdate(piece);
+                yield return new GenerationUpdate(piece.Text, Logprobs: piece.Logprobs);
             }
             result = await generation.ConfigureAwait(false);
         }
@@ -51,10 +54,10 @@ internal static class GenerationStream
                 await generation.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
             }
         }
-        yield return new GenerationUpdate("", result);
+        yield return new GenerationUpdate("", result, recorder?.TakeNew());
     }
 
-    private static void Write(ChannelWriter<string> writer, string piece, CancellationToken cancellationToken)
+    private static void Write(ChannelWriter<(string, TokenLogprob[]?)> writer, (string, TokenLogprob[]?) piece, CancellationToken cancellationToken)
     {
         if (!writer.TryWrite(piece))
             writer.WriteAsync(piece, cancellationToken).AsTask().GetAwaiter().GetResult();

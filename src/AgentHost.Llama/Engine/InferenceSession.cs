@@ -297,12 +297,15 @@ public sealed class InferenceSession : IDisposable
     public IAsyncEnumerable<GenerationUpdate> GenerateStreamingAsync(IDecodingStrategy strategy, GenerationRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return GenerationStream.Run((onText, token) => RunStrategyAsync(strategy, request, onText, token), request.MaxTokens, cancellationToken);
+        request = request.ForRun();
+        return GenerationStream.Run((onText, token) => RunStrategyAsync(strategy, request, onText, token), request.MaxTokens, cancellationToken, request.Recorder);
     }
 
     private Task<GenerationResult> RunStrategyAsync(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(strategy);
+        ArgumentNullException.ThrowIfNull(request);
+        request = request.ForRun();
         return Model.Scheduler.RunAsync(() => strategy.Generate(this, request, onText, cancellationToken), cancellationToken);
     }
 

@@ -39,6 +39,8 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
     {
         var rule = builder.Reserve(name);
         builder.Define(rule, Visit(root, "#", rule));
+        if (_refs.Count > 0)
+            RefuseEndlessReferences();
         if (_unsupported.Count > 0)
         {
             if (!builder.Options.IgnoreUnsupported)
@@ -475,6 +477,148 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
         _refs[pointer] = name;   // before visiting, so that a recursive reference finds it
         builder.Define(name, Visit(target, pointer, name));
         return name;
+    }
+
+    // A referenced schema whose every value must hold a value of itself (a requires b and b requires a, through
+    // required properties, arrays with minItems, allOf) has no finite value: its grammar rule can be entered but
+    // never finished, and a generation would only stop at max_tokens. Which references can end is a least fixed
+    // point (llama.cpp's productive rules): start with none, add each whose schema has a finite value when only
+    // those already added can; whatever is left goes round a cycle, which the error names.
+    private void RefuseEndlessReferences()
+    {
+        var finite = new HashSet<string>(StringComparer.Ordinal);
+        var targets = new List<(string Pointer, JsonElement Schema)>(_refs.Count);
+        foreach (var pointer in _refs.Keys)
+            targets.Add((pointer, Resolve(pointer, pointer)));
+        for (var changed = true; changed;)
+        {
+            changed = false;
+            foreach (var (pointer, schema) in targets)
+            {
+                if (!finite.Contains(pointer) && HasFiniteValue(schema, pointer, finite, blocking: null))
+                {
+                    finite.Add(pointer);
+                    changed = true;
+                }
+            }
+        }
+        if (finite.Count == targets.Count)
+            return;
+
+        // Follow, from the first endless reference, the first reference that keeps each one from ending, until one repeats.
+        var next = new Dictionary<string, (string Pointer, string At)>(StringComparer.Ordinal);
+        foreach (var (pointer, schema) in targets)
+        {
+            var blocking = new List<(string Pointer, string At)>();
+            if (!finite.Contains(pointer) && !HasFiniteValue(schema, pointer, finite, blocking) && blocking.Count > 0)
+                next[pointer] = blocking[0];
+        }
+        if (targets.FirstOrDefault(t => next.ContainsKey(t.Pointer)).Pointer is not { } start)
+            return;   // unsatisfiable for another reason, which the converter reports
+        var chain = new List<string>();
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var current = start; next.ContainsKey(current) && !seen.ContainsKey(current); current = next[current].Pointer)
+        {
+            seen[current] = chain.Count;
+            chain.Add(current);
+        }
+        var cycleStart = next.TryGetValue(chain[^1], out var last) && seen.TryGetValue(last.Pointer, out var at) ? at : 0;
+        var steps = new StringBuilder();
+        for (var i = cycleStart; i < chain.Count; i++)
+        {
+            var (target, where) = next[chain[i]];
+            steps.Append(i == cycleStart ? $"{chain[i]} requires {target} (at {where})" : $", which requires {target} (at {where})");
+        }
+        throw new AgentHostException(ErrorKind.InvalidArgument,
+            $"The JSON schema cannot be satisfied at {Short(chain[cycleStart])}: its required values refer to each other without end " +
+            $"({Short(steps.ToString())}), so no finite value exists; make one of them optional.");
+    }
+
+    // Whether some finite value is valid against the schema, when the references in finite are the only ones known
+    // to have one (the converter's reading of the schema: refs, const / enum, allOf, anyOf / oneOf, type or the type
+    // its keywords imply). blocking collects the references that decided a false answer, with where they are.
+    private bool HasFiniteValue(JsonElement schema, string path, HashSet<string> finite, List<(string Pointer, string At)>? blocking)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (schema.ValueKind != JsonValueKind.Object)
+            return schema.ValueKind != JsonValueKind.False;
+        if (schema.TryGetProperty("$ref", out var reference))
+        {
+            if (reference.ValueKind != JsonValueKind.String || reference.GetString() is not { } pointer || !pointer.StartsWith('#') || finite.Contains(pointer))
+                return true;
+            blocking?.Add((pointer, path));
+            return false;
+        }
+        if (Has(schema, "const", "enum"))
+            return true;
+        if (schema.TryGetProperty("allOf", out var all) && all.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var part in all.EnumerateArray())
+            {
+                if (!HasFiniteValue(part, $"{path}/allOf/{i++}", finite, blocking))
+                    return false;
+            }
+            return !Has(schema, "properties", "required") || ObjectHasFiniteValue(schema, path, finite, blocking);
+        }
+        foreach (var keyword in (ReadOnlySpan<string>)["anyOf", "oneOf"])
+        {
+            if (!schema.TryGetProperty(keyword, out var options) || options.ValueKind != JsonValueKind.Array)
+                continue;
+            var i = 0;
+            var any = false;
+            foreach (var option in options.EnumerateArray())
+                any |= HasFiniteValue(option, $"{path}/{keyword}/{i++}", finite, blocking);
+            return any;
+        }
+        var types = Types(schema, path);
+        if (types.Count == 0)
+        {
+            if (Has(schema, "properties", "required", "additionalProperties"))
+                types.Add("object");
+            else if (Has(schema, "items", "minItems", "maxItems"))
+                types.Add("array");
+            else
+                return true;
+        }
+        foreach (var type in types)
+        {
+            var ends = type switch
+            {
+                "object" => ObjectHasFiniteValue(schema, path, finite, blocking),
+                "array" => !(schema.TryGetProperty("minItems", out var min) && min.ValueKind == JsonValueKind.Number && min.GetDouble() >= 1
+                             && schema.TryGetProperty("items", out var items)) || HasFiniteValue(items, path + "/items", finite, blocking),
+                _ => true,
+            };
+            if (ends)
+                return true;
+        }
+        return false;
+    }
+
+    // An object has a finite value when each required property does (declared ones by their schema, others by additionalProperties).
+    private bool ObjectHasFiniteValue(JsonElement schema, string path, HashSet<string> finite, List<(string Pointer, string At)>? blocking)
+    {
+        if (!schema.TryGetProperty("required", out var required) || required.ValueKind != JsonValueKind.Array)
+            return true;
+        var hasProperties = schema.TryGetProperty("properties", out var properties) && properties.ValueKind == JsonValueKind.Object;
+        foreach (var name in required.EnumerateArray())
+        {
+            if (name.ValueKind != JsonValueKind.String)
+                continue;
+            var text = name.GetString()!;
+            if (hasProperties && properties.TryGetProperty(text, out var property))
+            {
+                if (!HasFiniteValue(property, $"{path}/properties/{Escape(text)}", finite, blocking))
+                    return false;
+            }
+            else if (schema.TryGetProperty("additionalProperties", out var additional) && additional.ValueKind == JsonValueKind.Object
+                     && !HasFiniteValue(additional, path + "/additionalProperties", finite, blocking))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private JsonElement Follow(JsonElement schema, string path)

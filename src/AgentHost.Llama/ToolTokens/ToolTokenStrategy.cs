@@ -114,6 +114,8 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
     public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(request);
+        request.RefuseTokenLevelFields(Name);
         ToolTokenDataset.RequireHiddenStates(session);
         var model = session.Model;
         _head.EnsureMatches(model);

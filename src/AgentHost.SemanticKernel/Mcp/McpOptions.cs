@@ -50,7 +50,7 @@ public sealed partial class McpOptions
     }
 
     /// <summary>Checks every entry; throws an <see cref="AgentHostException"/> naming the key.</summary>
-    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: a bad name, both or neither of command and URL, a bad URL or timeout.</exception>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/> (a configuration error): a bad name, both or neither of command and URL, a bad URL or timeout.</exception>
     public void Validate()
     {
         if (StartTimeoutSeconds < 1)
@@ -71,7 +71,8 @@ public sealed partial class McpOptions
         }
     }
 
-    private static AgentHostException Invalid(string message) => new(ErrorKind.InvalidPlugin, message);
+    // A configuration value out of range or malformed: a usage error (exit 2), like every other configuration key.
+    private static AgentHostException Invalid(string message) => new(ErrorKind.InvalidArgument, message);
 
     // Semantic Kernel's rule for plugin names.
     [GeneratedRegex("^[0-9A-Za-z_]+$")]

@@ -48,7 +48,7 @@ public sealed partial class McpPlugins : IAsyncDisposable
     /// <param name="loggerFactory">Logging (a server's stderr goes to it at debug level).</param>
     /// <param name="cancellationToken">Cancels the connection.</param>
     /// <returns>The connected servers; none when none is configured.</returns>
-    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: a bad entry, or a server that cannot be started, does not answer in time or returns bad data.</exception>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/>: a bad entry; <see cref="ErrorKind.InvalidPlugin"/>: a server that cannot be started, does not answer in time or returns bad data.</exception>
     public static Task<McpPlugins> ConnectAsync(McpOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
         => ConnectCoreAsync(options, keepGoing: false, loggerFactory, cancellationToken);
 
@@ -60,7 +60,7 @@ public sealed partial class McpPlugins : IAsyncDisposable
     /// <param name="loggerFactory">Logging (a server's stderr goes to it at debug level).</param>
     /// <param name="cancellationToken">Cancels the connection.</param>
     /// <returns>The servers that connected and the errors of those that did not.</returns>
-    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidPlugin"/>: a bad entry.</exception>
+    /// <exception cref="AgentHostException"><see cref="ErrorKind.InvalidArgument"/>: a bad entry.</exception>
     public static Task<McpPlugins> ConnectAvailableAsync(McpOptions options, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
         => ConnectCoreAsync(options, keepGoing: true, loggerFactory, cancellationToken);
 

@@ -88,6 +88,14 @@ internal static class CliApp
             Console.Error.WriteLine($"error: {ex.Message}");
             return ex.Kind == ErrorKind.InvalidArgument ? ExitUsage : ExitError;
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The environment refused a read or write (a path that cannot be written such as /proc/self/mem, a full
+            // disk, no permission): an environment error naming the file, not an internal fault.
+            logger.LogDebug(ex, "I/O error");
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return ExitError;
+        }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
             Console.Error.WriteLine("cancelled.");
@@ -214,7 +222,10 @@ internal static class CliApp
         builder.Services.AddSingleton<ICommand, AnalyzeContrastCommand>();
 
         builder.Services.AddSingleton(ConfigurationBinding.Bind<PluginOptions>(builder.Configuration, PluginOptions.SectionName));
-        builder.Services.AddSingleton(ConfigurationBinding.Bind<McpOptions>(builder.Configuration, McpOptions.SectionName));
+        // Range-checked here, so a bad Mcp key is a configuration error (exit 2) for every verb, not a plugin failure later.
+        var mcp = ConfigurationBinding.Bind<McpOptions>(builder.Configuration, McpOptions.SectionName);
+        mcp.Validate();
+        builder.Services.AddSingleton(mcp);
         builder.Services.AddSingleton<AppPlugins>();
         builder.Services.AddSingleton(services => new ToolTokenTools(() =>
         {

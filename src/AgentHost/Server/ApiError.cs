@@ -18,8 +18,8 @@ internal sealed class ApiError(int status, string message, string type = "invali
     /// <summary>The status and shape of an engine error: user mistakes are 400s, a remote model's endpoint failing 502, the rest 500.</summary>
     public static ApiError From(AgentHostException error) => error.Kind switch
     {
-        ErrorKind.ContextOverflow => new(StatusCodes.Status400BadRequest, error.Message, code: "context_length_exceeded"),
-        ErrorKind.InvalidArgument => new(StatusCodes.Status400BadRequest, error.Message),
+        ErrorKind.ContextOverflow => new(StatusCodes.Status400BadRequest, error.Message, code: "context_length_exceeded", param: error.Parameter),
+        ErrorKind.InvalidArgument => new(StatusCodes.Status400BadRequest, error.Message, param: error.Parameter),
         ErrorKind.RemoteFailed => new(StatusCodes.Status502BadGateway, error.Message, "server_error", "upstream_error"),
         _ => new(StatusCodes.Status500InternalServerError, error.Message, "server_error"),
     };

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
+using AgentHost.Llama.Models;
 using AgentHost.Extensions.AI;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.AI;
@@ -164,6 +165,13 @@ internal static class OpenAiApi
         var call = OpenAiRequests.ParseChat(await ReadBodyAsync(context, options));
         var (hosted, ticket) = await AdmitAsync(models, options, call.Model, context);
         using var admission = ticket;
+        // Token-level fields need the model's own logits: a remote entry's endpoint is not asked to honour them.
+        if (call.Options.AdditionalProperties is { } extra && hosted.Chat.GetService(typeof(LlamaModel)) is null
+            && (extra.ContainsKey(ChatRequestMapper.TopLogprobsKey) || extra.ContainsKey(ChatRequestMapper.LogitBiasKey)))
+        {
+            var field = extra.ContainsKey(ChatRequestMapper.TopLogprobsKey) ? "logprobs" : "logit_bias";
+            throw ApiError.BadRequest($"'{field}' needs a local model; '{hosted.Name}' is a remote entry.", field);
+        }
         var id = $"chatcmpl-{Guid.NewGuid():N}";
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var ct = context.RequestAborted;
@@ -178,18 +186,26 @@ internal static class OpenAiApi
             {
                 ReasoningContent = reasoning.Length > 0 ? reasoning : null,
             };
+            var logprobs = ChatLogprobs(hosted.Chat, response.AdditionalProperties);
             await context.Response.WriteAsJsonAsync(
-                new ChatCompletionResponse(id, created, hosted.Name, [new ChatChoice(message, response.FinishReason?.Value)], Usage(response.Usage), Decoding(response.AdditionalProperties)),
+                new ChatCompletionResponse(id, created, hosted.Name, [new ChatChoice(message, response.FinishReason?.Value, logprobs)], Usage(response.Usage), Decoding(response.AdditionalProperties)),
                 OpenAiJsonContext.Default.ChatCompletionResponse, cancellationToken: ct);
             return;
         }
 
         StartEvents(context.Response);
-        ChatCompletionChunk Chunk(Delta delta, string? finish = null) => new(id, created, hosted.Name, [new ChunkChoice(delta, finish)]);
+        ChatLogprobsBody? pending = null;   // the update's tokens, on the first chunk written for it
+        ChatCompletionChunk Chunk(Delta delta, string? finish = null)
+        {
+            var chunk = new ChatCompletionChunk(id, created, hosted.Name, [new ChunkChoice(delta, finish, pending)]);
+            pending = null;
+            return chunk;
+        }
         await WriteEventAsync(context.Response, Chunk(new Delta { Role = "assistant", Content = "" }), ct);
         var toolIndex = 0;
         await foreach (var update in hosted.Chat.GetStreamingResponseAsync(call.Messages, call.Options, ct))
         {
+            pending = ChatLogprobs(hosted.Chat, update.AdditionalProperties);
             foreach (var content in update.Contents)
             {
                 switch (content)
@@ -208,8 +224,8 @@ internal static class OpenAiApi
                         break;
                 }
             }
-            if (update.FinishReason is { } finish)
-                await WriteEventAsync(context.Response, Chunk(new Delta(), finish.Value), ct);
+            if (update.FinishReason is { } finish || pending is not null)
+                await WriteEventAsync(context.Response, Chunk(new Delta(), update.FinishReason?.Value), ct);
         }
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
@@ -239,15 +255,17 @@ internal static class OpenAiApi
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var ct = context.RequestAborted;
 
-        CompletionResponse Body(string text, GenerationResult? result = null, bool withUsage = true) => new(id, created, hosted.Name,
-            [new CompletionChoice(text, result?.StopReason.ToFinishReason().Value)],
+        var vocabulary = hosted.Local("/v1/completions").Model.Vocabulary;
+        var offset = 0;   // characters of the completion before the next token (the legacy text_offset)
+        CompletionResponse Body(string text, GenerationResult? result = null, bool withUsage = true, IReadOnlyList<TokenLogprob>? logprobs = null) => new(id, created, hosted.Name,
+            [new CompletionChoice(text, result?.StopReason.ToFinishReason().Value, logprobs is null ? null : CompletionLogprobs(vocabulary, logprobs, ref offset))],
             result is not null && withUsage ? Usage(result.Stats.ToUsage()) : null,
             result is null ? null : Decoding(LlamaChatClient.ToProperties(result)));
 
         if (!call.Stream)
         {
             var result = await hosted.Local("/v1/completions").CompleteAsync(call.Prompt, call.Options, ct);
-            await context.Response.WriteAsJsonAsync(Body(result.Text, result), OpenAiJsonContext.Default.CompletionResponse, cancellationToken: ct);
+            await context.Response.WriteAsJsonAsync(Body(result.Text, result, logprobs: result.Logprobs), OpenAiJsonContext.Default.CompletionResponse, cancellationToken: ct);
             return;
         }
 
@@ -256,11 +274,16 @@ internal static class OpenAiApi
         await foreach (var update in hosted.Local("/v1/completions").CompleteStreamingAsync(call.Prompt, call.Options, ct))
         {
             if (update.Result is not null)
+            {
                 finished = update.Result;
+                // Tokens recorded after the last piece (held back for a stop string, or an empty flush) come with the last event.
+                await WriteEventAsync(context.Response, Body("", finished, call.IncludeUsage, finished.Logprobs is null ? null : update.Logprobs ?? []), ct);
+            }
             else
-                await WriteEventAsync(context.Response, Body(update.Text), ct);
+            {
+                await WriteEventAsync(context.Response, Body(update.Text, logprobs: update.Logprobs), ct);
+            }
         }
-        await WriteEventAsync(context.Response, Body("", finished, call.IncludeUsage), ct);
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
     }
 
@@ -275,6 +298,60 @@ internal static class OpenAiApi
             : embedding.Vector.ToArray())).ToList();
         var tokens = embeddings.Usage?.InputTokenCount ?? 0;
         await context.Response.WriteAsJsonAsync(new EmbeddingResponse(data, hosted.Name, new EmbeddingUsage(tokens, tokens)), OpenAiJsonContext.Default.EmbeddingResponse, cancellationToken: context.RequestAborted);
+    }
+
+    /// <summary>The chat shape of a response's or update's token log-probabilities, or null when it has none.</summary>
+    private static ChatLogprobsBody? ChatLogprobs(IChatClient chat, AdditionalPropertiesDictionary? properties)
+    {
+        if (properties?.GetValueOrDefault(ChatRequestMapper.LogprobsKey) is not IReadOnlyList<TokenLogprob> logprobs)
+            return null;
+        var vocabulary = (chat.GetService(typeof(LlamaModel)) as LlamaModel)?.Vocabulary
+            ?? throw new InvalidOperationException("Log-probabilities came from a client without a local model.");
+        var content = new List<ChatTokenLogprobBody>(logprobs.Count);
+        foreach (var entry in logprobs)
+        {
+            var (token, bytes) = TokenText(vocabulary, entry.Token);
+            var top = new List<ChatTopLogprobBody>(entry.Top.Count);
+            foreach (var alternative in entry.Top)
+            {
+                var (text, altBytes) = TokenText(vocabulary, alternative.Token);
+                top.Add(new ChatTopLogprobBody(text, alternative.Logprob, altBytes));
+            }
+            content.Add(new ChatTokenLogprobBody(token, entry.Logprob, bytes, top));
+        }
+        return new ChatLogprobsBody(content);
+    }
+
+    /// <summary>The legacy completions shape; <paramref name="offset"/> runs on over a stream's pieces.</summary>
+    private static CompletionLogprobsBody CompletionLogprobs(TokenVocabulary vocabulary, IReadOnlyList<TokenLogprob> logprobs, ref int offset)
+    {
+        var tokens = new List<string>(logprobs.Count);
+        var values = new List<double>(logprobs.Count);
+        var tops = new List<Dictionary<string, double>>(logprobs.Count);
+        var offsets = new List<int>(logprobs.Count);
+        foreach (var entry in logprobs)
+        {
+            var (token, _) = TokenText(vocabulary, entry.Token);
+            tokens.Add(token);
+            values.Add(entry.Logprob);
+            offsets.Add(offset);
+            offset += token.Length;
+            var top = new Dictionary<string, double>(entry.Top.Count);
+            foreach (var alternative in entry.Top)
+                top.TryAdd(TokenText(vocabulary, alternative.Token).Text, alternative.Logprob);   // two ids may share a text: the likelier one
+            tops.Add(top);
+        }
+        return new CompletionLogprobsBody(tokens, values, tops, offsets);
+    }
+
+    /// <summary>A token's text (invalid UTF-8 as U+FFFD, as OpenAI writes it) and its bytes.</summary>
+    private static (string Text, int[] Bytes) TokenText(TokenVocabulary vocabulary, int token)
+    {
+        var raw = vocabulary.GetBytes(token);
+        var bytes = new int[raw.Length];
+        for (var i = 0; i < raw.Length; i++)
+            bytes[i] = raw[i];
+        return (Encoding.UTF8.GetString(raw), bytes);
     }
 
     private static ToolCallBody ToolCall(FunctionCallContent call, int? index)

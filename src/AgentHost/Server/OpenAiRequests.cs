@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using AgentHost.Llama;
 using AgentHost.Llama.Decoding;
 using AgentHost.Extensions.AI;
 using Microsoft.Extensions.AI;
@@ -49,11 +50,12 @@ internal static class OpenAiRequests
         if (messages.Count == 0)
             throw ApiError.BadRequest("'messages' must hold at least one message.", "messages");
 
-        var options = ToOptions(request);
+        var options = ToOptions(request, chat: true);
         if (request.MaxCompletionTokens is { } maxCompletionTokens)
             options.MaxOutputTokens = AtLeast(maxCompletionTokens, 1, "max_completion_tokens");
         AddTools(request, options);
         options.ResponseFormat = ToResponseFormat(request.ResponseFormat);
+        options.AllowMultipleToolCalls = request.ParallelToolCalls;
         return new ChatCompletionCall(ModelName(request.Model), messages, options, request.Stream == true, request.StreamOptions?.IncludeUsage == true);
     }
 
@@ -83,7 +85,7 @@ internal static class OpenAiRequests
             [var text] => text,
             _ => throw ApiError.BadRequest("'prompt' must be a string (or an array of one string).", "prompt"),
         };
-        return new CompletionCall(ModelName(request.Model), prompt, ToOptions(request), request.Stream == true, request.StreamOptions?.IncludeUsage == true);
+        return new CompletionCall(ModelName(request.Model), prompt, ToOptions(request, chat: false), request.Stream == true, request.StreamOptions?.IncludeUsage == true);
     }
 
     public static EmbeddingCall ParseEmbeddings(JsonElement body, int maxInputs)
@@ -99,6 +101,8 @@ internal static class OpenAiRequests
             throw ApiError.BadRequest($"'encoding_format' must be float or base64, not '{format}'.", "encoding_format");
         if (request.Dimensions is { ValueKind: not JsonValueKind.Null })
             throw ApiError.BadRequest("'dimensions' is not supported: embeddings have the model's hidden size.", "dimensions");
+        if (request.Extra?.Keys.FirstOrDefault() is { } unknown)
+            throw Unsupported(unknown, chat: false);
         return new EmbeddingCall(ModelName(request.Model), inputs, format == "base64");
     }
 
@@ -128,10 +132,37 @@ internal static class OpenAiRequests
         _ => model,
     };
 
-    private static ChatOptions ToOptions(SamplingRequest request)
+    // Fields of OpenAI's or llama-server's API that AgentHost does not implement, with why: each is a 400 naming it
+    // (docs/server.md), as is any other field neither declares.
+    private static readonly Dictionary<string, string> _unsupported = new(StringComparer.Ordinal)
+    {
+        ["best_of"] = "server-side best-of-n ranking is not implemented; send n requests",
+        ["echo"] = "the prompt is not echoed back; the client has it",
+        ["suffix"] = "insertion (fill-in-the-middle) is not implemented",
+        ["grammar"] = "raw GBNF from a request is not accepted; use response_format with a json_schema, or tools",
+        ["json_schema"] = "use response_format: {\"type\": \"json_schema\", ...}",
+        ["n_probs"] = "use logprobs (and top_logprobs in chat)",
+        ["audio"] = "the models are text only",
+        ["modalities"] = "the models are text only",
+        ["prediction"] = "predicted outputs are not implemented",
+        ["reasoning_effort"] = "the reasoning budget of a local model is not configurable per request",
+        ["web_search_options"] = "there is no web search",
+        ["functions"] = "the deprecated functions field is not supported; use tools",
+        ["function_call"] = "the deprecated function_call field is not supported; use tool_choice",
+        ["store"] = "nothing is stored",
+        ["metadata"] = "nothing is stored",
+        ["service_tier"] = "there are no service tiers",
+    };
+
+    private static ApiError Unsupported(string name, bool chat)
+        => ApiError.BadRequest(_unsupported.TryGetValue(name, out var why)
+            ? $"'{name}' is not supported: {why}."
+            : $"'{name}' is not a field of {(chat ? "chat completions" : "this endpoint")} that AgentHost supports (see docs/server.md).", name);
+
+    private static ChatOptions ToOptions(SamplingRequest request, bool chat)
     {
         if (request.N is not (null or 1))
-            throw ApiError.BadRequest("Only 'n': 1 is supported.", "n");
+            throw ApiError.BadRequest($"'n' must be 1, not {request.N}: one choice per request is supported; send n requests.", "n");
         var options = new ChatOptions
         {
             MaxOutputTokens = request.MaxTokens is { } maxTokens ? AtLeast(maxTokens, 1, "max_tokens") : null,
@@ -143,6 +174,7 @@ internal static class OpenAiRequests
             Seed = request.Seed,
             StopSequences = request.Stop is { } stop ? Stops(stop) : null,
         };
+        AddTokenLevelFields(request, chat, options);
         if (request.Extra is not { } extra)
             return options;
 
@@ -153,7 +185,14 @@ internal static class OpenAiRequests
         }
         foreach (var (name, value) in extra)
         {
-            if (!_decodingKeys.Contains(name) || value.ValueKind == JsonValueKind.Null)
+            if (!_decodingKeys.Contains(name))
+            {
+                // null is what clients send for a field they leave at its default; false for logprobs / echo likewise.
+                if (value.ValueKind is JsonValueKind.Null || value.ValueKind is JsonValueKind.False && name is "logprobs" or "echo" or "store")
+                    continue;
+                throw Unsupported(name, chat);
+            }
+            if (value.ValueKind == JsonValueKind.Null)
                 continue;
             (options.AdditionalProperties ??= [])[name] = value.ValueKind switch
             {
@@ -163,6 +202,57 @@ internal static class OpenAiRequests
             };
         }
         return options;
+    }
+
+    // logprobs / top_logprobs (chat: a flag and a count; completions: the count, OpenAI's legacy shape) and logit_bias,
+    // as the engine's options; the strategy (greedy or sample only) and the vocabulary are checked by the engine.
+    private static void AddTokenLevelFields(SamplingRequest request, bool chat, ChatOptions options)
+    {
+        int? top;
+        if (chat)
+        {
+            var on = request.Logprobs switch
+            {
+                null or { ValueKind: JsonValueKind.Null or JsonValueKind.False } => false,
+                { ValueKind: JsonValueKind.True } => true,
+                _ => throw ApiError.BadRequest("'logprobs' must be true or false.", "logprobs"),
+            };
+            if (request.TopLogprobs is not null && !on)
+                throw ApiError.BadRequest("'top_logprobs' needs 'logprobs': true.", "top_logprobs");
+            top = on ? request.TopLogprobs ?? 0 : null;
+            if (top is < 0 or > GenerationRequest.MaxTopLogprobs)
+                throw ApiError.BadRequest($"'top_logprobs' must be a whole number from 0 to {GenerationRequest.MaxTopLogprobs}.", "top_logprobs");
+        }
+        else
+        {
+            if (request.TopLogprobs is not null)
+                throw ApiError.BadRequest("'top_logprobs' is a chat field; completions take 'logprobs': N (0 to 20 alternatives).", "top_logprobs");
+            top = request.Logprobs switch
+            {
+                null or { ValueKind: JsonValueKind.Null } => null,
+                { ValueKind: JsonValueKind.Number } n when n.TryGetInt32(out var count) && count is >= 0 and <= GenerationRequest.MaxTopLogprobs => count,
+                _ => throw ApiError.BadRequest($"'logprobs' must be a whole number from 0 to {GenerationRequest.MaxTopLogprobs} (the alternatives per token).", "logprobs"),
+            };
+        }
+        if (top is { } alternatives)
+            (options.AdditionalProperties ??= [])[ChatRequestMapper.TopLogprobsKey] = alternatives;
+
+        if (request.LogitBias is not { ValueKind: not JsonValueKind.Null } bias)
+            return;
+        if (bias.ValueKind != JsonValueKind.Object)
+            throw ApiError.BadRequest("'logit_bias' must be an object of token ids to biases from -100 to 100.", "logit_bias");
+        var biases = new Dictionary<int, float>();
+        foreach (var entry in bias.EnumerateObject())
+        {
+            if (biases.Count == GenerationRequest.MaxLogitBiasEntries)
+                throw ApiError.BadRequest($"'logit_bias' holds more than {GenerationRequest.MaxLogitBiasEntries} entries.", "logit_bias");
+            if (!int.TryParse(entry.Name, NumberStyles.None, CultureInfo.InvariantCulture, out var token))
+                throw ApiError.BadRequest($"'logit_bias' keys must be token ids (whole numbers), not '{entry.Name}'.", "logit_bias");
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetDouble(out var value) || value is < -100 or > 100)
+                throw ApiError.BadRequest($"'logit_bias' for token {token} must be a number from -100 to 100.", "logit_bias");
+            biases[token] = (float)value;
+        }
+        (options.AdditionalProperties ??= [])[ChatRequestMapper.LogitBiasKey] = biases;
     }
 
     private static string DecodingText(JsonElement value, string name)
@@ -264,6 +354,7 @@ internal static class OpenAiRequests
                     { ValueKind: JsonValueKind.Object } schema => schema,
                     _ => throw ApiError.BadRequest($"'{where}.function.parameters' must be an object.", $"{where}.function.parameters"),
                 };
+                CheckSchema(parameters, $"{where}.function.parameters");
                 options.Tools.Add(AIFunctionFactory.CreateDeclaration(name, function.Description, parameters));
             }
         }
@@ -284,6 +375,23 @@ internal static class OpenAiRequests
             throw ApiError.BadRequest("'tool_choice' requires a tool call but 'tools' is empty.", "tool_choice");
     }
 
+    /// <summary>
+    /// The schema, converted once here so that a schema error is a 400 whose <c>param</c> is the request field holding
+    /// the schema; its message names the place inside the schema (a JSON pointer such as <c>#/properties/a</c>).
+    /// </summary>
+    private static JsonElement CheckSchema(JsonElement schema, string param)
+    {
+        try
+        {
+            AgentHost.Llama.Grammar.JsonSchemaGrammar.FromSchema(schema);
+            return schema;
+        }
+        catch (AgentHostException e) when (e.Kind == ErrorKind.InvalidArgument)
+        {
+            throw ApiError.BadRequest($"'{param}': {e.Message}", param);
+        }
+    }
+
     private static ChatResponseFormat? ToResponseFormat(ResponseFormatSpec? format) => format?.Type switch
     {
         null when format is null => null,
@@ -293,7 +401,7 @@ internal static class OpenAiRequests
         "json_schema" => format.JsonSchema is not { } spec ? throw Required("response_format.json_schema")
             : spec.Schema is not { ValueKind: JsonValueKind.Object } schema
                 ? throw ApiError.BadRequest("'response_format.json_schema.schema' must be an object.", "response_format.json_schema.schema")
-                : ChatResponseFormat.ForJsonSchema(schema, spec.Name, spec.Description),
+                : ChatResponseFormat.ForJsonSchema(CheckSchema(schema, "response_format.json_schema.schema"), spec.Name, spec.Description),
         var type => throw ApiError.BadRequest($"'response_format.type' must be text, json_object or json_schema, not '{type}'.", "response_format.type"),
     };
 }

@@ -34,7 +34,19 @@ internal abstract class SamplingRequest
 
     public StreamOptions? StreamOptions { get; init; }
 
-    /// <summary>Fields not declared here: AgentHost's decoding options travel on from these; the rest are ignored.</summary>
+    /// <summary>An end-user identifier (OpenAI's abuse monitoring); accepted and not used.</summary>
+    public string? User { get; init; }
+
+    /// <summary>Chat: true for each token's log-probability; completions: the number of alternatives (legacy shape). Kept raw: the two differ.</summary>
+    public JsonElement? Logprobs { get; init; }
+
+    /// <summary>Chat: alternatives per token (0 to 20), with <c>logprobs: true</c>.</summary>
+    public int? TopLogprobs { get; init; }
+
+    /// <summary>Token id (a string key) to a bias from -100 to 100; kept raw so that each problem names the field.</summary>
+    public JsonElement? LogitBias { get; init; }
+
+    /// <summary>Fields not declared here: AgentHost's decoding options travel on from these; any other is a 400 naming it.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Extra { get; set; }
 }
@@ -52,6 +64,9 @@ internal sealed class ChatCompletionRequest : SamplingRequest
     public ToolChoice? ToolChoice { get; init; }
 
     public ResponseFormatSpec? ResponseFormat { get; init; }
+
+    /// <summary>Whether the model may write several tool calls in one turn (MEAI's AllowMultipleToolCalls).</summary>
+    public bool? ParallelToolCalls { get; init; }
 }
 
 /// <summary>A <c>/v1/completions</c> body.</summary>
@@ -73,6 +88,13 @@ internal sealed class EmbeddingRequest
 
     /// <summary>Refused whatever its value: embeddings have the model's hidden size.</summary>
     public JsonElement? Dimensions { get; init; }
+
+    /// <summary>An end-user identifier; accepted and not used.</summary>
+    public string? User { get; init; }
+
+    /// <summary>Fields not declared here: each is a 400 naming it.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 internal sealed class StreamOptions

@@ -12,12 +12,25 @@ internal sealed record ChatCompletionResponse(string Id, long Created, string Mo
     public string Object => "chat.completion";
 }
 
-internal sealed record ChatChoice(ResponseMessage Message, string? FinishReason)
+internal sealed record ChatChoice(ResponseMessage Message, string? FinishReason, ChatLogprobsBody? Logprobs = null)
 {
+    [JsonPropertyOrder(-1)]
     public int Index => 0;
-
-    public object? Logprobs => null;
 }
+
+/// <summary>A chat choice's <c>logprobs</c>: one entry per generated token.</summary>
+internal sealed record ChatLogprobsBody(IReadOnlyList<ChatTokenLogprobBody> Content)
+{
+    public string? Refusal => null;
+}
+
+/// <summary>A token: its text, log-probability, UTF-8 bytes and the step's most likely tokens.</summary>
+internal sealed record ChatTokenLogprobBody(string Token, double Logprob, IReadOnlyList<int> Bytes, IReadOnlyList<ChatTopLogprobBody> TopLogprobs);
+
+internal sealed record ChatTopLogprobBody(string Token, double Logprob, IReadOnlyList<int> Bytes);
+
+/// <summary>A completion choice's legacy <c>logprobs</c>: parallel lists per token, alternatives as text to log-probability.</summary>
+internal sealed record CompletionLogprobsBody(IReadOnlyList<string> Tokens, IReadOnlyList<double> TokenLogprobs, IReadOnlyList<Dictionary<string, double>> TopLogprobs, IReadOnlyList<int> TextOffset);
 
 internal sealed record ResponseMessage(string? Content, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ToolCallBody>? ToolCalls)
 {
@@ -50,11 +63,10 @@ internal sealed record ChatCompletionChunk(
     public string Object => "chat.completion.chunk";
 }
 
-internal sealed record ChunkChoice(Delta Delta, string? FinishReason)
+internal sealed record ChunkChoice(Delta Delta, string? FinishReason, ChatLogprobsBody? Logprobs = null)
 {
+    [JsonPropertyOrder(-1)]
     public int Index => 0;
-
-    public object? Logprobs => null;
 }
 
 /// <summary>What a chunk adds: only the fields it sets are written.</summary>
@@ -80,11 +92,10 @@ internal sealed record CompletionResponse(string Id, long Created, string Model,
     public string Object => "text_completion";
 }
 
-internal sealed record CompletionChoice(string Text, string? FinishReason)
+internal sealed record CompletionChoice(string Text, string? FinishReason, CompletionLogprobsBody? Logprobs = null)
 {
+    [JsonPropertyOrder(-1)]
     public int Index => 0;
-
-    public object? Logprobs => null;
 }
 
 internal sealed record UsageBody(long PromptTokens, long CompletionTokens, long TotalTokens, PromptTokensDetails PromptTokensDetails);

@@ -142,6 +142,34 @@ public sealed class GrammarSchemaTests(Stories260KFixture fixture, ITestOutputHe
         Assert.Contains(expected, error.Message);
     }
 
+    [Theory]
+    [InlineData("""{"$defs": {"a": {"type": "object", "properties": {"b": {"$ref": "#/$defs/b"}}, "required": ["b"]}, "b": {"type": "object", "properties": {"a": {"$ref": "#/$defs/a"}}, "required": ["a"]}}, "$ref": "#/$defs/a"}""",
+        "#/$defs/a requires #/$defs/b (at #/$defs/a/properties/b), which requires #/$defs/a (at #/$defs/b/properties/a)")]
+    [InlineData("""{"$defs": {"self": {"type": "object", "properties": {"next": {"$ref": "#/$defs/self"}}, "required": ["next"]}}, "type": "object", "properties": {"x": {"$ref": "#/$defs/self"}}}""",
+        "#/$defs/self requires #/$defs/self (at #/$defs/self/properties/next)")]
+    [InlineData("""{"type": "object", "properties": {"more": {"type": "array", "minItems": 1, "items": {"$ref": "#"}}}, "required": ["more"]}""",
+        "# requires # (at #/properties/more/items)")]
+    [InlineData("""{"$defs": {"a": {"allOf": [{"$ref": "#/$defs/b"}]}, "b": {"anyOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/b"}]}}, "$ref": "#/$defs/a"}""",
+        "requires #/$defs/")]
+    public void Mutually_required_references_are_refused_naming_the_cycle(string schema, string expected)
+    {
+        using var document = JsonDocument.Parse(schema);
+        var error = Assert.Throws<AgentHostException>(() => JsonSchemaGrammar.FromSchema(document.RootElement));
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains("refer to each other without end", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Theory]
+    [InlineData("""{"$defs": {"a": {"type": "object", "properties": {"b": {"$ref": "#/$defs/b"}}, "required": ["b"]}, "b": {"type": "object", "properties": {"a": {"$ref": "#/$defs/a"}}}}, "$ref": "#/$defs/a"}""")]
+    [InlineData("""{"$defs": {"a": {"type": "object", "properties": {"b": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "null"}]}}, "required": ["b"]}}, "$ref": "#/$defs/a"}""")]
+    [InlineData("""{"$defs": {"a": {"type": "object", "properties": {"b": {"type": "array", "items": {"$ref": "#/$defs/a"}}}, "required": ["b"]}}, "$ref": "#/$defs/a"}""")]
+    public void Recursion_that_can_end_is_accepted(string schema)
+    {
+        using var document = JsonDocument.Parse(schema);
+        Assert.Contains("::=", JsonSchemaGrammar.FromSchema(document.RootElement).Gbnf);
+    }
+
     [Fact]
     public void A_recursive_ref_becomes_one_self_referencing_rule()
     {

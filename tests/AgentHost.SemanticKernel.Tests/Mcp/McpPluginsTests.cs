@@ -124,6 +124,7 @@ public sealed class McpPluginsTests : IDisposable
 
         var error = Assert.Throws<AgentHostException>(options.Validate);
 
+        Assert.Equal(ErrorKind.InvalidArgument, error.Kind);   // a configuration error: exit 2
         Assert.Contains($"Mcp:Servers:{name}", error.Message);
         Assert.Contains(expected, error.Message);
     }

@@ -40,6 +40,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
         GrammarConstraint.Refuse(request.Grammar, Name);
+        request.RefuseTokenLevelFields(Name);
         var context = new SpeculativeContext(session, request, session.Model.GetState(_ => new VerificationCosts()));
         Prepare(context);
         var run = GenerationRun.Start(session, request, onText, cancellationToken);

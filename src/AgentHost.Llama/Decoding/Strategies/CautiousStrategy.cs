@@ -334,6 +334,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
         GrammarConstraint.Refuse(request.Grammar, Name);
+        request.RefuseTokenLevelFields(Name);
         Require(MaxTrials + 1 <= session.SequenceCount,
             $"Cautious decoding with {MaxTrials} trials needs {MaxTrials + 1} sequences, but model {session.Model.Name} has Sequences = {session.SequenceCount}; lower {MaxTrialsKey} or raise Sequences.");
         // A round's batch holds one token per trial: MaxTrials < Sequences <= BatchSize (LlamaModel.Load refuses a smaller batch).

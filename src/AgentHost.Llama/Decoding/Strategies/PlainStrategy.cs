@@ -18,14 +18,26 @@ public abstract class PlainStrategy : IDecodingStrategy
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
+        request = request.ForRun();
         // Loaded before the prefill so that a grammar llama.cpp cannot parse fails fast.
         using var grammar = request.Grammar is { } constraint ? GrammarSampler.Create(session.Model, constraint, cancellationToken) : null;
         var run = GenerationRun.Start(session, request, onText, cancellationToken);
         var sampler = CreateSampler(request, session.Model.Vocabulary.Count, run.PromptTokens);
+        // Opt-in per request: without logit_bias or logprobs the loop reads the native logits and nothing more.
+        var recorder = request.Recorder;
+        var bias = request.LogitBias;
+        var biased = bias is null ? null : new float[session.Model.Vocabulary.Count];
         for (var index = run.LogitsIndex; index >= 0;)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var logits = session.GetLogits(index);
+            var raw = session.GetLogits(index);
+            var logits = raw;
+            if (biased is not null)
+            {
+                raw.CopyTo(biased);
+                LogitBias.Apply(bias!, biased);
+                logits = biased;
+            }
             int token;
             if (grammar is null)
             {
@@ -36,6 +48,8 @@ public abstract class PlainStrategy : IDecodingStrategy
                 token = grammar.Choose(logits, sampler);
                 grammar.Accept(token);
             }
+            if (recorder is not null && !run.Output.IsEnd(token))
+                recorder.Record(raw, token);
             index = run.AcceptAndDecode(token, cancellationToken);
         }
         return run.Finish(Name, sampler?.Seed, grammar is null ? null : GrammarStats(grammar));
