@@ -65,7 +65,15 @@ internal static class OpenAiRequests
     /// </summary>
     public static ApplyTemplateCall ParseApplyTemplate(JsonElement body)
     {
-        var chat = ParseChat(body);
+        // The chat body without the one field of this endpoint (a chat request would refuse it as unknown).
+        var chatBody = body;
+        if (body.ValueKind == JsonValueKind.Object && body.TryGetProperty("add_generation_prompt", out _))
+        {
+            var copy = System.Text.Json.Nodes.JsonObject.Create(body)!;
+            copy.Remove("add_generation_prompt");
+            chatBody = JsonSerializer.SerializeToElement(copy);
+        }
+        var chat = ParseChat(chatBody);
         var add = body.TryGetProperty("add_generation_prompt", out var value) ? value.ValueKind switch
         {
             JsonValueKind.True => true,
