@@ -56,4 +56,32 @@ public sealed class ChatTemplateGoldenTests
         }
         Assert.Equal(golden.GetProperty("text").GetString(), Render());
     }
+
+    public static TheoryData<string> Templates()
+    {
+        var data = new TheoryData<string>();
+        foreach (var template in Goldens.EnumerateObject())
+        {
+            if (template.Value.GetProperty("multi-turn").TryGetProperty("text", out _))
+                data.Add(template.Name);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Templates))]
+    public void A_long_conversation_of_500_messages_renders_within_the_default_limits(string templateName)
+    {
+        // Rendering is linear in the conversation: 500 turns fit the iteration and output limits a short one uses.
+        var template = JinjaChatTemplate.Parse(File.ReadAllText(Path.Combine(Folder, "templates", templateName + ".jinja")), name: templateName);
+        var messages = Enumerable.Range(0, 500).Select(i => new Microsoft.Extensions.AI.ChatMessage(
+            i % 2 == 0 ? Microsoft.Extensions.AI.ChatRole.User : Microsoft.Extensions.AI.ChatRole.Assistant, $"turn {i} says hello")).ToList();
+        var family = Families.GetProperty(templateName);
+        string? Token(string name) => family.GetProperty(name).ValueKind == JsonValueKind.String ? family.GetProperty(name).GetString() : null;
+
+        var prompt = template.Render(messages, null, addGenerationPrompt: true, Token("bos_token"), Token("eos_token"), DateTimeOffset.UnixEpoch);
+
+        Assert.Contains("turn 0 says hello", prompt.Text, StringComparison.Ordinal);
+        Assert.Contains("turn 499 says hello", prompt.Text, StringComparison.Ordinal);
+    }
 }
