@@ -204,7 +204,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
         var greedy = rows.FirstOrDefault(r => r.Name == "greedy");
         var ci = CultureInfo.InvariantCulture;
         Console.WriteLine();
-        Console.WriteLine($"{"speculative",-22} {"template",-10} {"nodes",6} {"MAT",6} {"C",6} {"predicted",9} {"MAT/C",6} {"measured",9} {"= greedy",9}");
+        var table = Cli.CliConsole.Table("speculative", "template", ">nodes", ">MAT", ">C", ">predicted", ">MAT/C", ">measured", ">= greedy");
         foreach (var row in speculative)
         {
             var details = row.Samples[^1].Details as IReadOnlyDictionary<string, object?>;
@@ -212,11 +212,12 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
             var nodes = row.MedianRatio("drafted_tokens", "forwards") + 1;
             var cost = row.MedianRatio("verification_cost", "forwards");
             var mat = row.MedianMat!.Value;
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,-10} {2,6:F2} {3,6:F2} {4,6:F2} {5,8:F2}x {6,6:F2} {7,8:F2}x {8,9}",
-                row.Name, template, nodes, mat, cost, row.MedianRatio("expected_tokens", "verification_cost"), mat / cost,
-                row.MedianTokensPerSecond / baseline.MedianTokensPerSecond,
-                greedy is null ? "-" : $"{row.SameOutputs(greedy)}/{greedy.Samples[0].Outputs.Count}"));
+            table.Row(row.Name, template, nodes.ToString("F2", ci), mat.ToString("F2", ci), cost.ToString("F2", ci),
+                row.MedianRatio("expected_tokens", "verification_cost").ToString("F2", ci) + "x", (mat / cost).ToString("F2", ci),
+                (row.MedianTokensPerSecond / baseline.MedianTokensPerSecond).ToString("F2", ci) + "x",
+                greedy is null ? "-" : $"{row.SameOutputs(greedy)}/{greedy.Samples[0].Outputs.Count}");
         }
+        Cli.CliConsole.WriteOut(table);
     }
 
     private static void Report(int run, int warmup, int runs, string what)
@@ -225,13 +226,13 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
     private static void PrintTable(IReadOnlyList<Row> rows, Row baseline)
     {
         var ci = CultureInfo.InvariantCulture;
-        Console.WriteLine($"{"strategy",-22} {"median tok/s",12} {"vs " + baseline.Name,14} {"tokens/run",11} {"decodes/run",12}");
+        var table = Cli.CliConsole.Table("strategy", ">median tok/s", ">vs " + baseline.Name, ">tokens/run", ">decodes/run");
         foreach (var row in rows)
         {
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,12:N0} {2,13:F2}x {3,11:N0} {4,12}",
-                row.Name, row.MedianTokensPerSecond, row.MedianTokensPerSecond / baseline.MedianTokensPerSecond,
-                row.MedianTokens, row.MedianDecodeCalls is { } d ? d.ToString("N0", ci) : "n/a"));
+            table.Row(row.Name, row.MedianTokensPerSecond.ToString("N0", ci), (row.MedianTokensPerSecond / baseline.MedianTokensPerSecond).ToString("F2", ci) + "x",
+                row.MedianTokens.ToString("N0", ci), row.MedianDecodeCalls is { } d ? d.ToString("N0", ci) : "n/a");
         }
+        Cli.CliConsole.WriteOut(table);
     }
 
     private static async Task WriteJsonAsync(string path, LlamaModel model, IReadOnlyList<Row> rows, Row baseline, IReadOnlyList<string> prompts,

@@ -91,16 +91,17 @@ internal static class ServerBench
         var one = Statistics.Median(overHttp[1]);
         var c = costs.ToDictionary(p => p.Key, p => Statistics.Median(p.Value) / Statistics.Median(costs[1]));
         Console.WriteLine($"batching {(batching ? "on" : "off")}");
-        Console.WriteLine($"{"path",-22} {"clients",8} {"median tok/s",13} {"vs in-process",14} {"vs 1 client",12}");
-        Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,12}", "in-process", 1, baseline, 1.0, "-"));
+        var table = Cli.CliConsole.Table("path", ">clients", ">median tok/s", ">vs in-process", ">vs 1 client");
+        table.Row("in-process", "1", baseline.ToString("N0", ci), 1.0.ToString("F2", ci) + "x", "-");
         double? slotBaseline = onSlot.Count > 0 ? Statistics.Median(onSlot) : null;
         if (slotBaseline is { } plainSpeed)
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,12}", "in-process, no batcher", 1, plainSpeed, plainSpeed / baseline, "-"));
+            table.Row("in-process, no batcher", "1", plainSpeed.ToString("N0", ci), (plainSpeed / baseline).ToString("F2", ci) + "x", "-");
         foreach (var clients in _clientCounts)
         {
             var value = Statistics.Median(overHttp[clients]);
-            Console.WriteLine(string.Format(ci, "{0,-22} {1,8} {2,13:N0} {3,13:F2}x {4,11:F2}x", "http", clients, value, value / baseline, value / one));
+            table.Row("http", clients.ToString(ci), value.ToString("N0", ci), (value / baseline).ToString("F2", ci) + "x", (value / one).ToString("F2", ci) + "x");
         }
+        Cli.CliConsole.WriteOut(table);
         Console.WriteLine(string.Format(ci, "HTTP overhead at 1 client: {0:P1} of in-process throughput", 1 - one / baseline));
         if (slotBaseline is { } plainBaseline)
             Console.WriteLine(string.Format(ci, "1 client batched over HTTP against in-process without the batcher: {0:F2}x", one / plainBaseline));

@@ -288,14 +288,13 @@ internal sealed record AnalyzeOutput(string? JsonPath, string? HtmlPath, bool An
     }
 }
 
-/// <summary>Analysis progress on stderr: a redrawn bar per phase on a terminal, a line per quarter when redirected.</summary>
+/// <summary>Analysis progress on stderr: a live bar per phase on a terminal (<see cref="ConsoleProgressBar"/>), a line per quarter, <c>phase: done/total</c>, when redirected.</summary>
 internal sealed class AnalysisProgressBar : IProgress<AnalysisProgress>
 {
-    private const int Width = 30;
     private readonly Lock _gate = new();
     private string? _phase;
     private int _lastQuarter = -1;
-    private bool _drawn;
+    private ConsoleProgressBar? _bar;
 
     public void Report(AnalysisProgress value)
     {
@@ -317,8 +316,7 @@ internal sealed class AnalysisProgressBar : IProgress<AnalysisProgress>
                 Console.Error.WriteLine($"{value.Phase}: {value.Done}/{value.Total}");
                 return;
             }
-            Console.Error.Write($"\r{value.Phase,-12} [{new string('#', (int)(fraction * Width)).PadRight(Width)}] {value.Done}/{value.Total}   ");
-            _drawn = true;
+            (_bar ??= new ConsoleProgressBar(value.Phase)).Show(fraction, $"{value.Done}/{value.Total}");
         }
     }
 
@@ -326,9 +324,8 @@ internal sealed class AnalysisProgressBar : IProgress<AnalysisProgress>
     {
         lock (_gate)
         {
-            if (_drawn)
-                Console.Error.WriteLine();
-            _drawn = false;
+            _bar?.Finish();
+            _bar = null;
         }
     }
 }

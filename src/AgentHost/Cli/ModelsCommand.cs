@@ -41,14 +41,14 @@ internal sealed class ModelsCommand(LlamaModelProvider models, AgentHostOptions 
             Console.Out.WriteLine("The catalog (AgentHost:Models in appsettings.json) is empty.");
             return Task.FromResult(CliApp.ExitOk);
         }
-        var width = Math.Max(4, locations.Max(l => l.Name.Length + (IsDefault(l.Name) ? 2 : 0)));
-        Console.Out.WriteLine($"{"name".PadRight(width)}  {"file",-28}  where");
+        var table = CliConsole.Table("name", "file", "where");
         foreach (var location in locations)
         {
             var name = IsDefault(location.Name) ? location.Name + " *" : location.Name;
             var where = location.Path is null ? location.Status : $"{location.Status}: {location.Path}";
-            Console.Out.WriteLine($"{name.PadRight(width)}  {location.Settings.File,-28}  {where}");
+            table.Row(name, location.Settings.File, where);
         }
+        CliConsole.WriteOut(table);
         Console.Out.WriteLine();
         Console.Out.WriteLine("* default model");
         return Task.FromResult(CliApp.ExitOk);

@@ -63,10 +63,10 @@ internal sealed class ModelsListCommand(LlamaModelProvider provider) : ICommand
             Console.Out.WriteLine($"No model files in the models folder or the user cache '{provider.Resolver.CacheDirectory}'.");
             return Task.FromResult(CliApp.ExitOk);
         }
-        var width = Math.Max(4, models.Max(m => m.Name.Length));
-        Console.Out.WriteLine($"{"name".PadRight(width)}  {"size",12}  {"digest",-20}  path");
+        var table = CliConsole.Table("name", ">size", "digest", "path");
         foreach (var model in models)
-            Console.Out.WriteLine($"{model.Name.PadRight(width)}  {model.Size,12}  {Status(model.Digest),-20}  {model.Path}");
+            table.Row(model.Name, model.Size.ToString(System.Globalization.CultureInfo.InvariantCulture), Status(model.Digest), model.Path);
+        CliConsole.WriteOut(table);
         return Task.FromResult(CliApp.ExitOk);
     }
 
