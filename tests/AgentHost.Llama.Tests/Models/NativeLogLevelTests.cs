@@ -1,0 +1,52 @@
+using AgentHost.Llama.Models;
+using AgentHost.Llama.Tests.Support;
+using LLama.Native;
+using Microsoft.Extensions.Logging;
+
+namespace AgentHost.Llama.Tests.Models;
+
+/// <summary>
+/// llama.cpp's load chatter is Debug, its real warnings and errors keep their level: a host app at the default
+/// Information level prints nothing of llama.cpp's when a model loads. Not run in parallel: the native log goes to
+/// the logger factory of the last load in the process.
+/// </summary>
+[Collection(NativeLogCollection.Name)]
+public sealed class NativeLogLevelTests
+{
+    [Theory]
+    [InlineData(LLamaLogLevel.Info, "llama_model_loader: loaded meta data with 22 key-value pairs", LogLevel.Debug)]
+    [InlineData(LLamaLogLevel.Debug, "llama_context: graph splits = 1", LogLevel.Trace)]
+    [InlineData(LLamaLogLevel.Warning, "llama_context: n_ctx_per_seq (512) < n_ctx_train (2048)", LogLevel.Warning)]
+    [InlineData(LLamaLogLevel.Error, "llama_model_load: error loading model", LogLevel.Error)]
+    [InlineData(LLamaLogLevel.Warning, "load: bad special token: 'tokenizer.ggml.seperator_token_id' = 4294967295, using default id -1", LogLevel.Debug)]
+    [InlineData(LLamaLogLevel.Warning, "load: special_eos_id is not in special_eog_ids - the tokenizer config may be incorrect", LogLevel.Debug)]
+    public void MapLevel_LoadChatterIsDebug_RealProblemsKeepTheirLevel(LLamaLogLevel native, string message, LogLevel expected)
+    {
+        Assert.Equal(expected, NativeRuntime.MapLevel(native, message));
+    }
+
+    [Theory]
+    [InlineData("stories260K.gguf")]
+    [InlineData("TinyStories-656K-Q8_0.gguf")]
+    public void Load_AtDefaultLevel_PrintsNoNativeLine(string file)
+    {
+        using var logs = new RecordingLoggerFactory(includeNative: true);
+        var path = Path.Combine(TestModels.Directory, file);
+        using (LlamaModel.Load("quiet", path, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads }, logs))
+        {
+        }
+
+        var native = logs.Entries.Where(e => e.Category == NativeRuntime.LogCategory).ToList();
+        Assert.True(native.Count > 20, $"llama.cpp's load log should still reach Debug; got {native.Count} lines");
+        var loud = native.Where(e => e.Level >= LogLevel.Information).Select(e => $"{e.Level}: {e.Message}").ToList();
+        Assert.True(loud.Count == 0, "llama.cpp lines at Information or above:\n" + string.Join("\n", loud));
+        var ours = logs.Entries.Where(e => e.Category != NativeRuntime.LogCategory && e.Level >= LogLevel.Information).ToList();
+        Assert.True(ours.Count <= 1, "more than one line at Information per load:\n" + string.Join("\n", ours.Select(e => e.Message)));
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class NativeLogCollection
+{
+    public const string Name = "native log";
+}
