@@ -126,6 +126,10 @@ public sealed class LlamaModel : IDisposable
         {
             throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load model file '{path}' (unsupported architecture or corrupt data; the native log has details).", ex);
         }
+        catch (Exception ex) when (NativeRuntime.BackendMissing(ex) is { } missing)
+        {
+            throw missing;
+        }
 
         var contextSize = settings.ContextSize;
         if (contextSize > shape.TrainedContext)

@@ -60,6 +60,29 @@ public static class NativeRuntime
     }
 
     /// <summary>
+    /// The <see cref="AgentHostException"/> for a failure to load llama.cpp's native library (LLamaSharp throws a
+    /// <see cref="TypeInitializationException"/> around its own <c>RuntimeError</c>, or a <see cref="DllNotFoundException"/>,
+    /// at the first native call), naming the backend packages an app adds; <see langword="null"/> for any other failure.
+    /// </summary>
+    internal static AgentHostException? BackendMissing(Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+        {
+            var native = e is DllNotFoundException
+                || e is TypeInitializationException { TypeName: { } type } && type.StartsWith("LLama.", StringComparison.Ordinal)
+                || e.GetType().FullName == "LLama.Exceptions.RuntimeError" && e.Message.Contains("native library", StringComparison.OrdinalIgnoreCase);
+            if (!native)
+                continue;
+            var version = typeof(NativeLibraryConfig).Assembly.GetName().Version?.ToString(3) ?? "the LLamaSharp version";
+            return new AgentHostException(ErrorKind.NativeBackendMissing,
+                "llama.cpp's native library could not be loaded: the app references no LLamaSharp backend package that fits this machine. "
+                + $"Add one at LLamaSharp's version ({version}): LLamaSharp.Backend.Cpu for the CPU, or LLamaSharp.Backend.Cuda12 for an NVIDIA GPU "
+                + $"(e.g. dotnet add package LLamaSharp.Backend.Cpu --version {version}).", exception);
+        }
+        return null;
+    }
+
+    /// <summary>
     /// The <see cref="LogLevel"/> a llama.cpp message is logged at. llama.cpp's INFO is its load and context
     /// chatter (hyperparameters, tensor buffers, KV cache sizes: over a hundred lines per model), so it goes to
     /// <see cref="LogLevel.Debug"/> and its DEBUG to <see cref="LogLevel.Trace"/>: a host app at the default

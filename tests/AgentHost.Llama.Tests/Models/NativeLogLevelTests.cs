@@ -50,3 +50,34 @@ public sealed class NativeLogCollection
 {
     public const string Name = "native log";
 }
+
+/// <summary>A missing native backend is one clear error naming the packages to add, not LLamaSharp's raw exception.</summary>
+public sealed class NativeBackendMissingTests
+{
+    public static TheoryData<Exception> Failures => new()
+    {
+        new TypeInitializationException("LLama.Native.NativeApi", new LLama.Exceptions.RuntimeError("The native library cannot be correctly loaded.")),
+        new DllNotFoundException("Unable to load shared library 'llama'"),
+        new InvalidOperationException("wrapped", new TypeInitializationException("LLama.Native.NativeApi", null)),
+    };
+
+    [Theory]
+    [MemberData(nameof(Failures))]
+    public void BackendMissing_NamesTheBackendPackages(Exception failure)
+    {
+        var error = NativeRuntime.BackendMissing(failure);
+
+        Assert.NotNull(error);
+        Assert.Equal(ErrorKind.NativeBackendMissing, error.Kind);
+        Assert.Contains("LLamaSharp.Backend.Cpu", error.Message, StringComparison.Ordinal);
+        Assert.Contains("LLamaSharp.Backend.Cuda12", error.Message, StringComparison.Ordinal);
+        Assert.Same(failure, error.InnerException);
+    }
+
+    [Fact]
+    public void BackendMissing_LeavesOtherFailuresAlone()
+    {
+        Assert.Null(NativeRuntime.BackendMissing(new InvalidOperationException("no")));
+        Assert.Null(NativeRuntime.BackendMissing(new TypeInitializationException("AgentHost.Something", null)));
+    }
+}
