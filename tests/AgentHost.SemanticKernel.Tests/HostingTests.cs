@@ -165,6 +165,106 @@ public sealed class HostingTests
         Assert.Contains("Unknown model 'no-such-model'", error.Message);
         Assert.Contains("stories260k, stories260k-wide, tinystories656k", error.Message);
     }
+
+    [Fact]
+    public async Task Embedding_generator_is_one_registration_keyed_like_the_chat_client_and_shares_its_model()
+    {
+        var services = new ServiceCollection()
+            .AddLlamaChatClient("stories260k")
+            .AddLlamaEmbeddingGenerator("stories260k")
+            .AddLlamaEmbeddingGenerator(TestModels.Stories260K, serviceId: "by-path");
+        LlamaModel model;
+        using (var provider = services.BuildServiceProvider())
+        {
+            var generator = provider.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
+            var embeddings = await generator.GenerateAsync(["The cat sat on the mat."]);
+            model = generator.GetService<LlamaModel>()!;
+            Assert.Equal(model.EmbeddingSize, Assert.Single(embeddings).Vector.Length);
+            Assert.Same(model, provider.GetRequiredService<IChatClient>().GetService<LlamaModel>());
+            var byPath = provider.GetRequiredKeyedService<IEmbeddingGenerator<string, Embedding<float>>>("by-path");
+            Assert.NotSame(generator, byPath);
+            Assert.Same(model, byPath.GetService<LlamaModel>());
+        }
+        Assert.Throws<ObjectDisposedException>(() => model.Tokenize("a", addBos: false));
+    }
+
+    [Fact]
+    public async Task Kernel_builder_adds_the_embedding_generator_by_service_id()
+    {
+        var kernel = Kernel.CreateBuilder().AddLlamaEmbeddingGenerator("stories260k", serviceId: "embed").Build();
+        try
+        {
+            var generator = kernel.Services.GetRequiredKeyedService<IEmbeddingGenerator<string, Embedding<float>>>("embed");
+            var embedding = await generator.GenerateVectorAsync("Lily had a red ball.");
+            Assert.True(embedding.Length > 0);
+            Assert.Null(kernel.Services.GetService<IEmbeddingGenerator<string, Embedding<float>>>());
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AddAgentHost_registers_a_runner_for_the_yaml_agents_of_the_configured_folder()
+    {
+        var folder = Directory.CreateTempSubdirectory("agenthost-agents-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "teller.yaml"), """
+                name: teller
+                description: Tells a very short story.
+                instructions: |
+                  You are {{ name }}, a storyteller.
+                max_tokens: 8
+                """);
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["AgentHost:DefaultModel"] = "stories260k",
+                ["Agents:Directory"] = folder,
+            }).Build();
+            var builder = Kernel.CreateBuilder().AddAgentHost(configuration);
+            builder.Plugins.AddFromObject(new AgentHost.Plugins.MathPlugin(), "Math");
+            var kernel = builder.Build();
+            try
+            {
+                var runner = kernel.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>();
+                Assert.Same(runner, kernel.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>());
+                Assert.Equal(["teller"], runner.Catalog.Names);
+                Assert.Contains(runner.Kernel.Plugins, p => p.Name == "Math");
+
+                var result = await runner.RunAsync("teller", "Tell me a story.");
+
+                Assert.Equal("teller", result.Agent);
+                Assert.False(string.IsNullOrWhiteSpace(result.Answer));
+            }
+            finally
+            {
+                ((IDisposable)kernel.Services).Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Agent_runner_from_a_missing_folder_is_an_error_naming_it()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "agenthost-no-such-agents");
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Agents:Directory"] = missing }).Build();
+        var kernel = Kernel.CreateBuilder().AddAgentHost(configuration).Build();
+        try
+        {
+            var error = Assert.Throws<AgentHostException>(() => kernel.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>());
+            Assert.Contains(missing, error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
 }
 
 [CollectionDefinition(Name, DisableParallelization = true)]
