@@ -98,28 +98,29 @@ public sealed class LlamaModel : IDisposable
         settings.Threads = ClampThreads(settings.Threads, cores, "Threads", logger);
         settings.BatchThreads = settings.BatchThreads == 0 ? settings.Threads : ClampThreads(settings.BatchThreads, cores, "BatchThreads", logger);
 
-        var parameters = new ModelParams(path)
-        {
-            GpuLayerCount = settings.GpuLayers,
-            Threads = settings.Threads,
-            BatchThreads = settings.BatchThreads,
-            BatchSize = (uint)settings.BatchSize,
-            UBatchSize = (uint)settings.BatchSize,
-            SeqMax = (uint)settings.Sequences,
-            KVUnified = true, // shared prefixes across sequences need one unified cache
-            Embeddings = settings.HiddenStates,
-            PoolingType = settings.HiddenStates ? LLamaPoolingType.None : LLamaPoolingType.Unspecified,
-            FlashAttention = settings.FlashAttention switch
-            {
-                FlashAttentionMode.On => true,
-                FlashAttentionMode.Off => false,
-                _ => null,
-            },
-        };
-
+        ModelParams parameters;
         LLamaWeights weights;
         try
         {
+            // ModelParams' constructor is the first native call (it asks llama.cpp for the device count): a missing backend fails here.
+            parameters = new ModelParams(path)
+            {
+                GpuLayerCount = settings.GpuLayers,
+                Threads = settings.Threads,
+                BatchThreads = settings.BatchThreads,
+                BatchSize = (uint)settings.BatchSize,
+                UBatchSize = (uint)settings.BatchSize,
+                SeqMax = (uint)settings.Sequences,
+                KVUnified = true, // shared prefixes across sequences need one unified cache
+                Embeddings = settings.HiddenStates,
+                PoolingType = settings.HiddenStates ? LLamaPoolingType.None : LLamaPoolingType.Unspecified,
+                FlashAttention = settings.FlashAttention switch
+                {
+                    FlashAttentionMode.On => true,
+                    FlashAttentionMode.Off => false,
+                    _ => null,
+                },
+            };
             weights = LLamaWeights.LoadFromFile(parameters);
         }
         catch (LoadWeightsFailedException ex)

@@ -1,3 +1,4 @@
+using System.Reflection;
 using LLama.Native;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -59,6 +60,11 @@ public static class NativeRuntime
         }
     }
 
+    /// <summary>The LLamaSharp package version this library was built against (its assembly carries none), or null.</summary>
+    internal static string? LLamaSharpVersion { get; } = typeof(NativeRuntime).Assembly
+        .GetCustomAttributes<System.Reflection.AssemblyMetadataAttribute>()
+        .FirstOrDefault(a => a.Key == "LLamaSharpVersion" && !string.IsNullOrWhiteSpace(a.Value))?.Value;
+
     /// <summary>
     /// The <see cref="AgentHostException"/> for a failure to load llama.cpp's native library (LLamaSharp throws a
     /// <see cref="TypeInitializationException"/> around its own <c>RuntimeError</c>, or a <see cref="DllNotFoundException"/>,
@@ -73,11 +79,13 @@ public static class NativeRuntime
                 || e.GetType().FullName == "LLama.Exceptions.RuntimeError" && e.Message.Contains("native library", StringComparison.OrdinalIgnoreCase);
             if (!native)
                 continue;
-            var version = typeof(NativeLibraryConfig).Assembly.GetName().Version?.ToString(3) ?? "the LLamaSharp version";
+            var version = LLamaSharpVersion;
             return new AgentHostException(ErrorKind.NativeBackendMissing,
                 "llama.cpp's native library could not be loaded: the app references no LLamaSharp backend package that fits this machine. "
-                + $"Add one at LLamaSharp's version ({version}): LLamaSharp.Backend.Cpu for the CPU, or LLamaSharp.Backend.Cuda12 for an NVIDIA GPU "
-                + $"(e.g. dotnet add package LLamaSharp.Backend.Cpu --version {version}).", exception);
+                + (version is null
+                    ? "Add one at the version of the LLamaSharp package: LLamaSharp.Backend.Cpu for the CPU, or LLamaSharp.Backend.Cuda12 for an NVIDIA GPU."
+                    : $"Add one at LLamaSharp's version {version}: LLamaSharp.Backend.Cpu for the CPU, or LLamaSharp.Backend.Cuda12 for an NVIDIA GPU "
+                        + $"(dotnet add package LLamaSharp.Backend.Cpu --version {version})."), exception);
         }
         return null;
     }

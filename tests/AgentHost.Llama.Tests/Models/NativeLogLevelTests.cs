@@ -72,6 +72,10 @@ public sealed class NativeBackendMissingTests
         Assert.Contains("LLamaSharp.Backend.Cpu", error.Message, StringComparison.Ordinal);
         Assert.Contains("LLamaSharp.Backend.Cuda12", error.Message, StringComparison.Ordinal);
         Assert.Same(failure, error.InnerException);
+        // The package version from Directory.Packages.props: LLamaSharp's own assembly says 0.0.0.0.
+        Assert.Matches(@"^\d+\.\d+\.\d+", NativeRuntime.LLamaSharpVersion);
+        Assert.NotEqual("0.0.0", NativeRuntime.LLamaSharpVersion);
+        Assert.Contains($"--version {NativeRuntime.LLamaSharpVersion})", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
