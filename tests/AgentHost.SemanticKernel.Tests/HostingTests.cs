@@ -250,6 +250,26 @@ public sealed class HostingTests
     }
 
     [Fact]
+    public void A_generic_host_app_resolves_the_runner_after_AddAgentHost_and_AddAgentRunner()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Agents:Directory"] = AgentTests.ShippedAgentsDirectory,
+            ["Agents:MaxDepth"] = "2",
+        }).Build();
+        var services = new ServiceCollection().AddAgentHost(configuration).AddAgentRunner(configuration);
+        services.AddSingleton(new AgentHost.Plugins.MathPlugin());
+        services.AddSingleton(sp => KernelPluginFactory.CreateFromObject(sp.GetRequiredService<AgentHost.Plugins.MathPlugin>(), "Math"));
+        using var provider = services.BuildServiceProvider();
+
+        var runner = provider.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>();
+
+        Assert.Equal(["calculator", "storyteller"], runner.Catalog.Names);
+        Assert.Equal(2, runner.MaxDepth);
+        Assert.Contains(runner.Kernel.Plugins, p => p.Name == "Math");
+    }
+
+    [Fact]
     public void Agent_runner_from_a_missing_folder_is_an_error_naming_it()
     {
         var missing = Path.Combine(Path.GetTempPath(), "agenthost-no-such-agents");

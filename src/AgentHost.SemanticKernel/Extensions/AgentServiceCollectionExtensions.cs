@@ -25,13 +25,19 @@ public static class AgentServiceCollectionExtensions
     /// the <see cref="ILlamaModelProvider"/> (added if missing) and disposed with the container.
     /// </summary>
     /// <param name="services">The services.</param>
+    /// <param name="configuration">
+    /// The app's configuration, to bind <see cref="AgentOptions"/> from its <c>Agents</c> section (a generic-host app passes
+    /// <c>builder.Configuration</c> after <c>AddAgentHost</c>); null when they are bound already.
+    /// </param>
     /// <returns><paramref name="services"/>.</returns>
     /// <remarks>The agents folder is read when the runner is first resolved; a missing folder or a broken definition is an <see cref="AgentHostException"/> then.</remarks>
-    public static IServiceCollection AddAgentRunner(this IServiceCollection services)
+    public static IServiceCollection AddAgentRunner(this IServiceCollection services, IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddLlamaModelProvider();
-        services.AddOptions<AgentOptions>();
+        var options = services.AddOptions<AgentOptions>();
+        if (configuration is not null)
+            options.Bind(configuration.GetSection(AgentOptions.SectionName));
         services.AddSingleton(provider => new AgentChatClients(
             provider.GetRequiredService<ILlamaModelProvider>(),
             provider.GetRequiredService<IOptions<AgentHostOptions>>().Value,
