@@ -37,8 +37,9 @@ public sealed class LlamaModel : IDisposable
         var guard = InputGuard.ForVocabulary(file.GetString("tokenizer.ggml.model"), file.GetStringArray("tokenizer.ggml.tokens"), settings.UnsupportedCharacters);
         if (guard.IsActive)
         {
-            logger.LogInformation("Model {Name} lacks byte-fallback tokens: characters it cannot encode are {Policy}ed before tokenizing.",
-                name, settings.UnsupportedCharacters.ToString().ToLowerInvariant());
+            // Debug: a fact of the model, not something to fix; a host app logs one line per load (the provider's).
+            logger.LogDebug("Model {Name} lacks byte-fallback tokens: characters it cannot encode are handled by policy {Policy} before tokenizing.",
+                name, settings.UnsupportedCharacters);
         }
         Vocabulary = new TokenVocabulary(weights.NativeHandle, guard);
         Scheduler = new ModelScheduler(name);

@@ -111,11 +111,14 @@ public static class NativeRuntime
     /// vocabulary; llama.cpp ignores the entry and keeps its default, and this library never uses those tokens
     /// (it stops on the vocabulary's end-of-generation tokens), so nothing is wrong for the user to fix.
     /// "special_eos_id is not in special_eog_ids" is printed after llama.cpp has added the EOS token to the
-    /// end-of-generation set itself, which is what generation needs. Both are logged at <see cref="LogLevel.Debug"/>.
+    /// end-of-generation set itself, which is what generation needs. "model default pooling_type is [-1], but [0] was
+    /// specified" is the hidden-state session (embeddings, analysis) asking for no pooling, per-token states, on purpose.
+    /// All are logged at <see cref="LogLevel.Debug"/>.
     /// </summary>
     internal static bool IsHarmlessWarning(string message) =>
         message.Contains("bad special token", StringComparison.Ordinal)
-        || message.Contains("special_eos_id is not in special_eog_ids", StringComparison.Ordinal);
+        || message.Contains("special_eos_id is not in special_eog_ids", StringComparison.Ordinal)
+        || (message.Contains("pooling_type is", StringComparison.Ordinal) && message.Contains("but [0] was specified", StringComparison.Ordinal));
 
     private static void OnNativeLog(LLamaLogLevel level, string message)
     {
