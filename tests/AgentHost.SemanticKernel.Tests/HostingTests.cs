@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using AgentHost.Extensions.AI;
 using AgentHost.Llama;
@@ -297,6 +298,35 @@ public sealed class HostingCollection
 [Collection(ChatModelCollection.Name)]
 public sealed class ToolBudgetTests(ChatModelFixture fixture)
 {
+    public sealed record Person(string Name, int Age);
+
+    [Fact]
+    public async Task A_typed_reply_cut_off_by_max_tokens_says_so_not_just_a_json_parse_error()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+
+        var typed = await Assert.ThrowsAsync<AgentHostException>(() =>
+            client.GetResponseAsync<Person>("Who is Tim?", new ChatOptions { MaxOutputTokens = 3 }));
+
+        Assert.Equal(ErrorKind.InvalidArgument, typed.Kind);
+        Assert.Contains("cut off by the limit of 3 output tokens", typed.Message, StringComparison.Ordinal);
+        Assert.Contains("finish reason length", typed.Message, StringComparison.Ordinal);
+        Assert.Contains("MaxOutputTokens", typed.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task With_CutOffJsonIsError_off_a_cut_off_json_reply_is_partial_text_with_finish_reason_length()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false, CutOffJsonIsError = false });
+        var schema = JsonDocument.Parse("""{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}""").RootElement;
+
+        var response = await client.GetResponseAsync("Who is Tim?", new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema), MaxOutputTokens = 3 });
+
+        Assert.Equal(ChatFinishReason.Length, response.FinishReason);
+        Assert.StartsWith("{", response.Text, StringComparison.Ordinal);
+        Assert.ThrowsAny<JsonException>(() => JsonDocument.Parse(response.Text));
+    }
+
     private static readonly AIFunction _weather = AIFunctionFactory.Create(
         (string city, string unit) => $"Sunny in {city}", "Weather_GetWeather", "Gets the current weather for a city.");
 
