@@ -6,6 +6,7 @@ using AgentHost.Llama.Models;
 using AgentHost.SemanticKernel.Agents;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.SemanticKernel;
@@ -38,20 +39,19 @@ public static class AgentServiceCollectionExtensions
         var options = services.AddOptions<AgentOptions>();
         if (configuration is not null)
             options.Bind(configuration.GetSection(AgentOptions.SectionName));
-        services.AddSingleton(provider => new AgentChatClients(
+        services.TryAddSingleton(provider => new AgentChatClients(
             provider.GetRequiredService<ILlamaModelProvider>(),
             provider.GetRequiredService<IOptions<AgentHostOptions>>().Value,
             provider.GetService<ILoggerFactory>(),
             provider.GetService<IMeterFactory>()));
-        if (services.Any(d => d.ServiceType == typeof(AgentRunner) && !d.IsKeyedService))
-            return services;
-        return services.AddSingleton(provider =>
+        services.TryAddSingleton(provider =>
         {
             var options = provider.GetRequiredService<IOptions<AgentOptions>>().Value;
             var catalog = AgentCatalog.Load(AgentsDirectory(options.Directory, provider.GetService<IConfiguration>()?[ContentRootKey]));
             var kernel = provider.GetService<Kernel>() ?? new Kernel(provider);
             return new AgentRunner(catalog, kernel, provider.GetRequiredService<AgentChatClients>().GetAsync) { MaxDepth = options.MaxDepth };
         });
+        return services;
     }
 
     // The generic host's content root (HostDefaults.ContentRootKey), which it copies into the app's configuration.
