@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
+using System.Text.Json;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Decoding.Strategies;
 using AgentHost.Llama.Engine;
@@ -77,6 +78,7 @@ public sealed partial class LlamaChatClient : IChatClient
 
         IList<AIContent> contents = call.Reader is { } reader ? [.. reader.ParseAll(result.Text)] : [new TextContent(result.Text)];
         EnsureCallsComplete(call, result, contents);
+        EnsureJsonComplete(call, options, result, contents);
         var finishReason = result.StopReason.ToFinishReason(contents.Any(c => c is FunctionCallContent));
         telemetry.Finish(result, finishReason);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
@@ -350,6 +352,32 @@ public sealed partial class LlamaChatClient : IChatClient
                 $"The tool call was cut off by the limit of {call.Request.MaxTokens} output tokens before it was complete; raise max tokens (ChatOptions.MaxOutputTokens, max_tokens).")
             : new AgentHostException(ErrorKind.ContextOverflow,
                 $"The tool call was cut off because the model's context of {Model.ContextSize} tokens is full; shorten the conversation, offer fewer tools, or raise ContextSize.");
+    }
+
+    /// <summary>
+    /// A reply under a JSON response format that max tokens or a full context cut off before the JSON parses is an error
+    /// saying so (see <see cref="LlamaChatClientOptions.CutOffJsonIsError"/>): MEAI's typed helpers would otherwise fail on
+    /// the partial text with only a JSON parse error.
+    /// </summary>
+    private void EnsureJsonComplete(PreparedCall call, ChatOptions? options, GenerationResult result, IList<AIContent> contents)
+    {
+        if (!_options.CutOffJsonIsError || options?.ResponseFormat is not ChatResponseFormatJson
+            || result.StopReason is not (StopReason.MaxTokens or StopReason.ContextFull) || contents.Any(c => c is FunctionCallContent))
+            return;
+        var text = string.Concat(contents.OfType<TextContent>().Select(c => c.Text));
+        try
+        {
+            using var _ = JsonDocument.Parse(text);
+            return;   // cut exactly at the end of a complete value
+        }
+        catch (JsonException)
+        {
+        }
+        throw result.StopReason == StopReason.MaxTokens
+            ? new AgentHostException(ErrorKind.InvalidArgument,
+                $"The JSON reply was cut off by the limit of {call.Request.MaxTokens} output tokens before it was complete (finish reason length), so it is not a value of the requested schema; raise max tokens (ChatOptions.MaxOutputTokens, max_tokens).")
+            : new AgentHostException(ErrorKind.ContextOverflow,
+                $"The JSON reply was cut off because the model's context of {Model.ContextSize} tokens is full (finish reason length), so it is not a value of the requested schema; shorten the conversation or raise ContextSize.");
     }
 
     /// <summary>Removes <paramref name="text"/> from the end of the last text content (the whole item when nothing else is left).</summary>

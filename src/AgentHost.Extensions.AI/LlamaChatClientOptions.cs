@@ -40,6 +40,15 @@ public sealed class LlamaChatClientOptions
     public string? FormatsDirectory { get; set; }
 
     /// <summary>
+    /// Whether a reply under a JSON response format (<c>ChatOptions.ResponseFormat</c>, which MEAI's typed
+    /// <c>GetResponseAsync&lt;T&gt;</c> sets) that max tokens or a full context cut off before the JSON was complete is an
+    /// <see cref="AgentHost.Llama.AgentHostException"/> saying so and what to raise (the default), rather than a response with
+    /// finish reason <c>length</c> and the partial JSON, which a typed helper reports only as a JSON parse error. An
+    /// OpenAI-compatible server, which answers <c>finish_reason: "length"</c> with the partial text, sets it off.
+    /// </summary>
+    public bool CutOffJsonIsError { get; set; } = true;
+
+    /// <summary>
     /// Whether requests may name files through option keys (<c>recycling_matrix</c>, <c>toolkens_head</c>; see
     /// <see cref="AgentHost.Llama.Decoding.DecodingStrategies.FileOptionKeys"/>). Default on, for trusted in-process callers; a host that serves
     /// untrusted requests sets it off, and such a request is refused: server-side files are the operator's to name.

@@ -8,7 +8,10 @@ using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registers <see cref="LlamaChatClient"/> as a Microsoft.Extensions.AI <see cref="IChatClient"/>.</summary>
+/// <summary>
+/// Registers <see cref="LlamaChatClient"/> as a Microsoft.Extensions.AI <see cref="IChatClient"/> and
+/// <see cref="LlamaEmbeddingGenerator"/> as an <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>.
+/// </summary>
 public static class LlamaServiceCollectionExtensions
 {
     /// <summary>
@@ -58,6 +61,47 @@ public static class LlamaServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(modelFactory);
         return services.AddChatClientPipeline(provider => new LlamaChatClient(modelFactory(provider), options,
             provider.GetService<ILoggerFactory>()?.CreateLogger<LlamaChatClient>(), provider.GetService<IMeterFactory>()), serviceId);
+    }
+
+    /// <summary>
+    /// Adds a keyed singleton <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> of <see cref="string"/> to
+    /// <see cref="Embedding{T}"/> of <see cref="float"/> on the model <paramref name="modelNameOrPath"/> names (a catalog name such
+    /// as <c>stories260k</c>, or a path to a .gguf file), loaded once on first use through the <see cref="ILlamaModelProvider"/>
+    /// (added if missing; it shares the model with a chat client on the same name) and disposed with the container.
+    /// Built as <c>generator.AsBuilder().UseLogging().Build(sp)</c>; see <see cref="LlamaEmbeddingGenerator"/> for what an embedding is.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="modelNameOrPath">A catalog name (any case) or a path to a .gguf file.</param>
+    /// <param name="serviceId">The service key; null registers the default generator.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddLlamaEmbeddingGenerator(this IServiceCollection services, string modelNameOrPath, string? serviceId = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelNameOrPath);
+        services.AddLlamaModelProvider();
+        return services.AddLlamaEmbeddingGenerator(provider => provider.GetLlamaModel(modelNameOrPath), serviceId);
+    }
+
+    /// <summary>
+    /// Adds a keyed singleton <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> on the model <paramref name="modelFactory"/>
+    /// returns (created on first use), built as <c>generator.AsBuilder().UseLogging().Build(sp)</c>.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="modelFactory">Returns the model; whoever owns it disposes it.</param>
+    /// <param name="serviceId">The service key; null registers the default generator.</param>
+    /// <returns><paramref name="services"/>.</returns>
+    public static IServiceCollection AddLlamaEmbeddingGenerator(this IServiceCollection services, Func<IServiceProvider, LlamaModel> modelFactory, string? serviceId = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(modelFactory);
+        return services.AddKeyedSingleton<IEmbeddingGenerator<string, Embedding<float>>>(serviceId, (provider, _) =>
+        {
+            var loggerFactory = provider.GetService<ILoggerFactory>();
+            var builder = new LlamaEmbeddingGenerator(modelFactory(provider), provider.GetService<IMeterFactory>()).AsBuilder();
+            if (loggerFactory is not null)
+                builder.UseLogging(loggerFactory);
+            return builder.Build(provider);
+        });
     }
 
     /// <summary>

@@ -19,4 +19,6 @@ public enum ErrorKind
     InvalidPlugin,
     /// <summary>A remote model's endpoint could not be reached, refused the request or did not answer in time.</summary>
     RemoteFailed,
+    /// <summary>llama.cpp's native library could not be loaded: the app references no LLamaSharp backend package that fits the machine.</summary>
+    NativeBackendMissing,
 }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using AgentHost.Extensions.AI;
 using AgentHost.Llama;
@@ -165,6 +166,126 @@ public sealed class HostingTests
         Assert.Contains("Unknown model 'no-such-model'", error.Message);
         Assert.Contains("stories260k, stories260k-wide, tinystories656k", error.Message);
     }
+
+    [Fact]
+    public async Task Embedding_generator_is_one_registration_keyed_like_the_chat_client_and_shares_its_model()
+    {
+        var services = new ServiceCollection()
+            .AddLlamaChatClient("stories260k")
+            .AddLlamaEmbeddingGenerator("stories260k")
+            .AddLlamaEmbeddingGenerator(TestModels.Stories260K, serviceId: "by-path");
+        LlamaModel model;
+        using (var provider = services.BuildServiceProvider())
+        {
+            var generator = provider.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
+            var embeddings = await generator.GenerateAsync(["The cat sat on the mat."]);
+            model = generator.GetService<LlamaModel>()!;
+            Assert.Equal(model.EmbeddingSize, Assert.Single(embeddings).Vector.Length);
+            Assert.Same(model, provider.GetRequiredService<IChatClient>().GetService<LlamaModel>());
+            var byPath = provider.GetRequiredKeyedService<IEmbeddingGenerator<string, Embedding<float>>>("by-path");
+            Assert.NotSame(generator, byPath);
+            Assert.Same(model, byPath.GetService<LlamaModel>());
+        }
+        Assert.Throws<ObjectDisposedException>(() => model.Tokenize("a", addBos: false));
+    }
+
+    [Fact]
+    public async Task Kernel_builder_adds_the_embedding_generator_by_service_id()
+    {
+        var kernel = Kernel.CreateBuilder().AddLlamaEmbeddingGenerator("stories260k", serviceId: "embed").Build();
+        try
+        {
+            var generator = kernel.Services.GetRequiredKeyedService<IEmbeddingGenerator<string, Embedding<float>>>("embed");
+            var embedding = await generator.GenerateVectorAsync("Lily had a red ball.");
+            Assert.True(embedding.Length > 0);
+            Assert.Null(kernel.Services.GetService<IEmbeddingGenerator<string, Embedding<float>>>());
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AddAgentHost_registers_a_runner_for_the_yaml_agents_of_the_configured_folder()
+    {
+        var folder = Directory.CreateTempSubdirectory("agenthost-agents-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "teller.yaml"), """
+                name: teller
+                description: Tells a very short story.
+                instructions: |
+                  You are {{ name }}, a storyteller.
+                max_tokens: 8
+                """);
+            var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["AgentHost:DefaultModel"] = "stories260k",
+                ["Agents:Directory"] = folder,
+            }).Build();
+            var builder = Kernel.CreateBuilder().AddAgentHost(configuration);
+            builder.Plugins.AddFromObject(new AgentHost.Plugins.MathPlugin(), "Math");
+            var kernel = builder.Build();
+            try
+            {
+                var runner = kernel.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>();
+                Assert.Same(runner, kernel.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>());
+                Assert.Equal(["teller"], runner.Catalog.Names);
+                Assert.Contains(runner.Kernel.Plugins, p => p.Name == "Math");
+
+                var result = await runner.RunAsync("teller", "Tell me a story.");
+
+                Assert.Equal("teller", result.Agent);
+                Assert.False(string.IsNullOrWhiteSpace(result.Answer));
+            }
+            finally
+            {
+                ((IDisposable)kernel.Services).Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_generic_host_app_resolves_the_runner_after_AddAgentHost_and_AddAgentRunner()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Agents:Directory"] = AgentTests.ShippedAgentsDirectory,
+            ["Agents:MaxDepth"] = "2",
+        }).Build();
+        var services = new ServiceCollection().AddAgentHost(configuration).AddAgentRunner(configuration);
+        services.AddSingleton(new AgentHost.Plugins.MathPlugin());
+        services.AddSingleton(sp => KernelPluginFactory.CreateFromObject(sp.GetRequiredService<AgentHost.Plugins.MathPlugin>(), "Math"));
+        using var provider = services.BuildServiceProvider();
+
+        var runner = provider.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>();
+
+        Assert.Equal(["calculator", "storyteller"], runner.Catalog.Names);
+        Assert.Equal(2, runner.MaxDepth);
+        Assert.Contains(runner.Kernel.Plugins, p => p.Name == "Math");
+    }
+
+    [Fact]
+    public void Agent_runner_from_a_missing_folder_is_an_error_naming_it()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "agenthost-no-such-agents");
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Agents:Directory"] = missing }).Build();
+        var kernel = Kernel.CreateBuilder().AddAgentHost(configuration).Build();
+        try
+        {
+            var error = Assert.Throws<AgentHostException>(() => kernel.GetRequiredService<AgentHost.SemanticKernel.Agents.AgentRunner>());
+            Assert.Contains(missing, error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            ((IDisposable)kernel.Services).Dispose();
+        }
+    }
 }
 
 [CollectionDefinition(Name, DisableParallelization = true)]
@@ -177,6 +298,35 @@ public sealed class HostingCollection
 [Collection(ChatModelCollection.Name)]
 public sealed class ToolBudgetTests(ChatModelFixture fixture)
 {
+    public sealed record Person(string Name, int Age);
+
+    [Fact]
+    public async Task A_typed_reply_cut_off_by_max_tokens_says_so_not_just_a_json_parse_error()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false });
+
+        var typed = await Assert.ThrowsAsync<AgentHostException>(() =>
+            client.GetResponseAsync<Person>("Who is Tim?", new ChatOptions { MaxOutputTokens = 3 }));
+
+        Assert.Equal(ErrorKind.InvalidArgument, typed.Kind);
+        Assert.Contains("cut off by the limit of 3 output tokens", typed.Message, StringComparison.Ordinal);
+        Assert.Contains("finish reason length", typed.Message, StringComparison.Ordinal);
+        Assert.Contains("MaxOutputTokens", typed.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task With_CutOffJsonIsError_off_a_cut_off_json_reply_is_partial_text_with_finish_reason_length()
+    {
+        using var client = new LlamaChatClient(fixture.Model, new LlamaChatClientOptions { PromptCache = false, CutOffJsonIsError = false });
+        var schema = JsonDocument.Parse("""{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}""").RootElement;
+
+        var response = await client.GetResponseAsync("Who is Tim?", new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema), MaxOutputTokens = 3 });
+
+        Assert.Equal(ChatFinishReason.Length, response.FinishReason);
+        Assert.StartsWith("{", response.Text, StringComparison.Ordinal);
+        Assert.ThrowsAny<JsonException>(() => JsonDocument.Parse(response.Text));
+    }
+
     private static readonly AIFunction _weather = AIFunctionFactory.Create(
         (string city, string unit) => $"Sunny in {city}", "Weather_GetWeather", "Gets the current weather for a city.");
 

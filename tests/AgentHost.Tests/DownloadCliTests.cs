@@ -18,6 +18,7 @@ public sealed class DownloadCliTests : IDisposable
 
     private Dictionary<string, string> Environment(string? sha256 = null)
     {
+        Directory.CreateDirectory(Path.Combine(_temp, "empty-models"));   // a models folder that does not exist is an error
         var environment = new Dictionary<string, string>
         {
             ["AGENTHOST_MODELS_DIR"] = Path.Combine(_temp, "empty-models"),

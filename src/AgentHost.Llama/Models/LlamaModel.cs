@@ -37,8 +37,9 @@ public sealed class LlamaModel : IDisposable
         var guard = InputGuard.ForVocabulary(file.GetString("tokenizer.ggml.model"), file.GetStringArray("tokenizer.ggml.tokens"), settings.UnsupportedCharacters);
         if (guard.IsActive)
         {
-            logger.LogInformation("Model {Name} lacks byte-fallback tokens: characters it cannot encode are {Policy}ed before tokenizing.",
-                name, settings.UnsupportedCharacters.ToString().ToLowerInvariant());
+            // Debug: a fact of the model, not something to fix; a host app logs one line per load (the provider's).
+            logger.LogDebug("Model {Name} lacks byte-fallback tokens: characters it cannot encode are handled by policy {Policy} before tokenizing.",
+                name, settings.UnsupportedCharacters);
         }
         Vocabulary = new TokenVocabulary(weights.NativeHandle, guard);
         Scheduler = new ModelScheduler(name);
@@ -98,33 +99,38 @@ public sealed class LlamaModel : IDisposable
         settings.Threads = ClampThreads(settings.Threads, cores, "Threads", logger);
         settings.BatchThreads = settings.BatchThreads == 0 ? settings.Threads : ClampThreads(settings.BatchThreads, cores, "BatchThreads", logger);
 
-        var parameters = new ModelParams(path)
-        {
-            GpuLayerCount = settings.GpuLayers,
-            Threads = settings.Threads,
-            BatchThreads = settings.BatchThreads,
-            BatchSize = (uint)settings.BatchSize,
-            UBatchSize = (uint)settings.BatchSize,
-            SeqMax = (uint)settings.Sequences,
-            KVUnified = true, // shared prefixes across sequences need one unified cache
-            Embeddings = settings.HiddenStates,
-            PoolingType = settings.HiddenStates ? LLamaPoolingType.None : LLamaPoolingType.Unspecified,
-            FlashAttention = settings.FlashAttention switch
-            {
-                FlashAttentionMode.On => true,
-                FlashAttentionMode.Off => false,
-                _ => null,
-            },
-        };
-
+        ModelParams parameters;
         LLamaWeights weights;
         try
         {
+            // ModelParams' constructor is the first native call (it asks llama.cpp for the device count): a missing backend fails here.
+            parameters = new ModelParams(path)
+            {
+                GpuLayerCount = settings.GpuLayers,
+                Threads = settings.Threads,
+                BatchThreads = settings.BatchThreads,
+                BatchSize = (uint)settings.BatchSize,
+                UBatchSize = (uint)settings.BatchSize,
+                SeqMax = (uint)settings.Sequences,
+                KVUnified = true, // shared prefixes across sequences need one unified cache
+                Embeddings = settings.HiddenStates,
+                PoolingType = settings.HiddenStates ? LLamaPoolingType.None : LLamaPoolingType.Unspecified,
+                FlashAttention = settings.FlashAttention switch
+                {
+                    FlashAttentionMode.On => true,
+                    FlashAttentionMode.Off => false,
+                    _ => null,
+                },
+            };
             weights = LLamaWeights.LoadFromFile(parameters);
         }
         catch (LoadWeightsFailedException ex)
         {
             throw new AgentHostException(ErrorKind.InvalidModelFile, $"llama.cpp could not load model file '{path}' (unsupported architecture or corrupt data; the native log has details).", ex);
+        }
+        catch (Exception ex) when (NativeRuntime.BackendMissing(ex) is { } missing)
+        {
+            throw missing;
         }
 
         var contextSize = settings.ContextSize;

@@ -459,6 +459,8 @@ public sealed partial class ModelResolver
 
         if (modelsDir is not null)
         {
+            if (!Directory.Exists(modelsDir))
+                throw MissingModelsDirectory(modelsDir, modelsDirOrigin);
             var inModelsDir = Path.Combine(modelsDir, file);
             if (File.Exists(inModelsDir))
                 return new SearchResult(name, file, modelsDir, modelsDirOrigin, cacheDir, new ResolvedModel(name, inModelsDir, settings.Clone(), ModelSource.ModelsDir), false);
@@ -526,6 +528,14 @@ public sealed partial class ModelResolver
             return (FullPath(_options.ModelsDir.Trim()), "AgentHost:ModelsDir");
         return (null, "");
     }
+
+    /// <summary>
+    /// A configured models folder that does not exist is a mistake in the setting (a typo, a relative path taken
+    /// against another folder), not a reason to download: it names the folder and the setting to fix.
+    /// </summary>
+    private static AgentHostException MissingModelsDirectory(string folder, string origin) => new(ErrorKind.ModelNotFound,
+        $"The models folder '{folder}' (from {origin}) does not exist; create it, or set {origin} to an existing folder"
+        + (origin == AgentHostOptions.ModelsDirVariable ? " (or unset it)." : " (or remove it)."));
 
     private Uri? DownloadUrl(string name, ModelSettings settings)
     {

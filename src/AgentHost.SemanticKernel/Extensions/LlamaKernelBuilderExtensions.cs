@@ -84,10 +84,28 @@ public static class LlamaKernelBuilderExtensions
     }
 
     /// <summary>
+    /// Adds a keyed <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/> (<see cref="string"/> to <see cref="Embedding{T}"/> of
+    /// <see cref="float"/>, the embedding service Semantic Kernel's memory and vector store connectors take) on the model
+    /// <paramref name="modelNameOrPath"/> names, loaded once on first use through the <see cref="ILlamaModelProvider"/>
+    /// (shared with a chat completion service on the same model) and disposed with the kernel's service container.
+    /// </summary>
+    /// <param name="builder">The kernel builder.</param>
+    /// <param name="modelNameOrPath">A catalog name (any case, e.g. <c>stories260k</c>) or a path to a .gguf file.</param>
+    /// <param name="serviceId">The service key; null registers the default service.</param>
+    /// <returns><paramref name="builder"/>.</returns>
+    public static IKernelBuilder AddLlamaEmbeddingGenerator(this IKernelBuilder builder, string modelNameOrPath, string? serviceId = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddLlamaEmbeddingGenerator(modelNameOrPath, serviceId);
+        return builder;
+    }
+
+    /// <summary>
     /// What the CLI has, for an app's kernel: <see cref="AgentHostServiceCollectionExtensions.AddAgentHost"/> (the
     /// <c>AgentHost</c> section: catalog, models folder, cache, downloads, and the model provider) plus
     /// <see cref="PluginOptions"/>, <see cref="AgentOptions"/> and <see cref="McpOptions"/> bound from the <c>Plugins</c>,
-    /// <c>Agents</c> and <c>Mcp</c> sections (connect the MCP servers with <see cref="McpPlugins.ConnectAsync"/>).
+    /// <c>Agents</c> and <c>Mcp</c> sections (connect the MCP servers with <see cref="McpPlugins.ConnectAsync"/>), and an
+    /// <see cref="AgentRunner"/> for the agents of <c>Agents:Directory</c> (see <see cref="AgentServiceCollectionExtensions.AddAgentRunner"/>).
     /// </summary>
     /// <param name="builder">The kernel builder.</param>
     /// <param name="configuration">The app's configuration.</param>
@@ -100,6 +118,7 @@ public static class LlamaKernelBuilderExtensions
         builder.Services.AddOptions<PluginOptions>().Bind(configuration.GetSection(PluginOptions.SectionName));
         builder.Services.AddOptions<AgentOptions>().Bind(configuration.GetSection(AgentOptions.SectionName));
         builder.Services.AddOptions<McpOptions>().Bind(configuration.GetSection(McpOptions.SectionName));
+        builder.Services.AddAgentRunner();
         return builder;
     }
 

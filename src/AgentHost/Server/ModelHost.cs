@@ -81,6 +81,7 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
             FormatsDirectory = options.FormatsDirectory(),
             ContinuousBatching = serverOptions.Batching,
             AllowFileOptions = false,   // requests never name server-side files
+            CutOffJsonIsError = false,  // OpenAI's shape: finish_reason "length" with the partial text
             RecyclingMatrixFile = serverOptions.StateDirectory is { } state ? Path.Combine(Path.GetFullPath(state), $"{FileSafe(name)}.recycling-matrix") : null,
         }, meterFactory: meterFactory);
         return new HostedModel(name, client, client, new LlamaEmbeddingGenerator(model, meterFactory));

@@ -380,6 +380,35 @@ public sealed class ModelResolverTests : IDisposable
         Assert.Equal(ErrorKind.ModelNotFound, unknown.Kind);
     }
 
+    [Fact]
+    public async Task Missing_models_folder_from_the_environment_is_an_error_naming_it_not_a_download()
+    {
+        PlaceModel(_cacheDir);   // even a cached copy is not a silent fallback: the setting is wrong
+        var missing = _temp.Combine("no-such-models");
+        _environment[AgentHostOptions.ModelsDirVariable] = missing;
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() =>
+            CreateResolver(Options(url: "http://127.0.0.1:9/stories260K.gguf")).ResolveAsync("stories", null, CancellationToken.None));
+
+        Assert.Equal(ErrorKind.ModelNotFound, error.Kind);
+        Assert.Contains($"'{missing}'", error.Message, StringComparison.Ordinal);
+        Assert.Contains(AgentHostOptions.ModelsDirVariable, error.Message, StringComparison.Ordinal);
+        Assert.Contains("does not exist", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Missing_models_folder_from_configuration_is_an_error_naming_the_setting()
+    {
+        var options = Options(url: "http://127.0.0.1:9/stories260K.gguf");
+        options.ModelsDir = _temp.Combine("typo");
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => CreateResolver(options).ResolveAsync("stories", null, CancellationToken.None));
+
+        Assert.Equal(ErrorKind.ModelNotFound, error.Kind);
+        Assert.Contains($"'{options.ModelsDir}'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("AgentHost:ModelsDir", error.Message, StringComparison.Ordinal);
+    }
+
     private AgentHostOptions Options(string? url = null, string? sha256 = null) => new()
     {
         DefaultModel = "stories",

@@ -5,8 +5,8 @@ using Microsoft.Extensions.Logging.Testing;
 
 namespace AgentHost.Llama.Tests.Support;
 
-/// <summary>A logger factory that keeps every entry with its category (llama.cpp's own log excluded), for asserting on what a component logs.</summary>
-internal sealed class RecordingLoggerFactory : ILoggerFactory
+/// <summary>A logger factory that keeps every entry with its category (llama.cpp's own log excluded unless asked for), for asserting on what a component logs.</summary>
+internal sealed class RecordingLoggerFactory(bool includeNative = false) : ILoggerFactory
 {
     private readonly FakeLogCollector _collector = new();
 
@@ -14,7 +14,7 @@ internal sealed class RecordingLoggerFactory : ILoggerFactory
         _collector.GetSnapshot().Select(r => (r.Category ?? "", r.Level, r.Message)).ToList();
 
     public ILogger CreateLogger(string categoryName) =>
-        categoryName == NativeRuntime.LogCategory ? NullLogger.Instance : new FakeLogger(_collector, categoryName);
+        categoryName == NativeRuntime.LogCategory && !includeNative ? NullLogger.Instance : new FakeLogger(_collector, categoryName);
 
     public void AddProvider(ILoggerProvider provider)
     {
