@@ -15,12 +15,14 @@ internal sealed class ApiError(int status, string message, string type = "invali
 
     public static ApiError BadRequest(string message, string? param = null) => new(StatusCodes.Status400BadRequest, message, param: param);
 
-    /// <summary>The status and shape of an engine error: user mistakes are 400s, a remote model's endpoint failing 502, the rest 500.</summary>
+    /// <summary>The status and shape of an engine error: user mistakes are 400s, a remote model's endpoint failing 502, a model not on this machine 503, the rest 500.</summary>
     public static ApiError From(AgentHostException error) => error.Kind switch
     {
         ErrorKind.ContextOverflow => new(StatusCodes.Status400BadRequest, error.Message, code: "context_length_exceeded", param: error.Parameter),
         ErrorKind.InvalidArgument => new(StatusCodes.Status400BadRequest, error.Message, param: error.Parameter),
         ErrorKind.RemoteFailed => new(StatusCodes.Status502BadGateway, error.Message, "server_error", "upstream_error"),
+        // A served model whose file (or models folder) is not there: the operator's to fix, as a missing download is.
+        ErrorKind.ModelNotFound => new(StatusCodes.Status503ServiceUnavailable, error.Message, "server_error", "model_unavailable"),
         _ => new(StatusCodes.Status500InternalServerError, error.Message, "server_error"),
     };
 
