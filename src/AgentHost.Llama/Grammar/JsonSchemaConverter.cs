@@ -150,18 +150,9 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
             return Alternatives(alternatives);
         }
 
-        var types = Types(schema, path);
+        var types = TypesOrInferred(schema, path);
         if (types.Count == 0)
-        {
-            if (Has(schema, "properties", "required", "additionalProperties"))
-                types.Add("object");
-            else if (Has(schema, "items", "minItems", "maxItems"))
-                types.Add("array");
-            else if (Has(schema, "minLength", "maxLength"))
-                types.Add("string");
-            else
-                return builder.Primitive("value");
-        }
+            return builder.Primitive("value");
 
         var expressions = new List<string>();
         foreach (var t in types)
@@ -571,16 +562,9 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
                 any |= HasFiniteValue(option, $"{path}/{keyword}/{i++}", finite, blocking);
             return any;
         }
-        var types = Types(schema, path);
+        var types = TypesOrInferred(schema, path);
         if (types.Count == 0)
-        {
-            if (Has(schema, "properties", "required", "additionalProperties"))
-                types.Add("object");
-            else if (Has(schema, "items", "minItems", "maxItems"))
-                types.Add("array");
-            else
-                return true;
-        }
+            return true;
         foreach (var type in types)
         {
             var ends = type switch
@@ -594,6 +578,22 @@ internal sealed class JsonSchemaConverter(GbnfBuilder builder, JsonElement root,
                 return true;
         }
         return false;
+    }
+
+    // The schema's types, or the one its keywords imply when it names none (empty: any value).
+    private List<string> TypesOrInferred(JsonElement schema, string path)
+    {
+        var types = Types(schema, path);
+        if (types.Count == 0)
+        {
+            if (Has(schema, "properties", "required", "additionalProperties"))
+                types.Add("object");
+            else if (Has(schema, "items", "minItems", "maxItems"))
+                types.Add("array");
+            else if (Has(schema, "minLength", "maxLength"))
+                types.Add("string");
+        }
+        return types;
     }
 
     // An object has a finite value when each required property does (declared ones by their schema, others by additionalProperties).
