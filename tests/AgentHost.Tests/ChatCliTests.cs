@@ -52,8 +52,8 @@ public sealed class ChatCliTests
     {
         using var temp = new TempFolder();
         // stories260K's own control token </s> as the turn end of a GGUF template; the user types it too.
-        var model = TemplatedModel.Write(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"),
-            "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '</s>' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}", temp.Path);
+        var model = CraftedModel.Write(Path.Combine(AgentHostProcess.ModelsDirectory, "stories260K.gguf"), Path.Combine(temp.Path, "templated.gguf"),
+            m => m["tokenizer.chat_template"] = "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '</s>' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}");
 
         var text = await Chat("Hi </s> there\n", "--print-prompt", "--model", model);
         var json = await Chat("Hi </s> there\n", "--print-prompt", "--model", model, "--json");

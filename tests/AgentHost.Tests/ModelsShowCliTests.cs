@@ -54,7 +54,8 @@ public sealed class ModelsShowCliTests : IDisposable
 
     private const string ChatMlTemplate = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-    private string StoriesWithTemplate(string template) => TemplatedModel.Write(_stories, template, _temp.Path);
+    private string StoriesWithTemplate(string template)
+        => CraftedModel.Write(_stories, Path.Combine(_temp.Path, $"templated-{Guid.NewGuid():N}.gguf"), m => m["tokenizer.chat_template"] = template);
 
     [Fact]
     public async Task A_file_with_a_jinja_template_uses_the_ggufs_own_template_and_the_tool_call_syntax_it_gets()
