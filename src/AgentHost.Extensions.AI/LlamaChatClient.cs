@@ -17,8 +17,9 @@ namespace AgentHost.Extensions.AI;
 /// <summary>
 /// An <see cref="IChatClient"/> on a local model: renders the conversation in the model's chat format,
 /// decodes with any AgentHost strategy (chosen per request through <see cref="ChatOptions"/>, see
-/// <see cref="ChatRequestMapper"/>) and reuses the KV cache of earlier turns. Safe for concurrent use:
-/// requests rent a session slot each and the model's scheduler serialises their decodes.
+/// <see cref="ChatRequestMapper"/>) and reuses the KV cache of earlier turns. Safe for concurrent use: every
+/// request, whatever its strategy, is a slot of the client's <see cref="DecodeEngine"/> and is decoded in one shared
+/// batch with the others.
 /// </summary>
 public sealed partial class LlamaChatClient : IChatClient
 {
@@ -32,8 +33,7 @@ public sealed partial class LlamaChatClient : IChatClient
     public const string ToolTokensKey = "tool_tokens";
 
     private readonly LlamaChatClientOptions _options;
-    private readonly SessionPool _pool;
-    private readonly BatchedGenerator? _batcher;
+    private readonly DecodeEngine _engine;
     private readonly ChatClientMetadata _metadata;
     private readonly IReadOnlyList<int> _stopTokens;
     private readonly ILogger _logger;
@@ -54,8 +54,7 @@ public sealed partial class LlamaChatClient : IChatClient
         var catalog = _options.FormatsDirectory is null ? ChatFormatCatalog.Default : new ChatFormatCatalog(_options.FormatsDirectory);
         Format = catalog.Resolve(model, _options.ChatFormat);
         _stopTokens = Format.GetStopTokens(model);
-        _pool = new SessionPool(model, _options.Slots, _options.HiddenStates);
-        _batcher = _options.ContinuousBatching ? new BatchedGenerator(model) : null;
+        _engine = new DecodeEngine(model, _options.HiddenStates, _options.ContinuousBatching);
         _metadata = new ChatClientMetadata(ProviderName, null, model.Name);
         _telemetry = new GenerationTelemetry(meterFactory);
     }
@@ -66,8 +65,8 @@ public sealed partial class LlamaChatClient : IChatClient
     /// <summary>The chat format conversations are rendered in.</summary>
     public ChatFormat Format { get; }
 
-    /// <summary>Requests waiting for or holding a session slot (the queue depth).</summary>
-    public int PendingRequests => _pool.Pending + (_batcher?.Pending ?? 0);
+    /// <summary>Requests waiting or decoding (the queue depth).</summary>
+    public int PendingRequests => _engine.Pending;
 
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
@@ -182,52 +181,33 @@ public sealed partial class LlamaChatClient : IChatClient
         return serviceType.IsInstanceOfType(this) ? this : null;
     }
 
-    /// <summary>Frees the session slots (not the model).</summary>
-    public void Dispose()
-    {
-        _batcher?.Dispose();
-        _pool.Dispose();
-    }
+    /// <summary>Frees the engine's context (not the model).</summary>
+    public void Dispose() => _engine.Dispose();
 
-    /// <summary>Runs a generation: batched with other requests when the client batches and the request allows it, else on a slot.</summary>
+    /// <summary>Runs a generation in the engine's shared batch.</summary>
     private async Task<GenerationResult> RunAsync(PreparedCall call, CancellationToken cancellationToken)
     {
-        if (Batched(call))
-            return await _batcher!.GenerateAsync(call.Request, Samples(call), cancellationToken).ConfigureAwait(false);
-        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
-        var result = await lease.Session.GenerateAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false);
-        await SaveStateAsync(call, lease.Session, cancellationToken).ConfigureAwait(false);
+        var result = await _engine.GenerateAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false);
+        await SaveStateAsync(call, cancellationToken).ConfigureAwait(false);
         return result;
     }
 
     /// <summary>As <see cref="RunAsync"/>, streaming.</summary>
     private async IAsyncEnumerable<GenerationUpdate> RunStreamingAsync(PreparedCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        if (Batched(call))
-        {
-            await foreach (var update in _batcher!.GenerateStreamingAsync(call.Request, Samples(call), cancellationToken).ConfigureAwait(false))
-                yield return update;
-            yield break;
-        }
-        using var lease = await _pool.RentAsync(call.PromptTokens, cancellationToken).ConfigureAwait(false);
-        await foreach (var update in lease.Session.GenerateStreamingAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false))
+        await foreach (var update in _engine.GenerateStreamingAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false))
         {
             if (update.Result is not null)
-                await SaveStateAsync(call, lease.Session, cancellationToken).ConfigureAwait(false);
+                await SaveStateAsync(call, cancellationToken).ConfigureAwait(false);
             yield return update;
         }
     }
 
     /// <summary>Saves what a strategy learned where the host keeps it (the recycling matrix file: the next run's warm start).</summary>
-    private static async Task SaveStateAsync(PreparedCall call, InferenceSession session, CancellationToken cancellationToken)
-    {
-        if (call.Strategy is RecyclingStrategy { MatrixFile: not null } recycling)
-            await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken).ConfigureAwait(false);
-    }
-
-    private bool Batched(PreparedCall call) => _batcher is not null && BatchedGenerator.CanRun(call.Descriptor, call.Request);
-
-    private static bool Samples(PreparedCall call) => call.Descriptor.Sampling == SamplingUse.Always || call.Request.Sampling is not null;
+    private Task SaveStateAsync(PreparedCall call, CancellationToken cancellationToken)
+        => call.Strategy is RecyclingStrategy { MatrixFile: not null } recycling
+            ? Model.Scheduler.RunAsync(recycling.SaveMatrix, cancellationToken)
+            : Task.CompletedTask;
 
     private PreparedCall PrepareCompletion(string prompt, ChatOptions? options)
     {

@@ -16,16 +16,14 @@ public sealed class LlamaChatClientOptions
     public bool PromptCache { get; set; } = true;
 
     /// <summary>
-    /// Continuous batching (default on): greedy and sampling requests without a grammar run as sequences of one shared
-    /// context and are decoded together, one token each per step, which raises throughput with many concurrent
-    /// requests; each sequence keeps its prompt cache like a slot does. Other requests (speculative strategies,
-    /// cautious decoding, tool tokens, grammars) run on <see cref="Slots"/>. A batched greedy reply equals its serial
-    /// result except where the top two logits are nearly tied (batched decodes can differ in their last bits).
+    /// Continuous batching (default on): concurrent requests, whatever their strategy, run as slots of one shared context
+    /// and every step decodes all their tokens together (speculative drafts, cautious trials and tool-token argument
+    /// mode included), which raises throughput with many concurrent requests; each slot keeps its prompt cache, and a
+    /// prompt that shares a prefix with another slot's copies it instead of decoding it again. At most the model's
+    /// <c>Sequences</c> sequences are in use at once. A batched greedy reply equals its serial result except where the top
+    /// two logits are nearly tied (batched decodes can differ in their last bits). Off: one request decodes at a time.
     /// </summary>
     public bool ContinuousBatching { get; set; } = true;
-
-    /// <summary>Sessions (each a context with its own cache) requests are spread over (default 1).</summary>
-    public int Slots { get; set; } = 1;
 
     /// <summary>
     /// Sessions also return final hidden states (needed by the <c>toolkens</c> strategy; a little extra work

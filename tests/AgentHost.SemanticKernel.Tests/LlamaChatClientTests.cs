@@ -337,7 +337,7 @@ public sealed class LlamaChatClientTests(ChatModelFixture fixture)
         foreach (var conversation in conversations)
             serial.Add(Generation((await serialClient.GetResponseAsync(conversation, options)).RawRepresentation));
 
-        using var client = NewClient(new LlamaChatClientOptions { Slots = 3, PromptCache = false });
+        using var client = NewClient(new LlamaChatClientOptions { PromptCache = false });
         var concurrent = await Task.WhenAll(conversations.Select((c, i) => Task.Run(async () =>
         {
             if (i % 2 == 0)

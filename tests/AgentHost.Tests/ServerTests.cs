@@ -464,7 +464,6 @@ public sealed class ServerLimitsTests
     {
         await using var server = await TestServer.StartAsync(o =>
         {
-            o.Slots = 1;
             o.MaxQueue = 1;
         }, contextSize: 16384);
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using AgentHost.Llama.Engine;
 
 namespace AgentHost.Llama.Decoding;
@@ -51,15 +52,15 @@ public sealed class GenerationRun
     public bool ContextIsFull => Session.GetPast(0) >= Session.ContextSize;
 
     /// <summary>Validates, tokenizes and prefills. Throws <see cref="AgentHostException"/> for bad input.</summary>
-    public static GenerationRun Start(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
-        => Start(session, request, onText, 1, null, cancellationToken);
+    public static ValueTask<GenerationRun> StartAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+        => StartAsync(session, request, onText, 1, null, cancellationToken);
 
     /// <summary>
-    /// Like <see cref="Start(InferenceSession, GenerationRequest, Action{string}, CancellationToken)"/>, with outputs for the
+    /// Like <see cref="StartAsync(InferenceSession, GenerationRequest, Action{string}, CancellationToken)"/>, with outputs for the
     /// last <paramref name="promptOutputs"/> prompt tokens (decoded again even when cached) passed to <paramref name="onPromptOutput"/>
     /// by batch index, in text order; the last one is also <see cref="LogitsIndex"/>.
     /// </summary>
-    public static GenerationRun Start(InferenceSession session, GenerationRequest request, Action<string>? onText, int promptOutputs, Action<int>? onPromptOutput,
+    public static async ValueTask<GenerationRun> StartAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, int promptOutputs, Action<int>? onPromptOutput,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
@@ -82,7 +83,7 @@ public sealed class GenerationRun
         if (cached == 0)
             session.Reset();
         var decodeCalls = session.DecodeCalls;
-        var index = session.Prefill(tokens.AsSpan(cached), 0, promptOutputs, onPromptOutput, cancellationToken);
+        var index = await session.PrefillAsync(tokens.AsMemory(cached), 0, promptOutputs, onPromptOutput, cancellationToken).ConfigureAwait(false);
         var output = new GenerationOutput(model.Vocabulary, request.MaxTokens, request.Stop, onText, request.StopTokens);
         return new GenerationRun(session, tokens, output, index, clock, decodeCalls, clock.Elapsed, cached, request.Recorder);
     }
@@ -122,13 +123,15 @@ public sealed class GenerationRun
     /// The plain step: accepts <paramref name="token"/> and, unless generation stops, decodes it into
     /// sequence 0. Returns the batch index of its logits, or -1 when generation stopped.
     /// </summary>
-    public int AcceptAndDecode(int token, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]   // one per token: pooled, not allocated, when it waits for the engine
+    public async ValueTask<int> AcceptAndDecodeAsync(int token, CancellationToken cancellationToken)
     {
         if (Accept(token))
             return -1;
         Session.ClearBatch();
+        await Session.WaitForRoomAsync(1).ConfigureAwait(false);
         var index = Session.AddToBatch(token, Session.GetPast(0), 0, logits: true);
-        Session.Decode(cancellationToken);
+        await Session.DecodeAsync(cancellationToken).ConfigureAwait(false);
         return index;
     }
 
@@ -137,6 +140,12 @@ public sealed class GenerationRun
     {
         var text = Output.Complete();
         _clock.Stop();
+        if (Session.IsShared)
+        {
+            // How many tokens, every request's, the decodes of this request held on average.
+            var withBatch = new Dictionary<string, double>(extra ?? new Dictionary<string, double>()) { ["mean_batch"] = Math.Round(Session.MeanBatchSize, 3) };
+            extra = withBatch;
+        }
         return new GenerationResult
         {
             Strategy = strategy,

@@ -1,84 +1,95 @@
+using System.Threading.Tasks.Sources;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Models;
-using LLama;
 using LLama.Native;
 
 namespace AgentHost.Llama.Engine;
 
 /// <summary>
-/// One llama.cpp context and its KV cache, with the primitives every decoding strategy is built from:
-/// batches of tokens with explicit positions, sequence-id sets and logits flags; logits and hidden
-/// states per batch index; sequence copy/keep/remove; and the n_past bookkeeping of every sequence.
-/// This class is the one place that owns the KV-cache invariants (<see cref="VerifyKvCache"/>).
-/// All members must be called on the model's scheduler thread.
+/// A decoding session: sequences of a llama.cpp context with the primitives every strategy is built from (batches of
+/// tokens with explicit positions, sequence-id sets and logits flags; logits and hidden states per batch index;
+/// sequence copy/keep/remove; n_past per sequence). A session from <see cref="LlamaModel.CreateSessionAsync(bool, CancellationToken)"/>
+/// owns its context and decodes at once. A session the engine gives a request is a slot of the engine's shared
+/// context: its sequence ids are the request's own (0 is the request's, the rest scratch), its tokens join one
+/// batch with every other request's, and <see cref="DecodeAsync"/> returns once that shared decode ran. Strategies
+/// are written once against this type and run either way. All members must be called on the model's scheduler thread.
 /// </summary>
-public sealed class InferenceSession : IDisposable
+public sealed class InferenceSession : IDisposable, IValueTaskSource
 {
-    private readonly LLamaContext _context;
-    private readonly SafeLLamaContextHandle _handle;
-    private readonly NativeBatch _batch;
-    private readonly int[] _past;
-    private readonly int[][] _tokens;      // per sequence: the token held at each position (valid below _past)
-    private readonly int[] _pendingPast;   // per sequence: highest position in the pending batch + 1
-    private readonly int[] _oneSequence = new int[1];
+    private readonly DecodeContext _shared;
+    private readonly int[] _ids;                 // local sequence id -> the shared context's
+    private readonly ISessionHost? _host;        // the engine, or null for a standalone session
+    private readonly int[] _mapped;              // scratch for mapping sequence-id sets
+    private ManualResetValueTaskSourceCore<bool> _wait;
+    private int _decodeCalls;
+    private long _sharedBatchTokens;   // every request's tokens in the shared decodes this session took part in
 
     internal InferenceSession(LlamaModel model, bool hiddenStates)
+        : this(new DecodeContext(model, new LlamaDecodeBackend(model, hiddenStates)), null, null, 0)
     {
-        model.Scheduler.VerifyAccess();
-        Model = model;
-        HasHiddenStates = hiddenStates || model.Settings.HiddenStates;
-        var parameters = HasHiddenStates ? model.Parameters with { Embeddings = true, PoolingType = LLamaPoolingType.None } : model.Parameters;
-        _context = model.Weights.CreateContext(parameters);
-        _handle = _context.NativeHandle;
-        ContextSize = Math.Min((int)_handle.ContextSize, model.ContextSize);
-        _past = new int[model.Settings.Sequences];
-        _tokens = new int[_past.Length][];
-        for (var s = 0; s < _tokens.Length; s++)
-            _tokens[s] = new int[ContextSize];
-        _batch = new NativeBatch((int)_handle.BatchSize, _past.Length);
-        _pendingPast = new int[_past.Length];
+    }
+
+    internal InferenceSession(DecodeContext shared, ISessionHost? host, int[]? sequences, int contextSize)
+    {
+        _shared = shared;
+        _host = host;
+        _ids = sequences ?? Enumerable.Range(0, shared.SequenceCount).ToArray();
+        _mapped = new int[_ids.Length];
+        ContextSize = contextSize > 0 ? contextSize : shared.ContextSize;
+        _wait.RunContinuationsAsynchronously = false;   // resumed inline on the scheduler thread, in the engine's step
     }
 
     /// <summary>The model this session decodes with.</summary>
-    public LlamaModel Model { get; }
+    public LlamaModel Model => _shared.Model;
 
     /// <summary>
-    /// Context size in tokens (shared by all sequences): the configured size, even where llama.cpp
-    /// rounds its allocation up (it pads to a multiple of 256).
+    /// Most positions this session may use (its context: the whole context of a standalone session, a request's
+    /// reservation in the engine), even where llama.cpp rounds its allocation up.
     /// </summary>
     public int ContextSize { get; }
 
     /// <summary>Number of sequences (ids 0 .. SequenceCount-1).</summary>
-    public int SequenceCount => _past.Length;
+    public int SequenceCount => _ids.Length;
 
-    /// <summary>Most tokens one <see cref="Decode"/> call may hold.</summary>
-    public int BatchCapacity => (int)_handle.BatchSize;
+    /// <summary>Most tokens one decode may hold.</summary>
+    public int BatchCapacity => _shared.BatchCapacity;
 
-    /// <summary>Tokens currently in the pending batch.</summary>
-    public int BatchCount => _batch.Count;
+    /// <summary>Tokens the pending batch has room for (shared with other requests in the engine).</summary>
+    public int BatchRoom => _shared.BatchCapacity - _shared.BatchCount;
 
-    /// <summary>Decode calls made by this session so far.</summary>
-    public int DecodeCalls { get; private set; }
+    /// <summary>Tokens in the pending batch (every request's, in the engine).</summary>
+    public int BatchCount => _shared.BatchCount;
+
+    /// <summary>Decodes this session took part in.</summary>
+    public int DecodeCalls => _host is null ? _shared.DecodeCalls : _decodeCalls;
+
+    /// <summary>Tokens of every request in the last decode this session took part in (its own alone when standalone).</summary>
+    public int LastBatchSize => _shared.LastBatchSize;
+
+    /// <summary>Mean tokens per decode this session took part in, every request's counted (1 request alone: its own).</summary>
+    public double MeanBatchSize => _host is null || _decodeCalls == 0 ? _shared.LastBatchSize : (double)_sharedBatchTokens / _decodeCalls;
+
+    /// <summary>Whether this session shares its decodes with other requests (an engine slot).</summary>
+    public bool IsShared => _host is not null;
 
     /// <summary>Number of positions held for <paramref name="sequence"/> (its next position).</summary>
-    public int GetPast(int sequence) => _past[sequence];
+    public int GetPast(int sequence) => _shared.GetPast(Global(sequence));
 
     /// <summary>The tokens <paramref name="sequence"/> holds, by position (what its KV cache was computed from).</summary>
-    public ReadOnlySpan<int> GetTokens(int sequence) => _tokens[CheckSequence(sequence)].AsSpan(0, _past[sequence]);
+    public ReadOnlySpan<int> GetTokens(int sequence) => _shared.GetTokens(Global(sequence));
 
-    /// <summary>Empties the pending batch.</summary>
+    /// <summary>Starts a new batch. In the engine the batch is shared and started by the engine: this does nothing.</summary>
     public void ClearBatch()
     {
-        _batch.Clear();
-        Array.Clear(_pendingPast);
+        if (_host is null)
+            _shared.ClearBatch();
     }
 
     /// <summary>Adds a token of one sequence to the pending batch; returns its batch index.</summary>
     public int AddToBatch(int token, int position, int sequence, bool logits)
     {
-        _oneSequence[0] = CheckSequence(sequence);
-        NotePending(sequence, position, token);
-        return _batch.Add(token, position, _oneSequence, logits);
+        _mapped[0] = Global(sequence);
+        return _shared.AddToBatch(token, position, _mapped.AsSpan(0, 1), logits);
     }
 
     /// <summary>Adds a token shared by several sequences (tree attention, shared prefixes); returns its batch index.</summary>
@@ -86,204 +97,195 @@ public sealed class InferenceSession : IDisposable
     {
         if (sequences.IsEmpty)
             throw new ArgumentException("A token needs at least one sequence.", nameof(sequences));
-        foreach (var sequence in sequences)
-        {
-            CheckSequence(sequence);
-            NotePending(sequence, position, token);
-        }
-        return _batch.Add(token, position, sequences, logits);
+        if (sequences.Length > _ids.Length)
+            throw new ArgumentException($"A token can belong to at most {_ids.Length} sequences.", nameof(sequences));
+        for (var i = 0; i < sequences.Length; i++)
+            _mapped[i] = Global(sequences[i]);
+        return _shared.AddToBatch(token, position, _mapped.AsSpan(0, sequences.Length), logits);
     }
 
     /// <summary>
-    /// Decodes the pending batch and updates n_past: every sequence's past becomes at least the highest
-    /// position it received plus one. The batch is kept until the next <see cref="ClearBatch"/> so that
-    /// logits can be read by batch index.
+    /// Decodes the pending batch now (a standalone session). Every sequence's past becomes at least the highest
+    /// position it received plus one; outputs are read by batch index until the next decode.
     /// </summary>
+    /// <exception cref="InvalidOperationException">An engine slot: its decodes are shared, use <see cref="DecodeAsync"/>.</exception>
     public void Decode(CancellationToken cancellationToken = default)
     {
-        Model.Scheduler.VerifyAccess();
-        cancellationToken.ThrowIfCancellationRequested();
-        if (_batch.Count == 0)
-            return;
-
-        var result = _batch.Decode(_handle);
-        DecodeCalls++;
-        switch (result)
-        {
-            case DecodeResult.Ok:
-                break;
-            case DecodeResult.NoKvSlot:
-                throw new AgentHostException(ErrorKind.ContextOverflow, $"The context of {ContextSize} tokens is full; use a shorter input or a larger ContextSize.");
-            case DecodeResult.ComputeAborted:
-                throw new OperationCanceledException(cancellationToken);
-            default:
-                throw new InvalidOperationException($"llama_decode failed: {result}.");
-        }
-        UpdatePast();
+        if (_host is not null)
+            throw new InvalidOperationException("This session is a slot of the engine's shared batch: decode with DecodeAsync.");
+        _shared.Decode(cancellationToken);
     }
 
     /// <summary>
-    /// Decodes <paramref name="tokens"/> into <paramref name="sequence"/> from its current past, in chunks
-    /// of the batch size, requesting logits for the last token only. Returns that token's batch index.
+    /// Decodes what this session added: at once when standalone; in the engine, with every other request's tokens in
+    /// the next shared decode (returns once it ran; its outputs are then read by batch index).
     /// </summary>
-    public int Prefill(ReadOnlySpan<int> tokens, int sequence, CancellationToken cancellationToken = default)
-        => Prefill(tokens, sequence, 1, null, cancellationToken);
+    public ValueTask DecodeAsync(CancellationToken cancellationToken = default)
+    {
+        if (_host is null)
+        {
+            _shared.Decode(cancellationToken);
+            return ValueTask.CompletedTask;
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        _decodeCalls++;
+        _host.AwaitDecode(this);
+        return new ValueTask(this, _wait.Version);
+    }
 
     /// <summary>
-    /// Like <see cref="Prefill(ReadOnlySpan{int}, int, CancellationToken)"/>, requesting outputs (logits, hidden states)
-    /// for the last <paramref name="outputs"/> tokens; after each chunk's decode <paramref name="onOutput"/> gets the batch
-    /// index of each of that chunk's outputs, in text order (read them before the next decode).
+    /// Waits until the pending batch has room for <paramref name="tokens"/> tokens that must be decoded together (a
+    /// draft tree): at once when standalone or when it has; else until the engine starts the next batch.
     /// </summary>
-    public int Prefill(ReadOnlySpan<int> tokens, int sequence, int outputs, Action<int>? onOutput, CancellationToken cancellationToken = default)
+    public ValueTask WaitForRoomAsync(int tokens)
+    {
+        if (tokens > BatchCapacity)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{tokens} tokens do not fit one batch of {BatchCapacity} (BatchSize).");
+        if (_host is null || tokens <= BatchRoom)
+            return ValueTask.CompletedTask;
+        _host.AwaitRoom(this);
+        return new ValueTask(this, _wait.Version);
+    }
+
+    /// <summary>
+    /// Waits for work outside decoding (a tool) that may itself use this model. A standalone session runs the model's
+    /// other queued work meanwhile (<see cref="ModelScheduler.WaitFor{T}"/>); an engine slot steps aside, and the other
+    /// requests keep decoding until the work is done.
+    /// </summary>
+    public async ValueTask<T> WaitForAsync<T>(Func<Task<T>> start, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        if (_host is null)
+            return Model.Scheduler.WaitFor(start, cancellationToken);
+        var task = Model.Scheduler.StartOutsideWork(start);
+        if (!task.IsCompleted)
+        {
+            _host.AwaitOutside(this, task);
+            await new ValueTask(this, _wait.Version);
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        return await task.ConfigureAwait(false);   // completed: no thread hop
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="tokens"/> into <paramref name="sequence"/> from its current past, requesting logits for
+    /// the last token only. Returns that token's batch index. Standalone sessions only (see <see cref="PrefillAsync(ReadOnlyMemory{int}, int, CancellationToken)"/>).
+    /// </summary>
+    public int Prefill(ReadOnlySpan<int> tokens, int sequence, CancellationToken cancellationToken = default)
+    {
+        if (_host is not null)
+            throw new InvalidOperationException("This session is a slot of the engine's shared batch: prefill with PrefillAsync.");
+        return PrefillAsync(tokens.ToArray(), sequence, 1, null, cancellationToken).GetAwaiter().GetResult();
+    }
+
+    /// <summary>As <see cref="Prefill(ReadOnlySpan{int}, int, CancellationToken)"/>, in the engine's shared batches too.</summary>
+    public ValueTask<int> PrefillAsync(ReadOnlyMemory<int> tokens, int sequence, CancellationToken cancellationToken = default)
+        => PrefillAsync(tokens, sequence, 1, null, cancellationToken);
+
+    /// <summary>
+    /// Decodes <paramref name="tokens"/> into <paramref name="sequence"/> in chunks (as many as each batch has room for),
+    /// requesting outputs (logits, hidden states) for the last <paramref name="outputs"/> tokens; after each decode
+    /// <paramref name="onOutput"/> gets the batch index of each of that decode's outputs, in text order (read them
+    /// before the next decode). Returns the batch index of the last token.
+    /// </summary>
+    public async ValueTask<int> PrefillAsync(ReadOnlyMemory<int> tokens, int sequence, int outputs, Action<int>? onOutput, CancellationToken cancellationToken = default)
     {
         if (tokens.IsEmpty)
             throw new ArgumentException("Nothing to prefill.", nameof(tokens));
         ArgumentOutOfRangeException.ThrowIfLessThan(outputs, 1);
-        if (_past[sequence] + tokens.Length > ContextSize)
-            throw new AgentHostException(ErrorKind.ContextOverflow, $"The input is {tokens.Length} tokens but only {ContextSize - _past[sequence]} of the context's {ContextSize} are free.");
+        var start = GetPast(sequence);
+        if (start + tokens.Length > ContextSize)
+            throw new AgentHostException(ErrorKind.ContextOverflow, $"The input is {tokens.Length} tokens but only {ContextSize - start} of the context's {ContextSize} are free.");
 
         var lastIndex = -1;
-        for (var start = 0; start < tokens.Length; start += BatchCapacity)
+        var outputIndexes = onOutput is null ? null : new List<int>();
+        for (var fed = 0; fed < tokens.Length;)
         {
-            var chunk = tokens.Slice(start, Math.Min(BatchCapacity, tokens.Length - start));
             ClearBatch();
-            var position = _past[sequence];
-            var firstOutput = -1;
-            for (var i = 0; i < chunk.Length; i++)
+            var end = Math.Min(tokens.Length, fed + BatchRoom);
+            outputIndexes?.Clear();
+            for (; fed < end; fed++)
             {
-                var output = start + i >= tokens.Length - outputs;
-                var index = AddToBatch(chunk[i], position + i, sequence, output);
-                if (output && firstOutput < 0)
-                    firstOutput = index;
-                if (start + i == tokens.Length - 1)
+                var output = fed >= tokens.Length - outputs;
+                var index = AddToBatch(tokens.Span[fed], start + fed, sequence, output);
+                if (output)
+                    outputIndexes?.Add(index);
+                if (fed == tokens.Length - 1)
                     lastIndex = index;
             }
-            Decode(cancellationToken);
-            if (onOutput is not null && firstOutput >= 0)
+            await DecodeAsync(cancellationToken).ConfigureAwait(false);
+            if (outputIndexes is not null)
             {
-                for (var index = firstOutput; index < chunk.Length; index++)
-                    onOutput(index);
+                foreach (var index in outputIndexes)
+                    onOutput!(index);
             }
         }
         return lastIndex;
     }
 
     /// <summary>Logits (vocabulary size) of the token at <paramref name="batchIndex"/> of the last decode; valid until the next decode.</summary>
-    public ReadOnlySpan<float> GetLogits(int batchIndex) => _handle.GetLogitsIth(batchIndex);
+    public ReadOnlySpan<float> GetLogits(int batchIndex) => _shared.GetLogits(batchIndex);
 
     /// <summary>Whether decodes also return final hidden states (<see cref="ModelSettings.HiddenStates"/>, or a session created for them).</summary>
-    public bool HasHiddenStates { get; }
+    public bool HasHiddenStates => _shared.HasHiddenStates;
 
     /// <summary>Final hidden state of the token at <paramref name="batchIndex"/>; needs <see cref="HasHiddenStates"/>.</summary>
     public ReadOnlySpan<float> GetHiddenState(int batchIndex)
     {
         if (!HasHiddenStates)
             throw new InvalidOperationException($"Model {Model.Name} was loaded without HiddenStates and this session was not created for them.");
-        return _handle.GetEmbeddingsIth(batchIndex);
+        return _shared.GetHiddenState(batchIndex);
     }
 
     /// <summary>Copies positions [p0, p1) of <paramref name="source"/> into <paramref name="target"/> (p1 = -1: to the end).</summary>
-    public void CopySequence(int source, int target, int p0 = 0, int p1 = -1)
-    {
-        Model.Scheduler.VerifyAccess();
-        _handle.MemorySequenceCopy((LLamaSeqId)CheckSequence(source), (LLamaSeqId)CheckSequence(target), p0, p1);
-        var copiedEnd = p1 < 0 ? _past[source] : Math.Min(p1, _past[source]);
-        if (copiedEnd > p0)
-        {
-            Array.Copy(_tokens[source], p0, _tokens[target], p0, copiedEnd - p0);
-            _past[target] = Math.Max(_past[target], copiedEnd);
-        }
-    }
+    public void CopySequence(int source, int target, int p0 = 0, int p1 = -1) => _shared.CopySequence(Global(source), Global(target), p0, p1);
 
     /// <summary>Removes positions [p0, p1) of <paramref name="sequence"/> (p1 = -1: to the end).</summary>
-    public void RemoveSequence(int sequence, int p0 = 0, int p1 = -1)
-    {
-        Model.Scheduler.VerifyAccess();
-        _handle.MemorySequenceRemove((LLamaSeqId)CheckSequence(sequence), p0, p1);
-        if (p1 < 0 || p1 >= _past[sequence])
-            _past[sequence] = Math.Min(_past[sequence], Math.Max(p0, 0));
-    }
+    public void RemoveSequence(int sequence, int p0 = 0, int p1 = -1) => _shared.RemoveSequence(Global(sequence), p0, p1);
 
-    /// <summary>Removes positions <paramref name="p0"/> and later from every sequence.</summary>
+    /// <summary>Removes positions <paramref name="p0"/> and later from every sequence of this session.</summary>
     public void TruncateAll(int p0)
     {
-        Model.Scheduler.VerifyAccess();
-        _handle.MemorySequenceRemove((LLamaSeqId)(-1), p0, -1);
-        for (var s = 0; s < _past.Length; s++)
-            _past[s] = Math.Min(_past[s], Math.Max(p0, 0));
+        foreach (var id in _ids)
+            _shared.RemoveSequence(id, p0, -1);
     }
 
-    /// <summary>Keeps only <paramref name="sequence"/>; every other sequence is removed.</summary>
+    /// <summary>Keeps only <paramref name="sequence"/>; every other sequence of this session is emptied.</summary>
     public void KeepSequence(int sequence)
     {
-        Model.Scheduler.VerifyAccess();
-        _handle.MemorySequenceKeep((LLamaSeqId)CheckSequence(sequence));
-        for (var s = 0; s < _past.Length; s++)
+        Global(sequence);
+        for (var s = 0; s < _ids.Length; s++)
         {
             if (s != sequence)
-                _past[s] = 0;
+                _shared.RemoveSequence(_ids[s], 0, -1);
         }
     }
 
-    /// <summary>Empties the whole KV cache.</summary>
+    /// <summary>Empties every sequence of this session.</summary>
     public void Reset()
     {
-        Model.Scheduler.VerifyAccess();
-        _handle.MemoryClear(true);
-        Array.Clear(_past);
+        foreach (var id in _ids)
+            _shared.RemoveSequence(id, 0, -1);
         ClearBatch();
     }
 
     /// <summary>
-    /// Checks that the KV cache holds exactly what n_past says: for every sequence, positions
-    /// 0 .. past-1 (or nothing when past is 0). Throws <see cref="InvalidOperationException"/> describing
-    /// the first mismatch. Cheap (two native calls per sequence); strategies call it in tests.
+    /// Checks that the KV cache holds exactly what n_past says: for every sequence of this session, positions
+    /// 0 .. past-1 (or nothing when past is 0). Throws <see cref="InvalidOperationException"/> describing the first
+    /// mismatch. Cheap (two native calls per sequence); strategies call it in tests.
     /// </summary>
     public void VerifyKvCache()
     {
-        Model.Scheduler.VerifyAccess();
-        for (var s = 0; s < _past.Length; s++)
-        {
-            var id = (LLamaSeqId)s;
-            int min = _handle.MemorySequenceMinPosition(id).Value;
-            int max = _handle.MemorySequenceMaxPosition(id).Value;
-            var expectedMin = _past[s] == 0 ? -1 : 0;
-            if (max != _past[s] - 1 || min != expectedMin)
-                throw new InvalidOperationException($"KV cache of sequence {s} holds positions {min}..{max} but n_past is {_past[s]}.");
-        }
+        for (var s = 0; s < _ids.Length; s++)
+            _shared.VerifyKvCache(_ids[s], s);
     }
 
-    private void NotePending(int sequence, int position, int token)
-    {
-        // Recorded now, counted once the decode succeeds and n_past covers the position.
-        if ((uint)position < (uint)ContextSize)
-            _tokens[sequence][position] = token;
-        if (position + 1 > _pendingPast[sequence])
-            _pendingPast[sequence] = position + 1;
-    }
-
-    private void UpdatePast()
-    {
-        for (var s = 0; s < _past.Length; s++)
-        {
-            if (_pendingPast[s] > _past[s])
-                _past[s] = _pendingPast[s];
-        }
-    }
-
-    private int CheckSequence(int sequence)
-    {
-        if ((uint)sequence >= (uint)_past.Length)
-            throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Sequence ids run from 0 to {_past.Length - 1} (ModelSettings.Sequences).");
-        return sequence;
-    }
-
-    /// <summary>Applies LoRA adapters (each with its scale) to this context, replacing any set before; empty removes them.</summary>
+    /// <summary>Applies LoRA adapters (each with its scale) to this session's context, replacing any set before; empty removes them.</summary>
     public void SetLoraAdapters(ReadOnlySpan<(LoraAdapter Adapter, float Scale)> adapters)
     {
-        Model.Scheduler.VerifyAccess();
-        var copy = adapters.ToArray();
-        _handle.SetLoraAdapters(copy);
+        if (_host is not null)
+            throw new InvalidOperationException("LoRA adapters apply to a whole context; the engine's is shared by every request.");
+        _shared.SetLoraAdapters(adapters);
     }
 
     /// <summary>Runs <paramref name="strategy"/> on this session, on the model's scheduler thread.</summary>
@@ -305,21 +307,93 @@ public sealed class InferenceSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(strategy);
         ArgumentNullException.ThrowIfNull(request);
+        RequireStandalone();
         request = request.ForRun();
-        return Model.Scheduler.RunAsync(() => strategy.Generate(this, request, onText, cancellationToken), cancellationToken);
+        return Model.Scheduler.RunAsync(() => Generate(strategy, request, onText, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="strategy"/> to the end on this standalone session, on the scheduler thread (inside
+    /// <see cref="RunAsync{T}"/>): every decode runs at once, so the strategy never waits.
+    /// </summary>
+    public GenerationResult Generate(IDecodingStrategy strategy, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(strategy);
+        RequireStandalone();
+        Model.Scheduler.VerifyAccess();
+        var generation = strategy.GenerateAsync(this, request, onText, cancellationToken);
+        // A standalone session completes every await at once, except a tool that calls back into the model, which the
+        // scheduler runs while it waits (WaitForAsync): either way the generation is complete here.
+        return generation.IsCompleted ? generation.Result : generation.AsTask().GetAwaiter().GetResult();
     }
 
     /// <summary>Runs <paramref name="work"/> with this session on the model's scheduler thread (for custom loops and checks).</summary>
     public Task<T> RunAsync<T>(Func<InferenceSession, T> work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
+        RequireStandalone();
         return Model.Scheduler.RunAsync(() => work(this), cancellationToken);
     }
 
-    /// <summary>Frees the context.</summary>
+    /// <summary>Frees the context (a standalone session; an engine slot's context is the engine's).</summary>
     public void Dispose()
     {
-        _context.Dispose();
-        _batch.Dispose();
+        if (_host is null)
+            _shared.Dispose();
     }
+
+    /// <summary>Called by the engine after a shared decode this session took part in.</summary>
+    internal void NoteSharedDecode(int batchSize) => _sharedBatchTokens += batchSize;
+
+    /// <summary>Called by the engine: the decode (or room, or outside work) this session waited for is there.</summary>
+    internal void Resume(Exception? error)
+    {
+        if (error is null)
+            _wait.SetResult(true);
+        else
+            _wait.SetException(error);
+    }
+
+    void IValueTaskSource.GetResult(short token)
+    {
+        try
+        {
+            _wait.GetResult(token);
+        }
+        finally
+        {
+            _wait.Reset();
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _wait.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _wait.OnCompleted(continuation, state, token, flags & ~(ValueTaskSourceOnCompletedFlags.FlowExecutionContext | ValueTaskSourceOnCompletedFlags.UseSchedulingContext));
+
+    private void RequireStandalone()
+    {
+        if (_host is not null)
+            throw new InvalidOperationException("This session is a slot of the engine; the engine runs its request.");
+    }
+
+    private int Global(int sequence)
+    {
+        if ((uint)sequence >= (uint)_ids.Length)
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence, $"Sequence ids run from 0 to {_ids.Length - 1} (ModelSettings.Sequences).");
+        return _ids[sequence];
+    }
+}
+
+/// <summary>What an engine slot waits for: the engine resumes the session (<see cref="InferenceSession.Resume"/>) on its thread.</summary>
+internal interface ISessionHost
+{
+    /// <summary>The session added its tokens and waits for the next shared decode.</summary>
+    void AwaitDecode(InferenceSession session);
+
+    /// <summary>The session waits for an empty batch (its tokens must be decoded together).</summary>
+    void AwaitRoom(InferenceSession session);
+
+    /// <summary>The session waits for outside work; resume it on the scheduler thread once the task completes.</summary>
+    void AwaitOutside(InferenceSession session, Task work);
 }

@@ -93,19 +93,9 @@ public sealed class ModelScheduler : IDisposable
 
         // Counted from the start: work that begins on this thread (RunAsync runs inline here) may nest at once.
         _waitDepth++;
-        var outer = _awaitedBy.Value;
         try
         {
-            Task<T> task;
-            _awaitedBy.Value = this;
-            try
-            {
-                task = start();
-            }
-            finally
-            {
-                _awaitedBy.Value = outer;
-            }
+            var task = StartOutsideWork(start);
 
             using var cancelled = cancellationToken.Register(Wake);
             task.ContinueWith(_ => Wake(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
@@ -117,6 +107,25 @@ public sealed class ModelScheduler : IDisposable
         finally
         {
             _waitDepth--;
+        }
+    }
+
+    /// <summary>
+    /// Starts outside work from decoding: its async flow sees <see cref="IsAwaitingCurrentFlow"/>, so it never waits for
+    /// what only the waiting decode releases.
+    /// </summary>
+    public Task<T> StartOutsideWork<T>(Func<Task<T>> start)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        var outer = _awaitedBy.Value;
+        _awaitedBy.Value = this;
+        try
+        {
+            return start();
+        }
+        finally
+        {
+            _awaitedBy.Value = outer;
         }
     }
 

@@ -111,7 +111,10 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
     }
 
     /// <inheritdoc />
-    public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    public int SequencesWanted(int available) => _tools.Count > 0 ? 2 : 1;
+
+    /// <inheritdoc />
+    public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
@@ -126,13 +129,13 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
 
         // The head reads the hidden states of the text so far: the prompt's last tokens (its context window) come from the prefill.
         var context = _head.CreateContext();
-        var run = GenerationRun.Start(session, request, onText, Math.Max(1, _head.ContextWindow), i => context.Push(session.GetHiddenState(i)), cancellationToken);
+        var run = await GenerationRun.StartAsync(session, request, onText, Math.Max(1, _head.ContextWindow), i => context.Push(session.GetHiddenState(i)), cancellationToken).ConfigureAwait(false);
         var state = new RunState(this, run, request, context, cancellationToken);
         var index = run.LogitsIndex;
         while (index >= 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            index = state.Step(index);
+            index = await state.StepAsync(index).ConfigureAwait(false);
         }
 
         var extra = new Dictionary<string, double>
@@ -205,7 +208,29 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         public List<ToolTokenCall> Calls { get; } = [];
 
         /// <summary>One step from the logits at <paramref name="index"/>; returns the next index, or -1 when generation stopped.</summary>
-        public int Step(int index)
+        public async ValueTask<int> StepAsync(int index)
+        {
+            var chosen = Choose(index);
+            if (chosen < _vocabulary)
+                return await _run.AcceptAndDecodeAsync(chosen, _cancellationToken).ConfigureAwait(false);
+
+            // A tool won: try it, and on failure the next-best candidates of this step.
+            var count = TopCandidates(_union, chosen);
+            for (var c = 0; c < count; c++)
+            {
+                var candidate = _candidates[c];
+                if (candidate < _vocabulary)
+                    return await _run.AcceptAndDecodeAsync(candidate, _cancellationToken).ConfigureAwait(false);
+                var (called, next) = await TryCallAsync(candidate - _vocabulary).ConfigureAwait(false);
+                if (called)
+                    return next;
+            }
+            // Every kept candidate was a failing tool: fall back to the best vocabulary token.
+            return await _run.AcceptAndDecodeAsync(TokenSampler.ArgMax(_union.AsSpan(0, _vocabulary)), _cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>Scores the tools beside the vocabulary from the logits at <paramref name="index"/>; returns the choice (a tool: vocabulary size + its index).</summary>
+        private int Choose(int index)
         {
             var union = _union.AsSpan();
             _session.GetLogits(index).CopyTo(union);
@@ -227,22 +252,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                 _afterCall = false;
             }
 
-            var chosen = Sampler is null ? TokenSampler.ArgMax(union) : Sampler.Sample(union);
-            if (chosen < _vocabulary)
-                return _run.AcceptAndDecode(chosen, _cancellationToken);
-
-            // A tool won: try it, and on failure the next-best candidates of this step.
-            var count = TopCandidates(union, chosen);
-            for (var c = 0; c < count; c++)
-            {
-                var candidate = _candidates[c];
-                if (candidate < _vocabulary)
-                    return _run.AcceptAndDecode(candidate, _cancellationToken);
-                if (TryCall(candidate - _vocabulary, out var next))
-                    return next;
-            }
-            // Every kept candidate was a failing tool: fall back to the best vocabulary token.
-            return _run.AcceptAndDecode(TokenSampler.ArgMax(union[.._vocabulary]), _cancellationToken);
+            return Sampler is null ? TokenSampler.ArgMax(union) : Sampler.Sample(union);
         }
 
         /// <summary>Fills _candidates with <paramref name="first"/> and then the best other entries of <paramref name="scores"/>, best first.</summary>
@@ -267,50 +277,53 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             return count;
         }
 
-        private bool TryCall(int toolIndex, out int next)
+        /// <summary>Generates the arguments, calls the tool and decodes its result; (false, _) when it backs off.</summary>
+        private async ValueTask<(bool Called, int Next)> TryCallAsync(int toolIndex)
         {
-            next = -1;
             var tool = _owner._tools[toolIndex];
             var position = _run.Output.Tokens.Count;
-            if (!GenerateArguments(toolIndex, out var arguments, out var error))
-                return Fail(tool, arguments, position, error);
+            var (generated, arguments, error) = await GenerateArgumentsAsync(toolIndex).ConfigureAwait(false);
+            if (!generated)
+                return (Fail(tool, arguments, position, error), -1);
 
             string result;
             try
             {
-                // The tool may call this same model (a prompt plugin on it): the scheduler runs that work while it waits.
-                result = _session.Model.Scheduler.WaitFor(() => tool.Invoke(tool.Name, arguments, _cancellationToken), _cancellationToken);
+                // The tool may call this same model (a prompt plugin on it): other work on the model goes on while it runs.
+                result = await _session.WaitForAsync(() => tool.Invoke(tool.Name, arguments, _cancellationToken), _cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                return Fail(tool, arguments, position, $"the tool failed: {e.Message}");
+                return (Fail(tool, arguments, position, $"the tool failed: {e.Message}"), -1);
             }
 
             var inserted = ResultTokens(result);
             if (inserted.Length == 0)
-                return Fail(tool, arguments, position, "the result is empty");
+                return (Fail(tool, arguments, position, "the result is empty"), -1);
             if (_session.GetPast(0) + inserted.Length >= _session.ContextSize)
-                return Fail(tool, arguments, position, "no room in the context for the result");
+                return (Fail(tool, arguments, position, "no room in the context for the result"), -1);
             Calls.Add(new ToolTokenCall(tool.Name, arguments, result, position, null));
 
             _session.ClearBatch();
+            await _session.WaitForRoomAsync(inserted.Length).ConfigureAwait(false);
             var start = _session.GetPast(0);
+            var first = -1;
+            var next = -1;
             for (var i = 0; i < inserted.Length; i++)
             {
                 Sampler?.Accept(inserted[i]);
                 if (_run.Accept(inserted[i]))
-                {
-                    next = -1;
-                    return true;
-                }
+                    return (true, -1);   // what was added waits for the next decode, which the session's end never needs
                 // Outputs for every result token: their hidden states enter the head's context window.
                 next = _session.AddToBatch(inserted[i], start + i, 0, logits: true);
+                if (first < 0)
+                    first = next;
             }
-            _session.Decode(_cancellationToken);
-            for (var i = 0; i < next; i++)
+            await _session.DecodeAsync(_cancellationToken).ConfigureAwait(false);
+            for (var i = first; i < next; i++)
                 _context.Push(_session.GetHiddenState(i));   // the last one is pushed by the next step
             _afterCall = true;
-            return true;
+            return (true, next);
         }
 
         private bool Fail(ToolDefinition tool, string arguments, int position, string error)
@@ -324,22 +337,18 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         /// Argument mode on sequence 1: a copy of sequence 0 (or, with an argument prompt, that prompt followed by
         /// sequence 0's text) plus "name(", then constrained greedy tokens until the call closes.
         /// </summary>
-        private bool GenerateArguments(int toolIndex, out string arguments, out string error)
+        private async ValueTask<(bool Generated, string Arguments, string Error)> GenerateArgumentsAsync(int toolIndex)
         {
-            arguments = "";
             var tool = _owner._tools[toolIndex];
             var callStart = _callStart[toolIndex];
             var prompt = _argumentPrompt[toolIndex];
-            var text = _session.GetTokens(0);
+            var text = _session.GetTokens(0).ToArray();
             var bos = _session.Model.Vocabulary.Bos;
-            if (prompt is not null && !text.IsEmpty && text[0] == bos)
+            if (prompt is not null && text.Length > 0 && text[0] == bos)
                 text = text[1..];
             var past = prompt is null ? _session.GetPast(0) : prompt.Length + text.Length;
             if (past + callStart.Length + _owner._options.MaxArgumentTokens >= _session.ContextSize)
-            {
-                error = "no room in the context for the call";
-                return false;
-            }
+                return (false, "", "no room in the context for the call");
             var constraint = _owner._options.ArgumentConstraints.Create(tool, _session.Model);
             _session.RemoveSequence(1);
             try
@@ -348,45 +357,45 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                 if (prompt is null)
                 {
                     _session.CopySequence(0, 1);
-                    index = _session.Prefill(callStart, 1, _cancellationToken);
+                    index = await _session.PrefillAsync(callStart, 1, _cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
-                    index = _session.Prefill([.. prompt, .. text, .. callStart], 1, _cancellationToken);
+                    index = await _session.PrefillAsync((int[])[.. prompt, .. text, .. callStart], 1, _cancellationToken).ConfigureAwait(false);
                 }
                 var position = _session.GetPast(1);
                 var generated = new List<int>();
                 for (var n = 0; n < _owner._options.MaxArgumentTokens; n++)
                 {
-                    var logits = _argumentLogits.AsSpan();
-                    _session.GetLogits(index).CopyTo(logits);
-                    constraint.Mask(logits);
-                    var token = TokenSampler.ArgMax(logits);
-                    if (float.IsNegativeInfinity(logits[token]))
-                    {
-                        error = "no token fits the arguments";
-                        return false;
-                    }
+                    var token = ChooseArgumentToken(index, constraint);
+                    if (token < 0)
+                        return (false, "", "no token fits the arguments");
                     constraint.Accept(token);
                     generated.Add(token);
                     if (constraint.IsComplete)
-                    {
-                        arguments = constraint.ArgumentsJson;
-                        error = "";
-                        return true;
-                    }
+                        return (true, constraint.ArgumentsJson, "");
                     _session.ClearBatch();
+                    await _session.WaitForRoomAsync(1).ConfigureAwait(false);
                     index = _session.AddToBatch(token, position++, 1, logits: true);
-                    _session.Decode(_cancellationToken);
+                    await _session.DecodeAsync(_cancellationToken).ConfigureAwait(false);
                 }
-                error = $"the arguments did not close within {_owner._options.MaxArgumentTokens} tokens: '{tool.Name}({_session.Model.Detokenize(generated.ToArray())}'";
-                return false;
+                return (false, "", $"the arguments did not close within {_owner._options.MaxArgumentTokens} tokens: '{tool.Name}({_session.Model.Detokenize(generated.ToArray())}'");
             }
             finally
             {
                 _session.RemoveSequence(1);
                 _session.ClearBatch();
             }
+        }
+
+        /// <summary>The constrained greedy argument token from the logits at <paramref name="index"/>, or -1 when none fits.</summary>
+        private int ChooseArgumentToken(int index, IArgumentConstraint constraint)
+        {
+            var logits = _argumentLogits.AsSpan();
+            _session.GetLogits(index).CopyTo(logits);
+            constraint.Mask(logits);
+            var token = TokenSampler.ArgMax(logits);
+            return float.IsNegativeInfinity(logits[token]) ? -1 : token;
         }
 
         /// <summary>The tokens of the result as a new word (" 7"), tokenized the way the text around it tokenizes.</summary>

@@ -141,7 +141,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
                     // Strategies that always sample get the same seed per prompt; the others decode greedily.
                     Sampling = samples ? new SamplingOptions { Seed = (ulong)(i + 1) } : null,
                 };
-                var result = strategy.Generate(s, request, null, cancellationToken);
+                var result = s.Generate(strategy, request, null, cancellationToken);
                 tokens += result.Stats.GeneratedTokens;
                 decodeCalls += result.Stats.DecodeCalls;
                 outputs.Add(result.Tokens);

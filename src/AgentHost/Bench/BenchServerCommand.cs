@@ -10,14 +10,13 @@ internal sealed class BenchServerCommand(AgentHostOptions options, LlamaModelPro
 {
     private static readonly Option<int> _runs = BenchOptions.Runs(3);
     private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(64, "Most tokens per request.");
-    private static readonly Option<int> _slots = CliOption.Int("--slots", "Session slots of the server.", "N", 4, min: 1, max: 64);
     private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching on only (default: on, then off).");
 
     public string Name => "bench server";
 
     public string Summary => "Tokens/s over HTTP at 1, 4 and 16 clients, and the HTTP overhead against in-process at 1 client.";
 
-    public IReadOnlyList<Symbol> Options { get; } = [SharedOptions.Model, _runs, BenchOptions.Warmup, _maxTokens, BenchOptions.Prompts, _slots, _batching, BenchOptions.JsonFile];
+    public IReadOnlyList<Symbol> Options { get; } = [SharedOptions.Model, _runs, BenchOptions.Warmup, _maxTokens, BenchOptions.Prompts, _batching, BenchOptions.JsonFile];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
@@ -27,7 +26,7 @@ internal sealed class BenchServerCommand(AgentHostOptions options, LlamaModelPro
             throw CliOption.Usage($"--model must name a catalog model for the server scenario (known: {string.Join(", ", options.Models.Keys)}).");
         await models.Resolver.ResolveAsync(model, new ConsoleProgressBar(), cancellationToken);   // fetched or built now, as serve does: requests never do
         await ServerBench.RunAsync(options, model, prompts, parse.GetValue(_runs), parse.GetValue(BenchOptions.Warmup), parse.GetValue(_maxTokens),
-            parse.GetValue(_slots), parse.GetValue(_batching) ? [true] : [true, false], parse.GetValue(BenchOptions.JsonFile), cancellationToken);
+            parse.GetValue(_batching) ? [true] : [true, false], parse.GetValue(BenchOptions.JsonFile), cancellationToken);
         return CliApp.ExitOk;
     }
 }

@@ -14,7 +14,7 @@ namespace AgentHost.Bench;
 /// <c>bench server</c>: the OpenAI-compatible server on loopback, measured from real HTTP clients.
 /// Throughput is generated tokens per second summed over 1, 4 and 16 concurrent clients; the HTTP path's
 /// overhead is the 1-client throughput against the same requests made in-process on the same client
-/// (same model, slots and prompt cache), measured in the same run. Continuous batching on and off are measured on a
+/// (same model and prompt cache), measured in the same run. Continuous batching on and off are measured on a
 /// server each, with the cost curve C(b) of batched decodes, which bounds what many clients can reach.
 /// </summary>
 internal static class ServerBench
@@ -22,11 +22,11 @@ internal static class ServerBench
     private static readonly int[] _clientCounts = [1, 4, 16];
 
     /// <summary>Measures each of <paramref name="batchingModes"/> (continuous batching on / off) on a server of its own, one after the other.</summary>
-    public static async Task RunAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, IReadOnlyList<bool> batchingModes, string? jsonPath, CancellationToken cancellationToken)
+    public static async Task RunAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, IReadOnlyList<bool> batchingModes, string? jsonPath, CancellationToken cancellationToken)
     {
         var reports = new List<Dictionary<string, object?>>();
         foreach (var batching in batchingModes)
-            reports.Add(await MeasureServerAsync(options, modelName, prompts, runs, warmup, maxTokens, slots, batching, cancellationToken));
+            reports.Add(await MeasureServerAsync(options, modelName, prompts, runs, warmup, maxTokens, batching, cancellationToken));
         if (jsonPath is not null)
         {
             var report = new Dictionary<string, object?>
@@ -35,7 +35,6 @@ internal static class ServerBench
                 ["scenario"] = "server",
                 ["prompts"] = prompts,
                 ["max_tokens"] = maxTokens,
-                ["slots"] = slots,
                 ["runs"] = runs,
                 ["warmup"] = warmup,
                 ["servers"] = reports,
@@ -45,11 +44,11 @@ internal static class ServerBench
         }
     }
 
-    private static async Task<Dictionary<string, object?>> MeasureServerAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, int slots, bool batching, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, object?>> MeasureServerAsync(AgentHostOptions options, string modelName, IReadOnlyList<string> prompts, int runs, int warmup, int maxTokens, bool batching, CancellationToken cancellationToken)
     {
         if (options.FindRemote(modelName) is { } remote)
             throw remote.Settings.NeedsLocalModel(remote.Name, "bench");
-        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Models = modelName, Slots = slots, MaxQueue = 64, Batching = batching };
+        var serverOptions = new ServerOptions { Urls = "http://127.0.0.1:0", Models = modelName, MaxQueue = 64, Batching = batching };
         await using var app = AgentHostServer.Build(options, serverOptions);
         await app.StartAsync(cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri(AgentHostServer.Addresses(app)[0]), Timeout = TimeSpan.FromMinutes(10) };
@@ -57,8 +56,8 @@ internal static class ServerBench
         var local = hosted.Local("bench server");
         var model = local.Model;
         // With batching on, the same requests in-process on a plain slot too: what one client costs without the batcher.
-        using var slot = batching ? new LlamaChatClient(model, new LlamaChatClientOptions { Slots = 1, ContinuousBatching = false, FormatsDirectory = options.FormatsDirectory() }) : null;
-        Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, {slots} slots, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
+        using var slot = batching ? new LlamaChatClient(model, new LlamaChatClientOptions { ContinuousBatching = false, FormatsDirectory = options.FormatsDirectory() }) : null;
+        Console.Error.WriteLine($"bench server: {hosted.Name} on {http.BaseAddress}, {prompts.Count} prompts x {maxTokens} tokens per client, batching {(batching ? "on" : "off")}, {runs} runs + {warmup} warm-up, greedy");
 
         var inProcess = new List<double>();
         var onSlot = new List<double>();

@@ -21,19 +21,17 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
     private static readonly ServerOptions _defaults = new();
     private static readonly Option<string?> _urls = CliOption.Text("--urls", $"Listen address(es), ';'-separated (default Server:Urls, {_defaults.Urls}).", "URLS");
     private static readonly Option<string?> _apiKey = CliOption.Text("--api-key", "Require 'Authorization: Bearer KEY' (prefer Server:ApiKey / AGENTHOST_Server__ApiKey: flags show in process lists).", "KEY");
-    private static readonly Option<int?> _slots = CliOption.OptionalInt("--slots", $"Session slots per model (default Server:Slots, {_defaults.Slots}).", "N", min: 1, max: 64);
     private static readonly Option<int?> _maxQueue = CliOption.OptionalInt("--max-queue", $"Requests per model that may queue before 429 (default Server:MaxQueue, {_defaults.MaxQueue}).", "N", min: 1);
     private static readonly Option<string?> _models = CliOption.Text("--models", "Catalog names to serve, ';'-separated (default Server:Models; empty: the default model and every model already on this machine).", "NAMES");
-    private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching of greedy/sampling requests (Server:Batching; more throughput with many clients).");
+    private static readonly Option<bool> _batching = CliOption.Flag("--batching", "Continuous batching: requests of every strategy decode in one shared batch (Server:Batching; more throughput with many clients).");
 
-    public IReadOnlyList<Symbol> Options { get; } = [_urls, _apiKey, _models, _slots, _maxQueue, _batching];
+    public IReadOnlyList<Symbol> Options { get; } = [_urls, _apiKey, _models, _maxQueue, _batching];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var serverOptions = ConfigurationBinding.Bind<ServerOptions>(configuration, ServerOptions.SectionName);
         serverOptions.Urls = parse.GetValue(_urls) ?? serverOptions.Urls;
         serverOptions.ApiKey = parse.GetValue(_apiKey) ?? serverOptions.ApiKey;
-        serverOptions.Slots = parse.GetValue(_slots) ?? serverOptions.Slots;
         serverOptions.MaxQueue = parse.GetValue(_maxQueue) ?? serverOptions.MaxQueue;
         serverOptions.Batching |= parse.GetValue(_batching);
         serverOptions.Models = parse.GetValue(_models) ?? serverOptions.Models;

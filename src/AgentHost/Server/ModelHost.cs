@@ -76,7 +76,6 @@ internal sealed class ModelHost(AgentHostOptions options, ServerOptions serverOp
         var model = await models.GetModelAsync(name, CancellationToken.None);
         var client = new LlamaChatClient(model, new LlamaChatClientOptions
         {
-            Slots = serverOptions.Slots,
             MaxTokens = serverOptions.DefaultMaxTokens,
             FormatsDirectory = options.FormatsDirectory(),
             ContinuousBatching = serverOptions.Batching,

@@ -32,12 +32,10 @@ internal sealed class ServerOptions
     /// <summary>Requests per model admitted at once (waiting for or holding a slot, embeddings included); more get 429 (default 32).</summary>
     public int MaxQueue { get; set; } = 32;
 
-    /// <summary>Session slots per model (each keeps its own prompt cache; default 4).</summary>
-    public int Slots { get; set; } = 4;
-
     /// <summary>
-    /// Continuous batching of greedy/sampling requests (see <c>LlamaChatClientOptions.ContinuousBatching</c>):
-    /// more throughput with many clients. Default on; false runs every request on a slot.
+    /// Continuous batching (see <c>LlamaChatClientOptions.ContinuousBatching</c>): every request, whatever its strategy,
+    /// decodes in one shared batch with the others; more throughput with many clients. Default on; false decodes one
+    /// request at a time.
     /// </summary>
     public bool Batching { get; set; } = true;
 
@@ -99,7 +97,6 @@ internal sealed class ServerOptions
     {
         ListenUris();
         Require(MaxQueue >= 1, "MaxQueue", MaxQueue, "a whole number of at least 1");
-        Require(Slots is >= 1 and <= 64, "Slots", Slots, "a whole number from 1 to 64");
         Require(MaxBodyBytes >= 1, "MaxBodyBytes", MaxBodyBytes, "a byte count of at least 1");
         Require(BodyTimeoutSeconds >= 1, "BodyTimeoutSeconds", BodyTimeoutSeconds, "a whole number of seconds of at least 1");
         Require(MaxEmbeddingInputs >= 1, "MaxEmbeddingInputs", MaxEmbeddingInputs, "a whole number of at least 1");

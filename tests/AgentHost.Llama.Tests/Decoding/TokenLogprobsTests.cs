@@ -60,8 +60,8 @@ public sealed class TokenLogprobsTests(Stories260KFixture fixture)
             Assert.Empty(sampled.Logprobs[i].Top);
         }
 
-        using var batcher = new BatchedGenerator(fixture.Model);
-        var batched = await batcher.GenerateAsync(new GenerationRequest { Prompt = Prompt, MaxTokens = 16, TopLogprobs = 3 }, sample: false, CancellationToken.None);
+        using var engine = new DecodeEngine(fixture.Model);
+        var batched = await engine.GenerateAsync(new GreedyStrategy(), new GenerationRequest { Prompt = Prompt, MaxTokens = 16, TopLogprobs = 3 });
         var batchedReference = await ReferenceAsync(batched.Tokens);
         Assert.Equal(batched.Tokens.Count, batched.Logprobs!.Count);
         for (var i = 0; i < batched.Tokens.Count; i++)
@@ -77,10 +77,10 @@ public sealed class TokenLogprobsTests(Stories260KFixture fixture)
         var request = new GenerationRequest { Prompt = Prompt, MaxTokens = 20, TopLogprobs = 2 };
         foreach (var batched in new[] { false, true })
         {
-            using var batcher = new BatchedGenerator(fixture.Model);
+            using var engine = new DecodeEngine(fixture.Model);
             var streamed = new List<TokenLogprob>();
             GenerationResult? result = null;
-            var stream = batched ? batcher.GenerateStreamingAsync(request, sample: false, CancellationToken.None) : fixture.Session.GenerateStreamingAsync(new GreedyStrategy(), request);
+            var stream = batched ? engine.GenerateStreamingAsync(new GreedyStrategy(), request) : fixture.Session.GenerateStreamingAsync(new GreedyStrategy(), request);
             await foreach (var update in stream)
             {
                 streamed.AddRange(update.Logprobs ?? []);
@@ -99,8 +99,8 @@ public sealed class TokenLogprobsTests(Stories260KFixture fixture)
         var request = new GenerationRequest { Prompt = Prompt, MaxTokens = 12, LogitBias = new Dictionary<int, float> { [banned] = -100 }, TopLogprobs = 1 };
 
         var biased = await fixture.Session.GenerateAsync(new GreedyStrategy(), request);
-        using var batcher = new BatchedGenerator(fixture.Model);
-        var batched = await batcher.GenerateAsync(request, sample: false, CancellationToken.None);
+        using var engine = new DecodeEngine(fixture.Model);
+        var batched = await engine.GenerateAsync(new GreedyStrategy(), request);
 
         Assert.NotEqual(plain.Tokens, biased.Tokens);
         Assert.DoesNotContain(banned, biased.Tokens);
@@ -123,8 +123,8 @@ public sealed class TokenLogprobsTests(Stories260KFixture fixture)
         };
 
         var error = await Assert.ThrowsAsync<AgentHostException>(() => fixture.Session.GenerateAsync(new GreedyStrategy(), request));
-        using var batcher = new BatchedGenerator(fixture.Model);
-        var batched = await Assert.ThrowsAsync<AgentHostException>(() => batcher.GenerateAsync(request, sample: false, CancellationToken.None));
+        using var engine = new DecodeEngine(fixture.Model);
+        var batched = await Assert.ThrowsAsync<AgentHostException>(() => engine.GenerateAsync(new GreedyStrategy(), request));
 
         Assert.Equal(parameter, error.Parameter);
         Assert.Equal(parameter, batched.Parameter);

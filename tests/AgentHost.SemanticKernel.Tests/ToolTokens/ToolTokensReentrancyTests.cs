@@ -78,26 +78,24 @@ public sealed class ToolTokensReentrancyTests : IDisposable
     }
 
     [Fact]
-    public async Task A_tool_that_needs_the_slot_its_own_generation_holds_fails_at_once_and_decoding_goes_on()
+    public async Task In_the_engine_a_tool_that_needs_sequences_its_own_generation_holds_fails_at_once_and_decoding_goes_on()
     {
-        using var pool = new SessionPool(_model, slots: 1, hiddenStates: true);
+        // The model has 2 sequences and tool tokens take both (text and argument mode): the tool's own request cannot get one.
+        using var engine = new DecodeEngine(_model, hiddenStates: true);
         var tool = new ToolDefinition("story", Schema, async (_, _, cancellationToken) =>
-        {
-            using var lease = await pool.RentAsync(new[] { 1 }, cancellationToken);
-            return "never";
-        });
+            (await engine.GenerateAsync(new AgentHost.Llama.Decoding.Strategies.GreedyStrategy(), new GenerationRequest { Prompt = "Once", MaxTokens = 2 }, cancellationToken)).Text);
         var strategy = new ToolTokenStrategy(AlwaysFiring(tool), [tool]);
 
-        GenerationResult result;
-        using (var lease = await pool.RentAsync(Array.Empty<int>()))
-            result = await lease.Session.GenerateAsync(strategy, Request).WaitAsync(_hangGuard);
+        var result = await engine.GenerateAsync(strategy, Request).WaitAsync(_hangGuard);
 
         var calls = (List<ToolTokenCall>)result.Details!;
         Assert.NotEmpty(calls);
-        Assert.All(calls, c => Assert.Contains("all 1 are busy (one with the generation that called the tool)", c.Error, StringComparison.Ordinal));
+        Assert.All(calls, c => Assert.Contains("needs a slot, but the engine's sequences or context are taken (one by the generation that called the tool)", c.Error, StringComparison.Ordinal));
         Assert.Equal(6, result.Tokens.Count);
-        // The slot came back: the pool serves the next request.
-        using var again = await pool.RentAsync(Array.Empty<int>()).WaitAsync(_hangGuard);
+        // The sequences came back: the engine serves the next request.
+        var again = await engine.GenerateAsync(new AgentHost.Llama.Decoding.Strategies.GreedyStrategy(), Request).WaitAsync(_hangGuard);
+        Assert.Equal(6, again.Tokens.Count);
+        Assert.Equal(0, engine.Pending);
     }
 
     [Fact]

@@ -143,10 +143,10 @@ public sealed class RecyclingState
     /// <paramref name="lookup"/>, the tokens that followed the latest earlier occurrence of the last
     /// <paramref name="lookupNgram"/> tokens (prompt lookup), compete as one more chain of candidates, scored by
     /// <see cref="Lookup"/>'s record; where the matrix proposes the same token, the node is shared and the
-    /// better of the two estimates counts.
+    /// better of the two estimates counts. <paramref name="load"/>: tokens of other requests in the shared batch.
     /// </summary>
     public int DraftBest(DraftTree tree, int maxNodes, int maxLeaves, int maxDepth, VerificationCosts costs, out double expected, out double cost,
-        ReadOnlySpan<int> lookup = default, int lookupNgram = 0)
+        ReadOnlySpan<int> lookup = default, int lookupNgram = 0, int load = 0)
     {
         ArgumentNullException.ThrowIfNull(tree);
         maxNodes = Math.Min(maxNodes, MaxDraft);
@@ -189,7 +189,7 @@ public sealed class RecyclingState
                 Expand(_chosenToken[chosen - 1], parent: chosen, _chosenReach[chosen - 1], _chosenLookup[chosen], lookup, lookupNgram, ref frontier);
         }
 
-        var length = DraftPlanner.BestLength(_chosenReach.AsSpan(0, chosen), costs, out expected, out cost);
+        var length = DraftPlanner.BestLength(_chosenReach.AsSpan(0, chosen), costs, out expected, out cost, load);
         for (var i = 0; i < length; i++)
             tree.Add(_chosenParent[i], _chosenToken[i]); // tree node i + 1 = chosen node i: the indices agree
         return length;

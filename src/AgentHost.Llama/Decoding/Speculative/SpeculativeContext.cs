@@ -41,6 +41,12 @@ public sealed class SpeculativeContext
     /// <summary>Most leaves (sequences) a draft may have.</summary>
     public int MaxLeaves => Session.SequenceCount;
 
+    /// <summary>
+    /// Tokens of other requests in the last shared decode (0 on a standalone session): the load the draft's cost is
+    /// weighed against (<see cref="DraftPlanner"/>).
+    /// </summary>
+    public int Load { get; internal set; }
+
     /// <summary>Whether a plain step is due to keep C(1) measured (draft nothing when it is and nothing is forced).</summary>
     public bool PlainStepDue => Costs.PlainStepDue;
 

@@ -35,7 +35,13 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     public Action<InferenceSession, SpeculativeStep>? StepObserver { get; set; }
 
     /// <inheritdoc />
-    public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    public virtual int SequencesWanted(int available) => Math.Min(available, DefaultLeaves);
+
+    /// <summary>Sequences (most draft leaves) a request asks the engine for when its strategy does not fix the tree.</summary>
+    public const int DefaultLeaves = 8;
+
+    /// <inheritdoc />
+    public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
@@ -43,7 +49,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
         request.RefuseTokenLevelFields(Name);
         var context = new SpeculativeContext(session, request, session.Model.GetState(_ => new VerificationCosts()));
         Prepare(context);
-        var run = GenerationRun.Start(session, request, onText, cancellationToken);
+        var run = await GenerationRun.StartAsync(session, request, onText, cancellationToken).ConfigureAwait(false);
         var sampler = request.Sampling is { Temperature: > 0 } sampling ? new TokenSampler(sampling, session.Model.Vocabulary.Count) : null;
         var history = context.HistoryList;
         history.AddRange(run.PromptTokens);
@@ -72,14 +78,15 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
                 throw new AgentHostException(ErrorKind.InvalidArgument,
                     $"A draft of {_tree.Count} tokens and {_tree.LeafCount} leaves needs Sequences >= {_tree.LeafCount} and BatchSize >= {_tree.Count}; the model has {session.SequenceCount} and {session.BatchCapacity}.");
 
-            // 2. Verify the whole tree in one decode.
+            // 2. Verify the whole tree in one decode (in the engine, in one shared batch with the other requests).
+            await session.WaitForRoomAsync(_tree.Count).ConfigureAwait(false);
             for (var leaf = 1; leaf < _tree.LeafCount; leaf++)
                 session.CopySequence(0, leaf);
             var batchIndex = context.BatchIndex(_tree.Count);
             session.ClearBatch();
             for (var n = 0; n < _tree.Count; n++)
                 batchIndex[n] = session.AddToBatch(_tree.Token(n), past + _tree.Depth(n), _tree.Sequences(n), logits: true);
-            session.Decode(cancellationToken);
+            await session.DecodeAsync(cancellationToken).ConfigureAwait(false);
 
             // 3. Walk: choose as plain decoding would at each node, descend while a child matches.
             context.FirstEmitted = history.Count;
@@ -108,7 +115,9 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             }
             if (StepObserver is not null)
                 session.VerifyKvCache();
-            context.Costs.Record(_tree.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            // C(b) is the cost of a decode of b tokens: in the engine b counts every request's tokens in the shared decode.
+            context.Load = session.LastBatchSize - _tree.Count;
+            context.Costs.Record(session.LastBatchSize, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
 
         var extra = stats.ToDictionary();

@@ -329,7 +329,10 @@ public sealed class CautiousStrategy : IDecodingStrategy
     }
 
     /// <inheritdoc />
-    public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    public int SequencesWanted(int available) => MaxTrials + 1;
+
+    /// <inheritdoc />
+    public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
@@ -339,8 +342,8 @@ public sealed class CautiousStrategy : IDecodingStrategy
             $"Cautious decoding with {MaxTrials} trials needs {MaxTrials + 1} sequences, but model {session.Model.Name} has Sequences = {session.SequenceCount}; lower {MaxTrialsKey} or raise Sequences.");
         // A round's batch holds one token per trial: MaxTrials < Sequences <= BatchSize (LlamaModel.Load refuses a smaller batch).
 
-        var run = GenerationRun.Start(session, request, onText, cancellationToken);
-        return new Generation(this, session, request, run, cancellationToken).Run();
+        var run = await GenerationRun.StartAsync(session, request, onText, cancellationToken).ConfigureAwait(false);
+        return await new Generation(this, session, request, run, cancellationToken).RunAsync().ConfigureAwait(false);
     }
 
     private static double Widen(float value, double fallback, StrategyOptions options, string key)
@@ -415,7 +418,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
             _perplexities = new double[strategy.MaxTrials];
         }
 
-        public GenerationResult Run()
+        public async ValueTask<GenerationResult> RunAsync()
         {
             foreach (var token in _run.PromptTokens)
                 _main.Accept(token);
@@ -437,14 +440,14 @@ public sealed class CautiousStrategy : IDecodingStrategy
                     var token = _main.Draw();
                     _tokensSampled++;
                     _tokensKept++;
-                    index = _run.AcceptAndDecode(token, _cancellationToken);
+                    index = await _run.AcceptAndDecodeAsync(token, _cancellationToken).ConfigureAwait(false);
                     if (index < 0)
                         break;
                     savedLogits = -1;
                     continue;
                 }
 
-                savedLogits = Branch(trials, entropy);
+                savedLogits = await BranchAsync(trials, entropy).ConfigureAwait(false);
                 if (savedLogits < 0)
                     break;
             }
@@ -463,7 +466,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
 
         // One branching step of `count` trials from the main sampler's processed distribution. Returns the
         // winner (whose kept logits predict the next token), or -1 when generation stopped inside it.
-        private int Branch(int count, double entropy)
+        private async ValueTask<int> BranchAsync(int count, double entropy)
         {
             var past = _session.GetPast(0);
             var position = _run.Output.Tokens.Count;
@@ -487,20 +490,20 @@ public sealed class CautiousStrategy : IDecodingStrategy
             // Rounds: one batched decode of every trial's newest token, then each live trial draws its next.
             while (true)
             {
-                _session.ClearBatch();
                 var pending = 0;
+                for (var i = 0; i < count; i++)
+                    pending += _trials[i]!.NeedsDecode ? 1 : 0;
+                if (pending == 0)
+                    break;
+                _session.ClearBatch();
+                await _session.WaitForRoomAsync(pending).ConfigureAwait(false);
                 for (var i = 0; i < count; i++)
                 {
                     var trial = _trials[i]!;
                     if (trial.NeedsDecode)
-                    {
                         trial.BatchIndex = _session.AddToBatch(trial.Last, past + trial.Length - 1, i + 1, logits: true);
-                        pending++;
-                    }
                 }
-                if (pending == 0)
-                    break;
-                _session.Decode(_cancellationToken);
+                await _session.DecodeAsync(_cancellationToken).ConfigureAwait(false);
                 _trialDecodeCalls++;
 
                 for (var i = 0; i < count; i++)

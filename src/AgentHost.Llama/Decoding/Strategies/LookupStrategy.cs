@@ -54,7 +54,7 @@ public sealed class LookupStrategy : SpeculativeStrategy
         var available = Math.Min(limit, history.Length - start - n);
         var acceptance = _acceptance.AsSpan(0, available);
         _record!.Chain(n, acceptance);
-        var length = DraftPlanner.BestLength(acceptance, context.Costs, out var expected, out _);
+        var length = DraftPlanner.BestLength(acceptance, context.Costs, out var expected, out _, context.Load);
         var node = 0;
         for (var i = 0; i < length; i++)
             node = tree.Add(node, history[start + n + i]);

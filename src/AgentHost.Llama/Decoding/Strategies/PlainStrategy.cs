@@ -14,14 +14,14 @@ public abstract class PlainStrategy : IDecodingStrategy
     public abstract string Name { get; }
 
     /// <inheritdoc />
-    public GenerationResult Generate(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
+    public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(request);
         request = request.ForRun();
         // Loaded before the prefill so that a grammar llama.cpp cannot parse fails fast.
         using var grammar = request.Grammar is { } constraint ? GrammarSampler.Create(session.Model, constraint, cancellationToken) : null;
-        var run = GenerationRun.Start(session, request, onText, cancellationToken);
+        var run = await GenerationRun.StartAsync(session, request, onText, cancellationToken).ConfigureAwait(false);
         var sampler = CreateSampler(request, session.Model.Vocabulary.Count, run.PromptTokens);
         // Opt-in per request: without logit_bias or logprobs the loop reads the native logits and nothing more.
         var recorder = request.Recorder;
@@ -50,7 +50,7 @@ public abstract class PlainStrategy : IDecodingStrategy
             }
             if (recorder is not null && !run.Output.IsEnd(token))
                 recorder.Record(raw, token);
-            index = run.AcceptAndDecode(token, cancellationToken);
+            index = await run.AcceptAndDecodeAsync(token, cancellationToken).ConfigureAwait(false);
         }
         return run.Finish(Name, sampler?.Seed, grammar is null ? null : GrammarStats(grammar));
     }

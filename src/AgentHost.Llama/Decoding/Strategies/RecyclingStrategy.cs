@@ -93,7 +93,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
         var history = CollectionsMarshal.AsSpan(context.HistoryList);
         _lookupNgram = LookupRecord.FindMatch(history, RecyclingState.LookupNgram, out var start);
         var lookup = _lookupNgram == 0 ? default : history.Slice(start + _lookupNgram, Math.Min(history.Length - start - _lookupNgram, RecyclingState.MaxDraft));
-        state.DraftBest(tree, context.MaxDraft, context.MaxLeaves, Math.Min(context.MaxDepth, _path.Length - 1), context.Costs, out var expected, out _, lookup, _lookupNgram);
+        state.DraftBest(tree, context.MaxDraft, context.MaxLeaves, Math.Min(context.MaxDepth, _path.Length - 1), context.Costs, out var expected, out _, lookup, _lookupNgram, context.Load);
         context.ExpectedTokens = expected;
     }
 
