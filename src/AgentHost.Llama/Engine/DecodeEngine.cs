@@ -24,7 +24,7 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
 {
     private readonly LlamaModel _model;
     private readonly Func<IDecodeBackend> _createBackend;
-    private readonly Channel<Job> _incoming = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Job> _incoming = Channel.CreateUnbounded<Job>();
     private readonly ConcurrentQueue<InferenceSession> _outsideDone = new();   // sessions whose outside work finished
     private readonly List<Job> _waiting = [];
     private readonly List<Job> _active = [];
