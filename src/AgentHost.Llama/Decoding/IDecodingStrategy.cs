@@ -20,6 +20,12 @@ public interface IDecodingStrategy
     /// </summary>
     int SequencesWanted(int available) => 1;
 
+    /// <summary>
+    /// KV cells a request needs beyond its prompt and output, at most (draft trees, trials, argument mode): the engine
+    /// reserves them, so the request's scratch work always fits the shared context.
+    /// </summary>
+    int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => 0;
+
     /// <summary>Generates on <paramref name="session"/>; <paramref name="onText"/> receives streamed text.</summary>
     ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken);
 }

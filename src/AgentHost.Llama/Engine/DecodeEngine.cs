@@ -13,8 +13,8 @@ namespace AgentHost.Llama.Engine;
 /// trials, tool-token argument mode). A strategy is a step machine over its <see cref="InferenceSession"/>: it adds its
 /// tokens and awaits <see cref="InferenceSession.DecodeAsync"/>, which returns after the shared decode; a tool it calls
 /// runs while the other requests keep decoding. A request is admitted once its sequences are free and its reservation
-/// (prompt plus max tokens, plus a batch of scratch cells for strategies with scratch sequences) fits beside the running
-/// ones; idle caches are dropped, least recently used first, to make room. A prompt that shares a prefix with any
+/// (prompt plus max tokens plus the scratch cells its strategy may use: <see cref="IDecodingStrategy.ScratchCells"/>) fits
+/// beside the running ones (it is the request's context: what it may use, so it never runs out of cells in a crowd); idle caches are dropped, least recently used first, to make room. A prompt that shares a prefix with any
 /// sequence (an idle cache or a running request's) copies that prefix (llama.cpp's sequence copy: the cells are shared,
 /// nothing is recomputed), so agents with one system prompt and tool list pay its prefill once. Batched decodes may
 /// differ from one-at-a-time decodes in the last bits of the logits, so a greedy reply can differ from its serial result
@@ -233,8 +233,8 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
             var prompt = job.Request.PromptTokens!;
             var home = ChooseHome(context, prompt, job.Request.ReusePrefix);
             var scratch = home < 0 ? null : ChooseScratch(home, wanted - 1);
-            var positions = (int)Math.Min((long)prompt.Count + job.Request.MaxTokens, context.ContextSize);
-            job.Reserved = Math.Min(context.ContextSize, positions + (wanted > 1 ? Math.Min(positions, context.BatchCapacity) : 0));
+            var scratchCells = job.Strategy.ScratchCells(prompt.Count, job.Request.MaxTokens, context.BatchCapacity);
+            job.Reserved = (int)Math.Min((long)prompt.Count + job.Request.MaxTokens + scratchCells, context.ContextSize);
             if (scratch is null || !MakeRoom(context, home, scratch, job.Reserved))
             {
                 if (!job.FromTool)
@@ -254,7 +254,7 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
                 _owner[id] = job;
             _isHome[home] = true;
             job.Sequences = ids;
-            job.Session = new InferenceSession(context, this, ids, positions);
+            job.Session = new InferenceSession(context, this, ids, job.Reserved);
             _active.Add(job);
             Start(job);
         }

@@ -69,6 +69,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
     private readonly ToolTokenHead _head;
     private readonly IReadOnlyList<ToolDefinition> _tools;
     private readonly ToolTokenOptions _options;
+    private readonly int _argumentPromptTokens;   // at most: a token per UTF-8 byte of the longest demonstration, and BOS
 
     /// <summary>Creates the strategy; a head that does not belong to <paramref name="tools"/> is refused.</summary>
     public ToolTokenStrategy(ToolTokenHead head, IReadOnlyList<ToolDefinition> tools, ToolTokenOptions? options = null)
@@ -81,6 +82,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         head.EnsureMatches(tools);
         _head = options.Bias is { } bias ? head.WithBias(bias) : head;
         _tools = tools;
+        _argumentPromptTokens = tools.Select(t => t.ArgumentPrompt is { } prompt ? System.Text.Encoding.UTF8.GetByteCount(prompt) + 1 : 0).DefaultIfEmpty(0).Max();
         _options = options;
     }
 
@@ -112,6 +114,10 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
 
     /// <inheritdoc />
     public int SequencesWanted(int available) => _tools.Count > 0 ? 2 : 1;
+
+    /// <inheritdoc />
+    public int ScratchCells(int promptTokens, int maxTokens, int batchCapacity)   // argument mode may prefill a demonstration and the whole text again
+        => _tools.Count == 0 ? 0 : (int)Math.Min(int.MaxValue, (long)promptTokens + maxTokens + _options.MaxArgumentTokens + _argumentPromptTokens);
 
     /// <inheritdoc />
     public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)

@@ -332,6 +332,9 @@ public sealed class CautiousStrategy : IDecodingStrategy
     public int SequencesWanted(int available) => MaxTrials + 1;
 
     /// <inheritdoc />
+    public int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => (int)Math.Min(int.MaxValue, (long)MaxTrials * maxTokens);
+
+    /// <inheritdoc />
     public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);

@@ -37,6 +37,9 @@ public sealed class LookupStrategy : SpeculativeStrategy
     public override string Name => "lookup";
 
     /// <inheritdoc />
+    public override int SequencesWanted(int available) => 1;   // its drafts are chains: one leaf
+
+    /// <inheritdoc />
     protected override void Prepare(SpeculativeContext context) => _record = context.Session.Model.GetState(_ => new LookupRecord());
 
     /// <inheritdoc />

@@ -40,6 +40,9 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     /// <summary>The fixed template, or null for <c>auto</c>.</summary>
     public TreeTemplate? Template => _fixed;
 
+    /// <inheritdoc />
+    public override int SequencesWanted(int available) => _fixed?.LeafCount ?? base.SequencesWanted(available);
+
     /// <summary>The matrix file (warm start; saved by <see cref="SaveMatrix"/>), or null.</summary>
     public string? MatrixFile { get; }
 
