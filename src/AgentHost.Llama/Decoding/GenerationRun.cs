@@ -142,8 +142,8 @@ public sealed class GenerationRun
         _clock.Stop();
         if (Session.IsShared)
         {
-            // How many tokens, every request's, the decodes of this request held on average.
-            var withBatch = new Dictionary<string, double>(extra ?? new Dictionary<string, double>()) { ["mean_batch"] = Math.Round(Session.MeanBatchSize, 3) };
+            // How many requests the decodes of this request held on average.
+            var withBatch = new Dictionary<string, double>(extra ?? new Dictionary<string, double>()) { ["mean_batch"] = Math.Round(Session.MeanBatchRequests, 3) };
             extra = withBatch;
         }
         return new GenerationResult

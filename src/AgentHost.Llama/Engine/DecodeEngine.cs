@@ -212,7 +212,7 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
         foreach (var session in _resuming)
         {
             if (failure is null)
-                session.NoteSharedDecode(context.LastBatchSize);
+                session.NoteSharedDecode(_resuming.Count);
             session.Resume(failure);
         }
         _resuming.Clear();

@@ -22,7 +22,7 @@ public sealed class InferenceSession : IDisposable, IValueTaskSource
     private readonly int[] _mapped;              // scratch for mapping sequence-id sets
     private ManualResetValueTaskSourceCore<bool> _wait;
     private int _decodeCalls;
-    private long _sharedBatchTokens;   // every request's tokens in the shared decodes this session took part in
+    private long _sharedBatchRequests;   // requests in the shared decodes this session took part in, summed
 
     internal InferenceSession(LlamaModel model, bool hiddenStates)
         : this(new DecodeContext(model, new LlamaDecodeBackend(model, hiddenStates)), null, null, 0)
@@ -66,8 +66,8 @@ public sealed class InferenceSession : IDisposable, IValueTaskSource
     /// <summary>Tokens of every request in the last decode this session took part in (its own alone when standalone).</summary>
     public int LastBatchSize => _shared.LastBatchSize;
 
-    /// <summary>Mean tokens per decode this session took part in, every request's counted (1 request alone: its own).</summary>
-    public double MeanBatchSize => _host is null || _decodeCalls == 0 ? _shared.LastBatchSize : (double)_sharedBatchTokens / _decodeCalls;
+    /// <summary>Mean number of requests in the decodes this session took part in (1: it always decoded alone).</summary>
+    public double MeanBatchRequests => _host is null || _decodeCalls == 0 ? 1 : (double)_sharedBatchRequests / _decodeCalls;
 
     /// <summary>Whether this session shares its decodes with other requests (an engine slot).</summary>
     public bool IsShared => _host is not null;
@@ -343,7 +343,7 @@ public sealed class InferenceSession : IDisposable, IValueTaskSource
     }
 
     /// <summary>Called by the engine after a shared decode this session took part in.</summary>
-    internal void NoteSharedDecode(int batchSize) => _sharedBatchTokens += batchSize;
+    internal void NoteSharedDecode(int requests) => _sharedBatchRequests += requests;
 
     /// <summary>Called by the engine: the decode (or room, or outside work) this session waited for is there.</summary>
     internal void Resume(Exception? error)

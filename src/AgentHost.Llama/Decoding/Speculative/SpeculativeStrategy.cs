@@ -38,7 +38,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
     public virtual int SequencesWanted(int available) => Math.Min(available, DefaultLeaves);
 
     /// <inheritdoc />
-    public int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => batchCapacity;   // one tree at a time
+    public virtual int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => batchCapacity;   // one tree at a time
 
     /// <summary>Sequences (most draft leaves) a request asks the engine for when its strategy does not fix the tree.</summary>
     public const int DefaultLeaves = 8;

@@ -332,7 +332,14 @@ public sealed class CautiousStrategy : IDecodingStrategy
     public int SequencesWanted(int available) => MaxTrials + 1;
 
     /// <inheritdoc />
-    public int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => (int)Math.Min(int.MaxValue, (long)MaxTrials * maxTokens);
+    public int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => MaxTrials * Math.Min(maxTokens, TrialCells);
+
+    /// <summary>
+    /// Cells the engine reserves per trial: a trial may grow to (what is left of max tokens + this budget) / trials
+    /// tokens, so trials that end at punctuation within this many tokens (nearly all) are as long as on a context of
+    /// their own, while a request does not hold max trials x max tokens cells.
+    /// </summary>
+    public const int TrialCells = 64;
 
     /// <inheritdoc />
     public async ValueTask<GenerationResult> GenerateAsync(InferenceSession session, GenerationRequest request, Action<string>? onText, CancellationToken cancellationToken)

@@ -40,6 +40,9 @@ public sealed class LookupStrategy : SpeculativeStrategy
     public override int SequencesWanted(int available) => 1;   // its drafts are chains: one leaf
 
     /// <inheritdoc />
+    public override int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => Math.Min(batchCapacity, _draft + 1);
+
+    /// <inheritdoc />
     protected override void Prepare(SpeculativeContext context) => _record = context.Session.Model.GetState(_ => new LookupRecord());
 
     /// <inheritdoc />

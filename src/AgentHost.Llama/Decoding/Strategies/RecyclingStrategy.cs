@@ -43,6 +43,9 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     /// <inheritdoc />
     public override int SequencesWanted(int available) => _fixed?.LeafCount ?? base.SequencesWanted(available);
 
+    /// <inheritdoc />
+    public override int ScratchCells(int promptTokens, int maxTokens, int batchCapacity) => Math.Min(batchCapacity, _fixed?.Size ?? RecyclingState.MaxDraft + 1);
+
     /// <summary>The matrix file (warm start; saved by <see cref="SaveMatrix"/>), or null.</summary>
     public string? MatrixFile { get; }
 
