@@ -185,29 +185,12 @@ public sealed partial class LlamaChatClient : IChatClient
     public void Dispose() => _engine.Dispose();
 
     /// <summary>Runs a generation in the engine's shared batch.</summary>
-    private async Task<GenerationResult> RunAsync(PreparedCall call, CancellationToken cancellationToken)
-    {
-        var result = await _engine.GenerateAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false);
-        await SaveStateAsync(call, cancellationToken).ConfigureAwait(false);
-        return result;
-    }
+    private Task<GenerationResult> RunAsync(PreparedCall call, CancellationToken cancellationToken)
+        => _engine.GenerateAsync(call.Strategy, call.Request, cancellationToken);
 
     /// <summary>As <see cref="RunAsync"/>, streaming.</summary>
-    private async IAsyncEnumerable<GenerationUpdate> RunStreamingAsync(PreparedCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        await foreach (var update in _engine.GenerateStreamingAsync(call.Strategy, call.Request, cancellationToken).ConfigureAwait(false))
-        {
-            if (update.Result is not null)
-                await SaveStateAsync(call, cancellationToken).ConfigureAwait(false);
-            yield return update;
-        }
-    }
-
-    /// <summary>Saves what a strategy learned where the host keeps it (the recycling matrix file: the next run's warm start).</summary>
-    private Task SaveStateAsync(PreparedCall call, CancellationToken cancellationToken)
-        => call.Strategy is RecyclingStrategy { MatrixFile: not null } recycling
-            ? Model.Scheduler.RunAsync(recycling.SaveMatrix, cancellationToken)
-            : Task.CompletedTask;
+    private IAsyncEnumerable<GenerationUpdate> RunStreamingAsync(PreparedCall call, CancellationToken cancellationToken)
+        => _engine.GenerateStreamingAsync(call.Strategy, call.Request, cancellationToken);
 
     private PreparedCall PrepareCompletion(string prompt, ChatOptions? options)
     {

@@ -104,12 +104,6 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
             Report(run, warmup, runs, PeerRow);
         }
 
-        foreach (var row in rows)
-        {
-            if (row.Strategy is RecyclingStrategy recycling)
-                await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken); // --recycling-matrix, after timing
-        }
-
         PrintTable(rows, baselineRow);
         if (rows.FirstOrDefault(r => r.Name == "greedy") is { } greedyRow)
             Console.WriteLine($"{RawRow} outputs equal to greedy: {rows[^2].SameOutputs(greedyRow)}/{prompts.Count}");

@@ -5,6 +5,7 @@ using AgentHost.Llama.Hosting;
 using AgentHost.SemanticKernel.ToolTokens;
 using AgentHost.Llama.Decoding;
 using AgentHost.Llama.Decoding.Strategies;
+using AgentHost.Llama.Engine;
 using AgentHost.Llama.Grammar;
 using AgentHost.Llama.ToolTokens;
 
@@ -48,19 +49,17 @@ internal sealed class GenerateCommand(ILlamaModelProvider models, ToolTokenTools
         var json = parse.GetValue(SharedOptions.Json);
 
         var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
-        // Some strategies score the final hidden state, which a session only returns when created for it.
-        using var session = await model.CreateSessionAsync(hiddenStates: descriptor.NeedsHiddenStates, cancellationToken);
+        // The engine chat and the server use; some strategies score the final hidden state, which only a context created for it returns.
+        using var engine = new DecodeEngine(model, hiddenStates: descriptor.NeedsHiddenStates);
 
         GenerationResult result = null!;   // the stream's last update always carries it
-        await foreach (var update in session.GenerateStreamingAsync(strategy, request, cancellationToken))
+        await foreach (var update in engine.GenerateStreamingAsync(strategy, request, cancellationToken))
         {
             if (update.Result is not null)
                 result = update.Result;
             else if (!json)
                 Console.Out.Write(update.Text);
         }
-        if (strategy is RecyclingStrategy recycling)
-            await session.RunAsync(_ => recycling.SaveMatrix(), cancellationToken); // --recycling-matrix: warm start for the next run
 
         if (json)
         {

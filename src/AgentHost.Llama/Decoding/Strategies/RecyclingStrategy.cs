@@ -53,9 +53,8 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     public RecyclingState? State => _state;
 
     /// <summary>
-    /// Writes the matrix to <see cref="MatrixFile"/>; false when there is none or no request ran yet.
-    /// Whoever owns the file's lifetime calls it after a request, on the model's scheduler thread
-    /// (e.g. <c>session.RunAsync(_ => strategy.SaveMatrix())</c>).
+    /// Writes the matrix to <see cref="MatrixFile"/>; false when there is none or no request ran yet. Every generation
+    /// ends with it (the next run's warm start), so no host saves it itself; call it on the model's scheduler thread.
     /// </summary>
     public bool SaveMatrix()
     {
@@ -137,6 +136,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     /// <inheritdoc />
     protected override void AddResults(SpeculativeContext context, Dictionary<string, double> extra, Dictionary<string, object?> details)
     {
+        SaveMatrix();
         details["template"] = _fixed?.Name ?? "auto";
         details["chosen_by"] = _fixed is null ? "auto" : "configuration";
     }
