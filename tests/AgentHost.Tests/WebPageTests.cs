@@ -145,11 +145,14 @@ public sealed class WebPageTests(WebPageFixture fixture) : IClassFixture<WebPage
         // Every accepted draft token is marked, and the marked tokens are exactly the accepted ones, in order.
         var marked = await Browser.EvaluateAsync("[...document.querySelectorAll('#tokens .tok.acc')].map(t => t.textContent)");
         Assert.Equal(drafts.SelectMany(d => d.GetProperty("accepted").EnumerateArray().Select(t => t.GetString())), marked.EnumerateArray().Select(t => t.GetString()));
-        // The tokens shown are the reply after its first token (which the prefill chose).
+        // The tokens shown are the reply: the prefill's choice, then each step's.
         var shown = (await Browser.EvaluateAsync("[...document.querySelectorAll('#tokens .tok')].map(t => t.textContent).join('')")).GetString()!;
-        Assert.EndsWith(shown, reply.GetProperty("content").GetString());
+        Assert.Equal(reply.GetProperty("content").GetString(), shown);
         Assert.Contains("MAT", (await Browser.EvaluateAsync("document.getElementById('summary').textContent")).GetString());
-        Assert.Equal(drafts.Count, (await Browser.EvaluateAsync("document.querySelectorAll('#events li').length")).GetInt32());
+        // Each step that drafted is listed; the steps without a draft are counted on one line.
+        var drafted = drafts.Count(d => d.GetProperty("accepted").GetArrayLength() + d.GetProperty("rejected").GetArrayLength() > 0);
+        Assert.Equal(drafted, (await Browser.EvaluateAsync("document.querySelectorAll('#events > li:not(.plain-steps)').length")).GetInt32());
+        Assert.StartsWith($"{drafts.Count - drafted} steps without a draft", (await Browser.EvaluateAsync("document.querySelector('#events > li.plain-steps').textContent")).GetString());
 
         await Browser.HoverAsync("#tokens .tok.acc");
         await Browser.WaitForAsync("document.getElementById('tip').textContent.includes('accepted draft token')");
@@ -206,7 +209,9 @@ public sealed class WebPageTests(WebPageFixture fixture) : IClassFixture<WebPage
     {
         // stories260K never writes HTML, so the reply is put where the page keeps its conversation; the page renders a
         // stored reply through the same code as a streamed one.
-        const string Hostile = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\"> **bold** `<b>code</b>`\n```\n<iframe src=\"/\"></iframe>\n```";
+        // HTML in every place the Markdown renderer handles: before and after inline marks, a heading, a list, a code block.
+        const string Hostile = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\"> **bold** `<b>code</b>` <b>after</b>\n"
+            + "# <img src=x onerror=\"window.pwned = 4\">\n- <iframe src=\"/\"></iframe>\n\n```\n<iframe src=\"/\"></iframe>\n```\nend <svg onload=\"window.pwned = 5\"></svg>";
         await OpenAsync();
         var chat = JsonSerializer.Serialize(new
         {
@@ -229,16 +234,48 @@ public sealed class WebPageTests(WebPageFixture fixture) : IClassFixture<WebPage
         await Browser.HoverAsync("#tokens .tok");
         await Browser.WaitForAsync("!document.getElementById('tip').hidden");
 
-        Assert.Equal(0, (await Browser.EvaluateAsync("document.querySelectorAll('#messages script, #messages img, #messages iframe, #messages b, #messages i, #tokens script, #tip img, #tip script').length")).GetInt32());
+        Assert.Equal(0, (await Browser.EvaluateAsync("document.querySelectorAll('#messages script, #messages img, #messages iframe, #messages b, #messages i, #messages svg, #tokens script, #tip img, #tip script').length")).GetInt32());
         Assert.Equal(JsonValueKind.Undefined, (await Browser.EvaluateAsync("window.pwned")).ValueKind);
         var text = (await Browser.EvaluateAsync("document.getElementById('messages').textContent")).GetString()!;
         Assert.Contains("<script>window.pwned = 1</script>", text);
         Assert.Contains("<iframe src=\"/\"></iframe>", text);
         Assert.Contains("<i>hi</i>", text);
+        Assert.Contains("<b>after</b>", text);
+        Assert.Contains("end <svg onload=\"window.pwned = 5\"></svg>", text);
         // Markdown still works, built from elements the page makes itself.
         Assert.Equal("bold", (await Browser.EvaluateAsync("document.querySelector('#messages .msg.assistant strong').textContent")).GetString());
         Assert.Equal("<b>code</b>", (await Browser.EvaluateAsync("document.querySelector('#messages .msg.assistant p code').textContent")).GetString());
         Assert.Contains("<img src=x onerror=alert(1)>", (await Browser.EvaluateAsync("document.getElementById('tip').textContent")).GetString());
+    }
+
+    [Fact]
+    public async Task WithAnApiKeyThePageLoadsWithoutItAndTheKeyTypedInTheTabUnlocksTheApi()
+    {
+        const string Key = "s3cret-key";
+        using var keyed = await ServeProcess.StartAsync(new Dictionary<string, string> { ["AGENTHOST_Server__Models"] = "stories260k", ["AGENTHOST_Server__ApiKey"] = Key });
+        var address = $"http://127.0.0.1:{keyed.Port}";
+        using var http = new HttpClient();
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(address + "/")).StatusCode);   // the page holds no secret
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(address + "/ui/app.js")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync(address + "/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync(address + "/v1/agents")).StatusCode);
+
+        await Browser.NavigateAsync(address + "/");
+        await Browser.WaitForAsync("document.getElementById('status').textContent.includes('API key')");
+        Assert.Equal(0, (await Browser.EvaluateAsync("document.querySelectorAll('#target option').length")).GetInt32());
+
+        await Browser.EvaluateAsync("document.querySelector('.key').open = true; document.getElementById('apikey').focus()");
+        await Browser.TypeAsync(Key);
+        await Browser.PressAsync("Tab", 9);
+        await Browser.WaitForAsync("document.querySelector('#target option')");
+        Assert.Equal(Key, (await Browser.EvaluateAsync("sessionStorage.getItem('agenthost.key')")).GetString());
+        Assert.DoesNotContain(Key, (await Browser.EvaluateAsync("JSON.stringify(localStorage)")).GetString());
+
+        await SendAsync(Prompt);
+        var reply = (await StoredAsync()).GetProperty("messages")[1];
+        Assert.False(reply.TryGetProperty("error", out _));
+        Assert.False(string.IsNullOrEmpty(reply.GetProperty("content").GetString()));
+        await Browser.EvaluateAsync("sessionStorage.clear(); localStorage.clear(); true");
     }
 
     [Fact]

@@ -378,6 +378,7 @@ function renderInspector() {
   tokens.replaceChildren();
   events.replaceChildren();
   if (!m || m.role !== "assistant") return;
+  if (m.target?.startsWith("agent:")) summary.append(el("dt", null, "agent"), el("dd", null, "its calls and results are the steps in the reply"));
   const stats = m.decoding?.stats || {};
   const row = (k, v) => { if (v !== undefined && v !== null && v !== "") summary.append(el("dt", null, k), el("dd", null, String(v))); };
   row("strategy", m.decoding?.strategy || m.strategy);
@@ -402,8 +403,17 @@ function renderInspector() {
       tokens.append(span);
     });
   } else {
-    // Speculative strategies: the tokens come from their steps, accepted drafts marked.
-    for (const e of m.events.filter((e) => e.type === "draft")) {
+    // Speculative strategies: the tokens come from their steps, accepted drafts marked; the text before the first
+    // step is what the prefill chose.
+    const drafts = m.events.filter((e) => e.type === "draft");
+    const stepped = drafts.map((e) => e.emitted.join("")).join("");
+    if (drafts.length && m.content.endsWith(stepped) && m.content.length > stepped.length) {
+      const first = token(m.content.slice(0, m.content.length - stepped.length), 0);
+      first.classList.add("bonus");
+      first.dataset.info = JSON.stringify({ t: first.textContent, prefill: true });
+      tokens.append(first);
+    }
+    for (const e of drafts) {
       e.emitted.forEach((t, k) => {
         const span = token(t, e.position + k);
         span.classList.add(k < e.accepted.length ? "acc" : "bonus");
@@ -413,7 +423,10 @@ function renderInspector() {
     }
   }
 
+  const plain = m.events.filter((e) => e.type === "draft" && !e.accepted.length && !e.rejected.length).length;
+  if (plain) events.append(el("li", "plain-steps", plain + " steps without a draft (one token each)"));
   for (const e of m.events) {
+    if (e.type === "draft" && !e.accepted.length && !e.rejected.length) continue;
     const item = el("li");
     if (e.type === "draft") {
       item.append(document.createTextNode(`@${e.position} draft: ${e.accepted.length} accepted`));
@@ -460,6 +473,7 @@ function showTip(span) {
     }
     tip.append(table);
   }
+  if (info.prefill) tip.append(el("div", null, "chosen from the prompt's logits (before the first step)"));
   if (info.accepted !== undefined) tip.append(el("div", null, info.accepted ? "accepted draft token" : "verifier's own token (not drafted or draft rejected)"));
   if (info.rejected?.length) tip.append(el("div", "rejected", "rejected drafts: " + info.rejected.map((t) => JSON.stringify(t)).join(" ")));
   const box = span.getBoundingClientRect();
