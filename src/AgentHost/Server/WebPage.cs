@@ -16,6 +16,11 @@ internal static class WebPage
 
     private const string Policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+    private static readonly Lazy<string> _stylesheet = new(() => System.Text.Encoding.UTF8.GetString(Load("app.css")));
+
+    /// <summary>The page's stylesheet, which the analysis reports inline so that they look like the page (light and dark).</summary>
+    public static string Stylesheet => _stylesheet.Value;
+
     /// <summary>Whether the request reads one of the page's files (they need no API key: the page asks for it).</summary>
     public static bool IsPageFile(HttpRequest request)
         => (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)) && _files.ContainsKey(request.Path.Value ?? "");
