@@ -187,7 +187,9 @@ internal sealed class DevToolsBrowser : IAsyncDisposable
     /// <summary>Presses a key with the keyboard (e.g. Tab, Enter), as a user would.</summary>
     public async Task PressAsync(string key, int code)
     {
-        await SendAsync("Input.dispatchKeyEvent", new { type = "rawKeyDown", key, code = key, windowsVirtualKeyCode = code, nativeVirtualKeyCode = code });
+        // keyDown with its text, as a real key press: Enter then also activates a focused button.
+        var text = key == "Enter" ? "\r" : "";
+        await SendAsync("Input.dispatchKeyEvent", new { type = "keyDown", key, code = key, windowsVirtualKeyCode = code, nativeVirtualKeyCode = code, text, unmodifiedText = text });
         await SendAsync("Input.dispatchKeyEvent", new { type = "keyUp", key, code = key, windowsVirtualKeyCode = code, nativeVirtualKeyCode = code });
     }
 

@@ -124,6 +124,20 @@ public sealed class WebPageTests(WebPageFixture fixture) : IClassFixture<WebPage
         Assert.True((await Browser.EvaluateAsync("document.documentElement.scrollWidth <= 360")).GetBoolean());
         await Browser.ScreenshotAsync(Path.Combine(WebPageFixture.Artifacts, "chat-360.png"));
         await Browser.SetViewportAsync(1280, 900);
+
+        // Dark when the system is.
+        var light = (await Browser.EvaluateAsync("getComputedStyle(document.body).backgroundColor")).GetString();
+        await Browser.SendAsync("Emulation.setEmulatedMedia", new { features = new[] { new { name = "prefers-color-scheme", value = "dark" } } });
+        Assert.Equal("rgb(20, 21, 24)", (await Browser.EvaluateAsync("getComputedStyle(document.body).backgroundColor")).GetString());
+        Assert.NotEqual("rgb(20, 21, 24)", light);
+        await Browser.ScreenshotAsync(Path.Combine(WebPageFixture.Artifacts, "chat-dark.png"));
+        await Browser.SendAsync("Emulation.setEmulatedMedia", new { features = new[] { new { name = "prefers-color-scheme", value = "light" } } });
+
+        // New chat (with the keyboard) empties the conversation, on the page and in storage.
+        await Browser.EvaluateAsync("document.getElementById('new-chat').focus()");
+        await Browser.PressAsync("Enter", 13);
+        await Browser.WaitForAsync("document.querySelectorAll('#messages .msg').length === 0");
+        Assert.Equal(0, (await StoredAsync()).GetProperty("messages").GetArrayLength());
     }
 
     [Fact]

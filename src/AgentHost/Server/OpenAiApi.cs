@@ -46,7 +46,8 @@ internal static class OpenAiApi
             Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, options)));
         app.MapPost("/apply-template", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
             Guard(context, metrics, logs, "apply-template", () => ApplyTemplateAsync(context, models, options)));
-        app.MapGet("/v1/strategies", () => Results.Json(new StrategyList(DecodingStrategies.All.Select(d => new StrategyBody(
+        // A strategy that cannot run without a file (toolkens' head) is not offered: requests never name files.
+        app.MapGet("/v1/strategies", () => Results.Json(new StrategyList(DecodingStrategies.All.Where(d => !d.Options.Any(o => o.NamesFile && o.Required)).Select(d => new StrategyBody(
             d.Name, d.Summary, d.Sampling.ToString().ToLowerInvariant(), d == DecodingStrategies.Greedy || d == DecodingStrategies.Sample,
             d.Options.Where(o => !o.NamesFile).Select(o => new StrategyOptionBody(o.Key, o.Help)).ToList())).ToList()), OpenAiJsonContext.Default.StrategyList));
         app.MapGet("/v1/agents", (IServiceProvider services) => Results.Json(new AgentList(
