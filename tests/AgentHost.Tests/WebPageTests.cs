@@ -141,6 +141,38 @@ public sealed class WebPageTests(WebPageFixture fixture) : IClassFixture<WebPage
     }
 
     [Fact]
+    public async Task StopEndsTheReplyInFlightAndTheNextMessageIsAnsweredAgain()
+    {
+        await OpenAsync();
+        // The browser holds the request (DevTools' Fetch domain) so that Stop surely comes while it is in flight.
+        await Browser.SendAsync("Fetch.enable", new { patterns = new[] { new { urlPattern = "*/v1/chat/completions", requestStage = "Request" } } });
+        try
+        {
+            await Browser.EvaluateAsync("document.getElementById('input').focus()");
+            await Browser.TypeAsync(Prompt);
+            await Browser.PressAsync("Enter", 13);
+            await Browser.WaitForAsync("!document.getElementById('stop').disabled");
+            await Browser.EvaluateAsync("document.getElementById('stop').focus()");
+            await Browser.PressAsync("Enter", 13);
+            await Browser.WaitForAsync("!document.getElementById('send').disabled");
+        }
+        finally
+        {
+            await Browser.SendAsync("Fetch.disable");
+        }
+
+        Assert.Equal("Stopped.", (await Browser.EvaluateAsync("document.getElementById('status').textContent")).GetString());
+        var stopped = (await StoredAsync()).GetProperty("messages")[1];
+        Assert.True(stopped.GetProperty("stopped").GetBoolean());
+        Assert.False(stopped.TryGetProperty("error", out _));
+
+        await SendAsync("The dog");
+        var answered = (await StoredAsync()).GetProperty("messages")[3];
+        Assert.False(string.IsNullOrEmpty(answered.GetProperty("content").GetString()));
+        Assert.Empty(Browser.PageErrors);
+    }
+
+    [Fact]
     public async Task RecyclingMarksItsAcceptedDraftsAndKeepsTheGreedyText()
     {
         await OpenAsync();
