@@ -37,6 +37,13 @@ public static class ChatRequestMapper
     public const string LogprobsKey = "logprobs";
 
     /// <summary>
+    /// Key asking for the strategy's own events (true; a bool or "true"): the response's <c>AdditionalProperties</c> then
+    /// hold every <see cref="DecodingEvent"/> under this key, and each streamed update those since the previous one.
+    /// Every strategy honours it (see <see cref="GenerationRequest.Trace"/>).
+    /// </summary>
+    public const string DecodingTraceKey = "decoding_trace";
+
+    /// <summary>
     /// Key of logit biases: token id to a bias from -100 to 100 added to the raw logits before a token is chosen (an
     /// <c>IReadOnlyDictionary&lt;int, float&gt;</c> or a JSON object of id strings to numbers). Greedy and sample only.
     /// </summary>
@@ -111,6 +118,12 @@ public static class ChatRequestMapper
             PromptTokens = promptTokens,
             TopLogprobs = GetTopLogprobs(options),
             LogitBias = GetLogitBias(options),
+            Trace = GetString(options, DecodingTraceKey) switch
+            {
+                null or "false" or "False" => null,
+                "true" or "True" => new DecodingTrace(),
+                var other => throw new AgentHostException(ErrorKind.InvalidArgument, $"{DecodingTraceKey} must be true or false, not '{other}'.") { Parameter = DecodingTraceKey },
+            },
         };
         // Refused here, before the request waits for a slot, by the engine's rule.
         if (strategy != DecodingStrategies.Greedy && strategy != DecodingStrategies.Sample)

@@ -80,6 +80,9 @@ public sealed partial class LlamaChatClient : IChatClient
         EnsureJsonComplete(call, options, result, contents);
         var finishReason = result.StopReason.ToFinishReason(contents.Any(c => c is FunctionCallContent));
         telemetry.Finish(result, finishReason);
+        var properties = ToProperties(result, call.ToolTokens);
+        if (call.Request.Trace is { } trace)
+            properties[ChatRequestMapper.DecodingTraceKey] = trace.Events;
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents) { MessageId = call.Id })
         {
             ResponseId = call.Id,
@@ -87,7 +90,7 @@ public sealed partial class LlamaChatClient : IChatClient
             CreatedAt = call.Created,
             FinishReason = finishReason,
             Usage = result.Stats.ToUsage(),
-            AdditionalProperties = ToProperties(result, call.ToolTokens),
+            AdditionalProperties = properties,
             RawRepresentation = result,
         };
     }
@@ -121,6 +124,8 @@ public sealed partial class LlamaChatClient : IChatClient
                     (chunk.AdditionalProperties ??= [])[ChatRequestMapper.LogprobsKey] = logprobs.ToArray();
                     logprobs.Clear();
                 }
+                if (call.Request.Trace?.TakeNew() is { } events)
+                    (chunk.AdditionalProperties ??= [])[ChatRequestMapper.DecodingTraceKey] = events;
                 yield return chunk;
             }
         }
@@ -137,6 +142,8 @@ public sealed partial class LlamaChatClient : IChatClient
             last.AdditionalProperties[ChatRequestMapper.LogprobsKey] = logprobs.ToArray();
         else
             last.AdditionalProperties.Remove(ChatRequestMapper.LogprobsKey);
+        if (call.Request.Trace?.TakeNew() is { } lastEvents)
+            last.AdditionalProperties[ChatRequestMapper.DecodingTraceKey] = lastEvents;
         last.RawRepresentation = result;
         telemetry.Finish(result, finishReason);
         yield return last;

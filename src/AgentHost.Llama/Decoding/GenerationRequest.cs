@@ -116,6 +116,13 @@ public sealed record GenerationRequest
     /// </summary>
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
 
+    /// <summary>
+    /// Where the strategy records its own events (speculative drafts accepted and rejected, cautious branching steps, tool
+    /// tokens firing, a grammar switching on) as they happen, or null (the default) for none. Unlike
+    /// <see cref="TopLogprobs"/> every strategy honours it.
+    /// </summary>
+    public DecodingTrace? Trace { get; init; }
+
     /// <summary>This run's log-probability recorder (one per generation, set by the engine's entry points).</summary>
     internal TokenLogprobRecorder? Recorder { get; init; }
 

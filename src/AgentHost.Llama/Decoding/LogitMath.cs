@@ -15,6 +15,19 @@ public static class LogitMath
         return (max, max + Math.Log(sum));
     }
 
+    /// <summary>Entropy (nats) of softmax(z), given its <paramref name="logSumExp"/>: lse - sum(p z).</summary>
+    public static double Entropy(ReadOnlySpan<float> logits, double logSumExp)
+    {
+        var expected = 0.0;
+        foreach (var z in logits)
+        {
+            var p = Math.Exp(z - logSumExp);
+            if (p > 0)
+                expected += p * z;
+        }
+        return Math.Max(0, logSumExp - expected);
+    }
+
     /// <summary>log softmax(z)[token].</summary>
     public static double LogSoftmaxAt(ReadOnlySpan<float> logits, int token) => logits[token] - LogSumExp(logits).LogSumExp;
 }

@@ -13,7 +13,11 @@ public readonly record struct TopLogprob(int Token, double Logprob);
 /// <param name="Token">The emitted token's id.</param>
 /// <param name="Logprob">Its log-probability under the model's raw logits.</param>
 /// <param name="Top">The step's most likely tokens, most likely first (as many as <see cref="GenerationRequest.TopLogprobs"/>).</param>
-public sealed record TokenLogprob(int Token, double Logprob, IReadOnlyList<TopLogprob> Top);
+public sealed record TokenLogprob(int Token, double Logprob, IReadOnlyList<TopLogprob> Top)
+{
+    /// <summary>Entropy (nats) of the step's distribution under the raw logits: how uncertain the model was, whichever token it emitted.</summary>
+    public double Entropy { get; init; }
+}
 
 /// <summary>
 /// The per-request hook the plain strategies and the batcher call at each emitted token when a request asks for
@@ -52,7 +56,7 @@ internal sealed class TokenLogprobRecorder(int top)
             for (var i = 0; i < count; i++)
                 best[i] = best[i] with { Logprob = best[i].Logprob - logSumExp };
         }
-        _all.Add(new TokenLogprob(token, logits[token] - logSumExp, best));
+        _all.Add(new TokenLogprob(token, logits[token] - logSumExp, best) { Entropy = LogitMath.Entropy(logits, logSumExp) });
     }
 
     /// <summary>The entries recorded since the last call (for a streamed piece of text), or null when there are none.</summary>

@@ -171,11 +171,13 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         private readonly float[] _features;
         private bool _afterCall;
         private bool _pushed = true;   // the prefill pushed the prompt's last token
+        private readonly DecodingTrace? _trace;
 
         public RunState(ToolTokenStrategy owner, GenerationRun run, GenerationRequest request, ToolTokenContext context, CancellationToken cancellationToken)
         {
             _owner = owner;
             _run = run;
+            _trace = request.Trace;
             _context = context;
             _features = new float[context.FeatureSize];
             _session = run.Session;
@@ -309,6 +311,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             if (_session.GetPast(0) + inserted.Length >= _session.ContextSize)
                 return (Fail(tool, arguments, position, "no room in the context for the result"), -1);
             Calls.Add(new ToolTokenCall(tool.Name, arguments, result, position, null));
+            _trace?.Add(new ToolTokenEvent(position, tool.Name, arguments, result, null));
 
             _session.ClearBatch();
             await _session.WaitForRoomAsync(inserted.Length).ConfigureAwait(false);
@@ -336,6 +339,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         {
             _logger.LogDebug("Tool token {Tool} backed off: {Error}.", tool.Name, error);
             Calls.Add(new ToolTokenCall(tool.Name, arguments, null, position, error));
+            _trace?.Add(new ToolTokenEvent(position, tool.Name, arguments, null, error));
             return false;
         }
 

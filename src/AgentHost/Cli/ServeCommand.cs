@@ -2,6 +2,7 @@ using System.CommandLine;
 using AgentHost.Llama;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Models;
+using AgentHost.SemanticKernel.Agents;
 using AgentHost.SemanticKernel.Mcp;
 using AgentHost.Server;
 using ModelContextProtocol.Server;
@@ -48,7 +49,7 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
         }
 
         await using var app = AgentHostServer.Build(options, serverOptions, logging => logging.AddSimpleConsole(o => o.SingleLine = true)
-            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning), McpTools, ConfigurationBinding.Bind<TelemetryOptions>(configuration, TelemetryOptions.SectionName));
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning), McpTools, ConfigurationBinding.Bind<TelemetryOptions>(configuration, TelemetryOptions.SectionName), Agents);
         try
         {
             await app.StartAsync(cancellationToken);
@@ -90,9 +91,16 @@ internal sealed class ServeCommand(AgentHostOptions options, IConfiguration conf
     /// </summary>
     private McpServerOptions McpTools(IServiceProvider services)
     {
+        var runner = services.GetRequiredService<AgentRunner>();
+        return McpServerTools.CreateOptions(runner.Kernel, runner);
+    }
+
+    /// <summary>The one runner of the served agents (at /mcp and /v1/agents), with the configured plugins.</summary>
+    private AgentRunner Agents(IServiceProvider services)
+    {
         var host = services.GetRequiredService<ModelHost>();
         var runner = agents.CreateRunner(async (model, cancellationToken) => (await host.GetAsync(model ?? options.DefaultModel, cancellationToken)).Chat, options.DefaultModel);
         plugins.ImportInto(runner.Kernel);
-        return McpServerTools.CreateOptions(runner.Kernel, runner);
+        return runner;
     }
 }

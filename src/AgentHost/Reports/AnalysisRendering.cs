@@ -182,13 +182,16 @@ internal static class AnalysisRendering
 
     private static void Begin(StringBuilder html, string title)
     {
-        html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>").Append(E(title)).Append("</title>\n<style>\n")
-            .Append("body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}\n")
-            .Append(".heat{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.9;border:1px solid #ccc;padding:1em;border-radius:4px}\n")
-            .Append(".prompt{color:#888}.tok{border-radius:2px;padding:1px 0}.tok.none{background:#e4e4e4}\n")
-            .Append(".tok.marked{outline:2px solid #b00;font-weight:bold}\n")
-            .Append("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}\n")
-            .Append(".pass{color:#060}.fail{color:#a00}#info{min-height:1.5em;color:#555;font-size:90%}\n")
+        // The style of serve's page (its stylesheet, inlined: the report stays one self-contained file), then the report's own rules.
+        html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
+            .Append("<meta name=\"color-scheme\" content=\"light dark\"><title>").Append(E(title)).Append("</title>\n<style>\n")
+            .Append(Server.WebPage.Stylesheet)
+            .Append("body{margin:2em auto;max-width:60em;padding:0 1em}\n")
+            .Append(".heat{font-family:ui-monospace,monospace;white-space:pre-wrap;line-height:1.9;border:1px solid var(--line);background:var(--panel);padding:1em;border-radius:8px}\n")
+            .Append(".prompt{color:var(--muted)}.tok.none{background:var(--code)}.tok[data-value]{color:#1d1f21}\n")
+            .Append(".tok.marked{outline:2px solid var(--bad);font-weight:bold}\n")
+            .Append("table{border-collapse:collapse}td,th{border:1px solid var(--line);padding:2px 8px;text-align:left}\n")
+            .Append(".pass{color:var(--ok)}.fail{color:var(--bad)}#info{min-height:1.5em;color:var(--muted);font-size:90%}svg.curve{background:#fff;border-radius:6px}\n")
             .Append("</style></head>\n<body>\n");
     }
 

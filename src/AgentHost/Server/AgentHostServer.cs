@@ -3,6 +3,7 @@ using AgentHost.Llama.Models;
 using AgentHost.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using AgentHost.SemanticKernel.Agents;
 using ModelContextProtocol.Server;
 
 namespace AgentHost.Server;
@@ -16,9 +17,11 @@ internal static class AgentHostServer
     /// <summary>
     /// Builds the server; every server option is checked first (an <see cref="Llama.AgentHostException"/> naming the key).
     /// With <paramref name="mcpTools"/> (given the server's services, at the first MCP request) it also serves MCP tools at <see cref="McpPath"/>.
-    /// <paramref name="telemetry"/> configures OTLP export (none when null).
+    /// <paramref name="telemetry"/> configures OTLP export (none when null). With <paramref name="agents"/> (created once, at the
+    /// first use) it serves them at <c>/v1/agents</c> for the web page.
     /// </summary>
-    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null, Func<IServiceProvider, McpServerOptions>? mcpTools = null, TelemetryOptions? telemetry = null)
+    public static WebApplication Build(AgentHostOptions options, ServerOptions serverOptions, Action<ILoggingBuilder>? configureLogging = null, Func<IServiceProvider, McpServerOptions>? mcpTools = null, TelemetryOptions? telemetry = null,
+        Func<IServiceProvider, AgentRunner>? agents = null)
     {
         serverOptions.Validate();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory, EnvironmentName = Environments.Production });
@@ -39,6 +42,8 @@ internal static class AgentHostServer
         // /metrics is OpenTelemetry's Prometheus exporter over this container's meters; OTLP export when configured.
         builder.Services.AddAgentHostTelemetry(telemetry ?? new TelemetryOptions(), prometheus: true);
 
+        if (agents is not null)
+            builder.Services.AddSingleton(agents);
         if (mcpTools is not null)
         {
             // Stateless: every request stands alone (no server-held session), as the OpenAI endpoints do.
@@ -63,25 +68,24 @@ internal static class AgentHostServer
             _ = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<McpServerOptions>>().Value;
         OpenAiApi.Map(app, serverOptions);
         // Behind the same host, key and JSON checks as the OpenAI endpoints (OpenAiApi's middleware runs first).
+        if (mcpTools is not null || agents is not null)
+            AdmitAgentCalls(app, serverOptions.MaxQueue);
         if (mcpTools is not null)
-        {
-            AdmitMcpCalls(app, serverOptions.MaxQueue);
             app.MapMcp(McpPath);
-        }
         return app;
     }
 
-    // MCP calls run agents and prompt plugins on the served models: at most MaxQueue at once, as each OpenAI
-    // endpoint's model admits, so a client cannot pile up waiting generations; more get 429.
-    private static void AdmitMcpCalls(WebApplication app, int limit)
+    // MCP calls and agent runs (/v1/agents/run) run agents and prompt plugins on the served models: at most MaxQueue at
+    // once together, as each OpenAI endpoint's model admits, so a client cannot pile up waiting generations; more get 429.
+    private static void AdmitAgentCalls(WebApplication app, int limit)
     {
         var running = new SemaphoreSlim(limit);
-        app.UseWhen(context => context.Request.Path.StartsWithSegments(McpPath), branch => branch.Use(async (context, next) =>
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(McpPath) || context.Request.Path.StartsWithSegments("/v1/agents/run"), branch => branch.Use(async (context, next) =>
         {
             if (!running.Wait(0))
             {
                 context.Response.Headers.RetryAfter = "1";
-                await new ApiError(StatusCodes.Status429TooManyRequests, $"{limit} MCP requests are running (Server:MaxQueue); retry shortly.", "rate_limit_error", "queue_full").WriteAsync(context.Response);
+                await new ApiError(StatusCodes.Status429TooManyRequests, $"{limit} MCP requests and agent runs are running (Server:MaxQueue); retry shortly.", "rate_limit_error", "queue_full").WriteAsync(context.Response);
                 return;
             }
             try

@@ -7,6 +7,7 @@ using AgentHost.Llama.Models;
 using AgentHost.Extensions.AI;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.AI;
+using AgentHost.SemanticKernel.Agents;
 
 namespace AgentHost.Server;
 
@@ -45,22 +46,57 @@ internal static class OpenAiApi
             Guard(context, metrics, logs, "embeddings", () => EmbeddingsAsync(context, models, options)));
         app.MapPost("/apply-template", (HttpContext context, ModelHost models, ServerMetrics metrics, ILoggerFactory logs) =>
             Guard(context, metrics, logs, "apply-template", () => ApplyTemplateAsync(context, models, options)));
+        // A strategy that cannot run without a file (toolkens' head) is not offered: requests never name files.
+        app.MapGet("/v1/strategies", () => Results.Json(new StrategyList(DecodingStrategies.All.Where(d => !d.Options.Any(o => o.NamesFile && o.Required)).Select(d => new StrategyBody(
+            d.Name, d.Summary, d.Sampling.ToString().ToLowerInvariant(), d == DecodingStrategies.Greedy || d == DecodingStrategies.Sample,
+            d.Options.Where(o => !o.NamesFile).Select(o => new StrategyOptionBody(o.Key, o.Help)).ToList())).ToList()), OpenAiJsonContext.Default.StrategyList));
+        app.MapGet("/v1/agents", (IServiceProvider services) => Results.Json(new AgentList(
+            services.GetService<AgentRunner>() is { } runner ? runner.Catalog.Names.Select(n => new AgentBody(n, runner.Catalog.Get(n).Description)).ToList() : []), OpenAiJsonContext.Default.AgentList));
+        app.MapPost("/v1/agents/run", (HttpContext context, ServerMetrics metrics, ILoggerFactory logs) =>
+            Guard(context, metrics, logs, "agents", () => AgentRunAsync(context, options)));
+        WebPage.Map(app);
         app.MapFallback((HttpContext context) => new ApiError(StatusCodes.Status404NotFound, $"No endpoint {context.Request.Method} {context.Request.Path}.", code: "not_found").WriteAsync(context.Response));
     }
 
     /// <summary>
     /// Why a request is refused before any endpoint sees it, or null: a Host the server does not answer to
-    /// (DNS rebinding), a missing API key, or a POST body that is not JSON (a browser's cross-site "simple"
-    /// POST is text/plain or a form, so it never reaches a model).
+    /// (DNS rebinding), a browser request from another origin (a page elsewhere driving this server), a missing API
+    /// key, or a POST body that is not JSON (a browser's cross-site "simple" POST is text/plain or a form, so it never
+    /// reaches a model). The web page's static files need no key (they hold no secret; the page sends the key).
     /// </summary>
     private static ApiError? Refuse(HttpRequest request, ServerOptions options)
     {
         if (!options.IsAllowedHost(request.Host.Host))
             return new ApiError(StatusCodes.Status421MisdirectedRequest, $"This server does not answer to the host '{request.Host.Host}' (see Server:AllowedHosts).", code: "host_not_allowed");
-        if (options.ApiKey is { Length: > 0 } key && request.Path != "/health" && !HasKey(request, key))
+        if (CrossOrigin(request) is { } origin)
+            return new ApiError(StatusCodes.Status403Forbidden, $"Requests from another origin ({origin}) are refused: only the server's own page may call it from a browser.", code: "origin_not_allowed");
+        if (options.ApiKey is { Length: > 0 } key && request.Path != "/health" && !WebPage.IsPageFile(request) && !HasKey(request, key))
             return new ApiError(StatusCodes.Status401Unauthorized, "A valid API key is required (Authorization: Bearer KEY).", code: "invalid_api_key");
         if (HttpMethods.IsPost(request.Method) && !IsJson(request.ContentType))
             return new ApiError(StatusCodes.Status415UnsupportedMediaType, $"The request body must be JSON (Content-Type: application/json), not '{request.ContentType}'.", code: "unsupported_media_type");
+        return null;
+    }
+
+    /// <summary>
+    /// The other origin a browser says a request comes from, or null: an <c>Origin</c> header that is not this server's
+    /// own scheme, host and port (<c>null</c> included), or <c>Sec-Fetch-Site</c> other than same-origin / none (a
+    /// user's own navigation) on anything but a navigation to the page. Non-browser clients send neither.
+    /// </summary>
+    private static string? CrossOrigin(HttpRequest request)
+    {
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length > 0)
+        {
+            var port = request.Host.Port ?? (request.IsHttps ? 443 : 80);
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme != request.Scheme
+                || !string.Equals(uri.Host, request.Host.Host.Trim('[', ']'), StringComparison.OrdinalIgnoreCase) && !string.Equals(uri.Host, request.Host.Host, StringComparison.OrdinalIgnoreCase)
+                || uri.Port != port)
+                return origin;
+        }
+        var site = request.Headers["Sec-Fetch-Site"].ToString();
+        if (site.Length > 0 && site is not ("same-origin" or "none")
+            && !(WebPage.IsPageFile(request) && request.Headers["Sec-Fetch-Mode"] == "navigate"))
+            return $"Sec-Fetch-Site: {site}";
         return null;
     }
 
@@ -167,9 +203,9 @@ internal static class OpenAiApi
         using var admission = ticket;
         // Token-level fields need the model's own logits: a remote entry's endpoint is not asked to honour them.
         if (call.Options.AdditionalProperties is { } extra && hosted.Chat.GetService(typeof(LlamaModel)) is null
-            && (extra.ContainsKey(ChatRequestMapper.TopLogprobsKey) || extra.ContainsKey(ChatRequestMapper.LogitBiasKey)))
+            && (extra.ContainsKey(ChatRequestMapper.TopLogprobsKey) || extra.ContainsKey(ChatRequestMapper.LogitBiasKey) || extra.ContainsKey(ChatRequestMapper.DecodingTraceKey)))
         {
-            var field = extra.ContainsKey(ChatRequestMapper.TopLogprobsKey) ? "logprobs" : "logit_bias";
+            var field = extra.ContainsKey(ChatRequestMapper.TopLogprobsKey) ? "logprobs" : extra.ContainsKey(ChatRequestMapper.LogitBiasKey) ? "logit_bias" : ChatRequestMapper.DecodingTraceKey;
             throw ApiError.BadRequest($"'{field}' needs a local model; '{hosted.Name}' is a remote entry.", field);
         }
         var id = $"chatcmpl-{Guid.NewGuid():N}";
@@ -188,17 +224,22 @@ internal static class OpenAiApi
             };
             var logprobs = ChatLogprobs(hosted.Chat, response.AdditionalProperties);
             await context.Response.WriteAsJsonAsync(
-                new ChatCompletionResponse(id, created, hosted.Name, [new ChatChoice(message, response.FinishReason?.Value, logprobs)], Usage(response.Usage), Decoding(response.AdditionalProperties)),
+                new ChatCompletionResponse(id, created, hosted.Name, [new ChatChoice(message, response.FinishReason?.Value, logprobs)], Usage(response.Usage), Decoding(response.AdditionalProperties))
+                {
+                    DecodingTrace = Trace(hosted.Chat, response.AdditionalProperties),
+                },
                 OpenAiJsonContext.Default.ChatCompletionResponse, cancellationToken: ct);
             return;
         }
 
         StartEvents(context.Response);
         ChatLogprobsBody? pending = null;   // the update's tokens, on the first chunk written for it
+        IReadOnlyList<TraceEventBody>? events = null;   // the update's decoding events, likewise
         ChatCompletionChunk Chunk(Delta delta, string? finish = null)
         {
-            var chunk = new ChatCompletionChunk(id, created, hosted.Name, [new ChunkChoice(delta, finish, pending)]);
+            var chunk = new ChatCompletionChunk(id, created, hosted.Name, [new ChunkChoice(delta, finish, pending)]) { DecodingTrace = events };
             pending = null;
+            events = null;
             return chunk;
         }
         await WriteEventAsync(context.Response, Chunk(new Delta { Role = "assistant", Content = "" }), ct);
@@ -206,6 +247,7 @@ internal static class OpenAiApi
         await foreach (var update in hosted.Chat.GetStreamingResponseAsync(call.Messages, call.Options, ct))
         {
             pending = ChatLogprobs(hosted.Chat, update.AdditionalProperties);
+            events = Trace(hosted.Chat, update.AdditionalProperties);
             foreach (var content in update.Contents)
             {
                 switch (content)
@@ -224,10 +266,27 @@ internal static class OpenAiApi
                         break;
                 }
             }
-            if (update.FinishReason is { } finish || pending is not null)
+            if (update.FinishReason is { } finish || pending is not null || events is not null)
                 await WriteEventAsync(context.Response, Chunk(new Delta(), update.FinishReason?.Value), ct);
         }
         await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+    }
+
+    /// <summary>
+    /// <c>POST /v1/agents/run</c>: one turn of a served agent (as <c>/mcp</c> runs it: same runner, same models), with
+    /// every call it and the agents it called made. Not streamed: the answer comes when the agent is done.
+    /// </summary>
+    private static async Task AgentRunAsync(HttpContext context, ServerOptions options)
+    {
+        var (agent, history) = OpenAiRequests.ParseAgentRun(await ReadBodyAsync(context, options));
+        var runner = context.RequestServices.GetService<AgentRunner>()
+            ?? throw new ApiError(StatusCodes.Status404NotFound, "This server serves no agents.", code: "agent_not_found", param: "agent");
+        if (!runner.Catalog.Names.Contains(agent, StringComparer.Ordinal))
+            throw new ApiError(StatusCodes.Status404NotFound, $"The agent '{agent}' does not exist. Available: {string.Join(", ", runner.Catalog.Names)}.", code: "agent_not_found", param: "agent");
+        var result = await runner.RunAsync(agent, history, context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(
+            new AgentRunResponse(result.Agent, result.Answer, result.Trace.Select(t => new AgentStepBody(t.Depth, t.Agent, t.Kind, t.Function, t.Text, t.Failed)).ToList()),
+            OpenAiJsonContext.Default.AgentRunResponse, cancellationToken: context.RequestAborted);
     }
 
     /// <summary>
@@ -317,9 +376,31 @@ internal static class OpenAiApi
                 var (text, altBytes) = TokenText(vocabulary, alternative.Token);
                 top.Add(new ChatTopLogprobBody(text, alternative.Logprob, altBytes));
             }
-            content.Add(new ChatTokenLogprobBody(token, entry.Logprob, bytes, top));
+            content.Add(new ChatTokenLogprobBody(token, entry.Logprob, bytes, top, entry.Entropy));
         }
         return new ChatLogprobsBody(content);
+    }
+
+    /// <summary>The wire shape of a response's or update's decoding events (<c>decoding_trace</c>), or null when it has none.</summary>
+    private static List<TraceEventBody>? Trace(IChatClient chat, AdditionalPropertiesDictionary? properties)
+    {
+        if (properties?.GetValueOrDefault(ChatRequestMapper.DecodingTraceKey) is not IReadOnlyList<DecodingEvent> { Count: > 0 } events)
+            return null;
+        var vocabulary = (chat.GetService(typeof(LlamaModel)) as LlamaModel)?.Vocabulary
+            ?? throw new InvalidOperationException("A decoding trace came from a client without a local model.");
+        List<string> Texts(IEnumerable<int> tokens) => tokens.Select(t => TokenText(vocabulary, t).Text).ToList();
+        return events.Select(e => e switch
+        {
+            DraftEvent d => new TraceEventBody("draft", d.Position) { Accepted = Texts(d.Accepted), Rejected = Texts(d.Rejected), Emitted = Texts(d.Emitted) },
+            BranchEvent b => new TraceEventBody("branch", b.Position)
+            {
+                Entropy = b.Entropy, Winner = b.Winner, Kept = b.Kept,
+                Trials = b.Trials.Select((tokens, i) => new TrialBody(Texts(tokens), b.Perplexities[i])).ToList(),
+            },
+            ToolTokenEvent t => new TraceEventBody("tool_token", t.Position) { Tool = t.Tool, Arguments = t.Arguments, Result = t.Result, Error = t.Error },
+            GrammarEvent g => new TraceEventBody("grammar", g.Position),
+            _ => throw new InvalidOperationException($"No wire shape for the decoding event {e.GetType().Name}."),
+        }).ToList();
     }
 
     /// <summary>The legacy completions shape; <paramref name="offset"/> runs on over a stream's pieces.</summary>

@@ -56,6 +56,8 @@ internal static class OpenAiRequests
         AddTools(request, options);
         options.ResponseFormat = ToResponseFormat(request.ResponseFormat);
         options.AllowMultipleToolCalls = request.ParallelToolCalls;
+        if (request.DecodingTrace == true)
+            (options.AdditionalProperties ??= [])[ChatRequestMapper.DecodingTraceKey] = true;
         return new ChatCompletionCall(ModelName(request.Model), messages, options, request.Stream == true, request.StreamOptions?.IncludeUsage == true);
     }
 
@@ -112,6 +114,34 @@ internal static class OpenAiRequests
         if (request.Extra?.Keys.FirstOrDefault() is { } unknown)
             throw Unsupported(unknown, chat: false);
         return new EmbeddingCall(ModelName(request.Model), inputs, format == "base64");
+    }
+
+    /// <summary>
+    /// A <c>/v1/agents/run</c> body: <c>agent</c> and <c>messages</c> (user and assistant turns, the last a user's;
+    /// the agent's own instructions are its system message). Any other field is a 400 naming it.
+    /// </summary>
+    public static (string Agent, List<ChatMessage> History) ParseAgentRun(JsonElement body)
+    {
+        var request = Read(body, OpenAiJsonContext.Default.AgentRunRequest);
+        if (request.Extra?.Keys.FirstOrDefault() is { } unknown)
+            throw ApiError.BadRequest($"'{unknown}' is not a field of an agent run (agent, messages).", unknown);
+        var agent = request.Agent switch
+        {
+            null => throw Required("agent"),
+            "" => throw ApiError.BadRequest("'agent' must not be empty.", "agent"),
+            var name => name,
+        };
+        var history = new List<ChatMessage>();
+        foreach (var message in request.Messages ?? throw Required("messages"))
+        {
+            var where = $"messages[{history.Count}]";
+            if (message.Role is not ("user" or "assistant"))
+                throw ApiError.BadRequest($"'{where}.role' must be user or assistant in an agent run, not '{message.Role}'.", $"{where}.role");
+            history.Add(new ChatMessage(message.Role == "user" ? ChatRole.User : ChatRole.Assistant, message.Content ?? throw Required($"{where}.content")));
+        }
+        if (history.Count == 0 || history[^1].Role != ChatRole.User)
+            throw ApiError.BadRequest("'messages' must end with a user message.", "messages");
+        return (agent, history);
     }
 
     /// <summary>The typed body; a field of the wrong kind or shape is a 400 naming it (the serializer's path, without <c>$.</c>).</summary>

@@ -67,6 +67,21 @@ internal sealed class ChatCompletionRequest : SamplingRequest
 
     /// <summary>Whether the model may write several tool calls in one turn (MEAI's AllowMultipleToolCalls).</summary>
     public bool? ParallelToolCalls { get; init; }
+
+    /// <summary>AgentHost's: true for the strategy's own events in <c>decoding_trace</c> (see docs/server.md).</summary>
+    public bool? DecodingTrace { get; init; }
+}
+
+/// <summary>A <c>POST /v1/agents/run</c> body: the agent and the conversation (user and assistant turns).</summary>
+internal sealed class AgentRunRequest
+{
+    public string? Agent { get; init; }
+
+    public List<RequestMessage>? Messages { get; init; }
+
+    /// <summary>Fields not declared here: each is a 400 naming it.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 /// <summary>A <c>/v1/completions</c> body.</summary>

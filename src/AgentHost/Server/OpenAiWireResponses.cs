@@ -10,6 +10,10 @@ internal sealed record ChatCompletionResponse(string Id, long Created, string Mo
 {
     [JsonPropertyOrder(-1)]
     public string Object => "chat.completion";
+
+    /// <summary>The strategy's events, only when the request asked (<c>decoding_trace: true</c>).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TraceEventBody>? DecodingTrace { get; init; }
 }
 
 internal sealed record ChatChoice(ResponseMessage Message, string? FinishReason, ChatLogprobsBody? Logprobs = null)
@@ -24,8 +28,8 @@ internal sealed record ChatLogprobsBody(IReadOnlyList<ChatTokenLogprobBody> Cont
     public string? Refusal => null;
 }
 
-/// <summary>A token: its text, log-probability, UTF-8 bytes and the step's most likely tokens.</summary>
-internal sealed record ChatTokenLogprobBody(string Token, double Logprob, IReadOnlyList<int> Bytes, IReadOnlyList<ChatTopLogprobBody> TopLogprobs);
+/// <summary>A token: its text, log-probability, UTF-8 bytes and the step's most likely tokens; AgentHost adds the step's entropy (nats).</summary>
+internal sealed record ChatTokenLogprobBody(string Token, double Logprob, IReadOnlyList<int> Bytes, IReadOnlyList<ChatTopLogprobBody> TopLogprobs, double Entropy);
 
 internal sealed record ChatTopLogprobBody(string Token, double Logprob, IReadOnlyList<int> Bytes);
 
@@ -61,6 +65,10 @@ internal sealed record ChatCompletionChunk(
 {
     [JsonPropertyOrder(-1)]
     public string Object => "chat.completion.chunk";
+
+    /// <summary>The strategy's events since the previous chunk, only when the request asked (<c>decoding_trace: true</c>).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TraceEventBody>? DecodingTrace { get; init; }
 }
 
 internal sealed record ChunkChoice(Delta Delta, string? FinishReason, ChatLogprobsBody? Logprobs = null)
@@ -104,6 +112,84 @@ internal sealed record PromptTokensDetails(long CachedTokens);
 
 /// <summary>AgentHost's extra field: the strategy that decoded the reply and its statistics.</summary>
 internal sealed record DecodingBody(string? Strategy, IReadOnlyDictionary<string, double>? Stats);
+
+/// <summary>
+/// One event of <c>decoding_trace</c>: <c>type</c> (<c>draft</c>, <c>branch</c>, <c>tool_token</c>, <c>grammar</c>) and
+/// <c>position</c> (generated tokens before it); the other fields belong to one type each and are written only there.
+/// Tokens are their text, as <c>logprobs</c> writes them.
+/// </summary>
+internal sealed record TraceEventBody(string Type, int Position)
+{
+    /// <summary>draft: the drafted tokens the verifier accepted, in order.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Accepted { get; init; }
+
+    /// <summary>draft: the drafted tokens it rejected.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Rejected { get; init; }
+
+    /// <summary>draft: the tokens the step emitted (the accepted drafts, then the verifier's own next token).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Emitted { get; init; }
+
+    /// <summary>branch: the entropy (nats) that called for trials.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? Entropy { get; init; }
+
+    /// <summary>branch: every trial, in trial order.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TrialBody>? Trials { get; init; }
+
+    /// <summary>branch: the index of the chosen trial (lowest perplexity).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Winner { get; init; }
+
+    /// <summary>branch: how many of the winner's tokens were kept.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Kept { get; init; }
+
+    /// <summary>tool_token: the tool that fired, its arguments and its result or error.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Tool { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Arguments { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Result { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Error { get; init; }
+}
+
+/// <summary>One trial of a cautious branching step: its tokens and perplexity.</summary>
+internal sealed record TrialBody(IReadOnlyList<string> Tokens, double Perplexity);
+
+/// <summary>The <c>list</c> of decoding strategies a request may name (<c>GET /v1/strategies</c>, for the web page).</summary>
+internal sealed record StrategyList(IReadOnlyList<StrategyBody> Data)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "list";
+}
+
+/// <summary>A strategy: its name, summary, whether it samples (never, optional, always), whether it gives logprobs, and its options.</summary>
+internal sealed record StrategyBody(string Id, string Summary, string Sampling, bool Logprobs, IReadOnlyList<StrategyOptionBody> Options);
+
+internal sealed record StrategyOptionBody(string Key, string Help);
+
+/// <summary>The <c>list</c> of agents (<c>GET /v1/agents</c>).</summary>
+internal sealed record AgentList(IReadOnlyList<AgentBody> Data)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "list";
+}
+
+internal sealed record AgentBody(string Id, string Description);
+
+/// <summary><c>POST /v1/agents/run</c>'s answer: the agent's answer and every call it and the agents it called made (depth 0 = the agent asked).</summary>
+internal sealed record AgentRunResponse(string Agent, string Answer, IReadOnlyList<AgentStepBody> Trace);
+
+internal sealed record AgentStepBody(int Depth, string Agent, string Kind, string Function, string Text, bool Failed);
 
 /// <summary>The <c>list</c> of embeddings.</summary>
 internal sealed record EmbeddingResponse(IReadOnlyList<EmbeddingBody> Data, string Model, EmbeddingUsage Usage)

@@ -44,6 +44,8 @@ public sealed class TokenLogprobsTests(Stories260KFixture fixture)
             }
             // No token outside the top list is likelier than its last entry.
             Assert.True(reference[i].Max() - entry.Top[0].Logprob < 1e-4);
+            // The step's entropy: -sum p log p over the full vocabulary.
+            Assert.Equal(reference[i].Sum(l => -Math.Exp(l) * l), entry.Entropy, 1e-4);
         }
     }
 

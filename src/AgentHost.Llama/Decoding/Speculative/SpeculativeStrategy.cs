@@ -98,6 +98,7 @@ public abstract class SpeculativeStrategy : IDecodingStrategy
             context.LastNode = node;
             stats.Record(_tree.Count, _tree.Depth(node), history.Count - context.FirstEmitted, context.ExpectedTokens, context.Costs.Cost(_tree.Count));
 
+            request.Trace?.Draft(_tree, node, history, context.FirstEmitted, run.PromptTokens.Length);
             Observe(context, _tree);
             if (StepObserver is not null)
                 StepObserver(session, Trace(session, history, context.FirstEmitted, node, batchIndex));

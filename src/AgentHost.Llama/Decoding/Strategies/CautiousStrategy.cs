@@ -575,6 +575,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
                 TrialPerplexities = _strategy.RecordTrials ? _perplexities[..count] : null,
             };
             _steps.Add(step);
+            _request.Trace?.Add(new BranchEvent(position, entropy, RecordTokens(count), _perplexities[..count], winnerIndex, _run.Output.Tokens.Count - position));
             _strategy.OnBranchingStep?.Invoke(_session, _run.Output.Tokens, step, stopped ? [] : winner.Logits);
             return stopped ? -1 : winnerIndex;
         }

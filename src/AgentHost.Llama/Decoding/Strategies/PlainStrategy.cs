@@ -45,6 +45,7 @@ public abstract class PlainStrategy : IDecodingStrategy
             }
             else
             {
+                request.Trace?.Grammar(run.Output.Tokens.Count, grammar.IsTriggered);
                 token = grammar.Choose(logits, sampler);
                 grammar.Accept(token);
             }
