@@ -186,10 +186,11 @@ public sealed class AnalyzeCliTests : IDisposable
         ];
         File.WriteAllLines(pairs, given.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected })).Append(""));
 
-        var result = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", cdpo], catalog);
+        var result = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", cdpo, "--cdpo-only-neg", "false"], catalog);
 
         Assert.True(result.ExitCode == 0, result.StdErr);
         Assert.Contains("2 pairs scored", result.StdOut, StringComparison.Ordinal);
+        Assert.Contains("TRL JSONL, chosen weighted", result.StdOut, StringComparison.Ordinal);
         // As a TRL-style trainer reads it: one JSON object per line, the DPO fields as given, and per side one weight per token.
         var lines = File.ReadAllLines(cdpo);
         Assert.Equal(given.Length, lines.Length);
@@ -219,6 +220,96 @@ public sealed class AnalyzeCliTests : IDisposable
                 }
             }
         }
+    }
+
+    [Fact]
+    public async Task The_paper_preset_takes_the_papers_rollout_sampling_and_explicit_options_win()
+    {
+        var json = _folder.Combine("paper.json");
+
+        var result = await Run("analyze", "rollouts", "--prompt", Prompt, "--trajectory", ", there was a little girl named Lily. She", "--verify", "contains:dragon",
+            "--preset", "paper", "--paper-model", "meta-llama-3-8b", "--paper-dataset", "MATH", "--rollouts", "2", "--stride", "6", "--max-tokens", "8", "--seed", "1", "--json", json);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var settings = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("settings");
+        Assert.Equal(0.1, settings.GetProperty("temperature").GetDouble(), 6);      // MATH, Meta-Llama-3-8B in data_config.py
+        Assert.Equal(0.95, settings.GetProperty("top_p").GetDouble(), 6);
+        Assert.Equal(["\n\nQuestion:", ".\n\nQuestion:", "\n\nProblem:", ".\n\nProblem:"], settings.GetProperty("stop_strings").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal((2, 8), (settings.GetProperty("rollouts").GetInt32(), settings.GetProperty("max_tokens").GetInt32()));   // given: they win over 64 / 1,024
+
+        var missing = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:dragon", "--preset", "paper");
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("give --paper-model (Meta-Llama-3-8B, Meta-Llama-3-70B, deepseek-math-7b-base, Qwen2.5-7B, Qwen2.5-32B) or --temperature", missing.StdErr, StringComparison.Ordinal);
+        var unknown = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:dragon", "--preset", "paper", "--paper-model", "gpt-2");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("no temperature for model 'gpt-2'", unknown.StdErr, StringComparison.Ordinal);
+        var stray = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:dragon", "--paper-model", "Qwen2.5-7B");
+        Assert.Equal(2, stray.ExitCode);
+        Assert.Contains("--paper-dataset and --paper-model go with --preset paper.", stray.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cdpo_paper_format_is_the_column_json_train_cdpo_reads_and_only_neg_is_the_default_of_trl()
+    {
+        var catalog = PerturbedCatalog(out var negative);
+        var pairs = _folder.Combine("pairs.jsonl");
+        (string Prompt, string Chosen, string Rejected)[] given =
+        [
+            (Prompt, ", there was a little girl named Lily.", ", there was a big dog named Max."),
+            ("Lily and Tom went to the park", ". They played with a ball.", " and they saw a big tree."),
+        ];
+        File.WriteAllLines(pairs, given.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected })));
+        var paperPath = _folder.Combine("cdpo.json");
+        var trlPath = _folder.Combine("cdpo.jsonl");
+
+        var paper = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", paperPath, "--cdpo-format", "paper"], catalog);
+        var trl = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", trlPath], catalog);
+
+        Assert.True(paper.ExitCode == 0, paper.StdErr);
+        Assert.True(trl.ExitCode == 0, trl.StdErr);
+        Assert.Contains("the paper trainer's column JSON", paper.StdOut, StringComparison.Ordinal);
+        // Read as train_cdpo.py's get_cdpo_train_dataset does: json.load, the four columns zipped, and (Dataset.from_dict
+        // of the whole object) no other column, all equally long.
+        var data = JsonDocument.Parse(File.ReadAllText(paperPath)).RootElement;
+        Assert.Equal(["prompt", "chosen", "rejected", "prob_result"], data.EnumerateObject().Select(p => p.Name));
+        Assert.All(data.EnumerateObject(), column => Assert.Equal(given.Length, column.Value.GetArrayLength()));
+        using var model = LlamaModel.Load("stories260k", TestModels.Stories260K, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
+        using var perturbed = LlamaModel.Load("perturbed", negative, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
+        var trlLines = File.ReadAllLines(trlPath).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        for (var i = 0; i < given.Length; i++)
+        {
+            var question = data.GetProperty("prompt")[i].GetString()!;
+            Assert.Equal(given[i].Prompt, question);
+            Assert.Equal(given[i].Chosen, data.GetProperty("chosen")[i].GetString());
+            Assert.Equal(given[i].Rejected, data.GetProperty("rejected")[i].GetString());
+            var probs = data.GetProperty("prob_result")[i];
+            foreach (var (key, response) in new[] { ("pos", given[i].Chosen), ("neg", given[i].Rejected) })
+            {
+                var side = probs.GetProperty(key);
+                // line["pos"]["ce_prob"] / line["neg"]["ce_prob"]: a list of floats over input_ids[1:] of tokenizer(question + response).
+                var ceProb = side.GetProperty("ce_prob").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                var inputIds = model.Tokenize(question + response, model.Vocabulary.AddBos);
+                Assert.Equal(inputIds.Length - 1, ceProb.Length);
+                Assert.All(ceProb, p => Assert.InRange(p, 0, 1));
+                // The trainer's own arithmetic: chosen ce_prob + [1]; rejected 1 - (ce_prob + [0]); one weight per input id.
+                double[] weights = key == "pos" ? [.. ceProb, 1] : [.. ceProb.Append(0).Select(p => 1 - p)];
+                Assert.Equal(inputIds.Length, weights.Length);
+                var start = side.GetProperty("response_start_idx").GetInt32();
+                var promptLength = model.Tokenize(question, model.Vocabulary.AddBos).Length;
+                Assert.Equal(promptLength - 1, start);   // the index of the question's last token
+                Assert.Equal(response, side.GetProperty("text").GetString());
+                // Recomputed here from the response alone: s_t of every response token, the tail of ce_prob.
+                var scores = await ContrastiveScorer.ScoreAsync(model, perturbed, new ContrastiveRequest { Prompt = question, Response = response });
+                for (var t = 0; t < scores.Tokens.Count; t++)
+                    Assert.Equal(scores.Tokens[t].Score, ceProb[start + t], 5);
+                // The TRL line of the same pair under the default only_neg: chosen weights 1, rejected 1 - s from the same numbers.
+                var trlWeights = trlLines[i].GetProperty(key == "pos" ? "chosen_weights" : "rejected_weights").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                Assert.Equal(scores.Tokens.Count, trlWeights.Length);
+                for (var t = 0; t < trlWeights.Length; t++)
+                    Assert.Equal(key == "pos" ? 1.0 : 1 - ceProb[start + t], trlWeights[t], 9);
+            }
+        }
+        Assert.True(trlLines[0].GetProperty("only_neg").GetBoolean());
     }
 
     [Theory]

@@ -60,11 +60,11 @@ public sealed record CdpoRecord
 
     /// <summary>The paper trainer's <c>prob_result["pos"]</c>: scores over prompt + chosen (not in the TRL lines).</summary>
     [JsonIgnore]
-    public required CdpoProbResult PositiveProbs { get; init; }
+    public CdpoProbResult PositiveProbs { get; init; } = CdpoProbResult.Empty;
 
     /// <summary>The paper trainer's <c>prob_result["neg"]</c>: scores over prompt + rejected (not in the TRL lines).</summary>
     [JsonIgnore]
-    public required CdpoProbResult NegativeProbs { get; init; }
+    public CdpoProbResult NegativeProbs { get; init; } = CdpoProbResult.Empty;
 
     /// <summary>
     /// Scores both responses of <paramref name="pair"/> with the two sides: every token after the first of
@@ -133,6 +133,9 @@ public sealed record CdpoRecord
 /// <summary>One side of the paper trainer's <c>prob_result</c>: contrastive scores over prompt + response.</summary>
 public sealed record CdpoProbResult
 {
+    /// <summary>No scores (a record built without them; <see cref="CdpoRecord.ScoreAsync"/> always fills both sides).</summary>
+    public static CdpoProbResult Empty { get; } = new() { CeProb = [], ResponseStartIdx = 0, Text = "" };
+
     /// <summary><c>ce_prob</c>: s of every token after the first of prompt + response (the trainer's <c>input_ids[1:]</c>).</summary>
     public required double[] CeProb { get; init; }
 
