@@ -4,7 +4,11 @@ using System.Globalization;
 using AgentHost.Llama.Hosting;
 using AgentHost.Llama.Analysis;
 using AgentHost.Llama.Models;
+using System.Text.Json;
+using AgentHost.Extensions.AI.Analysis;
+using AgentHost.Extensions.AI.Chat;
 using AgentHost.Reports;
+using Microsoft.Extensions.AI;
 using Microsoft.SemanticKernel;
 
 namespace AgentHost.Cli;
@@ -15,7 +19,7 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
     private static readonly RolloutOptions _defaults = new();
     private static readonly Option<string?> _trajectory = CliOption.Text("--trajectory", "The (wrong) response to analyse; without it the model writes one the verifier rejects.", "TEXT");
     private static readonly Option<string[]> _verify = CliOption.Repeated("--verify",
-        $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}; function:PLUGIN.FUNCTION (a configured plugin function taking prompt and response, returning true/false).", "KIND:ARG");
+        $"Verifier (required; all must pass): {string.Join("; ", TrajectoryVerifiers.Kinds.Select(k => k.Help))}; function:PLUGIN.FUNCTION (a configured plugin function taking prompt and response, returning true/false); with --conversation, tool:NAME{{\"arg\": value}} (the run calls NAME with those arguments).", "KIND:ARG");
     private static readonly Option<int> _rollouts = CliOption.Int("--rollouts", "Rollouts per prefix and alternatives at the critical token (the paper: 64).", "N", _defaults.Rollouts, min: 1, max: RolloutOptions.MaxRollouts);
     private static readonly Option<int> _stride = CliOption.Int("--stride", "Analyse every k-th prefix (1: every token).", "K", _defaults.Stride, min: 1);
     private static readonly Option<float> _temperature = CliOption.Float("--temperature", "Sampling temperature of rollouts.", "T", _defaults.Temperature);
@@ -31,6 +35,12 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
     private static readonly Option<string> _paperDataset = CliOption.Text("--paper-dataset", "With --preset paper: the dataset whose temperature table applies (GSM8K or MATH).", "GSM8K|MATH", "GSM8K", "GSM8K", "MATH");
     private static readonly Option<string?> _paperModel = CliOption.Text("--paper-model",
         $"With --preset paper: the paper's model whose rollout temperature to use ({string.Join(", ", RolloutOptions.PaperTemperatures["GSM8K"].Keys)}); needed unless --temperature is given.", "NAME");
+    private static readonly Option<string?> _conversation = CliOption.Text("--conversation",
+        "Analyse an agent run: FILE holds the run as a chat completion request body ({\"messages\": [...]} with the assistant's tool_calls and the tool messages); rollouts continue the agent with the configured plugins' functions live (see --plugin). Instead of --prompt/--trajectory.", "FILE");
+    private static readonly Option<string[]> _plugin = CliOption.Repeated("--plugin", "With --conversation: the tools are only this plugin (Math) or function (Math.Add); default all configured.", "NAME");
+    private static readonly Option<string?> _format = CliOption.Text("--format", "With --conversation: the chat format that renders the run (default the model's).", "NAME");
+    private static readonly Option<int> _agentTurns = CliOption.Int("--agent-turns", "With --conversation: most agent turns a rollout runs after the reply it finishes.", "N", 4, min: 0, max: 32);
+    private static readonly Option<string?> _pairsOut = CliOption.Text("--pairs-out", "Write preference pairs from the critical token (passing alternatives chosen, the trajectory rejected) as JSONL for analyze contrast --pairs.", "FILE");
     private static readonly Option<int> _attempts = CliOption.Int("--attempts", "Trajectories to generate looking for a wrong one.", "N", _defaults.TrajectoryAttempts, min: 1, max: RolloutOptions.MaxTrajectoryAttempts);
 
     public string Name => "analyze rollouts";
@@ -57,6 +67,11 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
         _preset,
         _paperDataset,
         _paperModel,
+        _conversation,
+        _plugin,
+        _format,
+        _agentTurns,
+        _pairsOut,
         .. AnalyzeOutput.Options,
     ];
 
@@ -67,7 +82,12 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
         var specs = parse.GetValue(_verify)!;
         if (specs.Length == 0)
             throw CliOption.Usage("'analyze rollouts' needs --verify (e.g. --verify contains:dog, --verify answer:42).");
-        var verifier = TrajectoryVerifiers.All(specs.Select(ParseVerifier).ToList());
+        var conversationPath = parse.GetValue(_conversation);
+        if (conversationPath is null && new Option[] { _plugin, _format, _agentTurns }.FirstOrDefault(parse.Has) is { } agentOnly)
+            throw CliOption.Usage($"{agentOnly.Name} goes with --conversation.");
+        if (conversationPath is not null && new Option[] { SharedOptions.Prompt, _trajectory }.FirstOrDefault(parse.Has) is { } textOnly)
+            throw CliOption.Usage($"--conversation gives the prompt and the trajectory; drop {textOnly.Name}.");
+        ChatFormat? format = null;
         // Explicit options win over the preset's values.
         var options = preset with
         {
@@ -89,9 +109,27 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
             },
         };
         options.Validate();
-        var request = new RolloutRequest { Prompt = parse.Require(SharedOptions.Prompt), Trajectory = parse.GetValue(_trajectory), Verifier = verifier, Options = options };
-
         var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
+        RolloutRequest request;
+        if (conversationPath is not null)
+        {
+            var messages = ReadConversation(conversationPath);
+            format = ChatFormatCatalog.Default.Resolve(model, parse.GetValue(_format));
+            var kernel = new Kernel();
+            var selected = parse.GetValue(_plugin)!;
+            await plugins.ImportAsync(kernel, selected.Length == 0 ? null : selected.Select(name => name.Split('.', 2)[0]), cancellationToken);
+#pragma warning disable CS0618   // binds each function to the kernel, as chat --tools does
+            var tools = ChatCommand.SelectFunctions(kernel, selected).Select(f => (AIFunction)f.AsAIFunction(kernel)).ToList();
+#pragma warning restore CS0618
+            var verifier = TrajectoryVerifiers.All(specs.Select(spec => ParseVerifier(spec, format)).ToList());
+            request = AgentRollouts.Create(model, format, messages, tools, parse.GetValue(_agentTurns)).CreateRequest(verifier, options);
+        }
+        else
+        {
+            var verifier = TrajectoryVerifiers.All(specs.Select(spec => ParseVerifier(spec, null)).ToList());
+            request = new RolloutRequest { Prompt = parse.Require(SharedOptions.Prompt), Trajectory = parse.GetValue(_trajectory), Verifier = verifier, Options = options };
+        }
+
         using var session = await model.CreateSessionAsync(cancellationToken);
         var progress = new AnalysisProgressBar();
         RolloutReport report;
@@ -110,15 +148,40 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
             $"{report.Prefixes.Count} prefixes x {n} rollouts (stride {report.Settings.Stride}), seed {report.Settings.Seed}: {report.Stats.Completions} completions in {report.Stats.ElapsedMs / 1000:0.0} s.",
             "c_i: " + string.Join(' ', report.Prefixes.Select(p => $"{p.Length}:{p.Correct}")),
             report.Critical is { } c
-                ? $"critical token: y_{c.Length} = \"{c.Text.Replace("\n", "\\n", StringComparison.Ordinal)}\" (token {c.Token})."
+                ? $"critical token: y_{c.Length} = \"{c.Text.Replace("\n", "\\n", StringComparison.Ordinal)}\" (token {c.Token}){(c.Span is { } span ? $", in a {span.Replace('_', ' ')}" : "")}."
                 : $"critical token: none (no prefix had 0 of {n} correct).",
         };
         if (report.Alternatives is { } a)
             summary.Add(string.Create(CultureInfo.InvariantCulture, $"alternatives at y_{a.Length}: {a.Correct}/{n} pass; pass@1 {a.PassAtK[0]:0.000}, pass@{n} {a.PassAtK[n - 1]:0.000}."));
         if (report.TrajectoryPasses)
             summary.Add("note: the trajectory itself passes the verifier; the rule is meant for wrong ones.");
+        if (parse.GetValue(_pairsOut) is { } pairsPath)
+        {
+            var pairs = CriticalPairs.From(report);
+            await AnalyzeOutput.WriteFileAsync(pairsPath, string.Concat(pairs.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected }) + "\n")), cancellationToken);
+            summary.Add($"{pairs.Count} preference pairs from the critical token (score them with analyze contrast --pairs).");
+        }
         await output.WriteAsync(AnalysisRendering.ToJson(report), AnalysisRendering.ToHtml(report), output.Ansi ? AnalysisRendering.ToAnsi(report) : null, summary, cancellationToken);
         return CliApp.ExitOk;
+    }
+
+    // An agent run as a chat completion request body: its messages, read as the server reads them.
+    private static List<ChatMessage> ReadConversation(string path)
+    {
+        var text = GenerateCommand.ReadFile(path, "conversation", BoundedFile.MaxCorpusBytes);
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return AgentHost.Server.OpenAiRequests.ParseChat(document.RootElement).Messages;
+        }
+        catch (JsonException e)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{path} is not valid JSON: {e.Message}", e);
+        }
+        catch (AgentHost.Server.ApiError e)
+        {
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{path}: {e.Message}", e);
+        }
     }
 
     // The preset's options: the defaults, or the paper's sampling (its temperature from --paper-model, or --temperature instead).
@@ -142,8 +205,15 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
     }
 
     /// <summary>A built-in verifier, or <c>function:Plugin.Function</c> from the configured plugins.</summary>
-    private ITrajectoryVerifier ParseVerifier(string spec)
+    private ITrajectoryVerifier ParseVerifier(string spec, ChatFormat? format)
     {
+        const string toolPrefix = "tool:";
+        if (spec.StartsWith(toolPrefix, StringComparison.Ordinal))
+        {
+            return format is null
+                ? throw CliOption.Usage($"--verify {spec}: a tool verifier judges an agent run; give --conversation.")
+                : AgentVerifiers.ParseToolCalled(format.ToolCalls, spec[toolPrefix.Length..]);
+        }
         const string prefix = "function:";
         if (!spec.StartsWith(prefix, StringComparison.Ordinal))
             return TrajectoryVerifiers.Parse(spec);
