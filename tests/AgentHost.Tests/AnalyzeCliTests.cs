@@ -249,6 +249,70 @@ public sealed class AnalyzeCliTests : IDisposable
     }
 
     [Fact]
+    public async Task An_agent_run_from_a_conversation_file_marks_its_critical_token_in_json_and_html_and_exports_pairs()
+    {
+        // The agent adds 2 and 3 right, then calls Math_Add again with b = 4; the task: never add 4.
+        var conversation = _folder.Combine("run.json");
+        File.WriteAllText(conversation, """
+            {"messages": [
+             {"role": "user", "content": "What is 2 plus 3?"},
+             {"role": "assistant", "content": "I add.", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "Math_Add", "arguments": "{\"a\": 2, \"b\": 3}"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "5"},
+             {"role": "assistant", "content": "Again.", "tool_calls": [{"id": "c2", "type": "function", "function": {"name": "Math_Add", "arguments": "{\"a\": 2, \"b\": 4}"}}]},
+             {"role": "tool", "tool_call_id": "c2", "content": "6"},
+             {"role": "assistant", "content": "It is 6."}
+            ]}
+            """);
+        var json = _folder.Combine("agent.json");
+        var html = _folder.Combine("agent.html");
+        var pairs = _folder.Combine("pairs.jsonl");
+
+        var result = await Run("analyze", "rollouts", "--conversation", conversation, "--plugin", "Math", "--verify", "tool:Math_Add{\"a\": 2, \"b\": 3}",
+            "--verify", "not-contains:\"b\": 4", "--rollouts", "2", "--stride", "6", "--max-tokens", "6", "--agent-turns", "1", "--seed", "2",
+            "--json", json, "--html", html, "--pairs-out", pairs);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        var spans = root.GetProperty("token_spans").EnumerateArray().Select(e => e.GetString()!).ToArray();
+        Assert.Equal(root.GetProperty("trajectory_tokens").GetArrayLength(), spans.Length);
+        Assert.Contains("tool_result", spans);
+        Assert.StartsWith("agent (plain format, tools Math_", root.GetProperty("continuation").GetString(), StringComparison.Ordinal);
+        foreach (var prefix in root.GetProperty("prefixes").EnumerateArray())
+            Assert.Contains(spans[prefix.GetProperty("length").GetInt32() - 1], new[] { "plan", "tool_call" });
+        var critical = root.GetProperty("critical");
+        var span = critical.GetProperty("span").GetString();
+        Assert.Equal(spans[critical.GetProperty("length").GetInt32() - 1], span);
+        Assert.Contains($", in a {span!.Replace('_', ' ')}.", result.StdOut, StringComparison.Ordinal);
+        // The heat map marks the critical token and shows which tokens are tool calls.
+        var page = File.ReadAllText(html);
+        Assert.Contains("tok marked span-" + span, page, StringComparison.Ordinal);
+        Assert.Contains("span-tool_call", page, StringComparison.Ordinal);
+        await AssertRendersHeatMap(html, spans.Length);
+        // The pairs file is what analyze contrast --pairs reads: one object per passing alternative.
+        var passing = root.GetProperty("alternatives").GetProperty("completions").EnumerateArray().Where(c => c.GetProperty("passed").GetBoolean())
+            .Select(c => c.GetProperty("text").GetString()).Distinct().Count();
+        var lines = File.ReadAllLines(pairs);
+        Assert.InRange(lines.Length, 0, passing);
+        Assert.All(lines, line => Assert.Equal(["prompt", "chosen", "rejected"], JsonDocument.Parse(line).RootElement.EnumerateObject().Select(p => p.Name)));
+    }
+
+    [Theory]
+    [InlineData("--verify", "tool:Math_Add{}", "--prompt", "Hi", "a tool verifier judges an agent run; give --conversation.")]
+    [InlineData("--verify", "contains:x", "--plugin", "Math", "--plugin goes with --conversation.")]
+    [InlineData("--verify", "contains:x", "--conversation", "run.json", "--conversation gives the prompt and the trajectory; drop --trajectory.")]
+    public async Task Agent_run_options_out_of_place_are_usage_errors(string option1, string value1, string option2, string value2, string expected)
+    {
+        string[] args = option2 == "--conversation" ? ["analyze", "rollouts", option1, value1, option2, value2, "--trajectory", "x"] : ["analyze", "rollouts", option1, value1, option2, value2];
+        if (option2 == "--plugin")
+            args = [.. args, "--prompt", "Hi"];
+
+        var result = await Run(args);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, result.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Cdpo_paper_format_is_the_column_json_train_cdpo_reads_and_only_neg_is_the_default_of_trl()
     {
         var catalog = PerturbedCatalog(out var negative);

@@ -171,8 +171,11 @@ internal sealed class AnalyzeRolloutsCommand(ILlamaModelProvider models, AppPlug
         var text = GenerateCommand.ReadFile(path, "conversation", BoundedFile.MaxCorpusBytes);
         try
         {
-            using var document = JsonDocument.Parse(text);
-            return AgentHost.Server.OpenAiRequests.ParseChat(document.RootElement).Messages;
+            // The server's reader wants a model name; the run's model is --model.
+            var body = System.Text.Json.Nodes.JsonNode.Parse(text) as System.Text.Json.Nodes.JsonObject
+                ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"{path} is not a JSON object with \"messages\".");
+            body.TryAdd("model", "agent-run");
+            return AgentHost.Server.OpenAiRequests.ParseChat(JsonSerializer.SerializeToElement(body)).Messages;
         }
         catch (JsonException e)
         {
