@@ -45,7 +45,7 @@ public sealed class AgentRollouts : IRolloutContinuation
         var tokens = full.Tokenize(model);
 
         // Where each token ends in the rendered text (a leading BOS and the tokenizer's leading space take no text).
-        var decoded = tokens.Select(t => model.Vocabulary.GetBytes(t).ToArray()).ToArray();
+        var decoded = TokenBytes(model, tokens, full.Text);
         var shift = decoded.Sum(b => (long)b.Length) - _text.Length;
         Require(shift >= 0, "The model's tokens do not spell the rendered conversation; cannot align them.");
         _tokenEnd = new long[tokens.Length];
@@ -215,6 +215,24 @@ public sealed class AgentRollouts : IRolloutContinuation
             // A failing tool is part of the run, as an agent sees it.
             return $"error: {e.Message}";
         }
+    }
+
+    // Each token's bytes in the rendered text: its piece, or for a control token (no piece) the text the markup wrote
+    // for it; a BOS the tokenizer added in front of the text takes none.
+    private static byte[][] TokenBytes(LlamaModel model, int[] tokens, string text)
+    {
+        var texts = model.File.GetStringArray("tokenizer.ggml.tokens");
+        var bytes = new byte[tokens.Length][];
+        for (var t = 0; t < tokens.Length; t++)
+        {
+            var piece = model.Vocabulary.GetBytes(tokens[t]).ToArray();
+            if (piece.Length == 0 && texts is not null && tokens[t] < texts.Length)
+                piece = Encoding.UTF8.GetBytes(texts[tokens[t]]);
+            bytes[t] = piece;
+        }
+        if (tokens.Length > 0 && tokens[0] == model.Vocabulary.Bos && !text.StartsWith(Encoding.UTF8.GetString(bytes[0]), StringComparison.Ordinal))
+            bytes[0] = [];
+        return bytes;
     }
 
     internal static void Require(bool ok, string message)

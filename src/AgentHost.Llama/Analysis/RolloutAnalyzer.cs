@@ -54,7 +54,8 @@ public static class RolloutAnalyzer
         Guard.Require(trajectory.Length > 0, "The trajectory is empty.");
         Guard.Require(trajectory.Length > options.Stride,
             $"The trajectory has {trajectory.Length} token(s); prefixes of 1 to T - 1 tokens are analysed, so it needs more than the prefix stride {options.Stride}.");
-        foreach (var token in trajectory)
+        // An agent's run holds its turns' ends; any other trajectory ends before its end-of-generation token.
+        foreach (var token in request.Continuation is null ? trajectory : [])
             Guard.Require(!model.Vocabulary.IsEndOfGeneration(token), "The trajectory holds an end-of-generation token; give only the text before it.");
 
         var trajectoryText = model.Detokenize(trajectory);

@@ -125,6 +125,41 @@ public sealed class AgentRolloutTests(Xunit.Abstractions.ITestOutputHelper outpu
         });
     }
 
+    [Theory]
+    [InlineData("qwen3", "chatml")]
+    [InlineData("llama", null)]
+    public async Task A_family_models_template_and_call_syntax_label_the_run_and_rollouts_parse_its_calls(string family, string? formatName)
+    {
+        // Real tokenizer and chat template (control tokens in the markup, turn ends in the run), random weights: the
+        // labels and the plumbing. Llama 3's own template; Qwen3 in the built-in chatml (its own template writes the last
+        // assistant turn differently from an earlier one, so a shorter conversation is no prefix: a clear error).
+        using var model = LlamaModel.Load(family, AgentHost.Llama.Tests.Support.FamilyModels.Get(family), new ModelSettings { ContextSize = 2048, Threads = TestModels.Threads });
+        var format = ChatFormatCatalog.Default.Resolve(model, formatName);
+        var agent = AgentRollouts.Create(model, format, Conversation(), [Pets()], maxTurns: 1);
+
+        var spans = agent.TokenSpans;
+        Assert.Contains("plan", spans);
+        Assert.Contains("tool_call", spans);
+        Assert.Contains("tool_result", spans);
+        // The labelled text reads back: the agent's call tokens spell its calls, the plan tokens its words.
+        string Text(string span) => model.Detokenize([.. agent.TrajectoryTokens.Where((_, i) => spans[i] == span)]);
+        Assert.Contains("Tom", Text("tool_call"), StringComparison.Ordinal);
+        Assert.Contains("Now Tom.", Text("plan"), StringComparison.Ordinal);
+        Assert.Contains("Lily has a cat.", Text("tool_result"), StringComparison.Ordinal);
+        Assert.DoesNotContain("Tom", Text("plan").Replace("Now Tom.", "", StringComparison.Ordinal), StringComparison.Ordinal);
+
+        using var session = await model.CreateSessionAsync();
+        var verifier = TrajectoryVerifiers.Create("pets only for Lily", (_, run) => OnlyLily(format.ToolCalls, run));
+        var request = agent.CreateRequest(verifier, new RolloutOptions { Rollouts = 1, MaxTokens = 4, Seed = 3, Stride = 8 });
+        var report = await RolloutAnalyzer.AnalyzeAsync(session, request);
+        Assert.False(report.TrajectoryPasses);
+        foreach (var prefix in report.Prefixes)
+        {
+            foreach (var rollout in prefix.Rollouts)
+                Assert.Equal(OnlyLily(format.ToolCalls, prefix.PrefixText + rollout.Text), rollout.Passed);
+        }
+    }
+
     [Fact]
     public void A_conversation_without_an_agent_turn_is_one_clear_error()
     {
