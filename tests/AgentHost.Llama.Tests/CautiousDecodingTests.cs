@@ -204,12 +204,26 @@ public sealed class CautiousDecodingTests(CautiousFixture fixture)
     [InlineData(CautiousStrategy.EntropyHighKey, "0.01", "Option 'cautious_entropy_high' (0.01) must be greater than 'cautious_entropy_low' (0.01).")]
     [InlineData(CautiousStrategy.FormulaKey, "beam", "Option 'cautious_formula' must be 'code' or 'paper', not 'beam'.")]
     [InlineData(CautiousStrategy.SamplerKey, "hf", "Option 'cautious_sampler' must be 'paper' or 'llama', not 'hf'.")]
+    [InlineData(CautiousStrategy.PresetKey, "fast", "Option 'cautious_preset' must be 'default' or 'paper', not 'fast'.")]
     public void Bad_option_values_are_clear_errors(string key, string value, string expected)
     {
         var options = new StrategyOptions(new Dictionary<string, string> { [key] = value });
         var error = Assert.Throws<AgentHostException>(() => DecodingStrategies.Create("cautious", options));
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
         Assert.StartsWith(expected, error.Message);
+    }
+
+    [Fact]
+    public void The_paper_preset_takes_the_official_codes_stop_rule_and_explicit_options_win()
+    {
+        static CautiousStrategy Create(params (string Key, string Value)[] values)
+            => (CautiousStrategy)DecodingStrategies.Create("cautious", new StrategyOptions(values.Select(v => KeyValuePair.Create(v.Key, v.Value))));
+
+        var paper = Create((CautiousStrategy.PresetKey, "paper"));
+        Assert.Equal((StopRule.PaperCode, TrialFormula.Code, CautiousSampler.Paper, 10, 0.01, 1.5),
+            (paper.StopRule, paper.Formula, paper.Sampler, paper.MaxTrials, paper.EntropyLow, paper.EntropyHigh));
+        Assert.Equal(StopRule.RunningText, Create().StopRule);
+        Assert.Equal(StopRule.RunningText, Create((CautiousStrategy.PresetKey, "paper"), (CautiousStrategy.StopRuleKey, "running-text")).StopRule);
     }
 
     [Fact]

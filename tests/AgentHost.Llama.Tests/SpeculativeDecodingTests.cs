@@ -52,6 +52,36 @@ public sealed class SpeculativeDecodingTests(SpeculativeFixture fixture, Xunit.A
         output.WriteLine($"recycling 2.2.2: {prompts.Length - divergences.Count}/{prompts.Length} identical; near-tie divergences: {string.Join(", ", divergences)}");
     }
 
+    [Fact]
+    public async Task The_paper_preset_drafts_2_2_2_walks_the_longest_accepted_path_and_stays_lossless()
+    {
+        var prompts = _prompts[..6];
+        RecyclingStrategy Paper() => (RecyclingStrategy)DecodingStrategies.Create("recycling", Options((RecyclingStrategy.PresetOption, "paper")));
+        var strategy = Paper();
+        Assert.Equal("2.2.2", strategy.Template!.Name);
+        var steps = new List<SpeculativeStep>();
+        strategy.StepObserver = (_, step) => steps.Add(step);
+        var result = await Generate(strategy, "Once upon a time", 120);
+        var details = Assert.IsType<Dictionary<string, object?>>(result.Details);
+        Assert.Equal("paper", details["preset"]);
+        Assert.Equal("longest", details["accepted_path"]);
+        Assert.InRange(result.Stats.Extra["longest_path_gain"], 0, 120);
+        // The longest path is made of verified tokens only: each emitted token is the argmax at its parent node.
+        Assert.Contains(steps, s => s.Path.Length > 1);
+        foreach (var step in steps)
+        {
+            for (var i = 0; i < step.Emitted.Length; i++)
+                Assert.Equal(step.ArgMax[step.Path[i]], step.Emitted[i]);
+        }
+        var divergences = await NearTieDivergencesAsync(Paper, prompts, 100);
+        output.WriteLine($"recycling paper preset: {prompts.Length - divergences.Count}/{prompts.Length} identical; near-tie divergences: {string.Join(", ", divergences)}");
+
+        var sampling = await Assert.ThrowsAsync<AgentHostException>(() => Generate(Paper(), "Once", 8, new SamplingOptions { Temperature = 0.8f, Seed = 1 }));
+        Assert.Contains("recycling_preset=paper is greedy", sampling.Message, StringComparison.Ordinal);
+        var unknown = Assert.Throws<AgentHostException>(() => DecodingStrategies.Create("recycling", Options((RecyclingStrategy.PresetOption, "fast"))));
+        Assert.Equal("recycling_preset must be 'auto' or 'paper', not 'fast'.", unknown.Message);
+    }
+
     // Runs each prompt with plain greedy and with the strategy; asserts that any divergence starts at a near-tie of
     // greedy (NearTie: anything else is a bug) and returns those divergences as "prompt@index".
     private async Task<List<string>> NearTieDivergencesAsync(Func<IDecodingStrategy> strategy, IReadOnlyList<string> prompts, int maxTokens)

@@ -52,6 +52,60 @@ public sealed class SpeculativeWalkTests
         Assert.Equal([2], stopping.Emitted);         // a stop ends the walk even where a child matches
     }
 
+    // root 1 -> 2 (node 1) -> 5 (node 3), root 1 -> 2 (node 2) -> 6 (node 4) -> 8 (node 5): siblings repeat token 2.
+    private static DraftTree RepeatedSiblings(bool longest)
+    {
+        var tree = new DraftTree();
+        tree.Reset(1);
+        var first = tree.Add(0, 2);
+        var second = tree.Add(0, 2);
+        tree.Add(first, 5);
+        var six = tree.Add(second, 6);
+        tree.Add(six, 8);
+        tree.Complete();
+        tree.LongestAcceptedPath = longest;
+        return tree;
+    }
+
+    [Fact]
+    public void Where_siblings_repeat_a_token_the_papers_walk_takes_the_longest_accepted_path_and_the_first_match_walk_does_not()
+    {
+        // The verifier chooses 2 at the root, then 7 after the first 2 (no child holds it) but 6 after the second.
+        var choices = new Dictionary<int, int> { [0] = 2, [1] = 7, [2] = 6, [3] = 0, [4] = 8, [5] = 9 };
+
+        var firstMatch = new ScriptedVerifier(choices);
+        Assert.Equal(1, RepeatedSiblings(longest: false).Walk(ref firstMatch, out var bonus, out _));
+        Assert.Equal([2, 7], firstMatch.Emitted);
+        Assert.Equal(7, bonus);
+
+        var tree = RepeatedSiblings(longest: true);
+        var paper = new ScriptedVerifier(choices);
+        Assert.Equal(5, tree.Walk(ref paper, out bonus, out var stopped));
+        Assert.Equal([2, 6, 8, 9], paper.Emitted);   // every emitted token is still the verifier's choice at its parent
+        Assert.Equal(9, bonus);
+        Assert.False(stopped);
+        Assert.Equal(2, tree.LongestPathGain);       // depth 3 against depth 1
+        // Reset hands the next step a first-match walk unless the drafter asks again.
+        tree.Reset(1);
+        Assert.False(tree.LongestAcceptedPath);
+    }
+
+    [Fact]
+    public void The_papers_walk_takes_the_first_path_in_leaf_order_on_a_tie_and_stops_where_generation_stops()
+    {
+        // Both 2s are followed by their own child's token (5 and 6, each at depth 2; 8 is not chosen after 6): the path
+        // of the first leaf (node 3) wins, as the paper's argmax over paths returns the first maximum.
+        var tie = new Dictionary<int, int> { [0] = 2, [1] = 5, [2] = 6, [3] = 1, [4] = 3, [5] = 4 };
+        var verifier = new ScriptedVerifier(tie);
+        Assert.Equal(3, RepeatedSiblings(longest: true).Walk(ref verifier, out _, out _));
+        Assert.Equal([2, 5, 1], verifier.Emitted);
+
+        var stopping = new ScriptedVerifier(new() { [0] = 2, [1] = 7, [2] = 6, [3] = 0, [4] = 8, [5] = 9 }) { StopAfter = 2 };
+        Assert.Equal(2, RepeatedSiblings(longest: true).Walk(ref stopping, out _, out var stopped));
+        Assert.True(stopped);
+        Assert.Equal([2, 6], stopping.Emitted);
+    }
+
     [Fact]
     public void The_planner_drafts_the_length_with_the_most_tokens_per_cost_and_nothing_when_no_draft_pays()
     {

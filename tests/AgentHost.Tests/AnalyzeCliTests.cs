@@ -186,10 +186,11 @@ public sealed class AnalyzeCliTests : IDisposable
         ];
         File.WriteAllLines(pairs, given.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected })).Append(""));
 
-        var result = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", cdpo], catalog);
+        var result = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", cdpo, "--cdpo-only-neg", "false"], catalog);
 
         Assert.True(result.ExitCode == 0, result.StdErr);
         Assert.Contains("2 pairs scored", result.StdOut, StringComparison.Ordinal);
+        Assert.Contains("TRL JSONL, chosen weighted", result.StdOut, StringComparison.Ordinal);
         // As a TRL-style trainer reads it: one JSON object per line, the DPO fields as given, and per side one weight per token.
         var lines = File.ReadAllLines(cdpo);
         Assert.Equal(given.Length, lines.Length);
@@ -219,6 +220,160 @@ public sealed class AnalyzeCliTests : IDisposable
                 }
             }
         }
+    }
+
+    [Fact]
+    public async Task The_paper_preset_takes_the_papers_rollout_sampling_and_explicit_options_win()
+    {
+        var json = _folder.Combine("paper.json");
+
+        var result = await Run("analyze", "rollouts", "--prompt", Prompt, "--trajectory", ", there was a little girl named Lily. She", "--verify", "contains:dragon",
+            "--preset", "paper", "--paper-model", "meta-llama-3-8b", "--paper-dataset", "MATH", "--rollouts", "2", "--stride", "6", "--max-tokens", "8", "--seed", "1", "--json", json);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var settings = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("settings");
+        Assert.Equal(0.1, settings.GetProperty("temperature").GetDouble(), 6);      // MATH, Meta-Llama-3-8B in data_config.py
+        Assert.Equal(0.95, settings.GetProperty("top_p").GetDouble(), 6);
+        Assert.Equal(["\n\nQuestion:", ".\n\nQuestion:", "\n\nProblem:", ".\n\nProblem:"], settings.GetProperty("stop_strings").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal((2, 8), (settings.GetProperty("rollouts").GetInt32(), settings.GetProperty("max_tokens").GetInt32()));   // given: they win over 64 / 1,024
+
+        var missing = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:dragon", "--preset", "paper");
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("give --paper-model (Meta-Llama-3-8B, Meta-Llama-3-70B, deepseek-math-7b-base, Qwen2.5-7B, Qwen2.5-32B) or --temperature", missing.StdErr, StringComparison.Ordinal);
+        var unknown = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:dragon", "--preset", "paper", "--paper-model", "gpt-2");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("no temperature for model 'gpt-2'", unknown.StdErr, StringComparison.Ordinal);
+        var stray = await Run("analyze", "rollouts", "--prompt", Prompt, "--verify", "contains:dragon", "--paper-model", "Qwen2.5-7B");
+        Assert.Equal(2, stray.ExitCode);
+        Assert.Contains("--paper-dataset and --paper-model go with --preset paper.", stray.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_agent_run_from_a_conversation_file_marks_its_critical_token_in_json_and_html_and_exports_pairs()
+    {
+        // The agent adds 2 and 3 right, then calls Math_Add again with b = 4; the task: never add 4.
+        var conversation = _folder.Combine("run.json");
+        File.WriteAllText(conversation, """
+            {"messages": [
+             {"role": "user", "content": "What is 2 plus 3?"},
+             {"role": "assistant", "content": "I add.", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "Math_Add", "arguments": "{\"a\": 2, \"b\": 3}"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "5"},
+             {"role": "assistant", "content": "Again.", "tool_calls": [{"id": "c2", "type": "function", "function": {"name": "Math_Add", "arguments": "{\"a\": 2, \"b\": 4}"}}]},
+             {"role": "tool", "tool_call_id": "c2", "content": "6"},
+             {"role": "assistant", "content": "It is 6."}
+            ]}
+            """);
+        var json = _folder.Combine("agent.json");
+        var html = _folder.Combine("agent.html");
+        var pairs = _folder.Combine("pairs.jsonl");
+
+        var result = await Run("analyze", "rollouts", "--conversation", conversation, "--plugin", "Math", "--verify", "tool:Math_Add{\"a\": 2, \"b\": 3}",
+            "--verify", "not-contains:\"b\": 4", "--rollouts", "2", "--stride", "6", "--max-tokens", "6", "--agent-turns", "1", "--seed", "2",
+            "--json", json, "--html", html, "--pairs-out", pairs);
+
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var root = JsonDocument.Parse(File.ReadAllText(json)).RootElement;
+        var spans = root.GetProperty("token_spans").EnumerateArray().Select(e => e.GetString()!).ToArray();
+        Assert.Equal(root.GetProperty("trajectory_tokens").GetArrayLength(), spans.Length);
+        Assert.Contains("tool_result", spans);
+        Assert.StartsWith("agent (plain format, tools Math_", root.GetProperty("continuation").GetString(), StringComparison.Ordinal);
+        foreach (var prefix in root.GetProperty("prefixes").EnumerateArray())
+            Assert.Contains(spans[prefix.GetProperty("length").GetInt32() - 1], new[] { "plan", "tool_call" });
+        var critical = root.GetProperty("critical");
+        var span = critical.GetProperty("span").GetString();
+        Assert.Equal(spans[critical.GetProperty("length").GetInt32() - 1], span);
+        Assert.Contains($", in a {span!.Replace('_', ' ')}.", result.StdOut, StringComparison.Ordinal);
+        // The heat map marks the critical token and shows which tokens are tool calls.
+        var page = File.ReadAllText(html);
+        Assert.Contains("tok marked span-" + span, page, StringComparison.Ordinal);
+        Assert.Contains("span-tool_call", page, StringComparison.Ordinal);
+        await AssertRendersHeatMap(html, spans.Length);
+        // The pairs file is what analyze contrast --pairs reads: one object per passing alternative.
+        var passing = root.GetProperty("alternatives").GetProperty("completions").EnumerateArray().Where(c => c.GetProperty("passed").GetBoolean())
+            .Select(c => c.GetProperty("text").GetString()).Distinct().Count();
+        var lines = File.ReadAllLines(pairs);
+        Assert.InRange(lines.Length, 0, passing);
+        Assert.All(lines, line => Assert.Equal(["prompt", "chosen", "rejected"], JsonDocument.Parse(line).RootElement.EnumerateObject().Select(p => p.Name)));
+    }
+
+    [Theory]
+    [InlineData("--verify", "tool:Math_Add{}", "--prompt", "Hi", "a tool verifier judges an agent run; give --conversation.")]
+    [InlineData("--verify", "contains:x", "--plugin", "Math", "--plugin goes with --conversation.")]
+    [InlineData("--verify", "contains:x", "--conversation", "run.json", "--conversation gives the prompt and the trajectory; drop --trajectory.")]
+    public async Task Agent_run_options_out_of_place_are_usage_errors(string option1, string value1, string option2, string value2, string expected)
+    {
+        string[] args = option2 == "--conversation" ? ["analyze", "rollouts", option1, value1, option2, value2, "--trajectory", "x"] : ["analyze", "rollouts", option1, value1, option2, value2];
+        if (option2 == "--plugin")
+            args = [.. args, "--prompt", "Hi"];
+
+        var result = await Run(args);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(expected, result.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cdpo_paper_format_is_the_column_json_train_cdpo_reads_and_only_neg_is_the_default_of_trl()
+    {
+        var catalog = PerturbedCatalog(out var negative);
+        var pairs = _folder.Combine("pairs.jsonl");
+        (string Prompt, string Chosen, string Rejected)[] given =
+        [
+            (Prompt, ", there was a little girl named Lily.", ", there was a big dog named Max."),
+            ("Lily and Tom went to the park", ". They played with a ball.", " and they saw a big tree."),
+        ];
+        File.WriteAllLines(pairs, given.Select(p => JsonSerializer.Serialize(new { prompt = p.Prompt, chosen = p.Chosen, rejected = p.Rejected })));
+        var paperPath = _folder.Combine("cdpo.json");
+        var trlPath = _folder.Combine("cdpo.jsonl");
+
+        var paper = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", paperPath, "--cdpo-format", "paper"], catalog);
+        var trl = await AgentHostProcess.RunAsync(["analyze", "contrast", "--negative", "perturbed", "--pairs", pairs, "--cdpo", trlPath], catalog);
+
+        Assert.True(paper.ExitCode == 0, paper.StdErr);
+        Assert.True(trl.ExitCode == 0, trl.StdErr);
+        Assert.Contains("the paper trainer's column JSON", paper.StdOut, StringComparison.Ordinal);
+        // Read as train_cdpo.py's get_cdpo_train_dataset does: json.load, the four columns zipped, and (Dataset.from_dict
+        // of the whole object) no other column, all equally long.
+        var data = JsonDocument.Parse(File.ReadAllText(paperPath)).RootElement;
+        Assert.Equal(["prompt", "chosen", "rejected", "prob_result"], data.EnumerateObject().Select(p => p.Name));
+        Assert.All(data.EnumerateObject(), column => Assert.Equal(given.Length, column.Value.GetArrayLength()));
+        using var model = LlamaModel.Load("stories260k", TestModels.Stories260K, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
+        using var perturbed = LlamaModel.Load("perturbed", negative, new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads });
+        var trlLines = File.ReadAllLines(trlPath).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        for (var i = 0; i < given.Length; i++)
+        {
+            var question = data.GetProperty("prompt")[i].GetString()!;
+            Assert.Equal(given[i].Prompt, question);
+            Assert.Equal(given[i].Chosen, data.GetProperty("chosen")[i].GetString());
+            Assert.Equal(given[i].Rejected, data.GetProperty("rejected")[i].GetString());
+            var probs = data.GetProperty("prob_result")[i];
+            foreach (var (key, response) in new[] { ("pos", given[i].Chosen), ("neg", given[i].Rejected) })
+            {
+                var side = probs.GetProperty(key);
+                // line["pos"]["ce_prob"] / line["neg"]["ce_prob"]: a list of floats over input_ids[1:] of tokenizer(question + response).
+                var ceProb = side.GetProperty("ce_prob").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                var inputIds = model.Tokenize(question + response, model.Vocabulary.AddBos);
+                Assert.Equal(inputIds.Length - 1, ceProb.Length);
+                Assert.All(ceProb, p => Assert.InRange(p, 0, 1));
+                // The trainer's own arithmetic: chosen ce_prob + [1]; rejected 1 - (ce_prob + [0]); one weight per input id.
+                double[] weights = key == "pos" ? [.. ceProb, 1] : [.. ceProb.Append(0).Select(p => 1 - p)];
+                Assert.Equal(inputIds.Length, weights.Length);
+                var start = side.GetProperty("response_start_idx").GetInt32();
+                var promptLength = model.Tokenize(question, model.Vocabulary.AddBos).Length;
+                Assert.Equal(promptLength - 1, start);   // the index of the question's last token
+                Assert.Equal(response, side.GetProperty("text").GetString());
+                // Recomputed here from the response alone: s_t of every response token, the tail of ce_prob.
+                var scores = await ContrastiveScorer.ScoreAsync(model, perturbed, new ContrastiveRequest { Prompt = question, Response = response });
+                for (var t = 0; t < scores.Tokens.Count; t++)
+                    Assert.Equal(scores.Tokens[t].Score, ceProb[start + t], 5);
+                // The TRL line of the same pair under the default only_neg: chosen weights 1, rejected 1 - s from the same numbers.
+                var trlWeights = trlLines[i].GetProperty(key == "pos" ? "chosen_weights" : "rejected_weights").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+                Assert.Equal(scores.Tokens.Count, trlWeights.Length);
+                for (var t = 0; t < trlWeights.Length; t++)
+                    Assert.Equal(key == "pos" ? 1.0 : 1 - ceProb[start + t], trlWeights[t], 9);
+            }
+        }
+        Assert.True(trlLines[0].GetProperty("only_neg").GetBoolean());
     }
 
     [Theory]

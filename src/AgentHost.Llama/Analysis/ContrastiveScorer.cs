@@ -69,7 +69,10 @@ public static class ContrastiveScorer
         if (request.ResponseTokens is { } given)
         {
             Guard.Require(!string.IsNullOrEmpty(request.Prompt), "The prompt is empty.");
-            promptTokens = positive.Tokenize(request.Prompt, positive.Vocabulary.AddBos);
+            promptTokens = request.PromptTokens is { } context ? [.. context] : positive.Tokenize(request.Prompt, positive.Vocabulary.AddBos);
+            Guard.Require(promptTokens.Length > 0, "The prompt has no tokens.");
+            foreach (var token in promptTokens)
+                Guard.Require((uint)token < (uint)positive.Vocabulary.Count, $"Prompt token {token} is outside the vocabulary of {positive.Vocabulary.Count} tokens.");
             response = [.. given];
             Guard.Require(response.Length > 0, "The response to score is empty.");
             foreach (var token in response)

@@ -14,4 +14,7 @@ public sealed record CriticalToken
 
     /// <summary>The token's text.</summary>
     public required string Text { get; init; }
+
+    /// <summary>The token's label from <see cref="RolloutRequest.TokenSpans"/> (agent runs: plan or tool_call), or null.</summary>
+    public string? Span { get; init; }
 }

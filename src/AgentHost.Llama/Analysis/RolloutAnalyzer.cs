@@ -34,7 +34,10 @@ public static class RolloutAnalyzer
         var generated = false;
         if (request.TrajectoryTokens is { } given)
         {
-            promptTokens = model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
+            promptTokens = request.PromptTokens is { } ownPrompt ? [.. ownPrompt] : model.Tokenize(request.Prompt, model.Vocabulary.AddBos);
+            Guard.Require(promptTokens.Length > 0, "The prompt has no tokens.");
+            foreach (var token in promptTokens)
+                Guard.Require((uint)token < (uint)model.Vocabulary.Count, $"Prompt token {token} is outside the vocabulary of {model.Vocabulary.Count} tokens.");
             trajectory = [.. given];
             foreach (var token in trajectory)
                 Guard.Require((uint)token < (uint)model.Vocabulary.Count, $"Trajectory token {token} is outside the vocabulary of {model.Vocabulary.Count} tokens.");
@@ -51,7 +54,8 @@ public static class RolloutAnalyzer
         Guard.Require(trajectory.Length > 0, "The trajectory is empty.");
         Guard.Require(trajectory.Length > options.Stride,
             $"The trajectory has {trajectory.Length} token(s); prefixes of 1 to T - 1 tokens are analysed, so it needs more than the prefix stride {options.Stride}.");
-        foreach (var token in trajectory)
+        // An agent's run holds its turns' ends; any other trajectory ends before its end-of-generation token.
+        foreach (var token in request.Continuation is null ? trajectory : [])
             Guard.Require(!model.Vocabulary.IsEndOfGeneration(token), "The trajectory holds an end-of-generation token; give only the text before it.");
 
         var trajectoryText = model.Detokenize(trajectory);
@@ -59,13 +63,30 @@ public static class RolloutAnalyzer
 
         int[] context = [.. promptTokens, .. trajectory];
         var sampling = new SamplingOptions { Temperature = options.Temperature, TopK = 0, TopP = options.TopP, MinP = 0, Seed = seed };
-        var runner = await session.RunAsync(s => new RolloutRunner(s, context, sampling, options.MaxTokens, options.StopStrings, cancellationToken), cancellationToken).ConfigureAwait(false);
+        Guard.Require(request.TokenSpans is null || request.TokenSpans.Count == trajectory.Length,
+            $"{request.TokenSpans?.Count} token labels for a trajectory of {trajectory.Length} tokens.");
+        using var runner = await session.RunAsync(s => new RolloutRunner(s, context, sampling, options.MaxTokens, options.StopStrings, cancellationToken,
+            request.Continuation?.StopTokens) { PromptLength = promptTokens.Length }, cancellationToken).ConfigureAwait(false);
 
-        // c_i for prefixes of k, 2k, ... tokens, below T as in the paper's code: the whole wrong trajectory has
-        // c_T = 0 by construction and would override the rule's fallback.
+        // c_i for prefixes of k, 2k, ... tokens (or every k-th given length), below T as in the paper's code: the whole
+        // wrong trajectory has c_T = 0 by construction and would override the rule's fallback.
         var lengths = new List<int>();
-        for (var i = options.Stride; i < trajectory.Length; i += options.Stride)
-            lengths.Add(i);
+        if (request.PrefixLengths is { } chosen)
+        {
+            for (var j = 0; j < chosen.Count; j++)
+            {
+                Guard.Require(chosen[j] >= 1 && chosen[j] < trajectory.Length && (j == 0 || chosen[j] > chosen[j - 1]),
+                    $"Prefix lengths must ascend within 1 to {trajectory.Length - 1}; {chosen[j]} does not.");
+                if ((j + 1) % options.Stride == 0)
+                    lengths.Add(chosen[j]);
+            }
+            Guard.Require(lengths.Count > 0, "No prefix is left to analyse; give more prefix lengths or a smaller stride.");
+        }
+        else
+        {
+            for (var i = options.Stride; i < trajectory.Length; i += options.Stride)
+                lengths.Add(i);
+        }
         var n = options.Rollouts;
         Guard.Require((long)lengths.Count * n <= RolloutOptions.MaxCompletions,
             $"{lengths.Count} prefixes x {n} rollouts is more than the limit of {RolloutOptions.MaxCompletions} completions; analyse every k-th prefix (stride) or run fewer rollouts.");
@@ -93,7 +114,7 @@ public static class RolloutAnalyzer
         {
             var i = lengths[criticalIndex];
             var original = trajectory[i - 1];
-            critical = new CriticalToken { Length = i, PrefixIndex = criticalIndex, Token = original, Text = model.Detokenize([original]) };
+            critical = new CriticalToken { Length = i, PrefixIndex = criticalIndex, Token = original, Text = model.Detokenize([original]), Span = request.TokenSpans?[i - 1] };
 
             // p(. | prompt, y_<i) with p[y_i] = 0: the context up to y_{i-1}, the original excluded from the first draw.
             var before = model.Detokenize(trajectory.AsSpan(0, i - 1));
@@ -120,6 +141,8 @@ public static class RolloutAnalyzer
             TrajectoryTokens = trajectory,
             TokenTexts = [.. trajectory.Select(t => model.Detokenize([t]))],
             TrajectoryText = trajectoryText,
+            TokenSpans = request.TokenSpans,
+            Continuation = request.Continuation?.Description,
             TrajectoryGenerated = generated,
             TrajectoryPasses = trajectoryPasses,
             Verifier = verifier.Description,
@@ -133,7 +156,7 @@ public static class RolloutAnalyzer
                 Seed = runner.Seed,
                 RecoverThreshold = threshold,
                 StopStrings = options.StopStrings,
-                Judge = options.Judge,
+                Judge = request.Continuation is null ? options.Judge : JudgeScope.Full,
                 ParallelSequences = runner.Capacity,
             },
             Prefixes = prefixes,
@@ -163,9 +186,16 @@ public static class RolloutAnalyzer
             for (var j = 0; j < round.Length; j++)
             {
                 var (tokens, text, stop) = sampled[j];
-                var judged = request.Options.Judge == JudgeScope.Full ? prefixText(start + j) + text : text;
+                IReadOnlyList<RolloutToolCall>? calls = null;
+                if (request.Continuation is { } continuation)
+                {
+                    // An agent run: the rest of the run from the agent, the outcome judged on the prefix and all of it.
+                    var run = await continuation.ContinueAsync(round[j].ContextLength - runner.PromptLength, text, runner.Generate, cancellationToken).ConfigureAwait(false);
+                    (text, calls) = (run.Text, run.ToolCalls);
+                }
+                var judged = request.Continuation is not null || request.Options.Judge == JudgeScope.Full ? prefixText(start + j) + text : text;
                 var passed = await request.Verifier.VerifyAsync(request.Prompt, judged, cancellationToken).ConfigureAwait(false);
-                results.Add(new RolloutCompletion { Tokens = tokens, Text = text, Passed = passed, Stop = stop });
+                results.Add(new RolloutCompletion { Tokens = tokens, Text = text, Passed = passed, Stop = stop, ToolCalls = calls });
             }
             progress?.Report(new AnalysisProgress(phase, results.Count, jobs.Count));
         }

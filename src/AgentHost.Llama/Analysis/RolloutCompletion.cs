@@ -16,4 +16,7 @@ public sealed record RolloutCompletion
 
     /// <summary>Why it ended: end of generation, a stop string or max tokens.</summary>
     public required StopReason Stop { get; init; }
+
+    /// <summary>With a continuation (agent runs): the tool calls the run executed; <see cref="Text"/> is then the whole run after the prefix.</summary>
+    public IReadOnlyList<RolloutToolCall>? ToolCalls { get; init; }
 }

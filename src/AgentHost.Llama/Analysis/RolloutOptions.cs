@@ -54,6 +54,41 @@ public sealed record RolloutOptions
     /// <summary>How many trajectories to generate, looking for one the verifier rejects (when none is given).</summary>
     public int TrajectoryAttempts { get; init; } = 8;
 
+    /// <summary>The datasets of the paper's sampling configuration (<c>TEMPERATURE_BY_DATASET_AND_MODEL</c>).</summary>
+    public static IReadOnlyList<string> PaperDatasets { get; } = ["GSM8K", "MATH"];
+
+    /// <summary>
+    /// The paper's rollout temperature by dataset and model (Critical-Tokens-Matter <c>src/configs/data_config.py</c>,
+    /// chosen there so that each question gets about 10 wrong answers of 64).
+    /// </summary>
+    public static IReadOnlyDictionary<string, IReadOnlyDictionary<string, float>> PaperTemperatures { get; } = new Dictionary<string, IReadOnlyDictionary<string, float>>
+    {
+        ["GSM8K"] = new Dictionary<string, float> { ["Meta-Llama-3-8B"] = 0.5f, ["Meta-Llama-3-70B"] = 0.85f, ["deepseek-math-7b-base"] = 1.0f, ["Qwen2.5-7B"] = 0.9f, ["Qwen2.5-32B"] = 1.1f },
+        ["MATH"] = new Dictionary<string, float> { ["Meta-Llama-3-8B"] = 0.1f, ["Meta-Llama-3-70B"] = 0.15f, ["deepseek-math-7b-base"] = 0.3f, ["Qwen2.5-7B"] = 0.5f, ["Qwen2.5-32B"] = 0.7f },
+    };
+
+    /// <summary>The paper's rollout stop strings (<c>get_model_sampling_config</c>: the few-shot prompt's next question).</summary>
+    public static IReadOnlyList<string> PaperStopStrings { get; } = ["\n\nQuestion:", ".\n\nQuestion:", "\n\nProblem:", ".\n\nProblem:"];
+
+    /// <summary>
+    /// The paper's rollout sampling (<c>vllm_model_sampling</c> with <c>get_model_sampling_config</c>): 64 rollouts,
+    /// top-p 0.95, 1,024 new tokens, its stop strings, and the temperature of <paramref name="paperModel"/> on
+    /// <paramref name="dataset"/>; the rest (judge, recover threshold) are already the paper's by default.
+    /// </summary>
+    /// <param name="dataset">GSM8K or MATH (case-insensitive).</param>
+    /// <param name="paperModel">One of the paper's models (case-insensitive), for its temperature.</param>
+    public static RolloutOptions Paper(string dataset, string paperModel)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        ArgumentNullException.ThrowIfNull(paperModel);
+        var data = PaperTemperatures.FirstOrDefault(d => string.Equals(d.Key, dataset, StringComparison.OrdinalIgnoreCase));
+        Guard.Require(data.Value is not null, $"The paper's configuration has no dataset '{dataset}'; use one of {string.Join(", ", PaperDatasets)}.");
+        var model = data.Value!.FirstOrDefault(m => string.Equals(m.Key, paperModel, StringComparison.OrdinalIgnoreCase));
+        Guard.Require(model.Key is not null,
+            $"The paper's configuration has no temperature for model '{paperModel}'; use one of {string.Join(", ", data.Value!.Keys)} (or give the temperature yourself).");
+        return new RolloutOptions { Rollouts = 64, TopP = 0.95f, MaxTokens = 1024, StopStrings = PaperStopStrings, Temperature = model.Value };
+    }
+
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()
     {

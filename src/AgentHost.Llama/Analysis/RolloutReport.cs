@@ -21,6 +21,12 @@ public sealed record RolloutReport
     /// <summary>Each trajectory token's text.</summary>
     public required string[] TokenTexts { get; init; }
 
+    /// <summary>A label per trajectory token (agent runs: prompt, plan, tool_call, tool_result), or null.</summary>
+    public IReadOnlyList<string>? TokenSpans { get; init; }
+
+    /// <summary>The continuation every rollout ran through (agent runs), or null.</summary>
+    public string? Continuation { get; init; }
+
     /// <summary>The trajectory's text.</summary>
     public required string TrajectoryText { get; init; }
 

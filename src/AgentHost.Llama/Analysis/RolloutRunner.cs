@@ -16,9 +16,14 @@ internal readonly record struct RolloutJob(int ContextLength, int Excluded);
 /// temperature 1 (no top-k, top-p or min-p), as the paper draws alternatives; every other draw uses the rollout
 /// sampling. Runs on the model's scheduler thread.
 /// </summary>
-internal sealed class RolloutRunner
+internal sealed class RolloutRunner : IDisposable
 {
     private readonly InferenceSession _session;
+    private readonly SamplingOptions _sampling;
+    private readonly int _maxTokens;
+    private readonly IReadOnlyList<string> _stopStrings;
+    private InferenceSession? _continuationSession;   // agent runs: later turns, on a session of their own (sequence 0 here holds the context)
+    private ulong _generations;
     private readonly int[] _context;
     private readonly TokenSampler _sampler;
     private readonly TokenSampler _raw;
@@ -26,10 +31,15 @@ internal sealed class RolloutRunner
     private readonly GenerationOutput[] _outputs;
     private readonly int[] _batchIndex;
 
-    public RolloutRunner(InferenceSession session, int[] context, SamplingOptions sampling, int maxTokens, IReadOnlyList<string> stopStrings, CancellationToken cancellationToken)
+    public RolloutRunner(InferenceSession session, int[] context, SamplingOptions sampling, int maxTokens, IReadOnlyList<string> stopStrings, CancellationToken cancellationToken,
+        IReadOnlyList<int>? stopTokens = null)
     {
         _session = session;
         _context = context;
+        _sampling = sampling;
+        _maxTokens = maxTokens;
+        _stopStrings = stopStrings;
+        StopTokens = stopTokens ?? [];
         var vocabulary = session.Model.Vocabulary;
         _sampler = new TokenSampler(sampling, vocabulary.Count);
         // Only its distribution is used: every random number comes from _sampler, so one seed reproduces the run.
@@ -50,12 +60,40 @@ internal sealed class RolloutRunner
 
         _outputs = new GenerationOutput[Capacity];
         for (var i = 0; i < Capacity; i++)
-            _outputs[i] = new GenerationOutput(vocabulary, maxTokens, stopStrings, onText: null);
+            _outputs[i] = new GenerationOutput(vocabulary, maxTokens, stopStrings, onText: null, StopTokens);
         _batchIndex = new int[Capacity];
 
         session.Reset();
         session.Prefill(context, 0, cancellationToken);
     }
+
+    /// <summary>Context tokens before the trajectory's (the prompt's length; set by the analyzer).</summary>
+    public int PromptLength { get; init; }
+
+    /// <summary>Token ids that also end a completion (an agent's turn end).</summary>
+    public IReadOnlyList<int> StopTokens { get; }
+
+    /// <summary>
+    /// Samples one completion of a whole new context (an agent's later turn) with the rollout sampling, on a session of
+    /// its own; seeded from the run's seed and a counter, so a seed reproduces the run. Not on the scheduler thread.
+    /// </summary>
+    public async ValueTask<string> Generate(IReadOnlyList<int> context, IReadOnlyList<int> stopTokens, CancellationToken cancellationToken)
+    {
+        _continuationSession ??= await _session.Model.CreateSessionAsync(cancellationToken).ConfigureAwait(false);
+        var result = await _continuationSession.GenerateAsync(new Decoding.Strategies.SamplingStrategy(), new GenerationRequest
+        {
+            Prompt = "",
+            PromptTokens = context,
+            MaxTokens = _maxTokens,
+            Stop = _stopStrings,
+            StopTokens = [.. StopTokens, .. stopTokens],
+            Sampling = _sampling with { Seed = unchecked(_sampling.Seed!.Value + 0x9E3779B97F4A7C15UL * ++_generations) },
+        }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return result.Text;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _continuationSession?.Dispose();
 
     /// <summary>Most jobs per round.</summary>
     public int Capacity { get; }

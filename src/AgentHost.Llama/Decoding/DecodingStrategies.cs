@@ -31,6 +31,7 @@ public static class DecodingStrategies
         [
             new(RecyclingStrategy.TreeOption, "Draft tree template: auto (default), chain-N, tree-N, 2.2.2, 2.2.2:N or JSON paths."),
             new(RecyclingStrategy.MatrixOption, "File to warm-start the adjacency matrix from and save it to.", NamesFile: true),
+            new(RecyclingStrategy.PresetOption, "auto (default) or paper: the paper's code, the 2.2.2 tree (unless a tree is named) and the longest accepted path over all paths; greedy only."),
         ], (o, _) => new RecyclingStrategy(o)),
         new("lookup", "Prompt lookup decoding: lossless speculative decoding from n-gram matches in prompt + output.", SamplingUse.Optional,
         [

@@ -245,7 +245,7 @@ internal sealed class ChatCommand(ILlamaModelProvider models, AppPlugins plugins
         _ => client.GetService<ChatClientMetadata>()?.DefaultModelId ?? "a model",
     };
 
-    private static IEnumerable<KernelFunction> SelectFunctions(Kernel kernel, IReadOnlyList<string> names)
+    internal static IEnumerable<KernelFunction> SelectFunctions(Kernel kernel, IReadOnlyList<string> names)
     {
         if (names.Count == 0)
             return kernel.Plugins.SelectMany(p => p);

@@ -25,6 +25,30 @@ internal static class CdpoJsonl
         return text.ToString();
     }
 
+    /// <summary>
+    /// The records as the paper trainer's column JSON (<c>train_cdpo.py</c> <c>get_cdpo_train_dataset</c>): one object
+    /// with the columns <c>prompt</c>, <c>chosen</c>, <c>rejected</c> and <c>prob_result</c>, equally long (the trainer
+    /// zips them and builds a <c>Dataset.from_dict</c> of the whole object, so nothing else may be there), each
+    /// <c>prob_result</c> <c>{"pos": {"ce_prob": [...], "response_start_idx": n, "text": ...}, "neg": {...}}</c>.
+    /// </summary>
+    public static string ToPaperJson(IReadOnlyList<CdpoRecord> records)
+    {
+        static object Side(CdpoProbResult probs) => new Dictionary<string, object>
+        {
+            ["ce_prob"] = probs.CeProb,
+            ["response_start_idx"] = probs.ResponseStartIdx,
+            ["text"] = probs.Text,
+        };
+        var columns = new Dictionary<string, object>
+        {
+            ["prompt"] = records.Select(r => r.Prompt).ToArray(),
+            ["chosen"] = records.Select(r => r.Chosen).ToArray(),
+            ["rejected"] = records.Select(r => r.Rejected).ToArray(),
+            ["prob_result"] = records.Select(r => new Dictionary<string, object> { ["pos"] = Side(r.PositiveProbs), ["neg"] = Side(r.NegativeProbs) }).ToArray(),
+        };
+        return JsonSerializer.Serialize(columns, AnalysisRendering.JsonOptions);
+    }
+
     /// <summary>Parses preference pairs, one JSON object per non-blank line; a bad line is one clear error naming it.</summary>
     public static IReadOnlyList<CdpoPair> ReadPairs(string text, string source)
     {

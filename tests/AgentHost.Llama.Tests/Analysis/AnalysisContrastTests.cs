@@ -95,7 +95,8 @@ public sealed class AnalysisContrastTests(ContrastFixture fixture) : IClassFixtu
     public async Task A_cdpo_record_weights_the_chosen_tokens_by_s_and_the_rejected_ones_by_one_minus_s()
     {
         var pair = new CdpoPair(Prompt, Response, ", there was a big cat.");
-        var record = await CdpoRecord.ScoreAsync(new ContrastiveSide(fixture.Model), new ContrastiveSide(fixture.Perturbed), pair, beta: 0.5);
+        var record = await CdpoRecord.ScoreAsync(new ContrastiveSide(fixture.Model), new ContrastiveSide(fixture.Perturbed), pair, beta: 0.5, onlyNeg: false);
+        var onlyNeg = await CdpoRecord.ScoreAsync(new ContrastiveSide(fixture.Model), new ContrastiveSide(fixture.Perturbed), pair, beta: 0.5);
 
         var chosen = await ContrastiveScorer.ScoreAsync(fixture.Model, fixture.Perturbed, new ContrastiveRequest { Prompt = Prompt, Response = pair.Chosen, Beta = 0.5 });
         var rejected = await ContrastiveScorer.ScoreAsync(fixture.Model, fixture.Perturbed, new ContrastiveRequest { Prompt = Prompt, Response = pair.Rejected, Beta = 0.5 });
@@ -103,10 +104,27 @@ public sealed class AnalysisContrastTests(ContrastFixture fixture) : IClassFixtu
         Assert.Equal(("stories260k", "perturbed"), (record.PositiveModel, record.NegativeModel));
         Assert.Equal(chosen.Tokens.Select(t => t.Token), record.ChosenTokenIds);
         Assert.Equal(chosen.Tokens.Select(t => t.Text), record.ChosenTokens);
-        Assert.Equal(chosen.Tokens.Select(t => t.Score), record.ChosenWeights);
         Assert.Equal(rejected.Tokens.Select(t => t.Token), record.RejectedTokenIds);
-        Assert.Equal(rejected.Tokens.Select(t => 1 - t.Score), record.RejectedWeights);
         Assert.Equal(pair.Rejected, fixture.Model.Detokenize(record.RejectedTokenIds));
+        // The record scores prompt + response in one pass (the paper's ce_prob); its response scores agree with scoring
+        // the response alone up to the last bits of a differently batched decode.
+        for (var t = 0; t < chosen.Tokens.Count; t++)
+        {
+            Assert.Equal(chosen.Tokens[t].Score, record.ChosenWeights[t], 6);
+            Assert.Equal(chosen.Tokens[t].Score, record.ChosenScores[t], 6);
+            Assert.Equal(1.0, onlyNeg.ChosenWeights[t]);   // only_neg, the paper's config: chosen tokens unweighted
+        }
+        for (var t = 0; t < rejected.Tokens.Count; t++)
+        {
+            Assert.Equal(1 - rejected.Tokens[t].Score, record.RejectedWeights[t], 6);
+            Assert.Equal(record.RejectedWeights[t], onlyNeg.RejectedWeights[t]);
+        }
+        Assert.Equal((false, true), (record.OnlyNeg, onlyNeg.OnlyNeg));
+        // ce_prob covers every token after the first of prompt + response; its tail is the response's scores.
+        var full = fixture.Model.Tokenize(pair.Prompt + pair.Rejected, fixture.Model.Vocabulary.AddBos);
+        Assert.Equal(full.Length - 1, record.NegativeProbs.CeProb.Length);
+        Assert.Equal(record.RejectedScores, record.NegativeProbs.CeProb[^record.RejectedScores.Length..]);
+        Assert.Equal(pair.Rejected, record.NegativeProbs.Text);
     }
 
     [Fact]

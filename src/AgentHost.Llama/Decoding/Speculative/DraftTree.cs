@@ -18,6 +18,8 @@ public sealed class DraftTree
     private int[] _leafOf = new int[16];          // the first leaf id below each node
     private int[] _sets = [];                     // node n's leaf ids: _sets[n * _setStride ..]
     private int[] _setCounts = new int[16];
+    private int[] _choices = new int[16];         // the verifier's choice per node (longest-path walk)
+    private bool[] _accepted = new bool[16];      // node reached by verified choices only (longest-path walk)
     private int _setStride;
 
     /// <summary>Nodes, the root included.</summary>
@@ -28,6 +30,18 @@ public sealed class DraftTree
 
     /// <summary>Deepest node's depth.</summary>
     public int MaxDepth { get; private set; }
+
+    /// <summary>
+    /// Walk by the paper's rule (Token Recycling's verification): of all root-to-leaf paths, the one with the most
+    /// leading verified tokens, the first in leaf (BFS) order on a tie, instead of descending the first matching
+    /// child. The two differ only where siblings repeat a token. Needs a verifier whose <see cref="IDraftVerifier.Choose"/>
+    /// is a pure function of the node (greedy): every node's choice is read before the walk. Set by the drafter for
+    /// the step (<see cref="Reset"/> clears it).
+    /// </summary>
+    public bool LongestAcceptedPath { get; set; }
+
+    /// <summary>After a longest-path walk: how many more tokens it accepted than descending the first matching child would have.</summary>
+    public int LongestPathGain { get; private set; }
 
     /// <summary>Token of node <paramref name="node"/>.</summary>
     public int Token(int node) => _tokens[node];
@@ -62,6 +76,9 @@ public sealed class DraftTree
     /// </summary>
     public int Walk<TVerifier>(ref TVerifier verifier, out int last, out bool stopped) where TVerifier : IDraftVerifier
     {
+        LongestPathGain = 0;
+        if (LongestAcceptedPath)
+            return WalkLongest(ref verifier, out last, out stopped);
         var node = 0;
         while (true)
         {
@@ -74,9 +91,42 @@ public sealed class DraftTree
         }
     }
 
+    // The paper's acceptance: every node's choice first, then the deepest node reached by verified choices only (the
+    // first leaf's on a tie: leaf ids follow BFS order, LeafBelow is a node's first leaf), then the same emissions as
+    // Walk along the root-to-node path. Every emitted token is still the verifier's own choice at its parent.
+    private int WalkLongest<TVerifier>(ref TVerifier verifier, out int last, out bool stopped) where TVerifier : IDraftVerifier
+    {
+        var best = 0;
+        for (var n = 0; n < Count; n++)
+        {
+            _choices[n] = verifier.Choose(n);
+            _accepted[n] = n == 0 || (_accepted[_parents[n]] && _tokens[n] == _choices[_parents[n]]);
+            if (_accepted[n] && (_depths[n] > _depths[best] || (_depths[n] == _depths[best] && _leafOf[n] < _leafOf[best])))
+                best = n;
+        }
+        var firstMatch = 0;
+        for (var child = FindChild(0, _choices[0]); child >= 0; child = FindChild(child, _choices[child]))
+            firstMatch = child;
+        LongestPathGain = _depths[best] - _depths[firstMatch];
+
+        var depth = _depths[best];
+        Span<int> path = depth < 64 ? stackalloc int[depth + 1] : new int[depth + 1];
+        for (int n = best, d = depth; n >= 0; n = _parents[n], d--)
+            path[d] = n;
+        foreach (var node in path)
+        {
+            last = _choices[node];
+            stopped = verifier.Emit(node, last);
+            if (stopped || node == best)
+                return node;
+        }
+        throw new InvalidOperationException("unreachable: the path ends at its last node");
+    }
+
     /// <summary>Starts a new draft with <paramref name="root"/>.</summary>
     public void Reset(int root)
     {
+        LongestAcceptedPath = false;
         Count = 0;
         Append(root, -1);
     }
@@ -158,5 +208,7 @@ public sealed class DraftTree
         Array.Resize(ref _nextSibling, size);
         Array.Resize(ref _leafOf, size);
         Array.Resize(ref _setCounts, size);
+        Array.Resize(ref _choices, size);
+        Array.Resize(ref _accepted, size);
     }
 }

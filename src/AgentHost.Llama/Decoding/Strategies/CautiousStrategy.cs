@@ -144,6 +144,12 @@ public sealed class CautiousStrategy : IDecodingStrategy
     /// <summary>Option key of the sampler chain (<c>paper</c> or <c>llama</c>).</summary>
     public const string SamplerKey = "cautious_sampler";
 
+    /// <summary>
+    /// Option key of the preset: <c>default</c>, or <c>paper</c>, the official code's settings where the defaults differ
+    /// (trial stop ids by <c>encode(c)[0]</c>); options given explicitly win.
+    /// </summary>
+    public const string PresetKey = "cautious_preset";
+
     /// <summary>Top-k of the paper's chain when the request keeps llama.cpp's default (Hugging Face's default).</summary>
     public const int PaperTopK = 50;
 
@@ -173,6 +179,7 @@ public sealed class CautiousStrategy : IDecodingStrategy
             new(FormulaKey, "Entropy-to-trials formula: code (default, the official code) or paper (Algorithm 1)."),
             new(StopRuleKey, "Trial stop ids: running-text (default: the token spelling each punctuation mark after a word) or paper-code (encode(c)[0], the bare space on SentencePiece)."),
             new(SamplerKey, $"Sampler chain: paper (default: temperature, top-k, top-p as Hugging Face; default top-k {PaperTopK}, no min-p) or llama (sample's chain)."),
+            new(PresetKey, "default, or paper: the official code's settings where the defaults differ (stop rule paper-code); explicit options win."),
         ],
         (options, _) => FromOptions(options));
 
@@ -239,7 +246,10 @@ public sealed class CautiousStrategy : IDecodingStrategy
         var low = Widen(options.GetFloat(EntropyLowKey, (float)DefaultEntropyLow, min: 0), DefaultEntropyLow, options, EntropyLowKey);
         var high = Widen(options.GetFloat(EntropyHighKey, (float)DefaultEntropyHigh, min: 0), DefaultEntropyHigh, options, EntropyHighKey);
         var formula = Choose(options, FormulaKey, ("code", TrialFormula.Code), ("paper", TrialFormula.Paper));
-        var rule = Choose(options, StopRuleKey, ("running-text", StopRule.RunningText), ("paper-code", StopRule.PaperCode));
+        var paper = Choose(options, PresetKey, ("default", false), ("paper", true));
+        var rule = paper && !options.Values.ContainsKey(StopRuleKey)
+            ? StopRule.PaperCode
+            : Choose(options, StopRuleKey, ("running-text", StopRule.RunningText), ("paper-code", StopRule.PaperCode));
         var sampler = Choose(options, SamplerKey, ("paper", CautiousSampler.Paper), ("llama", CautiousSampler.Llama));
         return new CautiousStrategy(maxTrials, low, high, formula, rule, sampler);
     }

@@ -20,7 +20,16 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     /// <summary>Option key: matrix file for warm start (loaded if present; the caller saves it with <see cref="SaveMatrix"/>).</summary>
     public const string MatrixOption = "recycling_matrix";
 
+    /// <summary>
+    /// Option key: <c>auto</c> (default) or <c>paper</c>, the paper's code: the <c>2.2.2</c> tree every step (unless
+    /// <see cref="TreeOption"/> names another) and its acceptance, the longest verified path over all paths
+    /// (<see cref="DraftTree.LongestAcceptedPath"/>); greedy only, as the paper's code.
+    /// </summary>
+    public const string PresetOption = "recycling_preset";
+
     private readonly TreeTemplate? _fixed;
+    private readonly bool _paper;
+    private long _longestPathGain;   // tokens the longest-path walk accepted beyond the first-match walk, this request
     private readonly int[] _path = new int[64];
     private RecyclingState? _state;
     private int _lookupNgram;  // this step's prompt-lookup match length, 0 when none was offered
@@ -29,7 +38,11 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     public RecyclingStrategy(StrategyOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var tree = options.GetString(TreeOption, "auto");
+        var preset = options.GetString(PresetOption, "auto");
+        if (preset is not ("auto" or "paper"))
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{PresetOption} must be 'auto' or 'paper', not '{preset}'.");
+        _paper = preset == "paper";
+        var tree = options.GetString(TreeOption, _paper ? "2.2.2" : "auto");
         _fixed = tree == "auto" ? null : TreeTemplate.Parse(tree);
         MatrixFile = options.GetString(MatrixOption, "") is { Length: > 0 } file ? Path.GetFullPath(file) : null;
     }
@@ -68,6 +81,9 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     protected override void Prepare(SpeculativeContext context)
     {
         var session = context.Session;
+        if (_paper && context.Request.Sampling is { Temperature: > 0 })
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"{PresetOption}=paper is greedy, as the paper's code (its longest-path acceptance is not lossless for sampling); use auto to sample.");
+        _longestPathGain = 0;
         _state = session.Model.GetState(m => new RecyclingState(m));
         if (MatrixFile is not null)
             _state.WarmStart(MatrixFile);
@@ -82,6 +98,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     protected override void Draft(SpeculativeContext context, DraftTree tree)
     {
         var state = _state!;
+        tree.LongestAcceptedPath = _paper;
         if (_fixed is not null)
         {
             _fixed.Draft(tree, state.Matrix, context.MaxDepth);
@@ -105,6 +122,7 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
     /// <inheritdoc />
     protected override void Observe(SpeculativeContext context, DraftTree tree)
     {
+        _longestPathGain += tree.LongestPathGain;
         // The walked path by depth: its nodes are scored against the tokens really emitted after them.
         var depth = tree.Depth(context.LastNode);
         for (int node = context.LastNode, d = depth; node >= 0; node = tree.Parent(node), d--)
@@ -139,5 +157,9 @@ public sealed class RecyclingStrategy : SpeculativeStrategy
         SaveMatrix();
         details["template"] = _fixed?.Name ?? "auto";
         details["chosen_by"] = _fixed is null ? "auto" : "configuration";
+        details["preset"] = _paper ? "paper" : "auto";
+        details["accepted_path"] = _paper ? "longest" : "first-match";
+        if (_paper)
+            extra["longest_path_gain"] = _longestPathGain;
     }
 }
