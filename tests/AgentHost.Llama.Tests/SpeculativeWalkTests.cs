@@ -121,6 +121,25 @@ public sealed class SpeculativeWalkTests
     }
 
     [Fact]
+    public void Beside_other_requests_a_draft_must_raise_the_batch_tokens_per_cost_so_speculation_turns_down_under_load()
+    {
+        // A weight-bound start (C(2) barely more than C(1)) that turns compute-bound: every token beyond 8 costs as much as a plain step's share.
+        var times = Enumerable.Range(1, 40).Select(b => (b, b <= 8 ? 10.0 + 0.2 * (b - 1) : 11.4 + 1.3 * (b - 8))).ToArray();
+        var costs = Costs(times);
+        double[] acceptance = [0.9, 0.8, 0.01];
+
+        // Alone: the two likely tokens pay (2.7 tokens for 10.4 / 10 ms of a plain step; the third adds too little).
+        Assert.Equal(2, DraftPlanner.BestLength(acceptance, costs, out var expected, out var cost, load: 0));
+        Assert.Equal(2.7, expected, 9);
+        Assert.Equal(1.04, cost, 9);
+        // Beside 30 tokens of other requests the batch is compute-bound: a step of 31 tokens takes 41.3 ms, and drafting two
+        // more (1.7 tokens expected) for 2.6 ms more lowers the batch's tokens per ms (32.7 / 43.9 < 31 / 41.3): no draft.
+        Assert.Equal(0, DraftPlanner.BestLength(acceptance, costs, out expected, out cost, load: 30));
+        Assert.Equal(1.0, expected);
+        Assert.Equal(1.0, cost);
+    }
+
+    [Fact]
     public void Costs_are_measured_ratios_once_sampled_and_an_unmeasured_size_costs_no_less_than_a_measured_smaller_one()
     {
         var costs = new VerificationCosts();
