@@ -69,31 +69,8 @@ public static class DemoCorpus
         "{a} baskets held {b} {thing} each", "{name} found {b} {thing} on each of {a} days",
     ];
 
-    // Actions whose result repeats the verb ("... ate 3 more. She ate 7 cookies in all."): a head must not learn that only
-    // counting verbs ("had", "counted") introduce a result. Each with the things it goes with.
-    private static readonly (string Verb, string[] Things)[] _actions =
-    [
-        ("ate", ["cookies", "apples", "cakes", "grapes"]), ("drew", ["pictures", "cats", "houses"]), ("read", ["books", "stories"]),
-        ("caught", ["fish", "bugs", "frogs"]), ("baked", ["pies", "cakes", "cookies"]), ("painted", ["rocks", "boxes", "pictures"]),
-        ("planted", ["flowers", "trees", "seeds"]), ("threw", ["balls", "rocks", "sticks"]), ("washed", ["cups", "dishes", "cars"]),
-        ("fed", ["ducks", "cats", "birds"]), ("built", ["towers", "houses", "boats"]), ("sang", ["songs"]),
-    ];
-
-    // {V} the action's verb; its things replace {thing}.
-    private static readonly string[] _actionAddEvents = ["then {he} {V} {b} more", "{friend} {V} {b} {thing} too", "later {he} {V} {b} more {thing}", "the next day {he} {V} {b} more"];
-    private static readonly string[] _actionSetups = ["{name} {V} {a} {thing}", "in the morning {name} {V} {a} {thing}", "first {name} {V} {a} {thing}"];
-    private static readonly string[] _actionMultiplySetups =
-    [
-        "{name} {V} {b} {thing} every day for {a} days", "each of the {a} kids {V} {b} {thing}", "{a} friends each {V} {b} {thing}",
-        "{name} {V} {b} {thing} for each of {a} friends",
-    ];
-
-    // Results that open their sentence with the number, mostly what was left.
-    private static readonly string[] _leftResults = ["{call} {thing} were left", "only {call} {thing} were left", "{call} {thing} stayed", "{call} {thing} were still there"];
-    private static readonly string[] _sumResults = ["{call} {thing} were there in all", "that made {call} {thing}", "{call} {thing} in all"];
-
     private static readonly string[] _connectives = ["now ", "so ", "then ", "in the end ", "after that ", "at last ", ""];
-    private static readonly string[] _subjects = ["{he}", "{name}", "the {place}", "they", "the kids", "{name} and {friend}"];
+    private static readonly string[] _subjects = ["{he}", "{name}", "the {place}", "they"];
     private static readonly string[] _countVerbs = ["had", "got", "saw", "made", "counted", "kept", "held", "found", "owned", "collected", "picked", "ended up with", "was left with"];
     private static readonly string[] _tails = ["", " in all", " in total", " now", " altogether", " left", " for the party"];
     private static readonly string[] _leads = ["on day {d}", "when {he} was {d}", "at {d} o'clock", "after {d} days", "one day"];
@@ -247,26 +224,14 @@ public static class DemoCorpus
                 (tool, a, b) = ("multiply", random.Next(2, 6), random.Next(2, 6));
             var result = tool switch { "add" => a + b, "subtract" => a - b, _ => a * b };
             call = $"<{tool}>({Number(a)}, {Number(b)})={Number(result)}";
-            // One line in three is built around an action whose verb the result repeats.
-            var action = random.Next(3) == 0 ? _actions[random.Next(_actions.Length)] : default;
-            if (action.Verb is not null)
-                thing = Pick(random, action.Things);
-            var verb = action.Verb is null || tool == "subtract" ? Pick(random, _countVerbs) : action.Verb;   // what is left is counted, not done again
-            var shape = random.Next(10);
-            var clause = shape == 0
+            var clause = random.Next(10) == 0
                 ? "there were {call} {thing}" + Pick(random, _tails)
-                : shape == 1
-                    ? Pick(random, tool == "subtract" ? _leftResults : _sumResults)
-                    : Pick(random, _connectives) + Pick(random, _subjects) + " " + verb + " {call} {thing}" + Pick(random, _tails);
-            template = tool switch
-            {
-                "multiply" => Pick(random, _multiplyFrames).Replace("{M}", Pick(random, action.Verb is null ? _multiplySetups : _actionMultiplySetups), StringComparison.Ordinal),
-                "add" when action.Verb is not null => Pick(random, _frames).Replace("{S}", Pick(random, _actionSetups), StringComparison.Ordinal)
-                    .Replace("{E}", Pick(random, _actionAddEvents), StringComparison.Ordinal),
-                _ => Pick(random, _frames).Replace("{S}", Pick(random, action.Verb is null ? _setups : _actionSetups), StringComparison.Ordinal)
-                    .Replace("{E}", Pick(random, tool == "add" ? _addEvents : _subtractEvents), StringComparison.Ordinal),
-            };
-            template = template.Replace("{R}", clause, StringComparison.Ordinal).Replace("{V}", action.Verb ?? "", StringComparison.Ordinal);
+                : Pick(random, _connectives) + Pick(random, _subjects) + " " + Pick(random, _countVerbs) + " {call} {thing}" + Pick(random, _tails);
+            template = tool == "multiply"
+                ? Pick(random, _multiplyFrames).Replace("{M}", Pick(random, _multiplySetups), StringComparison.Ordinal)
+                : Pick(random, _frames).Replace("{S}", Pick(random, _setups), StringComparison.Ordinal)
+                    .Replace("{E}", Pick(random, tool == "add" ? _addEvents : _subtractEvents), StringComparison.Ordinal);
+            template = template.Replace("{R}", clause, StringComparison.Ordinal);
         }
         return CapitalizeSentences(Fill(template.Replace("{L}", lead, StringComparison.Ordinal), person, friend, thing, place, a, b, d, call));
     }
