@@ -199,7 +199,8 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
         Assert.Equal("toolkens", root.GetProperty("strategy").GetString());
         Assert.InRange(root.GetProperty("token_ids").GetArrayLength(), 1, 8);
         // The paper's free argument mode: stories260K's free text after 'add(' does not close (the numeric constraint would have closed it).
-        Assert.All(root.GetProperty("details").EnumerateArray(), c => Assert.Contains("did not close", c.GetProperty("error").GetString()));
+        Assert.All(root.GetProperty("details").EnumerateArray(),
+            c => Assert.True(c.TryGetProperty("error", out var error) && error.GetString()!.Contains("did not close", StringComparison.Ordinal), c.ToString()));
     }
 
     [Theory]
