@@ -15,13 +15,17 @@ public sealed class TrainedHeadFixture : IAsyncLifetime
 
     public string Unseen => Path.Combine(Directory, "unseen.txt");
 
+    public string Phrasings => Path.Combine(Directory, "phrasings.txt");
+
+    public string Demonstrations => Path.Combine(Directory, "demonstrations");
+
     internal AgentHostProcess.Result Training { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         var corpus = await AgentHostProcess.RunAsync(["toolkens", "corpus", "--out", Directory]);   // the documented command: default seed and sizes
         Assert.Equal(0, corpus.ExitCode);
-        Assert.Equal([Train, HeldOut, Unseen], corpus.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal([Train, HeldOut, Unseen, Phrasings, Demonstrations], corpus.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Training = await AgentHostProcess.RunAsync(["toolkens", "train", "--model", "stories260k", "--plugins", "arithmetic", "--corpus", Train, "--out", Head, "--json"]);   // the defaults
     }
 
@@ -159,6 +163,46 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
         Assert.Equal(1, root.GetProperty("stats").GetProperty("tool_calls").GetDouble());
     }
 
+    [Fact]
+    public async Task The_paper_preset_trains_ToolkenGPTs_head_with_the_demonstrations_and_generate_runs_its_argument_mode()
+    {
+        Assert.True(File.Exists(fixture.Phrasings));
+        Assert.Equal(75, File.ReadAllLines(fixture.Phrasings).Count(l => l.Length > 0 && !l.StartsWith('#')));
+        Assert.Equal(["add.txt", "multiply.txt", "subtract.txt"], System.IO.Directory.GetFiles(fixture.Demonstrations).Select(Path.GetFileName).Order());
+        var small = Path.Combine(fixture.Directory, "small.txt");
+        File.WriteAllLines(small, File.ReadAllLines(fixture.Train).Take(160));
+        var head = Path.Combine(fixture.Directory, "paper.json");
+
+        var train = await AgentHostProcess.RunAsync(["toolkens", "train", "--corpus", small, "--out", head, "--preset", "paper", "--epochs", "3", "--validation", "40",
+            "--demonstrations", fixture.Demonstrations, "--json"]);
+
+        Assert.True(train.ExitCode == 0, train.StdErr);
+        var file = JsonDocument.Parse(File.ReadAllText(head)).RootElement;
+        Assert.Equal(3.0, file.GetProperty("bias").GetDouble());   // GSM8K-XL's bias
+        Assert.Equal(0, file.GetProperty("context_window").GetInt32());   // h alone
+        Assert.Equal(64, file.GetProperty("dimension").GetInt32());
+        var info = file.GetProperty("training");
+        Assert.Equal(1, info.GetProperty("per_sequence").GetDouble());
+        Assert.Equal(40, info.GetProperty("heldout_lines").GetDouble());
+        Assert.InRange(info.GetProperty("best_epoch").GetDouble(), 1, 3);
+        Assert.True(info.TryGetProperty("heldout_f1", out _));
+        Assert.Contains("held-out F1", train.StdErr);
+        // Random start, no name prior: W0 is not zero.
+        Assert.Contains(file.GetProperty("prior").EnumerateArray(), w => w.GetDouble() != 0);
+        foreach (var tool in file.GetProperty("tools").EnumerateArray())
+            Assert.Equal(File.ReadAllText(Path.Combine(fixture.Demonstrations, tool.GetProperty("name").GetString() + ".txt")), tool.GetProperty("argument_prompt").GetString());
+
+        var generate = await AgentHostProcess.RunAsync(["generate", "--strategy", "toolkens", "--head", head, "--toolkens-preset", "paper",
+            "--toolkens-demonstrations", fixture.Demonstrations, "--prompt", "Tom had 3 apples. Then he found 4 more apples. Now he had", "--max-tokens", "8", "--json"]);
+        Assert.True(generate.ExitCode == 0, generate.StdErr);
+        var root = JsonDocument.Parse(generate.StdOut).RootElement;
+        Assert.Equal("toolkens", root.GetProperty("strategy").GetString());
+        Assert.InRange(root.GetProperty("token_ids").GetArrayLength(), 1, 8);
+        // The paper's free argument mode: stories260K's free text after 'add(' does not close (the numeric constraint would have closed it).
+        Assert.All(root.GetProperty("details").EnumerateArray(),
+            c => Assert.True(c.TryGetProperty("error", out var error) && error.GetString()!.Contains("did not close", StringComparison.Ordinal), c.ToString()));
+    }
+
     [Theory]
     [InlineData("generate --strategy toolkens --prompt Hi", "needs --head")]
     [InlineData("generate --strategy greedy --head HEAD --prompt Hi", "--head does not apply to strategy greedy")]
@@ -169,6 +213,11 @@ public sealed class ToolkensCliTests(TrainedHeadFixture fixture) : IClassFixture
     [InlineData("toolkens train --corpus HELDOUT --out OUT --plugins add,subtract", "'multiply', which is not among the tools [add, subtract]")]
     [InlineData("toolkens train --corpus /nonexistent.txt --out OUT", "Corpus file '/nonexistent.txt' does not exist")]
     [InlineData("toolkens eval --head HELDOUT --corpus HELDOUT", "is not a tool-token head file")]
+    [InlineData("generate --strategy toolkens --head HEAD --toolkens-preset papers --prompt Hi", "must be default or paper, not 'papers'")]
+    [InlineData("generate --strategy toolkens --head HEAD --toolkens-demonstrations /nonexistent --prompt Hi", "demonstrations folder '/nonexistent' does not exist")]
+    [InlineData("toolkens train --corpus HELDOUT --out OUT --task gsm8k", "Unknown ToolkenGPT task 'gsm8k'")]
+    [InlineData("toolkens train --corpus HELDOUT --out OUT --task kamel --bias 2", "--bias and --task both set the bias")]
+    [InlineData("toolkens train --corpus HELDOUT --out OUT --validation 100", "holds out every line of the corpus")]
     public async Task Mistakes_are_one_clear_error_and_a_non_zero_exit(string command, string message)
     {
         var args = command.Split(' ').Select(a => a switch

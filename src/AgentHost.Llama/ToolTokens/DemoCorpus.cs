@@ -167,6 +167,21 @@ public static class DemoCorpus
     }
 
     /// <summary>
+    /// A second unseen set, written by hand independently of this generator (other sentence shapes, verbs, names and
+    /// things) and never trained on: 60 lines with a call and 15 without, in the corpus format. <c>toolkens corpus</c>
+    /// writes it as <c>phrasings.txt</c>.
+    /// </summary>
+    public static string Phrasings { get; } = ReadPhrasings();
+
+    private static string ReadPhrasings()
+    {
+        using var stream = typeof(DemoCorpus).Assembly.GetManifestResourceStream("AgentHost.Llama.ToolTokens.phrasings.txt")
+            ?? throw new InvalidOperationException("The phrasings resource is missing from the assembly.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
     /// ToolkenGPT-style demonstrations for argument mode of <paramref name="tool"/>: corpus lines of that tool with
     /// the call written as <c>name(a, b)=result</c>, one per line, so that the model sees where the numbers come from.
     /// </summary>

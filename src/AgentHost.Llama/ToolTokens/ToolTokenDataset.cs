@@ -13,8 +13,9 @@ namespace AgentHost.Llama.ToolTokens;
 public sealed class ToolTokenDataset
 {
     private ToolTokenDataset(int dimension, int contextWindow, int vocabularySize, IReadOnlyList<string> tools, List<float> features, List<float> logSumExp, List<float> maxLogit,
-        List<float> labelLogit, List<int> labels, int skippedCalls)
+        List<float> labelLogit, List<int> labels, int skippedCalls, List<int> exampleStarts)
     {
+        ExampleStarts = [.. exampleStarts];
         Dimension = dimension;
         ContextWindow = contextWindow;
         VocabularySize = vocabularySize;
@@ -68,6 +69,12 @@ public sealed class ToolTokenDataset
     /// <summary>Label per position: a token id below V, or V + tool index.</summary>
     public int[] Labels { get; }
 
+    /// <summary>
+    /// Index of each example's first labelled position: example e holds the positions from <c>ExampleStarts[e]</c> up to the
+    /// next example's start (or <see cref="Count"/>). ToolkenGPT's trainer takes one step per example (sequence).
+    /// </summary>
+    public int[] ExampleStarts { get; }
+
     /// <summary>The head's input at position <paramref name="position"/>.</summary>
     public ReadOnlySpan<float> FeaturesAt(int position) => Features.AsSpan(position * Dimension, Dimension);
 
@@ -100,7 +107,7 @@ public sealed class ToolTokenDataset
         var model = session.Model;
         var vocabulary = model.Vocabulary.Count;
         List<float> features = [], lse = [], max = [], labelLogit = [];
-        List<int> labels = [];
+        List<int> labels = [], starts = [];
         var context = new ToolTokenContext(model.EmbeddingSize, contextWindow);
         var buffer = new float[context.FeatureSize];
         var skipped = 0;
@@ -139,6 +146,7 @@ public sealed class ToolTokenDataset
 
             session.Reset();
             context.Reset();
+            starts.Add(labels.Count);
             for (var start = 0; start < tokens.Length; start += session.BatchCapacity)
             {
                 var length = Math.Min(session.BatchCapacity, tokens.Length - start);
@@ -166,7 +174,7 @@ public sealed class ToolTokenDataset
             progress?.Report((e + 1) / (double)examples.Count);
         }
         session.Reset();
-        return new ToolTokenDataset(context.FeatureSize, contextWindow, vocabulary, tools, features, lse, max, labelLogit, labels, skipped);
+        return new ToolTokenDataset(context.FeatureSize, contextWindow, vocabulary, tools, features, lse, max, labelLogit, labels, skipped, starts);
     }
 
     private static int? IndexOf(IReadOnlyList<string> tools, string name)

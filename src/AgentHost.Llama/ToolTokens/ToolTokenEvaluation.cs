@@ -26,18 +26,27 @@ public sealed record ToolTokenEvaluation(int Positions, int Calls, double Fired,
         ArgumentNullException.ThrowIfNull(data);
         if (head.Dimension != data.Dimension || head.ContextWindow != data.ContextWindow || head.Tools.Count != data.Tools.Count)
             throw new AgentHostException(ErrorKind.InvalidArgument, "The head and the evaluation data differ in hidden size, context window or tools.");
-        var scores = new float[head.Tools.Count];
+        return Evaluate(head.Weights, head.Bias, data);
+    }
+
+    /// <summary>Evaluates the weights W [tools x features] of a head with bias <paramref name="bias"/> on <paramref name="data"/> (read the head's way).</summary>
+    internal static ToolTokenEvaluation Evaluate(ReadOnlySpan<float> weights, float bias, ToolTokenDataset data)
+    {
+        var d = data.Dimension;
+        var tools = data.Tools.Count;
         int fired = 0, correct = 0;
         for (var p = 0; p < data.Count; p++)
         {
-            head.Score(data.FeaturesAt(p), scores);
+            var features = data.FeaturesAt(p);
             var best = 0;
-            for (var i = 1; i < scores.Length; i++)
+            var bestScore = float.NegativeInfinity;
+            for (var i = 0; i < tools; i++)
             {
-                if (scores[i] > scores[best])
-                    best = i;
+                var score = ToolTokenHead.Dot(weights.Slice(i * d, d), features) + bias;
+                if (i == 0 || score > bestScore)
+                    (best, bestScore) = (i, score);
             }
-            if (scores[best] <= data.MaxVocabLogit[p])
+            if (bestScore <= data.MaxVocabLogit[p])
                 continue;
             fired++;
             if (data.Labels[p] == data.VocabularySize + best)

@@ -7,7 +7,14 @@ namespace AgentHost.Llama.ToolTokens;
 /// <summary>A tool a head was trained for: its name and the SHA-256 of its argument schema.</summary>
 /// <param name="Name">Tool name.</param>
 /// <param name="SchemaHash">SHA-256 (hex) of the schema text (<see cref="ToolDefinition.SchemaHash"/>).</param>
-public sealed record ToolTokenSlot(string Name, string SchemaHash);
+public sealed record ToolTokenSlot(string Name, string SchemaHash)
+{
+    /// <summary>
+    /// Argument demonstrations stored with the head (<see cref="ToolTokenDemonstrations"/>), used when the tool definition
+    /// brings none; null when the head has none for this tool.
+    /// </summary>
+    public string? ArgumentPrompt { get; init; }
+}
 
 /// <summary>
 /// A tool-token head (ToolkenGPT): a matrix W [tools x d] whose rows score the final normalised hidden
@@ -100,6 +107,24 @@ public sealed class ToolTokenHead
     /// <summary>The same head with another bias.</summary>
     public ToolTokenHead WithBias(float bias) => new(ModelName, ModelHash, Dimension, Tools, _weights, Prior, bias) { ContextWindow = ContextWindow, TrainingInfo = TrainingInfo };
 
+    /// <summary>The same head with one more training fact recorded.</summary>
+    public ToolTokenHead WithTrainingInfo(string key, double value)
+        => new(ModelName, ModelHash, Dimension, Tools, _weights, Prior, Bias) { ContextWindow = ContextWindow, TrainingInfo = new Dictionary<string, double>(TrainingInfo) { [key] = value } };
+
+    /// <summary>The same head with the argument demonstrations of <paramref name="prompts"/> (by tool name) stored for its tools; other tools keep theirs.</summary>
+    public ToolTokenHead WithArgumentPrompts(IReadOnlyDictionary<string, string> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        var unknown = prompts.Keys.Where(k => !Tools.Any(t => t.Name == k)).ToList();
+        if (unknown.Count > 0)
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Demonstrations for [{string.Join(", ", unknown)}], which the head has no tool for (its tools: {string.Join(", ", Tools.Select(t => t.Name))}).");
+        return new(ModelName, ModelHash, Dimension, [.. Tools.Select(t => t with { ArgumentPrompt = prompts.GetValueOrDefault(t.Name) ?? t.ArgumentPrompt })], _weights, Prior, Bias)
+        {
+            ContextWindow = ContextWindow,
+            TrainingInfo = TrainingInfo,
+        };
+    }
+
     /// <summary>The head made of the prior alone (W = W0), for comparisons.</summary>
     public ToolTokenHead PriorOnly() => new(ModelName, ModelHash, Dimension, Tools, (float[])Prior.Clone(), Prior, Bias) { ContextWindow = ContextWindow };
 
@@ -163,7 +188,7 @@ public sealed class ToolTokenHead
             Dimension = Dimension,
             ContextWindow = ContextWindow,
             Bias = Bias,
-            Tools = [.. Tools.Select(t => new HeadTool { Name = t.Name, SchemaHash = t.SchemaHash })],
+            Tools = [.. Tools.Select(t => new HeadTool { Name = t.Name, SchemaHash = t.SchemaHash, ArgumentPrompt = t.ArgumentPrompt })],
             Weights = _weights,
             Prior = Prior,
             Training = new Dictionary<string, double>(TrainingInfo),
@@ -209,7 +234,7 @@ public sealed class ToolTokenHead
         {
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Tool-token head file '{path}' is damaged: its model hash, tools or weights are missing or inconsistent.");
         }
-        return new ToolTokenHead(file.ModelName ?? "", file.ModelHash, file.Dimension, [.. file.Tools.Select(t => new ToolTokenSlot(t.Name!, t.SchemaHash!))],
+        return new ToolTokenHead(file.ModelName ?? "", file.ModelHash, file.Dimension, [.. file.Tools.Select(t => new ToolTokenSlot(t.Name!, t.SchemaHash!) { ArgumentPrompt = t.ArgumentPrompt })],
             file.Weights, file.Prior, file.Bias) { ContextWindow = file.ContextWindow, TrainingInfo = file.Training ?? [] };
     }
 
@@ -242,5 +267,7 @@ public sealed class ToolTokenHead
     {
         public string? Name { get; set; }
         public string? SchemaHash { get; set; }
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public string? ArgumentPrompt { get; set; }
     }
 }

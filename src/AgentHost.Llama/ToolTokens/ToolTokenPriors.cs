@@ -9,18 +9,37 @@ public static class ToolTokenPriors
     /// <summary>TokenLearning's scale for the hidden-state prior, 1/sqrt(5120) (LLaMA-13B's hidden size).</summary>
     public static readonly float DefaultScale = 1 / MathF.Sqrt(5120);
 
-    /// <summary>Builds the prior of kind <paramref name="kind"/> for <paramref name="tools"/> (the hidden-state prior clears the session's KV cache).</summary>
-    public static Task<float[]> BuildAsync(ToolTokenPrior kind, InferenceSession session, IReadOnlyList<string> tools, float scale, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Builds the prior of kind <paramref name="kind"/> for <paramref name="tools"/> (the hidden-state prior clears the session's KV cache);
+    /// <see cref="ToolTokenPrior.None"/> is ToolkenGPT's random start, drawn from <paramref name="seed"/> (<see cref="Random(int, int, int)"/>).
+    /// </summary>
+    public static Task<float[]> BuildAsync(ToolTokenPrior kind, InferenceSession session, IReadOnlyList<string> tools, float scale, int seed = 1, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(tools);
         ToolTokenDataset.RequireHiddenStates(session);
         return kind switch
         {
-            ToolTokenPrior.None => session.RunAsync(s => new float[tools.Count * Dimension(s)], cancellationToken),
+            ToolTokenPrior.None => Task.FromResult(Random(tools.Count, Dimension(session), seed)),
             ToolTokenPrior.HiddenStates => session.RunAsync(s => FromHiddenStates(s, tools, scale, cancellationToken), cancellationToken),
             _ => Task.FromResult(FromOutputEmbeddings(session.Model, tools)),
         };
+    }
+
+    /// <summary>
+    /// ToolkenGPT's start, <c>nn.Linear(d, tools, bias=False)</c>'s default initialisation: every weight uniform in
+    /// [-1/sqrt(d), 1/sqrt(d)]; deterministic for <paramref name="seed"/> (the values differ from PyTorch's generator).
+    /// </summary>
+    public static float[] Random(int tools, int dimension, int seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tools);
+        ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1);
+        var random = new Random(seed);
+        var bound = 1 / Math.Sqrt(dimension);
+        var weights = new float[tools * dimension];
+        for (var i = 0; i < weights.Length; i++)
+            weights[i] = (float)((random.NextDouble() * 2 - 1) * bound);
+        return weights;
     }
 
     /// <summary>Code variant: run the model on the bare name (no BOS), average the final hidden states, normalise, scale.</summary>

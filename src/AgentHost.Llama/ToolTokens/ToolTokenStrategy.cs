@@ -18,6 +18,18 @@ public sealed record ToolTokenOptions
 
     /// <summary>How argument mode is constrained; the default handles numeric arguments.</summary>
     public IArgumentConstraintFactory ArgumentConstraints { get; init; } = JsonSchemaArgumentConstraints.Default;
+
+    /// <summary>
+    /// Argument demonstrations by tool name (ToolkenGPT's <c>templates[op]</c>), before those of the tool definitions
+    /// (<see cref="ToolDefinition.ArgumentPrompt"/>) and the head file (<see cref="ToolTokenSlot.ArgumentPrompt"/>).
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? ArgumentPrompts { get; init; }
+
+    /// <summary>
+    /// ToolkenGPT's argument mode: after the tool's demonstrations the model writes freely until <c>)</c>
+    /// (<see cref="PaperArgumentConstraints"/>); the head's bias is the task's (set when training with the preset).
+    /// </summary>
+    public static ToolTokenOptions Paper { get; } = new() { ArgumentConstraints = PaperArgumentConstraints.Instance };
 }
 
 /// <summary>One tool call made during a generation.</summary>
@@ -48,6 +60,12 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
     /// <summary>Option key overriding the head's bias on tool scores.</summary>
     public const string BiasKey = "toolkens_bias";
 
+    /// <summary>Option key of the preset: <c>paper</c> runs ToolkenGPT's argument mode (<see cref="ToolTokenOptions.Paper"/>).</summary>
+    public const string PresetKey = "toolkens_preset";
+
+    /// <summary>Option key of a folder of argument demonstrations, one file <c>TOOL.txt</c> per tool (<see cref="ToolTokenDemonstrations"/>).</summary>
+    public const string DemonstrationsKey = "toolkens_demonstrations";
+
     // Heads by full path, reloaded when the file changes: a request names a head, and loading one reads the whole file.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTime Written, ToolTokenHead Head)> _heads = new(StringComparer.Ordinal);
 
@@ -59,6 +77,8 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         [
             new(HeadKey, "Tool-token head file (from 'toolkens train'); its tools come from the host.", NamesFile: true, Required: true),
             new(BiasKey, "Override the head's bias on tool scores."),
+            new(PresetKey, "paper: ToolkenGPT's argument mode (the tool's demonstrations, free text until ')'); default: constrained arguments."),
+            new(DemonstrationsKey, "Folder of argument demonstrations, TOOL.txt per tool (before the tools' and the head's own).", NamesFile: true),
         ],
         FromOptions)
     {
@@ -82,12 +102,16 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         head.EnsureMatches(tools);
         _head = options.Bias is { } bias ? head.WithBias(bias) : head;
         _tools = tools;
-        _argumentPromptTokens = tools.Select(t => t.ArgumentPrompt is { } prompt ? System.Text.Encoding.UTF8.GetByteCount(prompt) + 1 : 0).DefaultIfEmpty(0).Max();
         _options = options;
+        _argumentPromptTokens = Enumerable.Range(0, tools.Count).Select(i => ArgumentPromptOf(i) is { } prompt ? System.Text.Encoding.UTF8.GetByteCount(prompt) + 1 : 0).DefaultIfEmpty(0).Max();
     }
 
     /// <inheritdoc />
     public string Name => StrategyName;
+
+    // Demonstrations for tool i: the options', else the tool definition's, else the head file's.
+    private string? ArgumentPromptOf(int i)
+        => _options.ArgumentPrompts?.GetValueOrDefault(_tools[i].Name) ?? _tools[i].ArgumentPrompt ?? _head.Tools[i].ArgumentPrompt;
 
     private static ToolTokenStrategy FromOptions(StrategyOptions options, StrategyContext context)
     {
@@ -104,12 +128,19 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{HeadKey}' is not a usable path: {e.Message}", e);
         }
         var bias = options.GetFloat(BiasKey);
+        var preset = options.GetString(PresetKey, "default");
+        if (preset is not ("default" or ToolTokenPaper.PresetName))
+            throw new AgentHostException(ErrorKind.InvalidArgument, $"Option '{PresetKey}' must be default or {ToolTokenPaper.PresetName}, not '{preset}'.");
         var written = File.GetLastWriteTimeUtc(path);
         var head = _heads.TryGetValue(path, out var cached) && cached.Written == written ? cached.Head : ToolTokenHead.Load(path);
         _heads[path] = (written, head);
         var resolve = context.ResolveTools
             ?? throw new AgentHostException(ErrorKind.InvalidArgument, $"Strategy {StrategyName} fires the host's tools, and this host offers none.");
-        return new ToolTokenStrategy(head, resolve([.. head.Tools.Select(t => t.Name)]), new ToolTokenOptions { Bias = bias });
+        var demonstrations = options.GetString(DemonstrationsKey, "") is { Length: > 0 } folder
+            ? ToolTokenDemonstrations.Load(folder, [.. head.Tools.Select(t => t.Name)])
+            : null;
+        var settings = preset == ToolTokenPaper.PresetName ? ToolTokenOptions.Paper : new ToolTokenOptions();
+        return new ToolTokenStrategy(head, resolve([.. head.Tools.Select(t => t.Name)]), settings with { Bias = bias, ArgumentPrompts = demonstrations });
     }
 
     /// <inheritdoc />
@@ -170,6 +201,7 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         private readonly ToolTokenContext _context;
         private readonly float[] _features;
         private bool _afterCall;
+        private int _promptInTemplate;   // prompt tokens a [QUESTION] demonstration already holds
         private bool _pushed = true;   // the prefill pushed the prompt's last token
         private readonly DecodingTrace? _trace;
 
@@ -200,8 +232,8 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             for (var i = 0; i < tools; i++)
             {
                 _callStart[i] = model.Tokenize(owner._tools[i].Name + "(", addBos: false);
-                if (owner._tools[i].ArgumentPrompt is { Length: > 0 } prompt)
-                    _argumentPrompt[i] = model.Tokenize(prompt, model.Vocabulary.AddBos);
+                if (owner.ArgumentPromptOf(i) is { Length: > 0 } prompt)
+                    _argumentPrompt[i] = ArgumentPromptTokens(prompt, run.PromptTokens);
             }
             if (request.Sampling is { } sampling)
             {
@@ -212,6 +244,22 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
         }
 
         public TokenSampler? Sampler { get; }
+
+        /// <summary>
+        /// The demonstrations' tokens; as in ToolkenGPT's templates, <c>[QUESTION]</c> stands for the prompt, which then
+        /// is not repeated before the text generated so far (<see cref="GenerateArgumentsAsync"/> drops that many tokens).
+        /// </summary>
+        private int[] ArgumentPromptTokens(string prompt, IReadOnlyList<int> promptTokens)
+        {
+            var model = _session.Model;
+            var at = prompt.IndexOf(ToolTokenDemonstrations.QuestionPlaceholder, StringComparison.Ordinal);
+            if (at < 0)
+                return model.Tokenize(prompt, model.Vocabulary.AddBos);
+            var question = promptTokens.Count > 0 && promptTokens[0] == model.Vocabulary.Bos ? promptTokens.Skip(1) : promptTokens;
+            _promptInTemplate = promptTokens.Count;
+            return [.. model.Tokenize(prompt[..at], model.Vocabulary.AddBos), .. question,
+                .. model.Tokenize(prompt[(at + ToolTokenDemonstrations.QuestionPlaceholder.Length)..], addBos: false)];
+        }
 
         public List<ToolTokenCall> Calls { get; } = [];
 
@@ -354,7 +402,9 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
             var prompt = _argumentPrompt[toolIndex];
             var text = _session.GetTokens(0).ToArray();
             var bos = _session.Model.Vocabulary.Bos;
-            if (prompt is not null && text.Length > 0 && text[0] == bos)
+            if (prompt is not null && _promptInTemplate > 0)
+                text = text[Math.Min(_promptInTemplate, text.Length)..];
+            else if (prompt is not null && text.Length > 0 && text[0] == bos)
                 text = text[1..];
             var past = prompt is null ? _session.GetPast(0) : prompt.Length + text.Length;
             if (past + callStart.Length + _owner._options.MaxArgumentTokens >= _session.ContextSize)
@@ -383,7 +433,17 @@ public sealed class ToolTokenStrategy : IDecodingStrategy
                     constraint.Accept(token);
                     generated.Add(token);
                     if (constraint.IsComplete)
-                        return (true, constraint.ArgumentsJson, "");
+                    {
+                        try
+                        {
+                            return (true, constraint.ArgumentsJson, "");
+                        }
+                        catch (FormatException e)
+                        {
+                            // Free-text argument modes (the paper's) may write what does not parse: the call fails and backs off.
+                            return (false, "", $"the arguments do not parse: {e.Message}");
+                        }
+                    }
                     _session.ClearBatch();
                     await _session.WaitForRoomAsync(1).ConfigureAwait(false);
                     index = _session.AddToBatch(token, position++, 1, logits: true);

@@ -27,8 +27,29 @@ public sealed record ToolTokenTrainingOptions
     /// </summary>
     public bool OnlyToolTokens { get; init; }
 
-    /// <summary>Seed of the batch order: the same seed and data give the same W.</summary>
+    /// <summary>Seed of the batch order (and of the random start of <see cref="ToolTokenPrior.None"/>): the same seed and data give the same W.</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// One Adam step per corpus line (ToolkenGPT's trainer: one sequence per step) instead of <see cref="BatchSize"/>
+    /// positions drawn across lines.
+    /// </summary>
+    public bool PerSequence { get; init; }
+
+    /// <summary>
+    /// ToolkenGPT's code as released (<c>train_llama.py</c>): 20 epochs of Adam at 1e-3, one sequence per step, every
+    /// position labelled, no penalty, seed 1. The paper's other settings (a random start, the best epoch on held-out
+    /// lines, the head on h alone, the task's bias) are in <see cref="ToolTokenPaper"/>.
+    /// </summary>
+    public static ToolTokenTrainingOptions Paper { get; } = new()
+    {
+        Epochs = 20,
+        LearningRate = 1e-3,
+        PerSequence = true,
+        Lambda = 0,
+        OnlyToolTokens = false,
+        Seed = 1,
+    };
 
     /// <summary>Throws an <see cref="AgentHostException"/> naming the first invalid value.</summary>
     public void Validate()

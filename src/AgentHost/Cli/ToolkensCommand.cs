@@ -13,9 +13,10 @@ internal sealed class ToolkensCorpusCommand : ICommand
 {
     public string Name => "toolkens corpus";
 
-    public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt, unseen.txt).";
+    public string Summary => "Write the demo corpus of story sentences with arithmetic calls (train.txt, heldout.txt, unseen.txt, phrasings.txt, demonstrations/).";
 
-    private static readonly Option<string?> _out = CliOption.Text("--out", "Folder to write train.txt, heldout.txt and unseen.txt (templates never in training) into (required).", "DIR");
+    private static readonly Option<string?> _out = CliOption.Text("--out",
+        "Folder to write train.txt, heldout.txt, unseen.txt (templates never in training), phrasings.txt (written by hand) and demonstrations/TOOL.txt into (required).", "DIR");
     private static readonly Option<int> _train = CliOption.Int("--train", "Training lines.", "N", DemoCorpus.DefaultTrainLines, min: 1, max: DemoCorpus.MaxLines);
     private static readonly Option<int> _heldOut = CliOption.Int("--heldout", "Held-out lines, each of heldout.txt and unseen.txt.", "N", 100, min: 1, max: DemoCorpus.MaxLines);
     private static readonly Option<int> _seed = CliOption.Int("--seed", "Random seed.", "S", 1, min: 0);
@@ -28,7 +29,11 @@ internal sealed class ToolkensCorpusCommand : ICommand
         try
         {
             var (train, heldOut, unseen) = DemoCorpus.Write(directory, parse.GetValue(_train), parse.GetValue(_heldOut), parse.GetValue(_seed));
-            Console.Out.WriteLine($"{train}\n{heldOut}\n{unseen}");
+            var phrasings = Path.Combine(directory, "phrasings.txt");
+            File.WriteAllText(phrasings, DemoCorpus.Phrasings);
+            var demonstrations = Path.Combine(directory, "demonstrations");
+            ToolTokenDemonstrations.Write(demonstrations, DemoCorpus.ToolNames.ToDictionary(t => t, t => DemoCorpus.ArgumentPrompt(t)));
+            Console.Out.WriteLine($"{train}\n{heldOut}\n{unseen}\n{phrasings}\n{demonstrations}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -59,7 +64,17 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         "Context window: the head also reads the mean hidden state of the last N tokens (0: h alone, as the papers).", "N", ToolTokenContext.DefaultWindow, min: 0, max: 4096);
     private static readonly Option<int> _negatives = CliOption.Int("--negatives",
         "Stories the model writes itself, added as text where no tool belongs (0: the corpus alone).", "N", ToolTokenNegatives.DefaultStories, min: 0, max: 10_000);
-    private static readonly Option<int> _seed = CliOption.Int("--seed", "Seed of the batch order and of the model's stories.", "S", _defaults.Seed, min: 0);
+    private static readonly Option<int> _seed = CliOption.Int("--seed", "Seed of the batch order, the random start (--prior none) and the model's stories.", "S", _defaults.Seed, min: 0);
+    private static readonly Option<bool> _perSequence = CliOption.Flag("--per-sequence", "One Adam step per corpus line (ToolkenGPT's trainer) instead of --batch-size positions.");
+    private static readonly Option<int> _validation = CliOption.Int("--validation",
+        "Hold out the corpus's last N lines and keep the epoch with the best F1 on them (0: train on all lines, keep the last epoch).", "N", 0, min: 0);
+    private static readonly Option<string?> _task = CliOption.Text("--task",
+        "Take the bias ToolkenGPT uses for this task: gsm8k-xl (3.0), funcqa-oh (2.7), funcqa-mh (4.0), kamel or virtualhome (10).", "TASK", [.. ToolTokenPaper.TaskBiases.Keys]);
+    private static readonly Option<string?> _demonstrations = CliOption.Text("--demonstrations",
+        "Folder of argument demonstrations, TOOL.txt per tool, stored in the head and used in argument mode.", "DIR");
+    private static readonly Option<string> _preset = CliOption.Text("--preset",
+        "paper: ToolkenGPT's released settings (20 epochs at 1e-3, one line per step, random start, h alone, best of the last 100 lines, the GSM8K-XL bias 3.0, no model stories); options given explicitly still apply.",
+        "NAME", "default", "default", ToolTokenPaper.PresetName);
 
     public string Name => "toolkens train";
 
@@ -67,7 +82,8 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
 
     public IReadOnlyList<Symbol> Options { get; } =
     [
-        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _context, _negatives, _seed, SharedOptions.Json,
+        SharedOptions.Model, _plugins, _corpus, _out, _epochs, _lr, _batchSize, _lambda, _regularizer, _prior, _priorScale, _onlyToolTokens, _bias, _context, _negatives, _seed,
+        _perSequence, _validation, _task, _demonstrations, _preset, SharedOptions.Json,
     ];
 
     public async Task<int> RunAsync(ParseResult parse, CancellationToken cancellationToken)
@@ -75,38 +91,51 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         var tools = toolTokenTools.FromNames(parse.GetValue(_plugins)!);
         var examples = AnnotatedCorpus.Load(parse.Require(_corpus));
         var output = parse.Require(_out);
+        // The preset supplies the paper's values for every option not given explicitly.
+        var paper = parse.GetValue(_preset) == ToolTokenPaper.PresetName;
+        T Value<T>(Option<T> option, T paperValue) => paper && !parse.Has(option) ? paperValue : parse.GetValue(option)!;
+        var preset = ToolTokenTrainingOptions.Paper;
         var options = new ToolTokenTrainingOptions
         {
-            Epochs = parse.GetValue(_epochs),
-            LearningRate = parse.GetValue(_lr),
+            Epochs = Value(_epochs, preset.Epochs),
+            LearningRate = Value(_lr, preset.LearningRate),
             BatchSize = parse.GetValue(_batchSize),
-            Lambda = parse.GetValue(_lambda),
+            PerSequence = Value(_perSequence, preset.PerSequence),
+            Lambda = Value(_lambda, preset.Lambda),
             Regularizer = parse.GetValue(_regularizer) switch
             {
                 "frobenius" => ToolTokenRegularizer.Frobenius,
                 "squared" => ToolTokenRegularizer.SquaredL2,
                 var other => throw CliOption.Usage($"--regularizer must be frobenius or squared, not '{other}'."),
             },
-            OnlyToolTokens = parse.GetValue(_onlyToolTokens),
-            Seed = parse.GetValue(_seed),
+            OnlyToolTokens = Value(_onlyToolTokens, preset.OnlyToolTokens),
+            Seed = Value(_seed, preset.Seed),
         };
         options.Validate();
-        var priorKind = parse.GetValue(_prior) switch
+        var priorKind = Value(_prior, "none") switch
         {
             "hidden" => ToolTokenPrior.HiddenStates,
             "embedding" => ToolTokenPrior.OutputEmbeddings,
             "none" => ToolTokenPrior.None,
             var other => throw CliOption.Usage($"--prior must be hidden, embedding or none, not '{other}'."),
         };
-        var bias = parse.GetValue(_bias);
-        var window = parse.GetValue(_context);
+        if (parse.Has(_bias) && parse.Has(_task))
+            throw CliOption.Usage("--bias and --task both set the bias; give one.");
+        var bias = parse.GetValue(_task) is { } task ? ToolTokenPaper.BiasOf(task) : Value(_bias, ToolTokenPaper.BiasOf(ToolTokenPaper.DefaultTask));
+        var window = Value(_context, ToolTokenPaper.ContextWindow);
+        var validation = Value(_validation, ToolTokenPaper.HeldOutLines);
+        if (validation >= examples.Count)
+            throw CliOption.Usage($"--validation {validation} holds out every line of the corpus ({examples.Count}); hold out fewer.");
+        var heldOutExamples = examples.Skip(examples.Count - validation).ToList();
+        examples = [.. examples.Take(examples.Count - validation)];
+        var demonstrations = parse.GetValue(_demonstrations) is { } folder ? ToolTokenDemonstrations.Load(folder, [.. tools.Select(t => t.Name)]) : null;
 
         var model = await models.GetModelAsync(parse.GetValue(SharedOptions.Model), cancellationToken);
         // Training reads final hidden states: a session created for them, on the model as loaded.
         using var session = await model.CreateSessionAsync(hiddenStates: true, cancellationToken);
         var names = tools.Select(t => t.Name).ToList();
 
-        if (parse.GetValue(_negatives) is > 0 and var stories)
+        if (Value(_negatives, ToolTokenPaper.Negatives) is > 0 and var stories)
         {
             var writing = new ConsoleProgressBar("model's stories");
             examples = [.. examples, .. await ToolTokenNegatives.SampleAsync(session, stories, options.Seed,
@@ -116,14 +145,16 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         var reading = new ConsoleProgressBar("reading corpus");
         var data = await ToolTokenDataset.BuildAsync(session, examples, names, window, new SyncProgress<double>(f => reading.Show(f, $"{examples.Count} examples")), cancellationToken);
         reading.Finish();
-        var namePrior = await ToolTokenPriors.BuildAsync(priorKind, session, names, parse.GetValue(_priorScale), cancellationToken);
+        var namePrior = await ToolTokenPriors.BuildAsync(priorKind, session, names, parse.GetValue(_priorScale), options.Seed, cancellationToken);
+        var heldOut = heldOutExamples.Count > 0 ? await ToolTokenDataset.BuildAsync(session, heldOutExamples, names, window, cancellationToken: cancellationToken) : null;
 
-        var trainer = new ToolTokenTrainer(data, namePrior, options);
+        var trainer = new ToolTokenTrainer(data, namePrior, options, heldOut);
         var prior = trainer.Prior;
         var initialLoss = trainer.CrossEntropy(prior);
         var training = new ConsoleProgressBar("training");
         var weights = trainer.Train(new SyncProgress<ToolTokenTrainingProgress>(p =>
-            training.Show(p.Epoch / (double)p.Epochs, $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss.ToString("F4", CultureInfo.InvariantCulture)}")), cancellationToken);
+            training.Show(p.Epoch / (double)p.Epochs, $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss.ToString("F4", CultureInfo.InvariantCulture)}"
+                + (p.HeldOutF1 is { } f1 ? $" held-out F1 {f1.ToString("F3", CultureInfo.InvariantCulture)}" : ""))), cancellationToken);
         training.Finish();
         var finalLoss = trainer.CrossEntropy(weights);
 
@@ -136,10 +167,17 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
                 ["calls"] = data.CallPositions,
                 ["skipped_calls"] = data.SkippedCalls,
                 ["epochs"] = options.Epochs,
+                ["best_epoch"] = trainer.BestEpoch,
+                ["heldout_lines"] = heldOutExamples.Count,
+                ["per_sequence"] = options.PerSequence ? 1 : 0,
                 ["initial_loss"] = initialLoss,
                 ["final_loss"] = finalLoss,
             },
         };
+        if (trainer.HeldOutF1 is { } bestF1)
+            head = head.WithTrainingInfo("heldout_f1", bestF1);
+        if (demonstrations is not null)
+            head = head.WithArgumentPrompts(demonstrations);
         head.Save(output);
         var fit = ToolTokenEvaluation.Evaluate(head, data);
 
@@ -158,6 +196,8 @@ internal sealed class ToolkensTrainCommand(ILlamaModelProvider models, ToolToken
         {
             Console.Out.WriteLine($"head: {Path.GetFullPath(output)} (model {model.Name}, tools {string.Join(", ", names)})");
             Console.Out.WriteLine(FormattableString.Invariant($"positions {data.Count}, calls {data.CallPositions}, skipped {data.SkippedCalls}; loss {initialLoss:F4} -> {finalLoss:F4}; training set F1 {fit.F1:F3}"));
+            if (trainer.HeldOutF1 is { } heldOutF1)
+                Console.Out.WriteLine(FormattableString.Invariant($"kept epoch {trainer.BestEpoch} of {options.Epochs}: F1 {heldOutF1:F3} on the last {heldOutExamples.Count} lines"));
         }
         return CliApp.ExitOk;
     }
