@@ -340,6 +340,8 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
         long used = reserved;
         foreach (var job in _active)
             used += job.Reserved;
+        foreach (var job in _releasing)
+            used += job.Reserved;   // ended, but its sequences free up only after the next decode
         if (used > context.ContextSize)
             return false;
         foreach (var s in scratch)
