@@ -7,7 +7,8 @@ namespace AgentHost.Llama.Models;
 
 /// <summary>
 /// Keeps a quantized stand-in (<see cref="StandInSettings.Quantize"/>) in the user cache: its source file quantized by
-/// llama.cpp's own quantizer (<see cref="LLamaQuantizer"/>, llama_model_quantize). Like <see cref="StandInBuilder"/>,
+/// llama.cpp's own quantizer (<see cref="LLamaQuantizer"/>, llama_model_quantize) with llama-quantize's defaults
+/// (output.weight quantized too). Like <see cref="StandInBuilder"/>,
 /// a build goes to a private <c>.part</c> file renamed into place when complete, with its SHA-256 recorded beside it;
 /// an existing file is reused when its recorded digest holds and its GGUF file type is the one asked for.
 /// </summary>
