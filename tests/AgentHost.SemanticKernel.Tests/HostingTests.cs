@@ -164,7 +164,7 @@ public sealed class HostingTests
 
         Assert.Equal(ErrorKind.ModelNotFound, error.Kind);
         Assert.Contains("Unknown model 'no-such-model'", error.Message);
-        Assert.Contains("stories260k, stories260k-wide, tinystories656k", error.Message);
+        Assert.Contains("stories260k, stories260k-wide, stories260k-wide-q4, tinystories656k", error.Message);
     }
 
     [Fact]
