@@ -114,7 +114,7 @@ public sealed class HostingTests
         var options = container.GetRequiredService<IOptions<AgentHostOptions>>().Value;
         Assert.Equal(
             ["gemma3-1b", "gemma3-4b", "llama3.2-1b", "llama3.2-3b", "mistral-7b", "phi4-mini", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b",
-             "stories260k", "stories260k-wide", "tiny", "tinystories656k"],
+             "stories260k", "stories260k-wide", "stories260k-wide-q4", "tiny", "tinystories656k"],
             options.Models.Keys.Order(StringComparer.Ordinal));
         var client = container.GetRequiredService<IChatClient>();
         var model = client.GetService<LlamaModel>()!;
@@ -164,7 +164,7 @@ public sealed class HostingTests
 
         Assert.Equal(ErrorKind.ModelNotFound, error.Kind);
         Assert.Contains("Unknown model 'no-such-model'", error.Message);
-        Assert.Contains("stories260k, stories260k-wide, tinystories656k", error.Message);
+        Assert.Contains("stories260k, stories260k-wide, stories260k-wide-q4, tinystories656k", error.Message);
     }
 
     [Fact]

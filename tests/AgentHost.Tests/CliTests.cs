@@ -272,6 +272,48 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Bench_server_mix_measures_mixed_strategies_against_greedy_and_compares_speculative_outputs_with_greedy()
+    {
+        var jsonPath = Path.Combine(_temp, "mix.json");
+        var prompts = Path.Combine(_temp, "one-prompt.txt");
+        await File.WriteAllTextAsync(prompts, "Once upon a time\n");
+        var result = await Run("bench", "server", "--mix", "--prompts", prompts, "--runs", "1", "--warmup", "0", "--max-tokens", "4", "--json", jsonPath);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("recycling/lookup outputs equal to serial greedy:", result.StdOut);
+        var root = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement;
+        // 16 clients of 6 kinds, one prompt each: clients 2, 8, 14 recycle and 3, 9, 15 look up.
+        Assert.Equal(6, root.GetProperty("outputs_compared").GetInt32());
+        Assert.InRange(root.GetProperty("outputs_equal_to_greedy").GetInt32(), 0, 6);
+        Assert.True(root.GetProperty("mixed_vs_greedy")[0].GetDouble() > 0);
+        Assert.True(root.GetProperty("recycling_http_vs_in_process")[0].GetDouble() > 0);
+    }
+
+    [Fact]
+    public async Task Bench_server_shared_prefix_serves_the_later_agents_prefix_from_cache()
+    {
+        var jsonPath = Path.Combine(_temp, "prefix.json");
+        var result = await Run("bench", "server", "--shared-prefix", "--prefix-tokens", "200", "--runs", "1", "--warmup", "0", "--max-tokens", "2", "--json", jsonPath);
+
+        Assert.Equal(0, result.ExitCode);
+        var root = JsonDocument.Parse(await File.ReadAllTextAsync(jsonPath)).RootElement;
+        Assert.True(root.GetProperty("prompt_tokens").GetInt64() >= 200);
+        Assert.True(root.GetProperty("first_cached_share")[0].GetDouble() < 0.5, "the first request finds its new system prompt uncached");
+        var later = root.GetProperty("later_cached_share").EnumerateArray().Select(e => e.GetDouble()).ToList();
+        Assert.Equal(7, later.Count);
+        Assert.All(later, share => Assert.True(share > 0.75, $"a later agent had {share:P0} of its prompt from cache"));
+    }
+
+    [Fact]
+    public async Task Bench_server_takes_one_scenario()
+    {
+        var result = await Run("bench", "server", "--mix", "--shared-prefix");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("either --mix or --shared-prefix", result.StdErr);
+    }
+
+    [Fact]
     public async Task Bench_reports_every_row_with_a_ratio_against_the_baseline()
     {
         var jsonPath = Path.Combine(_temp, "bench.json");

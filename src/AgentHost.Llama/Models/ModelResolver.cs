@@ -481,10 +481,16 @@ public sealed partial class ModelResolver
     {
         var (sourceName, sourceSettings) = StandInSource(name, settings.StandIn!);
         var target = StandInPath(name, settings);
+        // The type is checked before the source is resolved: a bad setting builds nothing.
+        var quantize = settings.StandIn!.Quantize is { } type ? StandInQuantizer.ParseType(type, name) : (LLama.Native.LLamaFtype?)null;
         var source = await ResolveAsync(sourceName, progress, cancellationToken).ConfigureAwait(false);
-        var built = await new StandInBuilder(_logger)
-            .EnsureAsync(name, source.Path, settings.StandIn!, target, settings.Sha256, progress, cancellationToken)
-            .ConfigureAwait(false);
+        var built = quantize is { } ftype
+            ? await new StandInQuantizer(_logger)
+                .EnsureAsync(name, source.Path, ftype, target, settings.Sha256, cancellationToken)
+                .ConfigureAwait(false)
+            : await new StandInBuilder(_logger)
+                .EnsureAsync(name, source.Path, settings.StandIn!, target, settings.Sha256, progress, cancellationToken)
+                .ConfigureAwait(false);
         var resolved = new ResolvedModel(name, target, settings.Clone(), built ? ModelSource.Built : ModelSource.Cache);
         LogResolved(_logger, name, target, resolved.Source);
         return resolved;
@@ -499,10 +505,12 @@ public sealed partial class ModelResolver
                 $"The stand-in catalog entry '{name}' sets no StandIn:Source; set AgentHost:Models:{name}:StandIn:Source to the catalog name of the model it is built from.");
         }
         var source = FindCatalogEntry(standIn.Source.Trim());
-        if (source.Settings.StandIn is not null)
+        // A widened stand-in is built from a plain model; a quantized one also from a widened stand-in, never from another quantized one.
+        if (source.Settings.StandIn is { } sourceStandIn && (standIn.Quantize is null || sourceStandIn.Quantize is not null))
         {
-            throw new AgentHostException(ErrorKind.InvalidArgument,
-                $"The stand-in catalog entry '{name}' is built from '{source.Name}', which is a stand-in itself; its StandIn:Source must be a plain model.");
+            throw new AgentHostException(ErrorKind.InvalidArgument, standIn.Quantize is null
+                ? $"The stand-in catalog entry '{name}' is built from '{source.Name}', which is a stand-in itself; its StandIn:Source must be a plain model."
+                : $"The quantized stand-in '{name}' is built from '{source.Name}', which is quantized itself; its StandIn:Source must be a plain model or a widened stand-in.");
         }
         return source;
     }

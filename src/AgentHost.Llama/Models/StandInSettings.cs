@@ -20,6 +20,13 @@ public sealed class StandInSettings
     /// <summary>Number of transformer blocks (<c>llama.block_count</c>); at least the source's.</summary>
     public int BlockCount { get; set; } = 12;
 
+    /// <summary>
+    /// When set (a llama.cpp quantization type such as <c>Q4_K_M</c>), the entry is <see cref="Source"/> quantized by
+    /// llama.cpp's quantizer instead of widened: the shape settings are not used, and the source may itself be a
+    /// (widened, F32) stand-in, as <c>stories260k-wide-q4</c> is of <c>stories260k-wide</c>.
+    /// </summary>
+    public string? Quantize { get; set; }
+
     /// <summary>A copy.</summary>
     public StandInSettings Clone() => (StandInSettings)MemberwiseClone();
 }

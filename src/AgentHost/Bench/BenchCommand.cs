@@ -28,6 +28,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
     private static readonly Option<string> _baseline = CliOption.Text("--baseline", "Row the ratios are relative to.", "NAME", "greedy");
     private static readonly Option<int> _runs = BenchOptions.Runs(5);
     private static readonly Option<int> _maxTokens = SharedOptions.MaxTokens(128, "Most tokens per prompt.");
+    private static readonly Option<string?> _reference = CliOption.Text("--reference", "Also decode the prompts greedily on this model and report how far --model's greedy tokens agree with it (e.g. a quantized model against its F32 source).", "NAME|PATH");
     private static readonly Option<string?> _trees = CliOption.Text("--trees", "Comma-separated tree templates: one recycling row per template (e.g. auto,chain-2,tree-6).", "A,B");
 
     /// <summary>The bare llama_decode greedy loop (<see cref="RawDecodeLoop"/>): the limit greedy is measured against.</summary>
@@ -48,6 +49,7 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
         BenchOptions.Prompts,
         BenchOptions.JsonFile,
         _trees,
+        _reference,
         .. StrategyArguments.Options,
     ];
 
@@ -108,6 +110,12 @@ internal sealed class BenchCommand(ILlamaModelProvider models, ToolTokenTools to
         if (rows.FirstOrDefault(r => r.Name == "greedy") is { } greedyRow)
             Console.WriteLine($"{RawRow} outputs equal to greedy: {rows[^2].SameOutputs(greedyRow)}/{prompts.Count}");
         PrintSpeculativeTable(rows, baselineRow);
+        if (parse.GetValue(_reference) is { } referenceName)
+        {
+            var reference = await models.GetModelAsync(referenceName, cancellationToken);
+            var expected = (await RawDecodeLoop.RunAsync(reference, prompts, maxTokens, cancellationToken)).Outputs;
+            Console.WriteLine(Agreement.Describe(rows[^2].Samples[0].Outputs, expected, $"greedy ({RawRow}) against {reference.Name}"));
+        }
         if (jsonPath is not null)
             await WriteJsonAsync(jsonPath, model, rows, baselineRow, prompts, runs, warmup, maxTokens, cancellationToken);
         return CliApp.ExitOk;

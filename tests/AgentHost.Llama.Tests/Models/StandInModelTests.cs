@@ -15,6 +15,7 @@ namespace AgentHost.Llama.Tests.Models;
 public sealed class StandInModelTests : IDisposable
 {
     private const string Wide = "wide";
+    private const string Quantized = "wide-q4";
 
     /// <summary>
     /// Logits agree up to float rounding: longer dot products sum in another order, and the F16 KV cache turns
@@ -227,6 +228,74 @@ public sealed class StandInModelTests : IDisposable
         Assert.False(Directory.Exists(Cache) && Directory.GetFiles(Cache).Length > 0);
     }
 
+    [Fact]
+    public async Task A_quantized_stand_in_is_its_source_through_llama_cpps_quantizer_in_the_type_asked_for()
+    {
+        // Widened to 256 so that rows fit Q4_K's 256-element blocks (narrower rows fall back to other types).
+        var options = Options(256, 512, 5);
+        options.Models[Quantized] = new ModelSettings { File = "wide-q4.gguf", StandIn = new StandInSettings { Source = Wide, Quantize = "Q4_K_M" } };
+        var resolver = CreateResolver(options);
+
+        var built = await resolver.ResolveAsync(Quantized);
+        var reused = await resolver.ResolveAsync(Quantized);
+        var source = await resolver.ResolveAsync(Wide);
+
+        Assert.Equal(ModelSource.Built, built.Source);
+        Assert.Equal(ModelSource.Cache, reused.Source);
+        var file = GgufFile.Read(built.Path);
+        Assert.Equal((long)LLama.Native.LLamaFtype.MOSTLY_Q4_K_M, file.GetInteger("general.file_type"));
+        Assert.Contains(file.Tensors, t => t.Type == GgmlType.Q4_K);
+        Assert.DoesNotContain(file.Tensors, t => t.Dimensions.Length > 1 && t.Type == GgmlType.F32);
+        Assert.True(new FileInfo(built.Path).Length * 3 < new FileInfo(source.Path).Length, "Q4_K_M should be well under a third of the F32 file");
+        Assert.Equal(ModelDigest.Compute(built.Path), ModelDigest.Recorded(built.Path));
+
+        // Its own check: a quantized model is not the F32 one (greedy tokens may differ from the first; the bench reports
+        // the match rate), but its logits are the F32 logits plus quantisation noise: strongly correlated over the vocabulary.
+        var settings = new ModelSettings { ContextSize = 256, Threads = TestModels.Threads, BatchThreads = TestModels.Threads, Sequences = 1 };
+        using var f32 = LlamaModel.Load("wide", source.Path, settings);
+        using var q4 = LlamaModel.Load("wide-q4", built.Path, settings);
+        using var f32Session = await f32.CreateSessionAsync();
+        using var q4Session = await q4.CreateSessionAsync();
+        var greedy = new GreedyStrategy();
+        foreach (var prompt in _prompts)
+        {
+            var request = new GenerationRequest { Prompt = prompt, MaxTokens = 32 };
+            var expected = await f32Session.GenerateAsync(greedy, request);
+            var actual = await q4Session.GenerateAsync(greedy, request);
+            Assert.True(actual.Tokens.Count >= 8, $"'{prompt}' generated only {actual.Tokens.Count} tokens on Q4_K_M");
+            var tokens = f32.Tokenize(prompt + expected.Text, addBos: true);
+            var correlation = Correlation(await LastLogits(f32Session, tokens), await LastLogits(q4Session, tokens));
+            Assert.True(correlation > 0.9, $"'{prompt}': the Q4_K_M logits correlate with the F32 ones at {correlation:F3}");
+        }
+    }
+
+    [Theory]
+    [InlineData("Q4_K_X", "not a llama.cpp quantization type")]
+    [InlineData("", "not a llama.cpp quantization type")]
+    public async Task A_quantized_stand_in_with_an_unknown_type_is_one_clear_error(string type, string message)
+    {
+        var options = Options(128, 512, 5);
+        options.Models[Quantized] = new ModelSettings { File = "wide-q4.gguf", StandIn = new StandInSettings { Source = Wide, Quantize = type } };
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => CreateResolver(options).ResolveAsync(Quantized));
+
+        Assert.Contains(message, error.Message);
+        Assert.Contains("Q4_K_M", error.Message);
+        Assert.False(Directory.Exists(Cache) && Directory.EnumerateFiles(Cache).Any(), "nothing is built for a bad type");
+    }
+
+    [Fact]
+    public async Task A_quantized_stand_in_is_not_built_from_a_quantized_one()
+    {
+        var options = Options(128, 512, 5);
+        options.Models[Quantized] = new ModelSettings { File = "wide-q4.gguf", StandIn = new StandInSettings { Source = Wide, Quantize = "Q4_K_M" } };
+        options.Models["twice"] = new ModelSettings { File = "twice.gguf", StandIn = new StandInSettings { Source = Quantized, Quantize = "Q4_K_M" } };
+
+        var error = await Assert.ThrowsAsync<AgentHostException>(() => CreateResolver(options).ResolveAsync("twice"));
+
+        Assert.Contains("quantized itself", error.Message);
+    }
+
     /// <summary>Greedy token ids of the stand-in equal the source's, and so do the logits after them, up to float rounding.</summary>
     private static async Task AssertSamePredictions(string standInPath, string[] prompts, int maxTokens)
     {
@@ -252,6 +321,18 @@ public sealed class StandInModelTests : IDisposable
             for (var i = 0; i < sourceLogits.Length; i++)
                 Assert.True(Math.Abs(sourceLogits[i] - standInLogits[i]) < LogitTolerance, $"'{prompt}': logit {i} is {standInLogits[i]}, the source's {sourceLogits[i]}");
         }
+    }
+
+    private static double Correlation(float[] x, float[] y)
+    {
+        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
+        for (var i = 0; i < x.Length; i++)
+        {
+            sxy += (x[i] - mx) * (y[i] - my);
+            sxx += (x[i] - mx) * (x[i] - mx);
+            syy += (y[i] - my) * (y[i] - my);
+        }
+        return sxy / Math.Sqrt(sxx * syy);
     }
 
     private static Task<float[]> LastLogits(InferenceSession session, int[] tokens) => session.RunAsync(s =>
