@@ -11,7 +11,6 @@ namespace AgentHost.Llama.Models;
 internal sealed partial class StandInBuilder(ILogger logger)
 {
     private const long HeaderAllowance = 64L << 20; // room for the header (vocabulary) beyond the weights, in the free-space check
-    private static int _partCounter;
 
     /// <summary>Makes sure <paramref name="target"/> holds the stand-in; true when it was built now, false when reused.</summary>
     /// <param name="name">The catalog name, for messages.</param>
@@ -33,91 +32,19 @@ internal sealed partial class StandInBuilder(ILogger logger)
 
     private bool Ensure(string name, string sourcePath, StandInSettings shape, string target, string? expectedSha256, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
-        var expected = expectedSha256?.Trim().ToLowerInvariant();
-        if (expected is not null && !ModelDigest.IsSha256Hex(expected))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"The catalog entry '{name}' has Sha256 '{expectedSha256}', which is not 64 hexadecimal digits.");
-
+        var expected = StandInFiles.Expected(name, expectedSha256);
         var widener = new ModelWidener(GgufFile.Read(sourcePath), shape.EmbeddingLength, shape.FeedForwardLength, shape.BlockCount);
-        if (File.Exists(target))
-        {
-            var problem = Verify(target, widener, expected);
-            if (problem is null)
-            {
-                LogReused(logger, name, target);
-                return false;
-            }
-            LogRebuilding(logger, name, target, problem);
-        }
-        Build(name, widener, target, expected, progress, cancellationToken);
-        return true;
-    }
-
-    /// <summary>Why the existing file cannot be reused, or null when it can.</summary>
-    private static string? Verify(string target, ModelWidener widener, string? expected)
-    {
-        try
-        {
-            if (ModelDigest.Recorded(target) is not { } recorded)
-                return "no SHA-256 was recorded beside it";
-            var actual = ModelDigest.Compute(target);
-            if (!string.Equals(actual, recorded, StringComparison.OrdinalIgnoreCase))
-                return $"its SHA-256 is {actual}, not the recorded {recorded}";
-            if (expected is not null && actual != expected)
-                return $"its SHA-256 is {actual}, not the catalog's {expected}";
-            return widener.Matches(GgufFile.Read(target), out var mismatch) ? null : mismatch;
-        }
-        catch (AgentHostException e)
-        {
-            return e.Message;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return e.Message;
-        }
-    }
-
-    private void Build(string name, ModelWidener widener, string target, string? expected, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
-    {
-        var folder = Path.GetDirectoryName(target)!;
-        var suffix = $".{Environment.ProcessId}-{Interlocked.Increment(ref _partCounter)}.part";
-        var part = target + suffix;
-        var digestPart = ModelDigest.PathFor(target) + suffix;
-        var completed = false;
+        if (StandInFiles.Reuse(name, target, expected, file => widener.Matches(file, out var mismatch) ? null : mismatch, logger))
+            return false;
         LogBuilding(logger, name, target, widener.ParameterCount);
-        try
+        StandInFiles.Build(name, target, expected, part =>
         {
-            Directory.CreateDirectory(folder);
-            CheckFreeSpace(name, folder, widener.ParameterCount * sizeof(float) + HeaderAllowance);
-            using (var file = new FileStream(part, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
-            {
-                widener.Write(file, progress, cancellationToken);
-                file.Flush(flushToDisk: true);
-            }
-
-            var digest = ModelDigest.Compute(part);
-            if (expected is not null && digest != expected)
-            {
-                throw new AgentHostException(ErrorKind.InvalidModelFile,
-                    $"The stand-in '{name}' was built with the SHA-256 {digest}, not the catalog's {expected}: its source file is not the one the catalog was made with; it was not kept.");
-            }
-            File.WriteAllText(digestPart, ModelDigest.Line(target, digest));
-            File.Move(part, target, overwrite: true);
-            File.Move(digestPart, ModelDigest.PathFor(target), overwrite: true);
-            completed = true;
-            LogBuilt(logger, name, target, digest);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new AgentHostException(ErrorKind.InvalidModelFile, $"Building the stand-in '{name}' at '{target}' failed: {e.Message.Trim().TrimEnd('.')}.", e);
-        }
-        finally
-        {
-            if (!completed)
-            {
-                PartialFiles.DeleteQuietly(part, logger);
-                PartialFiles.DeleteQuietly(digestPart, logger);
-            }
-        }
+            CheckFreeSpace(name, Path.GetDirectoryName(target)!, widener.ParameterCount * sizeof(float) + HeaderAllowance);
+            using var file = new FileStream(part, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20);
+            widener.Write(file, progress, cancellationToken);
+            file.Flush(flushToDisk: true);
+        }, logger);
+        return true;
     }
 
     private static void CheckFreeSpace(string name, string folder, long needed)
@@ -138,15 +65,6 @@ internal sealed partial class StandInBuilder(ILogger logger)
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Stand-in {Name} reused from {Path}")]
-    private static partial void LogReused(ILogger logger, string name, string path);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stand-in {Name} at {Path} is rebuilt: {Problem}")]
-    private static partial void LogRebuilding(ILogger logger, string name, string path, string problem);
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Building stand-in {Name} ({Parameters} parameters) at {Path}")]
     private static partial void LogBuilding(ILogger logger, string name, string path, long parameters);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Built stand-in {Name} at {Path}, SHA-256 {Sha256}")]
-    private static partial void LogBuilt(ILogger logger, string name, string path, string sha256);
 }

@@ -14,8 +14,6 @@ namespace AgentHost.Llama.Models;
 /// </summary>
 internal sealed partial class StandInQuantizer(ILogger logger)
 {
-    private static int _partCounter;
-
     /// <summary>The llama.cpp file type of a <see cref="StandInSettings.Quantize"/> name (Q4_K_M, Q8_0, ...), or a clear error.</summary>
     public static LLamaFtype ParseType(string name, string entry)
     {
@@ -33,28 +31,13 @@ internal sealed partial class StandInQuantizer(ILogger logger)
 
     private bool Ensure(string name, string sourcePath, LLamaFtype type, string target, string? expected, CancellationToken cancellationToken)
     {
-        if (expected is not null && !ModelDigest.IsSha256Hex(expected))
-            throw new AgentHostException(ErrorKind.InvalidArgument, $"The catalog entry '{name}' has Sha256 '{expected}', which is not 64 hexadecimal digits.");
-        if (File.Exists(target))
-        {
-            var problem = Verify(target, type, expected);
-            if (problem is null)
-            {
-                LogReused(logger, name, target);
-                return false;
-            }
-            LogRebuilding(logger, name, target, problem);
-        }
+        expected = StandInFiles.Expected(name, expected);
+        if (StandInFiles.Reuse(name, target, expected, file => IsType(file, type), logger))
+            return false;
         cancellationToken.ThrowIfCancellationRequested();
-
-        var suffix = $".{Environment.ProcessId}-{Interlocked.Increment(ref _partCounter)}.part";
-        var part = target + suffix;
-        var digestPart = ModelDigest.PathFor(target) + suffix;
-        var completed = false;
         LogBuilding(logger, name, target, type);
-        try
+        StandInFiles.Build(name, target, expected, part =>
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             NativeRuntime.Configure(NullLoggerFactory.Instance);   // the log callback before the library loads; a host's later Configure redirects it
             NativeApi.llama_empty_call();   // loads libllama through LLamaSharp's resolver, which LLamaQuantizer's own import does not pass
             var ok = NativeRuntime.CaptureErrors(() => LLamaQuantizer.Quantize(sourcePath, part, type, nthread: -1, allowRequantize: false, quantizeOutputTensor: true), out var errors);
@@ -63,67 +46,16 @@ internal sealed partial class StandInQuantizer(ILogger logger)
                 throw new AgentHostException(ErrorKind.InvalidModelFile,
                     $"Quantizing '{sourcePath}' to {type} for the stand-in '{name}' failed{(errors.Length > 0 ? ": " + errors : ".")}");
             }
-            var digest = ModelDigest.Compute(part);
-            if (expected is not null && digest != expected)
-            {
-                throw new AgentHostException(ErrorKind.InvalidModelFile,
-                    $"The stand-in '{name}' was built with the SHA-256 {digest}, not the catalog's {expected}: its source is not the one the catalog was made with; it was not kept.");
-            }
-            File.WriteAllText(digestPart, ModelDigest.Line(target, digest));
-            File.Move(part, target, overwrite: true);
-            File.Move(digestPart, ModelDigest.PathFor(target), overwrite: true);
-            completed = true;
-            LogBuilt(logger, name, target, digest);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new AgentHostException(ErrorKind.InvalidModelFile, $"Building the stand-in '{name}' at '{target}' failed: {e.Message.Trim().TrimEnd('.')}.", e);
-        }
-        finally
-        {
-            if (!completed)
-            {
-                PartialFiles.DeleteQuietly(part, logger);
-                PartialFiles.DeleteQuietly(digestPart, logger);
-            }
-        }
+        }, logger);
+        return true;
     }
 
-    /// <summary>Why the existing file cannot be reused, or null when it can.</summary>
-    private static string? Verify(string target, LLamaFtype type, string? expected)
+    private static string? IsType(GgufFile file, LLamaFtype type)
     {
-        try
-        {
-            if (ModelDigest.Recorded(target) is not { } recorded)
-                return "no SHA-256 was recorded beside it";
-            var actual = ModelDigest.Compute(target);
-            if (!string.Equals(actual, recorded, StringComparison.OrdinalIgnoreCase))
-                return $"its SHA-256 is {actual}, not the recorded {recorded}";
-            if (expected is not null && actual != expected)
-                return $"its SHA-256 is {actual}, not the catalog's {expected}";
-            var fileType = GgufFile.Read(target).GetInteger("general.file_type");
-            return fileType == (long)type ? null : $"its file type is {fileType}, not {type} ({(int)type})";
-        }
-        catch (AgentHostException e)
-        {
-            return e.Message;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return e.Message;
-        }
+        var fileType = file.GetInteger("general.file_type");
+        return fileType == (long)type ? null : $"its file type is {fileType}, not {type} ({(int)type})";
     }
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Stand-in {Name} reused from {Path}")]
-    private static partial void LogReused(ILogger logger, string name, string path);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stand-in {Name} at {Path} is rebuilt: {Problem}")]
-    private static partial void LogRebuilding(ILogger logger, string name, string path, string problem);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Quantizing stand-in {Name} to {Type} at {Path}")]
     private static partial void LogBuilding(ILogger logger, string name, string path, LLamaFtype type);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Built stand-in {Name} at {Path}, SHA-256 {Sha256}")]
-    private static partial void LogBuilt(ILogger logger, string name, string path, string sha256);
 }
