@@ -109,27 +109,69 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
 
     private async Task LoopAsync()
     {
-        try
+        while (!_stop.IsCancellationRequested)
         {
-            while (!_stop.IsCancellationRequested)
+            try
             {
                 // Idle, or every running request waits for a tool: wait for a request or a tool to come back.
                 if (!HasWork() && !await _incoming.Reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
                     break;
                 await _model.Scheduler.RunAsync(RunSteps, _stop.Token).ConfigureAwait(false);
             }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (ObjectDisposedException)
+            {
+                break;   // the model (its scheduler) is gone
+            }
+            catch (Exception e)
+            {
+                // The shared context could not be created, or a step failed unexpectedly: every request fails with the
+                // reason (none waits for ever) and the engine serves the next ones.
+                try
+                {
+                    await _model.Scheduler.RunAsync(() => FailAll(e), _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception) when (_stop.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (ObjectDisposedException)
+                {
+                    break;
+                }
+            }
         }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+    }
+
+    private void FailAll(Exception error)
+    {
+        foreach (var job in _waiting)
         {
+            Interlocked.Decrement(ref _pending);
+            job.Completion.TrySetException(error);
         }
-        catch (Exception e)
+        _waiting.Clear();
+        while (_incoming.Reader.TryRead(out var job))
         {
-            // The shared context could not be created: every request fails with the reason.
-            foreach (var job in _waiting)
-                job.Completion.TrySetException(e);
-            while (_incoming.Reader.TryRead(out var job))
-                job.Completion?.TrySetException(e);
+            if (job == Job.WakeUp)
+                continue;
+            Interlocked.Decrement(ref _pending);
+            job.Completion.TrySetException(error);
         }
+        foreach (var job in _active.ToList())
+        {
+            job.Session?.Abandon();
+            End(job, null, error);
+        }
+        _awaitingDecode.Clear();
+        _awaitingRoom.Clear();
+        _releasing.Clear();
+        // What the failed step left in the cache is unknown: the next request starts on a new context.
+        _context?.Dispose();
+        _context = null;
     }
 
     private bool HasWork() => _waiting.Count > 0 || _awaitingDecode.Count > 0 || _awaitingRoom.Count > 0 || !_outsideDone.IsEmpty
@@ -185,7 +227,7 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
 
         // Requests back from a tool carry on (they add their tokens for this step's decode).
         while (_outsideDone.TryDequeue(out var back))
-            back.Resume(null);
+            back.Resume(back.IsAbandoned ? new OperationCanceledException("The engine failed this request.") : null);
         Admit(context);
         if (_awaitingDecode.Count == 0 && context.BatchCount == 0)
             return;

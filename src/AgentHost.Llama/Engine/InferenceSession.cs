@@ -342,6 +342,12 @@ public sealed class InferenceSession : IDisposable, IValueTaskSource
             _shared.Dispose();
     }
 
+    /// <summary>Whether the engine gave up on this session's request (a failed step): it must not decode again.</summary>
+    internal bool IsAbandoned { get; private set; }
+
+    /// <summary>Called by the engine when it fails this session's request; a strategy still waiting for a tool unwinds when it returns.</summary>
+    internal void Abandon() => IsAbandoned = true;
+
     /// <summary>Called by the engine after a shared decode this session took part in.</summary>
     internal void NoteSharedDecode(int requests) => _sharedBatchRequests += requests;
 

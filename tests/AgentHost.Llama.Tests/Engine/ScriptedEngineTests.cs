@@ -170,4 +170,19 @@ public sealed class ScriptedEngineTests(Stories260KFixture fixture)
         var next = await engine.GenerateAsync(new GreedyStrategy(), Request(3)).WaitAsync(_hangGuard);
         Assert.Equal((await StandaloneAsync(new GreedyStrategy(), Request(3))).Tokens, next.Tokens);
     }
+
+    [Fact]
+    public async Task A_context_that_cannot_be_created_fails_the_waiting_requests_and_the_next_request_gets_a_new_one()
+    {
+        var attempts = 0;
+        using var engine = new DecodeEngine(fixture.Model, () => ++attempts == 1 ? throw new InvalidOperationException("no memory for the context") : Backend());
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => engine.GenerateAsync(new GreedyStrategy(), Request(0)).WaitAsync(_hangGuard));
+        Assert.Equal("no memory for the context", error.Message);
+        Assert.Equal(0, engine.Pending);
+
+        var next = await engine.GenerateAsync(new GreedyStrategy(), Request(0)).WaitAsync(_hangGuard);
+        Assert.Equal((await StandaloneAsync(new GreedyStrategy(), Request(0))).Tokens, next.Tokens);
+        Assert.Equal(2, attempts);
+    }
 }
