@@ -65,9 +65,6 @@ public sealed class DecodeEngine : IDisposable, ISessionHost
     /// <summary>Requests waiting or running.</summary>
     public int Pending => Volatile.Read(ref _pending);
 
-    /// <summary>Whether decodes return hidden states (known once the context exists, with the first request).</summary>
-    public bool? HasHiddenStates => _context?.HasHiddenStates;
-
     /// <summary>Runs <paramref name="strategy"/> on <paramref name="request"/> in the shared batch.</summary>
     public Task<GenerationResult> GenerateAsync(IDecodingStrategy strategy, GenerationRequest request, CancellationToken cancellationToken = default)
     {
