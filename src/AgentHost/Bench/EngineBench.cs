@@ -53,23 +53,23 @@ internal static class EngineBench
         var mismatches = new List<string>();
         for (var run = 0; run < warmup + runs; run++)
         {
-            var allGreedy = await MeasureAsync(Clients, prompts, (client, i) => PostAsync(http, server.Name, "greedy", prompts[i], i, maxTokens, cancellationToken));
+            var allGreedy = await ServerBench.MeasureAsync(Clients, prompts, async (_, i) => (await PostAsync(http, server.Name, "greedy", prompts[i], i, maxTokens, cancellationToken)).Tokens);
             var outputs = new List<(string Kind, int Prompt, string Text)>();
-            var mix = await MeasureAsync(Clients, prompts, async (client, i) =>
+            var mix = await ServerBench.MeasureAsync(Clients, prompts, async (client, i) =>
             {
                 var kind = MixKinds[client % MixKinds.Length];
                 var reply = await PostAsync(http, server.Name, kind, prompts[i], i, maxTokens, cancellationToken);
                 lock (outputs)
                     outputs.Add((kind, i, reply.Text));
-                return reply;
+                return reply.Tokens;
             });
             // One client, recycling: over HTTP and in-process on the server's own client, interleaved by run.
-            var viaHttp = await MeasureAsync(1, prompts, (_, i) => PostAsync(http, server.Name, "recycling", prompts[i], i, maxTokens, cancellationToken));
-            var inProcess = await MeasureAsync(1, prompts, async (_, i) =>
+            var viaHttp = await ServerBench.MeasureAsync(1, prompts, async (_, i) => (await PostAsync(http, server.Name, "recycling", prompts[i], i, maxTokens, cancellationToken)).Tokens);
+            var inProcess = await ServerBench.MeasureAsync(1, prompts, async (_, i) =>
             {
                 var chatOptions = new ChatOptions { MaxOutputTokens = maxTokens, AdditionalProperties = new() { [ChatRequestMapper.StrategyKey] = "recycling" } };
                 var response = await server.Local.GetResponseAsync([new ChatMessage(ChatRole.User, prompts[i])], chatOptions, cancellationToken);
-                return new Reply((int)response.Usage!.OutputTokenCount!, response.Text, 0, 0, TimeSpan.Zero);
+                return (int)response.Usage!.OutputTokenCount!;
             });
             if (run >= warmup)
             {
@@ -203,20 +203,6 @@ internal static class EngineBench
     private static string Clip(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     private sealed record Reply(int Tokens, string Text, long PromptTokens, long CachedTokens, TimeSpan FirstToken);
-
-    /// <summary>Every client sends every prompt in turn (client c starts at prompt c); returns generated tokens per second of wall time over all clients.</summary>
-    private static async Task<double> MeasureAsync(int clients, IReadOnlyList<string> prompts, Func<int, int, Task<Reply>> send)
-    {
-        var clock = Stopwatch.StartNew();
-        var tokens = await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
-        {
-            var total = 0;
-            for (var i = 0; i < prompts.Count; i++)
-                total += (await send(c, (i + c) % prompts.Count)).Tokens;
-            return total;
-        })));
-        return tokens.Sum() / clock.Elapsed.TotalSeconds;
-    }
 
     /// <summary>One chat request of a mix kind; sampling kinds get a seed per prompt, so runs repeat.</summary>
     private static async Task<Reply> PostAsync(HttpClient http, string model, string kind, string prompt, int promptIndex, int maxTokens, CancellationToken cancellationToken)

@@ -69,7 +69,7 @@ internal static class ServerBench
             var plain = slot is null ? 0 : await MeasureInProcessAsync(slot, prompts, maxTokens, cancellationToken);
             var viaHttp = new Dictionary<int, double>();
             foreach (var clients in _clientCounts)
-                viaHttp[clients] = await MeasureAsync(clients, prompts, prompt => PostAsync(http, hosted.Name, prompt, maxTokens, cancellationToken));
+                viaHttp[clients] = await MeasureAsync(clients, prompts, (_, i) => PostAsync(http, hosted.Name, prompts[i], maxTokens, cancellationToken));
             // Decodes at about the middle of a bench request: a chat prompt and half a reply.
             var cost = await CostCurve.MeasureAsync(model, position: 32 + maxTokens / 2, steps: 8, cancellationToken);
             if (run >= warmup)
@@ -132,21 +132,24 @@ internal static class ServerBench
 
     /// <summary>One in-process client sends every prompt in turn through <paramref name="client"/>; returns tokens per second.</summary>
     private static Task<double> MeasureInProcessAsync(IChatClient client, IReadOnlyList<string> prompts, int maxTokens, CancellationToken cancellationToken)
-        => MeasureAsync(1, prompts, async prompt =>
+        => MeasureAsync(1, prompts, async (_, i) =>
         {
-            var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], new ChatOptions { MaxOutputTokens = maxTokens }, cancellationToken);
+            var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, prompts[i])], new ChatOptions { MaxOutputTokens = maxTokens }, cancellationToken);
             return (int)response.Usage!.OutputTokenCount!;
         });
 
-    /// <summary>Every client sends every prompt in turn; returns generated tokens per second of wall time, summed over clients.</summary>
-    private static async Task<double> MeasureAsync(int clients, IReadOnlyList<string> prompts, Func<string, Task<int>> send)
+    /// <summary>
+    /// Every client sends every prompt in turn (client c starts at prompt c; <paramref name="send"/> gets the client and the
+    /// prompt's index and returns the tokens generated); returns generated tokens per second of wall time over all clients.
+    /// </summary>
+    internal static async Task<double> MeasureAsync(int clients, IReadOnlyList<string> prompts, Func<int, int, Task<int>> send)
     {
         var clock = Stopwatch.StartNew();
         var tokens = await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
         {
             var total = 0;
             for (var i = 0; i < prompts.Count; i++)
-                total += await send(prompts[(i + c) % prompts.Count]);
+                total += await send(c, (i + c) % prompts.Count);
             return total;
         })));
         return tokens.Sum() / clock.Elapsed.TotalSeconds;
