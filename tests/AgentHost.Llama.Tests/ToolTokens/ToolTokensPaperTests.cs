@@ -259,6 +259,39 @@ public sealed class ToolTokensPaperTests(ToolTokensFixture fixture, ITestOutputH
         Assert.True(figures.F1 > chance.F1 + 0.2, $"F1 {figures.F1} vs chance {chance.F1}");
     }
 
+    // The sets written by hand that docs/benchmarks.md measures heads on (docs/data/tool-tokens/README.md).
+    [Theory]
+    [InlineData("blind.txt", 80, 64)]
+    [InlineData("stories-a.txt", 150, 120)]
+    [InlineData("stories-b.txt", 150, 120)]
+    [InlineData("stories-c.txt", 150, 120)]
+    [InlineData("stories-d.txt", 150, 120)]
+    public async Task The_written_sets_are_corpora_whose_calls_compute_numbers_of_their_line_and_label_on_the_model(string file, int lines, int calls)
+    {
+        var examples = AnnotatedCorpus.Load(Path.Combine(TestModels.RepositoryRoot()!, "docs", "data", "tool-tokens", file));
+
+        Assert.Equal(lines, examples.Count);
+        var annotated = examples.SelectMany(e => e.Calls.Select(c => (e.Text, Call: c))).ToList();
+        Assert.Equal(calls, annotated.Count);
+        foreach (var (text, call) in annotated)
+        {
+            var operands = call.Arguments.Split(", ").Select(int.Parse).ToArray();
+            var expected = call.Tool switch
+            {
+                "add" => operands[0] + operands[1],
+                "subtract" => operands[0] - operands[1],
+                "multiply" => operands[0] * operands[1],
+                var other => throw new Xunit.Sdk.XunitException($"unknown tool {other}"),
+            };
+            Assert.Equal(expected.ToString(System.Globalization.CultureInfo.InvariantCulture), call.Result);
+            var before = text[..call.Start];
+            Assert.All(operands, o => Assert.Matches($@"\b{o}\b", before));
+        }
+        var data = await fixture.DatasetAsync(examples, ToolTokenContext.DefaultWindow);
+        Assert.Equal(calls, data.CallPositions);
+        Assert.Equal(0, data.SkippedCalls);
+    }
+
     [Fact]
     public void A_demonstrations_folder_without_the_tools_files_is_a_clear_error()
     {
